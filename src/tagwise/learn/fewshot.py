@@ -1,0 +1,198 @@
+"""Few-shot multi-label head: a linear head shrunk towards a zero-shot label-name prior.
+
+With ~8 positives per label a plain logistic regression has too little signal, and its default
+0.5 threshold predicts almost nothing. This head writes each label's logit as
+
+    logit_k(x) = a_k * prior_k(x) + (x - mean) . v_k + b_k
+
+where ``prior_k`` is the zero-shot score (cosine to the label's name/description prompts,
+standardised per label over the corpus, see ``zeroshot.py``) and ``v_k`` is a strongly L2-regularised
+correction learned from the few labels. ``a_k`` is pulled towards its zero-shot value, so with no
+labeled positive for a label the model falls back to zero-shot instead of failing. Examples are
+class-balanced per label, all K labels are fitted jointly in one L-BFGS run, and a (n, K) mask
+marks unknown cells. Thresholds come only from the labeled examples: out-of-fold probabilities
+(k-fold CV) give each label an F1-best cut, shrunk towards 0.5 when it has few positives.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from ..types import TagwiseError
+from .persist import register_model
+from .thresholds import best_f1_thresholds
+from .zeroshot import ZeroShotClassifier
+
+
+def _fit_prior_head(X, prior, Y, M, l2_v: float, l2_a: float, a0: np.ndarray, max_iter: int = 300,
+                    sample_weight=None):
+    """Minimise sum_ik w_ik logloss(X v_k + a_k prior_ik + b_k, Y_ik) + l2_v/2 |V|^2 + l2_a/2 |a - a0|^2.
+
+    X: (n, d) float32 (centred); prior: (n, K) float32 or None; Y, M: (n, K) float32.
+    Cell weights w_ik balance positives and negatives per label over the known cells, then are
+    multiplied by the optional (n,) ``sample_weight``.
+    Returns (V (d, K), a (K,), b (K,)).
+    """
+    n, d = X.shape
+    K = Y.shape[1]
+    if sample_weight is not None:
+        M = M * np.asarray(sample_weight, dtype=np.float32)[:, None]
+    n_pos = (Y * M).sum(0)
+    n_neg = ((1 - Y) * M).sum(0)
+    # balanced: each label's positives and negatives carry equal total weight
+    w_pos = np.where(n_pos > 0, (n_pos + n_neg) / (2 * np.maximum(n_pos, 1)), 0.0)
+    w_neg = np.where(n_neg > 0, (n_pos + n_neg) / (2 * np.maximum(n_neg, 1)), 0.0)
+    W = (M * np.where(Y > 0, w_pos[None, :], w_neg[None, :])).astype(np.float32)
+    P = np.zeros((n, K), np.float32) if prior is None else prior.astype(np.float32)
+    use_prior = prior is not None
+
+    def f(theta):
+        V = theta[: d * K].reshape(d, K).astype(np.float32)
+        a = theta[d * K: d * K + K].astype(np.float32)
+        b = theta[d * K + K:].astype(np.float32)
+        Z = X @ V + P * a + b
+        loss = np.logaddexp(0, Z) - Y * Z
+        R = W * (expit(Z) - Y)
+        value = (float(np.sum(W * loss, dtype=np.float64)) + 0.5 * l2_v * float(np.sum(V.astype(np.float64) ** 2))
+                 + 0.5 * l2_a * float(np.sum((a - a0) ** 2)))
+        gV = (X.T @ R).astype(np.float64) + l2_v * V
+        ga = (R * P).sum(0, dtype=np.float64) + l2_a * (a - a0) if use_prior else np.zeros(K)
+        gb = R.sum(0, dtype=np.float64)
+        return value, np.concatenate([gV.ravel(), ga, gb])
+
+    theta0 = np.concatenate([np.zeros(d * K), a0 if use_prior else np.zeros(K), np.zeros(K)])
+    res = minimize(f, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-5})
+    th = res.x
+    return th[: d * K].reshape(d, K).astype(np.float32), th[d * K: d * K + K].astype(np.float32), \
+        th[d * K + K:].astype(np.float32)
+
+
+@register_model
+class FewShotClassifier(BaseEstimator, ClassifierMixin):
+    """Linear head over embeddings with a zero-shot prior, for a few labeled examples per label.
+
+    Parameters
+    ----------
+    C : float
+        Inverse L2 strength of the linear correction ``v_k`` (small = stay near the prior).
+    prior_strength : float
+        L2 pull of each ``a_k`` towards its zero-shot value (large = trust label names more).
+    use_prior : bool
+        Use the zero-shot prior (needs ``zeroshot`` in ``fit``); False gives a balanced linear head.
+    cv : int
+        Folds for out-of-fold threshold tuning on the labeled examples (no dev split needed).
+    threshold_shrink : float
+        Pseudo-count pulling each label's tuned threshold towards 0.5.
+    """
+
+    def __init__(self, C: float = 1.0, prior_strength: float = 1.0, use_prior: bool = True, cv: int = 5,
+                 threshold_shrink: float = 5.0, random_state: int = 0):
+        self.C = C
+        self.prior_strength = prior_strength
+        self.use_prior = use_prior
+        self.cv = cv
+        self.threshold_shrink = threshold_shrink
+        self.random_state = random_state
+
+    def _prior(self, X):
+        if self.zeroshot_ is None:
+            return None
+        return self.zeroshot_.decision_function(X).astype(np.float32)
+
+    def fit(self, X, Y, mask=None, zeroshot: ZeroShotClassifier | None = None, X_corpus=None,
+            sample_weight=None, tune_thresholds: bool = True):
+        """Fit on a few labeled examples.
+
+        X: (n, d) float embeddings; Y: (n, K) {0,1}; mask: optional (n, K) bool (False = unknown);
+        zeroshot: a fitted ``ZeroShotClassifier`` over the same K labels (its scores are the prior);
+        X_corpus: optional (m, d) unlabeled embeddings, used only to centre the features;
+        sample_weight: optional (n,) weights (e.g. lower for pseudo-labels);
+        tune_thresholds: False skips the CV threshold search (thresholds stay 0.5; the caller sets them).
+        """
+        X = np.asarray(X, dtype=np.float32)
+        Y = np.asarray(Y, dtype=np.float32)
+        if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
+            raise TagwiseError(f"few-shot: X {X.shape} and Y {Y.shape} must be 2-D with the same rows.")
+        M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=np.float32)
+        n, K = Y.shape
+        if self.use_prior and zeroshot is None:
+            raise TagwiseError("few-shot: use_prior=True needs a fitted ZeroShotClassifier (label names); "
+                               "Fix: pass zeroshot=..., or set use_prior=False.")
+        if zeroshot is not None and len(zeroshot.label_vectors_) != K:
+            raise TagwiseError(f"few-shot: the zero-shot prior has {len(zeroshot.label_vectors_)} labels, Y has {K}.")
+        self.zeroshot_ = zeroshot if self.use_prior else None
+        self.mean_ = (np.asarray(X_corpus, dtype=np.float32) if X_corpus is not None else X).mean(0)
+        self.n_labels_ = K
+        self.support_ = (Y * M).sum(0).astype(np.int64)
+        Xc = X - self.mean_
+        prior = self._prior(X)
+        a0 = np.ones(K, dtype=np.float32)
+        l2_v, l2_a = 1.0 / float(self.C), float(self.prior_strength)
+        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
+        self.coef_, self.prior_coef_, self.intercept_ = _fit_prior_head(Xc, prior, Y, M, l2_v, l2_a, a0,
+                                                                        sample_weight=sw)
+        if self.zeroshot_ is not None:
+            # a label with no labeled positive (or no negative) has nothing to correct the prior with:
+            # it stays exactly zero-shot instead of being pushed to "never" by its intercept
+            empty = (self.support_ == 0) | (((1 - Y) * M).sum(0) == 0)
+            self.coef_[:, empty] = 0.0
+            self.intercept_[empty] = 0.0
+            self.prior_coef_[empty] = 1.0
+        self.threshold_ = np.full(K, 0.5)
+        if tune_thresholds:
+            # out-of-fold probabilities on the labeled examples only -> per-label thresholds
+            folds = np.random.default_rng(self.random_state).permutation(np.arange(n) % max(2, min(self.cv, n)))
+            oof = np.zeros((n, K), dtype=np.float32)
+            for f in np.unique(folds):
+                tr, te = folds != f, folds == f
+                V, a, b = _fit_prior_head(Xc[tr], None if prior is None else prior[tr], Y[tr], M[tr], l2_v,
+                                          l2_a, a0, sample_weight=None if sw is None else sw[tr])
+                oof[te] = expit(Xc[te] @ V + (0 if prior is None else prior[te] * a) + b)
+            self.oof_proba_ = oof
+            self.threshold_ = best_f1_thresholds(Y, oof, M > 0, min_positives=2, shrink=self.threshold_shrink,
+                                                 default=0.5)
+        if self.zeroshot_ is None:
+            # without a prior a label with no known positive cannot be predicted
+            self.threshold_[self.support_ == 0] = 1.0 + 1e-9
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """(n, d) -> (n, K) logits."""
+        X = np.asarray(X, dtype=np.float32)
+        Z = (X - self.mean_) @ self.coef_ + self.intercept_
+        prior = self._prior(X)
+        return Z if prior is None else Z + prior * self.prior_coef_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, d) -> (n, K) probabilities (class-balanced, so 0.5 is the neutral cut)."""
+        return expit(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        """(n, d) -> (n, K) uint8."""
+        return (self.predict_proba(X) >= self.threshold_[None, :]).astype(np.uint8)
+
+    # -- persistence -----------------------------------------------------
+    def get_state(self):
+        arrays = {"coef": self.coef_, "prior_coef": self.prior_coef_, "intercept": self.intercept_,
+                  "mean": self.mean_, "threshold": self.threshold_, "support": self.support_}
+        meta = {"params": self.get_params(), "n_labels": int(self.n_labels_), "zeroshot": None}
+        if self.zeroshot_ is not None:
+            zmeta, zarr = self.zeroshot_.get_state()
+            meta["zeroshot"] = zmeta
+            arrays.update({f"zs_{k}": v for k, v in zarr.items()})
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta, arrays):
+        model = cls(**meta["params"])
+        model.n_labels_ = int(meta["n_labels"])
+        model.coef_, model.prior_coef_ = arrays["coef"], arrays["prior_coef"]
+        model.intercept_, model.mean_ = arrays["intercept"], arrays["mean"]
+        model.threshold_, model.support_ = arrays["threshold"], arrays["support"]
+        model.zeroshot_ = None
+        if meta.get("zeroshot") is not None:
+            zarr = {k[3:]: v for k, v in arrays.items() if k.startswith("zs_")}
+            model.zeroshot_ = ZeroShotClassifier.from_state(meta["zeroshot"], zarr)
+        return model

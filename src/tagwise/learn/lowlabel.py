@@ -1,0 +1,132 @@
+"""Training with few or no labels: zero-shot, few-shot and semi-supervised, for arrays or a project.
+
+``fit_low_label`` is the array-level entry point (what ``learn.train`` calls for
+``tagwise train --zero-shot`` / ``--semi-supervised``); ``train_low_label_project`` does the same for
+a project (gathers labeled and unlabeled examples, embeds through the cache, saves the model).
+"""
+from __future__ import annotations
+
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..types import TagwiseError
+from .fewshot import FewShotClassifier
+from .persist import save_model
+from .semisupervised import SemiSupervisedClassifier
+from .zeroshot import ZeroShotClassifier, label_embeddings
+
+MODES = ("zero-shot", "few-shot", "semi-supervised")
+MAX_CORPUS = 100_000  # rows used to standardise zero-shot scores (a random sample beyond this)
+
+
+def fit_zero_shot(label_names: Sequence[str], X_corpus: np.ndarray, embed, *,
+                  descriptions: Mapping[str, str] | None = None,
+                  examples: Mapping[str, Sequence[str]] | None = None, seed: int = 0,
+                  **params) -> ZeroShotClassifier:
+    """Zero-shot model for ``label_names``; ``embed``: texts -> (n, d) with the corpus's encoder.
+
+    X_corpus: (n, d) embeddings of the domain's texts (labeled or not) for per-label standardisation.
+    """
+    X_corpus = np.asarray(X_corpus, dtype=np.float32)
+    if len(X_corpus) > MAX_CORPUS:
+        X_corpus = X_corpus[np.random.default_rng(seed).choice(len(X_corpus), MAX_CORPUS, replace=False)]
+    L = label_embeddings(label_names, None, descriptions=descriptions, examples=examples, embed=embed)
+    return ZeroShotClassifier(**params).fit(X_corpus, L, label_names)
+
+
+def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str], embed, *,
+                  descriptions: Mapping[str, str] | None = None,
+                  examples: Mapping[str, Sequence[str]] | None = None, params: dict | None = None,
+                  seed: int = 0):
+    """Fit a model for ``mode`` in ``MODES``.
+
+    X: (n, d) labeled embeddings (n may be 0 for zero-shot); Y: (n, K) {0,1}; mask: (n, K) bool or
+    None; X_unlabeled: (m, d) or None; label_names: K names; embed: texts -> (t, d) with the same
+    encoder (for the label prompts). Returns a fitted estimator with ``predict_proba``, ``predict``,
+    ``threshold_``, ``get_state``/``from_state``.
+
+    - zero-shot: label names (+ descriptions/examples) only; labeled examples, if any, only
+      recalibrate the per-label cuts.
+    - few-shot: ``FewShotClassifier`` (linear head shrunk to the zero-shot prior).
+    - semi-supervised: ``SemiSupervisedClassifier`` (few-shot head self-trained with kNN-graph
+      propagated pseudo-labels from ``X_unlabeled``).
+    """
+    if mode not in MODES:
+        raise TagwiseError(f"unknown training mode {mode!r}; use one of {list(MODES)}.")
+    K = len(label_names)
+    d = None
+    parts = [a for a in (X, X_unlabeled) if a is not None and len(a)]
+    if not parts:
+        raise TagwiseError("no texts to learn from: add a source (labeled or unlabeled) first.")
+    d = parts[0].shape[1]
+    X = np.zeros((0, d), np.float32) if X is None else np.asarray(X, dtype=np.float32)
+    Y = np.zeros((0, K), np.uint8) if Y is None else np.asarray(Y)
+    if Y.shape != (len(X), K):
+        raise TagwiseError(f"labels have shape {Y.shape}; expected {(len(X), K)} for {len(X)} examples x {K} labels.")
+    corpus = np.concatenate(parts)
+    zs = fit_zero_shot(label_names, corpus, embed, descriptions=descriptions, examples=examples, seed=seed)
+    params = dict(params or {})
+    if mode == "zero-shot":
+        if len(X) and Y.any():
+            zs.calibrate(X, Y, mask)
+        return zs
+    if len(X) < 2:
+        raise TagwiseError(f"{mode} training needs labeled examples (found {len(X)}). Fix: add a labeled "
+                           f"source, or use --zero-shot (label names only).")
+    if mode == "few-shot":
+        return FewShotClassifier(random_state=seed, **params).fit(X, Y, mask, zeroshot=zs, X_corpus=corpus)
+    if X_unlabeled is None or len(X_unlabeled) == 0:
+        raise TagwiseError("--semi-supervised needs unlabeled examples. Fix: add a source with "
+                           "split: unlabeled (or rows without labels).")
+    return SemiSupervisedClassifier(random_state=seed, **params).fit(X, Y, mask, X_unlabeled=X_unlabeled,
+                                                                     zeroshot=zs)
+
+
+def project_arrays(project, encoder: str | None = None, split: str | list[str] = "train",
+                   progress: bool = True):
+    """A project's labeled ``split`` and its unlabeled rows (any split but dev/test) as arrays.
+
+    Returns ``(X (n,d), Y (n,K), mask (n,K), X_unlabeled (m,d), labeled Examples, unlabeled Examples)``.
+    """
+    space = project.labels
+    lab = project.examples(split=split, labeled=True)
+    unl = project.examples(split=["train", "unlabeled"], labeled=False)
+    X = project.features(lab, encoder, progress=progress) if len(lab) else None
+    U = project.features(unl, encoder, progress=progress) if len(unl) else None
+    return X, lab.label_matrix(space), lab.known_mask(space), U, lab, unl
+
+
+def train_low_label_project(project, mode: str, encoder: str | None = None, name: str | None = None,
+                            split: str | list[str] = "train", params: dict | None = None,
+                            seed: int = 0) -> dict:
+    """Fit ``mode`` on a project, save it under ``models/<name>`` and make it current.
+
+    Returns ``{"model", "mode", "n_examples", "n_unlabeled", "n_labels", "seconds", "thresholds",
+    "pseudo_labels" (semi-supervised only)}``.
+    """
+    encoder = encoder or project.default_encoder
+    tax = project.taxonomy
+    names = list(project.labels.names)
+    if not names:
+        raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy "
+                           f"labels.yaml` or add a labeled source.")
+    X, Y, mask, U, lab, unl = project_arrays(project, encoder, split)
+    embed = lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0]  # noqa: E731
+    t0 = time.perf_counter()
+    model = fit_low_label(mode, X, Y, mask, U, names, embed, descriptions=tax.descriptions,
+                          examples=tax.examples, params=params, seed=seed)
+    seconds = time.perf_counter() - t0
+    name = name or time.strftime(f"{mode.replace('-', '')}-%Y%m%d-%H%M%S")
+    info = {"labels": names, "encoder": encoder, "mode": mode,
+            "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": len(unl),
+                           "sources": sorted(set(lab.sources) | set(unl.sources))},
+            "fit_seconds": round(seconds, 3)}
+    out = {"model": name, "mode": mode, "n_examples": len(lab), "n_unlabeled": len(unl), "n_labels": len(names),
+           "seconds": seconds, "thresholds": dict(zip(names, map(float, model.threshold_)))}
+    if isinstance(model, SemiSupervisedClassifier):
+        info["pseudo_labels"] = out["pseudo_labels"] = model.n_pseudo_
+    save_model(model, project.models_dir / name, info)
+    project.set_current_model(name)
+    return out

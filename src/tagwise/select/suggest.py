@@ -1,0 +1,135 @@
+"""``tagwise suggest``: the next batch of a project's unlabeled examples to label, as JSONL or Label Studio tasks.
+
+The pool is every unlabeled example of the train/unlabeled splits, minus exact duplicates (same
+normalised text; the first occurrence stays) and minus texts that already carry a label anywhere in
+the project (so a labeled batch that came back as a new source is never suggested again). The model
+is a fresh few-shot head (label-name prior + linear head) fitted on all labeled examples, a few
+seconds; with no labeled example the batch is a coverage cold start and the shown predictions are
+zero-shot.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write_text
+from ..learn.lowlabel import fit_low_label
+from ..types import TagwiseError
+from .active import relabel_candidates, select_batch
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Key for duplicate detection: case-folded, whitespace collapsed."""
+    return _SPACE.sub(" ", text).strip().casefold()
+
+
+def unlabeled_pool(project, splits=("train", "unlabeled")):
+    """The de-duplicated unlabeled examples that may be suggested, as ``Examples``."""
+    labeled = project.examples(labeled=True)
+    seen = {normalize_text(t) for t in labeled.texts}
+    pool = project.examples(split=list(splits), labeled=False)
+    keep = []
+    for i, t in enumerate(pool.texts):
+        key = normalize_text(t)
+        if key and key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return pool.subset(np.asarray(keep, dtype=np.int64))
+
+
+def suggest(project, budget: int = 100, *, encoder: str | None = None, relabel: int = 0, seed: int = 0,
+            top_labels: int = 5) -> list[dict]:
+    """Rows to label next, best first.
+
+    Each row: ``{"example_id", "source", "split", "text", "score", "reason", "predicted" (label
+    names), "scores" ({label: probability} for the top labels), "store_id"}``; ``reason`` is one of
+    cold-start / uncertain / rare-label (pool rows) or relabel (labeled rows, only if ``relabel`` > 0).
+    """
+    if budget < 1:
+        raise TagwiseError(f"--budget must be at least 1 (got {budget}).")
+    encoder = encoder or project.default_encoder
+    names = list(project.labels.names)
+    if not names:
+        raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy labels.yaml`.")
+    pool = unlabeled_pool(project)
+    if len(pool) == 0:
+        raise TagwiseError(f"{project.path}: nothing left to suggest: every example is labeled (or a duplicate "
+                           f"of a labeled one). Fix: add unlabeled texts with `tagwise add-source`.")
+    tax = project.taxonomy
+    space = project.labels
+    labeled = project.examples(labeled=True)
+    labeled = labeled.subset(labeled.splits != "test")  # never learn from the test split
+    X_pool = project.features(pool, encoder, progress=True)
+    embed = lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0]  # noqa: E731
+    Y = labeled.label_matrix(space)
+    M = labeled.known_mask(space)
+    X_lab = project.features(labeled, encoder, progress=True) if len(labeled) else None
+    mode = "few-shot" if len(labeled) >= 2 and Y.any() else "zero-shot"
+    model = fit_low_label(mode, X_lab, Y, M, X_pool, names, embed, descriptions=tax.descriptions,
+                          examples=tax.examples, seed=seed)
+    proba = model.predict_proba(X_pool)
+    thresholds = np.asarray(model.threshold_)
+    if mode == "few-shot":
+        n_pos = (Y * M).sum(0)
+        sel = select_batch(X_pool, budget, proba, thresholds, n_pos, seed=seed)
+    else:
+        sel = select_batch(X_pool, budget, None, seed=seed)
+    rows = [_row(pool, i, float(s), str(r), proba[i], thresholds, names, top_labels)
+            for i, s, r in zip(sel.index, sel.score, sel.reason)]
+    if relabel > 0 and mode == "few-shot":
+        doubt = relabel_candidates(Y, model.oof_proba_, M, n=relabel)
+        P_lab = model.predict_proba(X_lab)
+        for i, s in zip(doubt.index, doubt.score):
+            row = _row(labeled, i, float(s), "relabel", P_lab[i], thresholds, names, top_labels)
+            row["current_labels"] = list(labeled.labels[i] or [])
+            rows.append(row)
+    return rows
+
+
+def _row(ex, i, score, reason, p, thresholds, names, top_labels) -> dict:
+    top = np.argsort(-p)[:top_labels]
+    return {"example_id": str(ex.example_ids[i]), "source": str(ex.sources[i]), "split": str(ex.splits[i]),
+            "text": ex.texts[i], "score": round(score, 6), "reason": reason,
+            "predicted": [names[k] for k in np.flatnonzero(p >= thresholds)],
+            "scores": {names[k]: round(float(p[k]), 4) for k in top}, "store_id": int(ex.ids[i])}
+
+
+def to_label_studio(rows: list[dict], label_names) -> list[dict]:
+    """Label Studio tasks (JSON import) with the predictions as pre-annotations for a
+    ``<Choices name="labels" toName="text" choice="multiple">`` config."""
+    tasks = []
+    for r in rows:
+        data = {"text": r["text"], "example_id": r["example_id"], "source": r["source"], "reason": r["reason"]}
+        pred = {"model_version": "tagwise", "score": r["score"],
+                "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
+                            "value": {"choices": r.get("current_labels", r["predicted"])}}]}
+        tasks.append({"data": data, "predictions": [pred]})
+    return tasks
+
+
+LABEL_STUDIO_CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Choices name="labels" toName="text" choice="multiple">
+{choices}
+  </Choices>
+</View>
+"""
+
+
+def write_suggestions(rows: list[dict], out: str | Path, fmt: str = "jsonl", label_names=()) -> Path:
+    """Write rows as JSONL (one object per line) or as a Label Studio JSON task list."""
+    out = Path(out)
+    if fmt == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    elif fmt == "label-studio":
+        text = json.dumps(to_label_studio(rows, label_names), ensure_ascii=False, indent=1)
+    else:
+        raise TagwiseError(f"unknown --format {fmt!r}; use jsonl or label-studio.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    return out

@@ -1,0 +1,119 @@
+"""Zero-shot, few-shot and semi-supervised heads on real SemEval-2018 E-c slices (USE embeddings)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tagwise.encoders import embed_texts, get_encoder
+from tagwise.evaluate.metrics import multilabel_report
+from tagwise.learn.fewshot import FewShotClassifier
+from tagwise.learn.lowlabel import fit_low_label
+from tagwise.learn.persist import load_model, save_model
+from tagwise.learn.semisupervised import SemiSupervisedClassifier, knn_graph, propagate_labels
+from tagwise.sources import ingest, parse_spec
+from tagwise.types import LabelSpace, TagwiseError
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semeval2018_ec_en"
+NAMES = ["anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism", "sadness",
+         "surprise", "trust"]
+
+
+def _macro_f1(Y, P):
+    return multilabel_report(Y, P, None, NAMES)["macro_f1"]
+
+
+@pytest.fixture(scope="module")
+def semeval(tmp_path_factory):
+    """400 train + 300 test tweets embedded with USE (a per-test-run cache)."""
+    spec = {"name": "semeval", "format": "tsv", "quoting": "none", "limit": 400,
+            "splits": {"train": str(DATA / "E-c-En-train.txt"), "test": str(DATA / "E-c-En-test-gold.txt")},
+            "columns": {"text": "Tweet", "id": "ID"}, "labels": {"format": "onehot", "onehot_columns": NAMES}}
+    rows = ingest(parse_spec(spec, DATA / "spec.yaml"))
+    enc = get_encoder("use")
+    cache = tmp_path_factory.mktemp("emb")
+    X, _ = embed_texts(rows.texts, enc, cache, progress=False)
+    Y = LabelSpace(tuple(NAMES)).to_matrix(rows.labels)
+    split = np.asarray(rows.splits)
+    test = np.flatnonzero(split == "test")[:300]
+    train = np.flatnonzero(split == "train")
+    embed = lambda t: embed_texts(list(t), enc, cache, progress=False)[0]  # noqa: E731
+    return {"X": X[train], "Y": Y[train], "Xt": X[test], "Yt": Y[test], "embed": embed}
+
+
+def test_zero_shot_beats_predicting_every_label(semeval):
+    d = semeval
+    model = fit_low_label("zero-shot", None, None, None, d["X"], NAMES, d["embed"])
+    pred = model.predict(d["Xt"])
+    assert pred.shape == d["Yt"].shape
+    all_f1 = _macro_f1(d["Yt"], np.ones_like(d["Yt"]))
+    zs_f1 = _macro_f1(d["Yt"], pred)
+    assert zs_f1 > all_f1 + 0.02, (zs_f1, all_f1)
+    # every label is predicted for some texts, none for all of them (the per-label rank cut)
+    rate = pred.mean(0)
+    assert (rate > 0).all() and (rate < 0.6).all()
+
+
+def test_few_shot_trains_predicts_and_round_trips(semeval, tmp_path):
+    d = semeval
+    X, Y = d["X"][:80], d["Y"][:80]
+    model = fit_low_label("few-shot", X, Y, None, d["X"][80:], NAMES, d["embed"])
+    assert isinstance(model, FewShotClassifier)
+    P = model.predict_proba(d["Xt"])
+    assert P.shape == d["Yt"].shape and np.isfinite(P).all()
+    ap = multilabel_report(d["Yt"], model.predict(d["Xt"]), P, NAMES)["macro_ap"]
+    assert ap > 0.3  # far above the ~0.2 label prevalence of a random ranking
+    save_model(model, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(d["Xt"]), P, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded.threshold_, model.threshold_)
+
+
+def test_label_without_labeled_examples_falls_back_to_zero_shot(semeval):
+    d = semeval
+    k = NAMES.index("fear")
+    keep = d["Y"][:, k] == 0  # no labeled positive of 'fear' at all
+    X, Y = d["X"][keep][:100], d["Y"][keep][:100]
+    model = fit_low_label("few-shot", X, Y, None, d["X"], NAMES, d["embed"])
+    zs_logit = model.zeroshot_.decision_function(d["Xt"])[:, k]
+    np.testing.assert_allclose(model.decision_function(d["Xt"])[:, k], zs_logit, rtol=1e-5, atol=1e-5)
+    pred = model.predict(d["Xt"])[:, k]
+    assert 0 < pred.sum() < len(pred)  # still predicted, from the label name
+    # and the zero-shot ranking of 'fear' is informative
+    ap = multilabel_report(d["Yt"][:, [k]], pred[:, None], zs_logit[:, None], ["fear"])["macro_ap"]
+    assert ap > d["Yt"][:, k].mean() * 1.5
+
+
+def test_semi_supervised_uses_and_reports_pseudo_labels(semeval, tmp_path):
+    d = semeval
+    X, Y, U = d["X"][:60], d["Y"][:60], d["X"][60:]
+    model = fit_low_label("semi-supervised", X, Y, None, U, NAMES, d["embed"], params={"k": 10})
+    assert isinstance(model, SemiSupervisedClassifier)
+    info = model.n_pseudo_
+    assert info["unlabeled_pool"] == len(U) and 0 < info["positive"] and 0 < info["examples"] <= len(U)
+    pred = model.predict(d["Xt"])
+    assert pred.shape == d["Yt"].shape and pred.sum() > 0
+    save_model(model, tmp_path / "ss")
+    loaded, _ = load_model(tmp_path / "ss")
+    np.testing.assert_array_equal(loaded.predict(d["Xt"]), pred)
+
+
+def test_semi_supervised_without_unlabeled_is_a_clear_error(semeval):
+    d = semeval
+    with pytest.raises(TagwiseError, match="unlabeled"):
+        fit_low_label("semi-supervised", d["X"][:50], d["Y"][:50], None, None, NAMES, d["embed"])
+
+
+def test_propagation_moves_labels_to_neighbours(semeval):
+    d = semeval
+    X, Y = d["X"], d["Y"]
+    S = knn_graph(X, k=10)
+    assert abs(S - S.T).max() < 1e-6  # symmetric
+    known = np.zeros_like(Y, dtype=bool)
+    known[:100] = True
+    F = propagate_labels(S, Y, known, alpha=0.99)
+    # on the rows whose labels were hidden, the propagated scores rank true labels above chance
+    rest = slice(100, None)
+    ap = multilabel_report(Y[rest], F[rest] > 0.5, F[rest], NAMES)["macro_ap"]
+    assert ap > Y[rest].mean() * 1.2

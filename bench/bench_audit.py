@@ -1,0 +1,236 @@
+"""Label audit benchmark: tagwise audit vs. what a user writes today with cleanlab.
+
+Peer (same embeddings, same process): ``cross_val_predict`` of ``OneVsRestClassifier(LogisticRegression)``
+(plain multinomial ``LogisticRegression`` for single-label data), then
+``cleanlab.multilabel_classification.filter.find_label_issues`` + ``rank.get_label_quality_scores``
+(``cleanlab.filter.find_label_issues`` + ``cleanlab.rank.get_label_quality_scores`` for single-label).
+
+Noise (``tagwise.audit.noise``): uniform / confusion / missing at 5/10/20% of examples, seeded; the
+noisy labels are the given labels and the changed cells are the ground-truth errors. Detection is
+scored per example: AUPRC of the ranking (lowest quality first) and precision/recall of the flagged set.
+
+Run (from the repo root)::
+
+    nice -n 10 .venv/bin/python bench/bench_audit.py                 # full grid, writes bench/results/audit.json
+    nice -n 10 .venv/bin/python bench/bench_audit.py --datasets isear --rates 0.1 --no-scale --out /tmp/a.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "src"))
+
+from tagwise.audit.core import audit_arrays  # noqa: E402
+from tagwise.audit.label_quality import cell_issue_scores, find_label_issues, label_quality_scores  # noqa: E402
+from tagwise.audit.noise import NOISE_MODELS, inject_noise, label_similarity  # noqa: E402
+from tagwise.encoders import embed_texts, get_encoder  # noqa: E402
+from tagwise.evaluate.metrics import average_precision  # noqa: E402
+from tagwise.sources import ingest, load_spec  # noqa: E402
+from tagwise.types import LabelSpace  # noqa: E402
+
+CACHE = Path(os.environ.get("TAGWISE_CACHE_DIR", "/work/main/.cache/emb"))
+DATASETS = {  # name -> (split audited, multi-label?)
+    "goemotions": ("train", True), "reuters": ("train", True),
+    "ag_news": ("test", False), "isear": ("train", False),
+}
+
+
+def load(name: str, limit: int | None = None, seed: int = 0):
+    """(texts, X (n, 512) float32 USE embeddings, Y (n, K) uint8 clean labels, label names)."""
+    split, _ = DATASETS[name]
+    rows = ingest(load_spec(BENCH / "specs" / f"{name}.yaml"))
+    idx = [i for i, s in enumerate(rows.splits) if s == split]
+    if limit and limit < len(idx):
+        idx = sorted(np.random.default_rng(seed).choice(idx, size=limit, replace=False).tolist())
+    texts = [rows.texts[i] for i in idx]
+    space = LabelSpace(tuple(rows.annotated_labels))
+    Y = space.to_matrix([rows.labels[i] for i in idx])
+    keep = Y.sum(0) > 0  # a label never given in this split cannot be audited by either tool
+    X, _ = embed_texts(texts, get_encoder("use"), CACHE, progress=True)
+    return texts, X, Y[:, keep], [n for n, k in zip(space.names, keep) if k]
+
+
+# -- the two audits ----------------------------------------------------------------------------
+def run_tagwise(X, Yn, texts, multi_label):
+    res = audit_arrays(X, Yn, texts=texts, folds=5, multi_label=multi_label, progress=False)
+    return -res.label_quality, res.issues.is_issue, res.seconds
+
+
+def run_peer(X, Yn, multi_label):
+    from cleanlab import filter as cl_filter
+    from cleanlab import rank as cl_rank
+    from cleanlab.multilabel_classification import filter as ml_filter
+    from cleanlab.multilabel_classification import rank as ml_rank
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.multiclass import OneVsRestClassifier
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if multi_label:
+            P = cross_val_predict(OneVsRestClassifier(LogisticRegression(max_iter=1000)), X, Yn, cv=5,
+                                  method="predict_proba")
+            t1 = time.perf_counter()
+            lists = [np.flatnonzero(r).tolist() for r in Yn]
+            flagged = ml_filter.find_label_issues(labels=lists, pred_probs=P)
+            quality = ml_rank.get_label_quality_scores(lists, P)
+        else:
+            y = Yn.argmax(1)
+            P = cross_val_predict(LogisticRegression(max_iter=1000), X, y, cv=5, method="predict_proba")
+            t1 = time.perf_counter()
+            flagged = cl_filter.find_label_issues(labels=y, pred_probs=P)
+            quality = cl_rank.get_label_quality_scores(y, P)
+    t2 = time.perf_counter()
+    return -quality, np.asarray(flagged, dtype=bool), {"cross_fit": t1 - t0, "scoring": t2 - t1, "total": t2 - t0}
+
+
+def detection(truth, score, flagged):
+    tp = int((truth & flagged).sum())
+    return {"auprc": round(average_precision(truth, score), 4),
+            "precision": round(tp / max(int(flagged.sum()), 1), 4),
+            "recall": round(tp / max(int(truth.sum()), 1), 4), "n_flagged": int(flagged.sum())}
+
+
+def bench_dataset(name, rates, limit, seed):
+    texts, X, Y, names = load(name, limit)
+    _, multi_label = DATASETS[name]
+    models = NOISE_MODELS if multi_label else ("uniform", "confusion")
+    similarity = label_similarity(X, Y)
+    out = {"n": len(Y), "K": Y.shape[1], "multi_label": multi_label, "settings": []}
+    print(f"\n== {name}: n={len(Y)} K={Y.shape[1]} ({'multi' if multi_label else 'single'}-label)", flush=True)
+    print(f"{'noise':>10} {'rate':>5} {'achieved':>8} | {'AUPRC tw':>8} {'peer':>6} | {'P tw':>5} {'R tw':>5} "
+          f"{'P peer':>6} {'R peer':>6} | {'s tw':>6} {'s peer':>6} {'speedup':>7}")
+    for model in models:
+        for rate in rates:
+            Yn, changed = inject_noise(Y, model, rate, similarity, seed=seed)
+            truth = changed.any(1)
+            tw_score, tw_flag, tw_sec = run_tagwise(X, Yn, texts, multi_label)
+            pe_score, pe_flag, pe_sec = run_peer(X, Yn, multi_label)
+            row = {"noise": model, "rate": rate, "achieved_rate": round(float(truth.mean()), 4),
+                   "tagwise": {**detection(truth, tw_score, tw_flag), "seconds": {k: round(v, 2) for k, v in tw_sec.items()}},
+                   "peer": {**detection(truth, pe_score, pe_flag), "seconds": {k: round(v, 2) for k, v in pe_sec.items()}}}
+            row["auprc_ratio"] = round(row["tagwise"]["auprc"] / max(row["peer"]["auprc"], 1e-9), 3)
+            row["speedup"] = round(pe_sec["total"] / tw_sec["total"], 2)
+            out["settings"].append(row)
+            t, p = row["tagwise"], row["peer"]
+            print(f"{model:>10} {rate:5.2f} {row['achieved_rate']:8.3f} | {t['auprc']:8.3f} {p['auprc']:6.3f} | "
+                  f"{t['precision']:5.2f} {t['recall']:5.2f} {p['precision']:6.2f} {p['recall']:6.2f} | "
+                  f"{tw_sec['total']:6.1f} {pe_sec['total']:6.1f} {row['speedup']:6.1f}x", flush=True)
+    return out
+
+
+# -- scoring-only speed and peak memory -----------------------------------------------------------
+def scoring_speed(n=200_000, K=50, seed=0):
+    """The scoring step alone on synthetic multi-label pred_probs (no cross-fitting)."""
+    from cleanlab.multilabel_classification import filter as ml_filter
+    from cleanlab.multilabel_classification import rank as ml_rank
+    rng = np.random.default_rng(seed)
+    base = rng.random(K) * 0.1 + 0.01
+    Y = (rng.random((n, K)) < base).astype(np.uint8)
+    Y[np.arange(n), rng.integers(0, K, n)] = 1  # every example has a label
+    P = np.clip(0.7 * Y + 0.3 * rng.random((n, K)), 0, 1).astype(np.float32)
+    t0 = time.perf_counter()
+    S = cell_issue_scores(Y, P)
+    find_label_issues(Y, P, cell_scores=S)
+    label_quality_scores(Y, P, cell_scores=S)
+    tw = time.perf_counter() - t0
+    lists = [np.flatnonzero(r).tolist() for r in Y]
+    t0 = time.perf_counter()
+    ml_filter.find_label_issues(labels=lists, pred_probs=P)
+    ml_rank.get_label_quality_scores(lists, P)
+    pe = time.perf_counter() - t0
+    res = {"n": n, "K": K, "tagwise_s": round(tw, 3), "peer_s": round(pe, 3), "speedup": round(pe / tw, 1)}
+    print(f"\n== scoring only, N={n} K={K}: tagwise {tw:.2f}s, cleanlab {pe:.2f}s -> {pe / tw:.1f}x", flush=True)
+    return res
+
+
+def memory_child(tool, name, limit, seed):
+    """Run one audit (uniform 10%) and print the peak RSS increase over the loaded data, in MB."""
+    texts, X, Y, _ = load(name, limit)
+    _, multi_label = DATASETS[name]
+    Yn, _ = inject_noise(Y, "uniform", 0.1, seed=seed)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if tool == "tagwise":
+        run_tagwise(X, Yn, texts, multi_label)
+    else:
+        run_peer(X, Yn, multi_label)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_mb": round(after / 1024, 1), "increase_mb": round((after - before) / 1024, 1)}))
+
+
+def peak_memory(name, limit, seed):
+    out = {}
+    for tool in ("tagwise", "peer"):
+        cmd = [sys.executable, __file__, "--memory-child", tool, "--datasets", name, "--seed", str(seed)]
+        if limit:
+            cmd += ["--limit", str(limit)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[tool] = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"   peak RSS {name}: tagwise +{out['tagwise']['increase_mb']} MB, peer +{out['peer']['increase_mb']} MB "
+          f"over the loaded data", flush=True)
+    return out
+
+
+def scale_check(n=200_000, d=512, K=100, seed=0):
+    """Full audit on synthetic clustered vectors: exercises the IVF index and chunked paths."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((K, d)).astype(np.float32)
+    Y = (rng.random((n, K)) < 0.02).astype(np.uint8)
+    Y[np.arange(n), rng.integers(0, K, n)] = 1
+    X = (Y.astype(np.float32) @ centers) / np.sqrt(Y.sum(1, keepdims=True)) + rng.standard_normal((n, d)).astype(np.float32)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    res = audit_arrays(X, Y, folds=5, progress=True)
+    sec = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"n": n, "d": d, "K": K, "seconds": round(sec, 1), "stages": {k: round(v, 1) for k, v in res.seconds.items()},
+           "peak_rss_mb": round(after / 1024, 1), "rss_increase_mb": round((after - before) / 1024, 1)}
+    print(f"\n== scale check n={n} d={d} K={K}: {sec:.1f}s, peak RSS {out['peak_rss_mb']} MB", flush=True)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="goemotions,reuters,ag_news,isear")
+    ap.add_argument("--rates", default="0.05,0.1,0.2")
+    ap.add_argument("--limit", type=int, default=None, help="subsample GoEmotions train to this many rows")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--memory-child", default=None)
+    ap.add_argument("--out", default=str(BENCH / "results" / "audit.json"))
+    args = ap.parse_args()
+    names = args.datasets.split(",")
+    if args.memory_child:
+        memory_child(args.memory_child, names[0], args.limit if names[0] == "goemotions" else None, args.seed)
+        return
+    rates = [float(r) for r in args.rates.split(",")]
+    results = {"encoder": "use", "folds": 5, "seed": args.seed, "goemotions_limit": args.limit,
+               "cpu_threads": os.environ.get("OMP_NUM_THREADS", "default"), "datasets": {}}
+    for name in names:
+        limit = args.limit if name == "goemotions" else None
+        results["datasets"][name] = bench_dataset(name, rates, limit, args.seed)
+        if not args.no_memory:
+            results["datasets"][name]["peak_memory"] = peak_memory(name, limit, args.seed)
+    results["scoring_only"] = scoring_speed()
+    if not args.no_scale:
+        results["scale_check"] = scale_check()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

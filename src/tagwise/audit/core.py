@@ -1,0 +1,112 @@
+"""The whole audit on arrays: cross-fitting, kNN evidence, typed findings, duplicates, outliers."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..types import TagwiseError
+from .duplicates import conflicting_duplicates, outlier_scores
+from .knn import nearest_neighbors, neighbor_label_votes
+from .label_quality import (LabelIssues, blend_evidence, cell_issue_scores, find_label_issues,
+                            label_quality_scores)
+from .oof import out_of_fold_proba
+
+
+@dataclass
+class AuditResult:
+    """Everything the audit found, row-aligned with the input (n examples, K labels).
+
+    pred_probs: (n, K) out-of-fold model probabilities; neighbor_votes: (n, K) kNN label votes;
+    evidence: (n, K) their blend, which all scores use; issues: typed cell findings;
+    label_quality: (n,) in (0, 1], lower = more likely mislabeled; duplicates: conflicting pairs
+    ``{"i", "j", "similarity", "exact"}``; outlier_score: (n,) percentile; is_outlier: (n,) bool;
+    neighbors / similarity: (n, k) kNN graph; seconds: wall time per stage.
+    """
+
+    multi_label: bool
+    pred_probs: np.ndarray
+    neighbor_votes: np.ndarray
+    evidence: np.ndarray
+    issues: LabelIssues
+    label_quality: np.ndarray
+    duplicates: dict[str, np.ndarray]
+    outlier_score: np.ndarray
+    is_outlier: np.ndarray
+    neighbors: np.ndarray
+    similarity: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_flagged(self) -> np.ndarray:
+        """(n,) bool: any label finding, conflicting duplicate or outlier."""
+        flagged = self.issues.is_issue | self.is_outlier
+        flagged[self.duplicates["i"]] = True
+        flagged[self.duplicates["j"]] = True
+        return flagged
+
+    def ranking(self) -> np.ndarray:
+        """(n,) example indices, most likely mislabeled first."""
+        return np.argsort(self.label_quality, kind="stable")
+
+
+def check_audit_inputs(labels: np.ndarray, mask: np.ndarray | None, folds: int, where: str = "audit") -> None:
+    """Raise a TagwiseError for inputs the audit cannot score meaningfully."""
+    Y = np.asarray(labels, dtype=bool)
+    n, K = Y.shape
+    if n < folds:
+        raise TagwiseError(f"{where}: {n} labeled examples are fewer than the {folds} folds of cross-fitting. "
+                           f"Fix: add labeled examples or pass a smaller --folds (at least 2).")
+    M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
+    pos = (Y & M).sum(0)
+    neg = (~Y & M).sum(0)
+    if not ((pos > 0) & (neg > 0)).any():
+        present = [k for k in range(K) if pos[k] > 0]
+        raise TagwiseError(f"{where}: the data has only one class (every example carries the same labels, "
+                           f"label columns {present}), so nothing can be contrasted. Fix: audit a split or "
+                           f"set of sources with at least two classes.")
+
+
+def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
+                 texts: Sequence[str] | None = None, folds: int = 5, k: int = 10, knn_weight: float = 0.2,
+                 multi_label: bool | None = None, slack: float = 0.0, duplicate_similarity: float = 0.95,
+                 estimator_factory: Callable[[], object] | None = None,
+                 random_state: int = 0, progress: bool = True) -> AuditResult:
+    """Audit given labels against the data.
+
+    X: (n, d) float embeddings; labels: (n, K) {0,1}; mask: optional (n, K) bool (False = label
+    unknown for that example); texts: n strings for exact-duplicate detection (optional);
+    multi_label: None infers it (False when every row has exactly one label).
+    """
+    t0 = time.perf_counter()
+    Y = np.asarray(labels).astype(np.uint8)
+    check_audit_inputs(Y, mask, folds)
+    if multi_label is None:
+        multi_label = not bool((Y.sum(1) == 1).all())
+    seconds = {}
+    P = out_of_fold_proba(X, Y, mask, folds=folds, estimator_factory=estimator_factory,
+                          random_state=random_state, progress=progress)
+    seconds["cross_fit"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    nbrs, sims = nearest_neighbors(X, k=k, random_state=random_state, progress=progress)
+    V = neighbor_label_votes(nbrs, sims, Y, mask)
+    seconds["knn"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    E = blend_evidence(P, V, knn_weight)
+    if not multi_label:
+        E = E / np.maximum(E.sum(1, keepdims=True), 1e-12)
+    S = cell_issue_scores(Y, E, mask)
+    issues = find_label_issues(Y, E, mask, multi_label=multi_label, slack=slack, cell_scores=S)
+    quality = label_quality_scores(Y, E, mask, cell_scores=S)
+    seconds["scoring"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    dups = conflicting_duplicates(texts if texts is not None else [""] * len(Y), Y, mask, nbrs, sims,
+                                  min_similarity=duplicate_similarity)
+    out_score, is_out = outlier_scores(sims)
+    seconds["duplicates_outliers"] = time.perf_counter() - t3
+    seconds["total"] = time.perf_counter() - t0
+    return AuditResult(multi_label=multi_label, pred_probs=P, neighbor_votes=V, evidence=E, issues=issues,
+                       label_quality=quality, duplicates=dups, outlier_score=out_score, is_outlier=is_out,
+                       neighbors=nbrs, similarity=sims, seconds=seconds)

@@ -1,0 +1,74 @@
+"""Seeded synthetic label noise for benchmarking and testing the audit.
+
+Three documented models, each corrupting ``rate`` of the examples (one change per example):
+
+- ``uniform``: drop one given label (only when the example keeps at least one) or add a label
+  drawn uniformly from those it lacks, 50/50; single-label data replaces the class with a
+  uniformly drawn other class.
+- ``confusion``: replace one given label by its most similar label that the example lacks
+  (``label_similarity``: cosine of label centroids in embedding space, so annoyance -> anger).
+- ``missing``: drop one label of an example that has at least two (an annotator missed a
+  secondary label). Only multi-label examples are eligible; if fewer than ``rate * n`` exist,
+  all of them are used and the achieved rate is lower (reported by the caller).
+
+The noisy matrix is what an audit sees as the given labels; the ground-truth errors are exactly
+the cells changed here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+NOISE_MODELS = ("uniform", "confusion", "missing")
+
+
+def label_similarity(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(K, K) cosine similarity of label centroids (mean L2-normalised embedding per label);
+    the diagonal is -inf so argmax gives the most similar *other* label."""
+    Y = np.asarray(labels, dtype=np.float32)
+    Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    C = Y.T @ Xn
+    C /= np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)
+    S = C @ C.T
+    np.fill_diagonal(S, -np.inf)
+    return S
+
+
+def inject_noise(labels: np.ndarray, model: str, rate: float, similarity: np.ndarray | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Corrupt ``rate`` of the examples of a clean (n, K) {0,1} matrix.
+
+    Returns ``(noisy (n, K) uint8, changed (n, K) bool)``; ``changed.any(1)`` marks corrupted rows.
+    """
+    if model not in NOISE_MODELS:
+        raise ValueError(f"unknown noise model {model!r}; choose from {NOISE_MODELS}")
+    Y = np.asarray(labels, dtype=np.uint8).copy()
+    n, K = Y.shape
+    rng = np.random.default_rng(seed)
+    single = bool((Y.sum(1) == 1).all())
+    n_labels = Y.sum(1)
+    eligible = np.flatnonzero(n_labels >= 2) if model == "missing" else np.flatnonzero(n_labels >= 1)
+    take = min(len(eligible), int(round(rate * n)))
+    rows = rng.choice(eligible, size=take, replace=False)
+    if model == "confusion" and similarity is None:
+        raise ValueError("the confusion model needs a (K, K) label similarity")
+    for i in rows:
+        given = np.flatnonzero(Y[i])
+        absent = np.flatnonzero(Y[i] == 0)
+        if model == "missing":
+            Y[i, rng.choice(given)] = 0
+        elif model == "uniform":
+            if single:
+                Y[i, given[0]] = 0
+                Y[i, rng.choice(absent)] = 1
+            elif len(given) >= 2 and rng.random() < 0.5:
+                Y[i, rng.choice(given)] = 0
+            else:
+                Y[i, rng.choice(absent)] = 1
+        else:  # confusion
+            src = rng.choice(given)
+            order = np.argsort(-similarity[src])
+            dst = next(k for k in order if Y[i, k] == 0 and k != src)
+            Y[i, src] = 0
+            Y[i, dst] = 1
+    changed = Y != np.asarray(labels, dtype=np.uint8)
+    return Y, changed

@@ -1,0 +1,175 @@
+"""Audit a project's stored labels and write the ranked issues file (CSV / JSONL / Parquet)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..types import Examples, LabelSpace, TagwiseError
+from .core import AuditResult, audit_arrays
+
+ISSUE_COLUMNS = ["rank", "store_id", "example_id", "source", "split", "text", "given_labels",
+                 "suggested_labels", "label_quality", "findings"]
+FORMATS = (".csv", ".jsonl", ".parquet")
+
+
+def _check_output_path(path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise TagwiseError(f"{path}: unknown issues file format {path.suffix!r}. Fix: name it *.csv, *.jsonl "
+                           f"or *.parquet.")
+    return path
+
+
+def labeled_examples(project, split: str | None) -> tuple[Examples, LabelSpace, np.ndarray, np.ndarray]:
+    """(examples, space, labels (n, K) uint8, known mask (n, K) bool) of one split's labeled rows,
+    with a TagwiseError for labels outside the taxonomy."""
+    space = project.labels
+    split_arg = None if split in (None, "all") else split
+    ex = project.examples(split=split_arg, labeled=True)
+    known = set(space.names)
+    for i, labels in enumerate(ex.labels):
+        bad = [n for n in labels if n not in known]
+        if bad:
+            raise TagwiseError(f"{project.path}: example {ex.example_ids[i]} of source {ex.sources[i]!r} has labels "
+                               f"{bad} outside the taxonomy {list(space.names)[:8]}{'…' if len(space) > 8 else ''}. "
+                               f"Fix: map them in the source spec (labels/map) or add them to the taxonomy.")
+    if len(ex) == 0:
+        raise TagwiseError(f"{project.path}: no labeled examples in split {split!r}. Fix: pick another --split "
+                           f"(have: {sorted(project.store.count())}).")
+    return ex, space, ex.label_matrix(space), ex.known_mask(space)
+
+
+def audit_project(project, split: str | None = "train", folds: int = 5, k: int = 10,
+                  encoder: str | None = None, progress: bool = True, **options) -> tuple[AuditResult, Examples, LabelSpace]:
+    """Audit the labeled examples of ``split`` ("all" or None = every split) of a project."""
+    ex, space, Y, M = labeled_examples(project, split)
+    X = project.features(ex, encoder=encoder, progress=progress)
+    where = f"{project.path} split {split!r}"
+    from .core import check_audit_inputs
+    check_audit_inputs(Y, M, folds, where)
+    result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, **options)
+    return result, ex, space
+
+
+def issue_rows(result: AuditResult, ex: Examples, space: LabelSpace, all_rows: bool = False) -> list[dict]:
+    """One dict per flagged example (every example with ``all_rows``), ranked by label quality.
+
+    ``findings`` is a list of ``{"label", "type", "score"}``: type ``missing`` / ``wrong`` (score =
+    probability the given value is wrong), ``conflicting_duplicate`` (score = cosine similarity,
+    with ``partner`` store id / example id / source and ``exact``), or ``outlier`` (score =
+    distance percentile).
+    """
+    names = space.names
+    n = len(ex)
+    findings: list[list[dict]] = [[] for _ in range(n)]
+    rows, cols = np.nonzero(result.issues.flagged)
+    for i, c in zip(rows.tolist(), cols.tolist()):
+        findings[i].append({"label": names[c], "type": "missing" if result.issues.kind[i, c] > 0 else "wrong",
+                            "score": round(float(result.issues.cell_scores[i, c]), 4)})
+    Y = ex.label_matrix(space).astype(bool)
+    d = result.duplicates
+    for i, j, s, exact in zip(d["i"].tolist(), d["j"].tolist(), d["similarity"].tolist(), d["exact"].tolist()):
+        differ = [names[c] for c in np.flatnonzero(Y[i] != Y[j])]
+        for a, b in ((i, j), (j, i)):
+            findings[a].append({"label": differ, "type": "conflicting_duplicate", "score": round(float(s), 4),
+                                "partner": int(ex.ids[b]), "partner_example_id": str(ex.example_ids[b]),
+                                "partner_source": str(ex.sources[b]), "exact": bool(exact)})
+    for i in np.flatnonzero(result.is_outlier).tolist():
+        findings[i].append({"label": None, "type": "outlier", "score": round(float(result.outlier_score[i]), 4)})
+    flagged = result.is_flagged
+    order = result.ranking()
+    suggested = result.issues.suggested
+    out = []
+    for i in order.tolist():
+        if not (all_rows or flagged[i]):
+            continue
+        out.append({"rank": len(out) + 1, "store_id": int(ex.ids[i]), "example_id": str(ex.example_ids[i]),
+                    "source": str(ex.sources[i]), "split": str(ex.splits[i]), "text": ex.texts[i],
+                    "given_labels": list(ex.labels[i] or []),
+                    "suggested_labels": [names[c] for c in np.flatnonzero(suggested[i])],
+                    "label_quality": round(float(result.label_quality[i]), 4), "findings": findings[i]})
+    return out
+
+
+def write_issues(rows: list[dict], path) -> Path:
+    """Write issue rows to ``path`` by extension (atomically). Lists are JSON strings in CSV."""
+    path = _check_output_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix.lower()
+    if ext == ".jsonl":
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    elif ext == ".csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=ISSUE_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in r.items()})
+        atomic_write_text(path, buf.getvalue())
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        cols = {k: [r[k] for r in rows] for k in ISSUE_COLUMNS}
+        cols["findings"] = [json.dumps(f, ensure_ascii=False) for f in cols["findings"]]
+        table = pa.table({k: pa.array(v, type=pa.list_(pa.string()) if k.endswith("_labels") else None)
+                          for k, v in cols.items()}) if rows else pa.table({k: pa.array([], pa.string()) for k in ISSUE_COLUMNS})
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    return path
+
+
+def read_issues(path) -> list[dict]:
+    """Read an issues file written by ``write_issues`` (possibly edited: rows deleted, suggested
+    labels changed). Returns dicts with at least store_id/example_id/source/suggested_labels."""
+    path = Path(path)
+    if not path.exists():
+        raise TagwiseError(f"{path}: no such issues file. Fix: run `tagwise audit PROJECT --out {path}` first.")
+    ext = _check_output_path(path).suffix.lower()
+    if ext == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise TagwiseError(f"{path}: line {n}: not valid JSON ({exc.msg}). Fix: repair or delete the line.") from None
+        return rows
+    if ext == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        for n, r in enumerate(rows, 2):
+            for key in ("given_labels", "suggested_labels"):
+                if key in r and r[key] not in (None, ""):
+                    try:
+                        r[key] = json.loads(r[key])
+                    except json.JSONDecodeError:
+                        raise TagwiseError(f"{path}: row {n}: field {key} must be a JSON list such as "
+                                           f'["anger", "joy"]; got {r[key]!r}.') from None
+        return rows
+    import pyarrow.parquet as pq
+    return pq.read_table(path).to_pylist()
+
+
+def save_audit_run(project, result: AuditResult, rows: list[dict], params: dict) -> Path:
+    """Keep the audit in ``runs/<id>-audit``: summary.json, issues.jsonl, score arrays (for the report)."""
+    run = project.new_run("audit", params)
+    counts: dict[str, int] = {}
+    by_label: dict[str, dict[str, int]] = {}
+    for r in rows:
+        for f in r["findings"]:
+            counts[f["type"]] = counts.get(f["type"], 0) + 1
+            if f["type"] in ("missing", "wrong"):
+                by_label.setdefault(f["label"], {"missing": 0, "wrong": 0})[f["type"]] += 1
+    summary = {"n_examples": int(len(result.label_quality)), "n_flagged": len(rows) if not params.get("all") else
+               int(result.is_flagged.sum()), "findings_by_type": counts, "findings_by_label": by_label,
+               "multi_label": result.multi_label, "seconds": {k: round(v, 2) for k, v in result.seconds.items()}}
+    atomic_write_json(run / "summary.json", summary)
+    write_issues([r for r in rows if r["findings"]][:1000], run / "issues.jsonl")
+    atomic_save_npy(run / "label_quality.npy", result.label_quality)
+    atomic_save_npy(run / "flagged.npy", result.is_flagged)
+    return run

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..types import TagwiseError
-from .project import read_issues
+from .project import new_run, read_issues
 
 
 def apply_corrections(project, path, reason: str | None = None) -> tuple[str, int]:
@@ -59,7 +59,7 @@ def apply_corrections(project, path, reason: str | None = None) -> tuple[str, in
                                f"audited {given}. Fix: re-run `tagwise audit` and apply the new file.")
         if now is None or sorted(now) != sorted(suggested):
             updates[sid] = list(suggested)
-    batch = project.new_run("corrections", {"file": str(path), "rows": len(rows)}).name
+    batch = new_run(project, "corrections", {"file": str(path), "rows": len(rows)}).name
     changed = store.set_labels(updates, batch, reason or f"accepted audit suggestions from {path.name}")
     return batch, changed
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -155,9 +156,19 @@ def read_issues(path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
+def new_run(project, kind: str, params: dict) -> Path:
+    """``project.new_run`` that waits out a same-second id clash (run ids have 1 s resolution)."""
+    for _ in range(3):
+        try:
+            return project.new_run(kind, params)
+        except FileExistsError:
+            time.sleep(1.0)
+    return project.new_run(kind, params)
+
+
 def save_audit_run(project, result: AuditResult, rows: list[dict], params: dict) -> Path:
     """Keep the audit in ``runs/<id>-audit``: summary.json, issues.jsonl, score arrays (for the report)."""
-    run = project.new_run("audit", params)
+    run = new_run(project, "audit", params)
     counts: dict[str, int] = {}
     by_label: dict[str, dict[str, int]] = {}
     for r in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from .types import LabelSpace, TagwiseError
@@ -46,6 +47,102 @@ class Taxonomy:
                                f"or add them to the taxonomy.")
         self.labels.extend(new)
         return new
+
+    # -- hierarchy ---------------------------------------------------------
+    def children(self, label: str) -> list[str]:
+        """Direct children of ``label`` in taxonomy order."""
+        return [c for c in self.labels if self.parents.get(c) == label]
+
+    def ancestors(self, label: str) -> list[str]:
+        """Parent, grandparent, ... of ``label`` (nearest first)."""
+        out, node = [], label
+        while node in self.parents and self.parents[node] not in out:
+            node = self.parents[node]
+            out.append(node)
+        return out
+
+    def descendants(self, label: str) -> list[str]:
+        """Every label below ``label`` (taxonomy order)."""
+        return [c for c in self.labels if label in self.ancestors(c)]
+
+    def roots(self) -> list[str]:
+        return [n for n in self.labels if n not in self.parents]
+
+    def depth(self, label: str) -> int:
+        return len(self.ancestors(label))
+
+    def covered(self, annotated) -> set[str]:
+        """``annotated`` plus every parent all of whose children are covered (recursively).
+
+        A source that annotates every child of a parent implicitly annotates the parent: an
+        example with no positive child is a parent negative too.
+        """
+        out = set(annotated)
+        changed = True
+        while changed:
+            changed = False
+            for name in self.labels:
+                kids = self.children(name)
+                if name not in out and kids and all(k in out for k in kids):
+                    out.add(name)
+                    changed = True
+        return out
+
+    def ancestor_matrix(self, space: LabelSpace | None = None) -> np.ndarray:
+        """(K, K) bool ``A[c, p]`` = label p is a (strict) ancestor of label c, in ``space`` order."""
+        space = space or self.space
+        A = np.zeros((len(space), len(space)), dtype=bool)
+        for c, name in enumerate(space.names):
+            for anc in self.ancestors(name):
+                if anc in space._lookup:
+                    A[c, space.index(anc)] = True
+        return A
+
+    def check_label_map(self, mapping: dict, where: str, source_labels: list[str] | None = None) -> None:
+        """Validate a source spec's ``labels/map`` against this taxonomy; raise a clear TagwiseError.
+
+        Catches: a target that is not a taxonomy label (declared taxonomy), a key that is not one of
+        the source's labels (when they are known), and a source label mapped to both a label and one
+        of its ancestors (the ancestor is implied by the child, so the map is contradictory or redundant).
+        """
+        import difflib
+
+        known = set(self.labels)
+        for key, target in mapping.items():
+            if source_labels is not None and key not in source_labels:
+                close = difflib.get_close_matches(str(key), source_labels, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else f" The source's labels: {source_labels}."
+                raise TagwiseError(f"{where}: labels/map key {key!r} is not a label of this source.{hint}")
+            if target is None:
+                continue
+            targets = [str(t) for t in target] if isinstance(target, list) else [str(target)]
+            if self.declared:
+                for t in targets:
+                    if t not in known:
+                        close = difflib.get_close_matches(t, self.labels, n=1)
+                        hint = f" Did you mean {close[0]!r}?" if close else ""
+                        raise TagwiseError(f"{where}: labels/map sends {key!r} to {t!r}, which is not in the "
+                                           f"declared taxonomy.{hint} Fix: map it to a taxonomy label or null.")
+            for t in targets:
+                clash = [a for a in self.ancestors(t) if a in targets]
+                if clash:
+                    raise TagwiseError(f"{where}: labels/map sends {key!r} to both {t!r} and its ancestor "
+                                       f"{clash[0]!r}; a child implies its parents. Fix: map it to {t!r} only "
+                                       f"(or only to {clash[0]!r} if the source is coarser).")
+
+    def to_yaml(self) -> str:
+        """The taxonomy as YAML that ``load_taxonomy`` reads back."""
+        items = []
+        for name in self.labels:
+            item: dict = {"name": name}
+            if name in self.parents:
+                item["parent"] = self.parents[name]
+            if name in self.descriptions:
+                item["description"] = self.descriptions[name]
+            if name in self.examples:
+                item["examples"] = list(self.examples[name])
+            items.append(item)
+        return yaml.safe_dump({"labels": items}, sort_keys=False, allow_unicode=True)
 
     def validate(self, where: str = "taxonomy") -> None:
         known = set(self.labels)
@@ -100,3 +197,50 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
             tax.examples[name] = [str(e) for e in item["examples"]]
     tax.validate(str(path))
     return tax
+
+
+def propagate_partial_labels(Y: np.ndarray, known: np.ndarray, taxonomy: Taxonomy,
+                             space: LabelSpace | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Make partial labels consistent with the hierarchy.
+
+    Y: (n, K) {0,1} labels; known: (n, K) bool, False where the example's source does not annotate
+    the label. Returns ``(Y2, known2)`` (uint8, bool) where
+
+    - a positive label makes every ancestor positive and known (a child implies its parent);
+    - a known negative label makes every descendant a known negative (no parent, no child);
+    - everything else the source did not annotate stays unknown: a parent-level positive does not
+      say which child holds, so children of a positive coarse label stay masked.
+    """
+    space = space or taxonomy.space
+    return propagate_with_ancestors(Y, known, taxonomy.ancestor_matrix(space))
+
+
+def propagate_with_ancestors(Y: np.ndarray, known: np.ndarray,
+                             ancestors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``propagate_partial_labels`` for a (K, K) bool ancestor matrix (``[c, p]``: p is above c)."""
+    A = np.asarray(ancestors, dtype=np.int32)
+    Y2 = np.asarray(Y, dtype=np.uint8).copy()
+    known2 = np.asarray(known, dtype=bool).copy()
+    if not A.any():
+        return Y2, known2
+    implied_pos = (Y2.astype(np.int32) @ A) > 0      # some descendant positive
+    Y2[implied_pos] = 1
+    known2 |= implied_pos
+    implied_neg = ((known2 & (Y2 == 0)).astype(np.int32) @ A.T) > 0  # some ancestor a known negative
+    known2 |= implied_neg
+    return Y2, known2
+
+
+def hierarchy_consistent(P: np.ndarray, taxonomy: Taxonomy, space: LabelSpace | None = None) -> np.ndarray:
+    """(n, K) probabilities -> (n, K) with P(parent) >= P(child) for every link.
+
+    A parent's probability is raised to the largest probability among its descendants (a child
+    implies its parent), which keeps the parent's own evidence when it is the larger one.
+    """
+    space = space or taxonomy.space
+    A = taxonomy.ancestor_matrix(space)
+    P = np.array(P, dtype=np.float32, copy=True)
+    for p in np.flatnonzero(A.any(axis=0)):
+        desc = np.flatnonzero(A[:, p])
+        P[:, p] = np.maximum(P[:, p], P[:, desc].max(axis=1))
+    return P

@@ -103,7 +103,7 @@ def detection(truth, score, flagged):
             "recall": round(tp / max(int(truth.sum()), 1), 4), "n_flagged": int(flagged.sum())}
 
 
-def bench_dataset(name, rates, limit, seed):
+def bench_dataset(name, rates, limit, seed, memory=True):
     texts, X, Y, names = load(name, limit)
     _, multi_label = DATASETS[name]
     models = NOISE_MODELS if multi_label else ("uniform", "confusion")
@@ -128,6 +128,8 @@ def bench_dataset(name, rates, limit, seed):
             print(f"{model:>10} {rate:5.2f} {row['achieved_rate']:8.3f} | {t['auprc']:8.3f} {p['auprc']:6.3f} | "
                   f"{t['precision']:5.2f} {t['recall']:5.2f} {p['precision']:6.2f} {p['recall']:6.2f} | "
                   f"{tw_sec['total']:6.1f} {pe_sec['total']:6.1f} {row['speedup']:6.1f}x", flush=True)
+    if memory:
+        out["peak_memory"] = peak_memory(name, X, Y, texts, seed)
     return out
 
 
@@ -156,30 +158,41 @@ def scoring_speed(n=200_000, K=50, seed=0):
     return res
 
 
-def memory_child(tool, name, limit, seed):
-    """Run one audit (uniform 10%) and print the peak RSS increase over the loaded data, in MB."""
-    texts, X, Y, _ = load(name, limit)
-    _, multi_label = DATASETS[name]
-    Yn, _ = inject_noise(Y, "uniform", 0.1, seed=seed)
+def memory_child(tool, data_path):
+    """Run one audit on saved arrays (no encoder loaded) and print this process's peak RSS in MB."""
+    data = np.load(data_path, allow_pickle=False)
+    X, Yn, texts, multi_label = data["X"], data["Yn"], data["texts"].tolist(), bool(data["multi_label"])
+    import tracemalloc
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
     if tool == "tagwise":
         run_tagwise(X, Yn, texts, multi_label)
     else:
         run_peer(X, Yn, multi_label)
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_mb": round(after / 1024, 1), "increase_mb": round((after - before) / 1024, 1)}))
+    print(json.dumps({"peak_rss_mb": round(after / 1024, 1), "increase_mb": round((after - before) / 1024, 1),
+                      "traced_peak_mb": round(traced_peak / 2**20, 1)}))
 
 
-def peak_memory(name, limit, seed):
+def peak_memory(name, X, Y, texts, seed):
+    """Peak RSS of each tool in a fresh process on the same saved arrays (uniform noise, 10%)."""
+    import tempfile
+    _, multi_label = DATASETS[name]
+    Yn, _ = inject_noise(Y, "uniform", 0.1, seed=seed)
     out = {}
-    for tool in ("tagwise", "peer"):
-        cmd = [sys.executable, __file__, "--memory-child", tool, "--datasets", name, "--seed", str(seed)]
-        if limit:
-            cmd += ["--limit", str(limit)]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        out[tool] = json.loads(res.stdout.strip().splitlines()[-1])
-    print(f"   peak RSS {name}: tagwise +{out['tagwise']['increase_mb']} MB, peer +{out['peer']['increase_mb']} MB "
-          f"over the loaded data", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.npz"
+        np.savez(path, X=X, Yn=Yn, texts=np.array(texts, dtype=str), multi_label=multi_label)
+        for tool in ("tagwise", "peer"):
+            res = subprocess.run([sys.executable, __file__, "--memory-child", tool, str(path)],
+                                 capture_output=True, text=True, check=True)
+            out[tool] = json.loads(res.stdout.strip().splitlines()[-1])
+    out["ratio_traced_peak"] = round(out["peer"]["traced_peak_mb"] / max(out["tagwise"]["traced_peak_mb"], 0.1), 2)
+    print(f"   memory {name} (fresh process each): tagwise peak RSS {out['tagwise']['peak_rss_mb']} MB, "
+          f"traced allocations peak {out['tagwise']['traced_peak_mb']} MB | peer peak RSS "
+          f"{out['peer']['peak_rss_mb']} MB, traced {out['peer']['traced_peak_mb']} MB", flush=True)
     return out
 
 
@@ -208,28 +221,34 @@ def main():
     ap.add_argument("--limit", type=int, default=None, help="subsample GoEmotions train to this many rows")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--no-scoring", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--memory-child", default=None)
-    ap.add_argument("--out", default=str(BENCH / "results" / "audit.json"))
+    ap.add_argument("--memory-child", nargs=2, default=None, metavar=("TOOL", "DATA"))
+    ap.add_argument("--out", default=str(BENCH / "results" / "audit.json"),
+                    help="results JSON; datasets already in it are kept unless re-run")
     args = ap.parse_args()
-    names = args.datasets.split(",")
     if args.memory_child:
-        memory_child(args.memory_child, names[0], args.limit if names[0] == "goemotions" else None, args.seed)
+        memory_child(*args.memory_child)
         return
+    names = [n for n in args.datasets.split(",") if n]
     rates = [float(r) for r in args.rates.split(",")]
-    results = {"encoder": "use", "folds": 5, "seed": args.seed, "goemotions_limit": args.limit,
-               "cpu_threads": os.environ.get("OMP_NUM_THREADS", "default"), "datasets": {}}
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {"datasets": {}}
+    results.update({"encoder": "use", "folds": 5, "seed": args.seed,
+                    "cpu_threads": os.environ.get("OMP_NUM_THREADS", "default")})
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         limit = args.limit if name == "goemotions" else None
-        results["datasets"][name] = bench_dataset(name, rates, limit, args.seed)
-        if not args.no_memory:
-            results["datasets"][name]["peak_memory"] = peak_memory(name, limit, args.seed)
-    results["scoring_only"] = scoring_speed()
+        results["datasets"][name] = {**bench_dataset(name, rates, limit, args.seed, memory=not args.no_memory),
+                                     "limit": limit}
+        out.write_text(json.dumps(results, indent=1))
+    if not args.no_scoring:
+        results["scoring_only"] = scoring_speed()
+        out.write_text(json.dumps(results, indent=1))
     if not args.no_scale:
         results["scale_check"] = scale_check()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"\nwrote {args.out}")
+        out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

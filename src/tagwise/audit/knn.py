@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..encoders import l2_normalize
 
 
-def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe: int = 8,
+def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe: int = 4,
                       batch_size: int = 16_384, random_state: int = 0,
                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-nearest neighbours of each row of X among the other rows.

@@ -216,3 +216,21 @@ def test_issue_files_round_trip_in_all_formats(project, tmp_path):
         assert [list(r["suggested_labels"]) for r in back] == [r["suggested_labels"] for r in rows[:20]]
     with pytest.raises(TagwiseError, match="unknown issues file format"):
         write_issues(rows, tmp_path / "issues.xlsx")
+
+
+def test_unknown_cells_are_never_scored_or_flagged(reuters):
+    """Two 'sources': the second half does not annotate the three most frequent labels."""
+    rows, space, X, Y = reuters
+    Y = Y[:, Y.sum(0) >= 5]
+    mask = np.ones(Y.shape, bool)
+    top = np.argsort(-Y.sum(0))[:3]
+    half = np.arange(len(Y)) >= len(Y) // 2
+    mask[np.ix_(half, top)] = False
+    given = Y * mask  # what the second source reports: nothing for labels it does not annotate
+    res = audit_arrays(X, given, mask, texts=rows.texts, progress=False)
+    assert not res.issues.flagged[~mask].any()
+    assert np.isnan(res.issues.cell_scores[~mask]).all()
+    assert np.isfinite(res.pred_probs).all() and (res.pred_probs[~mask] > 0).any()
+    # the second half's silently-missing frequent labels are not 'missing' errors, so the
+    # second half is not ranked worse than the first
+    assert res.label_quality[half].mean() >= res.label_quality[~half].mean() - 0.05

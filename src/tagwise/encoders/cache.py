@@ -1,12 +1,14 @@
 """On-disk embedding cache keyed by encoder id + text hash; shards are memory-mapped.
 
-Layout: ``ROOT/<encoder id>/shard-000001.keys.npy`` (uint64 text keys) and
-``shard-000001.vecs.npy`` ((n, dim) float32). Shards are written atomically, keys last, so a crash
-mid-encode keeps every finished shard and the next run resumes where it stopped.
+Layout: ``ROOT/<encoder id>/shard-<time>-<pid>.keys.npy`` (uint64 text keys) and
+``shard-<time>-<pid>.vecs.npy`` ((n, dim) float32). Shards are written atomically, keys last, so a
+crash mid-encode keeps every finished shard and the next run resumes where it stopped. Shard names
+are unique per writer, so several processes can fill one cache at once.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -77,8 +79,7 @@ class EmbeddingCache:
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Write one new shard (vectors first, keys last, each atomically)."""
-        n_existing = len(self._shards())
-        stem = self.dir / f"shard-{n_existing + 1:06d}"
+        stem = self.dir / f"shard-{time.time_ns():020d}-{os.getpid()}"
         atomic_save_npy(f"{stem}.vecs.npy", np.asarray(vectors, dtype=np.float32))
         atomic_save_npy(f"{stem}.keys.npy", np.asarray(keys, dtype=np.uint64))
         self._load_index()

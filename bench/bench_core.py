@@ -1,0 +1,122 @@
+"""Issue 2 benchmark: tagwise's head vs the pipeline a user would write with scikit-learn.
+
+Same USE embeddings for both. Peer = OneVsRestClassifier(LogisticRegression()) at threshold 0.5,
+and the same with per-label thresholds tuned on a dev split (GoEmotions' official dev; for
+Reuters, which has none, a seeded 15% of train held out from the peer's fit). tagwise trains on
+the whole train split and tunes everything by internal cross-validation only.
+
+    python bench/bench_core.py [--datasets goemotions reuters] [--skip-embed]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH, load_dataset, save_results, timed  # noqa: E402
+
+from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
+from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
+from tagwise.learn.thresholds import best_f1_thresholds  # noqa: E402
+
+
+def scores(Y, Z, P, names):
+    r = multilabel_report(Y, Z, P, names)
+    return {"macro_f1": round(r["macro_f1"], 4), "micro_f1": round(r["micro_f1"], 4),
+            "macro_ap": round(r["macro_ap"], 4)}
+
+
+def bench_dataset(name: str) -> dict:
+    d = load_dataset(name)
+    X, Y, splits, names = d["X"], d["Y"], d["splits"], d["labels"].names
+    train, test = splits == "train", splits == "test"
+    keep = Y[train].sum(0) > 0  # labels never seen in train cannot be learned by either side
+    Y = Y[:, keep]
+    names = [n for n, k in zip(names, keep) if k]
+    if (splits == "dev").any():
+        fit_idx, dev_idx = np.flatnonzero(train), np.flatnonzero(splits == "dev")
+    else:
+        rng = np.random.default_rng(0)
+        idx = rng.permutation(np.flatnonzero(train))
+        n_dev = int(0.15 * len(idx))
+        dev_idx, fit_idx = np.sort(idx[:n_dev]), np.sort(idx[n_dev:])
+    out = {"dataset": name, "n_train": int(train.sum()), "n_test": int(test.sum()), "n_labels": len(names)}
+    Xte, Yte = X[test], Y[test]
+
+    peer = OneVsRestClassifier(LogisticRegression(max_iter=1000))
+    peer_full, t_full = timed(OneVsRestClassifier(LogisticRegression(max_iter=1000)).fit, X[train], Y[train])
+    P = peer_full.predict_proba(Xte)
+    out["peer_0.5"] = {**scores(Yte, P >= 0.5, P, names), "fit_s": round(t_full, 2)}
+    _, t_fit = timed(peer.fit, X[fit_idx], Y[fit_idx])
+    th = best_f1_thresholds(Y[dev_idx], peer.predict_proba(X[dev_idx]), shrink=0, min_positives=1)
+    P = peer.predict_proba(Xte)
+    out["peer_dev_thresholds"] = {**scores(Yte, P >= th, P, names), "fit_s": round(t_fit, 2)}
+
+    model, t_tw = timed(MultiLabelLinear().fit, X[train], Y[train])
+    P = model.predict_proba(Xte)
+    out["tagwise"] = {**scores(Yte, model.predict(Xte), P, names), "fit_s": round(t_tw, 2)}
+    best_peer = max(out["peer_0.5"]["macro_f1"], out["peer_dev_thresholds"]["macro_f1"])
+    out["ratio_macro_f1_vs_best_peer"] = round(out["tagwise"]["macro_f1"] / best_peer, 4)
+    out["ratio_fit_time_vs_peer_0.5"] = round(out["tagwise"]["fit_s"] / out["peer_0.5"]["fit_s"], 3)
+    return out
+
+
+def bench_embed() -> dict:
+    """`tagwise embed` on GoEmotions train (43k texts): cold cache, then warm. Wall time + peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "p"
+        spec = Path(tmp) / "goemotions-train.yaml"
+        data = (BENCH.parent.parent / "shared" / "data" / "goemotions").resolve()
+        spec.write_text(f"name: goemotions-train\npath: {data}/original_train.tsv\nformat: tsv\nheader: false\n"
+                        f"quoting: none\ncolumns: {{text: 0, labels: 1, id: 2}}\n"
+                        f"labels: {{format: delimited, names_file: {data}/original_labels.txt}}\nsplit: train\n")
+        env = {k: v for k, v in os.environ.items() if k != "TAGWISE_CACHE_DIR"}  # a cold, private cache
+        cli = [sys.executable, "-m", "tagwise"]
+        subprocess.run(cli + ["init", str(project)], check=True, env=env)
+        subprocess.run(cli + ["add-source", str(project), str(spec)], check=True, env=env)
+        out = {}
+        for run in ("first", "cached"):
+            t0 = time.perf_counter()
+            proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cli, "embed", str(project)], env=env,
+                                  capture_output=True, text=True, check=True)
+            out[run] = {"seconds": round(time.perf_counter() - t0, 2),
+                        "peak_rss_mb": round(int(proc.stderr.strip().splitlines()[-1]) / 1024, 1),
+                        "message": proc.stdout.strip()}
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", nargs="+", default=["goemotions", "reuters"])
+    ap.add_argument("--skip-embed", action="store_true")
+    args = ap.parse_args()
+    results = {"datasets": {}}
+    for name in args.datasets:
+        r = bench_dataset(name)
+        results["datasets"][name] = r
+        print(f"\n== {name}: {r['n_train']} train / {r['n_test']} test, {r['n_labels']} labels")
+        print(f"{'':24}{'macro-F1':>10}{'micro-F1':>10}{'macro-AP':>10}{'fit s':>9}")
+        for key in ("peer_0.5", "peer_dev_thresholds", "tagwise"):
+            m = r[key]
+            print(f"{key:24}{m['macro_f1']:>10.4f}{m['micro_f1']:>10.4f}{m['macro_ap']:>10.4f}{m['fit_s']:>9.1f}")
+        print(f"tagwise / best peer macro-F1: {r['ratio_macro_f1_vs_best_peer']:.3f}   "
+              f"fit time tagwise / peer: {r['ratio_fit_time_vs_peer_0.5']:.2f}", flush=True)
+    if not args.skip_embed:
+        results["embed_goemotions_train"] = e = bench_embed()
+        print(f"\n== tagwise embed, GoEmotions train: first {e['first']['seconds']}s "
+              f"(peak {e['first']['peak_rss_mb']} MB), cached {e['cached']['seconds']}s "
+              f"(peak {e['cached']['peak_rss_mb']} MB)")
+    print(f"\nresults -> {save_results('core', results)}")
+
+
+if __name__ == "__main__":
+    main()

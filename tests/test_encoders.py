@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from tagwise.encoders import EmbeddingCache, embed_texts, get_encoder, text_keys
+from tagwise.types import TagwiseError
+
+MULTILINGUAL = ["I love this movie, it is wonderful.", "Me encanta esta película, es maravillosa.",
+                "Ich liebe diesen Film, er ist wunderbar.", "The quarterly report shows rising debt."]
+
+
+def test_use_is_multilingual_and_normalised(use_cache):
+    X, stats = embed_texts(MULTILINGUAL, get_encoder("use"), use_cache, progress=False)
+    assert X.shape == (4, 512) and X.dtype == np.float32
+    assert np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-4)
+    sims = X @ X.T
+    # translations of one sentence are closer to each other than to an unrelated sentence
+    assert min(sims[0, 1], sims[0, 2], sims[1, 2]) > max(sims[0, 3], sims[1, 3], sims[2, 3]) + 0.2
+
+
+def test_cache_encodes_each_text_once_and_survives_reopen(tmp_path):
+    enc = get_encoder("hashing:256")
+    texts = [f"text number {i % 50}" for i in range(120)]
+    X1, s1 = embed_texts(texts, enc, tmp_path, progress=False, shard_rows=16)
+    assert (s1.n_texts, s1.n_unique, s1.n_encoded) == (120, 50, 50)
+    X2, s2 = embed_texts(texts + ["a new one"], enc, tmp_path, progress=False)
+    assert s2.n_encoded == 1
+    np.testing.assert_array_equal(X2[:120], X1)
+    cache = EmbeddingCache(tmp_path, enc.id)
+    assert len(cache) == 51
+    # vectors come from memory-mapped shards, not a copy of the whole cache in RAM
+    assert all(isinstance(v, np.memmap) for v in cache._vecs)
+    assert text_keys(["a"])[0] == text_keys(["a"])[0] != text_keys(["b"])[0]
+
+
+def test_partial_shard_from_a_crash_is_ignored(tmp_path):
+    enc = get_encoder("hashing:64")
+    embed_texts(["one", "two"], enc, tmp_path, progress=False)
+    folder = EmbeddingCache(tmp_path, enc.id).dir
+    # a writer killed between the vectors file and the keys file leaves vectors without keys
+    np.save(folder / "shard-99999999999999999999-1.vecs.npy", np.ones((3, 64), np.float32))
+    X, stats = embed_texts(["one", "two", "three"], enc, tmp_path, progress=False)
+    assert stats.n_encoded == 1 and X.shape == (3, 64)
+
+
+def test_unknown_encoder_is_a_clear_error():
+    with pytest.raises(TagwiseError, match="unknown encoder 'bert'"):
+        get_encoder("bert")
+
+
+def test_sentence_transformers_bundled_minilm(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    enc = get_encoder("st:all-minilm-l6-v2")
+    assert enc.dim == 384 and enc.id.startswith("st-all-minilm-l6-v2-")
+    X, _ = embed_texts(MULTILINGUAL[:1] + ["I adore this film, it's great.", "Debt rose this quarter."],
+                       enc, tmp_path, progress=False)
+    assert X[0] @ X[1] > X[0] @ X[2] + 0.2

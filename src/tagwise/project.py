@@ -72,6 +72,9 @@ class Project:
             spec = load_spec(spec)
         elif isinstance(spec, dict):
             spec = parse_spec(spec, Path.cwd() / "<inline spec>")
+        from .sources.harmonize import check_spec_mapping
+
+        check_spec_mapping(spec, self.taxonomy)  # conflicting labels/map -> clear error before ingest
         rows = ingest(spec)
         record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},
                   "language": spec.language, "description": spec.description}

@@ -124,7 +124,7 @@ def transfer_evaluation(project, sources: list[str] | None = None, encoder: str 
     Y, known = partial_targets(examples, taxonomy, space)
     X = project.features(examples, encoder, progress=progress)
     A = taxonomy.ancestor_matrix(space)
-    params = {"C": 4.0, "adapter_C": 1.0, "cv": 3, "max_iter": 200, **(model_params or {})}
+    params = {"C": 4.0, "adapter_C": 1.0, "cv": 3, "max_iter": 100, **(model_params or {})}
     own_cols = {s: _source_columns(examples, taxonomy, space, s) for s in names}
 
     def fit(train_sources):

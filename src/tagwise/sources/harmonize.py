@@ -292,3 +292,47 @@ def evaluate_suggestions(project, ekman_mapping: dict[str, list[str]] | None = N
         result["ekman_top1"] = ekman_top
         result["n_ekman_labels"] = len(ekman_top)
     return result
+
+
+def _find_duplicate_map_keys(spec_path: Path) -> list[tuple[str, int]]:
+    """(key, line) of keys repeated inside a spec's ``labels: {map: ...}`` (YAML keeps only the last)."""
+    import yaml
+
+    try:
+        root = yaml.compose(spec_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []  # load_spec reports unreadable files itself
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    dupes = []
+    for key, value in root.value:
+        if key.value != "labels" or not isinstance(value, yaml.MappingNode):
+            continue
+        for k2, v2 in value.value:
+            if k2.value == "map" and isinstance(v2, yaml.MappingNode):
+                seen: set[str] = set()
+                for k3, _ in v2.value:
+                    if k3.value in seen:
+                        dupes.append((k3.value, k3.start_mark.line + 1))
+                    seen.add(k3.value)
+    return dupes
+
+
+def check_spec_mapping(spec, taxonomy) -> None:
+    """Raise a clear TagwiseError for a conflicting ``labels/map`` before anything is ingested.
+
+    Conflicts: a source label mapped twice (duplicate YAML key: YAML would silently keep the last),
+    a key that is not one of the source's labels (when the spec names them), a target outside a
+    declared taxonomy, or one label mapped to both a taxonomy label and its ancestor.
+    """
+    where = str(spec.spec_path)
+    if spec.spec_path and Path(spec.spec_path).is_file():
+        dupes = _find_duplicate_map_keys(Path(spec.spec_path))
+        if dupes:
+            key, line = dupes[0]
+            raise TagwiseError(f"{where}: line {line}: labels/map gives source label {key!r} twice; the "
+                               f"mappings conflict. Fix: keep one entry (map to a list for one -> many).")
+    names = spec.labels.names
+    if names is None and spec.labels.onehot_columns:
+        names = [str(c) for c in spec.labels.onehot_columns]
+    taxonomy.check_label_map(spec.labels.map, where, source_labels=names)

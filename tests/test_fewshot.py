@@ -117,3 +117,36 @@ def test_propagation_moves_labels_to_neighbours(semeval):
     rest = slice(100, None)
     ap = multilabel_report(Y[rest], F[rest] > 0.5, F[rest], NAMES)["macro_ap"]
     assert ap > Y[rest].mean() * 1.2
+
+
+def test_cli_train_zero_shot_and_semi_supervised(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from tagwise.cli import main
+    from tagwise.learn.train import load_project_model
+    from tagwise.project import Project
+
+    labeled = {"name": "semeval", "format": "tsv", "quoting": "none", "limit": 60,
+               "path": str(DATA / "E-c-En-train.txt"), "split": "train",
+               "columns": {"text": "Tweet", "id": "ID"}, "labels": {"format": "onehot", "onehot_columns": NAMES}}
+    (tmp_path / "labeled.yaml").write_text(yaml.safe_dump(labeled))
+    lines = (DATA / "E-c-En-dev.txt").read_text(encoding="utf-8").splitlines()[1:201]
+    (tmp_path / "pool.jsonl").write_text("".join(json.dumps({"text": ln.split("\t")[1]}) + "\n" for ln in lines))
+    (tmp_path / "pool.yaml").write_text(yaml.safe_dump({"name": "pool", "path": str(tmp_path / "pool.jsonl"),
+                                                        "split": "unlabeled", "columns": {"text": "text"}}))
+    root = str(tmp_path / "p")
+    assert main(["init", root]) == 0
+    assert main(["add-source", root, str(tmp_path / "labeled.yaml")]) == 0
+    assert main(["add-source", root, str(tmp_path / "pool.yaml")]) == 0
+    assert main(["train", root, "--zero-shot"]) == 0
+    project = Project.open(root)
+    model = load_project_model(project)
+    assert type(model.head).__name__ == "ZeroShotClassifier" and model.labels == NAMES
+    assert main(["train", root, "--semi-supervised"]) == 0
+    assert "pseudo-labels" in capsys.readouterr().out
+    model = load_project_model(project)
+    assert type(model.head).__name__ == "SemiSupervisedClassifier"
+    X = project.features(project.examples(split="unlabeled"))
+    assert model.predict(X).shape == (200, len(NAMES))

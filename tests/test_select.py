@@ -72,7 +72,7 @@ def test_suggest_warm_never_returns_labeled_or_duplicates(project):
     rows = suggest(project, budget=60, relabel=5)
     _check_rows(project, rows, 60)
     reasons = {r["reason"] for r in rows}
-    assert reasons <= {"uncertain", "rare-label", "relabel"}
+    assert reasons == {"uncertain", "rare-label", "diverse", "relabel"}
     assert sum(r["reason"] == "relabel" for r in rows) == 5
     scores = [r["score"] for r in rows if r["reason"] != "relabel"]
     assert scores == sorted(scores, reverse=True)
@@ -114,10 +114,13 @@ def test_select_batch_prefers_uncertain_and_rare():
     P[40:60, 1] = 0.95       # likely positives of label 1, which has 1 labeled positive
     u, r = uncertainty_scores(P, np.array([0.5, 0.5]), np.array([50, 1]))
     assert u[:40].min() > u[60:].max() and r[40:60].min() > r[60:].max()
-    sel = select_batch(X, 30, P, np.array([0.5, 0.5]), np.array([50, 1]), seed=0)
+    sel = select_batch(X, 30, P, np.array([0.5, 0.5]), np.array([50, 1]), mix=(0.5, 0.5, 0.0), seed=0)
     assert len(set(sel.index.tolist())) == 30
-    assert np.isin(sel.index, np.arange(60)).mean() > 0.9
-    assert "rare-label" in set(sel.reason) and "uncertain" in set(sel.reason)
+    rare_rows = sel.index[sel.reason == "rare-label"]
+    assert len(rare_rows) == 15 and np.isin(rare_rows, np.arange(40, 60)).all()  # likely positives of the rare label
+    assert np.isin(sel.index[sel.reason == "uncertain"], np.arange(40)).mean() >= 0.8
+    mixed = select_batch(X, 30, P, np.array([0.5, 0.5]), np.array([50, 1]), seed=0)
+    assert set(mixed.reason) == {"rare-label", "uncertain", "diverse"} and len(set(mixed.index.tolist())) == 30
 
 
 def test_relabel_candidates_find_flipped_labels():

@@ -134,9 +134,11 @@ class SemiSupervisedClassifier(BaseEstimator, ClassifierMixin):
         return FewShotClassifier(random_state=self.random_state, **params)
 
     def fit(self, X, Y, mask=None, X_unlabeled=None, zeroshot: ZeroShotClassifier | None = None,
-            progress: bool = False):
+            progress: bool = False, graph: sp.csr_matrix | None = None):
         """X: (n, d) labeled embeddings; Y: (n, K) {0,1}; mask: (n, K) bool or None;
-        X_unlabeled: (m, d) embeddings without labels; zeroshot: optional fitted label-name prior.
+        X_unlabeled: (m, d) embeddings without labels; zeroshot: optional fitted label-name prior;
+        graph: optional precomputed ``knn_graph`` over the rows of concat(X, X_unlabeled) (reused
+        across fits on one corpus; ignored when the pool is subsampled).
         """
         X = np.asarray(X, dtype=np.float32)
         Y = np.asarray(Y, dtype=np.float32)
@@ -148,10 +150,13 @@ class SemiSupervisedClassifier(BaseEstimator, ClassifierMixin):
         rng = np.random.default_rng(self.random_state)
         if len(U) > self.max_unlabeled:
             U = U[np.sort(rng.choice(len(U), self.max_unlabeled, replace=False))]
+            graph = None
         n, K = Y.shape
         corpus = np.concatenate([X, U])
         base = self._head(zeroshot).fit(X, Y, M, zeroshot=zeroshot, X_corpus=corpus)
-        S = knn_graph(corpus, k=self.k, progress=progress)
+        if graph is not None and graph.shape != (len(corpus), len(corpus)):
+            raise TagwiseError(f"semi-supervised: graph has shape {graph.shape}, expected {(len(corpus),) * 2}.")
+        S = graph if graph is not None else knn_graph(corpus, k=self.k, progress=progress)
         known = np.concatenate([M, np.zeros((len(U), K), bool)])
         Yall = np.concatenate([Y, np.zeros((len(U), K), np.float32)])
         prop = propagate_labels(S, Yall, known, alpha=self.alpha)[n:]

@@ -5,13 +5,12 @@ Three regimes, picked by what is known:
 - **cold start** (no labeled example / no model): cover the pool. k-means with ``budget`` centres over
   the embeddings, then the real example nearest each centre: dense regions get one representative
   each, outliers are not over-sampled (unlike farthest-point sampling).
-- **warm**: score each pool example by how uncertain the current model is about it, per label
-  (closeness of the probability to that label's threshold), weighting labels by rarity among the
-  labeled examples (a label with 2 positives matters more than one with 200), plus a *rare-label*
-  bonus for likely positives of labels that still have few positives (finding them is what moves
-  macro-F1). The best ``candidate_factor * budget`` candidates are clustered into ``budget`` groups
-  and the top-scoring example of each group is taken (uncertainty x diversity: no batch of 50
-  near-duplicates of one confusing case).
+- **warm**: a mix of (a) *rare-label* slots: likely positives of the labels that have the fewest
+  labeled positives (finding them is what moves macro-F1), (b) *uncertain* rows: closeness of the
+  probability to each label's threshold, labels weighted by rarity, the best candidates clustered so
+  one batch is not 50 near-duplicates of one confusing case (uncertainty x diversity), and (c)
+  *diverse* rows: k-means representatives of the rest of the pool, which also keep the labeled set
+  representative enough to tune thresholds on.
 - **relabel**: labeled examples whose given labels the model strongly disagrees with
   (low self-confidence of the given label set), for a second look.
 
@@ -49,7 +48,8 @@ def _kmeans_representatives(X: np.ndarray, n_centers: int, seed: int, weights: n
     X = np.ascontiguousarray(X, dtype=np.float32)
     km = faiss.Kmeans(X.shape[1], int(n_centers), niter=n_iter, seed=int(seed) + 1, spherical=True,
                       verbose=False, min_points_per_centroid=1, max_points_per_centroid=100_000)
-    km.train(X)
+    # weighted k-means (Zhdanov 2019): centres are pulled towards the high-scoring rows
+    km.train(X, weights=None if weights is None else np.maximum(np.asarray(weights, np.float32), 1e-6))
     sims, assign = km.index.search(X, 1)
     assign, sims = assign.ravel(), sims.ravel()
     key = sims if weights is None else weights
@@ -97,34 +97,90 @@ def uncertainty_scores(proba: np.ndarray, thresholds: np.ndarray, n_positive: np
     return uncertain, rare
 
 
+def _rare_label_picks(proba: np.ndarray, thresholds: np.ndarray, n_positive: np.ndarray, n_slots: int,
+                      taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy slots for likely positives of the labels with the fewest labeled positives.
+
+    Slot after slot goes to the label with the largest ``1 / (1 + n_pos + slots already given)``, and
+    takes that label's most likely unpicked positive (probability over threshold). Returns
+    (indices, label of each slot).
+    """
+    n, K = proba.shape
+    ratio = proba / np.clip(thresholds, 1e-3, None)[None, :]
+    order = np.argsort(-ratio, axis=0, kind="stable")  # (n, K) best candidates per label
+    cursor = np.zeros(K, dtype=np.int64)
+    given = np.zeros(K)
+    taken = taken.copy()
+    picks, owners = [], []
+    n_pos = np.asarray(n_positive, dtype=np.float64)
+    for _ in range(min(n_slots, n - taken.sum())):
+        k = int(np.argmax(1.0 / (1.0 + n_pos + given)))
+        while cursor[k] < n and taken[order[cursor[k], k]]:
+            cursor[k] += 1
+        if cursor[k] >= n:
+            given[k] = np.inf
+            continue
+        i = order[cursor[k], k]
+        taken[i] = True
+        picks.append(i)
+        owners.append(k)
+        given[k] += 1
+    return np.asarray(picks, dtype=np.int64), np.asarray(owners, dtype=np.int64)
+
+
 def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = None,
                  thresholds: np.ndarray | None = None, n_positive: np.ndarray | None = None, *,
-                 candidate_factor: int = 10, rare_weight: float = 1.0, rare_below: int = 20,
-                 seed: int = 0) -> Selection:
+                 mix: tuple[float, float, float] = (0.5, 0.3, 0.2), candidate_factor: int = 4,
+                 rare_below: int = 20, seed: int = 0) -> Selection:
     """Choose ``budget`` rows of the pool to label next.
 
     X_pool: (n, d) embeddings of unlabeled, de-duplicated candidates; proba/thresholds/n_positive:
     the current model's (n, K) probabilities, (K,) thresholds and (K,) labeled positives per label.
-    Without ``proba`` this is a cold start. Returns a ``Selection`` (indices into the pool, unique).
+    Without ``proba`` this is a cold start. Otherwise the batch mixes, in proportions ``mix``:
+    *rare-label* slots (likely positives of the labels with the fewest labeled positives: macro-F1
+    is dominated by them), *uncertain* rows (rarity-weighted closeness to the thresholds, clustered
+    for diversity) and *diverse* rows (k-means representatives of the pool, which also keep the
+    labeled set representative for threshold tuning). Returns a ``Selection`` of unique pool indices.
     """
     n = len(X_pool)
     if budget < 1:
         raise TagwiseError(f"budget must be >= 1 (got {budget}).")
     budget = min(int(budget), n)
-    if budget == 0:
-        return Selection(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, dtype=object))
     if proba is None:
         return cold_start(X_pool, budget, seed)
     if thresholds is None or n_positive is None:
         raise TagwiseError("select_batch: proba needs thresholds and n_positive as well.")
+    proba = np.asarray(proba, dtype=np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    w = np.asarray(mix, dtype=np.float64) / np.sum(mix)
+    n_rare = int(round(w[0] * budget))
+    n_unc = int(round(w[1] * budget))
     uncertain, rare = uncertainty_scores(proba, thresholds, n_positive, rare_below)
-    score = uncertain + rare_weight * rare
-    n_cand = min(n, candidate_factor * budget)
-    cand = np.argsort(-score, kind="stable")[:n_cand]
-    pick = cand[_kmeans_representatives(X_pool[cand], budget, seed, weights=score[cand])]
-    pick = pick[np.argsort(-score[pick], kind="stable")]
-    reason = np.where(rare_weight * rare[pick] > uncertain[pick], "rare-label", "uncertain").astype(object)
-    return Selection(pick, score[pick], reason)
+    taken = np.zeros(n, dtype=bool)
+    idx, score, reason = [], [], []
+    picks, _ = _rare_label_picks(proba, thresholds, n_positive, n_rare, taken)
+    taken[picks] = True
+    idx += picks.tolist()
+    score += (uncertain[picks] + rare[picks]).tolist()
+    reason += ["rare-label"] * len(picks)
+    if n_unc > 0:
+        free = np.flatnonzero(~taken)
+        cand = free[np.argsort(-uncertain[free], kind="stable")[: candidate_factor * n_unc]]
+        pick = cand[_kmeans_representatives(X_pool[cand], min(n_unc, len(cand)), seed, weights=uncertain[cand])]
+        taken[pick] = True
+        idx += pick.tolist()
+        score += uncertain[pick].tolist()
+        reason += ["uncertain"] * len(pick)
+    n_div = budget - len(idx)
+    if n_div > 0:
+        free = np.flatnonzero(~taken)
+        pick = free[_kmeans_representatives(X_pool[free], min(n_div, len(free)), seed + 1)]
+        idx += pick.tolist()
+        score += uncertain[pick].tolist()
+        reason += ["diverse"] * len(pick)
+    idx, score = np.asarray(idx, dtype=np.int64), np.asarray(score)
+    order = np.argsort(-score, kind="stable")
+    return Selection(idx[order], score[order], np.asarray(reason, dtype=object)[order])
 
 
 def relabel_candidates(Y_labeled: np.ndarray, proba_oof: np.ndarray, known: np.ndarray | None = None,

@@ -1,0 +1,285 @@
+"""Few labels: learning curves, zero-shot and semi-supervised, tagwise vs peers, on the same USE embeddings.
+
+Run by hand (after bench_fewshot_setfit.py for the SetFit columns, which are read from its JSON):
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_fewshot.py
+    (--datasets semeval2018 goemotions --shots 8 16 32 64 --seeds 0 1 2 --sections curves zeroshot semi)
+Writes bench/results/fewshot.json and bench/results/fewshot_curves.png.
+
+Protocol
+- Draws: ``sample_k_per_label`` (bench/_fewshot_data.py): rows shuffled by seed, labels visited from
+  rarest to most frequent, rows carrying the label added until it has >= k positives.
+- Metric: macro-F1 over labels on the official test split. No method sees the dev split, except the
+  plain zero-shot baseline whose single global cosine cut is chosen on dev (as the issue defines it).
+- tagwise "best default" = ``FewShotClassifier`` (linear head shrunk to the zero-shot label-name
+  prior; thresholds from 5-fold CV on the drawn examples). Its zero-shot prior is standardised over
+  the unlabeled train texts (no labels); its fit time includes fitting that prior.
+- Logistic regression peers: scikit-learn OneVsRest(LogisticRegression()) with default and
+  class_weight="balanced", threshold 0.5.
+- Semi-supervised: the rest of train is the unlabeled pool; compared with the same head without
+  self-training and with scikit-learn LabelSpreading(kernel="knn") run per label (it is single-label).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.multiclass import OneVsRestClassifier  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from _fewshot_data import CACHE, load_dataset, sample_k_per_label  # noqa: E402
+from tagwise.encoders import embed_texts  # noqa: E402
+from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
+from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
+from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
+from tagwise.learn.semisupervised import SemiSupervisedClassifier, knn_graph  # noqa: E402
+from tagwise.learn.zeroshot import label_embeddings  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LS_MAX_POOL = 10_000  # unlabeled rows given to scikit-learn LabelSpreading (tagwise gets the whole pool)
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
+warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", category=RuntimeWarning)  # LabelSpreading divides 0/0 on isolated nodes
+
+
+def macro_f1(Y, P) -> float:
+    return multilabel_report(Y, P, None, range(Y.shape[1]))["macro_f1"]
+
+
+def ms(values) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+
+
+def lr(balanced: bool):
+    return OneVsRestClassifier(LogisticRegression(max_iter=1000, class_weight="balanced" if balanced else None))
+
+
+def fit_sklearn(model, X, Y):
+    # OneVsRest refuses a label with a single class; drawn sets always have >= k positives per label
+    return model.fit(X, Y)
+
+
+def curves(name, names, data, embed, shots, seeds):
+    tr, te = data["train"], data["test"]
+    out = {}
+    for k in shots:
+        rows = {m: {"f1": [], "sec": []} for m in ("tagwise", "lr_default", "lr_balanced")}
+        n_train = []
+        for seed in tqdm(seeds, desc=f"{name} k={k}", leave=False):
+            idx = sample_k_per_label(tr.Y, k, seed)
+            X, Y = tr.X[idx], tr.Y[idx]
+            n_train.append(len(idx))
+            t0 = time.perf_counter()
+            zs = fit_zero_shot(names, tr.X, embed)
+            model = FewShotClassifier(random_state=seed).fit(X, Y, zeroshot=zs, X_corpus=tr.X)
+            rows["tagwise"]["sec"].append(time.perf_counter() - t0)
+            rows["tagwise"]["f1"].append(macro_f1(te.Y, model.predict(te.X)))
+            for m, bal in (("lr_default", False), ("lr_balanced", True)):
+                t0 = time.perf_counter()
+                clf = fit_sklearn(lr(bal), X, Y)
+                rows[m]["sec"].append(time.perf_counter() - t0)
+                rows[m]["f1"].append(macro_f1(te.Y, clf.predict(te.X)))
+        out[str(k)] = {m: {"macro_f1": ms(v["f1"]), "train_seconds": ms(v["sec"]), "per_seed": v["f1"]}
+                       for m, v in rows.items()}
+        out[str(k)]["n_train"] = ms(n_train)
+        print(f"{name} k={k:>2} n~{np.mean(n_train):.0f}: " + "  ".join(
+            f"{m} {np.mean(v['f1']):.3f}±{np.std(v['f1'], ddof=1) if len(v['f1']) > 1 else 0:.3f} ({np.mean(v['sec']):.2f}s)"
+            for m, v in rows.items()), flush=True)
+    return out
+
+
+def zeroshot_section(name, names, data, embed):
+    tr, dev, te = data["train"], data["dev"], data["test"]
+    t0 = time.perf_counter()
+    zs = fit_zero_shot(names, tr.X, embed)
+    secs = time.perf_counter() - t0
+    res = {"tagwise_zero_shot": macro_f1(te.Y, zs.predict(te.X)), "tagwise_seconds": secs,
+           "predict_all": macro_f1(te.Y, np.ones_like(te.Y))}
+    # plain baseline: cosine to the bare label-name embedding, one global cut chosen on dev
+    L = label_embeddings(names, None, embed=embed, templates=("{label}",))
+    S_dev, S_te = dev.X @ L.T, te.X @ L.T
+    cuts = np.quantile(S_dev, np.linspace(0.0, 0.995, 200))
+    f1s = [macro_f1(dev.Y, S_dev >= c) for c in cuts]
+    best = float(cuts[int(np.argmax(f1s))])
+    res["plain_cosine_dev_threshold"] = macro_f1(te.Y, S_te >= best)
+    res["plain_cosine_threshold"] = best
+    # the same zero-shot model with its cuts recalibrated from 8 labeled examples per label
+    idx = sample_k_per_label(tr.Y, 8, 0)
+    res["tagwise_zero_shot_calibrated_8"] = macro_f1(te.Y, zs.calibrate(tr.X[idx], tr.Y[idx]).predict(te.X))
+    print(f"{name} zero-shot: tagwise {res['tagwise_zero_shot']:.3f} ({secs:.1f}s) | plain cosine+dev cut "
+          f"{res['plain_cosine_dev_threshold']:.3f} | predict-all {res['predict_all']:.3f} | tagwise calibrated "
+          f"on 8/label {res['tagwise_zero_shot_calibrated_8']:.3f}", flush=True)
+    return res
+
+
+def label_spreading_per_label(X, Y, U, X_test, n_neighbors=7):
+    """scikit-learn LabelSpreading(kernel='knn') run once per label (it is single-label only)."""
+    from sklearn.semi_supervised import LabelSpreading
+
+    Xa = np.concatenate([X, U])
+    pred = np.zeros((len(X_test), Y.shape[1]), dtype=np.uint8)
+    for j in range(Y.shape[1]):
+        y = np.concatenate([Y[:, j].astype(int), -np.ones(len(U), dtype=int)])
+        ls = LabelSpreading(kernel="knn", n_neighbors=n_neighbors, max_iter=100).fit(Xa, y)
+        pred[:, j] = ls.predict(X_test)
+    return pred
+
+
+def semi_section(name, names, data, embed, shots, seeds):
+    tr, te = data["train"], data["test"]
+    zs = fit_zero_shot(names, tr.X, embed)
+    t0 = time.perf_counter()
+    S_full = knn_graph(tr.X, k=15, progress=True)
+    graph_seconds = time.perf_counter() - t0
+    out = {"graph_seconds": graph_seconds, "n_pool": int(len(tr.X)), "label_spreading_max_pool": LS_MAX_POOL}
+    for k in shots:
+        rows = {m: {"f1": [], "sec": []} for m in ("head_only", "semi_supervised", "label_spreading")}
+        pseudo = []
+        for seed in seeds:
+            idx = sample_k_per_label(tr.Y, k, seed)
+            rest = np.setdiff1d(np.arange(len(tr.Y)), idx)
+            order = np.concatenate([idx, rest])
+            X, Y, U = tr.X[idx], tr.Y[idx], tr.X[rest]
+            t0 = time.perf_counter()
+            base = FewShotClassifier(random_state=seed).fit(X, Y, zeroshot=zs, X_corpus=tr.X)
+            rows["head_only"]["sec"].append(time.perf_counter() - t0)
+            rows["head_only"]["f1"].append(macro_f1(te.Y, base.predict(te.X)))
+            t0 = time.perf_counter()
+            graph = S_full[order][:, order].tocsr()
+            ss = SemiSupervisedClassifier(random_state=seed).fit(X, Y, X_unlabeled=U, zeroshot=zs, graph=graph)
+            rows["semi_supervised"]["sec"].append(time.perf_counter() - t0 + graph_seconds)
+            rows["semi_supervised"]["f1"].append(macro_f1(te.Y, ss.predict(te.X)))
+            pseudo.append(ss.n_pseudo_)
+            t0 = time.perf_counter()
+            # LabelSpreading rebuilds its kNN graph per label: cap its pool (documented in the JSON)
+            U_ls = U[np.random.default_rng(seed).permutation(len(U))[:LS_MAX_POOL]]
+            pred = label_spreading_per_label(X, Y, U_ls, te.X)
+            rows["label_spreading"]["sec"].append(time.perf_counter() - t0)
+            rows["label_spreading"]["f1"].append(macro_f1(te.Y, pred))
+        out[str(k)] = {m: {"macro_f1": ms(v["f1"]), "train_seconds": ms(v["sec"]), "per_seed": v["f1"]}
+                       for m, v in rows.items()}
+        out[str(k)]["pseudo_labels"] = pseudo
+        print(f"{name} semi k={k}: " + "  ".join(
+            f"{m} {np.mean(v['f1']):.3f}±{np.std(v['f1'], ddof=1) if len(v['f1']) > 1 else 0:.3f} ({np.mean(v['sec']):.1f}s)"
+            for m, v in rows.items()) + f"  pseudo-labels (pos/neg cells) ~{np.mean([p['positive'] for p in pseudo]):.0f}/"
+            f"{np.mean([p['negative'] for p in pseudo]):.0f}", flush=True)
+    return out
+
+
+def merge_setfit(results: dict) -> None:
+    path = RESULTS / "fewshot_setfit.json"
+    if not path.exists():
+        return
+    sf = json.loads(path.read_text())
+    results["setfit_config"] = sf.get("config")
+    for ds, curve in results.get("curves", {}).items():
+        for k, row in curve.items():
+            runs = [v for key, v in sf["runs"].items() if key.startswith(f"{ds}/{k}/")]
+            seeds = [key.split("/")[2] for key in sf["runs"] if key.startswith(f"{ds}/{k}/")]
+            if not runs:
+                continue
+            for variant in ("setfit_default", "setfit_balanced"):
+                row[variant] = {"macro_f1": ms([r[variant]["macro_f1"] for r in runs]),
+                                "train_seconds": ms([r[variant]["train_seconds"] for r in runs]),
+                                "seeds": seeds}
+            # tagwise on exactly the seeds SetFit ran, for a paired comparison
+            tw = [row["tagwise"]["per_seed"][int(s)] for s in seeds if int(s) < len(row["tagwise"]["per_seed"])]
+            row["tagwise_on_setfit_seeds"] = ms(tw) if tw else None
+
+
+def print_table(results: dict) -> None:
+    print("\nmacro-F1 (mean ± sd over seeds) and training seconds; ratio = SetFit best time / tagwise time")
+    for ds, curve in results.get("curves", {}).items():
+        for k, row in curve.items():
+            tw = row["tagwise"]
+            line = f"{ds:12s} k={k:>2}: tagwise {tw['macro_f1']['mean']:.3f}±{tw['macro_f1']['sd']:.3f} " \
+                   f"({tw['train_seconds']['mean']:.2f}s)"
+            for m in ("lr_default", "lr_balanced", "setfit_default", "setfit_balanced"):
+                if m in row:
+                    line += f" | {m} {row[m]['macro_f1']['mean']:.3f}±{row[m]['macro_f1']['sd']:.3f}" \
+                            f" ({row[m]['train_seconds']['mean']:.1f}s)"
+            if "setfit_balanced" in row:
+                best = max(("setfit_default", "setfit_balanced"), key=lambda m: row[m]["macro_f1"]["mean"])
+                line += f" | best SetFit={best}, time ratio {row[best]['train_seconds']['mean'] / tw['train_seconds']['mean']:.0f}x"
+            print(line)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves_ = results.get("curves", {})
+    if not curves_:
+        return
+    fig, axes = plt.subplots(1, len(curves_), figsize=(6 * len(curves_), 4.2), squeeze=False)
+    labels = {"tagwise": "tagwise few-shot (prior + linear)", "lr_default": "LogReg default",
+              "lr_balanced": "LogReg balanced", "setfit_default": "SetFit (MiniLM) default head",
+              "setfit_balanced": "SetFit (MiniLM) balanced head"}
+    for ax, (ds, curve) in zip(axes[0], curves_.items()):
+        for m, lab in labels.items():
+            ks = [int(k) for k in curve if m in curve[k]]
+            if not ks:
+                continue
+            mean = [curve[str(k)][m]["macro_f1"]["mean"] for k in ks]
+            sd = [curve[str(k)][m]["macro_f1"]["sd"] for k in ks]
+            ax.errorbar(ks, mean, yerr=sd, marker="o", capsize=3, label=lab)
+        zs = results.get("zeroshot", {}).get(ds)
+        if zs:
+            ax.axhline(zs["tagwise_zero_shot"], ls="--", c="gray", label="tagwise zero-shot (0 labels)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([8, 16, 32, 64], ["8", "16", "32", "64"])
+        ax.set_xlabel("labeled positives per label")
+        ax.set_ylabel("macro-F1 (test)")
+        ax.set_title(ds)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", nargs="+", default=["semeval2018", "goemotions"])
+    ap.add_argument("--shots", nargs="+", type=int, default=[8, 16, 32, 64])
+    ap.add_argument("--semi-shots", nargs="+", type=int, default=[8, 32])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--sections", nargs="+", default=["curves", "zeroshot", "semi"])
+    ap.add_argument("--out", default=str(RESULTS / "fewshot.json"))
+    args = ap.parse_args()
+    out_path = Path(args.out)
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results["protocol"] = __doc__.split("Protocol", 1)[1].strip()
+    results["encoder"] = "use (multilingual USE v3, 512-d), shared cache"
+    for name in args.datasets:
+        names, data, enc = load_dataset(name)
+        embed = lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0]  # noqa: E731
+        if "zeroshot" in args.sections:
+            results.setdefault("zeroshot", {})[name] = zeroshot_section(name, names, data, embed)
+        if "curves" in args.sections:
+            results.setdefault("curves", {})[name] = curves(name, names, data, embed, args.shots, args.seeds)
+        if "semi" in args.sections:
+            results.setdefault("semi_supervised", {})[name] = semi_section(name, names, data, embed,
+                                                                          args.semi_shots, args.seeds)
+        out_path.write_text(json.dumps(results, indent=1))
+    merge_setfit(results)
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out_path.write_text(json.dumps(results, indent=1))
+    print_table(results)
+    plot(results, RESULTS / "fewshot_curves.png")
+    print(f"wrote {out_path} and {RESULTS / 'fewshot_curves.png'}")
+
+
+if __name__ == "__main__":
+    main()

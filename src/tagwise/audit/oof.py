@@ -78,18 +78,20 @@ def platt_calibrate(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray | N
     return expit(a.astype(np.float32) * Z + b.astype(np.float32)).astype(np.float32)
 
 
-def _gram(X: np.ndarray, rows: np.ndarray | None = None, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    """(d+1, d+1) Gram matrix of [X, 1] over ``rows`` (bool or None = all), float64, chunked."""
+def _gram(X: np.ndarray, rows: np.ndarray | None = None, chunk: int = 65_536) -> np.ndarray:
+    """(d+1, d+1) Gram matrix of [X, 1] over ``rows`` (bool or None = all), chunked.
+
+    Each chunk's product runs in float32 (twice the speed of float64 BLAS; with the ridge term
+    the solve is far from ill-conditioned) and is accumulated in float64."""
     n, d = X.shape
     G = np.zeros((d + 1, d + 1))
     for s in range(0, n, chunk):
         x = X[s:s + chunk] if rows is None else X[s:s + chunk][rows[s:s + chunk]]
-        x64 = x.astype(np.float64)
-        G[:d, :d] += x64.T @ x64
-        G[:d, d] += x64.sum(0)
+        G[:d, :d] += x.T @ x
+        G[:d, d] += x.sum(0, dtype=np.float64)
         G[d, d] += len(x)
     G[d, :d] = G[:d, d]
-    return G, G[:d, d]
+    return G
 
 
 def ridge_out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
@@ -97,9 +99,10 @@ def ridge_out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray 
                             random_state: int = 0, progress: bool = True) -> np.ndarray:
     """Fast cross-fitting: one-vs-rest ridge regression on [X, 1], then per-label Platt scaling.
 
-    The (d+1)^2 Gram matrix and (d+1, K) cross products are built once; each fold subtracts its
-    own rows' share and solves one (d+1)^2 system for all K labels, so K-fold cross-fitting
-    costs about two passes over X instead of K * folds iterative solver runs. Labels whose mask
+    Each fold's (d+1)^2 Gram matrix and (d+1, K) cross products are built once; the full ones
+    are their sum, and fold f is solved from (full - fold f) as one (d+1)^2 system for all K
+    labels, so K-fold cross-fitting costs about two passes over X instead of K * folds
+    iterative solver runs. Labels whose mask
     columns differ (multi-source data) are solved per distinct mask pattern.
 
     X: (n, d); labels: (n, K) {0,1}; mask: (n, K) bool or None. Returns (n, K) float32.
@@ -122,20 +125,21 @@ def ridge_out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray 
     ridge[d, d] = 1e-8  # the bias is not shrunk
     bar = tqdm(total=folds * len(groups), desc="audit: cross-fitting", unit="fold", disable=not progress)
     for rows, cols in groups:
-        G, _ = _gram(X, rows)
         Yg = Y[:, cols] if rows is None else Y[:, cols] * rows[:, None]
-        B = np.zeros((d + 1, len(cols)))
-        for s in range(0, n, 65_536):
-            B[:d] += X[s:s + 65_536].astype(np.float64).T @ Yg[s:s + 65_536]
-        B[d] = Yg.sum(0)
+        # per-fold Gram and cross products; the full ones are their sums (one pass over X)
+        fold_G, fold_B = [], []
+        for f in range(folds):
+            te_known = ids == f if rows is None else (ids == f) & rows
+            Xf = X[te_known]
+            Bf = np.zeros((d + 1, len(cols)))
+            Bf[:d] = Xf.T @ Yg[te_known]
+            Bf[d] = Yg[te_known].sum(0)
+            fold_G.append(_gram(Xf))
+            fold_B.append(Bf)
+        G, B = sum(fold_G), sum(fold_B)
         for f in range(folds):
             te = ids == f
-            te_known = te if rows is None else te & rows
-            Gf, _ = _gram(X[te_known])
-            Bf = np.zeros_like(B)
-            Bf[:d] = X[te_known].astype(np.float64).T @ Yg[te_known]
-            Bf[d] = Yg[te_known].sum(0)
-            W = np.linalg.solve(G - Gf + ridge, B - Bf).astype(np.float32)
+            W = np.linalg.solve(G - fold_G[f] + ridge, B - fold_B[f]).astype(np.float32)
             Z[np.ix_(te, cols)] = X[te] @ W[:d] + W[d]
             bar.update(1)
     bar.close()

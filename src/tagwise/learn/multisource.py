@@ -99,26 +99,36 @@ def _logits(Xc, modes, theta, layout: _Layout, offset=None):
     return Z
 
 
-def _fit_joint(Xc, Y, M, source_idx, S, pos_weight, l2, adapters, theta0=None, max_iter=300, tol=1e-5):
+def _fit_joint(Xc, Y, M, source_idx, S, pos_weight, l2, adapters, max_iter=150, tol=1e-4):
     """Minimise the masked, positive-weighted log loss of the source-aware linear head.
 
     Xc: (n, d) float32 centred; Y, M: (n, K) float32; source_idx: (n,) int in [0, S);
-    l2: (w, v, beta) penalties. Rows are grouped by source once so each source's block is a slice.
+    l2: (w, v, beta) penalties. Loss and penalties are divided by n (same optimum, a tolerance
+    that means the same at any n). Rows are grouped by source once so each block is a slice.
+    Weights are solved for in preconditioned coordinates (W = P w, V_s = P v_s, P from
+    ``linear._preconditioner``): embeddings are strongly anisotropic, and plain L-BFGS would need
+    hundreds of iterations.
     """
+    from .linear import _preconditioner
+
     n, d = Xc.shape
     K = Y.shape[1]
     layout = _Layout(d, K, S, adapters)
     order = np.argsort(source_idx, kind="stable")
     Xs, Ys = Xc[order], Y[order]
-    Cs = (M[order] * np.where(Ys > 0, pos_weight[None, :], 1.0)).astype(np.float32)  # cell weights; masked = 0
+    Cs = (M[order] * np.where(Ys > 0, pos_weight[None, :], 1.0)).astype(np.float32) / n  # masked = 0
     bounds = np.searchsorted(source_idx[order], np.arange(S + 1))
     slices = [slice(bounds[s], bounds[s + 1]) for s in range(S)]
-    l2_w, l2_v, l2_b = l2
+    l2_w, l2_v, l2_b = (v / n for v in l2)
+    P = _preconditioner(Xs, l2_w)
+
+    def to_weights(theta):
+        W, b, V, B = layout.unpack(theta)
+        return P @ W, b, (None if V is None else np.einsum("de,sek->sdk", P, V)), B
 
     def f(theta):
-        W, b, V, B = layout.unpack(theta)
-        W32 = W.astype(np.float32)
-        Z = Xs @ W32 + b.astype(np.float32)
+        W, b, V, B = to_weights(theta)
+        Z = Xs @ W.astype(np.float32) + b.astype(np.float32)
         for s, sl in enumerate(slices):
             Z[sl] += B[s].astype(np.float32)
             if adapters:
@@ -129,20 +139,21 @@ def _fit_joint(Xc, Y, M, source_idx, S, pos_weight, l2, adapters, theta0=None, m
         value += 0.5 * (l2_w * float(np.sum(W * W)) + l2_b * float(np.sum(B * B)))
         grad = np.empty_like(theta)
         gW, gb, gV, gB = layout.unpack(grad)
-        gW[:] = (Xs.T @ R).astype(np.float64) + l2_w * W
+        gW[:] = P @ ((Xs.T @ R).astype(np.float64) + l2_w * W)
         gb[:] = R.sum(axis=0, dtype=np.float64)
         for s, sl in enumerate(slices):
             gB[s] = R[sl].sum(axis=0, dtype=np.float64) + l2_b * B[s]
             if adapters:
-                gV[s] = (Xs[sl].T @ R[sl]).astype(np.float64) + l2_v * V[s]
+                gV[s] = P @ ((Xs[sl].T @ R[sl]).astype(np.float64) + l2_v * V[s])
         if adapters:
             value += 0.5 * l2_v * float(np.sum(V * V))
         return value, grad
 
-    theta0 = np.zeros(layout.size) if theta0 is None else theta0
-    res = minimize(f, theta0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-9})
-    return res.x, layout
+    res = minimize(f, np.zeros(layout.size), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "gtol": tol * 0.1, "ftol": tol * 0.01})
+    W, b, V, B = to_weights(res.x)
+    theta = np.concatenate([W.ravel(), b, V.ravel() if V is not None else np.zeros(0), B.ravel()])
+    return theta, layout
 
 
 class MultiSourceLinear(BaseEstimator, ClassifierMixin):
@@ -174,7 +185,7 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
     """
 
     def __init__(self, C=4.0, adapter_C=1.0, bias_C=4.0, adapters=True, pos_weight="sqrt",
-                 thresholds="cv", cv=3, refit=False, max_iter=150, random_state=0):
+                 thresholds="cv", cv=3, refit=False, max_iter=100, random_state=0):
         self.C = C
         self.adapter_C = adapter_C
         self.bias_C = bias_C
@@ -237,9 +248,9 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
                                          for s in range(S)]).astype(np.int64)  # (S, K)
         self.pos_weight_ = self._pos_weight(Y, Mf)
         l2 = (1.0 / self.C, 1.0 / self.adapter_C, 1.0 / self.bias_C)
-        fit = lambda rows, theta0=None: _fit_joint(  # noqa: E731
+        fit = lambda rows: _fit_joint(  # noqa: E731
             Xc[rows], Y[rows], Mf[rows], source_idx[rows], S, self.pos_weight_, l2, self.adapters,
-            theta0=theta0, max_iter=self.max_iter)
+            max_iter=self.max_iter)
         offset = np.log(self.pos_weight_).astype(np.float32)
         self.threshold_ = np.full(K, 0.5 if self.thresholds == "cv" else float(self.thresholds))
         self.source_threshold_ = np.tile(self.threshold_, (S, 1))

@@ -107,3 +107,19 @@ def test_bad_inputs_are_clear_errors(emotion):
         MultiSourceLinear().fit(X, Y, ex.sources, known[:, :-1])
     with pytest.raises(TagwiseError, match="every label is masked"):
         MultiSourceLinear().fit(X, Y, ex.sources, np.zeros_like(known))
+
+
+def test_cli_train_multisource_in_a_target_mode(emotion):
+    from tagwise.cli import main
+    from tagwise.learn.train import load_project_model
+
+    project, ex, X, Y, known = emotion
+    project.store.set_meta("encoder", "hashing")
+    params = '{"target_source": "xed_en", "max_iter": 20}'
+    assert main(["train", str(project.path), "--model", "multisource", "--params", params]) == 0
+    loaded = load_project_model(project)
+    assert isinstance(loaded.head, MultiSourceLinear) and loaded.head.target_source == "xed_en"
+    np.testing.assert_allclose(loaded.predict_proba(X[:20]), loaded.head.predict_proba(X[:20], "xed_en"))
+    assert not np.allclose(loaded.predict_proba(X[:20]), loaded.head.predict_proba(X[:20], "agnostic"))
+    bad = '{"target_source": "isear"}'
+    assert main(["train", str(project.path), "--model", "multisource", "--params", bad]) == 2

@@ -34,8 +34,13 @@ def train_project(project, model: str = "linear", split: str | list[str] = "trai
         from .lowlabel import train_low_label_project
 
         return train_low_label_project(project, model, encoder=encoder, name=name, split=split, params=params)
+    if model == "multisource":  # learn/multisource.py: partial labels, hierarchy, per-source heads
+        from .multisource import train_multisource_project
+
+        return train_multisource_project(project, split=split, encoder=encoder, name=name, params=params)
     if model not in HEADS:
-        raise TagwiseError(f"unknown model {model!r}; available: {sorted(HEADS) + list(LOW_LABEL_MODES)}.")
+        raise TagwiseError(f"unknown model {model!r}; available: "
+                           f"{sorted(HEADS) + ['multisource'] + list(LOW_LABEL_MODES)}.")
     encoder = encoder or project.default_encoder
     ex, X, Y, mask = training_data(project, split, encoder)
     space = project.labels

@@ -45,7 +45,7 @@ from tagwise.learn.semisupervised import SemiSupervisedClassifier, knn_graph  # 
 from tagwise.learn.zeroshot import label_embeddings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LS_MAX_POOL = 10_000  # unlabeled rows given to scikit-learn LabelSpreading (tagwise gets the whole pool)
+LS_MAX_POOL = 5_000  # unlabeled rows given to scikit-learn LabelSpreading (tagwise gets the whole pool)
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # LabelSpreading divides 0/0 on isolated nodes

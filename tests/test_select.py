@@ -131,3 +131,14 @@ def test_relabel_candidates_find_flipped_labels():
     Y_noisy[[3, 70], 0] ^= 1  # two flipped labels
     sel = relabel_candidates(Y_noisy, P, n=2)
     assert set(sel.index.tolist()) == {3, 70}
+
+
+def test_report_section_flags_labels_with_few_positives(project):
+    from tagwise.select.report import low_label_report_section
+
+    fragment = low_label_report_section(project)
+    assert "labeled positives" in fragment
+    Y = project.examples(labeled=True).label_matrix(project.labels)
+    rare = {n for n, c in zip(NAMES, Y.sum(0)) if c < 8}
+    flagged_text = fragment.split("<table>")[0]
+    assert rare and {n for n in NAMES if n in flagged_text} == rare

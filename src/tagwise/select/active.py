@@ -130,7 +130,7 @@ def _rare_label_picks(proba: np.ndarray, thresholds: np.ndarray, n_positive: np.
 
 def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = None,
                  thresholds: np.ndarray | None = None, n_positive: np.ndarray | None = None, *,
-                 mix: tuple[float, float, float] = (0.5, 0.3, 0.2), candidate_factor: int = 4,
+                 mix: tuple[float, float, float] = (0.3, 0.1, 0.6), candidate_factor: int = 4,
                  rare_below: int = 20, seed: int = 0) -> Selection:
     """Choose ``budget`` rows of the pool to label next.
 

@@ -24,7 +24,7 @@ def _pca_basis(Xn: np.ndarray, dim: int, sample: int, rng) -> np.ndarray:
 
 
 def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe: int = 4,
-                      search_dim: int | None = 128, batch_size: int = 4_096, random_state: int = 0,
+                      search_dim: int | None = 128, batch_size: int = 1_024, random_state: int = 0,
                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-nearest neighbours of each row of X among the other rows.
 

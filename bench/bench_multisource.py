@@ -80,6 +80,9 @@ def own_columns(ex, space, source):
 
 
 # -- part 1: emotion group ------------------------------------------------------------------
+SOURCE_WEIGHT = None  # MultiSourceLinear(source_weight=...); set by --source-weight
+
+
 def run_emotion(quick: bool) -> dict:
     project = build_project(TAXONOMIES / "emotion.yaml", EMOTION_SPECS)
     tax, space = project.taxonomy, project.labels
@@ -90,7 +93,8 @@ def run_emotion(quick: bool) -> dict:
         train[np.random.default_rng(0).permutation(goe)[GOEMOTIONS_TRAIN:]] = False
     print(f"emotion: {int(train.sum())} training rows, {int(test.sum())} test rows, {len(space)} labels, "
           f"{int(known[train].sum())}/{known[train].size} training cells known")
-    out: dict = {"per_source": {}, "seconds": {}, "n_train": int(train.sum())}
+    out: dict = {"per_source": {}, "seconds": {}, "n_train": int(train.sum()), "source_weight": SOURCE_WEIGHT,
+                 "n_train_per_source": {s: int((train & (ex.sources == s)).sum()) for s in EMOTION_SOURCES}}
     src = ex.sources
 
     t0 = time.perf_counter()
@@ -109,7 +113,7 @@ def run_emotion(quick: bool) -> dict:
     out["seconds"]["masked_union"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    multi = MultiSourceLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER).fit(X[train], Y[train], src[train], known[train], A)
+    multi = MultiSourceLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER, source_weight=SOURCE_WEIGHT).fit(X[train], Y[train], src[train], known[train], A)
     out["seconds"]["tagwise"] = round(time.perf_counter() - t0, 1)
 
     print(f"{'source':20s}{'(a) alone':>11s}{'(b) naive':>11s}{'masked':>9s}{'(c) tagwise':>13s}"
@@ -242,7 +246,11 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--quick", action="store_true", help="cap training rows per source at 4000")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "multisource.json"))
+    parser.add_argument("--source-weight", default=None, choices=["sqrt", "balanced"],
+                        help="MultiSourceLinear source_weight for the emotion part")
     args = parser.parse_args()
+    global SOURCE_WEIGHT
+    SOURCE_WEIGHT = args.source_weight
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     for part in args.parts:

@@ -24,15 +24,24 @@ def _macro_f1(Y, P):
     return multilabel_report(Y, P, None, NAMES)["macro_f1"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shared_embedding_cache(tmp_path_factory):
+    """One embedding cache for all few-label tests of the session: each text is encoded once."""
+    root = tmp_path_factory.getbasetemp() / "tagwise-emb-cache"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TAGWISE_CACHE_DIR", str(root))
+        yield root
+
+
 @pytest.fixture(scope="module")
-def semeval(tmp_path_factory):
-    """400 train + 300 test tweets embedded with USE (a per-test-run cache)."""
+def semeval(shared_embedding_cache):
+    """400 train + 300 test tweets embedded with USE (session-wide cache)."""
     spec = {"name": "semeval", "format": "tsv", "quoting": "none", "limit": 400,
             "splits": {"train": str(DATA / "E-c-En-train.txt"), "test": str(DATA / "E-c-En-test-gold.txt")},
             "columns": {"text": "Tweet", "id": "ID"}, "labels": {"format": "onehot", "onehot_columns": NAMES}}
     rows = ingest(parse_spec(spec, DATA / "spec.yaml"))
     enc = get_encoder("use")
-    cache = tmp_path_factory.mktemp("emb")
+    cache = shared_embedding_cache
     X, _ = embed_texts(rows.texts, enc, cache, progress=False)
     Y = LabelSpace(tuple(NAMES)).to_matrix(rows.labels)
     split = np.asarray(rows.splits)

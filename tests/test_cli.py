@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SAMPLE
+
+
+def tagwise(*args, env=None, check=True):
+    proc = subprocess.run([sys.executable, "-m", "tagwise", *map(str, args)], capture_output=True, text=True,
+                          env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tagwise {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained_project(tmp_path_factory, use_cache):
+    import os
+
+    env = {**os.environ, "TAGWISE_CACHE_DIR": str(use_cache)}
+    project = tmp_path_factory.mktemp("cli") / "demo"
+    tagwise("init", project, env=env)
+    tagwise("add-source", project, SAMPLE / "spec.yaml", env=env)
+    tagwise("embed", project, env=env)
+    tagwise("train", project, "--params", '{"C": 1.0, "cv": 3}', env=env)
+    return project, env
+
+
+def test_evaluate_json_contract(trained_project):
+    project, env = trained_project
+    out = json.loads(tagwise("evaluate", project, "--split", "test", "--json", env=env).stdout)
+    for key in ("micro_f1", "macro_f1", "macro_ap", "n_examples", "per_label"):
+        assert key in out
+    assert out["n_examples"] == 1000 and len(out["per_label"]) == 28
+    assert set(out["per_label"]["joy"]) >= {"precision", "recall", "f1", "support"}
+    assert 0.2 < out["macro_f1"] < 1 and 0.3 < out["micro_f1"] < 1
+
+
+def test_predict_writes_one_object_per_row(trained_project, tmp_path):
+    project, env = trained_project
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"id": f"r{i}", "text": t}) for i, t in
+                             enumerate(["Thank you so much, this is wonderful!", "I am so angry right now",
+                                        "What does this even mean?"])) + "\n")
+    tagwise("predict", project, src, "--out", tmp_path / "out.jsonl", env=env)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["r0", "r1", "r2"]
+    assert len(rows[0]["scores"]) == 28 and "gratitude" in rows[0]["labels"]
+    assert max(rows[1]["scores"], key=rows[1]["scores"].get) in {"anger", "annoyance"}
+    assert all(set(r["labels"]) <= set(r["scores"]) for r in rows)
+
+
+def test_report_has_plots(trained_project):
+    project, env = trained_project
+    tagwise("evaluate", project, "--split", "test", env=env)
+    out = tagwise("report", project, env=env).stdout
+    html = (project / "report.html").read_text()
+    assert "report.html" in out and html.count("<img") >= 3 and "Most confused label pairs" in html
+
+
+def test_errors_are_clear_and_exit_2(trained_project, tmp_path):
+    project, env = trained_project
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\npath: nowhere.csv\n")
+    proc = tagwise("add-source", project, bad, env=env, check=False)
+    assert proc.returncode == 2 and "nowhere.csv" in proc.stderr and "Traceback" not in proc.stderr
+    proc = tagwise("evaluate", project, "--split", "dev", env=env, check=False)
+    assert proc.returncode == 2 and "no labeled examples in split 'dev'" in proc.stderr
+    proc = tagwise("train", tmp_path / "not-a-project", env=env, check=False)
+    assert proc.returncode == 2 and "tagwise init" in proc.stderr

@@ -136,7 +136,9 @@ def transfer_evaluation(project, sources: list[str] | None = None, encoder: str 
         cols = np.intersect1d(own_cols[test_source], _covered_columns(examples, taxonomy, space, train_sources))
         if not rows.any() or len(cols) == 0:
             return None
-        mode = test_source if test_source in model.sources_ else None
+        # an unseen source gets the agnostic mode; a one-source model's only calibration is its source's
+        mode = (test_source if test_source in model.sources_
+                else model.sources_[0] if len(model.sources_) == 1 else "agnostic")
         value = macro_f1(Y[rows], model.predict(X[rows], mode), cols)
         return None if np.isnan(value) else round(float(value), 4)
 

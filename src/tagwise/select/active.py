@@ -10,7 +10,10 @@ Three regimes, picked by what is known:
   probability to each label's threshold, labels weighted by rarity, the best candidates clustered so
   one batch is not 50 near-duplicates of one confusing case (uncertainty x diversity), and (c)
   *diverse* rows: k-means representatives of the rest of the pool, which also keep the labeled set
-  representative enough to tune thresholds on.
+  representative enough to tune thresholds on. The default mix (30% / 10% / 60%) leans on
+  diversity because the head's thresholds are tuned on the labeled rows: a batch made only of
+  likely positives of rare labels improves the ranking (average precision) but biases those
+  thresholds, which costs more macro-F1 than it gains (bench/bench_active.py).
 - **relabel**: labeled examples whose given labels the model strongly disagrees with
   (low self-confidence of the given label set), for a second look.
 

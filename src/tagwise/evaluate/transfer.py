@@ -79,8 +79,8 @@ def macro_f1(Y: np.ndarray, Z: np.ndarray, cols: np.ndarray, proba: np.ndarray |
 
 
 def _source_columns(examples: Examples, taxonomy, space, source: str) -> np.ndarray:
-    """Columns the source annotates directly (its own label schema, mapped)."""
-    names = examples.annotated.get(source, frozenset())
+    """Columns the source annotates: its own labels, mapped, plus parents whose children it all annotates."""
+    names = taxonomy.covered(examples.annotated.get(source, frozenset()))
     return np.array(sorted(space.index(n) for n in names if n in space._lookup), dtype=np.int64)
 
 

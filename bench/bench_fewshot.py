@@ -274,7 +274,9 @@ def main():
                                                                           args.semi_shots, args.seeds)
         out_path.write_text(json.dumps(results, indent=1))
     merge_setfit(results)
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if set(args.sections) & {"curves", "zeroshot", "semi"}:
+        results.setdefault("peak_rss_mb", {})["+".join(args.sections) + ":" + "+".join(args.datasets)] = \
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out_path.write_text(json.dumps(results, indent=1))
     print_table(results)
     plot(results, RESULTS / "fewshot_curves.png")

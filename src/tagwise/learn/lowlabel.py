@@ -56,7 +56,6 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
     if mode not in MODES:
         raise TagwiseError(f"unknown training mode {mode!r}; use one of {list(MODES)}.")
     K = len(label_names)
-    d = None
     parts = [a for a in (X, X_unlabeled) if a is not None and len(a)]
     if not parts:
         raise TagwiseError("no texts to learn from: add a source (labeled or unlabeled) first.")

@@ -170,6 +170,15 @@ def _transfer_section(project) -> str | None:
 
 SECTIONS.append(_transfer_section)
 
+
+def _low_label_section(project) -> str | None:
+    from ..select.report import low_label_report_section
+
+    return low_label_report_section(project)
+
+
+SECTIONS.append(_low_label_section)
+
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}"""

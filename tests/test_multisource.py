@@ -25,7 +25,7 @@ def emotion(tmp_path_factory):
         path.write_text(spec.replace("../../../shared/data", str(DATA)))
         project.add_source(path)
     ex = project.examples(labeled=True)
-    X = project.features(ex, "hashing")
+    X = project.features(ex, "hashing:256")
     Y, known = partial_targets(ex, project.taxonomy)
     return project, ex, X, Y, known
 
@@ -114,7 +114,7 @@ def test_cli_train_multisource_in_a_target_mode(emotion):
     from tagwise.learn.train import load_project_model
 
     project, ex, X, Y, known = emotion
-    project.store.set_meta("encoder", "hashing")
+    project.store.set_meta("encoder", "hashing:256")
     params = '{"target_source": "xed_en", "max_iter": 20}'
     assert main(["train", str(project.path), "--model", "multisource", "--params", params]) == 0
     loaded = load_project_model(project)

@@ -28,7 +28,7 @@ def tweets(tmp_path_factory):
     """TweetEval + SemEval E-c (same tweets, two schemas) + ISEAR (no test split), hashing encoder."""
     root = tmp_path_factory.mktemp("tr")
     project = Project.init(root / "p", taxonomy=REPO / "bench" / "taxonomies" / "emotion.yaml")
-    project.store.set_meta("encoder", "hashing")
+    project.store.set_meta("encoder", "hashing:256")
     _add(project, root, "emotion_tweeteval", 150)
     _add(project, root, "emotion_semeval2018", 150)
     _add(project, root, "emotion_isear", 400)

@@ -41,7 +41,8 @@ SPECS = ROOT / "bench" / "specs"
 TAXONOMIES = ROOT / "bench" / "taxonomies"
 EMOTION_SOURCES = ["goemotions", "semeval2018", "xed_en", "isear", "tweeteval_emotion"]
 EMOTION_SPECS = ["emotion_goemotions", "emotion_semeval2018", "emotion_xed_en", "emotion_isear", "emotion_tweeteval"]
-SHARED_C = 4.0  # one regularisation strength for every method: same head, same budget
+SHARED_C = 4.0  # one regularisation strength for every method: same head, same budget (--C)
+POS_WEIGHT = "sqrt"  # positive-class weighting for every method (--pos-weight none|sqrt)
 BASELINE_ITER = 100  # L-BFGS iterations per fit, baselines and tagwise alike (both default to 100)
 GOEMOTIONS_TRAIN = 15000  # GoEmotions training rows used (of 48,836 train+dev): 2-core time budget
 
@@ -94,6 +95,7 @@ def run_emotion(quick: bool) -> dict:
     print(f"emotion: {int(train.sum())} training rows, {int(test.sum())} test rows, {len(space)} labels, "
           f"{int(known[train].sum())}/{known[train].size} training cells known")
     out: dict = {"per_source": {}, "seconds": {}, "n_train": int(train.sum()), "source_weight": SOURCE_WEIGHT,
+                 "C": SHARED_C, "pos_weight": POS_WEIGHT,
                  "n_train_per_source": {s: int((train & (ex.sources == s)).sum()) for s in EMOTION_SOURCES}}
     src = ex.sources
 
@@ -101,19 +103,20 @@ def run_emotion(quick: bool) -> dict:
     alone = {}
     for s in EMOTION_SOURCES:
         rows = train & (src == s)
-        alone[s] = MultiLabelLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER).fit(X[rows], Y[rows], known[rows])
+        alone[s] = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[rows], Y[rows], known[rows])
     out["seconds"]["alone"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    naive = MultiLabelLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER).fit(X[train], Y[train])  # missing = negative
+    naive = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[train], Y[train])  # missing = negative
     out["seconds"]["naive_union"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    masked = MultiLabelLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER).fit(X[train], Y[train], known[train])
+    masked = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[train], Y[train], known[train])
     out["seconds"]["masked_union"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    multi = MultiSourceLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER, source_weight=SOURCE_WEIGHT).fit(X[train], Y[train], src[train], known[train], A)
+    multi = MultiSourceLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER,
+                              source_weight=SOURCE_WEIGHT).fit(X[train], Y[train], src[train], known[train], A)
     out["seconds"]["tagwise"] = round(time.perf_counter() - t0, 1)
 
     print(f"{'source':20s}{'(a) alone':>11s}{'(b) naive':>11s}{'masked':>9s}{'(c) tagwise':>13s}"
@@ -156,13 +159,13 @@ def _cross_lingual_group(specs: list[str], train_source: str, quick: bool) -> di
     ex, X, Y, known, train, test = prepare(project, quick)
     src = ex.sources
     rows = train & (src == train_source)
-    english = MultiLabelLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER).fit(X[rows], Y[rows], known[rows])
+    english = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[rows], Y[rows], known[rows])
     out = {}
     for s in sorted(set(src)):
         test_rows = test & (src == s)
         cols = own_columns(ex, space, s)
         own_rows = train & (src == s)
-        in_lang = english if s == train_source else MultiLabelLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER).fit(
+        in_lang = english if s == train_source else MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(
             X[own_rows], Y[own_rows], known[own_rows])
         zero_shot = macro_f1(Y[test_rows], english.predict(X[test_rows]), cols)
         own = macro_f1(Y[test_rows], in_lang.predict(X[test_rows]), cols)
@@ -208,7 +211,7 @@ def run_news(quick: bool) -> dict:
     detail = {}
     for a, b in (("reuters", "ag_news"), ("ag_news", "reuters")):
         rows = train & (ex.sources == a)
-        model = MultiLabelLinear(C=SHARED_C, cv=3, max_iter=BASELINE_ITER).fit(X[rows], Y[rows], known[rows])
+        model = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[rows], Y[rows], known[rows])
         te = test & (ex.sources == b)
         pred = model.predict(X[te])[:, k]
         y = Y[te, k]
@@ -248,9 +251,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "multisource.json"))
     parser.add_argument("--source-weight", default=None, choices=["sqrt", "balanced"],
                         help="MultiSourceLinear source_weight for the emotion part")
+    parser.add_argument("--C", type=float, default=4.0, help="inverse L2 strength, every method")
+    parser.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "none"], help="every method")
     args = parser.parse_args()
-    global SOURCE_WEIGHT
+    global SOURCE_WEIGHT, SHARED_C, POS_WEIGHT
     SOURCE_WEIGHT = args.source_weight
+    SHARED_C = args.C
+    POS_WEIGHT = None if args.pos_weight == "none" else args.pos_weight
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     for part in args.parts:

@@ -57,7 +57,7 @@ def bench_dataset(name: str) -> dict:
     P = peer_full.predict_proba(Xte)
     out["peer_0.5"] = {**scores(Yte, P >= 0.5, P, names), "fit_s": round(t_full, 2)}
     _, t_fit = timed(peer.fit, X[fit_idx], Y[fit_idx])
-    th = best_f1_thresholds(Y[dev_idx], peer.predict_proba(X[dev_idx]), shrink=0, min_positives=1)
+    th = best_f1_thresholds(Y[dev_idx], peer.predict_proba(X[dev_idx]), shrink=0, default=0.5)
     P = peer.predict_proba(Xte)
     out["peer_dev_thresholds"] = {**scores(Yte, P >= th, P, names), "fit_s": round(t_fit, 2)}
 

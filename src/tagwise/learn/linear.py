@@ -65,6 +65,26 @@ def _fit_logistic(X, Y, M, pos_weight, l2, W0=None, max_iter=100, tol=1e-4):
     return np.concatenate([(P @ theta[: d * K].reshape(d, K)).ravel(), theta[d * K:]])
 
 
+def positive_weights(Y: np.ndarray, M: np.ndarray, mode) -> np.ndarray:
+    """(K,) weight of a positive example per label, from known cells only.
+
+    Y, M: (n, K) labels and known-mask; mode: "auto" = sqrt(min(n_neg, 1000) / n_pos),
+    "sqrt" = sqrt(n_neg / n_pos), "balanced" = n_neg / n_pos, a number, or None (1). Never below 1.
+    """
+    n_pos = (Y * M).sum(0)
+    n_neg = ((1 - Y) * M).sum(0)
+    ratio = np.where(n_pos > 0, n_neg / np.maximum(n_pos, 1), 1.0)
+    if mode == "auto":
+        return np.maximum(np.sqrt(np.minimum(n_neg, 1000.0) / np.maximum(n_pos, 1)), 1.0)
+    if mode == "balanced":
+        return np.maximum(ratio, 1.0)
+    if mode == "sqrt":
+        return np.maximum(np.sqrt(ratio), 1.0)
+    if mode is None:
+        return np.ones_like(ratio)
+    return np.full_like(ratio, float(mode))
+
+
 class MultiLabelLinear(BaseEstimator, ClassifierMixin):
     """Multi-label logistic regression on embeddings with tuned per-label thresholds.
 
@@ -99,22 +119,8 @@ class MultiLabelLinear(BaseEstimator, ClassifierMixin):
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------
-    def _pos_weight(self, Y, M):
-        n_pos = (Y * M).sum(0)
-        n_neg = ((1 - Y) * M).sum(0)
-        ratio = np.where(n_pos > 0, n_neg / np.maximum(n_pos, 1), 1.0)
-        if self.pos_weight == "auto":
-            return np.maximum(np.sqrt(np.minimum(n_neg, 1000.0) / np.maximum(n_pos, 1)), 1.0)
-        if self.pos_weight == "balanced":
-            return np.maximum(ratio, 1.0)
-        if self.pos_weight == "sqrt":
-            return np.maximum(np.sqrt(ratio), 1.0)
-        if self.pos_weight is None:
-            return np.ones_like(ratio)
-        return np.full_like(ratio, float(self.pos_weight))
-
     def _fit_once(self, X, Y, M, C_per_label, W0=None, max_iter=None):
-        pw = self._pos_weight(Y, M)
+        pw = positive_weights(Y, M, self.pos_weight)
         l2 = 1.0 / np.asarray(C_per_label, dtype=np.float64)
         theta = _fit_logistic(X, Y, M, pw, l2, W0=W0, max_iter=max_iter or self.max_iter)
         return theta, pw

@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..taxonomy import Taxonomy, propagate_partial_labels, propagate_with_ancestors
 from ..types import Examples, LabelSpace, TagwiseError
+from .linear import _preconditioner, positive_weights
 from .persist import register_model
 from .thresholds import best_f1_thresholds
 
@@ -109,8 +110,6 @@ def _fit_joint(Xc, Y, M, source_idx, S, pos_weight, l2, adapters, max_iter=150, 
     ``linear._preconditioner``): embeddings are strongly anisotropic, and plain L-BFGS would need
     hundreds of iterations.
     """
-    from .linear import _preconditioner
-
     n, d = Xc.shape
     K = Y.shape[1]
     layout = _Layout(d, K, S, adapters)
@@ -210,18 +209,6 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------
-    def _pos_weight(self, Y, M):
-        n_pos = (Y * M).sum(0)
-        n_neg = ((1 - Y) * M).sum(0)
-        ratio = np.where(n_pos > 0, n_neg / np.maximum(n_pos, 1), 1.0)
-        if self.pos_weight == "balanced":
-            return np.maximum(ratio, 1.0)
-        if self.pos_weight == "sqrt":
-            return np.maximum(np.sqrt(ratio), 1.0)
-        if self.pos_weight is None:
-            return np.ones_like(ratio)
-        return np.full_like(ratio, float(self.pos_weight))
-
     def fit(self, X, Y, sources: Sequence[str], mask=None, ancestors=None):
         """Fit on examples from several sources.
 
@@ -261,7 +248,7 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
         self.support_ = (Y * Mf).sum(0).astype(np.int64)
         self.source_support_ = np.stack([(Y[source_idx == s] * Mf[source_idx == s]).sum(0)
                                          for s in range(S)]).astype(np.int64)  # (S, K)
-        self.pos_weight_ = self._pos_weight(Y, Mf)
+        self.pos_weight_ = positive_weights(Y, Mf, self.pos_weight)
         l2 = (1.0 / self.C, 1.0 / self.adapter_C, 1.0 / self.bias_C)
         counts = np.bincount(source_idx, minlength=S).astype(np.float64)
         power = {"balanced": 1.0, "sqrt": 0.5, None: 0.0}.get(self.source_weight)

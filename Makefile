@@ -9,8 +9,9 @@ DEMO   ?= demo-project
 
 .PHONY: install torch demo test bench lock clean
 
-$(VENV)/.core: requirements/lock.txt pyproject.toml
+$(VENV)/.core: requirements/lock.txt requirements/build.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --require-hashes --no-deps -r requirements/build.txt
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@

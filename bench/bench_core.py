@@ -10,6 +10,7 @@ the whole train split and tunes everything by internal cross-validation only.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH, load_dataset, save_results, timed  # noqa: E402
+from common import BENCH, RESULTS, load_dataset, save_results, timed  # noqa: E402
 
 from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
 from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
@@ -96,10 +97,12 @@ def bench_embed() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", nargs="+", default=["goemotions", "reuters"])
+    ap.add_argument("--datasets", nargs="*", default=["goemotions", "reuters"],
+                    help="none: only the embed timing")
     ap.add_argument("--skip-embed", action="store_true")
     args = ap.parse_args()
-    results = {"datasets": {}}
+    results = json.loads((RESULTS / "core.json").read_text()) if (RESULTS / "core.json").exists() else {}
+    results.setdefault("datasets", {})
     for name in args.datasets:
         r = bench_dataset(name)
         results["datasets"][name] = r

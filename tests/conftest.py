@@ -18,3 +18,11 @@ def data_dir() -> Path:
 def use_cache(tmp_path_factory) -> Path:
     """One embedding cache for the whole session, so each text is encoded once across tests."""
     return tmp_path_factory.mktemp("emb-cache")
+
+
+@pytest.fixture(scope="module")
+def shared_embedding_cache(use_cache):
+    """Point TAGWISE_CACHE_DIR at the session cache for a whole module (projects made inside it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TAGWISE_CACHE_DIR", str(use_cache))
+        yield use_cache

@@ -24,13 +24,7 @@ def _macro_f1(Y, P):
     return multilabel_report(Y, P, None, NAMES)["macro_f1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_embedding_cache(tmp_path_factory):
-    """One embedding cache for all few-label tests of the session: each text is encoded once."""
-    root = tmp_path_factory.getbasetemp() / "tagwise-emb-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TAGWISE_CACHE_DIR", str(root))
-        yield root
+pytestmark = pytest.mark.usefixtures("shared_embedding_cache")
 
 
 @pytest.fixture(scope="module")

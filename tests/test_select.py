@@ -42,13 +42,7 @@ def _unlabeled_spec(tmp: Path, labeled_texts: list[str]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_embedding_cache(tmp_path_factory):
-    """One embedding cache for all few-label tests of the session: each text is encoded once."""
-    root = tmp_path_factory.getbasetemp() / "tagwise-emb-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TAGWISE_CACHE_DIR", str(root))
-        yield root
+pytestmark = pytest.mark.usefixtures("shared_embedding_cache")
 
 
 @pytest.fixture(scope="module")

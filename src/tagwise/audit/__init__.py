@@ -1,7 +1,7 @@
 """Label audit: out-of-fold cross-fitting, typed label issues, conflicting duplicates, outliers."""
 from .core import AuditResult, audit_arrays, check_audit_inputs
 from .duplicates import conflicting_duplicates, normalize_text, outlier_scores
-from .knn import nearest_neighbors, neighbor_label_votes
+from ..neighbors import nearest_neighbors, neighbor_label_votes
 from .label_quality import (LabelIssues, blend_evidence, cell_issue_scores, find_label_issues,
                             label_quality_scores, per_label_thresholds)
 from .oof import out_of_fold_proba, ridge_out_of_fold_proba, stratified_folds

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..types import TagwiseError
 from .duplicates import conflicting_duplicates, outlier_scores
-from .knn import nearest_neighbors, neighbor_label_votes
+from ..neighbors import nearest_neighbors, neighbor_label_votes
 from .label_quality import (LabelIssues, blend_evidence, cell_issue_scores, find_label_issues,
                             label_quality_scores)
 from .oof import out_of_fold_proba

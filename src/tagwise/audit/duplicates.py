@@ -1,6 +1,6 @@
 """Conflicting duplicates (exact after normalisation, or near by embedding) and outliers.
 
-Both reuse the kNN graph of ``knn.nearest_neighbors``, so nothing here is quadratic in n.
+Both reuse the kNN graph of ``neighbors.nearest_neighbors``, so nothing here is quadratic in n.
 """
 from __future__ import annotations
 

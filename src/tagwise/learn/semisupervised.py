@@ -19,44 +19,30 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, logit
 from sklearn.base import BaseEstimator, ClassifierMixin
-from tqdm.auto import tqdm
 
+from ..neighbors import nearest_neighbors
 from ..types import TagwiseError
 from .fewshot import FewShotClassifier
 from .persist import register_model
 from .zeroshot import ZeroShotClassifier
 
 
-def knn_graph(X: np.ndarray, k: int = 15, exact_limit: int = 200_000, power: float = 3.0,
-              progress: bool = False) -> sp.csr_matrix:
-    """Symmetric, normalised kNN affinity graph over L2-normalised embeddings.
+def knn_graph(X: np.ndarray, k: int = 15, power: float = 3.0, progress: bool = False) -> sp.csr_matrix:
+    """Symmetric, normalised kNN affinity graph over the rows of X.
 
-    X: (n, d) float32 unit rows. Neighbours by inner product with faiss (exact up to ``exact_limit``
-    rows, HNSW beyond, so 1M rows take minutes, not hours). Edge weight = max(cos, 0) ** power (sharpens
-    the near-uniform cosines of sentence embeddings); W = max(W, W^T); returns
-    S = D^-1/2 W D^-1/2 as (n, n) CSR float32.
+    X: (n, d) float embeddings. Neighbours come from ``neighbors.nearest_neighbors`` (exact for small
+    n, an IVF index beyond, never an n x n matrix). Edge weight = max(cos, 0) ** power (sharpens the
+    near-uniform cosines of sentence embeddings); W = max(W, W^T); returns S = D^-1/2 W D^-1/2 as
+    (n, n) CSR float32.
     """
-    import faiss
-
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n, d = X.shape
+    n = len(X)
     k = int(min(k, n - 1))
     if k < 1:
         raise TagwiseError("knn_graph: need at least 2 examples.")
-    if n <= exact_limit:
-        index = faiss.IndexFlatIP(d)
-    else:
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 64
-    index.add(X)
-    sims = np.empty((n, k + 1), dtype=np.float32)
-    nbrs = np.empty((n, k + 1), dtype=np.int64)
-    step = 20_000
-    for start in tqdm(range(0, n, step), desc="kNN graph", disable=not progress):
-        sims[start:start + step], nbrs[start:start + step] = index.search(X[start:start + step], k + 1)
-    rows = np.repeat(np.arange(n), k + 1)
+    nbrs, sims = nearest_neighbors(X, k=k, progress=progress)
+    rows = np.repeat(np.arange(n), k)
     cols, vals = nbrs.ravel(), np.maximum(sims.ravel(), 0) ** power
-    keep = (cols >= 0) & (cols != rows)  # drop self-loops and missing neighbours
+    keep = cols >= 0  # missing neighbours are padded with -1
     W = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n), dtype=np.float32)
     W = W.maximum(W.T).tocsr()
     deg = np.asarray(W.sum(1)).ravel()

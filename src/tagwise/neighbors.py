@@ -3,8 +3,9 @@
 Exact inner-product search up to ``exact_max`` rows; above that a PCA projection plus an IVF index (nlist ~ sqrt(N)
 coarse cells, k-means trained on a sample of at most 40 points per cell), whose memory is the
 vectors plus a few MB and whose search cost per query is about ``nprobe / nlist`` of a flat scan.
-The audit only needs the neighbourhood *label vote*, duplicates and a distance percentile, all
-robust to the occasional missed neighbour, so the approximate index loses nothing measurable.
+Shared by the audit (neighbourhood label votes, duplicates, outliers) and semi-supervised
+learning (the propagation graph): both are robust to the occasional missed neighbour, so the
+approximate index loses nothing measurable.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..encoders import l2_normalize
+from .encoders import l2_normalize
 
 
 def _pca_basis(Xn: np.ndarray, dim: int, sample: int, rng) -> np.ndarray:
@@ -59,7 +60,7 @@ def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe
         index.train(sample)
         index.nprobe = nprobe
     index.add(Xs)
-    for start in tqdm(range(0, n, batch_size), desc="audit: neighbours", unit="batch", disable=not progress):
+    for start in tqdm(range(0, n, batch_size), desc="neighbours", unit="batch", disable=not progress):
         stop = min(start + batch_size, n)
         sims, idx = index.search(Xs[start:stop], n_cand)
         rows = np.arange(start, stop)[:, None]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._io import atomic_write_json
+from .._io import atomic_save_npy, atomic_write_json
 from ..learn.train import load_project_model
 from ..types import LabelSpace, TagwiseError
 from .metrics import multilabel_report
@@ -35,8 +35,6 @@ def evaluate_project(project, split: str = "test", model: str | None = None, sou
     if save:
         run = project.new_run("evaluate", {"split": split, "model": report["model"], "source": source})
         atomic_write_json(run / "metrics.json", report)
-        from .._io import atomic_save_npy
-
         atomic_save_npy(run / "y_true.npy", Y)
         atomic_save_npy(run / "proba.npy", P.astype(np.float32))
         atomic_save_npy(run / "mask.npy", mask)

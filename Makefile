@@ -35,7 +35,7 @@ demo: $(VENV)/.core
 	$(TAGWISE) report $(DEMO)
 
 test: $(VENV)/.core $(VENV)/.torch
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest tests
 
 bench: $(VENV)/.torch
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-bench.txt

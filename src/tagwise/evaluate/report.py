@@ -1,12 +1,13 @@
 """The HTML report: one self-contained file with inline plots.
 
-Sections are functions ``(project) -> str | None`` (an HTML fragment, or None to skip) listed
-in ``SECTIONS``; other stages (audit, transfer) add theirs there.
+Sections are functions ``(project, split) -> str | None`` (an HTML fragment, or None to skip)
+listed in ``SECTIONS``; other stages (audit, transfer, few labels) are listed there lazily.
 """
 from __future__ import annotations
 
 import base64
 import html
+import importlib
 import io
 import json
 from pathlib import Path
@@ -50,7 +51,7 @@ def latest_evaluation(project, split: str = "test") -> tuple[dict, dict[str, np.
     return None
 
 
-def section_overview(project) -> str:
+def section_overview(project, split: str = "test") -> str:
     rows = "".join(f"<tr><td>{html.escape(s['name'])}</td><td>{s['n_examples']}</td>"
                    f"<td>{len(s['annotated'])}</td></tr>" for s in project.store.sources())
     counts = project.store.count()
@@ -61,7 +62,8 @@ def section_overview(project) -> str:
             f"<table><tr><th>source/split</th><th>examples</th><th>labeled</th></tr>{split_rows}</table>")
 
 
-def section_label_frequencies(project) -> str | None:
+def section_label_frequencies(project, split: str = "test") -> str | None:
+    """Label counts on the training split (what the model learned from), whatever ``split`` is shown."""
     ex = project.examples(split="train", labeled=True)
     if len(ex) == 0:
         return None
@@ -113,7 +115,6 @@ def _pr_curves(plt, Y, P, M, names, support) -> str:
     from sklearn.metrics import precision_recall_curve
 
     fig, ax = plt.subplots(figsize=(6, 5))
-    r, p = None, None
     p, r, _ = precision_recall_curve(Y[M].ravel(), P[M].ravel())
     ax.plot(r, p, color="black", lw=2, label="micro-average")
     for k in np.argsort(-support)[:5]:
@@ -150,34 +151,19 @@ def _confusions(Y, Z, M, names, top: int = 12) -> str:
             "(wrong)</th><th>examples</th></tr>" + "".join(rows) + "</table>")
 
 
-SECTIONS = [section_overview, section_label_frequencies, section_metrics]
+def _lazy(module: str, function: str):
+    """A section that lives in another stage, imported only when a report is written."""
+    def section(project, split):
+        return getattr(importlib.import_module(module, __package__), function)(project)
+
+    return section
 
 
-def _audit_section(project) -> str | None:
-    from ..audit.report import audit_report_section
-
-    return audit_report_section(project)
-
-
-SECTIONS.append(_audit_section)
-
-
-def _transfer_section(project) -> str | None:
-    from .transfer import transfer_report_section
-
-    return transfer_report_section(project)
-
-
-SECTIONS.append(_transfer_section)
-
-
-def _low_label_section(project) -> str | None:
-    from ..select.report import low_label_report_section
-
-    return low_label_report_section(project)
-
-
-SECTIONS.append(_low_label_section)
+# every section is (project, split) -> HTML fragment | None, rendered in this order
+SECTIONS = [section_overview, section_label_frequencies, section_metrics,
+            _lazy("..audit.report", "audit_report_section"),
+            _lazy(".transfer", "transfer_report_section"),
+            _lazy("..select.report", "low_label_report_section")]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
@@ -188,7 +174,7 @@ def write_report(project, split: str = "test", path: str | Path | None = None) -
     """Render every section into ``PROJECT/report.html`` (atomically). Returns the path."""
     parts = []
     for section in SECTIONS:
-        fragment = section(project, split) if section is section_metrics else section(project)
+        fragment = section(project, split)
         if fragment:
             parts.append(f"<section>{fragment}</section>")
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>tagwise report — "

@@ -123,3 +123,22 @@ def test_cli_train_multisource_in_a_target_mode(emotion):
     assert not np.allclose(loaded.predict_proba(X[:20]), loaded.head.predict_proba(X[:20], "agnostic"))
     bad = '{"target_source": "isear"}'
     assert main(["train", str(project.path), "--model", "multisource", "--params", bad]) == 2
+
+
+def test_source_expert_weight_one_is_the_source_alone(emotion):
+    """expert_mix=(1.0,): a source's mode is exactly a plain head fitted on that source's rows."""
+    project, ex, X, Y, known = emotion
+    xed = ex.sources == "xed_en"
+    model = MultiSourceLinear(C=2.0, cv=3, max_iter=40, expert_mix=(1.0,)).fit(X, Y, ex.sources, known)
+    s = model.sources_.index("xed_en")
+    cols = np.flatnonzero(model.source_support_[s] >= 3)
+    assert len(cols) >= 4 and np.all(model.expert_mix_[s, cols] == 1.0)
+    alone = MultiLabelLinear(C=2.0, cv=3, max_iter=40, pos_weight="sqrt").fit(
+        X[xed], Y[np.ix_(xed, cols)], known[np.ix_(xed, cols)])
+    np.testing.assert_allclose(model.predict_proba(X[:60], "xed_en")[:, cols], alone.predict_proba(X[:60]), atol=1e-4)
+    # other labels and the agnostic mode still come from the shared, source-aware head
+    off = model.predict_proba(X[:60], "agnostic")
+    assert np.abs(off[:, cols] - alone.predict_proba(X[:60])).max() > 1e-2
+    # candidates are chosen on out-of-fold macro-F1, so the default picks from its grid
+    default = MultiSourceLinear(C=2.0, cv=3, max_iter=40).fit(X, Y, ex.sources, known)
+    assert set(np.unique(default.expert_mix_).round(2)) <= {0.0, 0.25, 0.5, 0.75, 1.0}

@@ -9,6 +9,7 @@ import pytest
 
 from tagwise.audit import (audit_arrays, conflicting_duplicates, find_label_issues, label_quality_scores,
                            nearest_neighbors, stratified_folds)
+from tagwise.audit.label_quality import cell_error_posteriors, noise_rates
 from tagwise.audit.corrections import apply_corrections, correction_batches, undo_corrections
 from tagwise.audit.noise import inject_noise, label_similarity
 from tagwise.audit.project import audit_project, issue_rows, read_issues, write_issues
@@ -85,6 +86,26 @@ def test_planted_wrong_and_missing_labels_multi_label(reuters):
     planted_given = changed & noisy.astype(bool)
     clean_given = ~changed & noisy.astype(bool)
     assert flagged[planted_given].mean() > 3 * flagged[clean_given].mean()
+
+
+def test_missed_labels_raise_the_missed_rate_and_rank_first(reuters):
+    """Dropping secondary labels shows up in the confident-learning missed rates, and the blended
+    ranking finds those rows better than the worst-pair score alone (the reason for the blend)."""
+    rows, space, X, Y = reuters
+    Y = Y[:, Y.sum(0) >= 3]
+    noisy, changed = inject_noise(Y, "missing", 0.1, seed=2)
+    truth = changed.any(1)
+    res = audit_arrays(X, noisy, texts=rows.texts, progress=False)
+    missed, added = noise_rates(noisy, res.evidence)
+    hit = changed.any(0)  # labels that lost some positives
+    assert missed[hit].mean() > 2 * added[hit].mean()
+    W = cell_error_posteriors(noisy, res.evidence)
+    assert W[changed].mean() > 5 * W[~changed & ~noisy.astype(bool)].mean()
+    blend = average_precision(truth, -res.label_quality)
+    worst_pair = average_precision(truth, -label_quality_scores(noisy, res.evidence, method="worst_pair"))
+    assert blend > worst_pair and blend > 4 * truth.mean()
+    with pytest.raises(TagwiseError, match="unknown label quality method"):
+        label_quality_scores(noisy, res.evidence, method="mean")
 
 
 def test_stratified_folds_spread_every_label(reuters):

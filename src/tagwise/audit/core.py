@@ -99,7 +99,7 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
         E = E / np.maximum(E.sum(1, keepdims=True), 1e-12)
     S = cell_issue_scores(Y, E, mask)
     issues = find_label_issues(Y, E, mask, multi_label=multi_label, slack=slack, cell_scores=S)
-    quality = label_quality_scores(Y, E, mask, cell_scores=S)
+    quality = label_quality_scores(Y, E, mask, method="blend" if multi_label else "worst_pair")
     seconds["scoring"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     dups = conflicting_duplicates(texts if texts is not None else [""] * len(Y), Y, mask, nbrs, sims,

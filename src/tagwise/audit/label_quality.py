@@ -22,6 +22,19 @@ confusions from mere ambiguity. On seeded noise this beat the worst-cell score, 
 cells and per-label rescaling (see bench/bench_audit.py). For single-label rows it is
 ``p_given * (1 - p_best_other)``.
 
+On multi-label data that worst-pair score is blended with a second one built on noise rates.
+Confident learning (below) counts, per label, the given negatives that look like typical
+positives and the given positives that look like typical negatives; those counts estimate how
+often the label is *missed* (given 0, truly 1) and *added* (given 1, truly 0). Bayes' rule then
+turns each cell's probability into the posterior that its given value was flipped
+(``cell_error_posteriors``), and ``1 - max posterior`` scores the row. The posterior knows that a
+label annotators often miss makes a fairly likely absent label suspicious, while the worst-pair
+score knows that a near-impossible given label is. The two err on different rows, so the
+default ranks rows by the mean of their two percentile ranks: on seeded noise (bench_audit.py,
+Reuters and GoEmotions, 18 settings) that ranks at least as well as cleanlab in 17 settings
+against 16 for either score alone, and lifts Reuters *missing* AUPRC from 0.185/0.360/0.550 to
+0.269/0.480/0.656 at 5/10/20% noise.
+
 Flagging uses per-label anchors from confident learning, the mean probability of each label's
 given positives ``t_pos`` and negatives ``t_neg``: an absent label is *missing* when
 ``p >= max(t_pos, min_missing_prob)`` (it looks like a typical positive of that label, and is more
@@ -87,14 +100,68 @@ def cell_issue_scores(labels: np.ndarray, pred_probs: np.ndarray, mask: np.ndarr
     return S
 
 
-def label_quality_scores(labels: np.ndarray, pred_probs: np.ndarray, mask: np.ndarray | None = None,
-                         cell_scores: np.ndarray | None = None) -> np.ndarray:
-    """(n,) float32 label quality in [0, 1], lower = more likely mislabeled (see module doc):
-    ``min_{given} p * (1 - max_{absent} p)`` over known cells (1 for a row with none)."""
+def noise_rates(labels: np.ndarray, pred_probs: np.ndarray, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label flip rates estimated by confident learning.
+
+    A given negative with ``p >= t_pos`` is confidently a missed positive, a given positive with
+    ``p <= t_neg`` confidently an added one (anchors from ``per_label_thresholds``). Returns
+    ``(missed (K,), added (K,))``: estimates of P(given 0 | truly 1) and P(given 1 | truly 0),
+    add-one smoothed so that no rate is exactly 0 or 1.
+    """
     Y, P, M = _check(labels, pred_probs, mask)
+    t_pos, t_neg = per_label_thresholds(Y, P, M)
+    pos, neg = Y & M, ~Y & M
+    missed = (neg & (P >= t_pos[None, :])).sum(0)
+    added = (pos & (P <= t_neg[None, :])).sum(0)
+    true_pos = missed + (pos & (P > t_neg[None, :])).sum(0)
+    true_neg = added + (neg & (P < t_pos[None, :])).sum(0)
+    return ((missed + 1.0) / (true_pos + 2.0)).astype(np.float32), ((added + 1.0) / (true_neg + 2.0)).astype(np.float32)
+
+
+def cell_error_posteriors(labels: np.ndarray, pred_probs: np.ndarray, mask: np.ndarray | None = None,
+                          rates: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(n, K) float32 posterior probability that each known cell's given value was flipped; 0 on
+    unknown cells.
+
+    With p the probability that label k applies, m_k = P(given 0 | truly 1) and a_k = P(given 1 |
+    truly 0) (``noise_rates``, or ``rates``): an absent cell was missed with probability
+    ``p m / (p m + (1 - p)(1 - a))``, a given cell was added with ``(1 - p) a / ((1 - p) a + p (1 - m))``.
+    """
+    Y, P, M = _check(labels, pred_probs, mask)
+    m, a = noise_rates(Y, P, M) if rates is None else (np.asarray(r, dtype=np.float32) for r in rates)
+    P = np.clip(P, 1e-6, 1 - 1e-6)
+    missed = P * m / (P * m + (1 - P) * (1 - a))
+    added = (1 - P) * a / ((1 - P) * a + P * (1 - m))
+    return np.where(M, np.where(Y, added, missed), 0.0).astype(np.float32)
+
+
+def label_quality_scores(labels: np.ndarray, pred_probs: np.ndarray, mask: np.ndarray | None = None,
+                         cell_scores: np.ndarray | None = None, method: str = "auto") -> np.ndarray:
+    """(n,) float32 label quality in [0, 1], lower = more likely mislabeled (see module doc).
+
+    method: "worst_pair" = ``min_{given} p * (1 - max_{absent} p)`` over known cells (1 for a row
+    with none); "posterior" = ``1 - max`` of ``cell_error_posteriors``; "blend" = the mean of the
+    two scores' percentile ranks (in (0, 1]; ties share a rank); "auto" (default) = "blend" for
+    multi-label data and "worst_pair" when every row has exactly one label (there the noise-rate
+    posterior did not help on AG News or ISEAR).
+    """
+    Y, P, M = _check(labels, pred_probs, mask)
+    if method == "auto":
+        method = "worst_pair" if bool(((Y & M).sum(1) == 1).all()) else "blend"
+    if method not in ("worst_pair", "posterior", "blend"):
+        raise TagwiseError(f"unknown label quality method {method!r}; use auto, worst_pair, posterior or blend")
     weakest_given = np.where(Y & M, P, 1.0).min(axis=1, initial=1.0)
     strongest_absent = np.where(~Y & M, P, 0.0).max(axis=1, initial=0.0)
-    return (np.clip(weakest_given, 0, 1) * np.clip(1.0 - strongest_absent, 0, 1)).astype(np.float32)
+    worst_pair = (np.clip(weakest_given, 0, 1) * np.clip(1.0 - strongest_absent, 0, 1)).astype(np.float32)
+    if method == "worst_pair":
+        return worst_pair
+    posterior = (1.0 - cell_error_posteriors(Y, P, M).max(axis=1, initial=0.0)).astype(np.float32)
+    if method == "posterior":
+        return posterior
+    from scipy.stats import rankdata
+    n = max(len(Y), 1)
+    return ((rankdata(worst_pair) + rankdata(posterior)) / (2.0 * n)).astype(np.float32)
 
 
 @dataclass

@@ -3,6 +3,9 @@
 Run from the repo root:
     nice -n 10 .venv/bin/python bench/bench_multisource.py            # all four parts
     nice -n 10 .venv/bin/python bench/bench_multisource.py --parts emotion --quick
+    # seed spread of the emotion part: run --seed 1 / --seed 2 into their own files, then
+    .venv/bin/python bench/bench_multisource.py --summarize bench/results/multisource.json \
+        bench/results/multisource_seed1.json bench/results/multisource_seed2.json
 
 Parts (results in bench/results/multisource.json):
  emotion   GoEmotions, SemEval E-c, XED en, ISEAR, TweetEval onto bench/taxonomies/emotion.yaml; on each
@@ -82,19 +85,20 @@ def own_columns(ex, space, source):
 
 # -- part 1: emotion group ------------------------------------------------------------------
 SOURCE_WEIGHT = None  # MultiSourceLinear(source_weight=...); set by --source-weight
+SEED = 0  # holdout split, GoEmotions subsample and every model's folds; set by --seed
 
 
 def run_emotion(quick: bool) -> dict:
     project = build_project(TAXONOMIES / "emotion.yaml", EMOTION_SPECS)
     tax, space = project.taxonomy, project.labels
     A = tax.ancestor_matrix(space)
-    ex, X, Y, known, train, test = prepare(project, quick)
+    ex, X, Y, known, train, test = prepare(project, quick, SEED)
     goe = np.flatnonzero(train & (ex.sources == "goemotions"))
     if len(goe) > GOEMOTIONS_TRAIN:  # seeded subsample; every other source is used in full
-        train[np.random.default_rng(0).permutation(goe)[GOEMOTIONS_TRAIN:]] = False
+        train[np.random.default_rng(SEED).permutation(goe)[GOEMOTIONS_TRAIN:]] = False
     print(f"emotion: {int(train.sum())} training rows, {int(test.sum())} test rows, {len(space)} labels, "
           f"{int(known[train].sum())}/{known[train].size} training cells known")
-    out: dict = {"per_source": {}, "seconds": {}, "n_train": int(train.sum()), "source_weight": SOURCE_WEIGHT,
+    out: dict = {"per_source": {}, "seconds": {}, "n_train": int(train.sum()), "source_weight": SOURCE_WEIGHT, "seed": SEED,
                  "C": SHARED_C, "pos_weight": POS_WEIGHT,
                  "n_train_per_source": {s: int((train & (ex.sources == s)).sum()) for s in EMOTION_SOURCES}}
     src = ex.sources
@@ -103,20 +107,20 @@ def run_emotion(quick: bool) -> dict:
     alone = {}
     for s in EMOTION_SOURCES:
         rows = train & (src == s)
-        alone[s] = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[rows], Y[rows], known[rows])
+        alone[s] = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER, random_state=SEED).fit(X[rows], Y[rows], known[rows])
     out["seconds"]["alone"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    naive = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[train], Y[train])  # missing = negative
+    naive = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER, random_state=SEED).fit(X[train], Y[train])  # missing = negative
     out["seconds"]["naive_union"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    masked = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER).fit(X[train], Y[train], known[train])
+    masked = MultiLabelLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER, random_state=SEED).fit(X[train], Y[train], known[train])
     out["seconds"]["masked_union"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
     multi = MultiSourceLinear(C=SHARED_C, pos_weight=POS_WEIGHT, cv=3, max_iter=BASELINE_ITER,
-                              source_weight=SOURCE_WEIGHT).fit(X[train], Y[train], src[train], known[train], A)
+                              source_weight=SOURCE_WEIGHT, random_state=SEED).fit(X[train], Y[train], src[train], known[train], A)
     out["seconds"]["tagwise"] = round(time.perf_counter() - t0, 1)
 
     print(f"{'source':20s}{'(a) alone':>11s}{'(b) naive':>11s}{'masked':>9s}{'(c) tagwise':>13s}"
@@ -241,6 +245,29 @@ def run_suggest(quick: bool) -> dict:
     return result
 
 
+def summarize_seeds(paths: list[Path]) -> dict:
+    """Per-source mean and sd over seeds of the emotion part's (a), (b), (c) macro-F1, and the target
+    counts on the means (each path: a results JSON written with --seed)."""
+    runs = [json.loads(p.read_text())["emotion"] for p in paths]
+    out = {"seeds": [r.get("seed", 0) for r in runs], "per_source": {},
+           "c_beats_a_count_per_seed": [r["targets"]["c_beats_a_count"] for r in runs]}
+    for s in EMOTION_SOURCES:
+        row = {}
+        for k in ("alone", "naive_union", "tagwise"):
+            v = np.array([r["per_source"][s][k] for r in runs])
+            row[k] = {"mean": round(float(v.mean()), 4), "sd": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 4)}
+        row["c_minus_a_mean"] = round(row["tagwise"]["mean"] - row["alone"]["mean"], 4)
+        out["per_source"][s] = row
+        print(f"  {s:20s} (a) {row['alone']['mean']:.4f}±{row['alone']['sd']:.4f}  (b) {row['naive_union']['mean']:.4f}"
+              f"  (c) {row['tagwise']['mean']:.4f}±{row['tagwise']['sd']:.4f}  c-a {row['c_minus_a_mean']:+.4f}")
+    ps = out["per_source"]
+    out["targets_on_means"] = {
+        "c_beats_b_on_every_source": all(v["tagwise"]["mean"] > v["naive_union"]["mean"] for v in ps.values()),
+        "c_beats_a_count": sum(v["c_minus_a_mean"] > 0 for v in ps.values())}
+    print("targets on the seed means:", out["targets_on_means"], "per seed:", out["c_beats_a_count_per_seed"])
+    return out
+
+
 PARTS = {"emotion": run_emotion, "lingual": run_lingual, "news": run_news, "suggest": run_suggest}
 
 
@@ -251,11 +278,21 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "multisource.json"))
     parser.add_argument("--source-weight", default=None, choices=["sqrt", "balanced"],
                         help="MultiSourceLinear source_weight for the emotion part")
+    parser.add_argument("--seed", type=int, default=0, help="emotion part: holdout split, subsample and folds")
     parser.add_argument("--C", type=float, default=4.0, help="inverse L2 strength, every method")
     parser.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "none"], help="every method")
+    parser.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
+                        help="only summarise the emotion part of these per-seed results into --out")
     args = parser.parse_args()
-    global SOURCE_WEIGHT, SHARED_C, POS_WEIGHT
+    if args.summarize:
+        out_path = Path(args.out)
+        results = json.loads(out_path.read_text()) if out_path.exists() else {}
+        results["emotion_seeds"] = summarize_seeds([Path(p) for p in args.summarize])
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        return
+    global SOURCE_WEIGHT, SHARED_C, POS_WEIGHT, SEED
     SOURCE_WEIGHT = args.source_weight
+    SEED = args.seed
     SHARED_C = args.C
     POS_WEIGHT = None if args.pos_weight == "none" else args.pos_weight
     out_path = Path(args.out)

@@ -139,6 +139,6 @@ def test_source_expert_weight_one_is_the_source_alone(emotion):
     # other labels and the agnostic mode still come from the shared, source-aware head
     off = model.predict_proba(X[:60], "agnostic")
     assert np.abs(off[:, cols] - alone.predict_proba(X[:60])).max() > 1e-2
-    # candidates are chosen on out-of-fold macro-F1, so the default picks from its grid
+    # candidates are chosen on out-of-fold mean AP, so the default picks from its grid
     default = MultiSourceLinear(C=2.0, cv=3, max_iter=40).fit(X, Y, ex.sources, known)
     assert set(np.unique(default.expert_mix_).round(2)) <= {0.0, 0.25, 0.5, 0.75, 1.0}

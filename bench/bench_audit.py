@@ -224,6 +224,7 @@ def main():
     ap.add_argument("--limit", type=int, default=None, help="subsample GoEmotions train to this many rows")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--scale-n", type=int, default=200_000, help="examples in the synthetic scale check")
     ap.add_argument("--no-scoring", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="only re-measure peak memory per dataset")
@@ -239,7 +240,7 @@ def main():
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"datasets": {}}
     results.update({"encoder": "use", "folds": 5, "seed": args.seed,
-                    "cpu_threads": os.environ.get("OMP_NUM_THREADS", "default")})
+                    "cpu_threads": {v: os.environ.get(v, "default") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}})
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         limit = args.limit if name == "goemotions" else None
@@ -257,7 +258,7 @@ def main():
         results["scoring_only"] = scoring_speed()
         out.write_text(json.dumps(results, indent=1))
     if not args.no_scale:
-        results["scale_check"] = scale_check()
+        results["scale_check"] = scale_check(n=args.scale_n)
         out.write_text(json.dumps(results, indent=1))
     print(f"\nwrote {out}")
 

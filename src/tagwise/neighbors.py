@@ -29,8 +29,8 @@ def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe
                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-nearest neighbours of each row of X among the other rows.
 
-    Candidates (2k per row) are searched in the top ``search_dim`` principal directions (4x less
-    work for 512-d embeddings), then re-ranked by the exact cosine in the full space, so the
+    Above 20,000 rows, candidates (2k per row) are searched in the top ``search_dim`` principal
+    directions (4x less work for 512-d embeddings), then re-ranked by the exact cosine in the full space, so the
     returned similarities are exact and only a neighbour missed by both the projection and the
     index can be lost. ``search_dim=None`` searches the full space.
 
@@ -45,7 +45,9 @@ def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe
     if k_eff == 0:
         return neighbors, similarity
     rng = np.random.default_rng(random_state)
-    project = search_dim is not None and search_dim < d and n > exact_max
+    # the projection's fixed cost (a d x d eigendecomposition) pays off only on larger sets:
+    # AG News (7,600 rows) 0.24 s unprojected vs 0.33 s; GoEmotions (43k) 2.1 s vs 4.8 s
+    project = search_dim is not None and search_dim < d and n > max(exact_max, 20_000)
     Xs = Xn @ _pca_basis(Xn, search_dim, 10_000, rng) if project else Xn
     ds = Xs.shape[1]
     n_cand = min(n, (2 * k_eff if project else k_eff) + 1)

@@ -158,13 +158,25 @@ def scoring_speed(n=200_000, K=50, seed=0):
     return res
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak RSS in kB. VmHWM belongs to the process image, whereas Linux carries
+    ru_maxrss across exec, so a child would report its parent's peak if it were used."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def memory_child(tool, data_path):
     """Run one audit on saved arrays (no encoder loaded) and print this process's peak RSS in MB."""
     data = np.load(data_path, allow_pickle=False)
     X, Yn, multi_label = data["X"], data["Yn"], bool(data["multi_label"])
     texts = json.loads(Path(data_path).with_suffix(".json").read_text())
     import tracemalloc
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_kb()
     tracemalloc.start()
     if tool == "tagwise":
         run_tagwise(X, Yn, texts, multi_label)
@@ -172,7 +184,7 @@ def memory_child(tool, data_path):
         run_peer(X, Yn, multi_label)
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _peak_rss_kb()
     print(json.dumps({"peak_rss_mb": round(after / 1024, 1), "increase_mb": round((after - before) / 1024, 1),
                       "traced_peak_mb": round(traced_peak / 2**20, 1)}))
 

@@ -60,7 +60,16 @@ def cmd_train(args) -> int:
 
     project = Project.open(args.project)
     params = json.loads(args.params) if args.params else None
-    result = train_project(project, model=args.model, split=args.split, encoder=args.encoder, params=params)
+    encoder = args.encoder
+    if getattr(args, "fine_tune", False):
+        from ..learn.finetune import finetune_project_encoder
+
+        tuned = finetune_project_encoder(project, split=args.split, base=args.base_model,
+                                         max_steps=args.fine_tune_steps)
+        encoder = tuned["encoder"]
+        print(f"fine-tuned {args.base_model} for {tuned['steps']} steps on {tuned['pairs']} pairs in "
+              f"{tuned['seconds']:.1f}s (final loss {tuned['final_loss']:.3f}); encoder {encoder}")
+    result = train_project(project, model=args.model, split=args.split, encoder=encoder, params=params)
     print(f"trained {result['model']} on {result['n_examples']} examples, {result['n_labels']} labels "
           f"in {result['seconds']:.1f}s; it is now the current model")
     if "pseudo_labels" in result:
@@ -148,6 +157,12 @@ def register(sub) -> None:
                    help="few labeled examples: linear head shrunk towards the zero-shot prior")
     p.add_argument("--semi-supervised", dest="model", action="store_const", const="semi-supervised",
                    help="few-shot head self-trained on the project's unlabeled examples")
+    p.add_argument("--fine-tune", action="store_true",
+                   help="torch extra: first fine-tune a sentence-transformers body on contrastive pairs of the "
+                        "labeled examples (SetFit-style), saved in PROJECT/encoders/, then train the head on it")
+    p.add_argument("--fine-tune-steps", type=int, default=100, help="most optimisation steps (default 100)")
+    p.add_argument("--base-model", default="all-minilm-l6-v2",
+                   help="body to fine-tune: the bundled all-minilm-l6-v2 or any sentence-transformers name/path")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("predict", help="predict labels for a csv/tsv/jsonl/parquet file")

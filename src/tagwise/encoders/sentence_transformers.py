@@ -43,14 +43,15 @@ class SentenceTransformerEncoder:
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.batch_size = batch_size
-        # the id names the weights, not the path, so a moved folder keeps its cache
+        # the id names the weights, not the path, so a moved folder keeps its cache and a
+        # fine-tuned copy (learn/finetune.py) never reuses the base model's vectors
         fingerprint = name
         weights = Path(path) / "model.safetensors"
         if weights.exists():
             h = hashlib.blake2b(digest_size=8)
             with open(weights, "rb") as f:
-                h.update(f.read(1 << 20))
-            h.update(str(weights.stat().st_size).encode())
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
             fingerprint = h.hexdigest()
         self.id = f"st-{Path(name).name.lower()}-{fingerprint}"
 

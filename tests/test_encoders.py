@@ -42,6 +42,21 @@ def test_partial_shard_from_a_crash_is_ignored(tmp_path):
     assert stats.n_encoded == 1 and X.shape == (3, 64)
 
 
+def test_concatenated_encoder_reuses_each_part_cache(tmp_path):
+    texts = [f"sentence {i}" for i in range(30)]
+    small, large = get_encoder("hashing:64"), get_encoder("hashing:128")
+    X_small, _ = embed_texts(texts, small, tmp_path, progress=False)
+    both = get_encoder("hashing:64+hashing:128")
+    assert both.dim == 192 and both.id == f"{small.id}+{large.id}"
+    X, stats = embed_texts(texts, both, tmp_path, progress=False)
+    assert stats.n_encoded == 30  # only the new part was encoded
+    assert len(list(tmp_path.iterdir())) == 2  # one cache folder per part, none for the pair
+    assert np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(X[:, :64] * np.sqrt(2), X_small, atol=1e-6)
+    np.testing.assert_allclose(X, both.encode(texts), atol=1e-6)  # cache path == direct path
+    assert embed_texts(texts, both, tmp_path, progress=False)[1].n_encoded == 0
+
+
 def test_unknown_encoder_is_a_clear_error():
     with pytest.raises(TagwiseError, match="unknown encoder 'bert'"):
         get_encoder("bert")

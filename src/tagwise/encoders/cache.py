@@ -105,8 +105,18 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
     """Embed ``texts`` through the cache: only texts never seen by this encoder are encoded.
 
     Returns ``(X, stats)`` with X of shape (n, encoder.dim), float32, rows in input order.
+    A concatenated encoder (``base.ConcatEncoder``) is embedded part by part, each in its own cache.
     """
     t0 = time.perf_counter()
+    if hasattr(encoder, "parts"):
+        from .base import join_parts
+
+        keys = text_keys(texts) if keys is None else keys
+        out = [embed_texts(texts, part, cache_root, batch_size=batch_size, shard_rows=shard_rows,
+                           progress=progress, keys=keys) for part in encoder.parts]
+        stats = out[0][1]
+        return join_parts([X for X, _ in out]), EmbedStats(stats.n_texts, stats.n_unique,
+                                                           max(s.n_encoded for _, s in out), time.perf_counter() - t0)
     cache = EmbeddingCache(cache_root, encoder.id)
     keys = text_keys(texts) if keys is None else keys
     uniq, first = np.unique(keys, return_index=True)

@@ -21,6 +21,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..types import TagwiseError
+from .linear import one_blas_thread_when_small
 from .persist import register_model
 from .thresholds import best_f1_thresholds
 from .zeroshot import ZeroShotClassifier
@@ -101,6 +102,7 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
             return None
         return self.zeroshot_.decision_function(X).astype(np.float32)
 
+    @one_blas_thread_when_small
     def fit(self, X, Y, mask=None, zeroshot: ZeroShotClassifier | None = None, X_corpus=None,
             sample_weight=None, tune_thresholds: bool = True):
         """Fit on a few labeled examples.

@@ -29,7 +29,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..taxonomy import Taxonomy, propagate_partial_labels, propagate_with_ancestors
 from ..types import Examples, LabelSpace, TagwiseError
-from .linear import MultiLabelLinear, _masked_ap, _preconditioner, positive_weights
+from .linear import MultiLabelLinear, _masked_ap, _preconditioner, one_blas_thread_when_small, positive_weights
 from .persist import register_model
 from .thresholds import best_f1_thresholds
 
@@ -225,6 +225,7 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------
+    @one_blas_thread_when_small
     def fit(self, X, Y, sources: Sequence[str], mask=None, ancestors=None):
         """Fit on examples from several sources.
 

@@ -3,6 +3,7 @@
 Run by hand (after bench_fewshot_setfit.py for the SetFit columns, which are read from its JSON):
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_fewshot.py
     (--datasets semeval2018 goemotions --shots 8 16 32 64 --seeds 0 1 2 --sections curves zeroshot semi)
+    --with-minilm adds the same head on USE + the bundled MiniLM side by side (torch extra).
 Writes bench/results/fewshot.json and bench/results/fewshot_curves.png.
 
 Protocol
@@ -69,11 +70,24 @@ def fit_sklearn(model, X, Y):
     return model.fit(X, Y)
 
 
-def curves(name, names, data, embed, shots, seeds):
+SECOND_ENCODER = "st:all-minilm-l6-v2"  # the tagwise_use_minilm variant: USE + bundled MiniLM side by side
+
+
+def curves(name, names, data, embed, shots, seeds, with_minilm=False):
     tr, te = data["train"], data["test"]
     out = {}
+    if with_minilm:  # torch extra: the same head on use+st:all-minilm-l6-v2 (encoders/base.py ConcatEncoder)
+        from tagwise.encoders import get_encoder
+
+        both = get_encoder("use+" + SECOND_ENCODER)
+        minilm = both.parts[1]
+        _, data_m, _ = load_dataset(name, encoder=SECOND_ENCODER)
+        join = lambda a, b: np.hstack([a, b]) / np.sqrt(2)  # noqa: E731 (ConcatEncoder's rule)
+        X_both, X_both_test = join(tr.X, data_m["train"].X), join(te.X, data_m["test"].X)
+        embed_both = lambda t: embed_texts(list(t), both, CACHE, progress=False)[0]  # noqa: E731
+    methods = ("tagwise", "lr_default", "lr_balanced") + (("tagwise_use_minilm",) if with_minilm else ())
     for k in shots:
-        rows = {m: {"f1": [], "sec": []} for m in ("tagwise", "lr_default", "lr_balanced")}
+        rows = {m: {"f1": [], "sec": []} for m in methods}
         n_train = []
         for seed in tqdm(seeds, desc=f"{name} k={k}", leave=False):
             idx = sample_k_per_label(tr.Y, k, seed)
@@ -84,6 +98,15 @@ def curves(name, names, data, embed, shots, seeds):
             model = FewShotClassifier(random_state=seed).fit(X, Y, zeroshot=zs, X_corpus=tr.X)
             rows["tagwise"]["sec"].append(time.perf_counter() - t0)
             rows["tagwise"]["f1"].append(macro_f1(te.Y, model.predict(te.X)))
+            if with_minilm:
+                # timed: MiniLM encoding of the drawn texts (cached features are used for the fit,
+                # USE's share is not counted, as for "tagwise") + prior + head
+                t0 = time.perf_counter()
+                minilm.encode([tr.texts[i] for i in idx])
+                zs = fit_zero_shot(names, X_both, embed_both)
+                model = FewShotClassifier(random_state=seed).fit(X_both[idx], Y, zeroshot=zs, X_corpus=X_both)
+                rows["tagwise_use_minilm"]["sec"].append(time.perf_counter() - t0)
+                rows["tagwise_use_minilm"]["f1"].append(macro_f1(te.Y, model.predict(X_both_test)))
             for m, bal in (("lr_default", False), ("lr_balanced", True)):
                 t0 = time.perf_counter()
                 clf = fit_sklearn(lr(bal), X, Y)
@@ -204,7 +227,7 @@ def print_table(results: dict) -> None:
             tw = row["tagwise"]
             line = f"{ds:12s} k={k:>2}: tagwise {tw['macro_f1']['mean']:.3f}±{tw['macro_f1']['sd']:.3f} " \
                    f"({tw['train_seconds']['mean']:.2f}s)"
-            for m in ("lr_default", "lr_balanced", "setfit_default", "setfit_balanced"):
+            for m in ("tagwise_use_minilm", "lr_default", "lr_balanced", "setfit_default", "setfit_balanced"):
                 if m in row:
                     line += f" | {m} {row[m]['macro_f1']['mean']:.3f}±{row[m]['macro_f1']['sd']:.3f}" \
                             f" ({row[m]['train_seconds']['mean']:.1f}s)"
@@ -224,7 +247,8 @@ def plot(results: dict, path: Path) -> None:
     if not curves_:
         return
     fig, axes = plt.subplots(1, len(curves_), figsize=(6 * len(curves_), 4.2), squeeze=False)
-    labels = {"tagwise": "tagwise few-shot (prior + linear)", "lr_default": "LogReg default",
+    labels = {"tagwise": "tagwise few-shot (prior + linear)", "tagwise_use_minilm": "tagwise, USE + MiniLM features",
+              "lr_default": "LogReg default",
               "lr_balanced": "LogReg balanced", "setfit_default": "SetFit (MiniLM) default head",
               "setfit_balanced": "SetFit (MiniLM) balanced head"}
     for ax, (ds, curve) in zip(axes[0], curves_.items()):
@@ -257,6 +281,8 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--sections", nargs="+", default=["curves", "zeroshot", "semi"])
     ap.add_argument("--out", default=str(RESULTS / "fewshot.json"))
+    ap.add_argument("--with-minilm", action="store_true",
+                    help="curves also for the head on USE + bundled MiniLM (torch extra)")
     args = ap.parse_args()
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
@@ -268,7 +294,8 @@ def main():
         if "zeroshot" in args.sections:
             results.setdefault("zeroshot", {})[name] = zeroshot_section(name, names, data, embed)
         if "curves" in args.sections:
-            results.setdefault("curves", {})[name] = curves(name, names, data, embed, args.shots, args.seeds)
+            results.setdefault("curves", {})[name] = curves(name, names, data, embed, args.shots, args.seeds,
+                                                            with_minilm=args.with_minilm)
         if "semi" in args.sections:
             results.setdefault("semi_supervised", {})[name] = semi_section(name, names, data, embed,
                                                                           args.semi_shots, args.seeds)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 
+from common import CACHE, peak_rss_mb  # noqa: E402
 from tagwise.audit.core import audit_arrays  # noqa: E402
 from tagwise.audit.label_quality import cell_issue_scores, find_label_issues, label_quality_scores  # noqa: E402
 from tagwise.audit.noise import NOISE_MODELS, inject_noise, label_similarity  # noqa: E402
@@ -39,7 +39,6 @@ from tagwise.evaluate.metrics import average_precision  # noqa: E402
 from tagwise.sources import ingest, load_spec  # noqa: E402
 from tagwise.types import LabelSpace  # noqa: E402
 
-CACHE = Path(os.environ.get("TAGWISE_CACHE_DIR", "/work/main/.cache/emb"))
 DATASETS = {  # name -> (split audited, multi-label?)
     "goemotions": ("train", True), "reuters": ("train", True),
     "ag_news": ("test", False), "isear": ("train", False),
@@ -146,7 +145,7 @@ def scoring_speed(n=200_000, K=50, seed=0):
     t0 = time.perf_counter()
     S = cell_issue_scores(Y, P)
     find_label_issues(Y, P, cell_scores=S)
-    label_quality_scores(Y, P, cell_scores=S)
+    label_quality_scores(Y, P)
     tw = time.perf_counter() - t0
     lists = [np.flatnonzero(r).tolist() for r in Y]
     t0 = time.perf_counter()
@@ -158,25 +157,13 @@ def scoring_speed(n=200_000, K=50, seed=0):
     return res
 
 
-def _peak_rss_kb() -> int:
-    """This process's peak RSS in kB. VmHWM belongs to the process image, whereas Linux carries
-    ru_maxrss across exec, so a child would report its parent's peak if it were used."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def memory_child(tool, data_path):
     """Run one audit on saved arrays (no encoder loaded) and print this process's peak RSS in MB."""
     data = np.load(data_path, allow_pickle=False)
     X, Yn, multi_label = data["X"], data["Yn"], bool(data["multi_label"])
     texts = json.loads(Path(data_path).with_suffix(".json").read_text())
     import tracemalloc
-    before = _peak_rss_kb()
+    before = peak_rss_mb()
     tracemalloc.start()
     if tool == "tagwise":
         run_tagwise(X, Yn, texts, multi_label)
@@ -184,8 +171,8 @@ def memory_child(tool, data_path):
         run_peer(X, Yn, multi_label)
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    after = _peak_rss_kb()
-    print(json.dumps({"peak_rss_mb": round(after / 1024, 1), "increase_mb": round((after - before) / 1024, 1),
+    after = peak_rss_mb()
+    print(json.dumps({"peak_rss_mb": round(after, 1), "increase_mb": round(after - before, 1),
                       "traced_peak_mb": round(traced_peak / 2**20, 1)}))
 
 
@@ -218,13 +205,13 @@ def scale_check(n=200_000, d=512, K=100, seed=0):
     Y = (rng.random((n, K)) < 0.02).astype(np.uint8)
     Y[np.arange(n), rng.integers(0, K, n)] = 1
     X = (Y.astype(np.float32) @ centers) / np.sqrt(Y.sum(1, keepdims=True)) + rng.standard_normal((n, d)).astype(np.float32)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mb()
     t0 = time.perf_counter()
     res = audit_arrays(X, Y, folds=5, progress=True)
     sec = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = peak_rss_mb()
     out = {"n": n, "d": d, "K": K, "seconds": round(sec, 1), "stages": {k: round(v, 1) for k, v in res.seconds.items()},
-           "peak_rss_mb": round(after / 1024, 1), "rss_increase_mb": round((after - before) / 1024, 1)}
+           "peak_rss_mb": round(after, 1), "rss_increase_mb": round(after - before, 1)}
     print(f"\n== scale check n={n} d={d} K={K}: {sec:.1f}s, peak RSS {out['peak_rss_mb']} MB", flush=True)
     return out
 

@@ -78,12 +78,12 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False):
     out = {}
     if with_minilm:  # torch extra: the same head on use+st:all-minilm-l6-v2 (encoders/base.py ConcatEncoder)
         from tagwise.encoders import get_encoder
+        from tagwise.encoders.base import join_parts
 
         both = get_encoder("use+" + SECOND_ENCODER)
         minilm = both.parts[1]
         _, data_m, _ = load_dataset(name, encoder=SECOND_ENCODER)
-        join = lambda a, b: np.hstack([a, b]) / np.sqrt(2)  # noqa: E731 (ConcatEncoder's rule)
-        X_both, X_both_test = join(tr.X, data_m["train"].X), join(te.X, data_m["test"].X)
+        X_both, X_both_test = join_parts([tr.X, data_m["train"].X]), join_parts([te.X, data_m["test"].X])
         embed_both = lambda t: embed_texts(list(t), both, CACHE, progress=False)[0]  # noqa: E731
     methods = ("tagwise", "lr_default", "lr_balanced") + (("tagwise_use_minilm",) if with_minilm else ())
     for k in shots:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TAGWISE_CACHE_DIR", str(ROOT / ".cache" / "emb"))
 sys.path.insert(0, str(ROOT / "src"))
 
+from common import peak_rss_mb  # noqa: E402
 from tagwise.evaluate.transfer import drop_test_overlap, holdout_splits, macro_f1  # noqa: E402
 from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
 from tagwise.learn.multisource import MultiSourceLinear, partial_targets  # noqa: E402
@@ -49,9 +49,6 @@ POS_WEIGHT = "sqrt"  # positive-class weighting for every method (--pos-weight n
 BASELINE_ITER = 100  # L-BFGS iterations per fit, baselines and tagwise alike (both default to 100)
 GOEMOTIONS_TRAIN = 15000  # GoEmotions training rows used (of 48,836 train+dev): 2-core time budget
 
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build_project(taxonomy: Path | None, specs: list[str]) -> Project:

@@ -34,6 +34,14 @@ def timed(fn, *args, **kwargs):
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS in MB. Read from VmHWM, which belongs to the process image: Linux
+    carries ru_maxrss across exec, so a benchmark child would otherwise report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

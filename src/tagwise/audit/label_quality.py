@@ -137,7 +137,7 @@ def cell_error_posteriors(labels: np.ndarray, pred_probs: np.ndarray, mask: np.n
 
 
 def label_quality_scores(labels: np.ndarray, pred_probs: np.ndarray, mask: np.ndarray | None = None,
-                         cell_scores: np.ndarray | None = None, method: str = "auto") -> np.ndarray:
+                         method: str = "auto") -> np.ndarray:
     """(n,) float32 label quality in [0, 1], lower = more likely mislabeled (see module doc).
 
     method: "worst_pair" = ``min_{given} p * (1 - max_{absent} p)`` over known cells (1 for a row

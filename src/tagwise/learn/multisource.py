@@ -358,7 +358,7 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
 
     def _mix(self, P, X, modes) -> np.ndarray:
         """Mix each row's expert into (n, K) shared probabilities ``P`` (rows in a source mode only)."""
-        if not getattr(self, "experts", False) or not self.expert_mix_.any():
+        if not self.expert_mix_.any():  # experts off, or every source chose pure sharing
             return P
         P = np.array(P, dtype=np.float32, copy=True)
         for s in np.unique(modes):

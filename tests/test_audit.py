@@ -131,9 +131,16 @@ def test_conflicting_duplicates_and_ivf_neighbours(ag):
     assert dups["exact"][list(zip(dups["i"], dups["j"])).index((0, 300))]
     # the IVF index used above exact_max finds nearly the same neighbours as the exact search
     exact_n, _ = nearest_neighbors(X, k=10, exact_max=10_000, progress=False)
-    ivf_n, _ = nearest_neighbors(X, k=10, exact_max=100, nprobe=16, progress=False)
+    ivf_n, ivf_s = nearest_neighbors(X, k=10, exact_max=100, nprobe=16, progress=False)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_n, ivf_n)])
     assert recall > 0.7
+    # each row's neighbours are distinct, exclude the row itself and come best first
+    assert (ivf_n != np.arange(len(X))[:, None]).all() and (ivf_n >= 0).all()
+    assert all(len(set(r)) == 10 for r in ivf_n.tolist())
+    assert (np.diff(ivf_s, axis=1) <= 1e-6).all()
+    # probing every cell is an exact search
+    all_n, _ = nearest_neighbors(X, k=10, exact_max=100, nprobe=10_000, progress=False)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_n, all_n)]) > 0.99
 
 
 def test_bad_inputs_give_clear_errors(ag):

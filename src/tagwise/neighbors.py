@@ -1,8 +1,14 @@
-"""k nearest neighbours of every example through a faiss index (never an N x N matrix).
+"""k nearest neighbours of every example (never an N x N matrix).
 
-Exact inner-product search up to ``exact_max`` rows; above that a PCA projection plus an IVF index (nlist ~ sqrt(N)
-coarse cells, k-means trained on a sample of at most 40 points per cell), whose memory is the
-vectors plus a few MB and whose search cost per query is about ``nprobe / nlist`` of a flat scan.
+Exact inner-product search (faiss flat index) up to ``exact_max`` rows. Above that, an inverted
+file: faiss k-means cuts the space into nlist ~ sqrt(N) cells (trained on at most 40 points per
+cell), every row lives in its nearest cell, and every query scans its ``nprobe`` nearest cells, so
+the search costs about ``nprobe / nlist`` of a flat scan. The cells are scanned here, one brute-force
+search per cell (all the queries that probe the cell against all its members, a BLAS product and
+a heap select), not query by query as faiss's IVF index does. Against the faiss IVF index it replaced
+(which searched a 128-d PCA projection above 20k rows; one core, recall@10 against exact search): AG News 7,600 rows
+0.18 s vs 0.27 s (0.87 both), GoEmotions 43k rows 1.4 s vs 2.4 s (0.62 vs 0.53), 200k
+synthetic rows 14.7 s vs 23.2 s (0.90 vs 0.79).
 Shared by the audit (neighbourhood label votes, duplicates, outliers) and semi-supervised
 learning (the propagation graph): both are robust to the occasional missed neighbour, so the
 approximate index loses nothing measurable.
@@ -16,23 +22,66 @@ from tqdm.auto import tqdm
 from .encoders import l2_normalize
 
 
-def _pca_basis(Xn: np.ndarray, dim: int, sample: int, rng) -> np.ndarray:
-    """(d, dim) top principal directions of a row sample (uncentred: inner products are kept)."""
-    rows = Xn if len(Xn) <= sample else Xn[np.sort(rng.choice(len(Xn), sample, replace=False))]
-    cov = (rows.T @ rows).astype(np.float64)
-    _, vecs = np.linalg.eigh(cov)
-    return np.ascontiguousarray(vecs[:, ::-1][:, :dim].astype(np.float32))
+def _cell_blocked_search(Xs: np.ndarray, nlist: int, nprobe: int, n_cand: int, rng,
+                         progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Inverted-file search of every row of Xs (n, d, unit rows) among the others.
+
+    Returns ``(similarity (n, n_cand) float32, index (n, n_cand) int64)``, best first, the row
+    itself excluded, -inf / -1 where fewer candidates were found.
+    """
+    n, d = Xs.shape
+    nprobe = min(nprobe, nlist)
+    kmeans = faiss.Kmeans(d, nlist, niter=10, spherical=True, seed=int(rng.integers(2**31)),
+                          max_points_per_centroid=40)
+    kmeans.train(Xs[np.sort(rng.choice(n, size=min(n, 40 * nlist), replace=False))])
+    coarse = faiss.IndexFlatIP(d)
+    coarse.add(kmeans.centroids)
+    _, probe = coarse.search(Xs, nprobe)  # (n, nprobe) cells nearest first; the first is home
+    home = probe[:, 0]
+    members = np.argsort(home, kind="stable")
+    member_start = np.concatenate([[0], np.cumsum(np.bincount(home, minlength=nlist))])
+    # slot s = query s // nprobe probing its (s % nprobe)-th cell; slots grouped by cell
+    slots_by_cell = np.argsort(probe.ravel(), kind="stable")
+    slot_start = np.concatenate([[0], np.cumsum(np.bincount(probe.ravel(), minlength=nlist))])
+    width = min(n_cand + 1, n)  # one extra: a query finds itself in its home cell
+    slot_sim = np.full((n * nprobe, width), -np.inf, dtype=np.float32)
+    slot_idx = np.full((n * nprobe, width), -1, dtype=np.int32 if n < 2**31 else np.int64)
+    for c in tqdm(range(nlist), desc="neighbours", unit="cell", disable=not progress):
+        cell = members[member_start[c]:member_start[c + 1]]
+        slots = slots_by_cell[slot_start[c]:slot_start[c + 1]]
+        if len(cell) == 0 or len(slots) == 0:
+            continue
+        queries = slots // nprobe
+        # faiss's brute-force kNN: one BLAS product plus a heap select, far cheaper than argpartition
+        sims, local = faiss.knn(Xs[queries], Xs[cell], min(width, len(cell)), faiss.METRIC_INNER_PRODUCT)
+        found = np.where(local >= 0, cell[np.maximum(local, 0)], -1)
+        sims[(local < 0) | (found == queries[:, None])] = -np.inf
+        slot_sim[slots, :sims.shape[1]] = sims
+        slot_idx[slots, :sims.shape[1]] = found
+    sims = slot_sim.reshape(n, nprobe * width)
+    idx = slot_idx.reshape(n, nprobe * width)
+    del slot_sim, slot_idx
+    out_sim = np.empty((n, n_cand), dtype=np.float32)
+    out_idx = np.empty((n, n_cand), dtype=np.int64)
+    for start in range(0, n, 65_536):  # merge the nprobe cells' candidates, chunked for memory
+        s, i = sims[start:start + 65_536], idx[start:start + 65_536]
+        top = np.argpartition(-s, n_cand - 1, axis=1)[:, :n_cand]  # nprobe * (n_cand + 1) > n_cand columns
+        s, i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
+        order = np.argsort(-s, axis=1, kind="stable")
+        out_sim[start:start + 65_536] = np.take_along_axis(s, order, 1)
+        out_idx[start:start + 65_536] = np.take_along_axis(i, order, 1)
+    return out_sim, out_idx
 
 
 def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe: int = 4,
-                      search_dim: int | None = 128, batch_size: int = 1_024, random_state: int = 0,
+                      batch_size: int = 1_024, random_state: int = 0,
                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-nearest neighbours of each row of X among the other rows.
 
-    Above 20,000 rows, candidates (2k per row) are searched in the top ``search_dim`` principal
-    directions (4x less work for 512-d embeddings), then re-ranked by the exact cosine in the full space, so the
-    returned similarities are exact and only a neighbour missed by both the projection and the
-    index can be lost. ``search_dim=None`` searches the full space.
+    Exact up to ``exact_max`` rows, an inverted file scanning ``nprobe`` of ~sqrt(n) cells above
+    (see the module docstring), in the full space: with the cells scanned by BLAS, a PCA
+    projection to 128-d (2k candidates re-ranked exactly) was slower on GoEmotions (2.05 s vs
+    1.36 s) and lost recall (0.54 vs 0.62; 0.78 vs 0.90 on 200k rows, where it saved 21% of the time).
 
     X: (n, d) float. Returns ``(neighbors (n, k) int64, similarity (n, k) float32)`` sorted by
     decreasing similarity; the row itself is excluded; -1 / -inf pad when n - 1 < k.
@@ -44,37 +93,24 @@ def nearest_neighbors(X: np.ndarray, k: int = 10, exact_max: int = 5_000, nprobe
     similarity = np.full((n, k), -np.inf, dtype=np.float32)
     if k_eff == 0:
         return neighbors, similarity
-    rng = np.random.default_rng(random_state)
-    # the projection's fixed cost (a d x d eigendecomposition) pays off only on larger sets:
-    # AG News (7,600 rows) 0.24 s unprojected vs 0.33 s; GoEmotions (43k) 2.1 s vs 4.8 s
-    project = search_dim is not None and search_dim < d and n > max(exact_max, 20_000)
-    Xs = Xn @ _pca_basis(Xn, search_dim, 10_000, rng) if project else Xn
-    ds = Xs.shape[1]
-    n_cand = min(n, (2 * k_eff if project else k_eff) + 1)
     if n <= exact_max:
-        index = faiss.IndexFlatIP(ds)
+        index = faiss.IndexFlatIP(d)
+        index.add(Xn)
+        sims = np.empty((n, k_eff), dtype=np.float32)
+        idx = np.empty((n, k_eff), dtype=np.int64)
+        for start in tqdm(range(0, n, batch_size), desc="neighbours", unit="batch", disable=not progress):
+            stop = min(start + batch_size, n)
+            s, i = index.search(Xn[start:stop], k_eff + 1)
+            s[i == np.arange(start, stop)[:, None]] = -np.inf  # the row itself
+            order = np.argsort(-s, axis=1, kind="stable")[:, :k_eff]
+            sims[start:stop] = np.take_along_axis(s, order, 1)
+            idx[start:stop] = np.take_along_axis(i, order, 1)
     else:
         nlist = int(min(65_536, max(16, np.sqrt(n))))
-        quantizer = faiss.IndexFlatIP(ds)
-        index = faiss.IndexIVFFlat(quantizer, ds, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10
-        sample = Xs[np.sort(rng.choice(n, size=min(n, 40 * nlist), replace=False))]
-        index.train(sample)
-        index.nprobe = nprobe
-    index.add(Xs)
-    for start in tqdm(range(0, n, batch_size), desc="neighbours", unit="batch", disable=not progress):
-        stop = min(start + batch_size, n)
-        sims, idx = index.search(Xs[start:stop], n_cand)
-        rows = np.arange(start, stop)[:, None]
-        valid = (idx >= 0) & (idx != rows)
-        if project:  # exact cosine of the candidates in the full space
-            safe = np.where(valid, idx, 0)
-            sims = np.einsum("bd,bcd->bc", Xn[start:stop], Xn[safe])
-        sims = np.where(valid, sims, -np.inf).astype(np.float32)
-        top = np.argsort(-sims, axis=1, kind="stable")[:, :k_eff]
-        neighbors[start:stop, :k_eff] = np.where(np.take_along_axis(valid, top, 1),
-                                                 np.take_along_axis(idx, top, 1), -1)
-        similarity[start:stop, :k_eff] = np.take_along_axis(sims, top, 1)
+        sims, idx = _cell_blocked_search(Xn, nlist, nprobe, k_eff, np.random.default_rng(random_state), progress)
+    valid = (idx >= 0) & np.isfinite(sims)
+    neighbors[:, :k_eff] = np.where(valid, idx, -1)
+    similarity[:, :k_eff] = np.where(valid, sims, -np.inf)
     return neighbors, similarity
 
 

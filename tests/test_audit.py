@@ -58,7 +58,7 @@ def test_planted_class_swaps_are_found_single_label(ag):
     res = audit_arrays(X, noisy, texts=rows.texts, progress=False)
     truth = np.zeros(len(Y), bool)
     truth[planted] = True
-    assert res.multi_label is False
+    assert res.multi_label is False and res.dependency_probs is None  # no other labels to depend on
     assert average_precision(truth, -res.label_quality) > 5 * truth.mean()
     assert truth[res.ranking()[:100]].sum() >= 8          # random order would put ~1 there
     assert (truth & res.issues.is_issue).sum() >= 0.6 * len(planted)
@@ -86,11 +86,15 @@ def test_planted_wrong_and_missing_labels_multi_label(reuters):
     planted_given = changed & noisy.astype(bool)
     clean_given = ~changed & noisy.astype(bool)
     assert flagged[planted_given].mean() > 3 * flagged[clean_given].mean()
+    # the label-dependency view, which sees the other given labels, doubts added labels more
+    assert res.dependency_probs.shape == noisy.shape
+    assert res.dependency_probs[planted_given].mean() < res.pred_probs[planted_given].mean()
 
 
 def test_missed_labels_raise_the_missed_rate_and_rank_first(reuters):
-    """Dropping secondary labels shows up in the confident-learning missed rates, and the blended
-    ranking finds those rows better than the worst-pair score alone (the reason for the blend)."""
+    """Dropping secondary labels shows up in the confident-learning missed rates, the blended
+    ranking finds those rows better than the worst-pair score alone (the reason for the blend), and
+    the label-dependency view finds them better still."""
     rows, space, X, Y = reuters
     Y = Y[:, Y.sum(0) >= 3]
     noisy, changed = inject_noise(Y, "missing", 0.1, seed=2)
@@ -101,9 +105,11 @@ def test_missed_labels_raise_the_missed_rate_and_rank_first(reuters):
     assert missed[hit].mean() > 2 * added[hit].mean()
     W = cell_error_posteriors(noisy, res.evidence)
     assert W[changed].mean() > 5 * W[~changed & ~noisy.astype(bool)].mean()
-    blend = average_precision(truth, -res.label_quality)
+    blend = average_precision(truth, -label_quality_scores(noisy, res.evidence, method="blend"))
     worst_pair = average_precision(truth, -label_quality_scores(noisy, res.evidence, method="worst_pair"))
     assert blend > worst_pair and blend > 4 * truth.mean()
+    # the audit's ranking adds the label-dependency view (a dropped label's partners are given)
+    assert average_precision(truth, -res.label_quality) > blend
     with pytest.raises(TagwiseError, match="unknown label quality method"):
         label_quality_scores(noisy, res.evidence, method="mean")
 

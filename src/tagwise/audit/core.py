@@ -11,8 +11,8 @@ from ..types import TagwiseError
 from .duplicates import conflicting_duplicates, outlier_scores
 from ..neighbors import nearest_neighbors, neighbor_label_votes
 from .label_quality import (LabelIssues, blend_evidence, cell_issue_scores, find_label_issues,
-                            label_quality_scores)
-from .oof import out_of_fold_proba
+                            label_quality_scores, worst_of_views)
+from .oof import label_dependency_proba, out_of_fold_proba, stratified_folds
 
 
 @dataclass
@@ -20,8 +20,10 @@ class AuditResult:
     """Everything the audit found, row-aligned with the input (n examples, K labels).
 
     pred_probs: (n, K) out-of-fold model probabilities; neighbor_votes: (n, K) kNN label votes;
-    evidence: (n, K) their blend, which all scores use; issues: typed cell findings;
-    label_quality: (n,) in (0, 1], lower = more likely mislabeled; duplicates: conflicting pairs
+    evidence: (n, K) their blend, which the typed findings use; dependency_probs: (n, K)
+    out-of-fold probabilities given the other given labels (multi-label only, else None), a
+    second ranking view; issues: typed cell findings; label_quality: (n,) in (0, 1], lower = more
+    likely mislabeled (multi-label: the worse percentile rank of the two views); duplicates: conflicting pairs
     ``{"i", "j", "similarity", "exact"}``; outlier_score: (n,) percentile; is_outlier: (n,) bool;
     neighbors / similarity: (n, k) kNN graph; seconds: wall time per stage.
     """
@@ -30,6 +32,7 @@ class AuditResult:
     pred_probs: np.ndarray
     neighbor_votes: np.ndarray
     evidence: np.ndarray
+    dependency_probs: np.ndarray | None
     issues: LabelIssues
     label_quality: np.ndarray
     duplicates: dict[str, np.ndarray]
@@ -86,8 +89,10 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     if multi_label is None:
         multi_label = not bool((Y.sum(1) == 1).all())
     seconds = {}
+    fold_ids = stratified_folds(Y if mask is None else Y * np.asarray(mask, dtype=bool), folds, random_state)
     P = out_of_fold_proba(X, Y, mask, folds=folds, estimator_factory=estimator_factory,
-                          random_state=random_state, progress=progress)
+                          random_state=random_state, fold_ids=fold_ids, progress=progress)
+    P_dep = label_dependency_proba(P, Y, mask, fold_ids=fold_ids) if multi_label else None
     seconds["cross_fit"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     nbrs, sims = nearest_neighbors(X, k=k, random_state=random_state, progress=progress)
@@ -99,7 +104,13 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
         E = E / np.maximum(E.sum(1, keepdims=True), 1e-12)
     S = cell_issue_scores(Y, E, mask)
     issues = find_label_issues(Y, E, mask, multi_label=multi_label, slack=slack, cell_scores=S)
-    quality = label_quality_scores(Y, E, mask, method="blend" if multi_label else "worst_pair")
+    if multi_label:
+        # per-label view and label-dependency view (averaged with the per-label probabilities)
+        E_dep = blend_evidence(0.5 * (P + P_dep), V, knn_weight)
+        quality = worst_of_views(label_quality_scores(Y, E, mask, method="blend"),
+                                 label_quality_scores(Y, E_dep, mask, method="blend"))
+    else:
+        quality = label_quality_scores(Y, E, mask, method="worst_pair")
     seconds["scoring"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     dups = conflicting_duplicates(texts if texts is not None else [""] * len(Y), Y, mask, nbrs, sims,
@@ -107,6 +118,7 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     out_score, is_out = outlier_scores(sims)
     seconds["duplicates_outliers"] = time.perf_counter() - t3
     seconds["total"] = time.perf_counter() - t0
-    return AuditResult(multi_label=multi_label, pred_probs=P, neighbor_votes=V, evidence=E, issues=issues,
+    return AuditResult(multi_label=multi_label, pred_probs=P, neighbor_votes=V, evidence=E,
+                       dependency_probs=P_dep, issues=issues,
                        label_quality=quality, duplicates=dups, outlier_score=out_score, is_outlier=is_out,
                        neighbors=nbrs, similarity=sims, seconds=seconds)

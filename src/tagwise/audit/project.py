@@ -45,7 +45,7 @@ def labeled_examples(project, split: str | None) -> tuple[Examples, LabelSpace, 
     return ex, space, ex.label_matrix(space), ex.known_mask(space)
 
 
-def audit_project(project, split: str | None = "train", folds: int = 5, k: int = 10,
+def audit_project(project, split: str | None = "train", folds: int = 5, k: int | None = None,
                   encoder: str | None = None, progress: bool = True, **options) -> tuple[AuditResult, Examples, LabelSpace]:
     """Audit the labeled examples of ``split`` ("all" or None = every split) of a project."""
     ex, space, Y, M = labeled_examples(project, split)

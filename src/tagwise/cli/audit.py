@@ -17,8 +17,8 @@ def cmd_audit(args) -> int:
                                       progress=not args.quiet)
     rows = issue_rows(result, ex, space, all_rows=args.all)
     write_issues(rows, out)
-    run = save_audit_run(project, result, rows, {"split": args.split, "folds": args.folds, "k": args.k,
-                                                 "all": args.all, "out": str(out)})
+    run = save_audit_run(project, result, rows, {"split": args.split, "folds": args.folds,
+                                                 "k": int(result.neighbors.shape[1]), "all": args.all, "out": str(out)})
     by_type: dict[str, int] = {}
     for r in rows:
         for f in r["findings"]:
@@ -66,7 +66,8 @@ def register(subparsers) -> None:
     p.add_argument("project")
     p.add_argument("--split", default="train", help="split to audit, or 'all' (default: train)")
     p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
-    p.add_argument("--k", type=int, default=10, help="nearest neighbours per example (default 10)")
+    p.add_argument("--k", type=int, default=None,
+                   help="nearest neighbours per example (default: 50 for single-label data, 10 for multi-label)")
     p.add_argument("--encoder", default=None, help="encoder (default: the project's)")
     p.add_argument("--out", required=True, help="issues file: .csv, .jsonl or .parquet")
     p.add_argument("--all", action="store_true", help="write every example, not only flagged ones")

@@ -8,6 +8,7 @@ Peer (same embeddings, same process): ``cross_val_predict`` of ``OneVsRestClassi
 Noise (``tagwise.audit.noise``): uniform / confusion / missing at 5/10/20% of examples, seeded; the
 noisy labels are the given labels and the changed cells are the ground-truth errors. Detection is
 scored per example: AUPRC of the ranking (lowest quality first) and precision/recall of the flagged set.
+Times are end to end (cross-fitting included); below 20,000 rows each tool's time is the best of 3 runs.
 
 Run (from the repo root)::
 
@@ -102,8 +103,20 @@ def detection(truth, score, flagged):
             "recall": round(tp / max(int(truth.sum()), 1), 4), "n_flagged": int(flagged.sum())}
 
 
+def best_of(repeats, run, *args):
+    """Run ``repeats`` times and keep the fastest total (both tools get the same treatment: on
+    sub-second runs one timing is at the mercy of the scheduler). Results are deterministic."""
+    best = None
+    for _ in range(repeats):
+        out = run(*args)
+        if best is None or out[2]["total"] < best[2]["total"]:
+            best = out
+    return best
+
+
 def bench_dataset(name, rates, limit, seed, memory=True):
     texts, X, Y, names = load(name, limit)
+    repeats = 3 if len(Y) < 20_000 else 1  # sub-second audits: best of 3 for both tools
     _, multi_label = DATASETS[name]
     models = NOISE_MODELS if multi_label else ("uniform", "confusion")
     similarity = label_similarity(X, Y)
@@ -115,8 +128,8 @@ def bench_dataset(name, rates, limit, seed, memory=True):
         for rate in rates:
             Yn, changed = inject_noise(Y, model, rate, similarity, seed=seed)
             truth = changed.any(1)
-            tw_score, tw_flag, tw_sec = run_tagwise(X, Yn, texts, multi_label)
-            pe_score, pe_flag, pe_sec = run_peer(X, Yn, multi_label)
+            tw_score, tw_flag, tw_sec = best_of(repeats, run_tagwise, X, Yn, texts, multi_label)
+            pe_score, pe_flag, pe_sec = best_of(repeats, run_peer, X, Yn, multi_label)
             row = {"noise": model, "rate": rate, "achieved_rate": round(float(truth.mean()), 4),
                    "tagwise": {**detection(truth, tw_score, tw_flag), "seconds": {k: round(v, 2) for k, v in tw_sec.items()}},
                    "peer": {**detection(truth, pe_score, pe_flag), "seconds": {k: round(v, 2) for k, v in pe_sec.items()}}}

@@ -75,7 +75,7 @@ def check_audit_inputs(labels: np.ndarray, mask: np.ndarray | None, folds: int, 
 # kNN evidence per kind of data: (neighbours, weight of their votes in the evidence). A single-label
 # class vote is one K-way histogram, better estimated from many neighbours; sparse multi-label
 # votes blur when far neighbours join. On seeded noise (bench_audit.py, 3 noise seeds) single-label
-# (50, 0.35) beat cleanlab in 36/36 AG News + ISEAR settings against 34/36 for (10, 0.2), and
+# (50, 0.35) beat cleanlab in 36/36 AG News + ISEAR settings against 32/36 for (10, 0.2), and
 # lifted AG News uniform-5% AUPRC 0.756 -> 0.787; on multi-label data (40, 0.35) cost GoEmotions
 # confusion AUPRC 0.171 -> 0.157 and k = 40 at weight 0.2 changed little.
 KNN_DEFAULTS = {"single_label": (50, 0.35), "multi_label": (10, 0.2)}

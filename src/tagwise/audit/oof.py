@@ -160,8 +160,8 @@ def label_dependency_proba(pred_probs: np.ndarray, labels: np.ndarray, mask: np.
     per-label Platt scaling. It learns label dependencies that a per-label model cannot see:
     labels that come together (a missed secondary label is likely when its usual partner is
     given) and labels that exclude each other (a label added next to a contradicting one is
-    unlikely). cleanlab scores each label alone; on seeded noise this view lifts GoEmotions
-    uniform-noise AUPRC from 0.34 to 0.53 (bench/bench_audit.py). It trusts the other given
+    unlikely). cleanlab scores each label alone; on seeded noise this view on its own (averaged
+    with p) lifts GoEmotions uniform-noise AUPRC from 0.34 to 0.53 (bench/bench_audit.py). It trusts the other given
     labels, so it is blind to swaps (one label replaced by another), which is why the audit
     ranks rows by the worse of this view and the plain one (``core.audit_arrays``).
 

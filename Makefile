@@ -32,6 +32,7 @@ demo: $(VENV)/.core
 	$(TAGWISE) train $(DEMO)
 	$(TAGWISE) evaluate $(DEMO) --split test
 	$(TAGWISE) predict $(DEMO) examples/goemotions-sample/test.tsv --format tsv --no-header --text-column 0 --id-column 2 --out $(DEMO)/predictions.jsonl
+	$(TAGWISE) audit $(DEMO) --split train --out $(DEMO)/issues.csv
 	$(TAGWISE) report $(DEMO)
 
 test: $(VENV)/.core $(VENV)/.torch

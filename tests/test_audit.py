@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tagwise.audit import (audit_arrays, conflicting_duplicates, find_label_issues, label_quality_scores,
-                           nearest_neighbors, stratified_folds)
+from tagwise.audit import (audit_arrays, conflicting_duplicates, find_label_issues, label_dependency_proba,
+                           label_quality_scores, nearest_neighbors, stratified_folds)
 from tagwise.audit.label_quality import cell_error_posteriors, noise_rates
 from tagwise.audit.corrections import apply_corrections, correction_batches, undo_corrections
 from tagwise.audit.noise import inject_noise, label_similarity
@@ -271,3 +271,10 @@ def test_unknown_cells_are_never_scored_or_flagged(reuters):
     # the second half's silently-missing frequent labels are not 'missing' errors, so the
     # second half is not ranked worse than the first
     assert res.label_quality[half].mean() >= res.label_quality[~half].mean() - 0.05
+    # unknown cells are neither features nor targets of the label-dependency stage: whatever
+    # value they hold, its probabilities do not change
+    scrambled = given.copy()
+    scrambled[~mask] = np.random.default_rng(0).integers(0, 2, (~mask).sum())
+    P_dep = label_dependency_proba(res.pred_probs, given, mask)
+    assert np.allclose(P_dep, label_dependency_proba(res.pred_probs, scrambled, mask), atol=1e-5)
+    assert np.isfinite(P_dep).all() and ((P_dep > 0) & (P_dep < 1)).all()

@@ -1,22 +1,19 @@
 """Load a benchmark dataset (spec in bench/specs) as embeddings + label matrices per split.
 
 Shared by bench_fewshot.py and bench_active.py. Embeddings go through the team cache
-(``TAGWISE_CACHE_DIR`` or /work/main/.cache/emb) so nothing is encoded twice.
+(``common.CACHE``: ``TAGWISE_CACHE_DIR`` or .cache/emb) so nothing is encoded twice.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from common import BENCH, CACHE  # noqa: F401  (CACHE is re-exported to the few-shot benches)
 from tagwise.encoders import embed_texts, get_encoder
+from tagwise.evaluate.metrics import multilabel_report
 from tagwise.sources import ingest, load_spec
 from tagwise.types import LabelSpace
-
-BENCH = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("TAGWISE_CACHE_DIR", "/work/main/.cache/emb"))
 
 
 @dataclass
@@ -65,3 +62,8 @@ def sample_k_per_label(Y: np.ndarray, k: int, seed: int) -> np.ndarray:
             if counts[lab] >= k:
                 break
     return np.flatnonzero(chosen)
+
+
+def macro_f1(Y: np.ndarray, P: np.ndarray) -> float:
+    """Macro-F1 of (n, K) {0,1} predictions ``P`` against ``Y`` over all K labels."""
+    return multilabel_report(Y, P, None, range(Y.shape[1]))["macro_f1"]

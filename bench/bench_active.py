@@ -25,18 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _fewshot_data import CACHE, load_dataset  # noqa: E402
+from _fewshot_data import CACHE, load_dataset, macro_f1  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
-from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.select.active import select_batch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def macro_f1(Y, P) -> float:
-    return multilabel_report(Y, P, None, range(Y.shape[1]))["macro_f1"]
 
 
 def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max_labels: int):

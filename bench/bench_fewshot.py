@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 import warnings
@@ -37,9 +36,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.multiclass import OneVsRestClassifier  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from _fewshot_data import CACHE, load_dataset, sample_k_per_label  # noqa: E402
+from _fewshot_data import CACHE, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
+from common import peak_rss_mb  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
-from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.learn.semisupervised import SemiSupervisedClassifier, knn_graph  # noqa: E402
@@ -50,10 +49,6 @@ LS_MAX_POOL = 5_000  # unlabeled rows given to scikit-learn LabelSpreading (tagw
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # LabelSpreading divides 0/0 on isolated nodes
-
-
-def macro_f1(Y, P) -> float:
-    return multilabel_report(Y, P, None, range(Y.shape[1]))["macro_f1"]
 
 
 def ms(values) -> dict:
@@ -303,7 +298,7 @@ def main():
     merge_setfit(results)
     if set(args.sections) & {"curves", "zeroshot", "semi"}:
         results.setdefault("peak_rss_mb", {})["+".join(args.sections) + ":" + "+".join(args.datasets)] = \
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak_rss_mb()
     out_path.write_text(json.dumps(results, indent=1))
     print_table(results)
     plot(results, RESULTS / "fewshot_curves.png")

@@ -26,17 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _fewshot_data import load_dataset, sample_k_per_label  # noqa: E402
+from _fewshot_data import load_dataset, macro_f1, sample_k_per_label  # noqa: E402
 from tagwise.encoders import get_encoder  # noqa: E402
-from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.finetune import finetune_encoder  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def macro_f1(Y, P) -> float:
-    return multilabel_report(Y, P, None, range(Y.shape[1]))["macro_f1"]
 
 
 def head_f1(X, Y, X_test, Y_test, seed) -> tuple[float, float]:

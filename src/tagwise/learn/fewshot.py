@@ -86,15 +86,25 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
         Folds for out-of-fold threshold tuning on the labeled examples (no dev split needed).
     threshold_shrink : float
         Pseudo-count pulling each label's tuned threshold towards 0.5.
+    max_iter : int
+        L-BFGS iterations of the final fit. Test macro-F1 stops moving long before the loss
+        converges (USE + MiniLM, 3 seeds, 300 -> 100 iterations: GoEmotions 8/16/32/64 per label
+        within +0.002, SemEval within 0.000), so the cap trades nothing for a 3x faster fit.
+    cv_max_iter : int
+        L-BFGS iterations of each cross-validation fit (their out-of-fold scores only rank and
+        set thresholds; 300 -> 40 changed macro-F1 by the same amounts as above).
     """
 
     def __init__(self, C: float = 1.0, prior_strength: float = 1.0, use_prior: bool = True, cv: int = 5,
-                 threshold_shrink: float = 5.0, random_state: int = 0):
+                 threshold_shrink: float = 5.0, max_iter: int = 100, cv_max_iter: int = 40,
+                 random_state: int = 0):
         self.C = C
         self.prior_strength = prior_strength
         self.use_prior = use_prior
         self.cv = cv
         self.threshold_shrink = threshold_shrink
+        self.max_iter = max_iter
+        self.cv_max_iter = cv_max_iter
         self.random_state = random_state
 
     def _prior(self, X):
@@ -134,7 +144,7 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
         l2_v, l2_a = 1.0 / float(self.C), float(self.prior_strength)
         sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
         self.coef_, self.prior_coef_, self.intercept_ = _fit_prior_head(Xc, prior, Y, M, l2_v, l2_a, a0,
-                                                                        sample_weight=sw)
+                                                                        max_iter=self.max_iter, sample_weight=sw)
         if self.zeroshot_ is not None:
             # a label with no labeled positive (or no negative) has nothing to correct the prior with:
             # it stays exactly zero-shot instead of being pushed to "never" by its intercept
@@ -150,7 +160,8 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
             for f in np.unique(folds):
                 tr, te = folds != f, folds == f
                 V, a, b = _fit_prior_head(Xc[tr], None if prior is None else prior[tr], Y[tr], M[tr], l2_v,
-                                          l2_a, a0, sample_weight=None if sw is None else sw[tr])
+                                          l2_a, a0, max_iter=self.cv_max_iter,
+                                          sample_weight=None if sw is None else sw[tr])
                 oof[te] = expit(Xc[te] @ V + (0 if prior is None else prior[te] * a) + b)
             self.oof_proba_ = oof
             self.threshold_ = best_f1_thresholds(Y, oof, M > 0, min_positives=2, shrink=self.threshold_shrink,

@@ -76,8 +76,9 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--max-labels", type=int, default=1000)
+    ap.add_argument("--out", default=str(RESULTS / "fewshot_active.json"))
     args = ap.parse_args()
-    out_path = RESULTS / "fewshot_active.json"
+    out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results["protocol"] = __doc__.split("Protocol:", 1)[1].strip()
     for name in args.datasets:
@@ -114,7 +115,7 @@ def main():
         print(f"{name}: random reaches {target:.3f} at {final_n} labels; tagwise reaches it at {need_s} labels "
               f"({pct_s}); per seed {per_seed}", flush=True)
         out_path.write_text(json.dumps(results, indent=1))
-    plot(results, RESULTS / "fewshot_active.png")
+    plot(results, out_path.with_suffix(".png"))
 
 
 def plot(results, path):

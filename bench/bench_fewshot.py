@@ -4,6 +4,9 @@ Run by hand (after bench_fewshot_setfit.py for the SetFit columns, which are rea
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_fewshot.py
     (--datasets semeval2018 goemotions --shots 8 16 32 64 --seeds 0 1 2 --sections curves zeroshot semi)
     --with-minilm adds the same head on USE + the bundled MiniLM side by side (torch extra).
+    Time the curves with the thread count of SetFit's run (its JSON records "threads": "2"):
+    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_fewshot.py --sections curves --with-minilm
+    Each section's thread count is kept under "threads" in the JSON.
 Writes bench/results/fewshot.json and bench/results/fewshot_curves.png.
 
 Protocol
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -228,7 +232,10 @@ def print_table(results: dict) -> None:
                             f" ({row[m]['train_seconds']['mean']:.1f}s)"
             if "setfit_balanced" in row:
                 best = max(("setfit_default", "setfit_balanced"), key=lambda m: row[m]["macro_f1"]["mean"])
-                line += f" | best SetFit={best}, time ratio {row[best]['train_seconds']['mean'] / tw['train_seconds']['mean']:.0f}x"
+                sf_sec = row[best]["train_seconds"]["mean"]
+                line += f" | best SetFit={best}, time ratio {sf_sec / tw['train_seconds']['mean']:.0f}x"
+                if "tagwise_use_minilm" in row:
+                    line += f" (use_minilm {sf_sec / row['tagwise_use_minilm']['train_seconds']['mean']:.1f}x)"
             print(line)
 
 
@@ -283,6 +290,8 @@ def main():
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results["protocol"] = __doc__.split("Protocol", 1)[1].strip()
     results["encoder"] = "use (multilingual USE v3, 512-d), shared cache"
+    for section in args.sections:
+        results.setdefault("threads", {})[section] = os.environ.get("OMP_NUM_THREADS")
     for name in args.datasets:
         names, data, enc = load_dataset(name)
         embed = lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0]  # noqa: E731

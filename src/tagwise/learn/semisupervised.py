@@ -12,6 +12,12 @@ head's probabilities on the unlabeled pool; per label, only the most confident u
 become pseudo-positives / pseudo-negatives (per-label confidence cuts from the expected label rate),
 every other cell stays masked (unknown); the head is refitted on labeled + pseudo-labeled rows with
 the pseudo rows down-weighted. The numbers of pseudo-labels used are kept in ``n_pseudo_``.
+
+What to expect (bench/bench_fewshot.py --sections semi, SemEval-2018 E-c and GoEmotions, 8 and 32
+positives per label, rest of train unlabeled): macro-F1 within +-0.004 of the head alone, and far
+above LabelSpreading. On these emotion datasets the kNN graph is not label-smooth: propagation
+alone ranks the pool well below the head (SemEval 8/label, pool macro-AP 0.29 vs 0.43 on USE; 0.32
+vs 0.46 on USE + MiniLM), so its pseudo-labels add little the head does not already know.
 """
 from __future__ import annotations
 

@@ -27,19 +27,24 @@ def resolve_model_path(name: str) -> str:
     return str(mod.get_model_path())
 
 
+def load_sentence_transformer(name: str, device: str | None = None):
+    """``(SentenceTransformer, path)`` for a bundled alias, a local folder (loaded offline) or a hub name."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise TagwiseError(f"st:{name} needs torch and sentence-transformers: "
+                           "`make torch` or pip install 'tagwise[torch]'.") from None
+    path = resolve_model_path(name)
+    if Path(path).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return SentenceTransformer(path, device=device), path
+
+
 class SentenceTransformerEncoder:
     """Wraps ``sentence_transformers.SentenceTransformer``; vectors are L2-normalised."""
 
     def __init__(self, name: str, device: str | None = None, batch_size: int = 64):
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise TagwiseError("encoder st:… needs torch and sentence-transformers: "
-                               "`make torch` or pip install 'tagwise[torch]'.") from None
-        path = resolve_model_path(name)
-        if Path(path).exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.model = SentenceTransformer(path, device=device)
+        self.model, path = load_sentence_transformer(name, device)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.batch_size = batch_size

@@ -62,13 +62,12 @@ def finetune_encoder(texts: Sequence[str], labels: np.ndarray, out_dir: str | Pa
     """
     try:
         import torch
-        from sentence_transformers import SentenceTransformer
     except ImportError:
         raise TagwiseError("fine-tuning needs torch and sentence-transformers: `make torch` or "
                            "pip install 'tagwise[torch]'.") from None
     from tqdm.auto import tqdm
 
-    from ..encoders.sentence_transformers import resolve_model_path
+    from ..encoders.sentence_transformers import load_sentence_transformer
 
     Y = np.asarray(labels)
     if Y.ndim != 2 or len(Y) != len(texts):
@@ -78,11 +77,8 @@ def finetune_encoder(texts: Sequence[str], labels: np.ndarray, out_dir: str | Pa
     if len(a) < batch_size or target.min() == target.max():
         raise TagwiseError(f"{len(texts)} labeled texts give too few positive and negative pairs to fine-tune "
                            f"(need texts that share a label and texts that share none). Fix: label more examples.")
-    path = resolve_model_path(base)
-    if Path(path).exists():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(seed)
-    model = SentenceTransformer(path, device="cpu")
+    model, _ = load_sentence_transformer(base, device="cpu")
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     order = np.random.default_rng(seed).permutation(len(a))

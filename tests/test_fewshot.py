@@ -8,6 +8,7 @@ import pytest
 
 from tagwise.encoders import embed_texts, get_encoder
 from tagwise.evaluate.metrics import multilabel_report
+from tagwise.learn.cotrain import CoTrainingClassifier
 from tagwise.learn.fewshot import FewShotClassifier
 from tagwise.learn.lowlabel import fit_low_label
 from tagwise.learn.persist import load_model, save_model
@@ -42,7 +43,9 @@ def semeval(shared_embedding_cache):
     test = np.flatnonzero(split == "test")[:300]
     train = np.flatnonzero(split == "train")
     embed = lambda t: embed_texts(list(t), enc, cache, progress=False)[0]  # noqa: E731
-    return {"X": X[train], "Y": Y[train], "Xt": X[test], "Yt": Y[test], "embed": embed}
+    T = np.asarray(rows.texts, dtype=object)
+    return {"X": X[train], "Y": Y[train], "Xt": X[test], "Yt": Y[test], "embed": embed,
+            "T": list(T[train]), "Tt": list(T[test])}
 
 
 def test_zero_shot_beats_predicting_every_label(semeval):
@@ -88,10 +91,39 @@ def test_label_without_labeled_examples_falls_back_to_zero_shot(semeval):
     assert ap > d["Yt"][:, k].mean() * 1.5
 
 
-def test_semi_supervised_uses_and_reports_pseudo_labels(semeval, tmp_path):
+def test_cotraining_learns_from_the_pool_texts_and_round_trips(semeval, tmp_path):
     d = semeval
     X, Y, U = d["X"][:60], d["Y"][:60], d["X"][60:]
-    model = fit_low_label("semi-supervised", X, Y, None, U, NAMES, d["embed"], params={"k": 10})
+    T, T_pool = d["T"][:60], d["T"][60:]
+    model = fit_low_label("semi-supervised", X, Y, None, U, NAMES, d["embed"], texts=T, texts_unlabeled=T_pool)
+    assert isinstance(model, CoTrainingClassifier)
+    info = model.n_pseudo_
+    assert info["examples"] == info["unlabeled_pool"] == len(U) and info["soft_cells"] == len(U) * len(NAMES)
+    assert 0 < info["positive"] < info["soft_cells"]
+    # the n-gram student alone, trained on 60 labeled tweets + 340 soft-labeled ones, ranks test labels
+    lexical = model.lexical_.transform(d["Tt"]) @ model.lex_coef_ + model.lex_intercept_
+    ap = multilabel_report(d["Yt"], lexical > 0, lexical, NAMES)["macro_ap"]
+    assert ap > d["Yt"].mean() * 1.5, ap
+    pred = model.predict(d["Xt"], texts=d["Tt"])
+    assert pred.shape == d["Yt"].shape and 0 < pred.mean() < 0.6
+    with pytest.raises(TagwiseError, match="texts="):
+        model.predict(d["Xt"])
+    save_model(model, tmp_path / "co")
+    assert not list((tmp_path / "co").glob("*.pkl"))
+    loaded, _ = load_model(tmp_path / "co")
+    np.testing.assert_allclose(loaded.predict_proba(d["Xt"], texts=d["Tt"]),
+                               model.predict_proba(d["Xt"], texts=d["Tt"]), rtol=1e-5, atol=1e-6)
+    # the control without the pool: same views, nothing learned from unlabeled rows
+    control = CoTrainingClassifier(self_train=False).fit(X, Y, texts=T, X_unlabeled=U, texts_unlabeled=T_pool,
+                                                         zeroshot=model.head_.zeroshot_)
+    assert control.n_pseudo_["examples"] == 0
+    assert not np.allclose(control.lex_coef_, model.lex_coef_)
+
+
+def test_semi_supervised_graph_uses_and_reports_pseudo_labels(semeval, tmp_path):
+    d = semeval
+    X, Y, U = d["X"][:60], d["Y"][:60], d["X"][60:]
+    model = fit_low_label("semi-supervised", X, Y, None, U, NAMES, d["embed"], params={"method": "graph", "k": 10})
     assert isinstance(model, SemiSupervisedClassifier)
     info = model.n_pseudo_
     assert info["unlabeled_pool"] == len(U) and 0 < info["positive"] and 0 < info["examples"] <= len(U)
@@ -106,6 +138,11 @@ def test_semi_supervised_without_unlabeled_is_a_clear_error(semeval):
     d = semeval
     with pytest.raises(TagwiseError, match="unlabeled"):
         fit_low_label("semi-supervised", d["X"][:50], d["Y"][:50], None, None, NAMES, d["embed"])
+    with pytest.raises(TagwiseError, match="texts"):  # co-training without the texts
+        fit_low_label("semi-supervised", d["X"][:50], d["Y"][:50], None, d["X"][50:], NAMES, d["embed"])
+    with pytest.raises(TagwiseError, match="unknown semi-supervised method"):
+        fit_low_label("semi-supervised", d["X"][:50], d["Y"][:50], None, d["X"][50:], NAMES, d["embed"],
+                      params={"method": "tri-training"})
 
 
 def test_propagation_moves_labels_to_neighbours(semeval):
@@ -148,8 +185,19 @@ def test_cli_train_zero_shot_and_semi_supervised(tmp_path, capsys):
     model = load_project_model(project)
     assert type(model.head).__name__ == "ZeroShotClassifier" and model.labels == NAMES
     assert main(["train", root, "--semi-supervised"]) == 0
-    assert "pseudo-labels" in capsys.readouterr().out
+    assert "soft pseudo-labels on 200 of 200 unlabeled examples" in capsys.readouterr().out
     model = load_project_model(project)
-    assert type(model.head).__name__ == "SemiSupervisedClassifier"
-    X = project.features(project.examples(split="unlabeled"))
-    assert model.predict(X).shape == (200, len(NAMES))
+    assert type(model.head).__name__ == "CoTrainingClassifier" and model.needs_texts
+    pool = project.examples(split="unlabeled")
+    X = project.features(pool)
+    assert model.predict(X, texts=list(pool.texts)).shape == (200, len(NAMES))
+    with pytest.raises(TagwiseError, match="texts="):
+        model.predict_proba(X)
+    # batch predict and evaluate hand the texts through
+    (tmp_path / "new.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in pool.texts[:20]))
+    assert main(["predict", root, str(tmp_path / "new.jsonl"), "--out", str(tmp_path / "pred.jsonl")]) == 0
+    assert len((tmp_path / "pred.jsonl").read_text().splitlines()) == 20
+    assert main(["evaluate", root, "--split", "train"]) == 0
+    assert main(["train", root, "--semi-supervised", "--params", '{"method": "graph"}']) == 0
+    assert "negative pseudo-labels on" in capsys.readouterr().out
+    assert type(load_project_model(project).head).__name__ == "SemiSupervisedClassifier"

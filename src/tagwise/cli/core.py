@@ -74,8 +74,13 @@ def cmd_train(args) -> int:
           f"in {result['seconds']:.1f}s; it is now the current model")
     if "pseudo_labels" in result:
         pl = result["pseudo_labels"]
-        print(f"used {pl['positive']} positive and {pl['negative']} negative pseudo-labels on {pl['examples']} "
-              f"of {pl['unlabeled_pool']} unlabeled examples")
+        if "soft_cells" in pl:  # co-training: every pool row gets a soft score per label
+            print(f"co-training: soft pseudo-labels on {pl['examples']} of {pl['unlabeled_pool']} unlabeled "
+                  f"examples ({pl['soft_cells']} cells; {pl['positive']} confident positive, "
+                  f"{pl['negative']} negative)")
+        else:
+            print(f"used {pl['positive']} positive and {pl['negative']} negative pseudo-labels on "
+                  f"{pl['examples']} of {pl['unlabeled_pool']} unlabeled examples")
     return 0
 
 

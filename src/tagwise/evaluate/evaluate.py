@@ -25,7 +25,7 @@ def evaluate_project(project, split: str = "test", model: str | None = None, sou
                            f"{sorted({k.split('/')[1] for k in project.store.count()})}.")
     space = LabelSpace(tuple(loaded.labels))
     X = project.features(ex, loaded.encoder, progress=True)
-    P = loaded.predict_proba(X)
+    P = loaded.predict_proba(X, texts=list(ex.texts))
     Z = (P >= loaded.thresholds[None, :]).astype(np.uint8)
     Y = ex.label_matrix(space)
     mask = ex.known_mask(space)

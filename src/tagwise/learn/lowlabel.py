@@ -12,12 +12,14 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..types import TagwiseError
+from .cotrain import CoTrainingClassifier
 from .fewshot import FewShotClassifier
 from .persist import save_model
 from .semisupervised import SemiSupervisedClassifier
 from .zeroshot import ZeroShotClassifier, label_embeddings
 
 MODES = ("zero-shot", "few-shot", "semi-supervised")
+SEMI_METHODS = ("cotrain", "graph")  # params["method"] of semi-supervised mode; cotrain is the default
 MAX_CORPUS = 100_000  # rows used to standardise zero-shot scores (a random sample beyond this)
 
 
@@ -39,19 +41,23 @@ def fit_zero_shot(label_names: Sequence[str], X_corpus: np.ndarray, embed, *,
 def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str], embed, *,
                   descriptions: Mapping[str, str] | None = None,
                   examples: Mapping[str, Sequence[str]] | None = None, params: dict | None = None,
-                  seed: int = 0):
+                  texts: Sequence[str] | None = None, texts_unlabeled: Sequence[str] | None = None,
+                  seed: int = 0, progress: bool = False):
     """Fit a model for ``mode`` in ``MODES``.
 
     X: (n, d) labeled embeddings (n may be 0 for zero-shot); Y: (n, K) {0,1}; mask: (n, K) bool or
     None; X_unlabeled: (m, d) or None; label_names: K names; embed: texts -> (t, d) with the same
-    encoder (for the label prompts). Returns a fitted estimator with ``predict_proba``, ``predict``,
-    ``threshold_``, ``get_state``/``from_state``.
+    encoder (for the label prompts); texts / texts_unlabeled: the raw texts of X / X_unlabeled
+    (semi-supervised co-training reads them). Returns a fitted estimator with ``predict_proba``,
+    ``predict``, ``threshold_``, ``get_state``/``from_state`` (a model with ``needs_texts = True``
+    also wants ``texts=`` when predicting).
 
     - zero-shot: label names (+ descriptions/examples) only; labeled examples, if any, only
       recalibrate the per-label cuts.
     - few-shot: ``FewShotClassifier`` (linear head shrunk to the zero-shot prior).
-    - semi-supervised: ``SemiSupervisedClassifier`` (few-shot head self-trained with kNN-graph
-      propagated pseudo-labels from ``X_unlabeled``).
+    - semi-supervised: ``params["method"]``: "cotrain" (default, ``CoTrainingClassifier``: the
+      few-shot head + a character n-gram student distilled on the unlabeled texts) or "graph"
+      (``SemiSupervisedClassifier``: the head self-trained on kNN-graph propagated pseudo-labels).
     """
     if mode not in MODES:
         raise TagwiseError(f"unknown training mode {mode!r}; use one of {list(MODES)}.")
@@ -79,8 +85,19 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
     if X_unlabeled is None or len(X_unlabeled) == 0:
         raise TagwiseError("--semi-supervised needs unlabeled examples. Fix: add a source with "
                            "split: unlabeled (or rows without labels).")
-    return SemiSupervisedClassifier(random_state=seed, **params).fit(X, Y, mask, X_unlabeled=X_unlabeled,
-                                                                     zeroshot=zs)
+    method = params.pop("method", "cotrain")
+    if method not in SEMI_METHODS:
+        raise TagwiseError(f"unknown semi-supervised method {method!r}; use one of {list(SEMI_METHODS)} "
+                           f"(--params '{{\"method\": \"graph\"}}').")
+    if method == "graph":
+        return SemiSupervisedClassifier(random_state=seed, **params).fit(X, Y, mask, X_unlabeled=X_unlabeled,
+                                                                         zeroshot=zs, progress=progress)
+    if texts is None or texts_unlabeled is None:
+        raise TagwiseError("semi-supervised co-training reads the texts: pass texts= and texts_unlabeled= "
+                           "(or params {\"method\": \"graph\"} for embeddings only).")
+    return CoTrainingClassifier(random_state=seed, **params).fit(
+        X, Y, mask, texts=texts, X_unlabeled=X_unlabeled, texts_unlabeled=texts_unlabeled, zeroshot=zs,
+        progress=progress)
 
 
 def project_arrays(project, encoder: str | None = None, split: str | list[str] = "train",
@@ -115,7 +132,8 @@ def train_low_label_project(project, mode: str, encoder: str | None = None, name
     embed = lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0]  # noqa: E731
     t0 = time.perf_counter()
     model = fit_low_label(mode, X, Y, mask, U, names, embed, descriptions=tax.descriptions,
-                          examples=tax.examples, params=params, seed=seed)
+                          examples=tax.examples, params=params, texts=list(lab.texts),
+                          texts_unlabeled=list(unl.texts), seed=seed, progress=True)
     seconds = time.perf_counter() - t0
     name = name or time.strftime(f"{mode.replace('-', '')}-%Y%m%d-%H%M%S")
     info = {"labels": names, "encoder": encoder, "mode": mode,
@@ -124,7 +142,8 @@ def train_low_label_project(project, mode: str, encoder: str | None = None, name
             "fit_seconds": round(seconds, 3)}
     out = {"model": name, "mode": mode, "n_examples": len(lab), "n_unlabeled": len(unl), "n_labels": len(names),
            "seconds": seconds, "thresholds": dict(zip(names, map(float, model.threshold_)))}
-    if isinstance(model, SemiSupervisedClassifier):
+    if isinstance(model, (SemiSupervisedClassifier, CoTrainingClassifier)):
+        info["semi_supervised_method"] = "graph" if isinstance(model, SemiSupervisedClassifier) else "cotrain"
         info["pseudo_labels"] = out["pseudo_labels"] = model.n_pseudo_
     save_model(model, project.models_dir / name, info)
     project.set_current_model(name)

@@ -64,11 +64,17 @@ class LoadedModel:
         self.labels: list[str] = self.info["labels"]
         self.encoder: str = self.info["encoder"]
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.head.predict_proba(X)
+    @property
+    def needs_texts(self) -> bool:
+        """True when the head also reads the raw texts (co-training's character n-gram view)."""
+        return bool(getattr(self.head, "needs_texts", False))
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.head.predict(X)
+    def predict_proba(self, X: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
+        """X: (n, d) embeddings with ``self.encoder``; texts: their n texts (used if ``needs_texts``)."""
+        return self.head.predict_proba(X, texts=texts) if self.needs_texts else self.head.predict_proba(X)
+
+    def predict(self, X: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
+        return self.head.predict(X, texts=texts) if self.needs_texts else self.head.predict(X)
 
     @property
     def thresholds(self) -> np.ndarray:

@@ -17,7 +17,7 @@ def predict_texts(project, texts: list[str], model: str | None = None, top_k: in
     """Texts -> ``(labels: list[list[str]], proba (n, K) float32, label names)`` with the current model."""
     loaded = load_project_model(project, model)
     X, _ = project.embed_texts(texts, loaded.encoder, progress=len(texts) > 1000)
-    P = loaded.predict_proba(X)
+    P = loaded.predict_proba(X, texts=texts)
     Z = P >= loaded.thresholds[None, :]
     names = loaded.labels
     labels = [[names[k] for k in np.flatnonzero(row)] for row in Z]

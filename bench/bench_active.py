@@ -8,10 +8,13 @@ Writes bench/results/fewshot_active.json and bench/results/fewshot_active.png.
 Protocol: the pool is the official train split with its labels hidden; the oracle reveals a row's gold
 labels when it is selected. Round 0 starts from 0 labels: tagwise takes a coverage cold start
 (k-means representatives), random takes a random batch. After each batch of 50 both fit the same
-head (tagwise ``FewShotClassifier`` with the zero-shot label-name prior, thresholds from CV on the
-labeled rows only) and are scored by macro-F1 on the official test split. Headline: labels tagwise
-needs to reach random's macro-F1 at 1,000 labels (mean curve over seeds; linear interpolation
-between batches).
+head (tagwise ``FewShotClassifier`` with the zero-shot label-name prior) and are scored by macro-F1
+on the official test split. Thresholds: by default ``threshold_method="pool"`` for both, as
+``tagwise suggest`` does (Platt-calibrated out-of-fold scores of the labeled rows, cut at the best
+expected F1 on the still-unlabeled pool), since actively chosen rows are not a representative
+sample; ``--thresholds cv`` gives the cross-validated cuts of ``tagwise train --few-shot``.
+Headline: labels tagwise needs to reach random's macro-F1 at 1,000 labels (mean curve over seeds;
+linear interpolation between batches).
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ from tagwise.select.active import select_batch  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max_labels: int):
+def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max_labels: int,
+             threshold_method: str = "pool"):
     """Returns (labels (r,), macro_f1 (r,), select_seconds) for one run."""
     rng = np.random.default_rng(seed)
     labeled = np.zeros(len(X), dtype=bool)
@@ -53,7 +57,8 @@ def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max
             pick = pool[select_batch(X[pool], batch, P, model.threshold_, n_pos, seed=seed).index]
         select_secs += time.perf_counter() - t0
         labeled[pick] = True
-        model = FewShotClassifier(random_state=seed).fit(X[labeled], Y[labeled], zeroshot=zs, X_corpus=X)
+        model = FewShotClassifier(threshold_method=threshold_method, random_state=seed).fit(
+            X[labeled], Y[labeled], zeroshot=zs, X_corpus=X, X_unlabeled=X[~labeled])
         n_labels.append(int(labeled.sum()))
         f1s.append(macro_f1(Y_test, model.predict(X_test)))
     return np.asarray(n_labels), np.asarray(f1s), select_secs
@@ -76,6 +81,8 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--max-labels", type=int, default=1000)
+    ap.add_argument("--thresholds", default="pool", choices=["pool", "cv"],
+                    help="FewShotClassifier threshold_method for both strategies (suggest uses pool)")
     ap.add_argument("--out", default=str(RESULTS / "fewshot_active.json"))
     args = ap.parse_args()
     out_path = Path(args.out)
@@ -90,7 +97,8 @@ def main():
             curves, secs = [], []
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                n_labels, f1, sel = simulate(strategy, tr.X, tr.Y, te.X, te.Y, zs, seed, args.batch, args.max_labels)
+                n_labels, f1, sel = simulate(strategy, tr.X, tr.Y, te.X, te.Y, zs, seed, args.batch, args.max_labels,
+                                             args.thresholds)
                 curves.append(f1)
                 secs.append(sel)
                 print(f"{name} {strategy} seed {seed}: " + " ".join(f"{n}:{v:.3f}" for n, v in
@@ -104,6 +112,7 @@ def main():
         need = labels_to_reach(np.asarray(runs["tagwise"]["labels"]), runs["tagwise"]["macro_f1_mean"], target)
         per_seed = [labels_to_reach(np.asarray(runs["tagwise"]["labels"]), c, runs["random"]["per_seed"][i][-1])
                     for i, c in enumerate(runs["tagwise"]["per_seed"])]
+        runs["threshold_method"] = args.thresholds
         runs["random_final_macro_f1"] = target
         runs["tagwise_labels_to_reach_random_final"] = need
         runs["ratio_to_random_labels"] = None if need is None else need / runs["random"]["labels"][-1]

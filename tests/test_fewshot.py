@@ -201,3 +201,38 @@ def test_cli_train_zero_shot_and_semi_supervised(tmp_path, capsys):
     assert main(["train", root, "--semi-supervised", "--params", '{"method": "graph"}']) == 0
     assert "negative pseudo-labels on" in capsys.readouterr().out
     assert type(load_project_model(project).head).__name__ == "SemiSupervisedClassifier"
+
+
+def test_pool_thresholds_follow_the_unlabeled_pool(semeval):
+    """threshold_method='pool' (for actively chosen labels) cuts by the pool's expected F1."""
+    from tagwise.learn.thresholds import expected_f1_thresholds
+
+    d = semeval
+    X, Y, rest, Yrest = d["X"][:150], d["Y"][:150], d["X"][150:], d["Y"][150:]
+    zs = fit_low_label("zero-shot", None, None, None, d["X"], NAMES, d["embed"])
+    cv = FewShotClassifier().fit(X, Y, zeroshot=zs, X_corpus=d["X"])
+    pool = FewShotClassifier(threshold_method="pool").fit(X, Y, zeroshot=zs, X_corpus=d["X"], X_unlabeled=rest)
+    np.testing.assert_allclose(pool.coef_, cv.coef_)  # same head, only the cuts differ
+    assert not np.allclose(pool.threshold_, cv.threshold_)
+    # on a representative draw both kinds of cut are about as good
+    f_cv, f_pool = _macro_f1(d["Yt"], cv.predict(d["Xt"])), _macro_f1(d["Yt"], pool.predict(d["Xt"]))
+    assert f_pool > f_cv - 0.03, (f_pool, f_cv)
+    # the cut is where the pool's expected F1 (calibrated out-of-fold scores) peaks, so it moves
+    # with the pool: brute force over every cut of the pool for one label
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression
+
+    k = NAMES.index("joy")
+    oof_logits = np.log(pool.oof_proba_) - np.log1p(-pool.oof_proba_)
+    Z = pool.decision_function(rest)
+    cal = LogisticRegression().fit(oof_logits[:, [k]], Y[:, k])
+    p = cal.predict_proba(Z[:, [k]])[:, 1]
+    expected_f1 = [2 * p[Z[:, k] >= z].sum() / ((Z[:, k] >= z).sum() + p.sum()) for z in Z[:, k]]
+    best = Z[np.argmax(expected_f1), k]
+    predicted = pool.decision_function(rest)[:, k] >= np.log(pool.threshold_[k] / (1 - pool.threshold_[k]))
+    assert predicted.sum() == (Z[:, k] >= best).sum()
+    rich = expected_f1_thresholds(Y, oof_logits, Z[Yrest[:, k] > 0])[k]
+    poor = expected_f1_thresholds(Y, oof_logits, Z[Yrest[:, k] == 0])[k]
+    assert abs(rich - poor) > 0.01, (rich, poor)
+    with pytest.raises(TagwiseError, match="threshold_method"):
+        FewShotClassifier(threshold_method="pool").fit(X, Y, zeroshot=zs)

@@ -141,7 +141,7 @@ class CoTrainingClassifier(BaseEstimator, ClassifierMixin):
         if zeroshot is None:
             params["use_prior"] = False
         head = FewShotClassifier(random_state=self.random_state, **params).fit(
-            X, Y, M, zeroshot=zeroshot, X_corpus=np.concatenate([X, U]))
+            X, Y, M, zeroshot=zeroshot, X_corpus=np.concatenate([X, U]), X_unlabeled=U)
         steps.update()
         lex = CharNgramTfidf(self.ngram_range, self.min_df, self.max_features)
         T = lex.fit_transform(texts + texts_unlabeled)

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from ..types import TagwiseError
 from .linear import one_blas_thread_when_small
 from .persist import register_model
-from .thresholds import best_f1_thresholds
+from .thresholds import best_f1_thresholds, expected_f1_thresholds
 from .zeroshot import ZeroShotClassifier
 
 
@@ -94,11 +94,16 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
     cv_max_iter : int
         L-BFGS iterations of each cross-validation fit (its out-of-fold scores only rank and set
         thresholds).
+    threshold_method : {"cv", "pool"}
+        "cv": each label's F1-best cut on the out-of-fold probabilities of the labeled rows (right
+        when they are a random or stratified draw). "pool": calibrate those out-of-fold scores and
+        cut where the expected F1 on the unlabeled rows is best (``expected_f1_thresholds``), for
+        labeled rows chosen by active learning, which are not representative.
     """
 
     def __init__(self, C: float = 1.0, prior_strength: float = 1.0, use_prior: bool = True, cv: int = 5,
                  threshold_shrink: float = 5.0, max_iter: int = 100, cv_max_iter: int = 40,
-                 random_state: int = 0):
+                 threshold_method: str = "cv", random_state: int = 0):
         self.C = C
         self.prior_strength = prior_strength
         self.use_prior = use_prior
@@ -106,6 +111,7 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
         self.threshold_shrink = threshold_shrink
         self.max_iter = max_iter
         self.cv_max_iter = cv_max_iter
+        self.threshold_method = threshold_method
         self.random_state = random_state
 
     def _prior(self, X):
@@ -115,14 +121,16 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
 
     @one_blas_thread_when_small
     def fit(self, X, Y, mask=None, zeroshot: ZeroShotClassifier | None = None, X_corpus=None,
-            sample_weight=None, tune_thresholds: bool = True):
+            sample_weight=None, tune_thresholds: bool = True, X_unlabeled=None):
         """Fit on a few labeled examples.
 
         X: (n, d) float embeddings; Y: (n, K) {0,1}; mask: optional (n, K) bool (False = unknown);
         zeroshot: a fitted ``ZeroShotClassifier`` over the same K labels (its scores are the prior);
         X_corpus: optional (m, d) unlabeled embeddings, used only to centre the features;
         sample_weight: optional (n,) weights (e.g. lower for pseudo-labels);
-        tune_thresholds: False skips the CV threshold search (thresholds stay 0.5; the caller sets them).
+        tune_thresholds: False skips the CV threshold search (thresholds stay 0.5; the caller sets them);
+        X_unlabeled: optional (m, d) rows without labels for ``threshold_method="pool"`` (default:
+        X_corpus).
         """
         X = np.asarray(X, dtype=np.float32)
         Y = np.asarray(Y, dtype=np.float32)
@@ -130,6 +138,12 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
             raise TagwiseError(f"few-shot: X {X.shape} and Y {Y.shape} must be 2-D with the same rows.")
         M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=np.float32)
         n, K = Y.shape
+        if self.threshold_method not in ("cv", "pool"):
+            raise TagwiseError(f"few-shot: threshold_method must be 'cv' or 'pool', not {self.threshold_method!r}.")
+        pool = X_unlabeled if X_unlabeled is not None else X_corpus
+        if tune_thresholds and self.threshold_method == "pool" and (pool is None or len(pool) == 0):
+            raise TagwiseError("few-shot: threshold_method='pool' needs unlabeled rows (X_unlabeled= or "
+                               "X_corpus=); Fix: pass them, or use threshold_method='cv'.")
         if self.use_prior and zeroshot is None:
             raise TagwiseError("few-shot: use_prior=True needs a fitted ZeroShotClassifier (label names); "
                                "Fix: pass zeroshot=..., or set use_prior=False.")
@@ -165,8 +179,13 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
                                           sample_weight=None if sw is None else sw[tr])
                 oof[te] = expit(Xc[te] @ V + (0 if prior is None else prior[te] * a) + b)
             self.oof_proba_ = oof
-            self.threshold_ = best_f1_thresholds(Y, oof, M > 0, min_positives=2, shrink=self.threshold_shrink,
-                                                 default=0.5)
+            if self.threshold_method == "pool":
+                oof_logits = np.log(np.clip(oof, 1e-7, 1)) - np.log(np.clip(1 - oof, 1e-7, 1))
+                self.threshold_ = expected_f1_thresholds(Y, oof_logits, self.decision_function(pool), M > 0,
+                                                         min_positives=2, default=0.5)
+            else:
+                self.threshold_ = best_f1_thresholds(Y, oof, M > 0, min_positives=2,
+                                                     shrink=self.threshold_shrink, default=0.5)
         if self.zeroshot_ is None:
             # without a prior a label with no known positive cannot be predicted
             self.threshold_[self.support_ == 0] = 1.0 + 1e-9

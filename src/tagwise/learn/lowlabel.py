@@ -81,7 +81,8 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
         raise TagwiseError(f"{mode} training needs labeled examples (found {len(X)}). Fix: add a labeled "
                            f"source, or use --zero-shot (label names only).")
     if mode == "few-shot":
-        return FewShotClassifier(random_state=seed, **params).fit(X, Y, mask, zeroshot=zs, X_corpus=corpus)
+        return FewShotClassifier(random_state=seed, **params).fit(X, Y, mask, zeroshot=zs, X_corpus=corpus,
+                                                                  X_unlabeled=X_unlabeled)
     if X_unlabeled is None or len(X_unlabeled) == 0:
         raise TagwiseError("--semi-supervised needs unlabeled examples. Fix: add a source with "
                            "split: unlabeled (or rows without labels).")

@@ -4,7 +4,8 @@ The pool is every unlabeled example of the train/unlabeled splits, minus exact d
 normalised text; the first occurrence stays) and minus texts that already carry a label anywhere in
 the project (so a labeled batch that came back as a new source is never suggested again). The model
 is a fresh few-shot head (label-name prior + linear head) fitted on all labeled examples, a few
-seconds; with no labeled example the batch is a coverage cold start and the shown predictions are
+seconds, with thresholds cut for the pool's expected F1 (the labels may have come from earlier
+suggestions, so they are not a random sample); with no labeled example the batch is a coverage cold start and the shown predictions are
 zero-shot.
 """
 from __future__ import annotations
@@ -70,8 +71,11 @@ def suggest(project, budget: int = 100, *, encoder: str | None = None, relabel: 
     M = labeled.known_mask(space)
     X_lab = project.features(labeled, encoder, progress=True) if len(labeled) else None
     mode = "few-shot" if len(labeled) >= 2 and Y.any() else "zero-shot"
+    # labels that came from earlier suggestions are not a random sample: cut thresholds by the
+    # expected F1 on the pool rather than on the labeled rows (FewShotClassifier threshold_method)
+    params = {"threshold_method": "pool"} if mode == "few-shot" else None
     model = fit_low_label(mode, X_lab, Y, M, X_pool, names, embed, descriptions=tax.descriptions,
-                          examples=tax.examples, seed=seed)
+                          examples=tax.examples, params=params, seed=seed)
     proba = model.predict_proba(X_pool)
     thresholds = np.asarray(model.threshold_)
     if mode == "few-shot":

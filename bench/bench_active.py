@@ -14,7 +14,8 @@ on the official test split. Thresholds: by default ``threshold_method="pool"`` f
 expected F1 on the still-unlabeled pool), since actively chosen rows are not a representative
 sample; ``--thresholds cv`` gives the cross-validated cuts of ``tagwise train --few-shot``.
 Headline: labels tagwise needs to reach random's macro-F1 at 1,000 labels (mean curve over seeds;
-linear interpolation between batches).
+linear interpolation between batches). Every ``--cotrain-every`` labels both labeled sets also train
+the ``--semi-supervised`` model (co-training with the rest of the pool), scored the same way.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import numpy as np  # noqa: E402
 
 from _fewshot_data import CACHE, load_dataset, macro_f1  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
+from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.select.active import select_batch  # noqa: E402
@@ -38,11 +40,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max_labels: int,
-             threshold_method: str = "pool"):
-    """Returns (labels (r,), macro_f1 (r,), select_seconds) for one run."""
+             threshold_method: str = "pool", texts=None, test_texts=None, cotrain_every: int = 0):
+    """One run. Returns (labels (r,), macro_f1 (r,), select_seconds, cotrain) where ``cotrain`` lists
+    (labels, macro_f1) of a ``CoTrainingClassifier`` fitted every ``cotrain_every`` labels on the
+    labeled rows + the rest of the pool (the model a user trains with ``--semi-supervised`` after
+    labeling the suggested rows; the selection itself always runs on the few-shot head)."""
     rng = np.random.default_rng(seed)
     labeled = np.zeros(len(X), dtype=bool)
-    n_labels, f1s, select_secs = [], [], 0.0
+    n_labels, f1s, select_secs, cotrain = [], [], 0.0, []
     model = None
     while labeled.sum() < max_labels:
         pool = np.flatnonzero(~labeled)
@@ -61,7 +66,13 @@ def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max
             X[labeled], Y[labeled], zeroshot=zs, X_corpus=X, X_unlabeled=X[~labeled])
         n_labels.append(int(labeled.sum()))
         f1s.append(macro_f1(Y_test, model.predict(X_test)))
-    return np.asarray(n_labels), np.asarray(f1s), select_secs
+        if cotrain_every and n_labels[-1] % cotrain_every == 0:
+            lab, rest = np.flatnonzero(labeled), np.flatnonzero(~labeled)
+            co = CoTrainingClassifier(head_params={"threshold_method": threshold_method}, random_state=seed).fit(
+                X[lab], Y[lab], texts=[texts[i] for i in lab], X_unlabeled=X[rest],
+                texts_unlabeled=[texts[i] for i in rest], zeroshot=zs)
+            cotrain.append((n_labels[-1], macro_f1(Y_test, co.predict(X_test, texts=test_texts))))
+    return np.asarray(n_labels), np.asarray(f1s), select_secs, cotrain
 
 
 def labels_to_reach(n_labels, curve, target) -> float | None:
@@ -83,6 +94,8 @@ def main():
     ap.add_argument("--max-labels", type=int, default=1000)
     ap.add_argument("--thresholds", default="pool", choices=["pool", "cv"],
                     help="FewShotClassifier threshold_method for both strategies (suggest uses pool)")
+    ap.add_argument("--cotrain-every", type=int, default=100,
+                    help="also score a co-training model (--semi-supervised) every N labels; 0 = off")
     ap.add_argument("--out", default=str(RESULTS / "fewshot_active.json"))
     args = ap.parse_args()
     out_path = Path(args.out)
@@ -93,21 +106,29 @@ def main():
         tr, te = data["train"], data["test"]
         zs = fit_zero_shot(names, tr.X, lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0])
         runs = {}
+        co_runs = {}
         for strategy in ("tagwise", "random"):
-            curves, secs = [], []
+            curves, secs, co_curves = [], [], []
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                n_labels, f1, sel = simulate(strategy, tr.X, tr.Y, te.X, te.Y, zs, seed, args.batch, args.max_labels,
-                                             args.thresholds)
+                n_labels, f1, sel, co = simulate(strategy, tr.X, tr.Y, te.X, te.Y, zs, seed, args.batch,
+                                                 args.max_labels, args.thresholds, tr.texts, te.texts,
+                                                 args.cotrain_every)
                 curves.append(f1)
                 secs.append(sel)
+                co_curves.append([v for _, v in co])
                 print(f"{name} {strategy} seed {seed}: " + " ".join(f"{n}:{v:.3f}" for n, v in
                       zip(n_labels[::4], f1[::4])) + f" ... {n_labels[-1]}:{f1[-1]:.3f} "
                       f"({time.perf_counter() - t0:.0f}s, selection {sel:.1f}s)", flush=True)
+                if co:
+                    print("  co-training model: " + " ".join(f"{n}:{v:.3f}" for n, v in co), flush=True)
             curves = np.stack(curves)
             runs[strategy] = {"labels": n_labels.tolist(), "macro_f1_mean": curves.mean(0).tolist(),
                               "macro_f1_sd": curves.std(0, ddof=1).tolist() if len(curves) > 1 else [0.0] * len(n_labels),
                               "per_seed": curves.tolist(), "selection_seconds": float(np.mean(secs))}
+            if co:
+                co_runs[strategy] = {"labels": [n for n, _ in co], "macro_f1_mean": np.mean(co_curves, 0).tolist(),
+                                     "per_seed": co_curves}
         target = runs["random"]["macro_f1_mean"][-1]
         need = labels_to_reach(np.asarray(runs["tagwise"]["labels"]), runs["tagwise"]["macro_f1_mean"], target)
         per_seed = [labels_to_reach(np.asarray(runs["tagwise"]["labels"]), c, runs["random"]["per_seed"][i][-1])
@@ -117,6 +138,17 @@ def main():
         runs["tagwise_labels_to_reach_random_final"] = need
         runs["ratio_to_random_labels"] = None if need is None else need / runs["random"]["labels"][-1]
         runs["per_seed_labels_to_reach"] = per_seed
+        if co_runs:
+            co_target = co_runs["random"]["macro_f1_mean"][-1]
+            co_labels = np.asarray(co_runs["tagwise"]["labels"])
+            co_need = labels_to_reach(co_labels, co_runs["tagwise"]["macro_f1_mean"], co_target)
+            co_runs.update(random_final_macro_f1=co_target, tagwise_labels_to_reach_random_final=co_need,
+                           ratio_to_random_labels=None if co_need is None else co_need / co_labels[-1],
+                           per_seed_labels_to_reach=[labels_to_reach(co_labels, c, co_runs["random"]["per_seed"][i][-1])
+                                                     for i, c in enumerate(co_runs["tagwise"]["per_seed"])])
+            runs["cotrain_final_model"] = co_runs
+            print(f"{name} (co-training model): random reaches {co_target:.3f} at {co_labels[-1]} labels; tagwise "
+                  f"at {'never' if co_need is None else f'{co_need:.0f}'} labels", flush=True)
         results[name] = runs
         final_n = runs["random"]["labels"][-1]
         need_s = "never" if need is None else f"{need:.0f}"
@@ -143,6 +175,11 @@ def plot(results, path):
             m, s = np.asarray(r["macro_f1_mean"]), np.asarray(r["macro_f1_sd"])
             ax.plot(r["labels"], m, label=label)
             ax.fill_between(r["labels"], m - s, m + s, alpha=0.2)
+        co = results[name].get("cotrain_final_model")
+        if co:
+            for strategy, color in (("tagwise", "C0"), ("random", "C1")):
+                ax.plot(co[strategy]["labels"], co[strategy]["macro_f1_mean"], ls="--", marker=".", c=color,
+                        label=f"{'tagwise suggest' if strategy == 'tagwise' else 'random'}, co-training model")
         ax.axhline(results[name]["random_final_macro_f1"], ls="--", c="gray", lw=0.8)
         ax.set_xlabel("labeled examples")
         ax.set_ylabel("macro-F1 (test)")

@@ -3,6 +3,8 @@
 Run by hand:
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_active.py
     (--datasets semeval2018 goemotions --seeds 0 1 2 --batch 50 --max-labels 1000)
+    Reuters (long documents: the co-training model is skipped, ~10x slower there):
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_active.py --datasets reuters --cotrain-every 0
 Writes bench/results/fewshot_active.json and bench/results/fewshot_active.png.
 
 Protocol: the pool is the official train split with its labels hidden; the oracle reveals a row's gold

@@ -50,7 +50,11 @@ class CharNgramTfidf:
         except ValueError:  # every n-gram below min_df (tiny corpora)
             self.min_df = 1
             counter = self._counter()
-            C = counter.fit_transform(texts).tocsr()
+            try:
+                C = counter.fit_transform(texts).tocsr()
+            except ValueError:
+                raise TagwiseError(f"lexical features: none of the {len(texts)} texts has a character n-gram "
+                                   f"(empty or whitespace only). Fix: remove empty texts.") from None
         vocab = counter.vocabulary_
         self.terms_ = np.empty(len(vocab), dtype=f"<U{max(map(len, vocab))}")
         for term, j in vocab.items():

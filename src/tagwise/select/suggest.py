@@ -5,8 +5,8 @@ normalised text; the first occurrence stays) and minus texts that already carry 
 the project (so a labeled batch that came back as a new source is never suggested again). The model
 is a fresh few-shot head (label-name prior + linear head) fitted on all labeled examples, a few
 seconds, with thresholds cut for the pool's expected F1 (the labels may have come from earlier
-suggestions, so they are not a random sample); with no labeled example the batch is a coverage cold start and the shown predictions are
-zero-shot.
+suggestions, so they are not a random sample); with no labeled example the batch is a coverage cold
+start and the shown predictions are zero-shot.
 """
 from __future__ import annotations
 

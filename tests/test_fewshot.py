@@ -236,3 +236,25 @@ def test_pool_thresholds_follow_the_unlabeled_pool(semeval):
     assert abs(rich - poor) > 0.01, (rich, poor)
     with pytest.raises(TagwiseError, match="threshold_method"):
         FewShotClassifier(threshold_method="pool").fit(X, Y, zeroshot=zs)
+
+
+def test_char_ngram_view_round_trips_on_arabic_and_hindi_tweets():
+    """The lexical view needs no tokenizer: any script, same matrix after a save/load as arrays."""
+    from tagwise.learn.lexical import CharNgramTfidf
+
+    base = DATA.parent / "umsab_xlmt_sentiment"
+    texts = []
+    for lang in ("arabic", "hindi"):
+        texts += (base / lang / "test_text.txt").read_text(encoding="utf-8").splitlines()[:150]
+    lex = CharNgramTfidf()
+    T = lex.fit_transform(texts)
+    assert T.shape[0] == 300 and T.shape[1] > 1000
+    norms = np.asarray(T.multiply(T).sum(1)).ravel()  # L2 rows; a tweet with no n-gram seen twice is empty
+    assert np.all(np.isclose(norms, 1.0, rtol=1e-5) | (norms == 0)) and (norms > 0).mean() > 0.95
+    assert any("\u0600" <= ch <= "\u06ff" for ch in lex.terms_[:2000].tolist() for ch in ch)  # Arabic n-grams kept
+    meta, arrays = lex.get_state()
+    assert all(a.dtype != object for a in arrays.values())  # saved with np.save(allow_pickle=False)
+    again = CharNgramTfidf.from_state(meta, arrays).transform(texts)
+    assert abs(again - T).max() < 1e-6
+    with pytest.raises(TagwiseError, match="empty"):
+        CharNgramTfidf().fit_transform(["   ", ""])

@@ -37,6 +37,7 @@ from ..types import TagwiseError
 from .fewshot import FewShotClassifier
 from .lexical import CharNgramTfidf
 from .persist import register_model
+from .thresholds import cuts_at_rate
 from .zeroshot import ZeroShotClassifier
 
 
@@ -60,11 +61,6 @@ def _ridge(T: sp.csr_matrix, targets: np.ndarray, known: np.ndarray, alpha: floa
         coef[:, cols] = np.atleast_2d(model.coef_).T
         intercept[cols] = model.intercept_
     return coef, intercept
-
-
-def _column_quantiles(S: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """(m, K) scores, (K,) levels -> (K,) float32: the q[j] quantile of column j."""
-    return np.array([np.quantile(S[:, j], q[j]) for j in range(S.shape[1])], dtype=np.float32)
 
 
 def _zstats(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,18 +153,17 @@ class CoTrainingClassifier(BaseEstimator, ClassifierMixin):
         lex_mean, lex_sd = _zstats(L_pool)
         teacher_pool = zH_pool + (L_pool - lex_mean) / lex_sd
         base_thr = np.clip(np.asarray(head.threshold_, dtype=np.float64), 1e-6, 1 - 1e-6)
-        rate = np.clip((H_pool >= logit(base_thr)).mean(0), 1.0 / m, 1.0)
+        rate = (H_pool >= logit(base_thr)).mean(0)  # the base head's predicted positive rate on the pool
         if self.self_train:
             t_mean, t_sd = _zstats(teacher_pool)
             zH_lab = (head.decision_function(X) - self.head_mean_) / self.head_sd_
             teacher_lab = zH_lab + (T_lab @ coef + intercept - lex_mean) / lex_sd
             # labeled cells keep their label; unknown cells of labeled rows get the teacher, like the pool
-            lab_targets = np.where(M, hard, (teacher_lab - t_mean) / t_sd).astype(np.float32)
-            targets = np.concatenate([(teacher_pool - t_mean) / t_sd, lab_targets]).astype(np.float32)
-            coef, intercept = _ridge(sp.vstack([T_pool, T_lab]).tocsr(), targets, np.ones_like(targets, bool),
-                                     self.alpha)
+            lab_targets = np.where(M, hard, (teacher_lab - t_mean) / t_sd)
+            targets = np.concatenate([lab_targets, (teacher_pool - t_mean) / t_sd]).astype(np.float32)
+            coef, intercept = _ridge(T, targets, np.ones_like(targets, bool), self.alpha)  # rows of T: lab, pool
             steps.update()
-            confident = teacher_pool >= _column_quantiles(teacher_pool, 1.0 - rate)[None, :]
+            confident = teacher_pool >= cuts_at_rate(teacher_pool, rate).astype(np.float32)[None, :]
             self.n_pseudo_ = {"examples": int(m), "unlabeled_pool": int(m), "soft_cells": int(m * K),
                               "positive": int(confident.sum()), "negative": int(m * K - confident.sum())}
         else:
@@ -179,7 +174,7 @@ class CoTrainingClassifier(BaseEstimator, ClassifierMixin):
         S_pool = T_pool @ coef + intercept
         self.lex_mean_, self.lex_sd_ = _zstats(S_pool)
         final = zH_pool + (S_pool - self.lex_mean_) / self.lex_sd_
-        self.cut_ = _column_quantiles(final, 1.0 - rate)
+        self.cut_ = cuts_at_rate(final, rate).astype(np.float32)
         self.threshold_ = base_thr
         self.n_labels_ = K
         return self

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import expit
+from scipy.special import expit, logit
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..types import TagwiseError
@@ -180,7 +180,7 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
                 oof[te] = expit(Xc[te] @ V + (0 if prior is None else prior[te] * a) + b)
             self.oof_proba_ = oof
             if self.threshold_method == "pool":
-                oof_logits = np.log(np.clip(oof, 1e-7, 1)) - np.log(np.clip(1 - oof, 1e-7, 1))
+                oof_logits = logit(np.clip(oof.astype(np.float64), 1e-7, 1 - 1e-7))
                 self.threshold_ = expected_f1_thresholds(Y, oof_logits, self.decision_function(pool), M > 0,
                                                          min_positives=2, default=0.5)
             else:

@@ -32,6 +32,7 @@ from ..neighbors import nearest_neighbors
 from ..types import TagwiseError
 from .fewshot import FewShotClassifier
 from .persist import register_model
+from .thresholds import cuts_at_rate
 from .zeroshot import ZeroShotClassifier
 
 
@@ -183,11 +184,7 @@ class SemiSupervisedClassifier(BaseEstimator, ClassifierMixin):
                                             tune_thresholds=False)
         # thresholds: keep the base head's predicted label rate on the pool (its cuts came from
         # cross-validation on the labeled examples only), but let the new ranking decide who is in
-        P_final = head.predict_proba(U)
-        thr = np.empty(K)
-        for j in range(K):
-            r = float(np.clip(base_pred_rate[j], 1.0 / len(U), 1.0))
-            thr[j] = np.quantile(P_final[:, j], 1.0 - r)
+        thr = cuts_at_rate(head.predict_proba(U), base_pred_rate)
         head.threshold_ = thr
         self.head_ = head
         self.threshold_ = thr

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
 
 
 def rate_thresholds(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -21,6 +23,17 @@ def rate_thresholds(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = None
             p = np.sort(P[m, k])[::-1]
             out[k] = (p[n_pos - 1] + p[min(n_pos, len(p) - 1)]) / 2
     return out
+
+
+def cuts_at_rate(S: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Per-label cut on pool scores that predicts each label at a given rate.
+
+    S: (m, K) scores of an unlabeled pool; rate: (K,) wanted positive shares, clipped to [1/m, 1].
+    Used to keep a base model's predicted label rate while a better ranking decides who is in.
+    Returns (K,) float64: the (1 - rate_k) quantile of column k.
+    """
+    r = np.clip(np.asarray(rate, dtype=np.float64), 1.0 / len(S), 1.0)
+    return np.array([np.quantile(S[:, k], 1.0 - r[k]) for k in range(S.shape[1])])
 
 
 def best_f1_thresholds(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = None, *,
@@ -87,9 +100,6 @@ def expected_f1_thresholds(Y: np.ndarray, oof_logits: np.ndarray, pool_logits: n
     Labels with fewer than ``min_positives`` known positives (or negatives), or whose calibration
     is not increasing, get ``default``. Returns (K,) thresholds in probability space.
     """
-    from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression
-
     Y = np.asarray(Y, dtype=bool)
     S = np.asarray(oof_logits, dtype=np.float64)
     Z = np.asarray(pool_logits, dtype=np.float64)

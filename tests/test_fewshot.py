@@ -205,7 +205,7 @@ def test_cli_train_zero_shot_and_semi_supervised(tmp_path, capsys):
 
 def test_pool_thresholds_follow_the_unlabeled_pool(semeval):
     """threshold_method='pool' (for actively chosen labels) cuts by the pool's expected F1."""
-    from tagwise.learn.thresholds import expected_f1_thresholds
+    from tagwise.learn.thresholds import expected_f1_thresholds, score_shift_weights
 
     d = semeval
     X, Y, rest, Yrest = d["X"][:150], d["Y"][:150], d["X"][150:], d["Y"][150:]
@@ -225,7 +225,9 @@ def test_pool_thresholds_follow_the_unlabeled_pool(semeval):
     k = NAMES.index("joy")
     oof_logits = np.log(pool.oof_proba_) - np.log1p(-pool.oof_proba_)
     Z = pool.decision_function(rest)
-    cal = LogisticRegression().fit(oof_logits[:, [k]], Y[:, k])
+    # weighted so the labeled rows' score distribution matches the pool's (covariate shift)
+    w = score_shift_weights(oof_logits[:, k], Z[:, k])
+    cal = LogisticRegression().fit(oof_logits[:, [k]], Y[:, k], sample_weight=w)
     p = cal.predict_proba(Z[:, [k]])[:, 1]
     expected_f1 = [2 * p[Z[:, k] >= z].sum() / ((Z[:, k] >= z).sum() + p.sum()) for z in Z[:, k]]
     best = Z[np.argmax(expected_f1), k]
@@ -236,6 +238,24 @@ def test_pool_thresholds_follow_the_unlabeled_pool(semeval):
     assert abs(rich - poor) > 0.01, (rich, poor)
     with pytest.raises(TagwiseError, match="threshold_method"):
         FewShotClassifier(threshold_method="pool").fit(X, Y, zeroshot=zs)
+
+
+def test_score_shift_weights_make_labeled_scores_look_like_the_pool():
+    """Actively chosen rows crowd the high scores; the weights give each pool-score decile the
+    pool's share again (within the clip), and leave a representative draw at weight 1."""
+    from tagwise.learn.thresholds import score_shift_weights
+
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=20_000)
+    same = score_shift_weights(pool[:2_000], pool)
+    assert np.abs(same - 1).max() < 0.25
+    chosen = np.r_[rng.normal(1.5, 0.5, size=900), rng.normal(size=300)]  # high scores over-sampled
+    w = score_shift_weights(chosen, pool)
+    assert w.mean() == pytest.approx(1.0)
+    edges = np.quantile(pool, np.linspace(0, 1, 11)[1:-1])
+    share = np.bincount(np.searchsorted(edges, chosen), weights=w, minlength=10) / w.sum()
+    np.testing.assert_allclose(share, 0.1, atol=0.02)
+    assert w[chosen > 2].mean() < 0.5 < 2 < w[chosen < -1].mean()
 
 
 def test_char_ngram_view_round_trips_on_arabic_and_hindi_tweets():

@@ -12,6 +12,7 @@ from tagwise.cli import main
 from tagwise.project import Project
 from tagwise.select.active import relabel_candidates, select_batch, uncertainty_scores
 from tagwise.select.suggest import normalize_text, suggest
+from tagwise.types import TagwiseError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semeval2018_ec_en"
 NAMES = ["anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism", "sadness",
@@ -108,22 +109,50 @@ def test_cold_start_cli_jsonl_and_label_studio(tmp_path):
     assert len(tasks) == 10 and all("text" in t["data"] and t["predictions"][0]["result"] for t in tasks)
 
 
-def test_select_batch_prefers_uncertain_and_rare():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(500, 16)).astype(np.float32)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+def _unit_rows(n=500, d=16, seed=0):
+    X = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def test_select_batch_takes_rows_at_each_labels_cut_rare_labels_first():
+    X = _unit_rows()
+    thresholds = np.array([0.3, 0.6])
     P = np.full((500, 2), 0.02)
-    P[:40, 0] = 0.5          # uncertain about label 0 (threshold 0.5)
-    P[40:60, 1] = 0.95       # likely positives of label 1, which has 1 labeled positive
-    u, r = uncertainty_scores(P, np.array([0.5, 0.5]), np.array([50, 1]))
-    assert u[:40].min() > u[60:].max() and r[40:60].min() > r[60:].max()
-    sel = select_batch(X, 30, P, np.array([0.5, 0.5]), np.array([50, 1]), mix=(0.5, 0.5, 0.0), seed=0)
+    P[:40, 0] = np.linspace(0.28, 0.32, 40)   # at the cut of label 0 (50 labeled positives)
+    P[40:60, 1] = np.linspace(0.58, 0.62, 20)  # at the cut of label 1 (5 labeled positives)
+    P[60:80, 1] = 0.99                         # sure positives of label 1: nothing to learn
+    n_pos = np.array([50, 5])
+    sel = select_batch(X, 30, P, thresholds, n_pos, boundary_share=1.0, seed=0)
     assert len(set(sel.index.tolist())) == 30
-    rare_rows = sel.index[sel.reason == "rare-label"]
-    assert len(rare_rows) == 15 and np.isin(rare_rows, np.arange(40, 60)).all()  # likely positives of the rare label
-    assert np.isin(sel.index[sel.reason == "uncertain"], np.arange(40)).mean() >= 0.8
-    mixed = select_batch(X, 30, P, np.array([0.5, 0.5]), np.array([50, 1]), seed=0)
-    assert set(mixed.reason) == {"rare-label", "uncertain", "diverse"} and len(set(mixed.index.tolist())) == 30
+    rare, uncertain = sel.index[sel.reason == "rare-label"], sel.index[sel.reason == "uncertain"]
+    # label 1 has 10x fewer positives, so it gets most slots; each takes the rows nearest its cut
+    assert len(rare) > len(uncertain) > 0
+    assert set(range(40, 60)) <= set(rare.tolist()) and not np.isin(rare, np.arange(60, 80)).any()
+    assert np.isin(uncertain, np.arange(40)).all()
+    # nearest the cut first: label 0's picks are its rows closest to 0.3
+    closest = np.argsort(np.abs(P[:40, 0] - 0.3))[: len(uncertain)]
+    assert set(uncertain.tolist()) == set(closest.tolist())
+    assert (sel.score[:-1] >= sel.score[1:]).all()
+
+
+def test_select_batch_hunts_positives_of_a_label_without_a_cut_and_mixes_in_diverse_rows():
+    X = _unit_rows()
+    P = np.full((500, 2), 0.02)
+    P[:, 0] = np.linspace(0.01, 0.99, 500)
+    P[100:110, 1] = np.linspace(0.7, 0.9, 10)  # likely positives of label 1, which has 1 labeled positive
+    n_pos = np.array([80, 1])
+    sel = select_batch(X, 40, P, np.array([0.5, 0.5]), n_pos, seed=0)
+    assert len(set(sel.index.tolist())) == 40
+    assert set(range(100, 110)) <= set(sel.index[sel.reason == "rare-label"].tolist())
+    assert (sel.reason == "diverse").sum() == 20  # default: half boundary rows, half k-means representatives
+    with pytest.raises(TagwiseError, match="boundary_share"):
+        select_batch(X, 10, P, np.array([0.5, 0.5]), n_pos, boundary_share=1.5)
+    with pytest.raises(TagwiseError, match="must be"):
+        select_batch(X, 10, P[:, :1], np.array([0.5, 0.5]), n_pos)
+    u, rare = uncertainty_scores(P, np.array([0.5, 0.5]), n_pos)  # the score shown for diverse rows
+    plain = np.flatnonzero(P[:, 1] < 0.5)
+    assert plain[u[plain].argmax()] in np.flatnonzero(np.abs(P[:, 0] - 0.5) < 0.01)
+    assert set(np.flatnonzero(rare > 0).tolist()) == set(range(100, 110))
 
 
 def test_relabel_candidates_find_flipped_labels():

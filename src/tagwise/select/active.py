@@ -5,15 +5,14 @@ Three regimes, picked by what is known:
 - **cold start** (no labeled example / no model): cover the pool. k-means with ``budget`` centres over
   the embeddings, then the real example nearest each centre: dense regions get one representative
   each, outliers are not over-sampled (unlike farthest-point sampling).
-- **warm**: a mix of (a) *rare-label* slots: likely positives of the labels that have the fewest
-  labeled positives (finding them is what moves macro-F1), (b) *uncertain* rows: closeness of the
-  probability to each label's threshold, labels weighted by rarity, the best candidates clustered so
-  one batch is not 50 near-duplicates of one confusing case (uncertainty x diversity), and (c)
-  *diverse* rows: k-means representatives of the rest of the pool, which also keep the labeled set
-  representative enough to tune thresholds on. The default mix (30% / 10% / 60%) leans on
-  diversity because the head's thresholds are tuned on the labeled rows: a batch made only of
-  likely positives of rare labels improves the ranking (average precision) but biases those
-  thresholds, which costs more macro-F1 than it gains (bench/bench_active.py).
+- **warm**: half *boundary* rows, half *diverse* rows. Boundary rows come label by label (round
+  robin, labels weighted by 1 / (1 + labeled positives)): each slot takes the unpicked row nearest
+  that label's cut, so rare labels get most of the slots (reason *rare-label* under 20 labeled
+  positives, else *uncertain*) and every label's boundary is probed, not only the one an averaged
+  uncertainty happens to favour. Diverse rows are k-means representatives of the rest of the pool;
+  they keep the labeled set broad enough to calibrate the cuts on. bench/bench_active.py measures it
+  against random sampling; the README lists what was tried instead (averaged uncertainty, likely
+  positives of rare labels, BADGE-style gradient k-means, other boundary shares) and how it did.
 - **relabel**: labeled examples whose given labels the model strongly disagrees with
   (low self-confidence of the given label set), for a second look.
 
@@ -24,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logit
 
 from ..types import TagwiseError
 
@@ -100,54 +100,67 @@ def uncertainty_scores(proba: np.ndarray, thresholds: np.ndarray, n_positive: np
     return uncertain, rare
 
 
-def _rare_label_picks(proba: np.ndarray, thresholds: np.ndarray, n_positive: np.ndarray, n_slots: int,
-                      taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy slots for likely positives of the labels with the fewest labeled positives.
+def _label_boundary_picks(proba: np.ndarray, thresholds: np.ndarray, n_positive: np.ndarray, n_slots: int,
+                          taken: np.ndarray, min_positives: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label-wise round robin of rows at each label's cut.
 
-    Slot after slot goes to the label with the largest ``1 / (1 + n_pos + slots already given)``, and
-    takes that label's most likely unpicked positive (probability over threshold). Returns
-    (indices, label of each slot).
+    Each label's candidates are its unpicked rows, nearest its cut first (logit distance). Slot
+    after slot goes to the label whose next candidate has the largest
+    ``closeness / ((1 + n_pos) (1 + slots already given))``, closeness = exp(-logit distance): labels
+    with few labeled positives get most slots, but not for rows far from their cut once the near
+    ones are used up. A label with fewer than ``min_positives`` labeled positives has no tuned cut
+    yet: its candidates are its most likely positives, with the probability as closeness.
+    Returns (indices, label of each slot, closeness of each pick in (0, 1]).
     """
     n, K = proba.shape
-    ratio = proba / np.clip(thresholds, 1e-3, None)[None, :]
-    order = np.argsort(-ratio, axis=0, kind="stable")  # (n, K) best candidates per label
+    Z = logit(np.clip(proba, 1e-7, 1 - 1e-7))
+    distance = np.abs(Z - logit(np.clip(thresholds, 1e-7, 1 - 1e-7))[None, :])
+    n_pos = np.asarray(n_positive, dtype=np.float64)
+    hunt = n_pos < min_positives
+    closeness = np.where(hunt[None, :], proba, np.exp(-distance))
+    order = np.argsort(-closeness, axis=0, kind="stable")  # (n, K) best candidates per label
     cursor = np.zeros(K, dtype=np.int64)
+    weight = 1.0 / (1.0 + n_pos)
     given = np.zeros(K)
     taken = taken.copy()
+    labels = np.arange(K)
     picks, owners = [], []
-    n_pos = np.asarray(n_positive, dtype=np.float64)
-    for _ in range(min(n_slots, n - taken.sum())):
-        k = int(np.argmax(1.0 / (1.0 + n_pos + given)))
-        while cursor[k] < n and taken[order[cursor[k], k]]:
-            cursor[k] += 1
-        if cursor[k] >= n:
-            given[k] = np.inf
-            continue
-        i = order[cursor[k], k]
+    for _ in range(min(n_slots, n - int(taken.sum()))):
+        for k in labels:  # skip rows another label already took
+            while cursor[k] < n and taken[order[cursor[k], k]]:
+                cursor[k] += 1
+        live = cursor < n
+        nxt = order[np.minimum(cursor, n - 1), labels]
+        value = np.where(live, weight / (1.0 + given) * closeness[nxt, labels], -1.0)
+        k = int(np.argmax(value))
+        i = nxt[k]
         taken[i] = True
         picks.append(i)
         owners.append(k)
         given[k] += 1
-    return np.asarray(picks, dtype=np.int64), np.asarray(owners, dtype=np.int64)
+    picks, owners = np.asarray(picks, dtype=np.int64), np.asarray(owners, dtype=np.int64)
+    return picks, owners, closeness[picks, owners]
 
 
 def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = None,
                  thresholds: np.ndarray | None = None, n_positive: np.ndarray | None = None, *,
-                 mix: tuple[float, float, float] = (0.3, 0.1, 0.6), candidate_factor: int = 4,
-                 rare_below: int = 20, seed: int = 0) -> Selection:
+                 boundary_share: float = 0.5, rare_below: int = 20, seed: int = 0) -> Selection:
     """Choose ``budget`` rows of the pool to label next.
 
     X_pool: (n, d) embeddings of unlabeled, de-duplicated candidates; proba/thresholds/n_positive:
     the current model's (n, K) probabilities, (K,) thresholds and (K,) labeled positives per label.
-    Without ``proba`` this is a cold start. Otherwise the batch mixes, in proportions ``mix``:
-    *rare-label* slots (likely positives of the labels with the fewest labeled positives: macro-F1
-    is dominated by them), *uncertain* rows (rarity-weighted closeness to the thresholds, clustered
-    for diversity) and *diverse* rows (k-means representatives of the pool, which also keep the
-    labeled set representative for threshold tuning). Returns a ``Selection`` of unique pool indices.
+    Without ``proba`` this is a cold start. Otherwise ``boundary_share`` of the batch are label-wise
+    boundary rows (``_label_boundary_picks``: round robin over labels weighted by 1 / (1 + labeled
+    positives), each taking its row nearest its cut; reason *rare-label* for labels with fewer than
+    ``rare_below`` labeled positives, else *uncertain*) and the rest *diverse* rows (k-means
+    representatives of the remaining pool, which keep the labeled set broad enough to calibrate the
+    cuts on). Returns a ``Selection`` of unique pool indices, highest score first.
     """
     n = len(X_pool)
     if budget < 1:
         raise TagwiseError(f"budget must be >= 1 (got {budget}).")
+    if not 0.0 <= boundary_share <= 1.0:
+        raise TagwiseError(f"boundary_share must be in [0, 1] (got {boundary_share}).")
     budget = min(int(budget), n)
     if proba is None:
         return cold_start(X_pool, budget, seed)
@@ -155,27 +168,19 @@ def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = Non
         raise TagwiseError("select_batch: proba needs thresholds and n_positive as well.")
     proba = np.asarray(proba, dtype=np.float64)
     thresholds = np.asarray(thresholds, dtype=np.float64)
-    w = np.asarray(mix, dtype=np.float64) / np.sum(mix)
-    n_rare = int(round(w[0] * budget))
-    n_unc = int(round(w[1] * budget))
-    uncertain, rare = uncertainty_scores(proba, thresholds, n_positive, rare_below)
+    n_positive = np.asarray(n_positive, dtype=np.float64)
+    if proba.shape != (n, len(thresholds)) or n_positive.shape != thresholds.shape:
+        raise TagwiseError(f"select_batch: proba {proba.shape}, thresholds {thresholds.shape} and n_positive "
+                           f"{n_positive.shape} must be (n={n}, K), (K,) and (K,).")
     taken = np.zeros(n, dtype=bool)
-    idx, score, reason = [], [], []
-    picks, _ = _rare_label_picks(proba, thresholds, n_positive, n_rare, taken)
+    picks, owners, closeness = _label_boundary_picks(proba, thresholds, n_positive,
+                                                     int(round(boundary_share * budget)), taken)
     taken[picks] = True
-    idx += picks.tolist()
-    score += (uncertain[picks] + rare[picks]).tolist()
-    reason += ["rare-label"] * len(picks)
-    if n_unc > 0:
-        free = np.flatnonzero(~taken)
-        cand = free[np.argsort(-uncertain[free], kind="stable")[: candidate_factor * n_unc]]
-        pick = cand[_kmeans_representatives(X_pool[cand], min(n_unc, len(cand)), seed, weights=uncertain[cand])]
-        taken[pick] = True
-        idx += pick.tolist()
-        score += uncertain[pick].tolist()
-        reason += ["uncertain"] * len(pick)
+    idx, score = picks.tolist(), closeness.tolist()
+    reason = np.where(n_positive[owners] < rare_below, "rare-label", "uncertain").tolist()
     n_div = budget - len(idx)
     if n_div > 0:
+        uncertain, _ = uncertainty_scores(proba, thresholds, n_positive, rare_below)
         free = np.flatnonzero(~taken)
         pick = free[_kmeans_representatives(X_pool[free], min(n_div, len(free)), seed + 1)]
         idx += pick.tolist()

@@ -49,7 +49,7 @@ def suggest(project, budget: int = 100, *, encoder: str | None = None, relabel: 
 
     Each row: ``{"example_id", "source", "split", "text", "score", "reason", "predicted" (label
     names), "scores" ({label: probability} for the top labels), "store_id"}``; ``reason`` is one of
-    cold-start / uncertain / rare-label (pool rows) or relabel (labeled rows, only if ``relabel`` > 0).
+    cold-start / uncertain / rare-label / diverse (pool rows) or relabel (labeled rows, only if ``relabel`` > 0).
     """
     if budget < 1:
         raise TagwiseError(f"--budget must be at least 1 (got {budget}).")

@@ -2,7 +2,7 @@
 
 Run by hand:
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_active.py
-    (--datasets semeval2018 goemotions --seeds 0 1 2 --batch 50 --max-labels 1000)
+    (--datasets semeval2018 goemotions --seeds 0 1 2 3 4 5 --batch 50 --max-labels 1000)
     Reuters (long documents: the co-training model is skipped, ~10x slower there):
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_active.py --datasets reuters --cotrain-every 0
 Writes bench/results/fewshot_active.json and bench/results/fewshot_active.png.
@@ -12,8 +12,8 @@ labels when it is selected. Round 0 starts from 0 labels: tagwise takes a covera
 (k-means representatives), random takes a random batch. After each batch of 50 both fit the same
 head (tagwise ``FewShotClassifier`` with the zero-shot label-name prior) and are scored by macro-F1
 on the official test split. Thresholds: by default ``threshold_method="pool"`` for both, as
-``tagwise suggest`` does (Platt-calibrated out-of-fold scores of the labeled rows, cut at the best
-expected F1 on the still-unlabeled pool), since actively chosen rows are not a representative
+``tagwise suggest`` does (out-of-fold scores of the labeled rows, Platt-calibrated with weights that
+match their score distribution to the pool's, cut at the best expected F1 on the still-unlabeled pool), since actively chosen rows are not a representative
 sample; ``--thresholds cv`` gives the cross-validated cuts of ``tagwise train --few-shot``.
 Headline: labels tagwise needs to reach random's macro-F1 at 1,000 labels (mean curve over seeds;
 linear interpolation between batches). Every ``--cotrain-every`` labels both labeled sets also train
@@ -91,7 +91,7 @@ def labels_to_reach(n_labels, curve, target) -> float | None:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["semeval2018", "goemotions"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--max-labels", type=int, default=1000)
     ap.add_argument("--thresholds", default="pool", choices=["pool", "cv"],
@@ -101,8 +101,7 @@ def main():
     ap.add_argument("--out", default=str(RESULTS / "fewshot_active.json"))
     args = ap.parse_args()
     out_path = Path(args.out)
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    results["protocol"] = __doc__.split("Protocol:", 1)[1].strip()
+    results = {}
     for name in args.datasets:
         names, data, enc = load_dataset(name)
         tr, te = data["train"], data["test"]
@@ -151,6 +150,9 @@ def main():
             runs["cotrain_final_model"] = co_runs
             print(f"{name} (co-training model): random reaches {co_target:.3f} at {co_labels[-1]} labels; tagwise "
                   f"at {'never' if co_need is None else f'{co_need:.0f}'} labels", flush=True)
+        # re-read before writing: another run (e.g. --datasets reuters) may have written its dataset meanwhile
+        results = json.loads(out_path.read_text()) if out_path.exists() else {}
+        results["protocol"] = __doc__.split("Protocol:", 1)[1].strip()
         results[name] = runs
         final_n = runs["random"]["labels"][-1]
         need_s = "never" if need is None else f"{need:.0f}"

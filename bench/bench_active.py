@@ -13,8 +13,9 @@ labels when it is selected. Round 0 starts from 0 labels: tagwise takes a covera
 head (tagwise ``FewShotClassifier`` with the zero-shot label-name prior) and are scored by macro-F1
 on the official test split. Thresholds: by default ``threshold_method="pool"`` for both, as
 ``tagwise suggest`` does (out-of-fold scores of the labeled rows, Platt-calibrated with weights that
-match their score distribution to the pool's, cut at the best expected F1 on the still-unlabeled pool), since actively chosen rows are not a representative
-sample; ``--thresholds cv`` gives the cross-validated cuts of ``tagwise train --few-shot``.
+match their score distribution to the pool's, cut at the best expected F1 on the still-unlabeled
+pool), since actively chosen rows are not a representative sample; ``--thresholds cv`` gives the
+cross-validated cuts of ``tagwise train --few-shot``.
 Headline: labels tagwise needs to reach random's macro-F1 at 1,000 labels (mean curve over seeds;
 linear interpolation between batches). Every ``--cotrain-every`` labels both labeled sets also train
 the ``--semi-supervised`` model (co-training with the rest of the pool), scored the same way.

@@ -116,9 +116,9 @@ def expected_f1_thresholds(Y: np.ndarray, oof_logits: np.ndarray, pool_logits: n
     cut changed: GoEmotions at 700 actively chosen labels +0.004 macro-F1 from the weights; SemEval
     and random draws move by at most 0.001. Cross-validated F1-best cuts on the same heads: SemEval
     0.480 vs 0.487 at 700 actively chosen labels, GoEmotions 0.273 vs 0.281 at 300 (equal by 700).
-    On the per-label stratified
-    draws of the few-shot curves (8-64 positives per label), cross-validated cuts stay as good or
-    slightly better (0.000 to 0.013 macro-F1), so they remain the default of ``tagwise train``.
+    On the per-label stratified draws of the few-shot curves (8-64 positives per label),
+    cross-validated cuts stay as good or slightly better (0.000 to 0.013 macro-F1), so they remain
+    the default of ``tagwise train``.
 
     Y: (n, K) {0,1}; oof_logits: (n, K) out-of-fold logits of the labeled rows; pool_logits:
     (m, K) logits of unlabeled rows from the fitted model; mask: (n, K) bool of known cells.

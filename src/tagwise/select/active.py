@@ -39,10 +39,8 @@ class Selection:
     reason: np.ndarray
 
 
-def _kmeans_representatives(X: np.ndarray, n_centers: int, seed: int, weights: np.ndarray | None = None,
-                            n_iter: int = 15) -> np.ndarray:
-    """Index of one representative row per k-means cluster (the best-weighted row in each cluster,
-    or the row nearest its centre when ``weights`` is None). Returns (<= n_centers,) unique ints."""
+def _kmeans_representatives(X: np.ndarray, n_centers: int, seed: int, n_iter: int = 15) -> np.ndarray:
+    """Index of the row nearest each k-means centre. Returns (<= n_centers,) unique ints."""
     import faiss
 
     n = len(X)
@@ -51,20 +49,17 @@ def _kmeans_representatives(X: np.ndarray, n_centers: int, seed: int, weights: n
     X = np.ascontiguousarray(X, dtype=np.float32)
     km = faiss.Kmeans(X.shape[1], int(n_centers), niter=n_iter, seed=int(seed) + 1, spherical=True,
                       verbose=False, min_points_per_centroid=1, max_points_per_centroid=100_000)
-    # weighted k-means (Zhdanov 2019): centres are pulled towards the high-scoring rows
-    km.train(X, weights=None if weights is None else np.maximum(np.asarray(weights, np.float32), 1e-6))
+    km.train(X)
     sims, assign = km.index.search(X, 1)
     assign, sims = assign.ravel(), sims.ravel()
-    key = sims if weights is None else weights
     chosen = []
     for c in np.unique(assign):
         members = np.flatnonzero(assign == c)
-        chosen.append(members[np.argmax(key[members])])
+        chosen.append(members[np.argmax(sims[members])])
     chosen = np.asarray(chosen, dtype=np.int64)
-    if len(chosen) < n_centers:  # empty clusters: fill with the best remaining rows
+    if len(chosen) < n_centers:  # empty clusters: fill with random remaining rows
         rest = np.setdiff1d(np.arange(n), chosen)
-        order = rest[np.argsort(-key[rest])] if weights is not None else np.random.default_rng(seed).permutation(rest)
-        chosen = np.concatenate([chosen, order[: n_centers - len(chosen)]])
+        chosen = np.concatenate([chosen, np.random.default_rng(seed).permutation(rest)[: n_centers - len(chosen)]])
     return chosen
 
 

@@ -175,11 +175,11 @@ def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = Non
     reason = np.where(n_positive[owners] < rare_below, "rare-label", "uncertain").tolist()
     n_div = budget - len(idx)
     if n_div > 0:
-        uncertain, _ = uncertainty_scores(proba, thresholds, n_positive, rare_below)
         free = np.flatnonzero(~taken)
         pick = free[_kmeans_representatives(X_pool[free], min(n_div, len(free)), seed + 1)]
+        uncertain, _ = uncertainty_scores(proba[pick], thresholds, n_positive, rare_below)  # shown score only
         idx += pick.tolist()
-        score += uncertain[pick].tolist()
+        score += uncertain.tolist()
         reason += ["diverse"] * len(pick)
     idx, score = np.asarray(idx, dtype=np.int64), np.asarray(score)
     order = np.argsort(-score, kind="stable")

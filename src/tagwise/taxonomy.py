@@ -1,4 +1,4 @@
-"""The project's target taxonomy: label names, optional parents and descriptions."""
+"""The project's target taxonomy: label names, optional parents, descriptions and sub-labels."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,6 +22,8 @@ class Taxonomy:
     parents: dict[str, str] = field(default_factory=dict)       # child -> parent
     descriptions: dict[str, str] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)  # label -> example texts
+    # label -> finer names that only describe it for zero-shot scoring (not labels of their own)
+    sub_labels: dict[str, list[str]] = field(default_factory=dict)
     declared: bool = False
 
     @property
@@ -30,13 +32,13 @@ class Taxonomy:
 
     def to_dict(self) -> dict:
         return {"labels": self.labels, "parents": self.parents, "descriptions": self.descriptions,
-                "examples": self.examples, "declared": self.declared}
+                "examples": self.examples, "sub_labels": self.sub_labels, "declared": self.declared}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Taxonomy":
         return cls(labels=list(d.get("labels", [])), parents=dict(d.get("parents", {})),
                    descriptions=dict(d.get("descriptions", {})), examples=dict(d.get("examples", {})),
-                   declared=bool(d.get("declared", False)))
+                   sub_labels=dict(d.get("sub_labels", {})), declared=bool(d.get("declared", False)))
 
     def extend(self, names: list[str], where: str) -> list[str]:
         """Add unseen names (error if the taxonomy is declared). Returns the names added."""
@@ -64,6 +66,17 @@ class Taxonomy:
     def descendants(self, label: str) -> list[str]:
         """Every label below ``label`` (taxonomy order)."""
         return [c for c in self.labels if label in self.ancestors(c)]
+
+    def zero_shot_sub_labels(self) -> dict[str, list[str]]:
+        """Finer names per label for zero-shot scoring: its declared ``sub_labels``, then the names of
+        its descendants in the hierarchy (a parent is described by its children). Labels without
+        any are left out."""
+        out = {}
+        for name in self.labels:
+            subs = [s for s in dict.fromkeys(self.sub_labels.get(name, []) + self.descendants(name)) if s != name]
+            if subs:
+                out[name] = subs
+        return out
 
     def roots(self) -> list[str]:
         return [n for n in self.labels if n not in self.parents]
@@ -141,6 +154,8 @@ class Taxonomy:
                 item["description"] = self.descriptions[name]
             if name in self.examples:
                 item["examples"] = list(self.examples[name])
+            if name in self.sub_labels:
+                item["sub_labels"] = list(self.sub_labels[name])
             items.append(item)
         return yaml.safe_dump({"labels": items}, sort_keys=False, allow_unicode=True)
 
@@ -171,6 +186,7 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
             description: strong displeasure
             parent: negative
             examples: ["I am furious"]
+            sub_labels: [annoyance, rage]      # finer names for zero-shot scoring (CHiLS)
     """
     path = Path(path)
     try:
@@ -195,6 +211,12 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
             tax.descriptions[name] = str(item["description"])
         if item.get("examples"):
             tax.examples[name] = [str(e) for e in item["examples"]]
+        subs = item.get("sub_labels")
+        if subs is not None:
+            if not isinstance(subs, list) or not all(isinstance(x, str) and x.strip() for x in subs):
+                raise TagwiseError(f"{path}: labels[{i}] ({name!r}): sub_labels must be a list of non-empty "
+                                   f"names, e.g. sub_labels: [annoyance, rage].")
+            tax.sub_labels[name] = [x.strip() for x in subs]
     tax.validate(str(path))
     return tax
 

@@ -72,6 +72,10 @@ def cmd_train(args) -> int:
     result = train_project(project, model=args.model, split=args.split, encoder=encoder, params=params)
     print(f"trained {result['model']} on {result['n_examples']} examples, {result['n_labels']} labels "
           f"in {result['seconds']:.1f}s; it is now the current model")
+    if result.get("sub_labels"):
+        used, off = result["sub_labels"]["used"], result["sub_labels"]["off"]
+        print(f"sub-labels: scored with them: {', '.join(used) or 'none'}"
+              + (f"; switched off (the labeled examples rank better without): {', '.join(off)}" if off else ""))
     if "pseudo_labels" in result:
         pl = result["pseudo_labels"]
         if "soft_cells" in pl:  # co-training: every pool row gets a soft score per label

@@ -16,7 +16,7 @@ from .cotrain import CoTrainingClassifier
 from .fewshot import FewShotClassifier
 from .persist import save_model
 from .semisupervised import SemiSupervisedClassifier
-from .zeroshot import ZeroShotClassifier, label_embeddings
+from .zeroshot import ZeroShotClassifier, label_embeddings, sub_label_embeddings
 
 MODES = ("zero-shot", "few-shot", "semi-supervised")
 SEMI_METHODS = ("cotrain", "graph")  # params["method"] of semi-supervised mode; cotrain is the default
@@ -25,22 +25,27 @@ MAX_CORPUS = 100_000  # rows used to standardise zero-shot scores (a random samp
 
 def fit_zero_shot(label_names: Sequence[str], X_corpus: np.ndarray, embed, *,
                   descriptions: Mapping[str, str] | None = None,
-                  examples: Mapping[str, Sequence[str]] | None = None, seed: int = 0,
+                  examples: Mapping[str, Sequence[str]] | None = None,
+                  sub_labels: Mapping[str, Sequence[str]] | None = None, seed: int = 0,
                   **params) -> ZeroShotClassifier:
     """Zero-shot model for ``label_names``; ``embed``: texts -> (n, d) with the corpus's encoder.
 
-    X_corpus: (n, d) embeddings of the domain's texts (labeled or not) for per-label standardisation.
+    X_corpus: (n, d) embeddings of the domain's texts (labeled or not) for per-label standardisation;
+    sub_labels: label -> finer names that also describe it (``Taxonomy.zero_shot_sub_labels``).
     """
     X_corpus = np.asarray(X_corpus, dtype=np.float32)
     if len(X_corpus) > MAX_CORPUS:
         X_corpus = X_corpus[np.random.default_rng(seed).choice(len(X_corpus), MAX_CORPUS, replace=False)]
     L = label_embeddings(label_names, None, descriptions=descriptions, examples=examples, embed=embed)
-    return ZeroShotClassifier(**params).fit(X_corpus, L, label_names)
+    sub, owner = sub_label_embeddings(label_names, sub_labels or {}, embed)
+    return ZeroShotClassifier(**params).fit(X_corpus, L, label_names, sub_vectors=sub if len(owner) else None,
+                                            sub_owner=owner if len(owner) else None)
 
 
 def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str], embed, *,
                   descriptions: Mapping[str, str] | None = None,
-                  examples: Mapping[str, Sequence[str]] | None = None, params: dict | None = None,
+                  examples: Mapping[str, Sequence[str]] | None = None,
+                  sub_labels: Mapping[str, Sequence[str]] | None = None, params: dict | None = None,
                   texts: Sequence[str] | None = None, texts_unlabeled: Sequence[str] | None = None,
                   seed: int = 0, progress: bool = False):
     """Fit a model for ``mode`` in ``MODES``.
@@ -48,7 +53,8 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
     X: (n, d) labeled embeddings (n may be 0 for zero-shot); Y: (n, K) {0,1}; mask: (n, K) bool or
     None; X_unlabeled: (m, d) or None; label_names: K names; embed: texts -> (t, d) with the same
     encoder (for the label prompts); texts / texts_unlabeled: the raw texts of X / X_unlabeled
-    (semi-supervised co-training reads them). Returns a fitted estimator with ``predict_proba``,
+    (semi-supervised co-training reads them); sub_labels: label -> finer names for the zero-shot
+    score (CHiLS; ``params["expand"]``: "auto" (default), true or false). Returns a fitted estimator with ``predict_proba``,
     ``predict``, ``threshold_``, ``get_state``/``from_state`` (a model with ``needs_texts = True``
     also wants ``texts=`` when predicting).
 
@@ -71,8 +77,12 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
     if Y.shape != (len(X), K):
         raise TagwiseError(f"labels have shape {Y.shape}; expected {(len(X), K)} for {len(X)} examples x {K} labels.")
     corpus = np.concatenate(parts)
-    zs = fit_zero_shot(label_names, corpus, embed, descriptions=descriptions, examples=examples, seed=seed)
     params = dict(params or {})
+    zs = fit_zero_shot(label_names, corpus, embed, descriptions=descriptions, examples=examples,
+                       sub_labels=sub_labels, seed=seed, expand=params.pop("expand", "auto"))
+    if len(X) and Y.any():
+        # labeled examples decide, label by label, whether the sub-label score ranks better
+        zs.choose_expansion(X, Y, mask)
     if mode == "zero-shot":
         if len(X) and Y.any():
             zs.calibrate(X, Y, mask)
@@ -101,6 +111,13 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
         progress=progress)
 
 
+def _zero_shot_prior(model) -> ZeroShotClassifier | None:
+    """The label-name prior inside a low-label model (itself for zero-shot, else its head's)."""
+    if isinstance(model, ZeroShotClassifier):
+        return model
+    return getattr(getattr(model, "head_", model), "zeroshot_", None)
+
+
 def project_arrays(project, encoder: str | None = None, split: str | list[str] = "train",
                    progress: bool = True):
     """A project's labeled ``split`` and its unlabeled rows (any split but dev/test) as arrays.
@@ -121,7 +138,8 @@ def train_low_label_project(project, mode: str, encoder: str | None = None, name
     """Fit ``mode`` on a project, save it under ``models/<name>`` and make it current.
 
     Returns ``{"model", "mode", "n_examples", "n_unlabeled", "n_labels", "seconds", "thresholds",
-    "pseudo_labels" (semi-supervised only)}``.
+    "pseudo_labels" (semi-supervised only), "sub_labels" (when the taxonomy has any: {"used": labels
+    scored with their sub-labels, "off": labels whose labeled examples ranked better without})}``.
     """
     encoder = encoder or project.default_encoder
     tax = project.taxonomy
@@ -133,7 +151,8 @@ def train_low_label_project(project, mode: str, encoder: str | None = None, name
     embed = lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0]  # noqa: E731
     t0 = time.perf_counter()
     model = fit_low_label(mode, X, Y, mask, U, names, embed, descriptions=tax.descriptions,
-                          examples=tax.examples, params=params, texts=list(lab.texts),
+                          examples=tax.examples, sub_labels=tax.zero_shot_sub_labels(), params=params,
+                          texts=list(lab.texts),
                           texts_unlabeled=list(unl.texts), seed=seed, progress=True)
     seconds = time.perf_counter() - t0
     name = name or time.strftime(f"{mode.replace('-', '')}-%Y%m%d-%H%M%S")
@@ -146,6 +165,12 @@ def train_low_label_project(project, mode: str, encoder: str | None = None, name
     if isinstance(model, (SemiSupervisedClassifier, CoTrainingClassifier)):
         info["semi_supervised_method"] = "graph" if isinstance(model, SemiSupervisedClassifier) else "cotrain"
         info["pseudo_labels"] = out["pseudo_labels"] = model.n_pseudo_
+    zs = _zero_shot_prior(model)
+    if zs is not None and len(zs.sub_owner_):
+        has = set(zs.sub_owner_.tolist())
+        info["sub_labels"] = out["sub_labels"] = {
+            "used": [names[k] for k in sorted(has) if zs.expanded_[k]],
+            "off": [names[k] for k in sorted(has) if not zs.expanded_[k]]}
     save_model(model, project.models_dir / name, info)
     project.set_current_model(name)
     return out

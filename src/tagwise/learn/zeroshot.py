@@ -10,6 +10,15 @@ label is predicted. This rank rule replaces the single global cosine cut that ba
 predicting every label (measured in bench/bench_fewshot.py).
 
 A handful of labeled examples can then recalibrate the per-label cut (``calibrate``).
+
+Sub-labels (CHiLS, Novack et al. 2023): a label can also be described by finer names (a parent by
+its children in the hierarchy, or ``sub_labels`` in the taxonomy: "anger" by annoyance, rage, ...).
+Its score then adds the best sub-label's cosine to its own (both centred per text), the text-side
+analogue of CHiLS' "subclass probability x superclass probability" reweighting. With
+``expand="auto"`` labeled examples decide per label whether that ranks better than the plain score
+(``choose_expansion``): finer names help when they are the words texts actually use (GoEmotions'
+fine labels for Ekman's six: +0.012 macro-F1), and hurt when they are not (Plutchik's intensity
+words for SemEval's emotions: -0.005; figures in bench/bench_chils.py).
 """
 from __future__ import annotations
 
@@ -65,6 +74,21 @@ def label_embeddings(names: Sequence[str], encoder, *, descriptions: Mapping[str
     return (L / np.maximum(np.linalg.norm(L, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def sub_label_embeddings(names: Sequence[str], sub_labels: Mapping[str, Sequence[str]], embed,
+                         templates: Sequence[str] = DEFAULT_TEMPLATES) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt vectors of each label's sub-labels. Returns (vectors (S, d) float32, owner (S,) int64:
+    the index in ``names`` of the label each sub-label describes); S = 0 without sub-labels.
+    ``embed``: texts -> (n, d)."""
+    flat, owner = [], []
+    for k, name in enumerate(names):
+        for sub in dict.fromkeys(sub_labels.get(name, ())):
+            flat.append(str(sub))
+            owner.append(k)
+    if not flat:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return label_embeddings(flat, None, templates=templates, embed=embed), np.asarray(owner, dtype=np.int64)
+
+
 @register_model
 class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
     """Cosine-to-label-prompt classifier with per-label standardisation and a rank/z threshold.
@@ -81,19 +105,27 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
     temperature : float
         Probability = sigmoid((z - cut) / temperature); only the ranking and the cut matter for
         ``predict``.
+    expand : {"auto", True, False}
+        Score labels that have sub-labels (``fit(sub_vectors=...)``) with them. "auto": yes, until
+        labeled examples (``calibrate`` / ``choose_expansion``) show the plain score ranks a label
+        better.
     """
 
-    def __init__(self, labels_per_text: float = 3.0, center_rows: bool = True, temperature: float = 0.5):
+    def __init__(self, labels_per_text: float = 3.0, center_rows: bool = True, temperature: float = 0.5,
+                 expand="auto"):
         self.labels_per_text = labels_per_text
         self.center_rows = center_rows
         self.temperature = temperature
+        self.expand = expand
 
     # -- fitting ---------------------------------------------------------
-    def fit(self, X_corpus, label_vectors, label_names: Sequence[str] | None = None):
+    def fit(self, X_corpus, label_vectors, label_names: Sequence[str] | None = None, sub_vectors=None,
+            sub_owner=None):
         """Standardise scores over ``X_corpus``.
 
         X_corpus: (n, d) embeddings of unlabeled texts from the target domain (n >= 2);
-        label_vectors: (K, d) from ``label_embeddings``.
+        label_vectors: (K, d) from ``label_embeddings``; sub_vectors (S, d) and sub_owner (S,) ints
+        in [0, K): optional sub-label vectors and the label each describes (``sub_label_embeddings``).
         """
         X = np.asarray(X_corpus, dtype=np.float32)
         L = np.asarray(label_vectors, dtype=np.float32)
@@ -103,26 +135,85 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
         if len(X) < 2:
             raise TagwiseError("zero-shot: need at least 2 texts to standardise label scores; "
                                "Fix: add unlabeled texts to the project.")
+        if self.expand not in ("auto", True, False):
+            raise TagwiseError(f"zero-shot: expand must be 'auto', true or false, not {self.expand!r}.")
+        K = len(L)
+        sub = np.zeros((0, L.shape[1]), np.float32) if sub_vectors is None else np.asarray(sub_vectors, np.float32)
+        owner = np.zeros(0, np.int64) if sub_owner is None else np.asarray(sub_owner, dtype=np.int64)
+        if len(sub) and (sub.ndim != 2 or sub.shape[1] != L.shape[1] or owner.shape != (len(sub),)
+                         or owner.min() < 0 or owner.max() >= K):
+            raise TagwiseError(f"zero-shot: sub-label vectors {sub.shape} and owners {owner.shape} must be "
+                               f"(S, {L.shape[1]}) and (S,) with owners in [0, {K}).")
         self.label_vectors_ = L
-        self.label_names_ = list(label_names) if label_names is not None else [str(k) for k in range(len(L))]
-        S = self._raw(X)
-        self.mean_ = S.mean(0)
-        self.scale_ = np.maximum(S.std(0), 1e-6)
-        Z = (S - self.mean_) / self.scale_
-        rate = min(float(self.labels_per_text) / max(len(L), 1), 0.5)
-        self.z_cut_ = np.quantile(Z, 1.0 - rate, axis=0).astype(np.float32)
-        self.threshold_ = np.full(len(L), 0.5)  # on predict_proba; calibrate() moves it per label
+        self.label_names_ = list(label_names) if label_names is not None else [str(k) for k in range(K)]
+        self.sub_vectors_, self.sub_owner_ = sub.reshape(-1, L.shape[1]), owner
+        has_sub = np.bincount(owner, minlength=K) > 0
+        rate = min(float(self.labels_per_text) / max(K, 1), 0.5)
+        # standardisation and rank cut for both scores, so choose_expansion can switch per label later
+        S, E = self._raw(X, expanded=False), self._raw(X, expanded=True)
+        self.mean_, self.scale_ = S.mean(0), np.maximum(S.std(0), 1e-6)
+        self.sub_mean_, self.sub_scale_ = E.mean(0), np.maximum(E.std(0), 1e-6)
+        self.z_cut_ = np.quantile((S - self.mean_) / self.scale_, 1.0 - rate, axis=0).astype(np.float32)
+        self.sub_z_cut_ = np.quantile((E - self.sub_mean_) / self.sub_scale_, 1.0 - rate, axis=0).astype(np.float32)
+        self.expanded_ = has_sub & (self.expand in ("auto", True))
+        self.threshold_ = np.full(K, 0.5)  # on predict_proba; calibrate() moves it per label
         return self
 
-    def _raw(self, X) -> np.ndarray:
-        S = np.asarray(X, dtype=np.float32) @ self.label_vectors_.T
+    def _raw(self, X, expanded: bool) -> np.ndarray:
+        """(n, d) -> (n, K) cosines (centred per text); ``expanded`` adds each label's best sub-label."""
+        X = np.asarray(X, dtype=np.float32)
+        S = X @ self.label_vectors_.T
         if self.center_rows and S.shape[1] > 1:
             S = S - S.mean(1, keepdims=True)
-        return S
+        if not expanded or not len(self.sub_vectors_):
+            return S
+        T = X @ self.sub_vectors_.T
+        if self.center_rows and T.shape[1] > 1:
+            T = T - T.mean(1, keepdims=True)
+        E = S.copy()
+        for k in np.unique(self.sub_owner_):
+            E[:, k] += T[:, self.sub_owner_ == k].max(1)
+        return E
+
+    def _zscores_both(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(plain, expanded) standardised scores minus their rank cuts, each (n, K)."""
+        Zp = (self._raw(X, False) - self.mean_) / self.scale_ - self.z_cut_
+        if not len(self.sub_vectors_):
+            return Zp, Zp
+        return Zp, (self._raw(X, True) - self.sub_mean_) / self.sub_scale_ - self.sub_z_cut_
 
     def zscores(self, X) -> np.ndarray:
-        """(n, d) -> (n, K) standardised label scores."""
-        return (self._raw(X) - self.mean_) / self.scale_
+        """(n, d) -> (n, K) standardised label scores (sub-label expanded where ``expanded_``)."""
+        Z = (self._raw(X, False) - self.mean_) / self.scale_
+        if not self.expanded_.any():
+            return Z
+        E = (self._raw(X, True) - self.sub_mean_) / self.sub_scale_
+        # shift the expanded score so each label's rank cut sits where the plain one does
+        return np.where(self.expanded_[None, :], E - self.sub_z_cut_ + self.z_cut_, Z)
+
+    def choose_expansion(self, X, Y, mask=None, min_positives: int = 3) -> "ZeroShotClassifier":
+        """With ``expand="auto"``: keep a label's sub-label score only where it ranks the labeled
+        examples at least as well (ROC AUC) as the plain score. Labels with fewer than
+        ``min_positives`` known positives or negatives keep their current choice. AUC rather than
+        average precision: with 8 positives per label AP's noise picked SemEval's harmful
+        expansions about as often as the useful ones (bench/bench_chils.py).
+        X: (n, d); Y: (n, K) {0,1}; mask: optional (n, K) bool of known cells. Returns self."""
+        if self.expand != "auto" or not len(self.sub_vectors_):
+            return self
+        from sklearn.metrics import roc_auc_score
+
+        Y = np.asarray(Y) > 0
+        M = np.ones_like(Y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        Zp, Ze = self._zscores_both(X)
+        self.expansion_auc_gain_ = np.full(len(self.expanded_), np.nan)
+        for k in np.unique(self.sub_owner_):
+            y = Y[M[:, k], k]
+            if y.sum() < min_positives or (~y).sum() < min_positives:
+                continue
+            gain = roc_auc_score(y, Ze[M[:, k], k]) - roc_auc_score(y, Zp[M[:, k], k])
+            self.expansion_auc_gain_[k] = gain
+            self.expanded_[k] = gain >= 0
+        return self
 
     def decision_function(self, X) -> np.ndarray:
         """(n, d) -> (n, K) logits; 0 is each label's rank cut (before calibration)."""
@@ -140,8 +231,11 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
         """Move each label's cut using a few labeled examples (X: (n, d), Y/mask: (n, K)).
 
         The F1-best cut on these examples is shrunk towards the zero-shot cut (0.5) with weight
-        ``shrink / (shrink + n_pos)``, so 3 positives move it a little and 50 move it a lot.
+        ``shrink / (shrink + n_pos)``, so 3 positives move it a little and 50 move it a lot. With
+        sub-labels and ``expand="auto"`` the same examples first choose each label's score
+        (``choose_expansion``).
         """
+        self.choose_expansion(X, Y, mask)
         P = self.predict_proba(X)
         Y = np.asarray(Y)
         M = np.ones_like(Y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
@@ -152,7 +246,9 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
     def get_state(self):
         return ({"params": self.get_params(), "label_names": self.label_names_},
                 {"label_vectors": self.label_vectors_, "mean": self.mean_, "scale": self.scale_,
-                 "z_cut": self.z_cut_, "threshold": self.threshold_})
+                 "z_cut": self.z_cut_, "threshold": self.threshold_, "sub_vectors": self.sub_vectors_,
+                 "sub_owner": self.sub_owner_, "sub_mean": self.sub_mean_, "sub_scale": self.sub_scale_,
+                 "sub_z_cut": self.sub_z_cut_, "expanded": self.expanded_.astype(np.uint8)})
 
     @classmethod
     def from_state(cls, meta, arrays):
@@ -161,4 +257,12 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
         model.label_vectors_, model.mean_ = arrays["label_vectors"], arrays["mean"]
         model.scale_, model.threshold_ = arrays["scale"], arrays["threshold"]
         model.z_cut_ = arrays["z_cut"]
+        K, d = model.label_vectors_.shape
+        # models saved before sub-labels existed have none
+        model.sub_vectors_ = arrays.get("sub_vectors", np.zeros((0, d), np.float32)).reshape(-1, d)
+        model.sub_owner_ = arrays.get("sub_owner", np.zeros(0, np.int64)).astype(np.int64)
+        model.sub_mean_ = arrays.get("sub_mean", model.mean_)
+        model.sub_scale_ = arrays.get("sub_scale", model.scale_)
+        model.sub_z_cut_ = arrays.get("sub_z_cut", model.z_cut_)
+        model.expanded_ = arrays.get("expanded", np.zeros(K, np.uint8)).astype(bool)
         return model

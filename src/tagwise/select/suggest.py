@@ -75,7 +75,8 @@ def suggest(project, budget: int = 100, *, encoder: str | None = None, relabel: 
     # expected F1 on the pool rather than on the labeled rows (FewShotClassifier threshold_method)
     params = {"threshold_method": "pool"} if mode == "few-shot" else None
     model = fit_low_label(mode, X_lab, Y, M, X_pool, names, embed, descriptions=tax.descriptions,
-                          examples=tax.examples, params=params, seed=seed)
+                          examples=tax.examples, sub_labels=tax.zero_shot_sub_labels(), params=params,
+                          seed=seed)
     proba = model.predict_proba(X_pool)
     thresholds = np.asarray(model.threshold_)
     if mode == "few-shot":

@@ -107,8 +107,9 @@ def run(name, seeds, shots):
         if key == "labels_expanded_by_auto":
             out[key] = vals
             continue
-        out[f"{key}_{shots}"] = {m: float(np.mean([v[m] for v in vals])) for m in ("macro_f1", "macro_ap")}
-        out[f"{key}_{shots}"]["sd_macro_f1"] = float(np.std([v["macro_f1"] for v in vals], ddof=1)) if len(vals) > 1 else 0.0
+        f1s = [v["macro_f1"] for v in vals]
+        out[f"{key}_{shots}"] = {"macro_f1": float(np.mean(f1s)), "macro_ap": float(np.mean([v["macro_ap"] for v in vals])),
+                                 "sd_macro_f1": float(np.std(f1s, ddof=1)) if len(f1s) > 1 else 0.0}
     print(f"{name}: zero-shot macro-F1 plain {out['zero_shot_plain']['macro_f1']:.3f} (mAP "
           f"{out['zero_shot_plain']['macro_ap']:.3f}) | sub-labels {out['zero_shot_sub_labels']['macro_f1']:.3f} (mAP "
           f"{out['zero_shot_sub_labels']['macro_ap']:.3f}) | {shots}/label, cuts recalibrated: plain "

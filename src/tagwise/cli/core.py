@@ -161,7 +161,7 @@ def register(sub) -> None:
     p.add_argument("--encoder", default=None, help="defaults to the encoder of the last `embed`")
     p.add_argument("--params", default=None, help='JSON of head parameters, e.g. \'{"C": 2.0}\'')
     p.add_argument("--zero-shot", dest="model", action="store_const", const="zero-shot",
-                   help="no labels needed: label names (+ taxonomy descriptions/examples) only")
+                   help="no labels needed: label names (+ taxonomy descriptions/examples/sub_labels) only")
     p.add_argument("--few-shot", dest="model", action="store_const", const="few-shot",
                    help="few labeled examples: linear head shrunk towards the zero-shot prior")
     p.add_argument("--semi-supervised", dest="model", action="store_const", const="semi-supervised",

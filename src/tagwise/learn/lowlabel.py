@@ -54,9 +54,9 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
     None; X_unlabeled: (m, d) or None; label_names: K names; embed: texts -> (t, d) with the same
     encoder (for the label prompts); texts / texts_unlabeled: the raw texts of X / X_unlabeled
     (semi-supervised co-training reads them); sub_labels: label -> finer names for the zero-shot
-    score (CHiLS; ``params["expand"]``: "auto" (default), true or false). Returns a fitted estimator with ``predict_proba``,
-    ``predict``, ``threshold_``, ``get_state``/``from_state`` (a model with ``needs_texts = True``
-    also wants ``texts=`` when predicting).
+    score (CHiLS; ``params["expand"]``: "auto" (default), true or false). Returns a fitted
+    estimator with ``predict_proba``, ``predict``, ``threshold_``, ``get_state``/``from_state`` (a
+    model with ``needs_texts = True`` also wants ``texts=`` when predicting).
 
     - zero-shot: label names (+ descriptions/examples) only; labeled examples, if any, only
       recalibrate the per-label cuts.

@@ -80,16 +80,15 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
     params = dict(params or {})
     zs = fit_zero_shot(label_names, corpus, embed, descriptions=descriptions, examples=examples,
                        sub_labels=sub_labels, seed=seed, expand=params.pop("expand", "auto"))
-    if len(X) and Y.any():
-        # labeled examples decide, label by label, whether the sub-label score ranks better
-        zs.choose_expansion(X, Y, mask)
     if mode == "zero-shot":
         if len(X) and Y.any():
-            zs.calibrate(X, Y, mask)
+            zs.calibrate(X, Y, mask)  # also chooses, label by label, plain or sub-label scores
         return zs
     if len(X) < 2:
         raise TagwiseError(f"{mode} training needs labeled examples (found {len(X)}). Fix: add a labeled "
                            f"source, or use --zero-shot (label names only).")
+    # the labeled examples decide, label by label, whether the prior uses its sub-labels
+    zs.choose_expansion(X, Y, mask)
     if mode == "few-shot":
         return FewShotClassifier(random_state=seed, **params).fit(X, Y, mask, zeroshot=zs, X_corpus=corpus,
                                                                   X_unlabeled=X_unlabeled)

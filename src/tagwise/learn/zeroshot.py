@@ -150,7 +150,8 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
         has_sub = np.bincount(owner, minlength=K) > 0
         rate = min(float(self.labels_per_text) / max(K, 1), 0.5)
         # standardisation and rank cut for both scores, so choose_expansion can switch per label later
-        S, E = self._raw(X, expanded=False), self._raw(X, expanded=True)
+        S = self._raw(X)
+        E = S + self._sub_boost(X)
         self.mean_, self.scale_ = S.mean(0), np.maximum(S.std(0), 1e-6)
         self.sub_mean_, self.sub_scale_ = E.mean(0), np.maximum(E.std(0), 1e-6)
         self.z_cut_ = np.quantile((S - self.mean_) / self.scale_, 1.0 - rate, axis=0).astype(np.float32)
@@ -159,35 +160,41 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
         self.threshold_ = np.full(K, 0.5)  # on predict_proba; calibrate() moves it per label
         return self
 
-    def _raw(self, X, expanded: bool) -> np.ndarray:
-        """(n, d) -> (n, K) cosines (centred per text); ``expanded`` adds each label's best sub-label."""
-        X = np.asarray(X, dtype=np.float32)
-        S = X @ self.label_vectors_.T
+    def _raw(self, X) -> np.ndarray:
+        """(n, d) -> (n, K) cosines to the label vectors, centred per text."""
+        S = np.asarray(X, dtype=np.float32) @ self.label_vectors_.T
         if self.center_rows and S.shape[1] > 1:
             S = S - S.mean(1, keepdims=True)
-        if not expanded or not len(self.sub_vectors_):
-            return S
-        T = X @ self.sub_vectors_.T
+        return S
+
+    def _sub_boost(self, X) -> np.ndarray:
+        """(n, d) -> (n, K) what sub-labels add to the raw score: each label's best sub-label
+        cosine (centred per text over all sub-labels); 0 for labels without sub-labels."""
+        B = np.zeros((len(X), len(self.label_vectors_)), np.float32)
+        if not len(self.sub_vectors_):
+            return B
+        T = np.asarray(X, dtype=np.float32) @ self.sub_vectors_.T
         if self.center_rows and T.shape[1] > 1:
             T = T - T.mean(1, keepdims=True)
-        E = S.copy()
         for k in np.unique(self.sub_owner_):
-            E[:, k] += T[:, self.sub_owner_ == k].max(1)
-        return E
+            B[:, k] = T[:, self.sub_owner_ == k].max(1)
+        return B
 
     def _zscores_both(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(plain, expanded) standardised scores minus their rank cuts, each (n, K)."""
-        Zp = (self._raw(X, False) - self.mean_) / self.scale_ - self.z_cut_
+        S = self._raw(X)
+        Zp = (S - self.mean_) / self.scale_ - self.z_cut_
         if not len(self.sub_vectors_):
             return Zp, Zp
-        return Zp, (self._raw(X, True) - self.sub_mean_) / self.sub_scale_ - self.sub_z_cut_
+        return Zp, (S + self._sub_boost(X) - self.sub_mean_) / self.sub_scale_ - self.sub_z_cut_
 
     def zscores(self, X) -> np.ndarray:
         """(n, d) -> (n, K) standardised label scores (sub-label expanded where ``expanded_``)."""
-        Z = (self._raw(X, False) - self.mean_) / self.scale_
+        S = self._raw(X)
+        Z = (S - self.mean_) / self.scale_
         if not self.expanded_.any():
             return Z
-        E = (self._raw(X, True) - self.sub_mean_) / self.sub_scale_
+        E = (S + self._sub_boost(X) - self.sub_mean_) / self.sub_scale_
         # shift the expanded score so each label's rank cut sits where the plain one does
         return np.where(self.expanded_[None, :], E - self.sub_z_cut_ + self.z_cut_, Z)
 

@@ -155,6 +155,21 @@ def test_select_batch_hunts_positives_of_a_label_without_a_cut_and_mixes_in_dive
     assert set(np.flatnonzero(rare > 0).tolist()) == set(range(100, 110))
 
 
+def test_select_batch_closeness_override_replaces_the_distance_to_the_cut():
+    X = _unit_rows()
+    P = np.full((500, 2), 0.5)                 # every row sits at both cuts: the default ties them all
+    n_pos = np.array([30, 30])
+    own = np.full((500, 2), 0.01)
+    own[200:215, 0] = 0.9                      # another criterion prefers these rows for label 0 ...
+    own[300:305, 1] = 0.8                      # ... and these for label 1
+    sel = select_batch(X, 20, P, np.array([0.5, 0.5]), n_pos, boundary_share=1.0, seed=0, closeness=own)
+    assert set(sel.index.tolist()) == set(range(200, 215)) | set(range(300, 305))
+    default = select_batch(X, 20, P, np.array([0.5, 0.5]), n_pos, boundary_share=1.0, seed=0)
+    assert not set(default.index.tolist()) >= set(range(300, 305))
+    with pytest.raises(TagwiseError, match="closeness"):
+        select_batch(X, 20, P, np.array([0.5, 0.5]), n_pos, closeness=own[:, :1])
+
+
 def test_relabel_candidates_find_flipped_labels():
     Y = np.zeros((100, 3), dtype=np.uint8)
     Y[:50, 0] = 1

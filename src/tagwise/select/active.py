@@ -96,7 +96,8 @@ def uncertainty_scores(proba: np.ndarray, thresholds: np.ndarray, n_positive: np
 
 
 def _label_boundary_picks(proba: np.ndarray, thresholds: np.ndarray, n_positive: np.ndarray, n_slots: int,
-                          taken: np.ndarray, min_positives: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          taken: np.ndarray, min_positives: int = 2,
+                          closeness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Label-wise round robin of rows at each label's cut.
 
     Each label's candidates are its unpicked rows, nearest its cut first (logit distance). Slot
@@ -105,14 +106,19 @@ def _label_boundary_picks(proba: np.ndarray, thresholds: np.ndarray, n_positive:
     with few labeled positives get most slots, but not for rows far from their cut once the near
     ones are used up. A label with fewer than ``min_positives`` labeled positives has no tuned cut
     yet: its candidates are its most likely positives, with the probability as closeness.
+    ``closeness``: optional (n, K) replacement of exp(-logit distance) in (0, 1] (another boundary
+    criterion; ``bench/bench_active_variants.py`` compares several).
     Returns (indices, label of each slot, closeness of each pick in (0, 1]).
     """
     n, K = proba.shape
-    Z = logit(np.clip(proba, 1e-7, 1 - 1e-7))
-    distance = np.abs(Z - logit(np.clip(thresholds, 1e-7, 1 - 1e-7))[None, :])
     n_pos = np.asarray(n_positive, dtype=np.float64)
     hunt = n_pos < min_positives
-    closeness = np.where(hunt[None, :], proba, np.exp(-distance))
+    if closeness is None:
+        Z = logit(np.clip(proba, 1e-7, 1 - 1e-7))
+        closeness = np.exp(-np.abs(Z - logit(np.clip(thresholds, 1e-7, 1 - 1e-7))[None, :]))
+    elif np.shape(closeness) != (n, K):
+        raise TagwiseError(f"closeness {np.shape(closeness)} must match proba {proba.shape}.")
+    closeness = np.where(hunt[None, :], proba, closeness)
     order = np.argsort(-closeness, axis=0, kind="stable")  # (n, K) best candidates per label
     cursor = np.zeros(K, dtype=np.int64)
     weight = 1.0 / (1.0 + n_pos)
@@ -139,7 +145,8 @@ def _label_boundary_picks(proba: np.ndarray, thresholds: np.ndarray, n_positive:
 
 def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = None,
                  thresholds: np.ndarray | None = None, n_positive: np.ndarray | None = None, *,
-                 boundary_share: float = 0.5, rare_below: int = 20, seed: int = 0) -> Selection:
+                 boundary_share: float = 0.5, rare_below: int = 20, seed: int = 0,
+                 closeness: np.ndarray | None = None) -> Selection:
     """Choose ``budget`` rows of the pool to label next.
 
     X_pool: (n, d) embeddings of unlabeled, de-duplicated candidates; proba/thresholds/n_positive:
@@ -149,7 +156,9 @@ def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = Non
     positives), each taking its row nearest its cut; reason *rare-label* for labels with fewer than
     ``rare_below`` labeled positives, else *uncertain*) and the rest *diverse* rows (k-means
     representatives of the remaining pool, which keep the labeled set broad enough to calibrate the
-    cuts on). Returns a ``Selection`` of unique pool indices, highest score first.
+    cuts on). ``closeness``: optional (n, K) boundary criterion in (0, 1] replacing the closeness to
+    the cuts (see ``_label_boundary_picks``). Returns a ``Selection`` of unique pool indices, highest
+    score first.
     """
     n = len(X_pool)
     if budget < 1:
@@ -169,7 +178,8 @@ def select_batch(X_pool: np.ndarray, budget: int, proba: np.ndarray | None = Non
                            f"{n_positive.shape} must be (n={n}, K), (K,) and (K,).")
     taken = np.zeros(n, dtype=bool)
     picks, owners, closeness = _label_boundary_picks(proba, thresholds, n_positive,
-                                                     int(round(boundary_share * budget)), taken)
+                                                     int(round(boundary_share * budget)), taken,
+                                                     closeness=closeness)
     taken[picks] = True
     idx, score = picks.tolist(), closeness.tolist()
     reason = np.where(n_positive[owners] < rare_below, "rare-label", "uncertain").tolist()

@@ -3,6 +3,9 @@
 Run by hand:
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_active.py
     (--datasets semeval2018 goemotions --seeds 0 1 2 3 4 5 --batch 50 --max-labels 1000)
+    Another encoder (stored as "semeval2018 [st:all-minilm-l6-v2]"; needs make torch):
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_active.py --datasets semeval2018 --encoder st:all-minilm-l6-v2 \
+        --seeds 0 1 2 3 4 5 6 7 8 9 10 11
     Reuters (long documents: the co-training model is skipped, ~10x slower there):
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_active.py --datasets reuters --cotrain-every 0
 Writes bench/results/fewshot_active.json and bench/results/fewshot_active.png.
@@ -99,12 +102,15 @@ def main():
                     help="FewShotClassifier threshold_method for both strategies (suggest uses pool)")
     ap.add_argument("--cotrain-every", type=int, default=100,
                     help="also score a co-training model (--semi-supervised) every N labels; 0 = off")
+    ap.add_argument("--encoder", default="use",
+                    help="embeddings for both strategies; results of any other than use are stored as '<dataset> [<encoder>]'")
     ap.add_argument("--out", default=str(RESULTS / "fewshot_active.json"))
     args = ap.parse_args()
     out_path = Path(args.out)
     results = {}
     for name in args.datasets:
-        names, data, enc = load_dataset(name)
+        names, data, enc = load_dataset(name, encoder=args.encoder, progress=True)
+        key = name if args.encoder == "use" else f"{name} [{args.encoder}]"
         tr, te = data["train"], data["test"]
         zs = fit_zero_shot(names, tr.X, lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0])
         runs = {}
@@ -136,6 +142,8 @@ def main():
         per_seed = [labels_to_reach(np.asarray(runs["tagwise"]["labels"]), c, runs["random"]["per_seed"][i][-1])
                     for i, c in enumerate(runs["tagwise"]["per_seed"])]
         runs["threshold_method"] = args.thresholds
+        runs["encoder"] = args.encoder
+        runs["seeds"] = args.seeds
         runs["random_final_macro_f1"] = target
         runs["tagwise_labels_to_reach_random_final"] = need
         runs["ratio_to_random_labels"] = None if need is None else need / runs["random"]["labels"][-1]
@@ -149,16 +157,16 @@ def main():
                            per_seed_labels_to_reach=[labels_to_reach(co_labels, c, co_runs["random"]["per_seed"][i][-1])
                                                      for i, c in enumerate(co_runs["tagwise"]["per_seed"])])
             runs["cotrain_final_model"] = co_runs
-            print(f"{name} (co-training model): random reaches {co_target:.3f} at {co_labels[-1]} labels; tagwise "
+            print(f"{key} (co-training model): random reaches {co_target:.3f} at {co_labels[-1]} labels; tagwise "
                   f"at {'never' if co_need is None else f'{co_need:.0f}'} labels", flush=True)
         # re-read before writing: another run (e.g. --datasets reuters) may have written its dataset meanwhile
         results = json.loads(out_path.read_text()) if out_path.exists() else {}
         results["protocol"] = __doc__.split("Protocol:", 1)[1].strip()
-        results[name] = runs
+        results[key] = runs
         final_n = runs["random"]["labels"][-1]
         need_s = "never" if need is None else f"{need:.0f}"
         pct_s = "n/a" if need is None else f"{100 * need / final_n:.0f}%"
-        print(f"{name}: random reaches {target:.3f} at {final_n} labels; tagwise reaches it at {need_s} labels "
+        print(f"{key}: random reaches {target:.3f} at {final_n} labels; tagwise reaches it at {need_s} labels "
               f"({pct_s}); per seed {per_seed}", flush=True)
         out_path.write_text(json.dumps(results, indent=1))
     plot(results, out_path.with_suffix(".png"))

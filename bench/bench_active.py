@@ -103,7 +103,8 @@ def main():
     ap.add_argument("--cotrain-every", type=int, default=100,
                     help="also score a co-training model (--semi-supervised) every N labels; 0 = off")
     ap.add_argument("--encoder", default="use",
-                    help="embeddings for both strategies; results of any other than use are stored as '<dataset> [<encoder>]'")
+                    help="embeddings for both strategies; results of any other than use are stored "
+                         "as '<dataset> [<encoder>]'")
     ap.add_argument("--out", default=str(RESULTS / "fewshot_active.json"))
     args = ap.parse_args()
     out_path = Path(args.out)

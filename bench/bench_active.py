@@ -46,11 +46,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max_labels: int,
-             threshold_method: str = "pool", texts=None, test_texts=None, cotrain_every: int = 0):
+             threshold_method: str = "pool", texts=None, test_texts=None, cotrain_every: int = 0,
+             boundary=None):
     """One run. Returns (labels (r,), macro_f1 (r,), select_seconds, cotrain) where ``cotrain`` lists
     (labels, macro_f1) of a ``CoTrainingClassifier`` fitted every ``cotrain_every`` labels on the
     labeled rows + the rest of the pool (the model a user trains with ``--semi-supervised`` after
-    labeling the suggested rows; the selection itself always runs on the few-shot head)."""
+    labeling the suggested rows; the selection itself always runs on the few-shot head).
+    ``boundary``: optional ``f(ctx) -> (closeness (n_pool, K) or None, boundary_share)`` replacing
+    suggest's boundary criterion (``bench_active_variants.py``); ctx holds P, model, pool, labeled,
+    X, Y, zs, seed."""
     rng = np.random.default_rng(seed)
     labeled = np.zeros(len(X), dtype=bool)
     n_labels, f1s, select_secs, cotrain = [], [], 0.0, []
@@ -65,7 +69,10 @@ def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max
         else:
             P = model.predict_proba(X[pool])
             n_pos = Y[labeled].sum(0)
-            pick = pool[select_batch(X[pool], batch, P, model.threshold_, n_pos, seed=seed).index]
+            closeness, share = (None, 0.5) if boundary is None else boundary(
+                dict(P=P, model=model, pool=pool, labeled=labeled, X=X, Y=Y, zs=zs, seed=seed))
+            pick = pool[select_batch(X[pool], batch, P, model.threshold_, n_pos, boundary_share=share,
+                                     seed=seed, closeness=closeness).index]
         select_secs += time.perf_counter() - t0
         labeled[pick] = True
         model = FewShotClassifier(threshold_method=threshold_method, random_state=seed).fit(

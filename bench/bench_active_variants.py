@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,7 +43,8 @@ import numpy as np  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
-from _fewshot_data import CACHE, load_dataset, macro_f1  # noqa: E402
+from _fewshot_data import CACHE, load_dataset  # noqa: E402
+from bench_active import simulate  # noqa: E402
 from common import peak_rss_mb, save_results  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import _ridge, _zstats  # noqa: E402
@@ -66,8 +68,11 @@ def _fit_head(X, Y, labeled, zs, seed):
         X[labeled], Y[labeled], zeroshot=zs, X_corpus=X, X_unlabeled=X[~labeled])
 
 
-def boundary_criterion(variant: str, ctx: dict) -> tuple[np.ndarray | None, float]:
-    """(closeness (n_pool, K) or None for the shipped one, boundary share) of one variant."""
+def boundary_criterion(variant: str, density: np.ndarray, tfidf, ctx: dict) -> tuple[np.ndarray | None, float]:
+    """(closeness (n_pool, K) or None for the shipped one, boundary share) of one variant.
+
+    density: (n,) pool density rank of every train row; tfidf: (n, V) CSR n-grams of the train
+    texts; ctx: the loop's state (see ``bench_active.simulate``)."""
     if variant == "suggest":
         return None, 0.5
     if variant.startswith("boundary"):
@@ -76,11 +81,11 @@ def boundary_criterion(variant: str, ctx: dict) -> tuple[np.ndarray | None, floa
     Z = logit(np.clip(P, 1e-7, 1 - 1e-7))
     near = np.exp(-np.abs(Z - cut[None, :]))
     if variant == "density":
-        return near * ctx["density"][ctx["pool"], None], 0.5
+        return near * density[ctx["pool"], None], 0.5
     if variant == "sparse":
-        return near * (ctx["density"].min() / ctx["density"][ctx["pool"], None]), 0.5
+        return near * (density.min() / density[ctx["pool"], None]), 0.5
     if variant == "gumbel":
-        rng = np.random.default_rng(ctx["seed"] * 7919 + ctx["n_labeled"])
+        rng = np.random.default_rng(ctx["seed"] * 7919 + int(ctx["labeled"].sum()))
         g = np.exp(-np.abs(Z - cut[None, :]) + rng.gumbel(size=Z.shape))
         return g / g.max(), 0.5
     if variant == "bald":
@@ -97,7 +102,7 @@ def boundary_criterion(variant: str, ctx: dict) -> tuple[np.ndarray | None, floa
         info = (_binary_entropy(expit(S).mean(0)) - _binary_entropy(expit(S)).mean(0)) / np.log(2)
         return np.clip(info, 1e-6, 1.0), 0.5
     # the two views of co-training: the head and a character n-gram ridge on the labeled rows
-    T, lab = ctx["tfidf"], np.flatnonzero(ctx["labeled"])
+    T, lab = tfidf, np.flatnonzero(ctx["labeled"])
     Yl = ctx["Y"][lab].astype(np.float32)
     coef, b = _ridge(T[lab], np.where(Yl > 0, 2.0, -1.0).astype(np.float32), np.ones_like(Yl, bool), 3.0)
     L = np.asarray(T[ctx["pool"]] @ coef) + b
@@ -112,32 +117,6 @@ def boundary_criterion(variant: str, ctx: dict) -> tuple[np.ndarray | None, floa
         E = (Z - mH) / sH + zl
         return np.exp(-np.abs(E - cuts_at_rate(E, rate)[None, :]) * sH), 0.5
     raise ValueError(f"unknown variant {variant!r}; known: {VARIANTS}")
-
-
-def simulate(variant, X, Y, X_test, Y_test, zs, seed, batch, max_labels, density, tfidf):
-    """One run. Returns (labels (r,), macro_f1 (r,), seconds spent choosing)."""
-    rng = np.random.default_rng(seed)
-    labeled = np.zeros(len(X), dtype=bool)
-    model, n_labels, f1s, secs = None, [], [], 0.0
-    while labeled.sum() < max_labels:
-        pool = np.flatnonzero(~labeled)
-        t0 = time.perf_counter()
-        if variant == "random":
-            pick = rng.choice(pool, batch, replace=False)
-        elif model is None:
-            pick = pool[select_batch(X[pool], batch, seed=seed).index]
-        else:
-            ctx = dict(P=model.predict_proba(X[pool]), model=model, pool=pool, labeled=labeled, X=X, Y=Y,
-                       zs=zs, seed=seed, n_labeled=int(labeled.sum()), density=density, tfidf=tfidf)
-            closeness, share = boundary_criterion(variant, ctx)
-            pick = pool[select_batch(X[pool], batch, ctx["P"], model.threshold_, Y[labeled].sum(0),
-                                     boundary_share=share, seed=seed, closeness=closeness).index]
-        secs += time.perf_counter() - t0
-        labeled[pick] = True
-        model = _fit_head(X, Y, labeled, zs, seed)
-        n_labels.append(int(labeled.sum()))
-        f1s.append(macro_f1(Y_test, model.predict(X_test)))
-    return n_labels, f1s, secs
 
 
 def pool_density(X: np.ndarray, k: int = 20) -> np.ndarray:
@@ -169,10 +148,11 @@ def main():
     out = {"dataset": a.dataset, "seeds": a.seeds, "batch": a.batch, "variants": {}}
     for v in a.variants:
         t0 = time.perf_counter()
+        boundary = None if v == "random" else partial(boundary_criterion, v, density, tfidf)
         runs = Parallel(n_jobs=a.jobs, backend="multiprocessing")(delayed(simulate)(  # fork: __main__ is shared
-            v, tr.X, tr.Y, te.X, te.Y, zs, s, a.batch, 1000 if v == "random" else a.max_labels, density, tfidf)
-            for s in a.seeds)
-        n_labels = runs[0][0]
+            "random" if v == "random" else "tagwise", tr.X, tr.Y, te.X, te.Y, zs, s, a.batch,
+            1000 if v == "random" else a.max_labels, boundary=boundary) for s in a.seeds)
+        n_labels = [int(n) for n in runs[0][0]]
         f1 = np.array([r[1] for r in runs])
         out["variants"][v] = {"labels": n_labels, "macro_f1_per_seed": f1.tolist(),
                               "macro_f1_mean": f1.mean(0).tolist(),

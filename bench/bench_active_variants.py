@@ -1,6 +1,6 @@
 """Active-learning ablation: other boundary criteria in place of `suggest`'s, same loop as bench_active.
 
-Run by hand (about 25 min on 2 cores for SemEval-2018, 12 seeds):
+Run by hand (about 10 min on 2 cores for SemEval-2018, 12 seeds; peak 330 MB + 2 workers):
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_active_variants.py
     (--dataset semeval2018 --seeds 0 .. 11 --max-labels 700 --jobs 2)
 Writes bench/results/active_variants_<dataset>.json.
@@ -31,7 +31,6 @@ seeds, the paired difference to ``suggest`` on the same seeds, and random's macr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from functools import partial
@@ -52,7 +51,6 @@ from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lexical import CharNgramTfidf  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.learn.thresholds import cuts_at_rate  # noqa: E402
-from tagwise.select.active import select_batch  # noqa: E402
 
 VARIANTS = ["random", "suggest", "boundary30", "boundary70", "bald", "density", "sparse", "cotest",
             "twoview", "gumbel"]

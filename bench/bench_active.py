@@ -45,6 +45,12 @@ from tagwise.select.active import select_batch  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def fit_head(X, Y, labeled, zs, seed: int, threshold_method: str = "pool") -> FewShotClassifier:
+    """The head both strategies train after each batch: X (n, d), Y (n, K), labeled (n,) bool."""
+    return FewShotClassifier(threshold_method=threshold_method, random_state=seed).fit(
+        X[labeled], Y[labeled], zeroshot=zs, X_corpus=X, X_unlabeled=X[~labeled])
+
+
 def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max_labels: int,
              threshold_method: str = "pool", texts=None, test_texts=None, cotrain_every: int = 0,
              boundary=None):
@@ -75,8 +81,7 @@ def simulate(strategy: str, X, Y, X_test, Y_test, zs, seed: int, batch: int, max
                                      seed=seed, closeness=closeness).index]
         select_secs += time.perf_counter() - t0
         labeled[pick] = True
-        model = FewShotClassifier(threshold_method=threshold_method, random_state=seed).fit(
-            X[labeled], Y[labeled], zeroshot=zs, X_corpus=X, X_unlabeled=X[~labeled])
+        model = fit_head(X, Y, labeled, zs, seed, threshold_method)
         n_labels.append(int(labeled.sum()))
         f1s.append(macro_f1(Y_test, model.predict(X_test)))
         if cotrain_every and n_labels[-1] % cotrain_every == 0:

@@ -43,11 +43,10 @@ from joblib import Parallel, delayed  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
 from _fewshot_data import CACHE, load_dataset  # noqa: E402
-from bench_active import simulate  # noqa: E402
+from bench_active import fit_head, simulate  # noqa: E402
 from common import peak_rss_mb, save_results  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import _ridge, _zstats  # noqa: E402
-from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lexical import CharNgramTfidf  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.learn.thresholds import cuts_at_rate  # noqa: E402
@@ -59,11 +58,6 @@ VARIANTS = ["random", "suggest", "boundary30", "boundary70", "bald", "density", 
 def _binary_entropy(p):
     p = np.clip(p, 1e-7, 1 - 1e-7)
     return -(p * np.log(p) + (1 - p) * np.log(1 - p))
-
-
-def _fit_head(X, Y, labeled, zs, seed):
-    return FewShotClassifier(threshold_method="pool", random_state=seed).fit(
-        X[labeled], Y[labeled], zeroshot=zs, X_corpus=X, X_unlabeled=X[~labeled])
 
 
 def boundary_criterion(variant: str, density: np.ndarray, tfidf, ctx: dict) -> tuple[np.ndarray | None, float]:
@@ -94,7 +88,7 @@ def boundary_criterion(variant: str, density: np.ndarray, tfidf, ctx: dict) -> t
         for f in range(5):
             keep = np.zeros(len(X), bool)
             keep[lab[folds != f]] = True
-            head = _fit_head(X, Y, keep, ctx["zs"], seed)
+            head = fit_head(X, Y, keep, ctx["zs"], seed)
             S.append(head.decision_function(X[ctx["pool"]]) - cut[None, :])
         S = np.stack(S)
         info = (_binary_entropy(expit(S).mean(0)) - _binary_entropy(expit(S)).mean(0)) / np.log(2)

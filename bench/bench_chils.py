@@ -22,6 +22,7 @@ and macro average precision (ranking alone, no cut).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -33,12 +34,11 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 
 from _fewshot_data import CACHE, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
-from common import BENCH, peak_rss_mb  # noqa: E402
+from common import BENCH, peak_rss_mb, save_results  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 
-RESULTS = BENCH / "results"
 GOEMOTIONS = BENCH.parent.parent / "shared" / "data" / "goemotions"
 # Plutchik (1980): each basic emotion between its milder and its stronger form
 PLUTCHIK = {"anger": ["annoyance", "rage"], "anticipation": ["interest", "vigilance"],
@@ -95,8 +95,9 @@ def run(name, seeds, shots):
             "labels_expanded_by_auto": []}
     for seed in seeds:
         idx = sample_k_per_label(Y, shots, seed)
-        zp = fit_zero_shot(names, X, embed, expand=False).calibrate(X[idx], Y[idx])
-        za = fit_zero_shot(names, X, embed, sub_labels=subs, expand="auto").calibrate(X[idx], Y[idx])
+        # copies of the fitted models: calibrate() changes cuts (and, with "auto", which labels expand)
+        zp = copy.deepcopy(plain).calibrate(X[idx], Y[idx])
+        za = copy.deepcopy(expanded).set_params(expand="auto").calibrate(X[idx], Y[idx])
         rows["calibrated_plain"].append(scores(Yt, zp, Xt))
         rows["calibrated_auto"].append(scores(Yt, za, Xt))
         rows["labels_expanded_by_auto"].append([n for n, e in zip(names, za.expanded_) if e])
@@ -130,8 +131,7 @@ def main():
     for name in args.datasets:
         results[name] = run(name, args.seeds, args.shots)
     results["peak_rss_mb"] = peak_rss_mb()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "chils.json").write_text(json.dumps(results, indent=1))
+    save_results("chils", results)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,7 @@ def fit_zero_shot(label_names: Sequence[str], X_corpus: np.ndarray, embed, *,
         X_corpus = X_corpus[np.random.default_rng(seed).choice(len(X_corpus), MAX_CORPUS, replace=False)]
     L = label_embeddings(label_names, None, descriptions=descriptions, examples=examples, embed=embed)
     sub, owner = sub_label_embeddings(label_names, sub_labels or {}, embed)
-    return ZeroShotClassifier(**params).fit(X_corpus, L, label_names, sub_vectors=sub if len(owner) else None,
-                                            sub_owner=owner if len(owner) else None)
+    return ZeroShotClassifier(**params).fit(X_corpus, L, label_names, sub_vectors=sub, sub_owner=owner)
 
 
 def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str], embed, *,

@@ -190,13 +190,11 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
 
     def zscores(self, X) -> np.ndarray:
         """(n, d) -> (n, K) standardised label scores (sub-label expanded where ``expanded_``)."""
-        S = self._raw(X)
-        Z = (S - self.mean_) / self.scale_
         if not self.expanded_.any():
-            return Z
-        E = (S + self._sub_boost(X) - self.sub_mean_) / self.sub_scale_
-        # shift the expanded score so each label's rank cut sits where the plain one does
-        return np.where(self.expanded_[None, :], E - self.sub_z_cut_ + self.z_cut_, Z)
+            return (self._raw(X) - self.mean_) / self.scale_
+        Zp, Ze = self._zscores_both(X)
+        # both relative to their own rank cut, then shifted so each cut sits where the plain one does
+        return np.where(self.expanded_[None, :], Ze, Zp) + self.z_cut_
 
     def choose_expansion(self, X, Y, mask=None, min_positives: int = 3) -> "ZeroShotClassifier":
         """With ``expand="auto"``: keep a label's sub-label score only where it ranks the labeled

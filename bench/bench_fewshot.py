@@ -80,7 +80,7 @@ SECOND_ENCODER = "st:all-minilm-l6-v2"  # the tagwise_use_minilm variant: USE + 
 def curves(name, names, data, embed, shots, seeds, with_minilm=False):
     tr, te = data["train"], data["test"]
     out = {}
-    if with_minilm:  # torch extra: the same head on use+st:all-minilm-l6-v2 (encoders/base.py ConcatEncoder)
+    if with_minilm:  # torch extra: the same head on use+st:all-minilm-l6-v2 (encoders/registry.py ConcatEncoder)
         from tagwise.encoders import get_encoder
         from tagwise.encoders.base import join_parts
 

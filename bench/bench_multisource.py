@@ -129,7 +129,7 @@ def run_emotion(quick: bool) -> dict:
             "alone": macro_f1(Y[rows], alone[s].predict(X[rows]), cols),
             "naive_union": macro_f1(Y[rows], naive.predict(X[rows]), cols),
             "masked_union": macro_f1(Y[rows], masked.predict(X[rows]), cols),
-            "tagwise": macro_f1(Y[rows], multi.predict(X[rows], s), cols),
+            "tagwise": macro_f1(Y[rows], multi.predict(X[rows], source=s), cols),
             "tagwise_agnostic": macro_f1(Y[rows], multi.predict(X[rows], None), cols),
         }
         f = {k: round(v, 4) for k, v in f.items()}
@@ -196,7 +196,7 @@ def run_lingual(quick: bool) -> dict:
 
 # -- part 3: news ---------------------------------------------------------------------------
 def run_news(quick: bool) -> dict:
-    from tagwise.evaluate.transfer import transfer_evaluation
+    from tagwise.workflows.transfer import transfer_evaluation
 
     project = build_project(TAXONOMIES / "news.yaml", ["news_reuters", "news_ag_news"])
     t0 = time.perf_counter()
@@ -229,7 +229,7 @@ def run_news(quick: bool) -> dict:
 
 # -- part 4: taxonomy suggest ---------------------------------------------------------------
 def run_suggest(quick: bool) -> dict:
-    from tagwise.sources.harmonize import evaluate_suggestions
+    from tagwise.workflows.taxonomy import evaluate_suggestions
 
     project = build_project(TAXONOMIES / "emotion.yaml", EMOTION_SPECS)
     ekman = json.loads((ROOT.parent / "shared" / "data" / "goemotions" / "ekman_mapping.json").read_text())

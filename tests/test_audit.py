@@ -10,9 +10,9 @@ import pytest
 from tagwise.audit import (audit_arrays, conflicting_duplicates, find_label_issues, label_dependency_proba,
                            label_quality_scores, nearest_neighbors, stratified_folds)
 from tagwise.audit.label_quality import cell_error_posteriors, noise_rates
-from tagwise.audit.corrections import apply_corrections, correction_batches, undo_corrections
+from tagwise.workflows.corrections import apply_corrections, correction_batches, undo_corrections
 from tagwise.audit.noise import inject_noise, label_similarity
-from tagwise.audit.project import audit_project, issue_rows, read_issues, write_issues
+from tagwise.workflows.audit import audit_project, issue_rows, read_issues, write_issues
 from tagwise.cli import main as cli_main
 from tagwise.encoders import get_encoder
 from tagwise.evaluate.metrics import average_precision
@@ -201,9 +201,9 @@ def test_audit_cli_apply_and_undo_restore_exact_labels(project, tmp_path):
     assert kept
     keep_file = tmp_path / "kept.jsonl"
     keep_file.write_text("".join(json.dumps({**r, "findings": json.loads(r["findings"])}) + "\n" for r in kept))
-    batch1, n1 = apply_corrections(project, keep_file)
+    applied = apply_corrections(project, keep_file)
     after1 = _labels(project)
-    assert n1 == len(kept)
+    assert applied["changed"] == len(kept)
     for r in kept:
         assert after1[int(r["store_id"])] == r["suggested_labels"]
     # a second batch through the CLI, then undo it, then undo back to the start

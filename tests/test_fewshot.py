@@ -165,7 +165,7 @@ def test_cli_train_zero_shot_and_semi_supervised(tmp_path, capsys):
     import yaml
 
     from tagwise.cli import main
-    from tagwise.learn.train import load_project_model
+    from tagwise.workflows.models import load_project_model
     from tagwise.project import Project
 
     labeled = {"name": "semeval", "format": "tsv", "quoting": "none", "limit": 60,
@@ -187,12 +187,12 @@ def test_cli_train_zero_shot_and_semi_supervised(tmp_path, capsys):
     assert main(["train", root, "--semi-supervised"]) == 0
     assert "soft pseudo-labels on 200 of 200 unlabeled examples" in capsys.readouterr().out
     model = load_project_model(project)
-    assert type(model.head).__name__ == "CoTrainingClassifier" and model.needs_texts
+    assert type(model.head).__name__ == "CoTrainingClassifier" and model.head.needs_texts
     pool = project.examples(split="unlabeled")
     X = project.features(pool)
-    assert model.predict(X, texts=list(pool.texts)).shape == (200, len(NAMES))
+    assert model.head.predict(X, texts=list(pool.texts)).shape == (200, len(NAMES))
     with pytest.raises(TagwiseError, match="texts="):
-        model.predict_proba(X)
+        model.head.predict_proba(X)
     # batch predict and evaluate hand the texts through
     (tmp_path / "new.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in pool.texts[:20]))
     assert main(["predict", root, str(tmp_path / "new.jsonl"), "--out", str(tmp_path / "pred.jsonl")]) == 0

@@ -57,7 +57,7 @@ def test_finetuning_pulls_same_label_texts_together(tmp_path):
 def test_cli_train_fine_tune_then_predict(tmp_path, capsys):
     pytest.importorskip("sentence_transformers")
     from tagwise.cli import main
-    from tagwise.learn.train import load_project_model
+    from tagwise.workflows.models import load_project_model
     from tagwise.project import Project
 
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPEC))
@@ -70,7 +70,7 @@ def test_cli_train_fine_tune_then_predict(tmp_path, capsys):
     model = load_project_model(project)
     assert model.encoder.startswith("st:") and "encoders" in model.encoder
     X = project.features(project.examples(split="train"), model.encoder)
-    assert X.shape[1] == 384 and model.predict(X).shape == (64, len(NAMES))
+    assert X.shape[1] == 384 and model.head.predict(X).shape == (64, len(NAMES))
 
 
 def test_too_few_pairs_is_a_clear_error(tmp_path):

@@ -81,22 +81,22 @@ def test_hierarchy_source_modes_and_persistence(emotion, tmp_path):
     A = project.taxonomy.ancestor_matrix()
     model = MultiSourceLinear(C=2.0, cv=3, max_iter=40).fit(X, Y, ex.sources, known, A)
     for mode in (None, "xed_en", "goemotions"):
-        P = model.predict_proba(X, mode)
+        P = model.predict_proba(X, source=mode)
         for c, p in zip(*np.nonzero(A)):
             assert (P[:, p] >= P[:, c] - 1e-6).all()       # P(parent) >= P(child)
-        Z = model.predict(X, mode)
+        Z = model.predict(X, source=mode)
         for c, p in zip(*np.nonzero(A)):
             assert (Z[:, p] >= Z[:, c]).all()              # a predicted child implies its parent
     # modes differ: each source has its own offsets/residual head and thresholds
-    assert not np.allclose(model.predict_proba(X, "xed_en"), model.predict_proba(X, "goemotions"))
-    per_row = model.predict_proba(X[:10], ex.sources[:10])
-    np.testing.assert_allclose(per_row[0], model.predict_proba(X[:1], ex.sources[0])[0], rtol=1e-5)
+    assert not np.allclose(model.predict_proba(X, source="xed_en"), model.predict_proba(X, source="goemotions"))
+    per_row = model.predict_proba(X[:10], source=ex.sources[:10])
+    np.testing.assert_allclose(per_row[0], model.predict_proba(X[:1], source=ex.sources[0])[0], rtol=1e-5)
     with pytest.raises(TagwiseError, match="not seen in training"):
-        model.predict(X[:3], "isear")
+        model.predict(X[:3], source="isear")
     save_model(model, tmp_path / "m")
     loaded, _ = load_model(tmp_path / "m")
     assert isinstance(loaded, MultiSourceLinear)
-    np.testing.assert_array_equal(loaded.predict(X[:100], "xed_en"), model.predict(X[:100], "xed_en"))
+    np.testing.assert_array_equal(loaded.predict(X[:100], source="xed_en"), model.predict(X[:100], source="xed_en"))
 
 
 def test_bad_inputs_are_clear_errors(emotion):
@@ -111,7 +111,7 @@ def test_bad_inputs_are_clear_errors(emotion):
 
 def test_cli_train_multisource_in_a_target_mode(emotion):
     from tagwise.cli import main
-    from tagwise.learn.train import load_project_model
+    from tagwise.workflows.models import load_project_model
 
     project, ex, X, Y, known = emotion
     project.store.set_meta("encoder", "hashing:256")
@@ -119,8 +119,8 @@ def test_cli_train_multisource_in_a_target_mode(emotion):
     assert main(["train", str(project.path), "--model", "multisource", "--params", params]) == 0
     loaded = load_project_model(project)
     assert isinstance(loaded.head, MultiSourceLinear) and loaded.head.target_source == "xed_en"
-    np.testing.assert_allclose(loaded.predict_proba(X[:20]), loaded.head.predict_proba(X[:20], "xed_en"))
-    assert not np.allclose(loaded.predict_proba(X[:20]), loaded.head.predict_proba(X[:20], "agnostic"))
+    np.testing.assert_allclose(loaded.head.predict_proba(X[:20]), loaded.head.predict_proba(X[:20], source="xed_en"))
+    assert not np.allclose(loaded.head.predict_proba(X[:20]), loaded.head.predict_proba(X[:20], source="agnostic"))
     bad = '{"target_source": "isear"}'
     assert main(["train", str(project.path), "--model", "multisource", "--params", bad]) == 2
 
@@ -135,9 +135,9 @@ def test_source_expert_weight_one_is_the_source_alone(emotion):
     assert len(cols) >= 4 and np.all(model.expert_mix_[s, cols] == 1.0)
     alone = MultiLabelLinear(C=2.0, cv=3, max_iter=40, pos_weight="sqrt").fit(
         X[xed], Y[np.ix_(xed, cols)], known[np.ix_(xed, cols)])
-    np.testing.assert_allclose(model.predict_proba(X[:60], "xed_en")[:, cols], alone.predict_proba(X[:60]), atol=1e-4)
+    np.testing.assert_allclose(model.predict_proba(X[:60], source="xed_en")[:, cols], alone.predict_proba(X[:60]), atol=1e-4)
     # other labels and the agnostic mode still come from the shared, source-aware head
-    off = model.predict_proba(X[:60], "agnostic")
+    off = model.predict_proba(X[:60], source="agnostic")
     assert np.abs(off[:, cols] - alone.predict_proba(X[:60])).max() > 1e-2
     # candidates are chosen on out-of-fold mean AP, so the default picks from its grid
     default = MultiSourceLinear(C=2.0, cv=3, max_iter=40).fit(X, Y, ex.sources, known)

@@ -11,7 +11,8 @@ import yaml
 from tagwise.cli import main
 from tagwise.project import Project
 from tagwise.select.active import relabel_candidates, select_batch, uncertainty_scores
-from tagwise.select.suggest import normalize_text, suggest
+from tagwise.text import normalize_text
+from tagwise.workflows.suggest import suggest
 from tagwise.types import TagwiseError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semeval2018_ec_en"
@@ -181,7 +182,7 @@ def test_relabel_candidates_find_flipped_labels():
 
 
 def test_report_section_flags_labels_with_few_positives(project):
-    from tagwise.select.report import low_label_report_section
+    from tagwise.workflows.report import section_low_label as low_label_report_section
 
     fragment = low_label_report_section(project)
     assert "labeled positives" in fragment

@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 
 from tagwise.cli import main
-from tagwise.evaluate.transfer import (drop_test_overlap, holdout_splits, normalize_text, transfer_evaluation,
-                                       transfer_report_section)
+from tagwise.evaluate.transfer import drop_test_overlap, holdout_splits
 from tagwise.project import Project
-from tagwise.sources.harmonize import cooccurrence_scores, suggest_mappings
+from tagwise.sources.harmonize import cooccurrence_scores
+from tagwise.text import normalize_text as _normalize
 from tagwise.types import TagwiseError
+from tagwise.workflows.report import section_transfer as transfer_report_section
+from tagwise.workflows.taxonomy import suggest_mappings
+from tagwise.workflows.transfer import transfer_evaluation
+
+
+def normalize_text(text):
+    return _normalize(text, social=True)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
@@ -44,8 +51,6 @@ def test_holdout_and_overlap(tweets):
     assert set(s1[ex.sources == "semeval2018"]) == {"train", "test"}     # dev folds into train
     # TweetEval and SemEval share tweets: a tweet in one's test split must never train the other.
     # Pretend SemEval's test tweets were training rows: those TweetEval tests on are dropped.
-    from tagwise.evaluate.transfer import normalize_text
-
     s2 = s1.copy()
     s2[(ex.sources == "semeval2018") & (s1 == "test")] = "train"
     train = drop_test_overlap(ex.texts, s2)
@@ -61,7 +66,10 @@ def test_holdout_and_overlap(tweets):
 def test_transfer_evaluation_cli_and_report(tweets, capsys):
     assert main(["evaluate", str(tweets.path), "--transfer", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["metric", "matrix", "leave_one_out", "languages"]
+    assert list(out)[:4] == ["metric", "matrix", "leave_one_out", "languages"]
+    # each figure says which prediction mode produced it
+    assert out["modes"]["used"]["isear"]["semeval2018"] == "isear"  # a one-source model: its only mode
+    assert out["modes"]["used"]["semeval2018+tweeteval_emotion"]["isear"] == "agnostic"  # left out: unseen
     result = json.loads((tweets.runs("transfer")[-1] / "transfer.json").read_text())
     names = ["isear", "semeval2018", "tweeteval_emotion"]
     assert out["metric"] == "macro_f1" and sorted(out["matrix"]) == names and result["matrix"] == out["matrix"]

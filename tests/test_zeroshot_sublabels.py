@@ -88,7 +88,7 @@ def test_bad_sub_label_shapes_are_clear_errors(ekman):
 
 def test_taxonomy_sub_labels_and_children_feed_zero_shot(tmp_path, ekman, capsys):
     from tagwise.cli import main
-    from tagwise.learn.train import load_project_model
+    from tagwise.workflows.models import load_project_model
     from tagwise.project import Project
 
     tax = {"labels": [{"name": "negative"},

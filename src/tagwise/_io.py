@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,13 @@ def atomic_replace_dir(build_dir: Path, final_dir: Path) -> None:
 
 def load_npy(path, mmap: bool = False) -> np.ndarray:
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def utc_now() -> str:
+    """The current UTC time as ``YYYY-MM-DDTHH:MM:SS`` (the one timestamp format of the store and runs)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+
+
+def unique_name(prefix: str) -> str:
+    """``prefix-YYYYmmdd-HHMMSS-xxxxxx``: sortable by time, unique across processes started in the same second."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"

@@ -11,6 +11,7 @@ Layout::
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -133,28 +134,28 @@ class Project:
     def models_dir(self) -> Path:
         return self.path / "models"
 
-    def model_dir(self, name: str | None = None) -> Path:
-        if name is None:
-            current = self.models_dir / "CURRENT"
-            if not current.exists():
-                raise TagwiseError(f"{self.path}: no trained model yet. Fix: run `tagwise train {self.path}`.")
-            name = current.read_text().strip()
-        path = self.models_dir / name
-        if not path.exists():
-            raise TagwiseError(f"{self.path}: no model named {name!r} (have: "
-                               f"{sorted(p.name for p in self.models_dir.iterdir() if p.is_dir())}).")
-        return path
-
     def set_current_model(self, name: str) -> None:
         atomic_write_text(self.models_dir / "CURRENT", name + "\n")
 
     def new_run(self, kind: str, params: dict | None = None) -> Path:
-        run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{kind}-{os.getpid() % 10000:04d}"
+        """A new ``runs/<YYYYmmdd-HHMMSS>-<kind>-<random>`` folder with its ``params.json``.
+
+        The random part keeps two runs started in the same second (two processes) apart; names sort
+        by time.
+        """
+        if not kind.isalnum():
+            raise ValueError(f"run kind must be alphanumeric, got {kind!r}")
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{kind}-{secrets.token_hex(4)}"
         run_dir = self.path / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
         atomic_write_json(run_dir / "params.json", {"kind": kind, **(params or {})})
         return run_dir
 
     def runs(self, kind: str | None = None) -> list[Path]:
-        runs = sorted(p for p in (self.path / "runs").iterdir() if p.is_dir())
-        return [r for r in runs if kind is None or r.name.split("-")[2] == kind]
+        """Run folders, oldest first (optionally only those of ``kind``)."""
+        runs = sorted(p for p in (self.path / "runs").iterdir() if p.is_dir() and not p.name.startswith("."))
+        return [r for r in runs if kind is None or (len(r.name.split("-")) > 2 and r.name.split("-")[2] == kind)]
+
+    def splits(self) -> list[str]:
+        """The splits that hold examples."""
+        return sorted({k.split("/", 1)[1] for k in self.store.count()})

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from ._io import utc_now
 from .encoders.cache import text_keys
 from .sources.ingest import SourceRows
 from .taxonomy import Taxonomy
@@ -36,13 +36,12 @@ CREATE INDEX IF NOT EXISTS corrections_batch ON corrections(batch);
 """
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-
-
 def _signed(keys: np.ndarray) -> list[int]:
     """uint64 keys -> Python ints that fit SQLite's signed 64-bit INTEGER."""
     return keys.view(np.int64).tolist()
+
+
+BUSY_TIMEOUT_S = 60.0
 
 
 class Store:
@@ -50,7 +49,8 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions only
+        # explicit transactions only; a writer waits up to BUSY_TIMEOUT_S for another one to finish
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
@@ -61,7 +61,14 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All-or-nothing: an exception (or a kill) rolls every statement back."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TagwiseError(f"{self.path}: another tagwise command has been writing to this project for "
+                                   f"over {BUSY_TIMEOUT_S:.0f}s. Fix: wait for it to finish, then run this "
+                                   f"command again.") from None
+            raise
         try:
             yield self.conn
         except BaseException:
@@ -92,19 +99,26 @@ class Store:
                  "added_at": t} for n, s, a, k, t in rows]
 
     def add_source(self, rows: SourceRows, spec_record: dict, *, replace: bool, where: str) -> list[str]:
-        """Insert one source's rows and extend the taxonomy, atomically. Returns new label names."""
-        exists = rows.name in self.source_names()
-        if exists and not replace:
-            raise TagwiseError(f"{where}: a source named {rows.name!r} already exists in this project. "
-                               f"Fix: give the spec another 'name', or pass --replace to re-ingest it.")
-        taxonomy = self.taxonomy()
+        """Insert one source's rows and extend the taxonomy, atomically. Returns new label names.
+
+        The taxonomy is read and extended inside the write transaction, so two processes adding
+        sources at once both keep their labels.
+        """
         label_names = list(rows.annotated_labels)
+        seen = set(label_names)
         for labels in rows.labels:
-            if labels:
-                label_names.extend(n for n in labels if n not in label_names)
-        new_labels = taxonomy.extend(label_names, where)
+            for n in labels or ():
+                if n not in seen:
+                    seen.add(n)
+                    label_names.append(n)
         keys = _signed(text_keys(rows.texts))
         with self.transaction() as conn:
+            exists = conn.execute("SELECT 1 FROM sources WHERE name=?", (rows.name,)).fetchone() is not None
+            if exists and not replace:
+                raise TagwiseError(f"{where}: a source named {rows.name!r} already exists in this project. "
+                                   f"Fix: give the spec another 'name', or pass --replace to re-ingest it.")
+            taxonomy = self.taxonomy()
+            new_labels = taxonomy.extend(label_names, where)
             if exists:
                 conn.execute("DELETE FROM examples WHERE source=?", (rows.name,))
                 conn.execute("DELETE FROM sources WHERE name=?", (rows.name,))
@@ -117,7 +131,7 @@ class Store:
                  for i in range(len(rows))))
             conn.execute("INSERT INTO sources(name, spec, annotated, n_examples, added_at) VALUES (?,?,?,?,?)",
                          (rows.name, json.dumps(spec_record, ensure_ascii=False, default=str),
-                          json.dumps(rows.annotated_labels, ensure_ascii=False), len(rows), _now()))
+                          json.dumps(rows.annotated_labels, ensure_ascii=False), len(rows), utc_now()))
             self.set_meta("taxonomy", taxonomy.to_dict(), conn)
         return new_labels
 
@@ -151,24 +165,84 @@ class Store:
                                  "GROUP BY source, split").fetchall()
         return {f"{s}/{sp}": {"n": n, "labeled": int(k or 0)} for s, sp, n, k in rows}
 
-    def set_labels(self, updates: dict[int, list[str] | None], batch: str, reason: str = "") -> int:
-        """Replace labels of store ids, recording old and new in ``corrections`` (one transaction)."""
+    # -- corrections -------------------------------------------------------
+    def find_examples(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str | None]]:
+        """(source, source's example id) -> (store id, labels JSON or None) for the keys that exist."""
+        wanted = set(keys)
+        out = {}
+        for i, s, e, lab in self.conn.execute("SELECT id, source, example_id, labels FROM examples"):
+            if (s, e) in wanted:
+                out[(s, e)] = (i, lab)
+        return out
+
+    def example_records(self, ids: list[int]) -> dict[int, tuple[str, str, str | None]]:
+        """store id -> (source, source's example id, labels JSON or None) for the ids that exist."""
+        out = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            for row in self.conn.execute(f"SELECT id, source, example_id, labels FROM examples WHERE id IN "
+                                         f"({','.join('?' * len(chunk))})", chunk):
+                out[row[0]] = row[1:]
+        return out
+
+    def set_labels(self, updates: dict[int, list[str] | None], batch: str, reason: str = "",
+                   expected: dict[int, str | None] | None = None) -> int:
+        """Replace labels of store ids, recording old and new in ``corrections`` (one transaction).
+
+        expected: store id -> the labels JSON the caller saw; checked inside the write transaction, so
+        a concurrent change is refused (``TagwiseError``) instead of being overwritten or mis-recorded.
+        """
         if not updates:
             return 0
         ids = list(updates)
-        old = {}
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            old.update(self.conn.execute(f"SELECT id, labels FROM examples WHERE id IN "
-                                         f"({','.join('?' * len(chunk))})", chunk).fetchall())
-        unknown = [i for i in ids if i not in old]
-        if unknown:
-            raise TagwiseError(f"corrections name example ids not in the project: {unknown[:5]}")
-        now = _now()
+        now = utc_now()
         with self.transaction() as conn:
+            old = {}
+            for i in range(0, len(ids), 900):
+                chunk = ids[i:i + 900]
+                old.update(conn.execute(f"SELECT id, labels FROM examples WHERE id IN "
+                                        f"({','.join('?' * len(chunk))})", chunk).fetchall())
+            unknown = [i for i in ids if i not in old]
+            if unknown:
+                raise TagwiseError(f"corrections name example ids not in the project: {unknown[:5]}")
+            if expected is not None:
+                moved = [i for i in ids if i in expected and old[i] != expected[i]]
+                if moved:
+                    raise TagwiseError(f"the labels of {len(moved)} example(s) (store ids {moved[:5]}) changed while "
+                                       f"the corrections were being applied; nothing was changed. Fix: re-run "
+                                       f"`tagwise audit` and apply the new file.")
             for ex_id, labels in updates.items():
                 new = None if labels is None else json.dumps(list(labels), ensure_ascii=False)
                 conn.execute("INSERT INTO corrections(batch, example, old_labels, new_labels, reason, created_at)"
                              " VALUES (?,?,?,?,?,?)", (batch, ex_id, old[ex_id], new, reason, now))
                 conn.execute("UPDATE examples SET labels=? WHERE id=?", (new, ex_id))
         return len(updates)
+
+    def correction_batches(self) -> list[dict]:
+        """Applied batches, oldest first: ``{"batch", "n", "created_at", "undone_at", "reason"}``."""
+        rows = self.conn.execute(
+            "SELECT batch, COUNT(*), MIN(created_at), MAX(undone_at), MAX(reason), MIN(id) FROM corrections "
+            "GROUP BY batch ORDER BY MIN(id)").fetchall()
+        return [{"batch": b, "n": n, "created_at": c, "undone_at": u, "reason": r} for b, n, c, u, r, _ in rows]
+
+    def undo_batches(self, choose, where: str) -> list[str]:
+        """Undo correction batches atomically. ``choose(active batch names, oldest first) -> names to undo``
+        runs inside the write transaction, so two undos at once cannot undo the same batch twice.
+        Restores each example's exact previous labels; refuses (and changes nothing) when an example
+        changed outside the corrections history. Returns the batches undone."""
+        now = utc_now()
+        with self.transaction() as conn:
+            active = [b for (b,) in conn.execute("SELECT batch FROM corrections GROUP BY batch "
+                                                 "HAVING MAX(undone_at) IS NULL ORDER BY MIN(id)")]
+            targets = choose(active)
+            for batch in reversed(targets):
+                rows = conn.execute("SELECT id, example, old_labels, new_labels FROM corrections WHERE batch=? "
+                                    "ORDER BY id DESC", (batch,)).fetchall()
+                for cid, example, old, new in rows:
+                    current = conn.execute("SELECT labels FROM examples WHERE id=?", (example,)).fetchone()
+                    if current is None or current[0] != new:
+                        raise TagwiseError(f"{where}: example {example} changed after batch {batch} outside the "
+                                           f"corrections history; refusing to overwrite it. Nothing was undone.")
+                    conn.execute("UPDATE examples SET labels=? WHERE id=?", (old, example))
+                    conn.execute("UPDATE corrections SET undone_at=? WHERE id=?", (now, cid))
+        return targets

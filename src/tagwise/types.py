@@ -12,8 +12,11 @@ import numpy as np
 SPLITS = ("train", "dev", "test", "unlabeled")
 
 
-class TagwiseError(Exception):
-    """A user-facing error: the message names the file, row/field and the fix."""
+class TagwiseError(ValueError):
+    """A user-facing error: the message names the file, row/field and the fix.
+
+    A ``ValueError``, so callers that already catch bad values catch it too.
+    """
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from .duplicates import conflicting_duplicates, outlier_scores
 from ..neighbors import nearest_neighbors, neighbor_label_votes
 from .label_quality import (LabelIssues, blend_evidence, cell_issue_scores, find_label_issues,
                             label_quality_scores, worst_of_views)
-from .oof import label_dependency_proba, out_of_fold_proba, stratified_folds
+from ..folds import stratified_folds
+from .oof import label_dependency_proba, out_of_fold_proba
 
 
 @dataclass

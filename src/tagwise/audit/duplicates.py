@@ -4,21 +4,9 @@ Both reuse the kNN graph of ``neighbors.nearest_neighbors``, so nothing here is 
 """
 from __future__ import annotations
 
-import re
-import unicodedata
-
 import numpy as np
 
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-# ASCII non-word characters -> space: the same result as the regex for ASCII text, 5x faster
-_ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
-
-
-def normalize_text(text: str) -> str:
-    """Case-, accent-width-, punctuation- and whitespace-insensitive form used for exact duplicates."""
-    if text.isascii():  # NFKC is the identity and casefold is lower on ASCII
-        return " ".join(text.lower().translate(_ASCII_NON_WORD).split())
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+from ..text import normalize_text
 
 
 def _disagree(Y: np.ndarray, M: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -11,39 +11,9 @@ import numpy as np
 from scipy.special import expit, logit
 from tqdm.auto import tqdm
 
+from ..folds import stratified_folds
 from ..learn.linear import MultiLabelLinear
 from ..types import TagwiseError
-
-
-def stratified_folds(labels: np.ndarray, folds: int = 5, random_state: int = 0) -> np.ndarray:
-    """Assign each example to one of ``folds`` folds so that every label is spread evenly.
-
-    A vectorised stand-in for iterative stratification (Sechidis et al. 2011) that runs in
-    O(n log n) instead of O(n * K * folds) Python steps: examples are sorted by their rarest
-    label, then by their whole label set, then at random, and dealt to folds round-robin.
-    Dealing a contiguous group round-robin puts floor/ceil(|group| / folds) of it in each fold,
-    so the rarest label of every example is stratified exactly and frequent label combinations
-    nearly so; the single running counter keeps fold sizes within one of each other.
-
-    labels: (n, K) {0,1}. Returns (n,) int64 fold ids in [0, folds).
-    """
-    Y = np.asarray(labels).astype(bool, copy=False)
-    n, K = Y.shape
-    rng = np.random.default_rng(random_state)
-    freq = Y.sum(0)
-    # rank labels rarest first; an example's key is its rarest label (K for no label)
-    order_of_label = np.argsort(freq, kind="stable")
-    rank = np.empty(K, dtype=np.int64)
-    rank[order_of_label] = np.arange(K)
-    ranked = np.where(Y, rank[None, :], K)
-    rarest = ranked.min(axis=1) if K else np.zeros(n, dtype=np.int64)
-    # label-set id: identical label sets are adjacent after sorting, so they are dealt evenly too
-    packed = np.packbits(Y[:, order_of_label], axis=1) if K else np.zeros((n, 1), np.uint8)
-    _, set_id = np.unique(packed, axis=0, return_inverse=True)
-    perm = np.lexsort((rng.random(n), set_id.ravel(), rarest))
-    fold_of = np.empty(n, dtype=np.int64)
-    fold_of[perm] = (np.arange(n) + int(rng.integers(folds))) % folds
-    return fold_of
 
 
 def platt_calibrate(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,

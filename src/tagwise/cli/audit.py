@@ -1,61 +1,43 @@
 """Audit commands: ``audit`` (ranked label issues) and ``corrections`` (apply / undo / list)."""
 from __future__ import annotations
 
-import resource
-import time
-
 from ..project import Project
 
 
 def cmd_audit(args) -> int:
-    from ..audit.project import _check_output_path, audit_project, issue_rows, save_audit_run, write_issues
+    from ..workflows.audit import audit
 
-    out = _check_output_path(args.out)
-    project = Project.open(args.project)
-    t0 = time.perf_counter()
-    result, ex, space = audit_project(project, split=args.split, folds=args.folds, k=args.k, encoder=args.encoder,
-                                      progress=not args.quiet)
-    rows = issue_rows(result, ex, space, all_rows=args.all)
-    write_issues(rows, out)
-    run = save_audit_run(project, result, rows, {"split": args.split, "folds": args.folds,
-                                                 "k": int(result.neighbors.shape[1]), "all": args.all, "out": str(out)})
-    by_type: dict[str, int] = {}
-    for r in rows:
-        for f in r["findings"]:
-            by_type[f["type"]] = by_type.get(f["type"], 0) + 1
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"audited {len(ex)} labeled examples ({'multi' if result.multi_label else 'single'}-label, "
-          f"{args.folds}-fold cross-fitting) in {time.perf_counter() - t0:.1f}s, peak RSS {peak_mb:.0f} MB")
-    print(f"flagged {int(result.is_flagged.sum())} examples: "
-          + (", ".join(f"{v} {k}" for k, v in sorted(by_type.items())) or "no findings"))
-    print(f"wrote {len(rows)} rows to {out} (run {run.name})")
+    r = audit(Project.open(args.project), args.out, split=args.split, folds=args.folds, k=args.k,
+              encoder=args.encoder, all_rows=args.all, progress=not args.quiet)
+    print(f"audited {r['n_examples']} labeled examples ({'multi' if r['multi_label'] else 'single'}-label, "
+          f"{r['folds']}-fold cross-fitting) in {r['seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"flagged {r['n_flagged']} examples: "
+          + (", ".join(f"{v} {k}" for k, v in sorted(r["findings_by_type"].items())) or "no findings"))
+    print(f"wrote {r['rows_written']} rows to {r['out']} (run {r['run']})")
     return 0
 
 
 def cmd_corrections_apply(args) -> int:
-    from ..audit.corrections import apply_corrections
+    from ..workflows.corrections import apply_corrections
 
-    project = Project.open(args.project)
-    batch, n = apply_corrections(project, args.file)
-    print(f"applied {n} label corrections from {args.file} as batch {batch} "
+    r = apply_corrections(Project.open(args.project), args.file)
+    print(f"applied {r['changed']} label corrections from {args.file} as batch {r['batch']} "
           f"(undo with `tagwise corrections {args.project} undo`)")
     return 0
 
 
 def cmd_corrections_undo(args) -> int:
-    from ..audit.corrections import undo_corrections
+    from ..workflows.corrections import undo_corrections
 
-    project = Project.open(args.project)
-    undone = undo_corrections(project, to=args.to)
+    undone = undo_corrections(Project.open(args.project), to=args.to)
     print(f"undid {len(undone)} correction batch(es): {', '.join(undone) if undone else '(none after ' + args.to + ')'}")
     return 0
 
 
 def cmd_corrections_list(args) -> int:
-    from ..audit.corrections import correction_batches
+    from ..workflows.corrections import correction_batches
 
-    project = Project.open(args.project)
-    for b in correction_batches(project):
+    for b in correction_batches(Project.open(args.project)):
         state = f"undone {b['undone_at']}" if b["undone_at"] else "active"
         print(f"{b['batch']}: {b['n']} examples, {b['created_at']}, {state} — {b['reason']}")
     return 0

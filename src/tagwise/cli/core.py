@@ -1,4 +1,7 @@
-"""Core commands: init, add-source, sources, embed, train, predict, evaluate, report."""
+"""Core commands: init, add-source, sources, embed, train, predict, evaluate, report.
+
+Handlers parse arguments, call ``tagwise.workflows`` and print; they never touch the store.
+"""
 from __future__ import annotations
 
 import json
@@ -6,12 +9,28 @@ import resource
 import sys
 import time
 
+from ..learn.registry import MODES
 from ..project import Project
+from ..types import TagwiseError
 
 
-def _print_json(obj) -> None:
+def print_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def parse_params(text: str | None) -> dict | None:
+    """``--params`` JSON -> dict, with a clear error for anything else."""
+    if not text:
+        return None
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TagwiseError(f"--params is not valid JSON ({exc.msg} at character {exc.pos}). "
+                           f"Fix: pass an object such as '{{\"C\": 2.0}}'.") from None
+    if not isinstance(params, dict):
+        raise TagwiseError("--params must be a JSON object such as '{\"C\": 2.0}'.")
+    return params
 
 
 def cmd_init(args) -> int:
@@ -21,8 +40,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_add_source(args) -> int:
-    project = Project.open(args.project)
-    summary = project.add_source(args.spec, replace=args.replace)
+    summary = Project.open(args.project).add_source(args.spec, replace=args.replace)
     splits = ", ".join(f"{k}: {v}" for k, v in summary["splits"].items())
     print(f"added source {summary['name']!r}: {summary['n_examples']} examples ({splits})"
           + (f"; new labels: {len(summary['new_labels'])}" if summary["new_labels"] else "")
@@ -31,17 +49,15 @@ def cmd_add_source(args) -> int:
 
 
 def cmd_sources(args) -> int:
-    project = Project.open(args.project)
-    counts = project.store.count()
-    out = [{"name": s["name"], "n_examples": s["n_examples"], "annotated_labels": len(s["annotated"]),
-            "splits": {k.split("/", 1)[1]: v for k, v in counts.items() if k.split("/", 1)[0] == s["name"]}}
-           for s in project.store.sources()]
+    from ..workflows.sources import source_summary
+
+    summary = source_summary(Project.open(args.project))
     if args.json:
-        _print_json({"sources": out, "labels": list(project.labels.names)})
-    else:
-        for s in out:
-            print(f"{s['name']}: {s['n_examples']} examples, {s['annotated_labels']} labels, splits {s['splits']}")
-        print(f"taxonomy: {len(project.labels)} labels")
+        print_json(summary)
+        return 0
+    for s in summary["sources"]:
+        print(f"{s['name']}: {s['n_examples']} examples, {s['annotated_labels']} labels, splits {s['splits']}")
+    print(f"taxonomy: {len(summary['labels'])} labels")
     return 0
 
 
@@ -56,22 +72,23 @@ def cmd_embed(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ..learn.train import train_project
+    from ..workflows.train import fine_tune_encoder, train
 
     project = Project.open(args.project)
-    params = json.loads(args.params) if args.params else None
+    params = parse_params(args.params)
     encoder = args.encoder
-    if getattr(args, "fine_tune", False):
-        from ..learn.finetune import finetune_project_encoder
-
-        tuned = finetune_project_encoder(project, split=args.split, base=args.base_model,
-                                         max_steps=args.fine_tune_steps)
+    if args.fine_tune:
+        tuned = fine_tune_encoder(project, split=args.split, base=args.base_model, max_steps=args.fine_tune_steps)
         encoder = tuned["encoder"]
         print(f"fine-tuned {args.base_model} for {tuned['steps']} steps on {tuned['pairs']} pairs in "
               f"{tuned['seconds']:.1f}s (final loss {tuned['final_loss']:.3f}); encoder {encoder}")
-    result = train_project(project, model=args.model, split=args.split, encoder=encoder, params=params)
-    print(f"trained {result['model']} on {result['n_examples']} examples, {result['n_labels']} labels "
-          f"in {result['seconds']:.1f}s; it is now the current model")
+    result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params)
+    choice = result["choice"]
+    if args.model == "auto":
+        scores = "; ".join(f"{m} {v:.3f}" for m, v in choice["cv"].items())
+        print(f"mode: {result['mode']} ({choice['reason']}{'; ' + scores if scores else ''})")
+    print(f"trained {result['model']} ({result['mode']}) on {result['n_examples']} examples, {result['n_labels']} "
+          f"labels in {result['seconds']:.1f}s; it is now the current model")
     if result.get("sub_labels"):
         used, off = result["sub_labels"]["used"], result["sub_labels"]["off"]
         print(f"sub-labels: scored with them: {', '.join(used) or 'none'}"
@@ -88,32 +105,41 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _column(value, header: bool):
+    """A --*-column value: a name, or with --no-header a 0-based position."""
+    if value is None or header:
+        return value
+    if not str(value).isdigit():
+        raise TagwiseError(f"with --no-header, columns are 0-based positions; got {value!r}. Fix: pass a number, "
+                           f"or drop --no-header to use column names.")
+    return int(value)
+
+
 def cmd_predict(args) -> int:
-    from ..serve.predict import predict_file
+    from ..workflows.predict import predict_file
 
     project = Project.open(args.project)
     t0 = time.perf_counter()
     header = not args.no_header
-    as_col = lambda c: int(c) if c is not None and not header else c  # noqa: E731 positions without a header
-    n = predict_file(project, args.input, args.out, text_column=as_col(args.text_column),
-                     id_column=as_col(args.id_column), fmt=args.format, model=args.model, header=header)
+    n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
+                     id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
+                     source=args.source, source_column=_column(args.source_column, header))
     print(f"wrote {n} predictions to {args.out} in {time.perf_counter() - t0:.1f}s")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from ..evaluate.evaluate import evaluate_project
-
-    if getattr(args, "transfer", False):  # train-on-A/test-on-B matrix (cli/taxonomy.py)
-        from .taxonomy import cmd_evaluate_transfer
-
+    if args.transfer:
         return cmd_evaluate_transfer(args)
-    project = Project.open(args.project)
-    report = evaluate_project(project, split=args.split, model=args.model, source=args.source)
+    from ..workflows.evaluate import evaluate
+
+    report = evaluate(Project.open(args.project), split=args.split, model=args.model, source=args.source,
+                      agnostic=args.agnostic)
     if args.json:
-        _print_json(report)
+        print_json(report)
         return 0
-    print(f"{report['split']}: {report['n_examples']} examples, model {report['model']}")
+    modes = sorted({f"{s}: {m}" for s, m in report["modes"].items()})
+    print(f"{report['split']}: {report['n_examples']} examples, model {report['model']} (modes: {', '.join(modes)})")
     print(f"  micro-F1 {report['micro_f1']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
           f"macro-AP {report['macro_ap']:.4f}  ECE {report['ece']:.4f}")
     print(f"  {'label':<24}{'prec':>7}{'rec':>7}{'f1':>7}{'support':>9}")
@@ -122,11 +148,25 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
-    from ..evaluate.report import write_report
+def cmd_evaluate_transfer(args) -> int:
+    """``tagwise evaluate PROJECT --transfer [--json]``: matrix, leave-one-out, languages."""
+    from ..evaluate.transfer import format_transfer
+    from ..workflows.transfer import run_transfer
 
-    project = Project.open(args.project)
-    path = write_report(project, split=args.split)
+    result = run_transfer(Project.open(args.project), sources=getattr(args, "sources", None),
+                          encoder=getattr(args, "encoder", None), progress=not args.json)
+    if args.json:
+        print_json({k: result[k] for k in ("metric", "matrix", "leave_one_out", "languages", "modes", "run")})
+        return 0
+    print(format_transfer(result))
+    print(f"\nsaved to {result['path']}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ..workflows.report import write_report
+
+    path = write_report(Project.open(args.project), split=args.split)
     print(f"report written to {path.resolve()}")
     return 0
 
@@ -154,18 +194,17 @@ def register(sub) -> None:
     p.add_argument("--encoder", default=None, help="use (default) | hashing[:dim] | st:<model-or-path>")
     p.set_defaults(handler=cmd_embed)
 
-    p = sub.add_parser("train", help="train a multi-label head on the train split")
+    modes = ", ".join(MODES)
+    p = sub.add_parser("train", help="train a multi-label head (the mode is chosen from the data by default)")
     p.add_argument("project")
-    p.add_argument("--model", default="linear", help="head to train (default: linear)")
+    p.add_argument("--model", default="auto",
+                   help=f"training mode: auto (default: chosen from label counts, pool size and sources, confirmed "
+                        f"by cross-validation) or one of {modes}; 'linear' = supervised")
     p.add_argument("--split", default="train")
     p.add_argument("--encoder", default=None, help="defaults to the encoder of the last `embed`")
     p.add_argument("--params", default=None, help='JSON of head parameters, e.g. \'{"C": 2.0}\'')
-    p.add_argument("--zero-shot", dest="model", action="store_const", const="zero-shot",
-                   help="no labels needed: label names (+ taxonomy descriptions/examples/sub_labels) only")
-    p.add_argument("--few-shot", dest="model", action="store_const", const="few-shot",
-                   help="few labeled examples: linear head shrunk towards the zero-shot prior")
-    p.add_argument("--semi-supervised", dest="model", action="store_const", const="semi-supervised",
-                   help="few-shot head self-trained on the project's unlabeled examples")
+    for mode in ("zero-shot", "few-shot", "semi-supervised"):
+        p.add_argument(f"--{mode}", dest="model", action="store_const", const=mode, help=MODES[mode].help)
     p.add_argument("--fine-tune", action="store_true",
                    help="torch extra: first fine-tune a sentence-transformers body on contrastive pairs of the "
                         "labeled examples (SetFit-style), saved in PROJECT/encoders/, then train the head on it")
@@ -183,6 +222,9 @@ def register(sub) -> None:
     p.add_argument("--format", default=None, help="csv | tsv | jsonl | parquet (default: by extension)")
     p.add_argument("--no-header", action="store_true", help="csv/tsv without a header: columns are 0-based positions")
     p.add_argument("--model", default=None, help="model name (default: current)")
+    p.add_argument("--source", default=None,
+                   help="score every row as this training source would label it (a multi-source model's mode)")
+    p.add_argument("--source-column", default=None, help="column holding each row's source (its mode)")
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("evaluate", help="metrics of the current model on a split")
@@ -190,6 +232,8 @@ def register(sub) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--source", default=None, help="only this source's examples")
     p.add_argument("--model", default=None)
+    p.add_argument("--agnostic", action="store_true",
+                   help="score every row in the source-agnostic mode (default: each row in its source's mode)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--transfer", action="store_true", help="train on each source, test on every other: "
                    "matrix, leave-one-source-out, per-language macro-F1")

@@ -5,7 +5,7 @@ from ..project import Project
 
 
 def cmd_suggest(args) -> int:
-    from ..select.suggest import suggest, write_suggestions
+    from ..workflows.suggest import suggest, write_suggestions
 
     project = Project.open(args.project)
     rows = suggest(project, args.budget, encoder=args.encoder, relabel=args.relabel, seed=args.seed)

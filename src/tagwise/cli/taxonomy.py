@@ -1,37 +1,17 @@
-"""Taxonomy commands: show the target taxonomy, suggest source-label mappings; transfer evaluation.
+"""Taxonomy commands: show the target taxonomy, suggest source-label mappings.
 
     tagwise taxonomy show PROJECT [--json]
     tagwise taxonomy suggest PROJECT [--source NAME] [--top 3] [--json]
-    tagwise evaluate PROJECT --transfer [--json]      (flag added to core's evaluate; runs here)
 """
 from __future__ import annotations
 
-import json
-import sys
-
 from ..project import Project
-
-
-def _print_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
-def taxonomy_summary(project) -> dict:
-    """{"declared", "labels": [{"name", "parent", "description", "sources": [...]}]} for ``show``."""
-    tax = project.taxonomy
-    by_label: dict[str, list[str]] = {n: [] for n in tax.labels}
-    for rec in project.store.sources():
-        covered = tax.covered(rec["annotated"])
-        for name in tax.labels:
-            if name in covered:
-                by_label[name].append(rec["name"])
-    return {"declared": tax.declared,
-            "labels": [{"name": n, "parent": tax.parents.get(n), "description": tax.descriptions.get(n),
-                        "sources": by_label[n]} for n in tax.labels]}
+from .core import print_json as _print_json
 
 
 def cmd_show(args) -> int:
+    from ..workflows.taxonomy import taxonomy_summary
+
     project = Project.open(args.project)
     summary = taxonomy_summary(project)
     if args.json:
@@ -55,7 +35,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_suggest(args) -> int:
-    from ..sources.harmonize import suggest_mappings
+    from ..workflows.taxonomy import suggest_mappings
 
     project = Project.open(args.project)
     result = suggest_mappings(project, sources=args.source, top=args.top, encoder=args.encoder)
@@ -72,24 +52,6 @@ def cmd_suggest(args) -> int:
                 f"{s['target']} {s['score']:.2f} ({'/'.join('-' if s[k] is None else f'{s[k]:.2f}' for k in ('name', 'cooccurrence', 'centroid'))})"
                 for s in item["suggestions"])
             print(f"  {label:<18} now -> {cur:<16} suggest: {cands}{flag}")
-    return 0
-
-
-def cmd_evaluate_transfer(args) -> int:
-    """``tagwise evaluate PROJECT --transfer [--json]``: matrix, leave-one-out, languages."""
-    from .._io import atomic_write_json
-    from ..evaluate.transfer import format_transfer, transfer_evaluation
-
-    project = Project.open(args.project)
-    result = transfer_evaluation(project, sources=getattr(args, "sources", None),
-                                 encoder=getattr(args, "encoder", None), progress=not args.json)
-    run_dir = project.new_run("transfer", {"sources": list(result["matrix"])})
-    atomic_write_json(run_dir / "transfer.json", result)
-    if args.json:
-        _print_json({k: result[k] for k in ("metric", "matrix", "leave_one_out", "languages")})
-        return 0
-    print(format_transfer(result))
-    print(f"\nsaved to {run_dir / 'transfer.json'}")
     return 0
 
 

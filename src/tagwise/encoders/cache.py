@@ -105,7 +105,7 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
     """Embed ``texts`` through the cache: only texts never seen by this encoder are encoded.
 
     Returns ``(X, stats)`` with X of shape (n, encoder.dim), float32, rows in input order.
-    A concatenated encoder (``base.ConcatEncoder``) is embedded part by part, each in its own cache.
+    A concatenated encoder (``registry.ConcatEncoder``) is embedded part by part, each in its own cache.
     """
     t0 = time.perf_counter()
     if hasattr(encoder, "parts"):

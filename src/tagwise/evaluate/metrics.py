@@ -16,6 +16,20 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> float:
     return float(precision[hits].sum() / n_pos)
 
 
+def masked_average_precision(Y: np.ndarray, P: np.ndarray, M: np.ndarray | None = None) -> np.ndarray:
+    """(K,) average precision per label over known cells; 0 where a label has no known positive.
+
+    Y: (n, K) {0,1}; P: (n, K) scores; M: (n, K) bool/0-1 known cells or None (all known).
+    """
+    Y = np.asarray(Y)
+    out = np.zeros(Y.shape[1])
+    for k in range(Y.shape[1]):
+        m = slice(None) if M is None else np.asarray(M[:, k]) > 0
+        ap = average_precision(Y[m, k] > 0, np.asarray(P)[m, k])
+        out[k] = 0.0 if np.isnan(ap) else ap
+    return out
+
+
 def expected_calibration_error(Y: np.ndarray, P: np.ndarray, n_bins: int = 15) -> float:
     """ECE over all (example, label) cells with equal-width probability bins."""
     y = np.asarray(Y, dtype=np.float64).ravel()

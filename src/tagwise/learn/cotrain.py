@@ -29,14 +29,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, logit
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import Ridge
 from tqdm.auto import tqdm
 
 from ..types import TagwiseError
+from .base import MultiLabelHead, check_fit_arrays
 from .fewshot import FewShotClassifier
 from .lexical import CharNgramTfidf
-from .persist import register_model
 from .thresholds import cuts_at_rate
 from .zeroshot import ZeroShotClassifier
 
@@ -70,8 +69,7 @@ def _zstats(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(sd > 1e-9, sd, np.inf).astype(np.float32)
 
 
-@register_model
-class CoTrainingClassifier(BaseEstimator, ClassifierMixin):
+class CoTrainingClassifier(MultiLabelHead):
     """Few-shot embedding head + a character n-gram student trained on the unlabeled pool.
 
     Parameters
@@ -115,9 +113,7 @@ class CoTrainingClassifier(BaseEstimator, ClassifierMixin):
         texts: the n labeled texts; X_unlabeled: (m, d) pool embeddings; texts_unlabeled: its m texts;
         zeroshot: optional fitted label-name prior for the embedding head.
         """
-        X = np.asarray(X, dtype=np.float32)
-        Y = np.asarray(Y, dtype=np.float32)
-        M = np.ones_like(Y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        X, Y, M = check_fit_arrays(X, Y, mask, where="CoTrainingClassifier.fit")
         texts, texts_unlabeled = list(texts), list(texts_unlabeled)
         if X_unlabeled is None or len(X_unlabeled) == 0:
             raise TagwiseError("co-training: no unlabeled examples. Fix: add a source with split 'unlabeled' "
@@ -188,22 +184,21 @@ class CoTrainingClassifier(BaseEstimator, ClassifierMixin):
             raise TagwiseError(f"co-training: {len(X)} embeddings but {len(texts)} texts.")
         return texts
 
+    def _n_features(self) -> int | None:
+        return self.head_._n_features()
+
     def decision_function(self, X, texts=None) -> np.ndarray:
         """X: (n, d) embeddings, texts: their n texts -> (n, K) logits (cut at logit(threshold_))."""
-        X = np.asarray(X, dtype=np.float32)
+        X = self._check_X(X)
         texts = self._texts(X, texts)
         zH = (self.head_.decision_function(X) - self.head_mean_) / self.head_sd_
         S = self.lexical_.transform(texts) @ self.lex_coef_ + self.lex_intercept_
         score = zH + (S - self.lex_mean_) / self.lex_sd_
         return (score - self.cut_ + logit(self.threshold_)).astype(np.float32)
 
-    def predict_proba(self, X, texts=None) -> np.ndarray:
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
         """X: (n, d), texts: n strings -> (n, K) scores in (0, 1); ``>= threshold_`` is the decision."""
         return expit(self.decision_function(X, texts))
-
-    def predict(self, X, texts=None) -> np.ndarray:
-        """X: (n, d), texts: n strings -> (n, K) uint8."""
-        return (self.predict_proba(X, texts) >= self.threshold_[None, :]).astype(np.uint8)
 
     def get_state(self):
         hmeta, harr = self.head_.get_state()

@@ -18,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logit
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..types import TagwiseError
+from ..folds import random_folds
+from .base import MultiLabelHead, check_fit_arrays
 from .linear import one_blas_thread_when_small
-from .persist import register_model
 from .thresholds import best_f1_thresholds, expected_f1_thresholds
 from .zeroshot import ZeroShotClassifier
 
@@ -70,8 +70,7 @@ def _fit_prior_head(X, prior, Y, M, l2_v: float, l2_a: float, a0: np.ndarray, ma
         th[d * K + K:].astype(np.float32)
 
 
-@register_model
-class FewShotClassifier(BaseEstimator, ClassifierMixin):
+class FewShotClassifier(MultiLabelHead):
     """Linear head over embeddings with a zero-shot prior, for a few labeled examples per label.
 
     Parameters
@@ -170,7 +169,7 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
         self.threshold_ = np.full(K, 0.5)
         if tune_thresholds:
             # out-of-fold probabilities on the labeled examples only -> per-label thresholds
-            folds = np.random.default_rng(self.random_state).permutation(np.arange(n) % max(2, min(self.cv, n)))
+            folds = random_folds(n, max(2, min(self.cv, n)), self.random_state)
             oof = np.zeros((n, K), dtype=np.float32)
             for f in np.unique(folds):
                 tr, te = folds != f, folds == f
@@ -193,18 +192,14 @@ class FewShotClassifier(BaseEstimator, ClassifierMixin):
 
     def decision_function(self, X) -> np.ndarray:
         """(n, d) -> (n, K) logits."""
-        X = np.asarray(X, dtype=np.float32)
+        X = self._check_X(X)
         Z = (X - self.mean_) @ self.coef_ + self.intercept_
         prior = self._prior(X)
         return Z if prior is None else Z + prior * self.prior_coef_
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
         """(n, d) -> (n, K) probabilities (class-balanced, so 0.5 is the neutral cut)."""
         return expit(self.decision_function(X))
-
-    def predict(self, X) -> np.ndarray:
-        """(n, d) -> (n, K) uint8."""
-        return (self.predict_proba(X) >= self.threshold_[None, :]).astype(np.uint8)
 
     # -- persistence -----------------------------------------------------
     def get_state(self):

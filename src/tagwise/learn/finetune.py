@@ -112,18 +112,3 @@ def finetune_encoder(texts: Sequence[str], labels: np.ndarray, out_dir: str | Pa
 
 def _to_device(features: dict, device) -> dict:
     return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in features.items()}
-
-
-def finetune_project_encoder(project, split: str = "train", base: str = DEFAULT_BASE, name: str | None = None,
-                             **options) -> dict:
-    """Fine-tune ``base`` on the project's labeled ``split``; the model lands in
-    ``PROJECT/encoders/<name>`` and its encoder name is returned (see ``finetune_encoder``)."""
-    ex = project.examples(split=split, labeled=True)
-    if len(ex) == 0:
-        raise TagwiseError(f"{project.path}: no labeled examples in split {split!r} to fine-tune on. Fix: add a "
-                           f"labeled source, or pass another --split.")
-    Y = ex.label_matrix(project.labels) * ex.known_mask(project.labels)
-    name = name or time.strftime("finetuned-%Y%m%d-%H%M%S")
-    out = Path(project.path) / "encoders" / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return finetune_encoder(ex.texts, Y, out, base=base, **options)

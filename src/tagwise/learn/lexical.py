@@ -35,7 +35,7 @@ class CharNgramTfidf:
 
     def _counter(self, vocabulary=None) -> CountVectorizer:
         return CountVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True,
-                               min_df=1 if vocabulary is not None else self.min_df,
+                               min_df=1 if vocabulary is not None else getattr(self, "min_df_", self.min_df),
                                max_features=None if vocabulary is not None else self.max_features,
                                vocabulary=vocabulary, dtype=np.float32)
 
@@ -44,11 +44,12 @@ class CharNgramTfidf:
         texts = list(texts)
         if not texts:
             raise TagwiseError("lexical features: no texts to learn a vocabulary from.")
+        self.min_df_ = self.min_df  # the min_df in force; the parameter itself is never changed
         counter = self._counter()
         try:
             C = counter.fit_transform(texts).tocsr()
         except ValueError:  # every n-gram below min_df (tiny corpora)
-            self.min_df = 1
+            self.min_df_ = 1
             counter = self._counter()
             try:
                 C = counter.fit_transform(texts).tocsr()

@@ -13,9 +13,11 @@ import functools
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
 from threadpoolctl import threadpool_limits
 
+from ..evaluate.metrics import masked_average_precision
+from ..folds import random_folds
+from .base import MultiLabelHead, check_fit_arrays
 from .thresholds import best_f1_thresholds
 
 
@@ -109,7 +111,7 @@ def positive_weights(Y: np.ndarray, M: np.ndarray, mode) -> np.ndarray:
     return np.full_like(ratio, float(mode))
 
 
-class MultiLabelLinear(BaseEstimator, ClassifierMixin):
+class MultiLabelLinear(MultiLabelHead):
     """Multi-label logistic regression on embeddings with tuned per-label thresholds.
 
     Parameters
@@ -158,9 +160,8 @@ class MultiLabelLinear(BaseEstimator, ClassifierMixin):
     @one_blas_thread_when_small
     def fit(self, X, Y, mask=None):
         """X: (n, d) float; Y: (n, K) {0,1}; mask: optional (n, K) bool, False = label unknown."""
-        X = np.asarray(X, dtype=np.float32)
-        Y = np.asarray(Y, dtype=np.float32)
-        M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=np.float32)
+        X, Y, M = check_fit_arrays(X, Y, mask, where="MultiLabelLinear.fit")
+        M = M.astype(np.float32)
         n, K = Y.shape
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
@@ -169,7 +170,7 @@ class MultiLabelLinear(BaseEstimator, ClassifierMixin):
         grid = tuple(self.C_grid) if self.C == "cv" else (float(self.C),)
         need_oof = self.thresholds == "cv" or len(grid) > 1
         if need_oof:
-            folds = _fold_ids(n, self.cv, self.random_state)
+            folds = random_folds(n, self.cv, self.random_state)
             oof = np.zeros((len(grid), n, K), dtype=np.float32)
             for f in range(self.cv):
                 tr, te = folds != f, folds == f
@@ -181,7 +182,7 @@ class MultiLabelLinear(BaseEstimator, ClassifierMixin):
                                                max_iter=max(20, self.max_iter // (3 if g == 0 else 5)))
                     oof[g, te] = expit(self._decision(Xc[te], theta, pw))
             if len(grid) > 1:
-                ap = np.stack([_masked_ap(Y, oof[g], M) for g in range(len(grid))])  # (G, K)
+                ap = np.stack([masked_average_precision(Y, oof[g], M) for g in range(len(grid))])  # (G, K)
                 best = np.argmax(ap, axis=0)
             else:
                 best = np.zeros(K, dtype=np.int64)
@@ -210,16 +211,12 @@ class MultiLabelLinear(BaseEstimator, ClassifierMixin):
 
     def decision_function(self, X) -> np.ndarray:
         """(n, d) -> (n, K) calibrated logits."""
-        Xc = np.asarray(X, dtype=np.float32) - self.mean_
+        Xc = self._check_X(X) - self.mean_
         return self._decision(Xc, self.theta_, self.pos_weight_)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """(n, d) -> (n, K) per-label probabilities."""
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
+        """(n, d) -> (n, K) per-label probabilities (``texts``/``source`` unused: see ``learn.base``)."""
         return expit(self.decision_function(X))
-
-    def predict(self, X) -> np.ndarray:
-        """(n, d) -> (n, K) uint8 label indicators (probability >= per-label threshold)."""
-        return (self.predict_proba(X) >= self.threshold_[None, :]).astype(np.uint8)
 
     # -- persistence (JSON + arrays; see learn.persist) -----------------
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -238,25 +235,3 @@ class MultiLabelLinear(BaseEstimator, ClassifierMixin):
         model.mean_, model.threshold_ = arrays["mean"], arrays["threshold"]
         model.C_, model.support_ = arrays["C"], arrays["support"]
         return model
-
-
-def _fold_ids(n: int, k: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.permutation(np.arange(n) % k)
-
-
-def _masked_ap(Y, P, M) -> np.ndarray:
-    """(K,) average precision per label over known cells (0 where a label has no positive)."""
-    K = Y.shape[1]
-    out = np.zeros(K)
-    for k in range(K):
-        m = M[:, k] > 0
-        y, p = Y[m, k] > 0, P[m, k]
-        n_pos = y.sum()
-        if n_pos == 0:
-            continue
-        order = np.argsort(-p, kind="stable")
-        hits = y[order]
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        out[k] = precision[hits].sum() / n_pos
-    return out

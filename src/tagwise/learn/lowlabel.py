@@ -1,12 +1,10 @@
-"""Training with few or no labels: zero-shot, few-shot and semi-supervised, for arrays or a project.
+"""Training with few or no labels: zero-shot, few-shot and semi-supervised, on arrays.
 
-``fit_low_label`` is the array-level entry point (what ``learn.train`` calls for
-``tagwise train --zero-shot`` / ``--semi-supervised``); ``train_low_label_project`` does the same for
-a project (gathers labeled and unlabeled examples, embeds through the cache, saves the model).
+``fit_low_label`` is the entry point of ``learn.registry``'s zero-shot / few-shot / semi-supervised
+modes (``tagwise train --zero-shot`` / ``--few-shot`` / ``--semi-supervised``).
 """
 from __future__ import annotations
 
-import time
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -14,7 +12,6 @@ import numpy as np
 from ..types import TagwiseError
 from .cotrain import CoTrainingClassifier
 from .fewshot import FewShotClassifier
-from .persist import save_model
 from .semisupervised import SemiSupervisedClassifier
 from .zeroshot import ZeroShotClassifier, label_embeddings, sub_label_embeddings
 
@@ -109,66 +106,8 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
         progress=progress)
 
 
-def _zero_shot_prior(model) -> ZeroShotClassifier | None:
+def zero_shot_prior(model) -> ZeroShotClassifier | None:
     """The label-name prior inside a low-label model (itself for zero-shot, else its head's)."""
     if isinstance(model, ZeroShotClassifier):
         return model
     return getattr(getattr(model, "head_", model), "zeroshot_", None)
-
-
-def project_arrays(project, encoder: str | None = None, split: str | list[str] = "train",
-                   progress: bool = True):
-    """A project's labeled ``split`` and its unlabeled rows (any split but dev/test) as arrays.
-
-    Returns ``(X (n,d), Y (n,K), mask (n,K), X_unlabeled (m,d), labeled Examples, unlabeled Examples)``.
-    """
-    space = project.labels
-    lab = project.examples(split=split, labeled=True)
-    unl = project.examples(split=["train", "unlabeled"], labeled=False)
-    X = project.features(lab, encoder, progress=progress) if len(lab) else None
-    U = project.features(unl, encoder, progress=progress) if len(unl) else None
-    return X, lab.label_matrix(space), lab.known_mask(space), U, lab, unl
-
-
-def train_low_label_project(project, mode: str, encoder: str | None = None, name: str | None = None,
-                            split: str | list[str] = "train", params: dict | None = None,
-                            seed: int = 0) -> dict:
-    """Fit ``mode`` on a project, save it under ``models/<name>`` and make it current.
-
-    Returns ``{"model", "mode", "n_examples", "n_unlabeled", "n_labels", "seconds", "thresholds",
-    "pseudo_labels" (semi-supervised only), "sub_labels" (when the taxonomy has any: {"used": labels
-    scored with their sub-labels, "off": labels whose labeled examples ranked better without})}``.
-    """
-    encoder = encoder or project.default_encoder
-    tax = project.taxonomy
-    names = list(project.labels.names)
-    if not names:
-        raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy "
-                           f"labels.yaml` or add a labeled source.")
-    X, Y, mask, U, lab, unl = project_arrays(project, encoder, split)
-    embed = lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0]  # noqa: E731
-    t0 = time.perf_counter()
-    model = fit_low_label(mode, X, Y, mask, U, names, embed, descriptions=tax.descriptions,
-                          examples=tax.examples, sub_labels=tax.zero_shot_sub_labels(), params=params,
-                          texts=list(lab.texts),
-                          texts_unlabeled=list(unl.texts), seed=seed, progress=True)
-    seconds = time.perf_counter() - t0
-    name = name or time.strftime(f"{mode.replace('-', '')}-%Y%m%d-%H%M%S")
-    info = {"labels": names, "encoder": encoder, "mode": mode,
-            "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": len(unl),
-                           "sources": sorted(set(lab.sources) | set(unl.sources))},
-            "fit_seconds": round(seconds, 3)}
-    out = {"model": name, "mode": mode, "n_examples": len(lab), "n_unlabeled": len(unl), "n_labels": len(names),
-           "seconds": seconds, "thresholds": dict(zip(names, map(float, model.threshold_)))}
-    if isinstance(model, (SemiSupervisedClassifier, CoTrainingClassifier)):
-        info["semi_supervised_method"] = "graph" if isinstance(model, SemiSupervisedClassifier) else "cotrain"
-        info["pseudo_labels"] = out["pseudo_labels"] = model.n_pseudo_
-    zs = _zero_shot_prior(model)
-    if zs is not None and len(zs.sub_owner_):
-        has = set(zs.sub_owner_.tolist())
-        info["sub_labels"] = out["sub_labels"] = {
-            "used": [names[k] for k in sorted(has) if zs.expanded_[k]],
-            "off": [names[k] for k in sorted(has) if not zs.expanded_[k]]}
-    save_model(model, project.models_dir / name, info)
-    project.set_current_model(name)
-    return out

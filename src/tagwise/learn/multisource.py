@@ -25,12 +25,13 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
 
+from ..evaluate.metrics import masked_average_precision
+from ..folds import random_folds
 from ..taxonomy import Taxonomy, propagate_partial_labels, propagate_with_ancestors
 from ..types import Examples, LabelSpace, TagwiseError
-from .linear import MultiLabelLinear, _masked_ap, _preconditioner, one_blas_thread_when_small, positive_weights
-from .persist import register_model
+from .base import MultiLabelHead
+from .linear import MultiLabelLinear, _preconditioner, one_blas_thread_when_small, positive_weights
 from .thresholds import best_f1_thresholds
 
 AGNOSTIC = -1  # mode index of the source-agnostic prediction
@@ -163,7 +164,7 @@ def _fit_joint(Xc, Y, M, source_idx, S, pos_weight, l2, adapters, max_iter=150, 
     return theta, layout
 
 
-class MultiSourceLinear(BaseEstimator, ClassifierMixin):
+class MultiSourceLinear(MultiLabelHead):
     """Source-aware multi-label logistic head trained on partial labels from several sources.
 
     Parameters
@@ -283,7 +284,7 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
             self.theta_, _ = fit(np.arange(n))
         if self.thresholds == "cv" or not self.refit:
             # out-of-fold probabilities, in each row's own source mode and in the agnostic mode
-            folds = np.random.default_rng(self.random_state).permutation(np.arange(n) % self.cv)
+            folds = random_folds(n, self.cv, self.random_state)
             oof = np.zeros((n, K), dtype=np.float32)
             oof_agnostic = np.zeros((n, K), dtype=np.float32)
             thetas = []
@@ -350,7 +351,7 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
             shared, own = oof[np.ix_(rows, cols)], expert.oof_proba_
             # mean AP is threshold-free, so the pick does not ride on the noise of tuned F1 cuts
             # (on the emotion bench either criterion beats the source alone on 3-5 of 5 per seed)
-            scores = [float(_masked_ap(Ys, (1 - m) * shared + m * own, Ms).mean()) for m in grid]
+            scores = [float(masked_average_precision(Ys, (1 - m) * shared + m * own, Ms).mean()) for m in grid]
             best = grid[int(np.argmax(np.round(scores, 6)))]
             self.expert_mix_[s, cols] = best
             oof[np.ix_(rows, cols)] = (1 - best) * shared + best * own
@@ -388,10 +389,10 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
                                f"source-agnostic mode.")
         return np.array([AGNOSTIC if s in (None, "agnostic") else lookup[s] for s in names], dtype=np.int64)
 
-    def predict_proba(self, X, source=None) -> np.ndarray:
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
         """(n, d) -> (n, K) probabilities, hierarchy-consistent, in the target mode ``source``
         (None = the model's ``target_source``, "agnostic", a source name, or (n,) names)."""
-        X = np.asarray(X, dtype=np.float32)
+        X = self._check_X(X)
         modes = self._modes(len(X), source)
         layout = _Layout(len(self.mean_), self.n_labels_, len(self.sources_), self.adapters)
         Z = _logits(X - self.mean_, modes, self.theta_, layout, np.log(self.pos_weight_).astype(np.float32))
@@ -399,7 +400,7 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
 
     def decision_function(self, X, source=None) -> np.ndarray:
         """(n, d) -> (n, K) calibrated logits (of ``predict_proba``) in the target mode ``source``."""
-        P = np.clip(self.predict_proba(X, source).astype(np.float64), 1e-12, 1 - 1e-12)
+        P = np.clip(self.predict_proba(X, source=source).astype(np.float64), 1e-12, 1 - 1e-12)
         return (np.log(P) - np.log1p(-P)).astype(np.float32)
 
     def thresholds_for(self, n: int, source=None) -> np.ndarray:
@@ -408,9 +409,9 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
         table = np.vstack([self.source_threshold_, self.threshold_[None, :]])  # row -1 = agnostic
         return table[modes]
 
-    def predict(self, X, source=None) -> np.ndarray:
+    def predict(self, X, texts=None, source=None) -> np.ndarray:
         """(n, d) -> (n, K) uint8 indicators, thresholds of the target mode, parents implied by children."""
-        P = self.predict_proba(X, source)
+        P = self.predict_proba(X, source=source)
         Z = (P >= self.thresholds_for(len(P), source)).astype(np.uint8)
         if self.ancestors_.any():  # a predicted child implies its parents
             Z = np.maximum(Z, ((Z.astype(np.int32) @ self.ancestors_.astype(np.int32)) > 0).astype(np.uint8))
@@ -443,39 +444,3 @@ class MultiSourceLinear(BaseEstimator, ClassifierMixin):
             model.expert_b_ = np.zeros((S, K), dtype=np.float32)
             model.expert_mix_ = np.zeros((S, K), dtype=np.float32)
         return model
-
-
-def train_multisource_project(project, split: str | list[str] = "train", encoder: str | None = None,
-                              name: str | None = None, params: dict | None = None) -> dict:
-    """``tagwise train PROJECT --model multisource``: fit on every source's labeled ``split``.
-
-    Partial labels come from each source's annotated labels, the hierarchy from the taxonomy;
-    ``params`` go to ``MultiSourceLinear`` (e.g. ``{"target_source": "goemotions"}`` to predict in
-    that source's mode). Saves the model and makes it current. Returns a summary dict.
-    """
-    import time
-
-    from .persist import save_model
-
-    encoder = encoder or project.default_encoder
-    ex = project.examples(split=split, labeled=True)
-    if len(ex) == 0:
-        raise TagwiseError(f"{project.path}: no labeled examples in split {split!r}. Fix: add a source "
-                           f"with that split (`tagwise add-source`), or pass another --split.")
-    taxonomy, space = project.taxonomy, project.labels
-    Y, known = partial_targets(ex, taxonomy, space)
-    X = project.features(ex, encoder, progress=True)
-    t0 = time.perf_counter()
-    head = MultiSourceLinear(**(params or {})).fit(X, Y, ex.sources, known, taxonomy.ancestor_matrix(space))
-    seconds = time.perf_counter() - t0
-    name = name or time.strftime("multisource-%Y%m%d-%H%M%S")
-    info = {"labels": list(space.names), "encoder": encoder, "fit_seconds": round(seconds, 3),
-            "trained_on": {"split": split, "n_examples": len(ex), "sources": sorted(set(ex.sources))},
-            "target_source": head.target_source}
-    save_model(head, project.models_dir / name, info)
-    project.set_current_model(name)
-    return {"model": name, "n_examples": len(ex), "n_labels": len(space), "seconds": seconds,
-            "thresholds": dict(zip(space.names, map(float, head.thresholds_for(1)[0])))}
-
-
-register_model(MultiSourceLinear)

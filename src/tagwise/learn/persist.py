@@ -1,8 +1,8 @@
 """Save and load models as JSON + .npy arrays: loading a stranger's model runs no code.
 
 A model class opts in with ``get_state() -> (meta: dict, arrays: dict[str, ndarray])`` and
-``from_state(meta, arrays)``, and by being listed in ``MODEL_CLASSES``; the JSON names the class,
-and only listed classes can be loaded.
+``from_state(meta, arrays)``, and by being listed in ``learn.registry.MODEL_CLASSES``; the JSON names
+the class, and only listed classes can be loaded.
 """
 from __future__ import annotations
 
@@ -15,22 +15,9 @@ import numpy as np
 
 from .._io import atomic_replace_dir, atomic_save_npy, atomic_write_json, load_npy
 from ..types import TagwiseError
+from .registry import MODEL_CLASSES
 
 FORMAT_VERSION = 1
-MODEL_CLASSES: dict[str, type] = {}
-
-
-def register_model(cls: type) -> type:
-    """Class decorator / call: allow ``cls`` to be loaded from disk."""
-    MODEL_CLASSES[cls.__name__] = cls
-    return cls
-
-
-def _register_builtin() -> None:
-    from .linear import MultiLabelLinear
-
-    register_model(MultiLabelLinear)
-    from . import cotrain, fewshot, multisource, semisupervised, zeroshot  # noqa: F401  (they register their model classes)
 
 
 def save_model(model, directory: str | Path, info: dict | None = None) -> Path:
@@ -38,7 +25,6 @@ def save_model(model, directory: str | Path, info: dict | None = None) -> Path:
 
     ``info`` is free metadata kept beside the model (label names, encoder id, metrics...).
     """
-    _register_builtin()
     name = type(model).__name__
     if name not in MODEL_CLASSES:
         raise TypeError(f"{name} is not a registered model class; call register_model({name}) first")
@@ -57,19 +43,59 @@ def save_model(model, directory: str | Path, info: dict | None = None) -> Path:
 
 
 def load_model(directory: str | Path):
-    """Load a model saved by ``save_model``. Returns ``(model, info)``. Never unpickles."""
-    _register_builtin()
+    """Load a model saved by ``save_model``. Returns ``(model, info)``. Never unpickles.
+
+    Anything malformed (an unknown or non-string class, a missing or truncated ``.npy``, an array that
+    would need pickle, parameters the class does not take, arrays of the wrong shape) is a
+    ``TagwiseError`` naming the folder: the folder is then not a model this version can use.
+    """
     directory = Path(directory)
+    fix = "Fix: retrain with `tagwise train`, or remove the folder."
     try:
         doc = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TagwiseError(f"{directory}: cannot read model.json: {exc}") from None
-    cls = MODEL_CLASSES.get(doc.get("class"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TagwiseError(f"{directory}: cannot read model.json: {exc}. {fix}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("class"), str):
+        raise TagwiseError(f"{directory}/model.json: no model class named (a string under 'class'). {fix}")
+    cls = MODEL_CLASSES.get(doc["class"])
     if cls is None:
-        raise TagwiseError(f"{directory}: unknown model class {doc.get('class')!r}; known: {sorted(MODEL_CLASSES)}")
+        raise TagwiseError(f"{directory}: unknown model class {doc['class']!r}; known: {sorted(MODEL_CLASSES)}. {fix}")
+    names = doc.get("arrays")
+    if not isinstance(names, list) or not isinstance(doc.get("meta"), dict):
+        raise TagwiseError(f"{directory}/model.json: 'arrays' must list the array names and 'meta' be an object. {fix}")
+    info = doc.get("info", {})
+    if not isinstance(info, dict) or not isinstance(info.get("labels", []), list):
+        raise TagwiseError(f"{directory}/model.json: 'info' must be an object with a 'labels' list. {fix}")
     arrays = {}
-    for key in doc["arrays"]:
-        if not re.fullmatch(r"[A-Za-z0-9_]+", key):
-            raise TagwiseError(f"{directory}: bad array name {key!r} in model.json")
-        arrays[key] = load_npy(directory / f"{key}.npy")  # allow_pickle=False
-    return cls.from_state(doc["meta"], arrays), doc.get("info", {})
+    for key in names:
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_]+", key):
+            raise TagwiseError(f"{directory}: bad array name {key!r} in model.json. {fix}")
+        try:
+            arrays[key] = load_npy(directory / f"{key}.npy")  # allow_pickle=False
+        except FileNotFoundError:
+            raise TagwiseError(f"{directory}: {key}.npy is missing. {fix}") from None
+        except (ValueError, OSError, EOFError) as exc:  # truncated, not .npy, or an object array (pickle)
+            raise TagwiseError(f"{directory}: {key}.npy cannot be read safely ({exc}). {fix}") from None
+    try:
+        model = cls.from_state(doc["meta"], arrays)
+        _smoke_test(model, info)
+    except TagwiseError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (any inconsistency of a stranger's folder is a bad model)
+        raise TagwiseError(f"{directory}: the saved {doc['class']} is inconsistent ({type(exc).__name__}: "
+                           f"{exc}). {fix}") from None
+    return model, info
+
+
+def _smoke_test(model, info: dict) -> None:
+    """Predict one all-zero row: shapes that do not fit each other fail here, not at the user's first call."""
+    width = model._n_features() if hasattr(model, "_n_features") else None
+    if width is None:
+        return
+    P = model.predict_proba(np.zeros((1, width), np.float32), texts=[""] if getattr(model, "needs_texts", False)
+                            else None)
+    labels = info.get("labels")
+    if labels is not None and P.shape[1] != len(labels):
+        raise TagwiseError(f"the model predicts {P.shape[1]} labels but info.labels names {len(labels)}")
+    if model.thresholds_for(1).shape != P.shape:
+        raise TagwiseError(f"thresholds have shape {model.thresholds_for(1).shape}, predictions {P.shape}")

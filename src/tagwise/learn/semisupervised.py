@@ -26,12 +26,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, logit
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..neighbors import nearest_neighbors
 from ..types import TagwiseError
+from .base import MultiLabelHead, check_fit_arrays
 from .fewshot import FewShotClassifier
-from .persist import register_model
 from .thresholds import cuts_at_rate
 from .zeroshot import ZeroShotClassifier
 
@@ -84,8 +83,7 @@ def propagate_labels(S: sp.csr_matrix, Y: np.ndarray, known: np.ndarray, alpha: 
     return np.where(total > 0, fp / np.maximum(total, 1e-30), 0.5).astype(np.float32)
 
 
-@register_model
-class SemiSupervisedClassifier(BaseEstimator, ClassifierMixin):
+class SemiSupervisedClassifier(MultiLabelHead):
     """Few-shot head self-trained on unlabeled data with graph-propagated, confidence-filtered pseudo-labels.
 
     Parameters
@@ -135,9 +133,7 @@ class SemiSupervisedClassifier(BaseEstimator, ClassifierMixin):
         graph: optional precomputed ``knn_graph`` over the rows of concat(X, X_unlabeled) (reused
         across fits on one corpus; ignored when the pool is subsampled).
         """
-        X = np.asarray(X, dtype=np.float32)
-        Y = np.asarray(Y, dtype=np.float32)
-        M = np.ones_like(Y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        X, Y, M = check_fit_arrays(X, Y, mask, where="SemiSupervisedClassifier.fit")
         if X_unlabeled is None or len(X_unlabeled) == 0:
             raise TagwiseError("semi-supervised: no unlabeled examples. Fix: add a source with split "
                                "'unlabeled' (or texts without labels), or train without --semi-supervised.")
@@ -184,8 +180,8 @@ class SemiSupervisedClassifier(BaseEstimator, ClassifierMixin):
                                             tune_thresholds=False)
         # thresholds: keep the base head's predicted label rate on the pool (its cuts came from
         # cross-validation on the labeled examples only), but let the new ranking decide who is in
+        # (the head's own threshold_ stays as fitted: this model's decisions use self.threshold_)
         thr = cuts_at_rate(head.predict_proba(U), base_pred_rate)
-        head.threshold_ = thr
         self.head_ = head
         self.threshold_ = thr
         self.pseudo_threshold_ = cut_pos
@@ -193,16 +189,17 @@ class SemiSupervisedClassifier(BaseEstimator, ClassifierMixin):
                           "examples": int(rows.sum()), "unlabeled_pool": int(len(U))}
         return self
 
+    def _n_features(self) -> int | None:
+        return self.head_._n_features()
+
     def decision_function(self, X) -> np.ndarray:
+        X = self._check_X(X)
         return self.head_.decision_function(X)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
         """(n, d) -> (n, K) probabilities."""
+        X = self._check_X(X)
         return self.head_.predict_proba(X)
-
-    def predict(self, X) -> np.ndarray:
-        """(n, d) -> (n, K) uint8."""
-        return (self.predict_proba(X) >= self.threshold_[None, :]).astype(np.uint8)
 
     def get_state(self):
         hmeta, harr = self.head_.get_state()

@@ -26,10 +26,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..types import TagwiseError
-from .persist import register_model
+from .base import MultiLabelHead
 from .thresholds import best_f1_thresholds
 
 DEFAULT_TEMPLATES = (
@@ -89,8 +88,7 @@ def sub_label_embeddings(names: Sequence[str], sub_labels: Mapping[str, Sequence
     return label_embeddings(flat, None, templates=templates, embed=embed), np.asarray(owner, dtype=np.int64)
 
 
-@register_model
-class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
+class ZeroShotClassifier(MultiLabelHead):
     """Cosine-to-label-prompt classifier with per-label standardisation and a rank/z threshold.
 
     Parameters
@@ -225,13 +223,12 @@ class ZeroShotClassifier(BaseEstimator, ClassifierMixin):
         """(n, d) -> (n, K) logits; 0 is each label's rank cut (before calibration)."""
         return (self.zscores(X) - self.z_cut_) / self.temperature
 
-    def predict_proba(self, X) -> np.ndarray:
-        """(n, d) -> (n, K) scores in (0, 1); 0.5 is the zero-shot cut."""
-        return expit(self.decision_function(X))
+    def _n_features(self) -> int | None:
+        return int(self.label_vectors_.shape[1])
 
-    def predict(self, X) -> np.ndarray:
-        """(n, d) -> (n, K) uint8."""
-        return (self.predict_proba(X) >= self.threshold_[None, :]).astype(np.uint8)
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
+        """(n, d) -> (n, K) scores in (0, 1); 0.5 is the zero-shot cut."""
+        return expit(self.decision_function(self._check_X(X)))
 
     def calibrate(self, X, Y, mask=None, shrink: float = 5.0):
         """Move each label's cut using a few labeled examples (X: (n, d), Y/mask: (n, K)).

@@ -11,25 +11,19 @@ start and the shown predictions are zero-shot.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .._io import atomic_write_text
 from ..learn.lowlabel import fit_low_label
+from ..project import Project
+from ..select.active import relabel_candidates, select_batch
+from ..text import normalize_text
 from ..types import TagwiseError
-from .active import relabel_candidates, select_batch
-
-_SPACE = re.compile(r"\s+")
 
 
-def normalize_text(text: str) -> str:
-    """Key for duplicate detection: case-folded, whitespace collapsed."""
-    return _SPACE.sub(" ", text).strip().casefold()
-
-
-def unlabeled_pool(project, splits=("train", "unlabeled")):
+def unlabeled_pool(project: Project, splits=("train", "unlabeled")):
     """The de-duplicated unlabeled examples that may be suggested, as ``Examples``."""
     labeled = project.examples(labeled=True)
     seen = {normalize_text(t) for t in labeled.texts}
@@ -43,7 +37,7 @@ def unlabeled_pool(project, splits=("train", "unlabeled")):
     return pool.subset(np.asarray(keep, dtype=np.int64))
 
 
-def suggest(project, budget: int = 100, *, encoder: str | None = None, relabel: int = 0, seed: int = 0,
+def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, relabel: int = 0, seed: int = 0,
             top_labels: int = 5) -> list[dict]:
     """Rows to label next, best first.
 

@@ -1,24 +1,45 @@
-"""Audit a project's stored labels and write the ranked issues file (CSV / JSONL / Parquet)."""
+"""Audit a project's stored labels and write the ranked issues file (CSV / JSONL / Parquet).
+
+The CSV is meant to be opened in a spreadsheet: a text cell that a spreadsheet would run as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) is written with a leading ``'``
+(OWASP's CSV-injection rule), and ``read_issues`` removes it again, so the round trip is exact.
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .._io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..audit.core import AuditResult, audit_arrays, check_audit_inputs
+from ..project import Project
 from ..types import Examples, LabelSpace, TagwiseError
-from .core import AuditResult, audit_arrays
 
 ISSUE_COLUMNS = ["rank", "store_id", "example_id", "source", "split", "text", "given_labels",
                  "suggested_labels", "label_quality", "findings"]
 FORMATS = (".csv", ".jsonl", ".parquet")
 
 
-def _check_output_path(path) -> Path:
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralise(value):
+    """A CSV cell a spreadsheet would evaluate -> the same text behind a ``'``."""
+    if isinstance(value, str) and (value.startswith(_FORMULA_START) or value.startswith("'")):
+        return "'" + value
+    return value
+
+
+def _restore(value):
+    return value[1:] if isinstance(value, str) and value.startswith("'") else value
+
+
+def check_output_path(path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise TagwiseError(f"{path}: unknown issues file format {path.suffix!r}. Fix: name it *.csv, *.jsonl "
@@ -26,7 +47,7 @@ def _check_output_path(path) -> Path:
     return path
 
 
-def labeled_examples(project, split: str | None) -> tuple[Examples, LabelSpace, np.ndarray, np.ndarray]:
+def labeled_examples(project: Project, split: str | None) -> tuple[Examples, LabelSpace, np.ndarray, np.ndarray]:
     """(examples, space, labels (n, K) uint8, known mask (n, K) bool) of one split's labeled rows,
     with a TagwiseError for labels outside the taxonomy."""
     space = project.labels
@@ -41,18 +62,19 @@ def labeled_examples(project, split: str | None) -> tuple[Examples, LabelSpace, 
                                f"Fix: map them in the source spec (labels/map) or add them to the taxonomy.")
     if len(ex) == 0:
         raise TagwiseError(f"{project.path}: no labeled examples in split {split!r}. Fix: pick another --split "
-                           f"(have: {sorted(project.store.count())}).")
+                           f"(have: {project.splits()}).")
     return ex, space, ex.label_matrix(space), ex.known_mask(space)
 
 
-def audit_project(project, split: str | None = "train", folds: int = 5, k: int | None = None,
+def audit_project(project: Project, split: str | None = "train", folds: int = 5, k: int | None = None,
                   encoder: str | None = None, progress: bool = True, **options) -> tuple[AuditResult, Examples, LabelSpace]:
     """Audit the labeled examples of ``split`` ("all" or None = every split) of a project."""
     ex, space, Y, M = labeled_examples(project, split)
-    X = project.features(ex, encoder=encoder, progress=progress)
     where = f"{project.path} split {split!r}"
-    from .core import check_audit_inputs
     check_audit_inputs(Y, M, folds, where)
+    if k is not None and k < 1:
+        raise TagwiseError(f"--k must be at least 1 (got {k}).")
+    X = project.features(ex, encoder=encoder, progress=progress)
     result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, **options)
     return result, ex, space
 
@@ -99,7 +121,7 @@ def issue_rows(result: AuditResult, ex: Examples, space: LabelSpace, all_rows: b
 
 def write_issues(rows: list[dict], path) -> Path:
     """Write issue rows to ``path`` by extension (atomically). Lists are JSON strings in CSV."""
-    path = _check_output_path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ext = path.suffix.lower()
     if ext == ".jsonl":
@@ -109,7 +131,8 @@ def write_issues(rows: list[dict], path) -> Path:
         w = csv.DictWriter(buf, fieldnames=ISSUE_COLUMNS)
         w.writeheader()
         for r in rows:
-            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in r.items()})
+            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else _neutralise(v)
+                        for k, v in r.items()})
         atomic_write_text(path, buf.getvalue())
     else:
         import pyarrow as pa
@@ -130,10 +153,14 @@ def read_issues(path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise TagwiseError(f"{path}: no such issues file. Fix: run `tagwise audit PROJECT --out {path}` first.")
-    ext = _check_output_path(path).suffix.lower()
+    ext = check_output_path(path).suffix.lower()
     if ext == ".jsonl":
         rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise TagwiseError(f"{path}: not UTF-8 (byte {exc.start}). Fix: save the file as UTF-8.") from None
+        for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
@@ -141,8 +168,13 @@ def read_issues(path) -> list[dict]:
                     raise TagwiseError(f"{path}: line {n}: not valid JSON ({exc.msg}). Fix: repair or delete the line.") from None
         return rows
     if ext == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                rows = [{k: _restore(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        except UnicodeDecodeError as exc:
+            raise TagwiseError(f"{path}: not UTF-8 (byte {exc.start}). Fix: save the file as UTF-8.") from None
+        except csv.Error as exc:
+            raise TagwiseError(f"{path}: malformed CSV ({exc}). Fix: repair the file or re-run `tagwise audit`.") from None
         for n, r in enumerate(rows, 2):
             for key in ("given_labels", "suggested_labels"):
                 if key in r and r[key] not in (None, ""):
@@ -156,19 +188,9 @@ def read_issues(path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
-def new_run(project, kind: str, params: dict) -> Path:
-    """``project.new_run`` that waits out a same-second id clash (run ids have 1 s resolution)."""
-    for _ in range(3):
-        try:
-            return project.new_run(kind, params)
-        except FileExistsError:
-            time.sleep(1.0)
-    return project.new_run(kind, params)
-
-
-def save_audit_run(project, result: AuditResult, rows: list[dict], params: dict) -> Path:
+def save_audit_run(project: Project, result: AuditResult, rows: list[dict], params: dict) -> Path:
     """Keep the audit in ``runs/<id>-audit``: summary.json, issues.jsonl, score arrays (for the report)."""
-    run = new_run(project, "audit", params)
+    run = project.new_run("audit", params)
     counts: dict[str, int] = {}
     by_label: dict[str, dict[str, int]] = {}
     for r in rows:
@@ -184,3 +206,30 @@ def save_audit_run(project, result: AuditResult, rows: list[dict], params: dict)
     atomic_save_npy(run / "label_quality.npy", result.label_quality)
     atomic_save_npy(run / "flagged.npy", result.is_flagged)
     return run
+
+
+def audit(project: Project, out, split: str | None = "train", folds: int = 5, k: int | None = None,
+          encoder: str | None = None, all_rows: bool = False, progress: bool = True) -> dict:
+    """Audit ``split``, write the issues file ``out`` and keep the run (for the report and the web app).
+
+    Returns ``{"n_examples", "multi_label", "folds", "k", "n_flagged", "findings_by_type", "rows_written",
+    "out", "run", "seconds", "peak_rss_mb"}``.
+    """
+    out = check_output_path(out)
+    if folds < 2:
+        raise TagwiseError(f"--folds must be at least 2 (got {folds}): each example is scored by a model "
+                           f"trained on the other folds.")
+    t0 = time.perf_counter()
+    result, ex, space = audit_project(project, split=split, folds=folds, k=k, encoder=encoder, progress=progress)
+    rows = issue_rows(result, ex, space, all_rows=all_rows)
+    write_issues(rows, out)
+    params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out)}
+    run = save_audit_run(project, result, rows, params)
+    by_type: dict[str, int] = {}
+    for r in rows:
+        for f in r["findings"]:
+            by_type[f["type"]] = by_type.get(f["type"], 0) + 1
+    return {"n_examples": len(ex), "multi_label": bool(result.multi_label), "folds": folds, "k": params["k"],
+            "n_flagged": int(result.is_flagged.sum()), "findings_by_type": by_type, "rows_written": len(rows),
+            "out": str(out), "run": run.name, "seconds": time.perf_counter() - t0,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -1,0 +1,266 @@
+"""The HTML report: one self-contained file with inline plots.
+
+Sections are functions ``(project, split) -> str | None`` (an HTML fragment, or None to skip)
+listed in ``SECTIONS``; they read the newest runs (evaluate, audit, transfer) and the current model.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write_text, load_npy
+from ..evaluate.plots import figure_to_img, pyplot as _plt, transfer_heatmap_png
+from ..project import Project
+from ..types import TagwiseError
+from .models import load_project_model
+
+
+def latest_evaluation(project: Project, split: str = "test") -> tuple[dict, dict[str, np.ndarray]] | None:
+    """The newest evaluate run of ``split``: (metrics, arrays y_true/proba/mask/thresholds)."""
+    for run in reversed(project.runs("evaluate")):
+        metrics_path = run / "metrics.json"
+        if not metrics_path.exists():
+            continue
+        metrics = json.loads(metrics_path.read_text())
+        if metrics.get("split") != split:
+            continue
+        arrays = {k: load_npy(run / f"{k}.npy") for k in ("y_true", "proba", "mask", "pred")
+                  if (run / f"{k}.npy").exists()}
+        return metrics, arrays
+    return None
+
+
+def section_overview(project: Project, split: str = "test") -> str:
+    rows = "".join(f"<tr><td>{html.escape(s['name'])}</td><td>{s['n_examples']}</td>"
+                   f"<td>{len(s['annotated'])}</td></tr>" for s in project.store.sources())
+    counts = project.store.count()
+    split_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['n']}</td><td>{v['labeled']}</td></tr>"
+                         for k, v in sorted(counts.items()))
+    return (f"<h2>Project</h2><p>{len(project.labels)} labels, encoder <code>{html.escape(project.default_encoder)}</code></p>"
+            f"<table><tr><th>source</th><th>examples</th><th>labels annotated</th></tr>{rows}</table>"
+            f"<table><tr><th>source/split</th><th>examples</th><th>labeled</th></tr>{split_rows}</table>")
+
+
+def section_label_frequencies(project: Project, split: str = "test") -> str | None:
+    """Label counts on the training split (what the model learned from), whatever ``split`` is shown."""
+    ex = project.examples(split="train", labeled=True)
+    if len(ex) == 0:
+        return None
+    space = project.labels
+    counts = ex.label_matrix(space).sum(0)
+    order = np.argsort(-counts)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.22 * len(space))))
+    ax.barh([space.names[k] for k in order][::-1], counts[order][::-1], color="#4c78a8")
+    ax.set_xlabel("training examples with the label")
+    ax.set_title("Label frequencies (train)")
+    return "<h2>Label frequencies</h2>" + figure_to_img(fig, "label frequencies")
+
+
+def section_metrics(project: Project, split: str = "test") -> str | None:
+    found = latest_evaluation(project, split)
+    if found is None:
+        return f"<h2>Evaluation</h2><p>No evaluation of split {split!r} yet: run <code>tagwise evaluate</code>.</p>"
+    metrics, arrays = found
+    plt = _plt()
+    names = list(metrics["per_label"])
+    f1 = np.array([metrics["per_label"][n]["f1"] for n in names])
+    support = np.array([metrics["per_label"][n]["support"] for n in names])
+    order = np.argsort(f1)
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.22 * len(names))))
+    ax.barh([names[k] for k in order], f1[order], color="#59a14f")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1")
+    ax.set_title(f"Per-label F1 ({split})")
+    parts = [f"<h2>Evaluation on {html.escape(split)}</h2>",
+             f"<p>{metrics['n_examples']} examples · micro-F1 <b>{metrics['micro_f1']:.3f}</b> · macro-F1 "
+             f"<b>{metrics['macro_f1']:.3f}</b> · macro-AP <b>{metrics['macro_ap']:.3f}</b> · ECE "
+             f"{metrics['ece']:.3f} · model <code>{html.escape(str(metrics.get('model')))}</code></p>",
+             figure_to_img(fig, "per-label F1")]
+    if "proba" in arrays:
+        Y, P = arrays["y_true"].astype(bool), arrays["proba"]
+        M = arrays.get("mask", np.ones_like(Y)).astype(bool)
+        parts.append(_pr_curves(plt, Y, P, M, names, support))
+        parts.append(_confusions(Y, arrays["pred"].astype(bool), M, names)) if "pred" in arrays else None
+    table = "".join(f"<tr><td>{html.escape(n)}</td><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
+                    f"<td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>" for n, m in metrics["per_label"].items())
+    parts.append(f"<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
+                 f"{table}</table>")
+    return "".join(parts)
+
+
+def _pr_curves(plt, Y, P, M, names, support) -> str:
+    """Micro-averaged PR curve plus the five most frequent labels."""
+    from sklearn.metrics import precision_recall_curve
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    p, r, _ = precision_recall_curve(Y[M].ravel(), P[M].ravel())
+    ax.plot(r, p, color="black", lw=2, label="micro-average")
+    for k in np.argsort(-support)[:5]:
+        if support[k] == 0:
+            continue
+        pk, rk, _ = precision_recall_curve(Y[M[:, k], k], P[M[:, k], k])
+        ax.plot(rk, pk, lw=1, label=names[k])
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Precision-recall")
+    return figure_to_img(fig, "precision-recall curves")
+
+
+def _confusions(Y, Z, M, names, top: int = 12) -> str:
+    """Most confused label pairs: gold a, predicted b instead (a missed, b wrongly added)."""
+    missed = Y & ~Z & M
+    added = ~Y & Z & M
+    counts = missed.T.astype(np.int32) @ added.astype(np.int32)  # (K, K): a missed while b added
+    np.fill_diagonal(counts, 0)
+    flat = np.argsort(-counts, axis=None)[:top]
+    rows = []
+    for idx in flat:
+        a, b = np.unravel_index(idx, counts.shape)
+        if counts[a, b] == 0:
+            break
+        rows.append(f"<tr><td>{html.escape(names[a])}</td><td>{html.escape(names[b])}</td><td>{counts[a, b]}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h3>Most confused label pairs</h3><p>Examples whose gold label <i>a</i> was missed while "
+            "label <i>b</i> was predicted instead.</p><table><tr><th>gold a (missed)</th><th>predicted b "
+            "(wrong)</th><th>examples</th></tr>" + "".join(rows) + "</table>")
+
+
+
+TOP_ISSUES = 20
+
+
+def section_audit(project: Project, split: str = "test") -> str | None:
+    """HTML fragment: counts by type and label, the top issues, a score-distribution plot.
+    None when the project has never been audited."""
+    runs = [r for r in project.runs("audit") if (r / "summary.json").exists()]
+    if not runs:
+        return None
+    run = runs[-1]
+    summary = json.loads((run / "summary.json").read_text())
+    esc = html.escape
+    by_type = summary.get("findings_by_type", {})
+    parts = [f"<h2>Label audit</h2><p>Run <code>{esc(run.name)}</code>: {summary['n_examples']} labeled examples, "
+             f"<b>{summary['n_flagged']}</b> flagged ({'multi' if summary.get('multi_label') else 'single'}-label). "
+             "Findings: " + (", ".join(f"{v} {esc(k)}" for k, v in sorted(by_type.items())) or "none") + ".</p>"]
+    by_label = summary.get("findings_by_label", {})
+    if by_label:
+        rows = sorted(by_label.items(), key=lambda kv: -(kv[1]["missing"] + kv[1]["wrong"]))
+        parts.append("<table><tr><th>label</th><th>missing</th><th>wrong</th></tr>" + "".join(
+            f"<tr><td>{esc(k)}</td><td>{v['missing']}</td><td>{v['wrong']}</td></tr>" for k, v in rows[:30]) + "</table>")
+    issues_path = run / "issues.jsonl"
+    if issues_path.exists():
+        issues = [json.loads(line) for line in issues_path.read_text(encoding="utf-8").splitlines()[:TOP_ISSUES]]
+        body = "".join(
+            f"<tr><td>{r['rank']}</td><td>{esc(r['source'])}:{esc(str(r['example_id']))}</td>"
+            f"<td>{esc(r['text'][:300])}</td><td>{esc(', '.join(r['given_labels']))}</td>"
+            f"<td>{esc(', '.join(r['suggested_labels']))}</td><td>{r['label_quality']:.3f}</td>"
+            f"<td>{esc(', '.join(sorted({f['type'] for f in r['findings']})))}</td></tr>" for r in issues)
+        parts.append(f"<h3>Top {len(issues)} issues</h3><table><tr><th>rank</th><th>example</th><th>text</th>"
+                     f"<th>given</th><th>suggested</th><th>quality</th><th>findings</th></tr>{body}</table>")
+    if (run / "label_quality.npy").exists():
+        quality = load_npy(run / "label_quality.npy")
+        flagged = load_npy(run / "flagged.npy").astype(bool) if (run / "flagged.npy").exists() else np.zeros(len(quality), bool)
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        bins = np.linspace(0, 1, 41)
+        ax.hist(quality[~flagged], bins=bins, color="#4c78a8", alpha=0.8, label="not flagged")
+        ax.hist(quality[flagged], bins=bins, color="#e15759", alpha=0.8, label="flagged")
+        ax.set_yscale("log")
+        ax.set_xlabel("label quality (lower = more likely mislabeled)")
+        ax.set_ylabel("examples")
+        ax.legend(fontsize=8)
+        ax.set_title("Label quality distribution")
+        parts.append(figure_to_img(fig, "label quality distribution"))
+    return "".join(parts)
+
+
+FEW = 8  # below this many labeled positives a label is flagged
+
+
+def section_low_label(project: Project, split: str = "test") -> str | None:
+    """HTML fragment: training mode, pseudo-labels used, labeled positives per label (rare flagged)."""
+    names = list(project.labels.names)
+    if not names:
+        return None
+    labeled = project.examples(labeled=True)
+    labeled = labeled.subset(labeled.splits != "test")
+    n_pos = (labeled.label_matrix(project.labels) & labeled.known_mask(project.labels)).sum(0) \
+        if len(labeled) else np.zeros(len(names), dtype=int)
+    info = {}
+    try:
+        info = load_project_model(project).info
+    except TagwiseError:  # no model yet (or an unreadable one): the coverage table is still useful
+        pass
+    parts = ["<h2>Few labels: training mode and label coverage</h2>"]
+    if info.get("mode"):
+        trained = info.get("trained_on", {})
+        parts.append(f"<p>Current model: <code>{html.escape(info['mode'])}</code>, "
+                     f"{trained.get('n_examples', 0)} labeled and {trained.get('n_unlabeled', 0)} unlabeled examples.</p>")
+        pl = info.get("pseudo_labels")
+        if pl:
+            parts.append(f"<p>Self-training used {pl['positive']} positive and {pl['negative']} negative pseudo-labels "
+                         f"on {pl['examples']} of {pl['unlabeled_pool']} unlabeled examples.</p>")
+    few = [n for n, c in zip(names, n_pos) if c < FEW]
+    if few:
+        parts.append(f"<p>{len(few)} label(s) have fewer than {FEW} labeled positives (the model relies on the "
+                     f"label name for them): {html.escape(', '.join(few))}. Run <code>tagwise suggest "
+                     f"{html.escape(str(project.path))} --budget 100 --out batch.jsonl</code> to find examples.</p>")
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{int(c)}</td></tr>"
+                   for n, c in sorted(zip(names, n_pos), key=lambda t: t[1]))
+    parts.append("<table><tr><th>label</th><th>labeled positives</th></tr>" + rows + "</table>")
+    return "".join(parts)
+
+
+def section_transfer(project: Project, split: str = "test") -> str | None:
+    """HTML fragment for the project report: the transfer heat map, leave-one-out and languages.
+
+    Uses the latest ``runs/*-transfer-*/transfer.json`` (written by ``tagwise evaluate --transfer``);
+    returns None when there is none (the report then skips the section rather than training here).
+    """
+    runs = [r for r in project.runs("transfer") if (r / "transfer.json").exists()]
+    if not runs:
+        return None
+    result = json.loads((runs[-1] / "transfer.json").read_text(encoding="utf-8"))
+    png = base64.b64encode(transfer_heatmap_png(result)).decode("ascii")
+    rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{'-' if v is None else f'{v:.3f}'}</td></tr>"
+                   for s, v in result["leave_one_out"].items())
+    langs = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in result["languages"].items())
+    return (f"<section><h2>Transfer across sources</h2>"
+            f"<p>Macro-F1 of a model trained on one source (rows) and tested on another (columns), over the "
+            f"labels both annotate. Run: {html.escape(runs[-1].name)}.</p>"
+            f"<img alt='transfer heat map' src='data:image/png;base64,{png}'/>"
+            f"<h3>Leave one source out</h3><table><tr><th>held-out source</th><th>macro-F1</th></tr>{rows}</table>"
+            f"<h3>Per language</h3><table><tr><th>language</th><th>macro-F1</th></tr>{langs}</table></section>")
+
+
+# every section is (project, split) -> HTML fragment | None, rendered in this order
+SECTIONS = [section_overview, section_label_frequencies, section_metrics, section_audit, section_transfer,
+            section_low_label]
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}"""
+
+
+def write_report(project: Project, split: str = "test", path: str | Path | None = None) -> Path:
+    """Render every section into ``PROJECT/report.html`` (atomically). Returns the path."""
+    parts = []
+    for section in SECTIONS:
+        fragment = section(project, split)
+        if fragment:
+            parts.append(f"<section>{fragment}</section>")
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>tagwise report — "
+           f"{html.escape(project.path.name)}</title><style>{_STYLE}</style></head><body>"
+           f"<h1>tagwise report: {html.escape(project.path.name)}</h1>{''.join(parts)}</body></html>")
+    path = Path(path or project.path / "report.html")
+    atomic_write_text(path, doc)
+    return path

@@ -1,0 +1,109 @@
+"""Train a project's model: gather its labeled (and unlabeled) examples, pick or run a mode, save it."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._io import unique_name
+from ..learn.lowlabel import zero_shot_prior
+from ..learn.multisource import partial_targets
+from ..learn.persist import save_model
+from ..learn.registry import MODES, ModeChoice, TrainingData, choose_mode, resolve_mode
+from ..learn.semisupervised import SemiSupervisedClassifier
+from ..learn.cotrain import CoTrainingClassifier
+from ..project import Project
+from ..types import Examples, TagwiseError
+
+
+def training_data(project: Project, split: str | list[str] = "train", encoder: str | None = None,
+                  progress: bool = True) -> tuple[TrainingData, Examples, Examples]:
+    """The project's labeled ``split`` and unlabeled rows (train/unlabeled splits) as a ``TrainingData``.
+
+    Labels are closed upward over the taxonomy's hierarchy, and a cell is known where the row's source
+    annotates the label (``learn.multisource.partial_targets``). Returns ``(data, labeled, unlabeled)``.
+    """
+    encoder = encoder or project.default_encoder
+    tax = project.taxonomy
+    space = tax.space
+    if not len(space):
+        raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy "
+                           f"labels.yaml` or add a labeled source.")
+    lab = project.examples(split=split, labeled=True)
+    unl = project.examples(split=["train", "unlabeled"], labeled=False)
+    Y, known = partial_targets(lab, tax, space)
+    X = project.features(lab, encoder, progress=progress) if len(lab) else np.zeros((0, 0), np.float32)
+    U = project.features(unl, encoder, progress=progress) if len(unl) else None
+    if len(lab) == 0 and U is not None:
+        X = np.zeros((0, U.shape[1]), np.float32)
+    data = TrainingData(
+        X=X, Y=Y, mask=known, label_names=list(space.names), sources=np.asarray(lab.sources, dtype=object),
+        ancestors=tax.ancestor_matrix(space), X_unlabeled=U, texts=list(lab.texts), texts_unlabeled=list(unl.texts),
+        embed=lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0],
+        descriptions=tax.descriptions, examples=tax.examples, sub_labels=tax.zero_shot_sub_labels())
+    return data, lab, unl
+
+
+def fine_tune_encoder(project: Project, split: str = "train", base: str | None = None,
+                      max_steps: int = 100) -> dict:
+    """SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra).
+
+    The body lands in ``PROJECT/encoders/<name>``. Returns ``{"encoder": "st:<folder>", "steps",
+    "pairs", "seconds", "final_loss"}``.
+    """
+    from ..learn.finetune import DEFAULT_BASE, finetune_encoder
+
+    ex = project.examples(split=split, labeled=True)
+    if len(ex) == 0:
+        raise TagwiseError(f"{project.path}: no labeled examples in split {split!r} to fine-tune on. Fix: add a "
+                           f"labeled source or pass another --split.")
+    Y = ex.label_matrix(project.labels) * ex.known_mask(project.labels)
+    out = Path(project.path) / "encoders" / unique_name("finetuned")
+    result = finetune_encoder(list(ex.texts), Y, out, base=base or DEFAULT_BASE, max_steps=max_steps)
+    return {**result, "encoder": f"st:{out.resolve()}"}
+
+
+def train(project: Project, mode: str = "auto", split: str | list[str] = "train", encoder: str | None = None,
+          params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """Fit ``mode`` (or, with "auto", the mode ``learn.registry.choose_mode`` picks) and make it current.
+
+    Returns ``{"model", "mode", "choice": {"mode", "reason", "cv"}, "n_examples", "n_unlabeled",
+    "n_labels", "seconds", "thresholds", "pseudo_labels"?, "sub_labels"?}``.
+    """
+    encoder = encoder or project.default_encoder
+    data, lab, unl = training_data(project, split, encoder, progress=progress)
+    if mode == "auto" and params:
+        # parameters name one head's options: they go to the supervised head, the default before "auto"
+        choice = ModeChoice("supervised", "--params given without a mode")
+    elif mode == "auto":
+        choice = choose_mode(data, seed=seed, progress=progress)
+    else:
+        choice = ModeChoice(resolve_mode(mode).name, "asked for")
+    chosen = MODES[choice.mode]
+    if chosen.name not in ("zero-shot",) and len(lab) == 0:
+        raise TagwiseError(f"{project.path}: no labeled examples in split {split!r}. Fix: add a source with that "
+                           f"split (`tagwise add-source`), pass another --split, or use --zero-shot.")
+    t0 = time.perf_counter()
+    head = chosen.fit(data, dict(params or {}), seed, progress)
+    seconds = time.perf_counter() - t0
+    name = name or unique_name(chosen.name.replace("-", ""))
+    names = list(data.label_names)
+    info = {"labels": names, "encoder": encoder, "mode": chosen.name,
+            "choice": {"mode": choice.mode, "reason": choice.reason, "cv": choice.cv},
+            "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": len(unl),
+                           "sources": sorted(set(map(str, lab.sources)))},
+            "fit_seconds": round(seconds, 3)}
+    out = {"model": name, "mode": chosen.name, "choice": info["choice"], "n_examples": len(lab),
+           "n_unlabeled": len(unl), "n_labels": len(names), "seconds": seconds,
+           "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0])))}
+    if isinstance(head, (SemiSupervisedClassifier, CoTrainingClassifier)):
+        info["pseudo_labels"] = out["pseudo_labels"] = head.n_pseudo_
+    prior = zero_shot_prior(head)
+    if prior is not None and len(prior.sub_owner_):
+        has = sorted(set(prior.sub_owner_.tolist()))
+        info["sub_labels"] = out["sub_labels"] = {"used": [names[k] for k in has if prior.expanded_[k]],
+                                                  "off": [names[k] for k in has if not prior.expanded_[k]]}
+    save_model(head, project.models_dir / name, info)
+    project.set_current_model(name)
+    return out

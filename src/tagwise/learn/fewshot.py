@@ -86,10 +86,8 @@ class FewShotClassifier(MultiLabelHead):
     threshold_shrink : float
         Pseudo-count pulling each label's tuned threshold towards 0.5.
     max_iter : int
-        L-BFGS iterations of the final fit. Test macro-F1 stops moving long before the loss
-        converges: 300 -> 100 here and 300 -> 40 in ``cv_max_iter`` changed it by at most 0.002
-        (USE + MiniLM, SemEval-2018 and GoEmotions at 8/16/32/64 per label, 3 seeds) and made the
-        GoEmotions 64/label fit 3x faster (3.9 s -> 1.3 s).
+        L-BFGS iterations of the final fit. Macro-F1 stops moving long before the loss converges,
+        so the cap buys speed at no measurable cost (bench/bench_fewshot.py).
     cv_max_iter : int
         L-BFGS iterations of each cross-validation fit (its out-of-fold scores only rank and set
         thresholds).

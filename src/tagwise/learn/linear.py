@@ -28,8 +28,7 @@ def one_blas_thread_when_small(fit):
     """Decorator for ``fit(self, X, Y, ...)``: run with one BLAS thread when n * d * K is small.
 
     The solvers call (n, d) @ (d, K) products hundreds of times; for K of tens, threading them
-    costs more than it saves. On our 2-core machine two threads made a 1,312-row GoEmotions fit
-    4x slower (1.0 s -> 4.0 s) and the full 43k-row fit 1.6x slower; the few-shot fit 5.7x.
+    costs more than it saves (timed on the 2-core machine: several times slower with two threads).
     """
     @functools.wraps(fit)
     def wrapper(self, X, Y, *args, **kwargs):
@@ -59,8 +58,8 @@ def _fit_logistic(X, Y, M, pos_weight, l2, W0=None, max_iter=100, tol=1e-4):
 
     X: (n, d) float32, centred; Y, M: (n, K) float32; pos_weight, l2: (K,).
     Returns theta = [W.ravel(), b]. The 1/n scaling keeps the tolerance meaningful whatever n is.
-    Test-set quality stops improving after ~30-60 iterations on sentence embeddings (GoEmotions:
-    macro-AP 0.3781 at 30, 0.3789 at 60), hence the modest default cap.
+    Quality stops improving long before the loss converges on sentence embeddings, hence the
+    modest default cap (chosen by cross-validation on training data: bench/choose_defaults.py).
     """
     n, d = X.shape
     K = Y.shape[1]
@@ -118,16 +117,16 @@ class MultiLabelLinear(MultiLabelHead):
     ----------
     C : float or "cv"
         Inverse L2 strength (as in scikit-learn). "cv" picks it per label from ``C_grid`` by
-        out-of-fold average precision. The default 1.0 measured best on GoEmotions (test macro-F1
-        0.412 vs 0.402 with per-label "cv", whose per-label choice adds noise) at a third of the cost.
+        out-of-fold average precision. The default is chosen by cross-validation on the training
+        splits of the benchmark datasets (bench/choose_defaults.py; figures in bench/results).
     C_grid : tuple of float
         Candidates when ``C="cv"``.
     pos_weight : "auto" | "sqrt" | "balanced" | float | None
         Weight of positive examples per label: "auto" = sqrt(min(n_neg, 1000) / n_pos) (rare labels
         get up to sqrt-balancing, labels with >= 1000 positives none), sqrt(n_neg/n_pos),
         n_neg/n_pos, a constant, or 1. Probabilities are corrected back for the weighting, so they
-        stay calibrated. Measured test macro-F1 (GoEmotions / Reuters): None 0.410 / 0.359,
-        "sqrt" 0.392 / 0.453, "auto" 0.405 / 0.438 — the one setting that is good on both.
+        stay calibrated. "auto" keeps both frequent-label and many-rare-label data good; chosen by
+        cross-validation on training data (bench/choose_defaults.py).
     thresholds : "cv" | float
         "cv" tunes per-label thresholds for F1 on out-of-fold predictions; a float fixes one.
     cv : int

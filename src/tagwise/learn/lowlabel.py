@@ -15,7 +15,7 @@ from .fewshot import FewShotClassifier
 from .semisupervised import SemiSupervisedClassifier
 from .zeroshot import ZeroShotClassifier, label_embeddings, sub_label_embeddings
 
-MODES = ("zero-shot", "few-shot", "semi-supervised")
+LOW_LABEL_MODES = ("zero-shot", "few-shot", "semi-supervised")  # registered in learn.registry.MODES
 SEMI_METHODS = ("cotrain", "graph")  # params["method"] of semi-supervised mode; cotrain is the default
 MAX_CORPUS = 100_000  # rows used to standardise zero-shot scores (a random sample beyond this)
 
@@ -44,7 +44,7 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
                   sub_labels: Mapping[str, Sequence[str]] | None = None, params: dict | None = None,
                   texts: Sequence[str] | None = None, texts_unlabeled: Sequence[str] | None = None,
                   seed: int = 0, progress: bool = False):
-    """Fit a model for ``mode`` in ``MODES``.
+    """Fit a model for ``mode`` in ``LOW_LABEL_MODES``.
 
     X: (n, d) labeled embeddings (n may be 0 for zero-shot); Y: (n, K) {0,1}; mask: (n, K) bool or
     None; X_unlabeled: (m, d) or None; label_names: K names; embed: texts -> (t, d) with the same
@@ -61,8 +61,8 @@ def fit_low_label(mode: str, X, Y, mask, X_unlabeled, label_names: Sequence[str]
       few-shot head + a character n-gram student distilled on the unlabeled texts) or "graph"
       (``SemiSupervisedClassifier``: the head self-trained on kNN-graph propagated pseudo-labels).
     """
-    if mode not in MODES:
-        raise TagwiseError(f"unknown training mode {mode!r}; use one of {list(MODES)}.")
+    if mode not in LOW_LABEL_MODES:
+        raise TagwiseError(f"unknown training mode {mode!r}; use one of {list(LOW_LABEL_MODES)}.")
     K = len(label_names)
     parts = [a for a in (X, X_unlabeled) if a is not None and len(a)]
     if not parts:

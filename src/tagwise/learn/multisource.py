@@ -14,9 +14,8 @@ Three ideas, each cheap on top of a joint linear head:
 - **Source experts.** In a source's own mode the shared model's probabilities are mixed with
   those of a plain head fitted on that source alone, ``(1 - m_s) P_shared + m_s P_expert``, with
   the weight ``m_s`` chosen per source on out-of-fold mean average precision (m_s = 0: pure
-  sharing, 1: the source alone). Sharing and the expert err differently; on our 5 emotion
-  sources the mix beats the source alone on 4 (3-seed mean, +0.2 to +0.6 macro-F1 points; -0.3
-  on TweetEval); without experts the shared head beat it on 2 (seed 0).
+  sharing, 1: the source alone). Sharing and the expert err differently, so the mix beats the
+  source alone more often than either (bench/bench_multisource.py).
 """
 from __future__ import annotations
 
@@ -187,7 +186,7 @@ class MultiSourceLinear(MultiLabelHead):
         Folds for the out-of-fold probabilities.
     refit : bool
         Refit on all rows after the folds; False (default) averages the fold heads instead,
-        which halves the training time at no measurable cost on our benchmarks.
+        which halves the training time (bench/bench_multisource.py measures both).
     max_iter : int
         L-BFGS iterations per fit.
     source_weight : "balanced" | "sqrt" | None

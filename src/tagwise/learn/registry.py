@@ -17,7 +17,7 @@ from ..types import TagwiseError
 from .cotrain import CoTrainingClassifier
 from .fewshot import FewShotClassifier
 from .linear import MultiLabelLinear
-from .lowlabel import fit_low_label
+from .lowlabel import LOW_LABEL_MODES, fit_low_label
 from .multisource import MultiSourceLinear
 from .semisupervised import SemiSupervisedClassifier
 from .zeroshot import ZeroShotClassifier
@@ -98,12 +98,12 @@ class Mode:
     fit: Callable
 
 
+_LOW_LABEL_HELP = {"zero-shot": "label names (+ taxonomy descriptions/examples/sub_labels) only",
+                   "few-shot": "linear head shrunk towards the zero-shot prior",
+                   "semi-supervised": "few-shot head co-trained with an n-gram student on the unlabeled texts"}
 MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("supervised", "one-vs-rest linear head, per-label thresholds by cross-validation", _fit_supervised),
-    Mode("zero-shot", "label names (+ taxonomy descriptions/examples/sub_labels) only", _low_label("zero-shot")),
-    Mode("few-shot", "linear head shrunk towards the zero-shot prior", _low_label("few-shot")),
-    Mode("semi-supervised", "few-shot head co-trained with an n-gram student on the unlabeled texts",
-         _low_label("semi-supervised")),
+    *(Mode(name, _LOW_LABEL_HELP[name], _low_label(name)) for name in LOW_LABEL_MODES),
     Mode("multisource", "masked partial labels, hierarchy, per-source modes and thresholds", _fit_multisource),
 )}
 ALIASES = {"linear": "supervised"}  # the name `tagwise train --model` used before modes were one registry

@@ -13,13 +13,11 @@ become pseudo-positives / pseudo-negatives (per-label confidence cuts from the e
 every other cell stays masked (unknown); the head is refitted on labeled + pseudo-labeled rows with
 the pseudo rows down-weighted. The numbers of pseudo-labels used are kept in ``n_pseudo_``.
 
-What to expect (bench/bench_fewshot.py --sections semi, SemEval-2018 E-c and GoEmotions, 8 and 32
-positives per label, rest of train unlabeled): macro-F1 within +-0.004 of the head alone, and far
-above LabelSpreading. On these emotion datasets the kNN graph is not label-smooth: propagation
-alone ranks the pool well below the head (SemEval 8/label, seed 0: pool macro-AP 0.29 vs 0.43 on
-USE; 0.32 vs 0.46 on USE + MiniLM), so its pseudo-labels add little the head does not already know.
-Co-training with a lexical view (``cotrain.py``, the default of ``--semi-supervised``) gains
-+0.013 to +0.043 over the head there.
+What to expect (bench/bench_fewshot.py --sections semi; figures in bench/results/fewshot.json):
+about the head alone, and far above LabelSpreading. On emotion datasets the kNN graph is not
+label-smooth: propagation alone ranks the pool below the head, so its pseudo-labels add little the
+head does not already know. Co-training with a lexical view (``cotrain.py``, the default of
+``--semi-supervised``) gains over the head there.
 """
 from __future__ import annotations
 

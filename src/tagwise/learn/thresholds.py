@@ -45,9 +45,8 @@ def best_f1_thresholds(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = N
     unknown (ignored). With few positives the F1-optimal cut is noisy, so it is shrunk towards the
     label's fallback with weight ``shrink / (shrink + n_pos)``. The fallback is the label's
     base-rate threshold (``rate_thresholds``), or the constant ``default`` when given; labels with
-    fewer than ``min_positives`` known positives get the fallback alone.
-    On Reuters (90 labels, many with < 10 positives) this lifts test macro-F1 from 0.419 (pure
-    F1-optimal cuts) to 0.452; on frequent labels it changes nothing. Returns (K,) floats.
+    fewer than ``min_positives`` known positives get the fallback alone. It matters for data with
+    many rare labels (Reuters) and changes nothing for frequent ones. Returns (K,) floats.
     """
     Y = np.asarray(Y, dtype=bool)
     P = np.asarray(P, dtype=np.float64)
@@ -111,14 +110,9 @@ def expected_f1_thresholds(Y: np.ndarray, oof_logits: np.ndarray, pool_logits: n
     rows' score distribution to the pool's (``score_shift_weights`` over ``shift_bins`` pool-score
     bins; 0 = unweighted): actively chosen rows crowd the high scores, and an unweighted fit there
     over-estimates P(y) in the low-score bulk of the pool, which for a rare label sums to far too
-    many expected positives and a cut far too low (GoEmotions at 700 actively chosen labels: 0.65%
-    expected positives of grief for a 0.11% base rate). Measured on the same fitted heads, only the
-    cut changed: GoEmotions at 700 actively chosen labels +0.004 macro-F1 from the weights; SemEval
-    and random draws move by at most 0.001. Cross-validated F1-best cuts on the same heads: SemEval
-    0.480 vs 0.487 at 700 actively chosen labels, GoEmotions 0.273 vs 0.281 at 300 (equal by 700).
-    On the per-label stratified draws of the few-shot curves (8-64 positives per label),
-    cross-validated cuts stay as good or slightly better (0.000 to 0.013 macro-F1), so they remain
-    the default of ``tagwise train``.
+    many expected positives and a cut far too low. On actively chosen labels these cuts beat
+    cross-validated F1-best cuts; on random or stratified draws cross-validated cuts are as good or
+    better, so they remain the default of ``tagwise train`` (bench/bench_active.py).
 
     Y: (n, K) {0,1}; oof_logits: (n, K) out-of-fold logits of the labeled rows; pool_logits:
     (m, K) logits of unlabeled rows from the fitted model; mask: (n, K) bool of known cells.

@@ -17,8 +17,8 @@ Its score then adds the best sub-label's cosine to its own (both centred per tex
 analogue of CHiLS' "subclass probability x superclass probability" reweighting. With
 ``expand="auto"`` labeled examples decide per label whether that ranks better than the plain score
 (``choose_expansion``): finer names help when they are the words texts actually use (GoEmotions'
-fine labels for Ekman's six: +0.011 macro-F1), and hurt when they are not (Plutchik's intensity
-words for SemEval's emotions: -0.005; figures in bench/bench_chils.py).
+fine labels for Ekman's six), and hurt when they are not (Plutchik's intensity words for
+SemEval's emotions; figures in bench/results/chils.json).
 """
 from __future__ import annotations
 
@@ -198,9 +198,7 @@ class ZeroShotClassifier(MultiLabelHead):
         """With ``expand="auto"``: keep a label's sub-label score only where it ranks the labeled
         examples at least as well (ROC AUC) as the plain score. Labels with fewer than
         ``min_positives`` known positives or negatives keep their current choice. AUC rather than
-        average precision, which is noisier with 8 positives per label: choosing by AUC gave
-        SemEval 0.409 macro-F1 (AP: 0.408; plain 0.409) and GoEmotions-as-Ekman 0.278 (AP: 0.277;
-        plain 0.268), 8 seeds, cuts recalibrated on the same examples.
+        average precision, which is noisier with 8 positives per label.
         X: (n, d); Y: (n, K) {0,1}; mask: optional (n, K) bool of known cells. Returns self."""
         if self.expand != "auto" or not len(self.sub_vectors_):
             return self

@@ -80,6 +80,7 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
              f"<p>{metrics['n_examples']} examples · micro-F1 <b>{metrics['micro_f1']:.3f}</b> · macro-F1 "
              f"<b>{metrics['macro_f1']:.3f}</b> · macro-AP <b>{metrics['macro_ap']:.3f}</b> · ECE "
              f"{metrics['ece']:.3f} · model <code>{html.escape(str(metrics.get('model')))}</code></p>",
+             _modes_line(metrics.get("modes")),
              figure_to_img(fig, "per-label F1")]
     if "proba" in arrays:
         Y, P = arrays["y_true"].astype(bool), arrays["proba"]
@@ -91,6 +92,14 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
     parts.append(f"<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
                  f"{table}</table>")
     return "".join(parts)
+
+
+def _modes_line(modes: dict | None) -> str:
+    """Which prediction mode each source's rows were scored in (a multi-source model has one per source)."""
+    if not modes:
+        return ""
+    pairs = ", ".join(f"{html.escape(s)}: {html.escape(m)}" for s, m in sorted(modes.items()))
+    return f"<p>Prediction mode per source (a source's own mode, or agnostic): {pairs}</p>"
 
 
 def _pr_curves(plt, Y, P, M, names, support) -> str:
@@ -236,7 +245,8 @@ def section_transfer(project: Project, split: str = "test") -> str | None:
     langs = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in result["languages"].items())
     return (f"<section><h2>Transfer across sources</h2>"
             f"<p>Macro-F1 of a model trained on one source (rows) and tested on another (columns), over the "
-            f"labels both annotate. Run: {html.escape(runs[-1].name)}.</p>"
+            f"labels both annotate. Run: {html.escape(runs[-1].name)}. Modes: "
+            f"{html.escape(str(result.get('modes', {}).get('matrix', 'not recorded')))}.</p>"
             f"<img alt='transfer heat map' src='data:image/png;base64,{png}'/>"
             f"<h3>Leave one source out</h3><table><tr><th>held-out source</th><th>macro-F1</th></tr>{rows}</table>"
             f"<h3>Per language</h3><table><tr><th>language</th><th>macro-F1</th></tr>{langs}</table></section>")

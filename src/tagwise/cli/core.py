@@ -139,7 +139,8 @@ def cmd_evaluate(args) -> int:
         print_json(report)
         return 0
     modes = sorted({f"{s}: {m}" for s, m in report["modes"].items()})
-    print(f"{report['split']}: {report['n_examples']} examples, model {report['model']} (modes: {', '.join(modes)})")
+    print(f"{report['split']}: {report['n_examples']} examples, model {report['model']}"
+          + (f" (prediction mode per source: {', '.join(modes)})" if modes else ""))
     print(f"  micro-F1 {report['micro_f1']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
           f"macro-AP {report['macro_ap']:.4f}  ECE {report['ece']:.4f}")
     print(f"  {'label':<24}{'prec':>7}{'rec':>7}{'f1':>7}{'support':>9}")

@@ -19,7 +19,7 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     that mode with its thresholds; other rows, or all with ``agnostic=True``, in the source-agnostic
     mode. Cells a source does not annotate are left out of every metric. Returns the dict of
     ``evaluate.metrics.multilabel_report`` plus ``split``, ``model``, ``sources`` and ``modes``
-    ({source: mode used}); with ``save`` it is also written to ``runs/<id>/metrics.json`` with the
+    ({source: mode used}; empty for a source-agnostic model); with ``save`` it is also written to ``runs/<id>/metrics.json`` with the
     predictions (for the report).
     """
     loaded = load_project_model(project, model)
@@ -41,7 +41,7 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     Z = loaded.head.predict(X, texts=texts, source=head_modes)
     report = multilabel_report(Y, Z, P, space.names, mask)
     report.update(split=split, model=loaded.name, sources=sorted(set(map(str, ex.sources))),
-                  modes={s: m for s, m in zip(map(str, ex.sources), modes)})
+                  modes={s: m for s, m in zip(map(str, ex.sources), modes)} if loaded.sources else {})
     if save:
         run = project.new_run("evaluate", {"split": split, "model": report["model"], "source": source})
         atomic_write_json(run / "metrics.json", report)

@@ -74,6 +74,16 @@ def votes_from_multiclass(L, n_classes: int | None = None, abstain: int = -1):
     return votes, (used % n_classes).astype(np.int64), (used // n_classes).astype(np.int64)
 
 
+def _unique_rows(A: np.ndarray):
+    """Distinct rows of a 2-d int8 array and how often each occurs."""
+    if A.shape[1] == 0:
+        return A[:1], np.array([len(A)])
+    A = np.ascontiguousarray(A)
+    keys = A.view(np.dtype((np.void, A.dtype.itemsize * A.shape[1]))).ravel()
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    return A[first], counts
+
+
 def _as_csr(votes) -> sp.csr_matrix:
     if sp.issparse(votes):
         V = sp.csr_matrix(votes)
@@ -165,34 +175,37 @@ class WeakLabelModel(BaseEstimator):
             return P / P.sum(axis=1, keepdims=True)
         return expit(S + logit(np.clip(balance, _EPS, 1 - _EPS))[None, :])
 
-    def _tables(self, V, rows, lf_labels, Q, q_total):
-        """M-step: (m, 2, 3) P(outcome | label absent/present) with the Dirichlet prior."""
+    def _tables(self, V, rows, lf_labels, Q, w):
+        """M-step: (m, 2, 3) P(outcome | label absent/present) with the Dirichlet prior.
+        Row i stands for w[i] identical examples."""
         m = V.shape[1]
         cols = V.indices
-        q1 = Q[rows, lf_labels[cols]]
+        rw = w[rows]
+        q1 = Q[rows, lf_labels[cols]] * rw
+        q0 = rw - q1
         pos = V.data > 0
         counts = np.zeros((m, 2, 3))
         counts[:, 1, _POS] = np.bincount(cols[pos], weights=q1[pos], minlength=m)
-        counts[:, 0, _POS] = np.bincount(cols[pos], weights=1 - q1[pos], minlength=m)
+        counts[:, 0, _POS] = np.bincount(cols[pos], weights=q0[pos], minlength=m)
         counts[:, 1, _NEG] = np.bincount(cols[~pos], weights=q1[~pos], minlength=m)
-        counts[:, 0, _NEG] = np.bincount(cols[~pos], weights=1 - q1[~pos], minlength=m)
-        n = V.shape[0]
-        present = q_total[lf_labels]
+        counts[:, 0, _NEG] = np.bincount(cols[~pos], weights=q0[~pos], minlength=m)
+        present = (Q * w[:, None]).sum(axis=0)[lf_labels]
         counts[:, 1, _ABSTAIN] = np.maximum(present - counts[:, 1, 1:].sum(axis=1), 0)
-        counts[:, 0, _ABSTAIN] = np.maximum(n - present - counts[:, 0, 1:].sum(axis=1), 0)
-        return self._normalise(counts + self.prior_counts_)
+        counts[:, 0, _ABSTAIN] = np.maximum(w.sum() - present - counts[:, 0, 1:].sum(axis=1), 0)
+        return self._normalise(counts + self._prior_counts)
 
     @staticmethod
     def _normalise(counts):
         table = counts / counts.sum(axis=2, keepdims=True)
         return np.clip(table, _EPS, 1.0)
 
-    def _prior(self, V, lf_labels, balance):
+    def _prior(self, V, rows, lf_labels, balance, w):
         """(m, 2, 3) pseudo-counts: firing votes right with prob prior_accuracy, abstains class-free."""
-        m, n = V.shape[1], V.shape[0]
+        m, n = V.shape[1], float(w.sum())
         pos = V.data > 0
-        n_pos = np.bincount(V.indices[pos], minlength=m).astype(float)
-        n_neg = np.bincount(V.indices[~pos], minlength=m).astype(float)
+        rw = w[rows]
+        n_pos = np.bincount(V.indices[pos], weights=rw[pos], minlength=m)
+        n_neg = np.bincount(V.indices[~pos], weights=rw[~pos], minlength=m)
         fired = np.maximum(n_pos + n_neg, 1.0)
         s, a = float(self.prior_strength), float(self.prior_accuracy)
         prior = np.zeros((m, 2, 3))
@@ -214,19 +227,19 @@ class WeakLabelModel(BaseEstimator):
                             minlength=n * K).reshape(n, K)
         return self._posterior(score * logit(self.prior_accuracy), balance)
 
-    def _correlation_weights(self, V, lf_labels, Q):
+    def _correlation_weights(self, V, lf_labels, Q, row_weights):
         """(m,) 1 / soft clique size, from firing correlations given the class each LF votes for."""
         m = V.shape[1]
         weights = np.ones(m)
         F = V.copy()
         F.data = np.ones_like(F.data, dtype=np.float64)
-        polarity = np.sign(np.asarray(V.sum(axis=0)).ravel())
+        polarity = np.sign(np.asarray(V.T @ row_weights).ravel())
         for k in np.unique(lf_labels):
             for sign in (1, -1):
                 js = np.flatnonzero((lf_labels == k) & (polarity == sign))
                 if len(js) < 2:
                     continue
-                w = Q[:, k] if sign > 0 else 1 - Q[:, k]
+                w = (Q[:, k] if sign > 0 else 1 - Q[:, k]) * row_weights
                 total = w.sum()
                 if total <= _EPS:
                     continue
@@ -265,56 +278,91 @@ class WeakLabelModel(BaseEstimator):
                 raise TagwiseError(f"class_balance has shape {balance.shape}; expected ({K},)")
         else:
             balance = np.full(K, 1.0 / K if self.exclusive else 0.5)
-        clamp = None
         if gold is not None:
             gold = np.asarray(gold)
             if gold.shape != (n, K):
                 raise TagwiseError(f"gold has shape {gold.shape}; expected ({n}, {K}) with -1 = unknown")
+            gold = np.clip(gold, -1, 1).astype(np.int8)
+        # Exclusive: one model over all LFs. Otherwise labels are independent, so each label is its
+        # own small model over its LFs; either way EM runs on the distinct vote patterns (with their
+        # counts), which are few even for millions of examples.
+        blocks = [np.arange(m)] if self.exclusive else [np.flatnonzero(lf_labels == k) for k in range(K)]
+        Vc = V.tocsc()
+        tables = np.zeros((m, 2, 3))
+        weights = np.ones(m)
+        balance = balance.copy()
+        self.n_iter_ = 0
+        for b, cols in enumerate(blocks):
+            if not len(cols):
+                continue
+            label_cols = np.arange(K) if self.exclusive else np.array([b])
+            local_labels = lf_labels[cols] if self.exclusive else np.zeros(len(cols), dtype=np.int64)
+            dense = Vc[:, cols].toarray().astype(np.int8)
+            if gold is not None:
+                dense = np.hstack([dense, gold[:, label_cols]])
+            uniq, counts = _unique_rows(dense)
+            Vu = sp.csr_matrix(uniq[:, :len(cols)])
+            gold_u = uniq[:, len(cols):] if gold is not None else None
+            t, wts, bal, iters = self._em(Vu, counts.astype(float), local_labels, len(label_cols),
+                                          balance[label_cols], fixed_balance, gold_u)
+            tables[cols], weights[cols], balance[label_cols] = t, wts, bal
+            self.n_iter_ = max(self.n_iter_, iters)
+        if self.exclusive:
+            balance = balance / balance.sum()
+        self.lf_labels_ = lf_labels
+        self.n_labels_ = K
+        self.class_balance_ = balance
+        self.tables_ = tables
+        self.lf_weights_ = weights
+        return self
+
+    def _em(self, V, w, lf_labels, K, balance, fixed_balance, gold):
+        """EM on distinct vote patterns V (u, m) with counts w (u,). -> tables, weights, balance, iters."""
+        rows = np.repeat(np.arange(V.shape[0], dtype=np.int64), np.diff(V.indptr))
+        m = V.shape[1]
+        clamp = None
+        if gold is not None:
             clamp = gold >= 0
             if self.exclusive:
                 clamp = np.repeat((gold == 1).any(axis=1, keepdims=True), K, axis=1)
             gold_values = np.where(gold == 1, 1.0, 0.0)
-            known = gold >= 0
-            if not fixed_balance and known.sum(axis=0).min(initial=n) >= 5:
+            known = (gold >= 0) * w[:, None]
+            if not fixed_balance and known.sum(axis=0).min(initial=np.inf) >= 5:
                 # gold rows are an unbiased sample of the balance; EM's own estimate drifts towards
                 # whichever class the stronger LFs vote
-                balance = np.clip((gold == 1).sum(axis=0) / known.sum(axis=0), 0.005, 0.995)
+                hits = ((gold == 1) * w[:, None]).sum(axis=0)
+                balance = np.clip(hits / known.sum(axis=0), 0.005, 0.995)
                 if self.exclusive:
-                    balance = (gold == 1).sum(axis=0) / max(int((gold == 1).any(axis=1).sum()), 1)
-                    balance = np.clip(balance, 0.005, 1.0) / np.clip(balance, 0.005, 1.0).sum()
+                    balance = np.clip(hits, 0.005, None) / np.clip(hits, 0.005, None).sum()
                 fixed_balance = True
-        self.prior_counts_ = self._prior(V, lf_labels, balance)
+        self._prior_counts = self._prior(V, rows, lf_labels, balance, w)
         Q = self._initial_posteriors(V, rows, lf_labels, K, balance)
         weights = np.ones(m)
         reweighted = not self.correlation_weighting
-        self.n_iter_ = 0
+        # correlations are measured once, when EM has converged without them (or halfway), then
+        # EM goes on with the weights
+        reweight_at = max(int(self.n_iter) // 2, 1)
+        iters = 0
+        tables = self._normalise(self._prior_counts)
         for it in range(int(self.n_iter)):
             if clamp is not None:
                 Q = np.where(clamp, gold_values, Q)
             if not fixed_balance:
-                balance = np.clip(Q.mean(axis=0), 0.005, 0.995)
+                balance = np.clip((Q * w[:, None]).sum(axis=0) / w.sum(), 0.005, 0.995)
                 if self.exclusive:
                     balance = balance / balance.sum()
-            tables = self._tables(V, rows, lf_labels, Q, Q.sum(axis=0))
+            tables = self._tables(V, rows, lf_labels, Q, w)
             log_ratio = np.log(tables[:, 1, :]) - np.log(tables[:, 0, :])
             Q_new = self._posterior(self._evidence(V, rows, lf_labels, K, log_ratio, weights), balance)
             delta = float(np.max(np.abs(Q_new - Q))) if Q.size else 0.0
             Q = Q_new
-            self.n_iter_ = it + 1
-            if delta < self.tol:
+            iters = it + 1
+            if delta < self.tol or (not reweighted and iters >= reweight_at):
                 if reweighted:
                     break
-                # converged without weights: measure correlations under these posteriors, refit
-                weights = self._correlation_weights(V, lf_labels, Q)
+                weights = self._correlation_weights(V, lf_labels, Q, w)
                 reweighted = True
-        if not reweighted:
-            weights = self._correlation_weights(V, lf_labels, Q)
-        self.lf_labels_ = lf_labels
-        self.n_labels_ = K
-        self.class_balance_ = balance
-        self.tables_ = tables if m else np.zeros((0, 2, 3))
-        self.lf_weights_ = weights
-        return self
+        return tables, weights, balance, iters
 
     def _check_fitted(self):
         if not hasattr(self, "tables_"):

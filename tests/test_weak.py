@@ -194,7 +194,7 @@ def test_seeds_and_zero_shot_lfs_vote_near_their_prompts(tmp_path, use_cache):
         {"name": "near_spam", "label": "SPAM", "kind": "seeds", "examples": ["please subscribe to my channel"],
          "min_similarity": 0.6},
         {"name": "zs_spam", "label": "SPAM", "kind": "zero-shot", "min_score": 0.5}])
-    ctx = LFContext(embed=lambda t: embed_texts(list(t), enc, use_cache, progress=False)[0],
+    ctx = LFContext(embed=lambda t: embed_texts(list(t), enc, use_cache, progress=False)[0], label_names=["HAM", "SPAM"],
                     descriptions={"SPAM": "self-promotion, asking people to subscribe or visit a channel",
                                   "HAM": "a comment about the song or the video"})
     out = apply_lfs(load_lfs(path, ["HAM", "SPAM"]), texts, context=ctx, progress=False)

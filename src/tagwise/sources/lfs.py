@@ -91,10 +91,12 @@ class LFContext:
     """
 
     embed: Callable[[Sequence[str]], np.ndarray] | None = None
+    label_names: list[str] = field(default_factory=list)          # all labels: zero-shot scores each
     descriptions: dict[str, str] = field(default_factory=dict)
     label_examples: dict[str, list[str]] = field(default_factory=dict)
     example_texts: dict[str, str] = field(default_factory=dict)   # example id -> text, for seeds by id
     load_model: Callable | None = None
+    _zero_shot: tuple | None = field(default=None, repr=False)  # (corpus id, names, probabilities)
 
 
 @dataclass
@@ -361,12 +363,14 @@ def _apply_vector_lf(lf, X, active, context):
         from ..learn.zeroshot import ZeroShotClassifier, label_embeddings
 
         label = lf.labels[0]
-        # score against every label the context describes, so the standardisation is the usual one
-        names = list(dict.fromkeys([label, *context.descriptions, *context.label_examples]))
-        vectors = label_embeddings(names, None, descriptions=context.descriptions,
-                                   examples=context.label_examples, embed=context.embed)
-        zs = ZeroShotClassifier().fit(X, vectors, names)
-        score = zs.predict_proba(X)[:, 0]
+        # score against every label of the project, so the per-label standardisation and cut are
+        # the zero-shot model's usual ones; fitted once per corpus and shared by all zero-shot LFs
+        names = list(dict.fromkeys([*context.label_names, *context.descriptions, *context.label_examples, label]))
+        if context._zero_shot is None or context._zero_shot[0] is not X or context._zero_shot[1] != names:
+            vectors = label_embeddings(names, None, descriptions=context.descriptions,
+                                       examples=context.label_examples, embed=context.embed)
+            context._zero_shot = (X, names, ZeroShotClassifier().fit(X, vectors, names).predict_proba(X))
+        score = context._zero_shot[2][:, names.index(label)]
         hit = active & (score >= float(lf.params.get("min_score", 0.5)))
         return [(label, np.flatnonzero(hit), np.full(int(hit.sum()), lf.vote))]
     if lf.kind == "seeds":

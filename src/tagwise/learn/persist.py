@@ -30,7 +30,7 @@ def _register_builtin() -> None:
     from .linear import MultiLabelLinear
 
     register_model(MultiLabelLinear)
-    from . import cotrain, fewshot, multisource, semisupervised, zeroshot  # noqa: F401  (they register their model classes)
+    from . import cotrain, fewshot, labelmodel, multisource, semisupervised, zeroshot  # noqa: F401  (they register their model classes)
 
 
 def save_model(model, directory: str | Path, info: dict | None = None) -> Path:

@@ -202,6 +202,19 @@ def test_seeds_and_zero_shot_lfs_vote_near_their_prompts(tmp_path, use_cache):
     assert {0, 1} <= seeds and not seeds & {2, 3, 5}
     zs = set(voted_rows(out.votes, 1))
     assert zs and not zs & {2, 3}
+    # a saved model votes every label it predicts (one column per label)
+    from tagwise.learn.linear import MultiLabelLinear
+
+    X = ctx.embed(texts)
+    Y = np.array([[0, 1], [0, 1], [1, 0], [1, 0], [0, 1], [1, 0]])
+    head = MultiLabelLinear(C=10.0, thresholds=0.5).fit(X, Y)
+    save_model(head, tmp_path / "models" / "old", {"labels": ["HAM", "SPAM"]})
+    path = write_lfs(tmp_path, [{"name": "old", "kind": "model", "model": "models/old"}], "model_lfs.yaml")
+    out = apply_lfs(load_lfs(path, ["HAM", "SPAM"]), texts, context=ctx, progress=False)
+    assert [c for c, _ in out.columns] == ["old:HAM", "old:SPAM"]
+    pred = head.predict(X)
+    for j in range(2):
+        assert voted_rows(out.votes, j) == sorted(np.flatnonzero(pred[:, j]).tolist())
 
 
 def test_wrench_import_maps_classes_to_labels(data_dir):

@@ -96,6 +96,9 @@ class LFContext:
     label_examples: dict[str, list[str]] = field(default_factory=dict)
     example_texts: dict[str, str] = field(default_factory=dict)   # example id -> text, for seeds by id
     load_model: Callable | None = None
+    # (texts, encoder name) -> embeddings, for a model LF trained on another encoder than ``embed``'s
+    embed_with: Callable[[Sequence[str], str], np.ndarray] | None = None
+    texts: Sequence[str] | None = None                             # set by apply_lfs
     _zero_shot: tuple | None = field(default=None, repr=False)  # (corpus id, names, probabilities)
 
 
@@ -317,6 +320,7 @@ def apply_lfs(lfs: Sequence[LabelingFunction], texts: Sequence[str], *, language
     langs = np.asarray(languages, dtype=object) if languages is not None else None
     cols_rows, cols_votes, columns, versions, failed = [], [], [], {}, []
     X = None
+    context.texts = texts
     for lf in tqdm(lfs, desc="labeling functions", unit="lf", disable=not progress):
         active = np.ones(n, dtype=bool)
         if lf.language and langs is not None:
@@ -389,6 +393,13 @@ def _apply_vector_lf(lf, X, active, context):
     if names is None:
         raise TagwiseError(f"LF {lf.name!r}: model {lf.params['model']} does not record its label names "
                            f"(info['labels']); cannot tell which column is which label.")
+    unknown = [n for n in names if context.label_names and n not in context.label_names]
+    if unknown and not lf.labels:
+        raise TagwiseError(f"LF {lf.name!r}: model {lf.params['model']} predicts labels {unknown[:5]} that are "
+                           f"not in the project. Fix: name the labels to use with 'label:', or add them.")
+    encoder = info.get("encoder")
+    if encoder and context.embed_with is not None:
+        X = np.asarray(context.embed_with(list(context.texts), encoder), dtype=np.float32)
     P = np.asarray(model.predict_proba(X))
     min_score = lf.params.get("min_score")
     hits = P >= float(min_score) if min_score is not None else np.asarray(model.predict(X)) > 0

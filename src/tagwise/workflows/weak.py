@@ -43,6 +43,7 @@ def apply_lfs(project: Project, lfs_path: str | Path, *, skip_failing: bool = Fa
     ex = project.examples()
     context = LFContext(
         embed=lambda texts: project.embed_texts(list(texts), progress=progress)[0],
+        embed_with=lambda texts, encoder: project.embed_texts(list(texts), encoder=encoder, progress=progress)[0],
         label_names=list(taxonomy.labels), descriptions=dict(taxonomy.descriptions), label_examples=dict(taxonomy.examples),
         example_texts={str(e): t for e, t in zip(ex.example_ids, ex.texts)})
     votes = run_lfs(lfs, ex.texts, languages=ex.languages, ids=ex.example_ids, context=context,

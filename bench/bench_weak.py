@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -84,14 +85,11 @@ class TagwiseLM:
         # the same (LF, class) columns as in fit; pairs never seen in train carry no estimate
         V, lf_labels, sources = votes_from_multiclass(L, self.n_classes)
         index = {(s, c): j for j, (s, c) in enumerate(zip(self.sources, self.lf_labels))}
-        import scipy.sparse as sp
         keep = [j for j, (s, c) in enumerate(zip(sources, lf_labels)) if (s, c) in index]
-        cols = [index[(sources[j], lf_labels[j])] for j in keep]
-        P = sp.csr_matrix((V.shape[0], len(self.lf_labels)), dtype=np.int8).tolil()
+        cols = np.asarray([index[(sources[j], lf_labels[j])] for j in keep], dtype=np.int64)
         Vk = V[:, keep].tocoo()
-        P = sp.csr_matrix((Vk.data, (Vk.row, np.asarray(cols, dtype=np.int64)[Vk.col])),
-                          shape=(V.shape[0], len(self.lf_labels)))
-        return self.model.predict_proba(P)
+        mapped = sp.csr_matrix((Vk.data, (Vk.row, cols[Vk.col])), shape=(V.shape[0], len(self.lf_labels)))
+        return self.model.predict_proba(mapped)
 
 
 class SnorkelLM:
@@ -253,7 +251,6 @@ def synthetic_votes(n, n_labels=20, lfs_per_label=5, seed=0):
 
 
 def run_speed(n: int) -> dict:
-    import scipy.sparse as sp
     Y, votes, lf_labels, prevalence = synthetic_votes(n)
     K = Y.shape[1]
     V = sp.csr_matrix(votes)

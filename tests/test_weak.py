@@ -318,3 +318,27 @@ def test_cli_lf_import_apply_analyze(youtube_project, tmp_path, data_dir, capsys
             assert r["coverage"] == pytest.approx((L[:, j] != -1).mean(), abs=1e-4)
     code, out, _ = run("lf", "analyze", project.path)
     assert code == 0 and "| kw_check | SPAM | positive |" in out
+
+
+def test_cli_skip_failing_and_versions(youtube_project, tmp_path, capsys):
+    from tagwise.cli import main
+
+    project, test = youtube_project
+    (tmp_path / "my_lfs.py").write_text(PY_LFS)
+    lfs = [{"name": "kw_subscribe", "label": "SPAM", "kind": "keywords", "any": ["subscribe"]},
+           {"name": "py_shouty", "kind": "python", "module": "my_lfs.py", "function": "shouty"}]
+    path = write_lfs(tmp_path, lfs)
+    assert main(["lf", "apply", str(project.path), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "py_shouty" in err and "--skip-failing" in err
+    assert stored_lfs(project) == []  # nothing half-applied
+    assert main(["lf", "apply", str(project.path), str(path), "--skip-failing"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped LF 'py_shouty'" in out and stored_lfs(project) == ["kw_subscribe"]
+    version = {lf["name"]: lf["version"] for lf in project.store.lfs()}["kw_subscribe"]
+    lfs[0]["any"] = ["subscribe", "channel"]
+    main(["lf", "apply", str(project.path), str(write_lfs(tmp_path, lfs[:1]))])
+    capsys.readouterr()
+    assert {lf["name"]: lf["version"] for lf in project.store.lfs()}["kw_subscribe"] != version
+    n_channel = sum(bool(re.search(r"\b(subscribe|channel)\b", t, re.IGNORECASE)) for t in test["texts"])
+    assert len(project.store.lf_vote_cells()) == n_channel

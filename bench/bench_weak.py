@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, peak_rss_mb, save_results  # noqa: E402
+from common import CACHE, RESULTS, peak_rss_mb, save_results  # noqa: E402
 
 from tagwise.encoders import embed_texts, get_encoder  # noqa: E402
 from tagwise.learn.labelmodel import WeakLabelModel, votes_from_multiclass  # noqa: E402
@@ -287,7 +287,14 @@ def main():
     parser.add_argument("--speed-n", type=int, default=1_000_000)
     parser.add_argument("--tune", action="store_true", help="print the grid the defaults came from")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="rerun only the speed item, keeping the other saved figures")
     args = parser.parse_args()
+    if args.speed_only:
+        results = json.loads((RESULTS / "weak.json").read_text())
+        results["speed"] = run_speed(args.speed_n)
+        print("saved", save_results("weak", results))
+        return
     results = {"wrench_paper_reference": WRENCH_PAPER}
     if args.tune:
         results["tagwise_default_choice"] = run_tune()

@@ -342,3 +342,24 @@ def test_cli_skip_failing_and_versions(youtube_project, tmp_path, capsys):
     assert {lf["name"]: lf["version"] for lf in project.store.lfs()}["kw_subscribe"] != version
     n_channel = sum(bool(re.search(r"\b(subscribe|channel)\b", t, re.IGNORECASE)) for t in test["texts"])
     assert len(project.store.lf_vote_cells()) == n_channel
+
+
+def test_votes_of_reingested_examples_are_not_attached_to_other_texts(youtube_project, tmp_path):
+    from tagwise.workflows.weak import apply_lfs as apply_project
+
+    project, test = youtube_project
+    lfs = [{"name": "kw_subscribe", "label": "SPAM", "kind": "keywords", "any": ["subscribe"]}]
+    apply_project(project, write_lfs(tmp_path, lfs), progress=False)
+    n_before = len(project.store.lf_vote_cells())
+    assert n_before > 0
+    # re-ingest with the rows in reverse order: ids now point at other texts
+    for split in ("train", "dev"):
+        path = tmp_path / f"yt_{split}.jsonl"
+        path.write_text("".join(reversed(path.read_text(encoding="utf-8").splitlines(keepends=True))))
+    project.add_source(tmp_path / "yt.yaml", replace=True)
+    texts = dict(zip(project.examples().ids.tolist(), project.examples().texts))
+    cells = project.store.lf_vote_cells()
+    assert len(cells) < n_before
+    assert all(re.search(r"\bsubscribe\b", texts[ex], re.IGNORECASE) for _, _, _, ex, _ in cells)
+    apply_project(project, write_lfs(tmp_path, lfs), progress=False)  # re-applying restores them all
+    assert len(project.store.lf_vote_cells()) == n_before

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS lfs (
     definition TEXT NOT NULL, applied_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lf_votes (
     lf TEXT NOT NULL, col TEXT NOT NULL, label TEXT NOT NULL, example INTEGER NOT NULL,
-    vote INTEGER NOT NULL, PRIMARY KEY (lf, col, example));
+    text_key INTEGER NOT NULL, vote INTEGER NOT NULL, PRIMARY KEY (lf, col, example));
 """
 
 
@@ -185,7 +185,8 @@ class Store:
         its votes are deleted first, so an LF removed from the file leaves no stale votes.
 
         lfs: [{"name", "kind", "version", "definition"}]; cells: iterable of
-        (lf name, column name, label, store example id, vote +1/-1).
+        (lf name, column name, label, store example id, vote +1/-1). Each vote keeps its example's
+        text key, so a vote whose example was re-ingested under the same id is recognised as stale.
         """
         now = _now()
         with self.transaction() as conn:
@@ -205,7 +206,9 @@ class Store:
                              ((lf["name"], origin, lf["kind"], lf["version"],
                                json.dumps(lf.get("definition", {}), ensure_ascii=False, default=str), now)
                               for lf in lfs))
-            conn.executemany("INSERT INTO lf_votes(lf, col, label, example, vote) VALUES (?,?,?,?,?)", cells)
+            conn.executemany("INSERT INTO lf_votes(lf, col, label, example, text_key, vote) "
+                             "SELECT ?, ?, ?, id, text_key, ? FROM examples WHERE id=?",
+                             ((lf, col, label, vote, example) for lf, col, label, example, vote in cells))
 
     def lfs(self) -> list[dict]:
         rows = self.conn.execute("SELECT name, origin, kind, version, definition, applied_at FROM lfs "
@@ -214,6 +217,8 @@ class Store:
                 for n, o, k, v, d, t in rows]
 
     def lf_vote_cells(self) -> list[tuple[str, str, str, int, int]]:
-        """All stored votes as (lf, column, label, store example id, vote), by LF then example."""
-        return self.conn.execute("SELECT lf, col, label, example, vote FROM lf_votes "
-                                 "ORDER BY lf, col, example").fetchall()
+        """Stored votes as (lf, column, label, store example id, vote), by LF then example; votes
+        whose example is gone or now holds another text (re-ingested source) are left out."""
+        return self.conn.execute("SELECT v.lf, v.col, v.label, v.example, v.vote FROM lf_votes v "
+                                 "JOIN examples e ON e.id = v.example AND e.text_key = v.text_key "
+                                 "ORDER BY v.lf, v.col, v.example").fetchall()

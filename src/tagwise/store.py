@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY, batch TEXT NOT NULL, example INTEGER NOT NULL,
     old_labels TEXT, new_labels TEXT, reason TEXT, created_at TEXT NOT NULL, undone_at TEXT);
 CREATE INDEX IF NOT EXISTS corrections_batch ON corrections(batch);
+CREATE TABLE IF NOT EXISTS lfs (
+    name TEXT PRIMARY KEY, origin TEXT NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL,
+    definition TEXT NOT NULL, applied_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lf_votes (
+    lf TEXT NOT NULL, col TEXT NOT NULL, label TEXT NOT NULL, example INTEGER NOT NULL,
+    text_key INTEGER NOT NULL, vote INTEGER NOT NULL, PRIMARY KEY (lf, col, example));
 """
 
 
@@ -246,3 +252,47 @@ class Store:
                     conn.execute("UPDATE examples SET labels=? WHERE id=?", (old, example))
                     conn.execute("UPDATE corrections SET undone_at=? WHERE id=?", (now, cid))
         return targets
+
+    # -- labeling-function votes (sparse: only non-abstain cells are stored) ----------------------
+    def replace_lf_votes(self, origin: str, lfs: list[dict], cells) -> None:
+        """Make ``lfs`` the whole set of LFs of ``origin``, atomically: every LF of that origin and
+        its votes are deleted first, so an LF removed from the file leaves no stale votes.
+
+        lfs: [{"name", "kind", "version", "definition"}]; cells: iterable of
+        (lf name, column name, label, store example id, vote +1/-1). Each vote keeps its example's
+        text key, so a vote whose example was re-ingested under the same id is recognised as stale.
+        """
+        now = utc_now()
+        with self.transaction() as conn:
+            old = [r[0] for r in conn.execute("SELECT name FROM lfs WHERE origin=?", (origin,))]
+            new_names = [lf["name"] for lf in lfs]
+            clash = conn.execute(f"SELECT name, origin FROM lfs WHERE origin<>? AND name IN "
+                                 f"({','.join('?' * len(new_names))})", [origin, *new_names]).fetchall() \
+                if new_names else []
+            if clash:
+                raise TagwiseError(f"LF {clash[0][0]!r} already exists from {clash[0][1]!r}. "
+                                   f"Fix: rename it in {origin!r}.")
+            for name in old:
+                conn.execute("DELETE FROM lf_votes WHERE lf=?", (name,))
+            conn.execute("DELETE FROM lfs WHERE origin=?", (origin,))
+            conn.executemany("INSERT INTO lfs(name, origin, kind, version, definition, applied_at) "
+                             "VALUES (?,?,?,?,?,?)",
+                             ((lf["name"], origin, lf["kind"], lf["version"],
+                               json.dumps(lf.get("definition", {}), ensure_ascii=False, default=str), now)
+                              for lf in lfs))
+            conn.executemany("INSERT INTO lf_votes(lf, col, label, example, text_key, vote) "
+                             "SELECT ?, ?, ?, id, text_key, ? FROM examples WHERE id=?",
+                             ((lf, col, label, vote, example) for lf, col, label, example, vote in cells))
+
+    def lfs(self) -> list[dict]:
+        rows = self.conn.execute("SELECT name, origin, kind, version, definition, applied_at FROM lfs "
+                                 "ORDER BY applied_at, name").fetchall()
+        return [{"name": n, "origin": o, "kind": k, "version": v, "definition": json.loads(d), "applied_at": t}
+                for n, o, k, v, d, t in rows]
+
+    def lf_vote_cells(self) -> list[tuple[str, str, str, int, int]]:
+        """Stored votes as (lf, column, label, store example id, vote), by LF then example; votes
+        whose example is gone or now holds another text (re-ingested source) are left out."""
+        return self.conn.execute("SELECT v.lf, v.col, v.label, v.example, v.vote FROM lf_votes v "
+                                 "JOIN examples e ON e.id = v.example AND e.text_key = v.text_key "
+                                 "ORDER BY v.lf, v.col, v.example").fetchall()

@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..types import TagwiseError
-from . import audit, core, suggest, taxonomy
+from . import audit, core, lf, suggest, taxonomy
 
-COMMAND_MODULES = [core, suggest, audit, taxonomy]
+COMMAND_MODULES = [core, suggest, audit, taxonomy, lf]
 
 
 def build_parser() -> argparse.ArgumentParser:

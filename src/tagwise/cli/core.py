@@ -204,7 +204,7 @@ def register(sub) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--encoder", default=None, help="defaults to the encoder of the last `embed`")
     p.add_argument("--params", default=None, help='JSON of head parameters, e.g. \'{"C": 2.0}\'')
-    for mode in ("zero-shot", "few-shot", "semi-supervised"):
+    for mode in ("zero-shot", "few-shot", "semi-supervised", "weak"):
         p.add_argument(f"--{mode}", dest="model", action="store_const", const=mode, help=MODES[mode].help)
     p.add_argument("--fine-tune", action="store_true",
                    help="torch extra: first fine-tune a sentence-transformers body on contrastive pairs of the "

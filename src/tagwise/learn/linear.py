@@ -159,13 +159,14 @@ class MultiLabelLinear(MultiLabelHead):
     @one_blas_thread_when_small
     def fit(self, X, Y, mask=None):
         """X: (n, d) float; Y: (n, K) {0,1}; mask: optional (n, K) bool, False = label unknown."""
-        X, Y, M = check_fit_arrays(X, Y, mask, where="MultiLabelLinear.fit")
+        X, Y, M = check_fit_arrays(X, Y, mask, where="MultiLabelLinear.fit")  # Y may be soft, in [0, 1]
         M = M.astype(np.float32)
         n, K = Y.shape
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
         self.n_labels_ = K
-        self.support_ = (Y * M).sum(0).astype(np.int64)
+        hard = (Y >= 0.5).astype(np.float32)  # soft targets (weak supervision) count as positive from 0.5
+        self.support_ = (hard * M).sum(0).astype(np.int64)
         grid = tuple(self.C_grid) if self.C == "cv" else (float(self.C),)
         need_oof = self.thresholds == "cv" or len(grid) > 1
         if need_oof:
@@ -191,7 +192,7 @@ class MultiLabelLinear(MultiLabelHead):
             self.C_ = np.full(K, grid[0])
         self.theta_, self.pos_weight_ = self._fit_once(Xc, Y, M, self.C_)
         if self.thresholds == "cv":
-            self.threshold_ = best_f1_thresholds(Y, self.oof_proba_, M > 0)
+            self.threshold_ = best_f1_thresholds(hard, self.oof_proba_, M > 0)
         else:
             self.threshold_ = np.full(K, float(self.thresholds))
         # a label with no known positive can never be predicted by this head

@@ -16,6 +16,7 @@ from ..folds import stratified_folds
 from ..types import TagwiseError
 from .cotrain import CoTrainingClassifier
 from .fewshot import FewShotClassifier
+from .labelmodel import WeakLabelModel
 from .linear import MultiLabelLinear
 from .lowlabel import LOW_LABEL_MODES, fit_low_label
 from .multisource import MultiSourceLinear
@@ -24,7 +25,7 @@ from .zeroshot import ZeroShotClassifier
 
 MODEL_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     MultiLabelLinear, FewShotClassifier, ZeroShotClassifier, SemiSupervisedClassifier, CoTrainingClassifier,
-    MultiSourceLinear)}
+    MultiSourceLinear, WeakLabelModel)}
 
 
 def register_model(cls: type) -> type:
@@ -105,6 +106,8 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("supervised", "one-vs-rest linear head, per-label thresholds by cross-validation", _fit_supervised),
     *(Mode(name, _LOW_LABEL_HELP[name], _low_label(name)) for name in LOW_LABEL_MODES),
     Mode("multisource", "masked partial labels, hierarchy, per-source modes and thresholds", _fit_multisource),
+    # the supervised head on the label model's soft targets (gold wins); workflows.train builds the data
+    Mode("weak", "labeling-function votes -> label model -> soft targets for the supervised head", _fit_supervised),
 )}
 ALIASES = {"linear": "supervised"}  # the name `tagwise train --model` used before modes were one registry
 

@@ -45,6 +45,29 @@ def training_data(project: Project, split: str | list[str] = "train", encoder: s
     return data, lab, unl
 
 
+def weak_training_data(project: Project, encoder: str | None = None,
+                       progress: bool = True) -> tuple[TrainingData, Examples, Examples]:
+    """Training data from labeling-function votes: the label model's soft targets, gold winning where
+    present (``workflows.weak.weak_training_targets``), over the train/unlabeled rows with a target."""
+    from .weak import weak_training_targets
+
+    encoder = encoder or project.default_encoder
+    t = weak_training_targets(project)
+    if list(t["label_names"]) != list(project.labels.names):
+        raise TagwiseError(f"{project.path}: the LF votes are for labels {t['label_names'][:8]}, the taxonomy "
+                           f"has {list(project.labels.names)[:8]}. Fix: re-apply the LFs (`tagwise lf apply`).")
+    every = project.examples()
+    row_of = {int(i): r for r, i in enumerate(every.ids)}
+    ex = every.subset(np.array([row_of[int(i)] for i in t["ids"]], dtype=np.int64))
+    X = project.features(ex, encoder, progress=progress)
+    tax = project.taxonomy
+    data = TrainingData(X=X, Y=t["targets"], mask=t["mask"], label_names=list(t["label_names"]),
+                        sources=np.asarray(ex.sources, dtype=object), ancestors=tax.ancestor_matrix(tax.space),
+                        texts=list(ex.texts), embed=lambda texts: project.embed_texts(list(texts), encoder,
+                                                                                       progress=False)[0])
+    return data, ex, ex.subset(np.zeros(0, dtype=np.int64))
+
+
 def fine_tune_encoder(project: Project, split: str = "train", base: str | None = None,
                       max_steps: int = 100) -> dict:
     """SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra).
@@ -72,7 +95,10 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     "n_labels", "seconds", "thresholds", "pseudo_labels"?, "sub_labels"?}``.
     """
     encoder = encoder or project.default_encoder
-    data, lab, unl = training_data(project, split, encoder, progress=progress)
+    if mode == "weak":
+        data, lab, unl = weak_training_data(project, encoder, progress=progress)
+    else:
+        data, lab, unl = training_data(project, split, encoder, progress=progress)
     if mode == "auto" and params:
         # parameters name one head's options: they go to the supervised head, the default before "auto"
         choice = ModeChoice("supervised", "--params given without a mode")

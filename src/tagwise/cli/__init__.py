@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..types import TagwiseError
-from . import audit, core, fewshot, taxonomy
+from . import audit, core, fewshot, labels, taxonomy
 
-COMMAND_MODULES = [core, fewshot, audit, taxonomy]
+COMMAND_MODULES = [core, fewshot, audit, taxonomy, labels]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -98,24 +98,31 @@ class Project:
     def examples(self, split=None, source=None, labeled: bool | None = None) -> Examples:
         """Examples with their training labels: the stored labels, or for an example people annotated,
         what ``annotations.resolve_training_labels`` makes of its active annotations (such a row's
-        labels are then known for the whole taxonomy, ``Examples.fully_known``)."""
-        ex = self.store.examples(split=split, source=source)
+        labels are then known for the whole taxonomy, ``Examples.fully_known``). A pool example
+        (split ``unlabeled``) that people labeled counts as a ``train`` example."""
         active = self.store.annotations()
-        if active:
-            by_example: dict[int, list[dict]] = {}
-            for a in active:
-                by_example.setdefault(a["example"], []).append(a)
-            fully_known = np.zeros(len(ex), dtype=bool)
-            for i, ex_id in enumerate(ex.ids.tolist()):
-                anns = by_example.get(ex_id)
-                if anns:
-                    ex.labels[i] = resolve_training_labels(ex.labels[i], anns)
-                    fully_known[i] = ex.labels[i] is not None
-            ex.fully_known = fully_known
+        if not active:
+            return self.store.examples(split=split, source=source, labeled=labeled)
+        ex = self.store.examples(source=source)
+        by_example: dict[int, list[dict]] = {}
+        for a in active:
+            by_example.setdefault(a["example"], []).append(a)
+        fully_known = np.zeros(len(ex), dtype=bool)
+        for i, ex_id in enumerate(ex.ids.tolist()):
+            anns = by_example.get(ex_id)
+            if anns:
+                ex.labels[i] = resolve_training_labels(ex.labels[i], anns)
+                fully_known[i] = ex.labels[i] is not None
+                if fully_known[i] and ex.splits[i] == "unlabeled":
+                    ex.splits[i] = "train"
+        ex.fully_known = fully_known
+        keep = np.ones(len(ex), dtype=bool)
+        if split is not None:
+            keep &= np.isin(ex.splits.astype(str), [split] if isinstance(split, str) else list(split))
         if labeled is not None:
             has = np.array([lab is not None for lab in ex.labels], dtype=bool)
-            ex = ex.subset(has if labeled else ~has)
-        return ex
+            keep &= has if labeled else ~has
+        return ex if keep.all() else ex.subset(keep)
 
     # -- embeddings ------------------------------------------------------
     @property

@@ -17,6 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
 from ..project import Project
 from ..types import TagwiseError
 from . import pages
@@ -28,6 +32,21 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXTS = 256
 MAX_CHARS = 10_000
 MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class PredictIn(BaseModel):
+    texts: list[str] = Field(..., description="texts to label (at most MAX_TEXTS, each at most MAX_CHARS characters; HTTP 413 beyond)")
+    source: Optional[str] = Field(None, description="score in this training source's mode")
+
+class AnnotationIn(BaseModel):
+    example_id: int = Field(..., description="the example's store id (as the queue gives it)")
+    labels: list[str]
+    annotator: Optional[str] = None
+    origin: Optional[str] = Field(None, description="suggest:<run>, audit:<run>, ... (default: api)")
+
+class TrainIn(BaseModel):
+    mode: Optional[str] = None
+
 
 
 def is_loopback(host: str) -> bool:
@@ -91,10 +110,6 @@ class Jobs:
 def create_app(project_path, token: str | None = None, annotator: str = "web", max_texts: int = MAX_TEXTS,
                max_chars: int = MAX_CHARS, max_body_bytes: int = MAX_BODY_BYTES, predictor: Predictor | None = None):
     """The app serving ``project_path``. With ``token``, every request needs ``Authorization: Bearer TOKEN``."""
-    from fastapi import Body, FastAPI, HTTPException, Query, Request
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
-    from pydantic import BaseModel, Field
-
     project_path = Path(project_path)
     Project.open(project_path).close()  # a clear error now, not on the first request
     predictor = predictor or Predictor(project_path)
@@ -136,19 +151,6 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     # -- API -----------------------------------------------------------------------------------
-    class PredictIn(BaseModel):
-        texts: list[str] = Field(..., description=f"texts to label (at most {max_texts}, each at most {max_chars} characters)")
-        source: Optional[str] = Field(None, description="score in this training source's mode")
-
-    class AnnotationIn(BaseModel):
-        example_id: int = Field(..., description="the example's store id (as the queue gives it)")
-        labels: list[str]
-        annotator: Optional[str] = None
-        origin: Optional[str] = Field(None, description="suggest:<run>, audit:<run>, ... (default: api)")
-
-    class TrainIn(BaseModel):
-        mode: Optional[str] = None
-
     @app.get("/api/health")
     def health():
         with opened() as project:

@@ -58,7 +58,7 @@ def label_page(queue: dict, names: list[str], filters: dict, options: dict, toke
     body = f"""<h1>Label queue</h1>{filter_form("/label", filters, options)}
 <p class="progress" id="progress" data-done="{queue['done']}" data-total="{queue['total']}">batch {esc(queue['batch'])}:
 {queue['done']} of {queue['total']} labeled</p>
-<div id="labeler" data-annotator="{esc(annotator)}">{cards or '<p class="empty">Nothing to label with these filters.</p>'}
+<div id="labeler" data-annotator="{esc(annotator)}">{cards or f'<p class="empty">{esc(queue.get("message"))}</p>'}
 <input id="label-filter" placeholder="type to filter labels" autocomplete="off">
 <div id="toggles">{toggles}</div>
 <p class="keys"><kbd>1</kbd>–<kbd>9</kbd>, letters: toggle · <kbd>Enter</kbd> save · <kbd>S</kbd> skip ·

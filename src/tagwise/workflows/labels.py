@@ -287,6 +287,12 @@ def label_queue(project: Project, limit: int = 20, filters: dict | None = None, 
                 batch_rows, run = rows, r
             break
     if batch_rows is None:
+        from .suggest import unlabeled_pool
+
+        if len(unlabeled_pool(project)) == 0:
+            return {"batch": None, "items": [], "done": 0, "total": 0,
+                    "message": "Every example is labeled (or a duplicate of a labeled one). Add unlabeled texts "
+                               "with `tagwise add-source` (split: unlabeled) to get suggestions."}
         rows = suggest(project, budget=batch_size)
         run = project.new_run("suggest", {"budget": batch_size, "by": "label queue"})
         atomic_write_text(run / "batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
@@ -309,7 +315,8 @@ def label_queue(project: Project, limit: int = 20, filters: dict | None = None, 
         if model_preds is not None:
             for it, p in zip(items, model_preds):
                 it["labels"], it["scores"] = list(p["labels"]), dict(p["scores"])
-    return {"batch": run.name, "items": items, "done": len(batch_rows) - len(todo), "total": len(batch_rows)}
+    return {"batch": run.name, "items": items, "done": len(batch_rows) - len(todo), "total": len(batch_rows),
+            "message": None if items else "Nothing to label with these filters."}
 
 
 def review_queue(project: Project, limit: int = 20, filters: dict | None = None) -> dict:

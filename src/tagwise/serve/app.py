@@ -142,8 +142,9 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
-                                                       "style-src 'self' 'unsafe-inline'; script-src 'self'")
+        if request.url.path not in ("/docs", "/redoc"):  # FastAPI's API pages load their own scripts; no project data there
+            response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
+                                                           "style-src 'self' 'unsafe-inline'; script-src 'self'")
         return response
 
     @app.exception_handler(TagwiseError)

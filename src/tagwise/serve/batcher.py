@@ -1,8 +1,8 @@
 """Micro-batching predictor: concurrent predict requests share one encoder call and one head call.
 
 One worker thread owns the project, the encoder and the loaded model. Each request is queued with a
-future; the worker takes the first waiting request, gathers whatever else arrives within
-``max_wait_s`` (up to ``max_batch`` texts), predicts them all in one ``workflows.predict.predict_with``
+future; the worker takes the first waiting request plus every request already queued behind it (and,
+with ``max_wait_s`` > 0, what arrives within that time), up to ``max_batch`` texts, predicts them all in one ``workflows.predict.predict_with``
 call (each row in its source's mode) and resolves every future. The model is loaded once and again
 only when ``models/CURRENT`` changes (a retrain, or ``tagwise train`` from another process).
 """
@@ -27,7 +27,9 @@ from ..workflows.predict import predict_with
 class Predictor:
     """``submit(texts, source) -> Future`` of ``{"model", "predictions": [{"labels", "scores"}]}``."""
 
-    def __init__(self, project_path: str | Path, max_batch: int = 256, max_wait_s: float = 0.002):
+    # max_wait_s 0: a lone request is answered at once (no added latency); under load, requests queue up
+    # while the worker is busy and the next call takes them all, so batches grow with the load by themselves
+    def __init__(self, project_path: str | Path, max_batch: int = 256, max_wait_s: float = 0.0):
         self.project_path = Path(project_path)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s

@@ -16,6 +16,7 @@ from tagwise.serve.app import create_app, run_server
 from tagwise.types import TagwiseError
 from tagwise.workflows.audit import audit
 from tagwise.workflows.models import load_project_model
+from tagwise.workflows.predict import predict_texts
 from tagwise.workflows.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,9 @@ def test_health_and_predict_go_through_the_fitted_head(served):
     for i, pred in enumerate(body["predictions"]):
         assert pred["labels"] == [loaded.labels[k] for k in np.flatnonzero(Z[i])]
         assert np.allclose([pred["scores"][n] for n in loaded.labels], P[i], atol=1e-5)
+    # the same answers as `tagwise predict` (workflows.predict.predict_texts)
+    cli = predict_texts(project, texts)["predictions"]
+    assert [p["labels"] for p in cli] == [p["labels"] for p in body["predictions"]]
 
 
 def test_concurrent_requests_share_encoder_calls(served):

@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TAGWISE := $(PY) -m tagwise
 DEMO   ?= demo-project
 
-.PHONY: install torch demo test bench lock clean
+.PHONY: install torch demo test bench lock clean chromium
 
 $(VENV)/.core: requirements/lock.txt requirements/build.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,19 @@ demo: $(VENV)/.core
 	$(TAGWISE) predict $(DEMO) examples/goemotions-sample/test.tsv --format tsv --no-header --text-column 0 --id-column 2 --out $(DEMO)/predictions.jsonl
 	$(TAGWISE) audit $(DEMO) --split train --out $(DEMO)/issues.csv
 	$(TAGWISE) report $(DEMO)
+	@echo
+	@echo "Label, review and retrain in the browser (http://127.0.0.1:8765/label):"
+	@echo "  $(TAGWISE) serve $(DEMO)"
 
-test: $(VENV)/.core $(VENV)/.torch
+# the browser tests drive Debian's chromium (Playwright never downloads a browser)
+$(VENV)/.dev: $(VENV)/.core requirements/lock-dev.txt
+	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-dev.txt
+	touch $@
+
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: $(VENV)/.core $(VENV)/.torch $(VENV)/.dev chromium
 	$(PY) -m pytest tests
 
 bench: $(VENV)/.torch

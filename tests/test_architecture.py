@@ -10,14 +10,14 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "tagwise"
 
 # a layer may import only from layers listed before it (and from itself)
 LAYERS = [
-    {"types", "_io", "text", "folds", "taxonomy"},
+    {"types", "_io", "text", "folds", "taxonomy", "annotations"},
     {"encoders", "sources", "neighbors"},
     {"store", "evaluate"},
     {"learn"},
     {"audit", "select"},
     {"project"},
     {"workflows"},
-    {"cli", "__init__", "__main__"},
+    {"cli", "serve", "__init__", "__main__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ._io import atomic_write_json, atomic_write_text
 from .encoders import DEFAULT_ENCODER, EmbedStats, embed_texts, get_encoder
+from .annotations import resolve_training_labels
 from .sources import ingest, load_spec, parse_spec
 from .store import Store
 from .taxonomy import Taxonomy, load_taxonomy
@@ -95,7 +96,33 @@ class Project:
         return self.taxonomy.space
 
     def examples(self, split=None, source=None, labeled: bool | None = None) -> Examples:
-        return self.store.examples(split=split, source=source, labeled=labeled)
+        """Examples with their training labels: the stored labels, or for an example people annotated,
+        what ``annotations.resolve_training_labels`` makes of its active annotations (such a row's
+        labels are then known for the whole taxonomy, ``Examples.fully_known``). A pool example
+        (split ``unlabeled``) that people labeled counts as a ``train`` example."""
+        active = self.store.annotations()
+        if not active:
+            return self.store.examples(split=split, source=source, labeled=labeled)
+        ex = self.store.examples(source=source)
+        by_example: dict[int, list[dict]] = {}
+        for a in active:
+            by_example.setdefault(a["example"], []).append(a)
+        fully_known = np.zeros(len(ex), dtype=bool)
+        for i, ex_id in enumerate(ex.ids.tolist()):
+            anns = by_example.get(ex_id)
+            if anns:
+                ex.labels[i] = resolve_training_labels(ex.labels[i], anns)
+                fully_known[i] = ex.labels[i] is not None
+                if fully_known[i] and ex.splits[i] == "unlabeled":
+                    ex.splits[i] = "train"
+        ex.fully_known = fully_known
+        keep = np.ones(len(ex), dtype=bool)
+        if split is not None:
+            keep &= np.isin(ex.splits.astype(str), [split] if isinstance(split, str) else list(split))
+        if labeled is not None:
+            has = np.array([lab is not None for lab in ex.labels], dtype=bool)
+            keep &= has if labeled else ~has
+        return ex if keep.all() else ex.subset(keep)
 
     # -- embeddings ------------------------------------------------------
     @property

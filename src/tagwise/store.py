@@ -296,3 +296,83 @@ class Store:
         return self.conn.execute("SELECT v.lf, v.col, v.label, v.example, v.vote FROM lf_votes v "
                                  "JOIN examples e ON e.id = v.example AND e.text_key = v.text_key "
                                  "ORDER BY v.lf, v.col, v.example").fetchall()
+
+    # -- annotations (issue 17): every label a person gives, never a silent overwrite ---------------
+    def _ensure_annotations(self) -> None:
+        # created on first use, so a project made before annotations existed gains the table
+        if not getattr(self, "_annotations_ready", False):
+            self.conn.executescript(ANNOTATIONS_SCHEMA)
+            self._annotations_ready = True
+
+    def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> list[int]:
+        """Insert ``(store id, label names, annotator, origin)`` rows in one transaction; returns their ids.
+
+        Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing. Two writers
+        annotating the same example both keep their row: annotations are only ever appended.
+        """
+        self._ensure_annotations()
+        now = utc_now()
+        with self.transaction() as conn:
+            ids = sorted({r[0] for r in rows})
+            have = set()
+            for i in range(0, len(ids), 900):
+                chunk = ids[i:i + 900]
+                have.update(x for (x,) in conn.execute(
+                    f"SELECT id FROM examples WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            missing = [i for i in ids if i not in have]
+            if missing:
+                raise TagwiseError(f"{where}: example ids {missing[:5]} are not in this project; nothing was "
+                                   f"imported. Fix: use the ids the project's suggest/queue gave.")
+            out = []
+            for example, labels, annotator, origin in rows:
+                cur = conn.execute("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
+                                   "VALUES (?,?,?,?,?)",
+                                   (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin, now))
+                out.append(int(cur.lastrowid))
+        return out
+
+    def annotations(self, examples: list[int] | None = None, include_undone: bool = False,
+                    origin: str | None = None) -> list[dict]:
+        """Annotations, oldest first: ``{"id", "example", "labels", "annotator", "origin", "created_at",
+        "undone_at"}`` (optionally only of some store ids, or of one origin)."""
+        self._ensure_annotations()
+        where, params = [], []
+        if not include_undone:
+            where.append("undone_at IS NULL")
+        if origin is not None:
+            where.append("origin=?")
+            params.append(origin)
+        sql = ("SELECT id, example, labels, annotator, origin, created_at, undone_at FROM annotations"
+               + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id")
+        rows = self.conn.execute(sql, params).fetchall()
+        if examples is not None:
+            wanted = set(int(e) for e in examples)
+            rows = [r for r in rows if r[1] in wanted]
+        return [{"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
+                 "undone_at": u} for i, e, lab, a, o, c, u in rows]
+
+    def undo_annotation(self, annotation_id: int | None, annotator: str | None, where: str) -> dict:
+        """Mark one annotation undone (the given id, or ``annotator``'s latest active one); returns it."""
+        self._ensure_annotations()
+        with self.transaction() as conn:
+            if annotation_id is None:
+                row = conn.execute("SELECT id FROM annotations WHERE undone_at IS NULL AND annotator=? "
+                                   "ORDER BY id DESC LIMIT 1", (annotator,)).fetchone()
+                if row is None:
+                    raise TagwiseError(f"{where}: {annotator!r} has no annotation to undo.")
+                annotation_id = row[0]
+            row = conn.execute("SELECT undone_at FROM annotations WHERE id=?", (int(annotation_id),)).fetchone()
+            if row is None:
+                raise TagwiseError(f"{where}: no annotation {annotation_id}.")
+            if row[0] is not None:
+                raise TagwiseError(f"{where}: annotation {annotation_id} was already undone at {row[0]}.")
+            conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
+        return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
+
+
+ANNOTATIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
+    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT);
+CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
+"""

@@ -79,6 +79,9 @@ class Examples:
     example_ids: np.ndarray    # (n,) object: the source's own id, else its row number
     annotators: np.ndarray = field(default=None)  # (n,) object or None
     annotated: dict[str, frozenset[str]] = field(default_factory=dict)  # source -> labels
+    # (n,) bool or None: True where a person annotated the row against the whole taxonomy, so every
+    # label is known for it whatever its source annotates
+    fully_known: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -94,6 +97,8 @@ class Examples:
             cols = [space.index(n) for n in labels if n in space._lookup]
             rows = self.sources == source
             mask[np.ix_(rows, cols)] = True
+        if self.fully_known is not None:
+            mask[self.fully_known] = True
         unlabeled = np.array([lab is None for lab in self.labels], dtype=bool)
         mask[unlabeled] = False
         return mask
@@ -106,4 +111,5 @@ class Examples:
             ids=self.ids[idx], texts=[self.texts[i] for i in idx], labels=[self.labels[i] for i in idx],
             sources=self.sources[idx], splits=self.splits[idx], languages=self.languages[idx],
             example_ids=self.example_ids[idx], annotators=pick(self.annotators), annotated=self.annotated,
+            fully_known=pick(self.fully_known),
         )

@@ -52,6 +52,8 @@ def partial_targets(examples: Examples, taxonomy: Taxonomy,
         rows = examples.sources == source
         if cols and rows.any():
             known[np.ix_(rows, cols)] = True
+    if examples.fully_known is not None:  # rows a person annotated against the whole taxonomy
+        known[examples.fully_known] = True
     known[np.array([lab is None for lab in examples.labels], dtype=bool)] = False
     return propagate_partial_labels(Y, known, taxonomy, space)
 

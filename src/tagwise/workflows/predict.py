@@ -20,11 +20,13 @@ from .models import LoadedModel, load_project_model
 
 
 def predict_with(project: Project, loaded: LoadedModel, texts: list[str], sources=None,
-                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 progress: bool = False, embed=None) -> tuple[np.ndarray, np.ndarray]:
     """Texts -> ``(Z (n, K) uint8 decisions, P (n, K) float32 probabilities)`` with ``loaded``'s head.
 
     sources: None (source-agnostic), one source name, or (n,) names (None entries = agnostic); a name the
-    head has no mode for is scored agnostically.
+    head has no mode for is scored agnostically. embed: optional ``texts -> (n, d)`` vectors of the
+    model's encoder (a server passes the encoder itself, so arbitrary request texts do not grow the
+    project's embedding cache); default: the project's cache.
     """
     n = len(texts)
     if sources is None or isinstance(sources, str):
@@ -32,7 +34,7 @@ def predict_with(project: Project, loaded: LoadedModel, texts: list[str], source
     if len(sources) != n:
         raise TagwiseError(f"{len(sources)} sources for {n} texts; give one per text (or one for all).")
     modes = loaded.source_modes(sources) if loaded.sources else None
-    X, _ = project.embed_texts(texts, loaded.encoder, progress=progress)
+    X = embed(texts) if embed is not None else project.embed_texts(texts, loaded.encoder, progress=progress)[0]
     P = loaded.head.predict_proba(X, texts=texts, source=modes)
     Z = loaded.head.predict(X, texts=texts, source=modes)
     return Z, P.astype(np.float32)

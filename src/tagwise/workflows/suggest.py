@@ -103,7 +103,8 @@ def to_label_studio(rows: list[dict], label_names) -> list[dict]:
     ``<Choices name="labels" toName="text" choice="multiple">`` config."""
     tasks = []
     for r in rows:
-        data = {"text": r["text"], "example_id": r["example_id"], "source": r["source"], "reason": r["reason"]}
+        data = {"text": r["text"], "example_id": r["example_id"], "source": r["source"], "reason": r["reason"],
+                "store_id": r["store_id"]}  # `tagwise labels import` finds the example by it
         pred = {"model_version": "tagwise", "score": r["score"],
                 "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
                             "value": {"choices": r.get("current_labels", r["predicted"])}}]}

@@ -1,0 +1,77 @@
+"""``tagwise labels import|export|list|undo`` and ``tagwise serve`` (the web app and HTTP API)."""
+from __future__ import annotations
+
+import json
+
+from ..project import Project
+
+
+def cmd_import(args) -> int:
+    from ..workflows.labels import import_labels
+
+    r = import_labels(Project.open(args.project), args.file, annotator=args.annotator)
+    extra = f" ({r['skipped_unannotated']} unlabeled tasks skipped)" if r["skipped_unannotated"] else ""
+    print(f"imported {r['imported']} annotations from {args.file} ({r['format']}, origin {r['origin']}){extra}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..workflows.labels import export_labels
+
+    r = export_labels(Project.open(args.project), args.out, fmt=args.format)
+    print(f"wrote {r['rows']} labeled examples to {r['out']} ({r['format']})")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from ..workflows.labels import list_annotations
+
+    for a in list_annotations(Project.open(args.project))[-args.last:]:
+        state = f"undone {a['undone_at']}" if a["undone_at"] else "active"
+        print(f"{a['id']}\texample {a['example']}\t{json.dumps(a['labels'], ensure_ascii=False)}\t{a['annotator']}\t"
+              f"{a['origin']}\t{a['created_at']}\t{state}")
+    return 0
+
+
+def cmd_undo(args) -> int:
+    from ..workflows.labels import undo_annotation
+
+    a = undo_annotation(Project.open(args.project), args.id, annotator=args.annotator if args.id is None else None)
+    print(f"undid annotation {a['id']} (example {a['example']}, {a['annotator']}, {a['origin']})")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from ..serve.app import run_server
+
+    run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("labels", help="import / export / list / undo the labels people gave (annotations)")
+    p.add_argument("project")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    i = sub.add_parser("import", help="JSONL {id|example_id, labels}, CSV, or a Label Studio JSON export")
+    i.add_argument("file")
+    i.add_argument("--annotator", default="import", help="annotator name for rows that name none")
+    i.set_defaults(handler=cmd_import)
+    e = sub.add_parser("export", help="every labeled example with its labels and provenance")
+    e.add_argument("--out", required=True)
+    e.add_argument("--format", default="jsonl", choices=["jsonl", "label-studio", "csv"])
+    e.set_defaults(handler=cmd_export)
+    ls = sub.add_parser("list", help="the latest annotations")
+    ls.add_argument("--last", type=int, default=50)
+    ls.set_defaults(handler=cmd_list)
+    u = sub.add_parser("undo", help="undo annotation ID, or --annotator NAME's latest")
+    u.add_argument("id", nargs="?", type=int, default=None)
+    u.add_argument("--annotator", default="web")
+    u.set_defaults(handler=cmd_undo)
+
+    s = subparsers.add_parser("serve", help="web app (label queue, review queue, model page) and HTTP API")
+    s.add_argument("project")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need --token)")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--token", default=None, help="require `Authorization: Bearer TOKEN` on every request")
+    s.add_argument("--annotator", default="web", help="name stored with labels given in the web app")
+    s.set_defaults(handler=cmd_serve)

@@ -1,0 +1,353 @@
+"""Labels people give: annotations (add / undo / list), import and export, and the work queues.
+
+Every label a person gives is one row of the store's ``annotations`` table (example, labels,
+annotator, time, origin), never an overwrite of the stored labels; what an example trains with is
+decided by ``tagwise.annotations.resolve_training_labels`` (``Project.examples`` applies it).
+
+Import reads JSONL (``{"id"|"store_id"|"example_id", "source"?, "labels": [names]}`` per line), CSV
+(the same columns; ``labels`` a JSON list or names joined by ``,``) or a Label Studio JSON export of
+a ``tagwise suggest --format label-studio`` batch. A file is checked whole before anything is
+written: an unknown example, an unknown label or malformed JSON is one ``TagwiseError`` and nothing is
+imported.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from .._io import atomic_write_text
+from ..project import Project
+from ..types import Examples, TagwiseError
+
+EXPORT_FORMATS = ("jsonl", "label-studio", "csv")
+
+
+# -- annotations -----------------------------------------------------------------------------------
+def check_labels(project: Project, labels, where: str) -> list[str]:
+    """``labels`` as a list of taxonomy names, or a ``TagwiseError`` naming ``where``."""
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise TagwiseError(f"{where}: labels must be a list of label names such as [\"anger\", \"joy\"].")
+    known = set(project.labels.names)
+    bad = [x for x in labels if x not in known]
+    if bad:
+        raise TagwiseError(f"{where}: labels {bad[:5]} are not in the taxonomy. Fix: use names from "
+                           f"{sorted(known)[:10]}{'…' if len(known) > 10 else ''}.")
+    return list(dict.fromkeys(labels))
+
+
+def annotate(project: Project, store_id: int, labels: list[str], annotator: str, origin: str = "web") -> int:
+    """Record one person's labels for one example (store id). Returns the annotation id."""
+    if not isinstance(annotator, str) or not annotator.strip():
+        raise TagwiseError("annotator must be a non-empty name.")
+    labels = check_labels(project, labels, f"example {store_id}")
+    return project.store.add_annotations([(int(store_id), labels, annotator.strip(), origin)],
+                                         str(project.path))[0]
+
+
+def undo_annotation(project: Project, annotation_id: int | None = None, annotator: str | None = None) -> dict:
+    """Undo annotation ``annotation_id`` (or ``annotator``'s latest). The row stays, marked ``undone_at``."""
+    if annotation_id is None and annotator is None:
+        raise TagwiseError("name the annotation id or the annotator whose latest annotation to undo.")
+    return project.store.undo_annotation(annotation_id, annotator, str(project.path))
+
+
+def list_annotations(project: Project, include_undone: bool = True) -> list[dict]:
+    return project.store.annotations(include_undone=include_undone)
+
+
+# -- import ----------------------------------------------------------------------------------------
+def _read_records(path: Path) -> tuple[list[dict], str]:
+    """File -> (records ``{"key", "labels", "annotator"?, "row"}``, kind)."""
+    if not path.exists():
+        raise TagwiseError(f"{path}: no such file.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TagwiseError(f"{path}: not UTF-8 (byte {exc.start}). Fix: save the file as UTF-8.") from None
+    ext = path.suffix.lower()
+    if ext == ".csv":
+        try:
+            rows = list(csv.DictReader(io.StringIO(text)))
+        except csv.Error as exc:
+            raise TagwiseError(f"{path}: malformed CSV ({exc}).") from None
+        out = []
+        for n, r in enumerate(rows, 2):
+            raw = (r.get("labels") or "").strip()
+            if raw.startswith("["):
+                try:
+                    labels = json.loads(raw)
+                except json.JSONDecodeError:
+                    raise TagwiseError(f"{path}: row {n}: labels {raw!r} is not a JSON list.") from None
+            else:
+                labels = [x.strip() for x in raw.split(",") if x.strip()]
+            out.append({"row": f"row {n}", "key": r, "labels": labels, "annotator": r.get("annotator") or None})
+        return out, "csv"
+    stripped = text.lstrip()
+    if ext == ".json" or stripped.startswith("["):
+        try:
+            tasks = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TagwiseError(f"{path}: malformed JSON at line {exc.lineno} ({exc.msg}). Fix: re-export it "
+                               f"from Label Studio (JSON) or repair the file. Nothing was imported.") from None
+        if not isinstance(tasks, list):
+            raise TagwiseError(f"{path}: expected a Label Studio JSON export (a list of tasks).")
+        return _label_studio_records(tasks, path), "label-studio"
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TagwiseError(f"{path}: line {n}: not valid JSON ({exc.msg}). Nothing was imported.") from None
+        if not isinstance(r, dict):
+            raise TagwiseError(f"{path}: line {n}: expected an object with id/example_id and labels.")
+        out.append({"row": f"line {n}", "key": r, "labels": r.get("labels"), "annotator": r.get("annotator")})
+    return out, "jsonl"
+
+
+def _label_studio_records(tasks: list, path: Path) -> list[dict]:
+    """The latest completed (not cancelled) annotation of each task; tasks nobody annotated are skipped."""
+    out = []
+    for n, task in enumerate(tasks, 1):
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise TagwiseError(f"{path}: task {n}: no 'data' object; is this a Label Studio JSON export?")
+        done = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+        if not done:
+            continue
+        ann = done[-1]
+        labels: list = []
+        for res in ann.get("result") or []:
+            if isinstance(res, dict) and res.get("type") == "choices":
+                choices = (res.get("value") or {}).get("choices")
+                if not isinstance(choices, list):
+                    raise TagwiseError(f"{path}: task {n}: a choices result without a list of choices.")
+                labels += choices
+        who = ann.get("completed_by")
+        if isinstance(who, dict):
+            who = who.get("email") or who.get("id")
+        out.append({"row": f"task {n}", "key": task["data"], "labels": labels,
+                    "annotator": None if who in (None, "") else f"label-studio:{who}"})
+    return out
+
+
+def _resolve_keys(project: Project, records: list[dict], path: Path) -> list[int]:
+    """Each record's store id: ``store_id``/``id`` (a store id), else ``example_id`` (+ ``source``)."""
+    ex = project.store.examples()
+    store_ids = set(ex.ids.tolist())
+    by_source_id: dict[tuple[str, str], int] = {}
+    by_id: dict[str, list[int]] = {}
+    for i, s, e in zip(ex.ids.tolist(), ex.sources.tolist(), ex.example_ids.tolist()):
+        by_source_id[(str(s), str(e))] = i
+        by_id.setdefault(str(e), []).append(i)
+    out = []
+    for r in records:
+        key, where = r["key"], f"{path}: {r['row']}"
+        sid = key.get("store_id", key.get("id"))
+        if sid not in (None, ""):
+            try:
+                sid = int(str(sid).strip())
+            except ValueError:
+                raise TagwiseError(f"{where}: id {sid!r} is not a store id (a whole number).") from None
+            if sid not in store_ids:
+                raise TagwiseError(f"{where}: no example with store id {sid} in {project.path}. Fix: import the "
+                                   f"file into the project it came from. Nothing was imported.")
+            out.append(sid)
+            continue
+        eid, source = key.get("example_id"), key.get("source")
+        if eid in (None, ""):
+            raise TagwiseError(f"{where}: names no example. Fix: give id (store id) or example_id (+ source).")
+        if source not in (None, ""):
+            hit = by_source_id.get((str(source), str(eid)))
+            if hit is None:
+                raise TagwiseError(f"{where}: no example {eid!r} in source {source!r}. Nothing was imported.")
+        else:
+            hits = by_id.get(str(eid), [])
+            if len(hits) != 1:
+                raise TagwiseError(f"{where}: example_id {eid!r} matches {len(hits)} examples. Fix: add a "
+                                   f"'source' field (or use the store id). Nothing was imported.")
+            hit = hits[0]
+        out.append(hit)
+    return out
+
+
+def import_labels(project: Project, path, annotator: str = "import") -> dict:
+    """Import a labeled file as annotations (origin ``import:<file name>``), all or nothing.
+
+    Returns ``{"imported", "skipped_unannotated" (Label Studio tasks nobody labeled), "format", "origin",
+    "annotation_ids"}``.
+    """
+    path = Path(path)
+    records, kind = _read_records(path)
+    if not records:
+        raise TagwiseError(f"{path}: no labeled rows to import.")
+    ids = _resolve_keys(project, records, path)
+    rows, seen = [], {}
+    origin = f"import:{path.name}"
+    for r, sid in zip(records, ids):
+        where = f"{path}: {r['row']}"
+        if r["labels"] is None:
+            raise TagwiseError(f"{where}: no 'labels'. Fix: give a list of label names ([] for none).")
+        labels = check_labels(project, r["labels"], where)
+        if sid in seen:
+            raise TagwiseError(f"{where}: example {sid} was already labeled in {seen[sid]}. Fix: keep one.")
+        seen[sid] = r["row"]
+        rows.append((sid, labels, str(r.get("annotator") or annotator), origin))
+    new_ids = project.store.add_annotations(rows, str(path))
+    n_tasks = None
+    if kind == "label-studio":
+        n_tasks = len(json.loads(path.read_text(encoding="utf-8")))
+    return {"imported": len(new_ids), "format": kind, "origin": origin, "annotation_ids": new_ids,
+            "skipped_unannotated": (n_tasks - len(records)) if n_tasks is not None else 0}
+
+
+# -- export ----------------------------------------------------------------------------------------
+def export_labels(project: Project, out, fmt: str = "jsonl") -> dict:
+    """Every labeled example with its training labels and provenance (latest annotation's annotator and
+    origin, or ``source`` for labels that came with the data). Returns ``{"rows", "out", "format"}``."""
+    if fmt not in EXPORT_FORMATS:
+        raise TagwiseError(f"unknown --format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.")
+    ex = project.examples(labeled=True)
+    latest: dict[int, dict] = {}
+    for a in project.store.annotations():
+        latest[a["example"]] = a
+    rows = []
+    for i in range(len(ex)):
+        sid = int(ex.ids[i])
+        a = latest.get(sid)
+        rows.append({"id": sid, "example_id": str(ex.example_ids[i]), "source": str(ex.sources[i]),
+                     "split": str(ex.splits[i]), "text": ex.texts[i], "labels": list(ex.labels[i] or []),
+                     "annotator": a["annotator"] if a else None, "origin": a["origin"] if a else "source",
+                     "annotated_at": a["created_at"] if a else None})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id", "labels"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in r.items()})
+        text = buf.getvalue()
+    else:
+        tasks = [{"data": {"text": r["text"], "store_id": r["id"], "example_id": r["example_id"], "source": r["source"]},
+                  "annotations": [{"completed_by": r["annotator"] or r["origin"], "was_cancelled": False,
+                                   "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
+                                               "value": {"choices": r["labels"]}}]}]} for r in rows]
+        text = json.dumps(tasks, ensure_ascii=False, indent=1)
+    atomic_write_text(out, text)
+    return {"rows": len(rows), "out": str(out), "format": fmt}
+
+
+# -- queues (the web app's label and review lists) --------------------------------------------------
+def _filter(items: list[dict], filters: dict | None) -> list[dict]:
+    """Keep items matching every given filter: source, split, language, label (in labels/predicted/
+    suggested), q (case-insensitive text search)."""
+    f = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+    out = []
+    for it in items:
+        if any(k in f and str(it.get(k)) != str(f[k]) for k in ("source", "split", "language")):
+            continue
+        if "label" in f and f["label"] not in set(it.get("labels") or []) | set(it.get("predicted") or []) \
+                | set(it.get("suggested_labels") or []):
+            continue
+        if "q" in f and str(f["q"]).lower() not in it["text"].lower():
+            continue
+        out.append(it)
+    return out
+
+
+def _languages(project: Project) -> dict[int, str]:
+    ex = project.store.examples()
+    return dict(zip(ex.ids.tolist(), map(str, ex.languages.tolist())))
+
+
+def label_queue(project: Project, limit: int = 20, filters: dict | None = None, batch_size: int = 50,
+                predict=None) -> dict:
+    """The next examples to label: the latest suggest batch (``runs/<id>-suggest/batch.jsonl``; a new
+    one, of ``batch_size``, when none is left) minus examples someone annotated since.
+
+    predict: optional ``(texts, sources) -> predictions`` (``{"labels", "scores"}`` each) of the current
+    model; default ``workflows.predict.predict_texts`` when a model exists, else the suggest head's.
+    Returns ``{"batch", "items": [{"example_id" (store id), "source_example_id", "text", "source", "split",
+    "language", "labels" (the model's guess), "scores", "reason", "origin"}], "done", "total"}``.
+    """
+    from .suggest import suggest
+
+    annotated = {a["example"] for a in project.store.annotations()}
+    batch_rows, run = None, None
+    for r in reversed(project.runs("suggest")):
+        path = r / "batch.jsonl"
+        if path.exists():
+            rows = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            if any(x["store_id"] not in annotated for x in rows):
+                batch_rows, run = rows, r
+            break
+    if batch_rows is None:
+        from .suggest import unlabeled_pool
+
+        if len(unlabeled_pool(project)) == 0:
+            return {"batch": None, "items": [], "done": 0, "total": 0,
+                    "message": "Every example is labeled (or a duplicate of a labeled one). Add unlabeled texts "
+                               "with `tagwise add-source` (split: unlabeled) to get suggestions."}
+        rows = suggest(project, budget=batch_size)
+        run = project.new_run("suggest", {"budget": batch_size, "by": "label queue"})
+        atomic_write_text(run / "batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+        batch_rows = rows
+    lang = _languages(project)
+    todo = [x for x in batch_rows if x["store_id"] not in annotated]
+    items = [{"example_id": x["store_id"], "source_example_id": x["example_id"], "text": x["text"],
+              "source": x["source"], "split": x["split"], "language": lang.get(x["store_id"], ""),
+              "labels": list(x["predicted"]), "scores": dict(x["scores"]), "reason": x["reason"],
+              "origin": f"suggest:{run.name}"} for x in todo]
+    items = _filter(items, filters)[:max(0, int(limit))]
+    if items:
+        model_preds = None
+        if predict is not None:
+            model_preds = predict([it["text"] for it in items], [it["source"] for it in items])
+        elif (project.models_dir / "CURRENT").exists():
+            from .predict import predict_texts
+            model_preds = predict_texts(project, [it["text"] for it in items],
+                                        source=[it["source"] for it in items])["predictions"]
+        if model_preds is not None:
+            for it, p in zip(items, model_preds):
+                it["labels"], it["scores"] = list(p["labels"]), dict(p["scores"])
+    return {"batch": run.name, "items": items, "done": len(batch_rows) - len(todo), "total": len(batch_rows),
+            "message": None if items else "Nothing to label with these filters."}
+
+
+def review_queue(project: Project, limit: int = 20, filters: dict | None = None) -> dict:
+    """Rows of the latest audit run not decided yet, worst first: ``{"audit", "items": [{"example_id"
+    (store id), "text", "source", "split", "language", "labels" (given), "suggested_labels", "findings",
+    "label_quality", "origin"}], "done", "total"}`` (empty items and ``audit`` None without an audit)."""
+    runs = [r for r in project.runs("audit") if (r / "issues.jsonl").exists()]
+    if not runs:
+        return {"audit": None, "items": [], "done": 0, "total": 0}
+    run = runs[-1]
+    origin = f"audit:{run.name}"
+    decided = {a["example"] for a in project.store.annotations(origin=origin)}
+    rows = [json.loads(ln) for ln in (run / "issues.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lang = _languages(project)
+    todo = [r for r in rows if r["store_id"] not in decided]
+    items = [{"example_id": r["store_id"], "source_example_id": r["example_id"], "text": r["text"],
+              "source": r["source"], "split": r["split"], "language": lang.get(r["store_id"], ""),
+              "labels": list(r["given_labels"]), "suggested_labels": list(r["suggested_labels"]),
+              "findings": r["findings"], "label_quality": r["label_quality"], "origin": origin}
+             for r in sorted(todo, key=lambda r: r["label_quality"])]
+    return {"audit": run.name, "items": _filter(items, filters)[:max(0, int(limit))],
+            "done": len(rows) - len(todo), "total": len(rows)}
+
+
+def history(project: Project, limit: int = 50) -> list[dict]:
+    """The latest annotations (undone ones too), newest first, with each example's text and source."""
+    anns = project.store.annotations(include_undone=True)[-limit:][::-1]
+    ex: Examples = project.store.examples()
+    pos = {int(i): k for k, i in enumerate(ex.ids.tolist())}
+    out = []
+    for a in anns:
+        k = pos.get(a["example"])
+        out.append({**a, "text": ex.texts[k] if k is not None else "", "source": str(ex.sources[k]) if k is not None else ""})
+    return out

@@ -1,0 +1,46 @@
+"""Retrain with the labels people gave, and show what changed: before/after figures on dev and test."""
+from __future__ import annotations
+
+import time
+
+from ..project import Project
+from ..types import TagwiseError
+from .evaluate import evaluate
+from .train import train
+
+FIGURES = ("micro_f1", "macro_f1")
+
+
+def _figures(project: Project, model: str | None) -> dict:
+    """{split: {"micro_f1", "macro_f1", "n_examples"}} of ``model`` on the labeled dev/test splits."""
+    out = {}
+    for split in ("dev", "test"):
+        try:
+            r = evaluate(project, split=split, model=model, save=split == "test")
+        except TagwiseError:  # no labeled rows in that split, or no model yet
+            continue
+        out[split] = {k: round(float(r[k]), 4) for k in FIGURES} | {"n_examples": int(r["n_examples"])}
+    return out
+
+
+def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
+    """Evaluate the current model, train a new one on the project's resolved labels (annotations
+    included), evaluate it on the same splits.
+
+    progress: optional ``(fraction 0..1, stage text) -> None``. Returns ``{"model", "previous_model",
+    "mode", "n_examples", "seconds", "before": {split: figures}, "after": {split: figures}}``.
+    """
+    report = progress or (lambda f, s: None)
+    t0 = time.perf_counter()
+    current = project.models_dir / "CURRENT"
+    previous = current.read_text(encoding="utf-8").strip() if current.exists() else None
+    report(0.05, "scoring the current model")
+    before = _figures(project, previous) if previous else {}
+    report(0.3, "training")
+    result = train(project, mode=mode or "auto", progress=False)
+    report(0.8, "scoring the new model")
+    after = _figures(project, result["model"])
+    report(1.0, "done")
+    return {"model": result["model"], "previous_model": previous, "mode": result["mode"],
+            "n_examples": result["n_examples"], "seconds": round(time.perf_counter() - t0, 2),
+            "before": before, "after": after}

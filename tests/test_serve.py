@@ -1,0 +1,179 @@
+"""`tagwise serve` HTTP API (issue 17): the contract, micro-batching through the fitted head's own
+predict, request limits, the token, escaping in the pages, retrain jobs, and the server writing while
+a CLI command runs on the same project."""
+import concurrent.futures
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from serve_data import make_project
+from tagwise.serve.app import create_app, run_server
+from tagwise.types import TagwiseError
+from tagwise.workflows.audit import audit
+from tagwise.workflows.models import load_project_model
+from tagwise.workflows.predict import predict_texts
+from tagwise.workflows.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+NASTY = ['<script>alert("x")</script> I love it', '"><img src=x onerror=alert(1)> so sad']
+TOKEN = "t0ken-for-tests"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    rows = [f"{NASTY[0]}\t17\tnasty1", f"{NASTY[1]}\t25\tnasty2"]
+    project = make_project(root, n_train=200, n_pool=120, n_dev=60, n_test=60, extra_rows=rows)
+    train(project, mode="supervised", progress=False)
+    audit(project, root / "issues.jsonl", progress=False)
+    app = create_app(project.path, token=TOKEN)
+    client = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
+    yield project, app, client
+    app.state.predictor.stop()
+
+
+def test_health_and_predict_go_through_the_fitted_head(served):
+    project, app, client = served
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["examples"] == len(project.examples())
+    texts = ["thank you so much for this", "I am so angry at them", "what does this even mean?"]
+    r = client.post("/api/predict", json={"texts": texts})
+    assert r.status_code == 200
+    body = r.json()
+    loaded = load_project_model(project)
+    assert body["model"] == loaded.name == health["model"]
+    X = project.embed_texts(texts, loaded.encoder, progress=False)[0]
+    Z = loaded.head.predict(X, texts=texts)
+    P = loaded.head.predict_proba(X, texts=texts)
+    for i, pred in enumerate(body["predictions"]):
+        assert pred["labels"] == [loaded.labels[k] for k in np.flatnonzero(Z[i])]
+        assert np.allclose([pred["scores"][n] for n in loaded.labels], P[i], atol=1e-5)
+    # the same answers as `tagwise predict` (workflows.predict.predict_texts)
+    cli = predict_texts(project, texts)["predictions"]
+    assert [p["labels"] for p in cli] == [p["labels"] for p in body["predictions"]]
+
+
+def test_concurrent_requests_share_encoder_calls(served):
+    _, app, client = served
+    predictor = app.state.predictor
+    before_batches, before_requests = predictor.batches, predictor.requests
+    texts = [f"request number {i} makes me happy" for i in range(48)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda t: client.post("/api/predict", json={"texts": [t]}).json(), texts))
+    assert all(len(r["predictions"]) == 1 for r in results)
+    assert predictor.requests - before_requests == 48
+    assert predictor.batches - before_batches < 48  # some requests were answered by a shared call
+
+
+def test_request_limits_give_413_with_a_clear_message(served):
+    _, _, client = served
+    r = client.post("/api/predict", json={"texts": ["hello"] * 1000})
+    assert r.status_code == 413 and "limit is 256" in r.json()["detail"]
+    r = client.post("/api/predict", json={"texts": ["a" * 20_000]})
+    assert r.status_code == 413 and "characters" in r.json()["detail"]
+    r = client.post("/api/predict", content=b'{"texts": ["' + b"a" * (5 * 1024 * 1024) + b'"]}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert client.get("/api/health").status_code == 200  # still serving
+
+
+def test_every_request_needs_the_token(served):
+    project, app, _ = served
+    bare = TestClient(app)
+    for method, url in (("get", "/api/health"), ("get", "/label"), ("get", "/docs"), ("get", "/openapi.json"),
+                        ("post", "/api/predict"), ("get", "/static/app.js")):
+        assert getattr(bare, method)(url).status_code == 401, url
+    assert bare.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    bare.cookies.set("token", TOKEN)
+    assert bare.get("/api/health").status_code == 401  # no cookie auth
+    with pytest.raises(TagwiseError, match="--token"):
+        run_server(project.path, host="0.0.0.0", port=1)
+
+
+def test_pages_escape_texts(served):
+    _, _, client = served
+    for url in ("/label?q=nasty", "/label?q=onerror", "/label?q=script", "/review", "/model", "/api/docs-nothing"):
+        page = client.get(url).text
+        assert "<script>alert" not in page and "<img src=x" not in page
+    label = client.get("/label", params={"q": "alert"}).text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in label or "&lt;img src=x onerror" in label
+    assert client.get("/label").headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_queues_filters_and_annotations(served):
+    project, _, client = served
+    q = client.get("/api/queue", params={"kind": "label", "limit": 5}).json()
+    assert 0 < len(q["items"]) <= 5
+    item = q["items"][0]
+    assert {"example_id", "text", "source", "labels", "scores"} <= set(item)
+    assert item["origin"].startswith("suggest:")
+    assert client.get("/api/queue", params={"kind": "label", "q": "zzzz-no-such-text"}).json()["items"] == []
+    same = client.get("/api/queue", params={"kind": "label", "q": item["text"][:12]}).json()["items"]
+    assert item["example_id"] in [x["example_id"] for x in same]
+    review = client.get("/api/queue", params={"kind": "review", "limit": 3}).json()["items"]
+    quality = [x["label_quality"] for x in review]
+    assert quality == sorted(quality) and all("suggested_labels" in x for x in review)
+    r = client.post("/api/annotations", json={"example_id": item["example_id"], "labels": ["joy"],
+                                               "annotator": "ann", "origin": item["origin"]})
+    aid = r.json()["annotation_id"]
+    after = client.get("/api/queue", params={"kind": "label", "limit": 50}).json()["items"]
+    assert item["example_id"] not in [x["example_id"] for x in after]
+    assert client.post("/api/annotations", json={"example_id": item["example_id"], "labels": ["nope"]}).status_code == 400
+    assert client.post(f"/api/annotations/{aid}/undo").json()["undone_at"]
+    back = client.get("/api/queue", params={"kind": "label", "limit": 50}).json()["items"]
+    assert item["example_id"] in [x["example_id"] for x in back]
+
+
+def test_retrain_job_reports_before_after_and_predict_reloads(served):
+    project, app, client = served
+    old = client.get("/api/health").json()["model"]
+    pool = project.examples(split="unlabeled").ids[:5].tolist()
+    for sid in pool:
+        client.post("/api/annotations", json={"example_id": sid, "labels": ["gratitude"], "annotator": "ann"})
+    job_id = client.post("/api/train", json={"mode": "supervised"}).json()["job_id"]
+    for _ in range(240):
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed"):
+            break
+        time.sleep(0.25)
+    assert job["state"] == "done", job
+    result = job["result"]
+    assert result["previous_model"] == old and result["model"] != old
+    assert set(result["before"]) == set(result["after"]) == {"dev", "test"}
+    assert result["n_examples"] == len(project.examples(split="train", labeled=True))
+    assert client.post("/api/predict", json={"texts": ["thanks a lot"]}).json()["model"] == result["model"]
+    assert client.get("/api/jobs/nope").status_code == 404
+
+
+def test_server_writes_while_cli_commands_run(served, tmp_path):
+    """The server keeps accepting annotations while `tagwise labels import` (a writer) and `tagwise audit`
+    run on the same project: no "database is locked", no lost write."""
+    import json
+
+    project, _, client = served
+    train = project.examples(split="train", labeled=True)
+    train_ids = train.ids.tolist()
+    # people confirm the labels the rows already have: the data stays as varied as it was
+    (tmp_path / "many.jsonl").write_text("".join(json.dumps({"id": sid, "labels": labels}) + "\n"
+                                                 for sid, labels in zip(train_ids[:150], train.labels)))
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    before = len(project.store.annotations(include_undone=True))
+    procs = [subprocess.Popen([sys.executable, "-m", "tagwise", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+             for args in (["audit", str(project.path), "--out", str(tmp_path / "i.csv"), "--quiet"],
+                          ["labels", str(project.path), "import", str(tmp_path / "many.jsonl")])]
+    codes = []
+    while any(p.poll() is None for p in procs) or len(codes) < 20:
+        k = len(codes) % len(train_ids)
+        codes.append(client.post("/api/annotations", json={"example_id": train_ids[k], "labels": train.labels[k],
+                                                           "annotator": "w"}).status_code)
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "locked" not in err, err
+    assert set(codes) == {200}
+    assert len(project.store.annotations(include_undone=True)) == before + len(codes) + 150

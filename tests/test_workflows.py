@@ -70,9 +70,9 @@ def test_fit_validates_shapes_and_keeps_its_parameters():
 
 
 def test_every_mode_builds_a_registered_class():
-    assert set(MODES) == {"supervised", "zero-shot", "few-shot", "semi-supervised", "multisource"}
+    assert set(MODES) == {"supervised", "zero-shot", "few-shot", "semi-supervised", "multisource", "weak"}
     assert {"MultiLabelLinear", "FewShotClassifier", "ZeroShotClassifier", "SemiSupervisedClassifier",
-            "CoTrainingClassifier", "MultiSourceLinear"} <= set(MODEL_CLASSES)
+            "CoTrainingClassifier", "MultiSourceLinear", "WeakLabelModel"} <= set(MODEL_CLASSES)
 
 
 def test_multisource_rows_are_scored_in_their_source_mode(emotion):

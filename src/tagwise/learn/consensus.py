@@ -8,8 +8,8 @@ Data shape (``Annotations``), one row per (example, annotator) judgement, ``m`` 
 - ``known``: (m, K) bool or None, False where the annotator said nothing about a label (a task
   that asked only some labels); such cells are not votes. None means every cell is a vote.
 
-An (example, annotator) pair occurs at most once: merge repeat judgements before (see
-``Annotations.merge_repeats``). Examples with no judgement are allowed (their consensus is the
+An (example, annotator) pair occurs at most once: an exact repeat is dropped, a repeat with
+different labels is an error unless merged first (``Annotations.merge_repeats``). Examples with no judgement are allowed (their consensus is the
 prior, or the classifier's probability when one is given).
 
 The annotator model (``ConsensusModel``) is Dawid-Skene run per label with shared structure:
@@ -93,10 +93,19 @@ class Annotations:
             key = e * max(A, 1) + a
             order = np.argsort(key, kind="stable")
             dup = np.nonzero(np.diff(key[order]) == 0)[0]
-            if dup.size:
-                r1, r2 = int(order[dup[0]]), int(order[dup[0] + 1])
-                raise TagwiseError(f"annotations: annotator {int(a[r1])} judged example {int(e[r1])} twice "
-                                   f"(rows {r1} and {r2}); merge repeats with Annotations.merge_repeats")
+            Mk = np.ones(Y.shape, bool) if M is None else M
+            differ = [d for d in dup if not (np.array_equal(Y[order[d]], Y[order[d + 1]])
+                                             and np.array_equal(Mk[order[d]], Mk[order[d + 1]]))]
+            if differ:
+                r1, r2 = int(order[differ[0]]), int(order[differ[0] + 1])
+                raise TagwiseError(f"annotations: annotator {int(a[r1])} judged example {int(e[r1])} twice with "
+                                   f"different labels (rows {r1} and {r2}); keep one judgement or merge them "
+                                   f"with Annotations.merge_repeats")
+            if dup.size:  # exact repeats say nothing new: keep the first
+                keep = np.ones(len(e), bool)
+                keep[order[dup + 1]] = False
+                e, a, Y = e[keep], a[keep], Y[keep]
+                M = None if M is None else M[keep]
         return cls(e, a, Y, M, n, A)
 
     @classmethod
@@ -301,6 +310,25 @@ class ConsensusModel:
         self.evidence_neg_ = np.asarray(Aa @ ((1 - qe) * V))
         self.n_examples_ = np.bincount(ann.annotator, minlength=A)  # pairs are unique
         return self
+
+    def predict_proba(self, annotations: Annotations, pred_probs: np.ndarray | None = None) -> np.ndarray:
+        """(n, K) posteriors of new or changed judgements under the *fitted* annotator rates and
+        prior (one E-step, no refit): each example's posterior depends only on its own votes (and
+        its classifier probability when the model was fitted with one)."""
+        ann = annotations
+        A, K = self.sensitivity_.shape
+        if ann.n_labels != K or ann.n_annotators > A:
+            raise TagwiseError(f"consensus: the model was fitted on {K} labels and {A} annotators; got "
+                               f"{ann.n_labels} labels and {ann.n_annotators} annotators")
+        s, t = self.sensitivity_, self.specificity_
+        V = ann.votes().astype(np.float64)
+        Y1 = ann.labels * V
+        cell = Y1 * (np.log(s) - np.log1p(-t))[ann.annotator] + (V - Y1) * (np.log1p(-s) - np.log(t))[ann.annotator]
+        prior = np.broadcast_to(self.prior_logit_, (ann.n_examples, K))
+        if pred_probs is not None and self.use_classifier and np.any(self.weight_):
+            P = np.clip(np.asarray(pred_probs, dtype=np.float64), 1e-4, 1 - 1e-4)
+            prior = self.prior_logit_ + self.weight_ * (np.log(P) - np.log1p(-P))
+        return expit(prior + np.asarray(_incidence(ann.example, ann.n_examples) @ cell))
 
     def result(self) -> ConsensusResult:
         q = self.proba_

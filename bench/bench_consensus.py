@@ -241,6 +241,7 @@ def simulate(data, keep, crowd, seed):
 def part_sim(data, X, seeds, rows_name="test", methods=None, params=None):
     rows = data["split"] == rows_name
     out = {}
+    secs = {}
     for keep in (1, 2):
         for crowd in CROWDS:
             per = {m: {"macro_f1": [], "spearman": []} for m in (methods or TAGWISE + PEERS)}
@@ -249,12 +250,14 @@ def part_sim(data, X, seeds, rows_name="test", methods=None, params=None):
                 P = oof_probs(X, sim)
                 syn = ~np.isnan(planted)
                 for m in per:
+                    t0 = time.perf_counter()
                     Q, qual = run_method(m, sim, P, params if m in TAGWISE else None)
+                    secs[m] = secs.get(m, 0.0) + time.perf_counter() - t0
                     D = (Q > 0.5).astype(np.uint8) if m == "majority" else decide(Q)
                     per[m]["macro_f1"].append(macro_f1(data["gold"], D, rows))
                     per[m]["spearman"].append(float(spearmanr(qual[syn], planted[syn]).correlation))
             key = f"keep{keep}_{crowd}"
-            out[key] = {m: {"macro_f1": float(np.mean(v["macro_f1"])), "macro_f1_seeds": v["macro_f1"],
+            out[key] = {m: {"seconds_so_far": secs[m], "macro_f1": float(np.mean(v["macro_f1"])), "macro_f1_seeds": v["macro_f1"],
                             "spearman": float(np.nanmean(v["spearman"])), "spearman_seeds": v["spearman"]}
                         for m, v in per.items()}
             print(f"  {data['name']} sim {key}: " + ", ".join(
@@ -405,6 +408,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--scale-one", nargs=2)
     ap.add_argument("--out", default=RESULT_FILE)
+    ap.add_argument("--no-slow-peers", nargs="*", default=[],
+                    help="datasets on which --part sim skips MACE and GLAD (minutes per label here)")
     args = ap.parse_args()
     if args.scale_one:
         scale_one(args.scale_one[0], int(args.scale_one[1]))
@@ -423,7 +428,9 @@ def main():
             for name in tqdm(args.datasets, desc=part):
                 data = LOADERS[name]()
                 X = embed(data["texts"])
-                fn = {"real": lambda: part_real(data, X), "sim": lambda: part_sim(data, X, seeds),
+                sim_methods = [m for m in TAGWISE + PEERS if name not in args.no_slow_peers
+                               or m not in ("crowdkit_mace", "crowdkit_glad")]
+                fn = {"real": lambda: part_real(data, X), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
                       "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X)}[part]
                 results.setdefault(part, {})[name] = fn()
         results.setdefault("seconds", {})[part] = time.perf_counter() - t0

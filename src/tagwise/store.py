@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY, batch TEXT NOT NULL, example INTEGER NOT NULL,
     old_labels TEXT, new_labels TEXT, reason TEXT, created_at TEXT NOT NULL, undone_at TEXT);
 CREATE INDEX IF NOT EXISTS corrections_batch ON corrections(batch);
+CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, example_id TEXT NOT NULL, annotator TEXT NOT NULL,
+    labels TEXT NOT NULL, row INTEGER, origin TEXT NOT NULL, added_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS annotations_source ON annotations(source, example_id);
 """
 
 
@@ -172,3 +176,29 @@ class Store:
                              " VALUES (?,?,?,?,?,?)", (batch, ex_id, old[ex_id], new, reason, now))
                 conn.execute("UPDATE examples SET labels=? WHERE id=?", (new, ex_id))
         return len(updates)
+
+    # -- annotations (several annotators per example; issue 18) ------------
+    def add_annotations(self, source: str, records: list[tuple[str, str, list[str], int | None]],
+                        origin: str = "ingest", replace: bool = False) -> int:
+        """Append judgements ``(example_id, annotator, label names, file row)`` of ``source``'s
+        examples (linked by the examples' ``example_id``); ``replace`` first drops the source's
+        judgements of that origin. One transaction."""
+        now = _now()
+        with self.transaction() as conn:
+            if replace:
+                conn.execute("DELETE FROM annotations WHERE source=? AND origin=?", (source, origin))
+            conn.executemany("INSERT INTO annotations(source, example_id, annotator, labels, row, origin, added_at)"
+                             " VALUES (?,?,?,?,?,?,?)",
+                             ((source, ex, ann, json.dumps(list(labels), ensure_ascii=False), row, origin, now)
+                              for ex, ann, labels, row in records))
+        return len(records)
+
+    def annotations(self, source: str | None = None) -> list[tuple[int, str, list[str], str]]:
+        """Judgements joined to their examples: ``(store example id, annotator, label names,
+        source)``, in insertion order; judgements whose example is gone are skipped."""
+        sql = ("SELECT e.id, a.annotator, a.labels, a.source FROM annotations a JOIN examples e "
+               "ON e.source = a.source AND e.example_id = a.example_id"
+               + (" WHERE a.source=?" if source else "") + " ORDER BY a.id")
+        return [(i, ann, json.loads(lab), src)
+                for i, ann, lab, src in self.conn.execute(sql, (source,) if source else ())]
+

@@ -11,7 +11,7 @@ import sys
 
 from ..types import TagwiseError
 
-COMMAND_MODULES = ["core", "fewshot", "audit", "taxonomy"]
+COMMAND_MODULES = ["core", "fewshot", "audit", "taxonomy", "annotators"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,8 +24,9 @@ Parts (``--part``):
 - ``scale``: time and peak RSS of one consensus fit on 1M synthetic single-label annotations
   (200k examples x 5, 50 annotators), tagwise vs crowd-kit DawidSkene, each in its own process;
   tagwise also on 10 labels at once.
-- ``choose``: the defaults (``prior_strength`` of ConsensusModel) picked on the *train* items of
-  simulated crowds with seeds 100-102 (never the test items or the report seeds 0-2).
+- ``choose``: the defaults of ConsensusModel (``rates``, ``prior_strength``, ``use_classifier``)
+  compared on the *train* items only: simulated crowds with seed 100 (never the report seeds)
+  and the real crowd against the train items' gold.
 
 Peers get the same inputs: crowd-kit's DawidSkene, MACE, GLAD and MajorityVote run per label
 (they are single-label); cleanlab's ``get_label_quality_multiannotator`` runs per label with the
@@ -390,14 +391,21 @@ def part_scale():
 
 # ----------------------------------------------------------------------------- part: choose
 def part_choose(data, X):
-    """prior_strength grid on the train items of simulated crowds, seeds 100-102."""
-    grid = [1.0, 4.0, 16.0]
+    """The defaults of ConsensusModel, on the *train* items only: simulated crowds of seed 100
+    (never the report seeds 0-1) and the real crowd against the train items' gold."""
+    train = data["split"] == "train"
+    P = oof_probs(X, data["ann"])
     res = {}
-    for c in grid:
-        sim = part_sim(data, X, seeds=[100], rows_name="train", methods=["tagwise"],
-                       params={"prior_strength": c})
-        res[str(c)] = float(np.mean([v["tagwise"]["macro_f1"] for v in sim.values()]))
-        print(f"  choose {data['name']} prior_strength={c}: train macro-F1 {res[str(c)]:.4f}", flush=True)
+    for rates in ("two-coin", "one-coin"):
+        for c in (1.0, 4.0, 16.0):
+            for method in ("tagwise", "tagwise_clf"):
+                params = {"prior_strength": c, "rates": rates}
+                sim = part_sim(data, X, seeds=[100], rows_name="train", methods=[method], params=params)
+                Q, _ = run_method(method, data["ann"], P, params)
+                key = f"{rates}|prior_strength={c}|classifier={method == 'tagwise_clf'}"
+                res[key] = {"sim_train_macro_f1": float(np.mean([v[method]["macro_f1"] for v in sim.values()])),
+                            "real_train_macro_f1": macro_f1(data["gold"], decide(Q), train)}
+                print(f"  choose {data['name']} {key}: {res[key]}", flush=True)
     return res
 
 

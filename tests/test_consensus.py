@@ -178,3 +178,130 @@ def test_relabel_prefers_split_votes_where_one_vote_can_flip():
     exclude = np.zeros(ann.n_examples, bool)
     exclude[pick[:5]] = True
     assert not np.isin(pick[:5], suggest_relabel(res.proba, s, t, 20, exclude=exclude)).any()
+
+
+# ----------------------------------------------------------------------------- project level
+def _hs_items(n=120):
+    return list(json.loads(HS.read_text()).items())[:n]
+
+
+def _votes(item):
+    other = item["other_info"]["other annotations"]
+    return {"hate": item["annotations"].split(","), "aggressive": other["aggressive language detection"].split(","),
+            "offensive": other["offensive language detection"].split(",")}
+
+
+def _write_sources(tmp_path, n=120):
+    items = _hs_items(n)
+    with open(tmp_path / "wide.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "text"] + [f"Ann{a + 1}" for a in range(6)])
+        for key, item in items:
+            v = _votes(item)
+            cells = [";".join(k for k in v if v[k][a].strip() == "1") or "none" for a in range(6)]
+            w.writerow([key, item["text"]] + cells)
+    with open(tmp_path / "long.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "text", "annotator", "labels"])
+        for key, item in items:
+            for a in range(6):
+                w.writerow([key, item["text"], f"Ann{a + 1}", "hate" if _votes(item)["hate"][a] == "1" else ""])
+    with open(tmp_path / "votes.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "hate_votes", "n"])
+        for key, item in items:
+            w.writerow([item["text"], sum(int(x) for x in _votes(item)["hate"]), 6])
+    (tmp_path / "wide.yaml").write_text(
+        "name: hs_wide\npath: wide.csv\ncolumns: {text: text, id: id}\nlabels: {format: delimited, delimiter: ';', "
+        "annotator_columns: [Ann1, Ann2, Ann3, Ann4, Ann5, Ann6], map: {none: null}}\n")
+    (tmp_path / "long.yaml").write_text(
+        "name: hs_long\npath: long.csv\ncolumns: {text: text, id: id, annotator: annotator, labels: labels}\n"
+        "labels: {format: delimited, names: [hate]}\n")
+    (tmp_path / "votes.yaml").write_text(
+        "name: hs_votes\npath: votes.csv\ncolumns: {text: text}\nlabels: {format: votes, columns: {hate: hate_votes}, "
+        "count: n}\n")
+    return items
+
+
+def test_project_ingest_report_and_targets(tmp_path):
+    from tagwise.cli import main
+    from tagwise.project import Project
+    from tagwise.workflows.annotators import (add_annotated_source, annotator_report, consensus_targets,
+                                              relabel_suggestions)
+    items = _write_sources(tmp_path)
+    project = Project.init(tmp_path / "p")
+    try:
+        wide = add_annotated_source(project, tmp_path / "wide.yaml")
+        assert wide["n_examples"] == 120 and wide["n_annotations"] == 720
+        # the example row keeps the strict majority of its judgements
+        ex = project.examples(source="hs_wide")
+        first = _votes(items[0][1])
+        majority = sorted(k for k in first if 2 * sum(v == "1" for v in first[k]) > 6)
+        assert sorted(ex.labels[0]) == majority
+        add_annotated_source(project, tmp_path / "long.yaml")
+        add_annotated_source(project, tmp_path / "votes.yaml")
+        report = annotator_report(project)
+        assert set(report["labels"]) == {"hate", "aggressive", "offensive"}
+        assert all(0 <= r["quality"] <= 1 for r in report["annotators"].values())
+        assert report["annotators"]["Ann1"]["n_examples"] == 240  # wide + long
+        assert set(report["annotators"]["hs_votes:anonymous"]["per_label"]) == {"hate"}  # it judged only hate
+        per = report["annotators"]["Ann4"]["per_label"]["hate"]
+        assert 0 < per["sensitivity"] < 1 and 0 < per["specificity"] < 1
+        targets = consensus_targets(project, "model")
+        mv = consensus_targets(project, "majority")
+        assert targets["probabilities"].shape == (360, 3)
+        # long and votes sources only annotate hate: their other cells are unknown
+        known = dict(zip(targets["labels"], targets["known"].sum(0).tolist()))
+        assert known == {"hate": 360, "aggressive": 120, "offensive": 120}
+        hate = targets["labels"].index("hate")
+        assert np.corrcoef(targets["probabilities"][:, hate], mv["probabilities"][:, hate])[0, 1] > 0.7
+        picks = relabel_suggestions(project, 10)
+        assert 0 < len(picks) <= 10 and all(p["score"] > 0 for p in picks)
+    finally:
+        project.close()
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["annotators", str(tmp_path / "p"), "--json"]) == 0
+    out = json.loads(buf.getvalue())
+    assert "alpha" in out["labels"]["hate"] and "quality" in out["annotators"]["Ann2"]
+
+
+def test_project_bad_annotation_input(tmp_path):
+    from tagwise.project import Project
+    from tagwise.workflows.annotators import add_annotated_source
+    _write_sources(tmp_path, 30)
+    project = Project.init(tmp_path / "p")
+    try:
+        # an annotator column that is not in the file
+        (tmp_path / "bad1.yaml").write_text((tmp_path / "wide.yaml").read_text().replace("Ann6]", "Ann7]"))
+        with pytest.raises(TagwiseError, match=r"wide.csv: column 'Ann7' not found.*annotator_columns"):
+            add_annotated_source(project, tmp_path / "bad1.yaml")
+        # an example nobody annotated (rows are file lines: the header is line 1)
+        rows = list(csv.reader(open(tmp_path / "wide.csv")))
+        rows[4][2:] = [""] * 6
+        csv.writer(open(tmp_path / "wide0.csv", "w", newline="")).writerows(rows)
+        (tmp_path / "bad2.yaml").write_text((tmp_path / "wide.yaml").read_text().replace("wide.csv", "wide0.csv"))
+        with pytest.raises(TagwiseError, match=r"wide0.csv: row 5: no annotation for this example.*Fix"):
+            add_annotated_source(project, tmp_path / "bad2.yaml")
+        # the same annotator twice on one example with different labels
+        rows = list(csv.reader(open(tmp_path / "long.csv")))
+        dup = list(rows[1])
+        dup[3] = "" if dup[3] == "hate" else "hate"
+        rows.insert(3, dup)
+        csv.writer(open(tmp_path / "long2.csv", "w", newline="")).writerows(rows)
+        (tmp_path / "bad3.yaml").write_text((tmp_path / "long.yaml").read_text().replace("long.csv", "long2.csv"))
+        with pytest.raises(TagwiseError, match=r"long2.csv: rows 2 and 4: annotator 'Ann1' labeled example .* twice"):
+            add_annotated_source(project, tmp_path / "bad3.yaml")
+        # vote counts above the count of annotators
+        rows = list(csv.reader(open(tmp_path / "votes.csv")))
+        rows[2][1] = "7"
+        csv.writer(open(tmp_path / "votes2.csv", "w", newline="")).writerows(rows)
+        (tmp_path / "bad4.yaml").write_text((tmp_path / "votes.yaml").read_text().replace("votes.csv", "votes2.csv"))
+        with pytest.raises(TagwiseError, match=r"votes2.csv: row 3: column 'hate_votes' has 7 votes but column 'n'"):
+            add_annotated_source(project, tmp_path / "bad4.yaml")
+        # nothing half-written
+        assert project.store.source_names() == []
+    finally:
+        project.close()

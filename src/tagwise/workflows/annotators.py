@@ -162,3 +162,24 @@ def annotator_report(project: Project) -> dict:
             "annotators": annotators, "pairwise": pairs,
             "consensus": {"method": "model", "mean_confidence": _num(conf.mean()) if conf.size else None,
                           "cells_below_0.8": int((conf < 0.8).sum())}}
+
+
+def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None = None) -> list[dict]:
+    """The ``n`` annotated examples that most need one more annotation (``select.relabel``):
+    ``[{"id": store id, "score": expected error reduction, "labels": {name: consensus p}}]`` for
+    the labels whose decision one more vote could flip, best first. ``pred_probs`` as in
+    ``consensus_targets``. Mix with new examples by comparing ``score`` with
+    ``relabel.relabel_scores`` of the classifier's probabilities on unlabeled rows."""
+    from ..select.relabel import expected_error_reduction, pooled_rates
+
+    data = load_annotations(project)
+    ann = data["annotations"]
+    res = ConsensusModel(use_classifier=pred_probs is not None).fit(ann, pred_probs).result()
+    weights = np.bincount(ann.annotator, minlength=ann.n_annotators)
+    s, t = pooled_rates(res.sensitivity, res.specificity, weights)
+    gain = expected_error_reduction(res.proba, s, t) * _incidence_any(ann)
+    score = gain.sum(1)
+    order = np.argsort(-score, kind="stable")[:n]
+    return [{"id": int(data["ids"][i]), "score": float(score[i]),
+             "labels": {data["labels"][k]: float(res.proba[i, k]) for k in np.flatnonzero(gain[i] > 0)}}
+            for i in order if score[i] > 0]

@@ -28,8 +28,8 @@ The annotator model (``ConsensusModel``) is Dawid-Skene run per label with share
 
 EM starts from the vote shares (majority vote) and alternates the E-step (posterior of every
 (example, label) cell) and the M-step (prior and annotator rates) until the posteriors move less
-than ``tol``. All sums run through two sparse incidence matrices, so the cost is O(m K) per
-iteration.
+than ``tol``. Votes are kept as two sparse (n, A) count matrices per label, so an iteration is
+four sparse matrix-vector products per label: O(number of votes) time, no dense (m, K) array.
 """
 from __future__ import annotations
 
@@ -155,6 +155,21 @@ def _incidence(index: np.ndarray, size: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(m, np.float64), (index, np.arange(m))), shape=(size, m))
 
 
+def _vote_matrices(ann: Annotations, n_annotators: int | None = None
+                   ) -> tuple[list[sp.csr_matrix], list[sp.csr_matrix]]:
+    """Per label k: (n, A) sparse counts of 1-votes and of 0-votes. EM then needs only sparse
+    matrix-vector products per label, never an (m, K) temporary."""
+    A = ann.n_annotators if n_annotators is None else n_annotators
+    V = ann.votes()
+    N1, N0 = [], []
+    for k in range(ann.n_labels):
+        rows = V[:, k]
+        e, a, y = ann.example[rows], ann.annotator[rows], ann.labels[rows, k].astype(bool)
+        N1.append(sp.csr_matrix((np.ones(int(y.sum())), (e[y], a[y])), shape=(ann.n_examples, A)))
+        N0.append(sp.csr_matrix((np.ones(int((~y).sum())), (e[~y], a[~y])), shape=(ann.n_examples, A)))
+    return N1, N0
+
+
 def vote_counts(ann: Annotations) -> tuple[np.ndarray, np.ndarray]:
     """-> (positive votes, votes), each (n_examples, K) float."""
     E = _incidence(ann.example, ann.n_examples)
@@ -249,12 +264,14 @@ class ConsensusModel:
             clf_logit = None
         use_clf = clf_logit is not None and self.use_classifier
 
-        E = _incidence(ann.example, n)                    # (n, m)
-        Aa = _incidence(ann.annotator, A)                 # (A, m)
-        V = ann.votes().astype(np.float64)                # (m, K) 1 where a vote
-        Y1 = ann.labels * V                               # (m, K) 1 where a vote for the label
-        Y0 = V - Y1                                       # (m, K) 1 where a vote against
-        pos, cnt = np.asarray(E @ Y1), np.asarray(E @ V)
+        N1, N0 = _vote_matrices(ann)                     # per label: (n, A) counts of 1- / 0-votes
+        N1T = [m.T.tocsr() for m in N1]
+        N0T = [m.T.tocsr() for m in N0]
+        pos = np.stack([np.asarray(m.sum(1)).ravel() for m in N1], 1) if K else np.zeros((n, 0))
+        neg = np.stack([np.asarray(m.sum(1)).ravel() for m in N0], 1) if K else np.zeros((n, 0))
+        cnt = pos + neg
+        ones_a = np.stack([np.asarray(m.sum(0)).ravel() for m in N1], 1) if K else np.zeros((A, 0))
+        zeros_a = np.stack([np.asarray(m.sum(0)).ravel() for m in N0], 1) if K else np.zeros((A, 0))
 
         # Start from the vote shares; cells without votes from the label's overall share.
         base = (pos.sum(0) + 1) / (cnt.sum(0) + 2)
@@ -264,14 +281,18 @@ class ConsensusModel:
         b = np.log(base) - np.log1p(-base)
         w = np.zeros(K)
         c = float(self.prior_strength)
+        tp, fn = np.zeros((A, K)), np.zeros((A, K))
+        s = t = np.full((A, K), 0.5)
+        logit = np.zeros((n, K), order="F")  # column-major: each label's column is contiguous
+        q = np.asfortranarray(q)
         it = 0
         for it in range(1, self.max_iter + 1):
             # M-step: annotator rates with Beta priors centred on the pooled rates.
-            qe = q[ann.example]                               # (m, K)
-            tp = np.asarray(Aa @ (qe * Y1))                   # expected true positives voted 1
-            fn = np.asarray(Aa @ (qe * Y0))
-            tn = np.asarray(Aa @ ((1 - qe) * Y0))
-            fp = np.asarray(Aa @ ((1 - qe) * Y1))
+            for k in range(K):
+                tp[:, k] = N1T[k] @ q[:, k]                   # expected true positives voted 1
+                fn[:, k] = N0T[k] @ q[:, k]                   # expected true positives voted 0
+            fp = ones_a - tp
+            tn = zeros_a - fn
             pooled_s = (tp.sum(0) + 1) / (tp.sum(0) + fn.sum(0) + 2)
             pooled_t = (tn.sum(0) + 1) / (tn.sum(0) + fp.sum(0) + 2)
             if self.rates == "one-coin":
@@ -295,20 +316,23 @@ class ConsensusModel:
             # E-step: log-likelihood ratio of each vote, summed per example.
             llr1 = np.log(s) - np.log1p(-t)                   # vote 1: log s/(1-t)
             llr0 = np.log1p(-s) - np.log(t)                   # vote 0: log (1-s)/t
-            cell = Y1 * llr1[ann.annotator] + Y0 * llr0[ann.annotator]
-            new_q = expit(prior_logit + np.asarray(E @ cell))
+            for k in range(K):
+                logit[:, k] = N1[k] @ llr1[:, k] + N0[k] @ llr0[:, k]
+            new_q = np.asfortranarray(expit(prior_logit + logit))
             delta = float(np.abs(new_q - q).max()) if q.size else 0.0
             q = new_q
             if delta < self.tol:
                 break
         self.n_iter_ = it
-        self.proba_ = q
+        self.proba_ = np.ascontiguousarray(q)
         self.sensitivity_, self.specificity_ = s, t
         self.prior_logit_, self.weight_ = b, w
-        qe = q[ann.example]
-        self.evidence_pos_ = np.asarray(Aa @ (qe * V))
-        self.evidence_neg_ = np.asarray(Aa @ ((1 - qe) * V))
-        self.n_examples_ = np.bincount(ann.annotator, minlength=A)  # pairs are unique
+        self.evidence_pos_ = np.stack([N1T[k] @ q[:, k] + N0T[k] @ q[:, k] for k in range(K)], 1) \
+            if K else np.zeros((A, 0))
+        self.evidence_neg_ = ones_a + zeros_a - self.evidence_pos_
+        # distinct examples per annotator (a pooled anonymous voter may judge one several times)
+        pairs = np.unique(ann.example * max(A, 1) + ann.annotator)
+        self.n_examples_ = np.bincount(pairs % max(A, 1), minlength=A)
         return self
 
     def predict_proba(self, annotations: Annotations, pred_probs: np.ndarray | None = None) -> np.ndarray:
@@ -321,14 +345,17 @@ class ConsensusModel:
             raise TagwiseError(f"consensus: the model was fitted on {K} labels and {A} annotators; got "
                                f"{ann.n_labels} labels and {ann.n_annotators} annotators")
         s, t = self.sensitivity_, self.specificity_
-        V = ann.votes().astype(np.float64)
-        Y1 = ann.labels * V
-        cell = Y1 * (np.log(s) - np.log1p(-t))[ann.annotator] + (V - Y1) * (np.log1p(-s) - np.log(t))[ann.annotator]
+        llr1 = np.log(s) - np.log1p(-t)
+        llr0 = np.log1p(-s) - np.log(t)
+        N1, N0 = _vote_matrices(ann, A)
+        votes = np.zeros((ann.n_examples, K))
+        for k in range(K):
+            votes[:, k] = N1[k] @ llr1[:, k] + N0[k] @ llr0[:, k]
         prior = np.broadcast_to(self.prior_logit_, (ann.n_examples, K))
         if pred_probs is not None and self.use_classifier and np.any(self.weight_):
             P = np.clip(np.asarray(pred_probs, dtype=np.float64), 1e-4, 1 - 1e-4)
             prior = self.prior_logit_ + self.weight_ * (np.log(P) - np.log1p(-P))
-        return expit(prior + np.asarray(_incidence(ann.example, ann.n_examples) @ cell))
+        return expit(prior + votes)
 
     def result(self) -> ConsensusResult:
         q = self.proba_

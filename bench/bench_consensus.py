@@ -416,9 +416,29 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--scale-one", nargs=2)
     ap.add_argument("--out", default=RESULT_FILE)
-    ap.add_argument("--no-slow-peers", nargs="*", default=[],
-                    help="datasets on which --part sim skips MACE and GLAD (minutes per label here)")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    help="peers that --part sim leaves out (GLAD and MACE take minutes per fit here)")
+    ap.add_argument("--merge", nargs="*", help="merge these partial result files (names under bench/results, "
+                    "from runs in parallel processes) into --out and delete them")
     args = ap.parse_args()
+    if args.merge:
+        merged = {}
+        for name in args.merge:
+            part = json.loads((RESULTS / f"{name}.json").read_text())
+            for key, value in part.items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    for k2, v2 in value.items():
+                        if isinstance(v2, dict) and isinstance(merged[key].get(k2), dict):
+                            merged[key][k2].update(v2)
+                        else:
+                            merged[key][k2] = v2
+                else:
+                    merged[key] = value
+        (RESULTS / f"{args.out}.json").write_text(json.dumps(merged, indent=2) + "\n")
+        for name in args.merge:
+            if name != args.out:
+                (RESULTS / f"{name}.json").unlink()
+        return
     if args.scale_one:
         scale_one(args.scale_one[0], int(args.scale_one[1]))
         return
@@ -436,8 +456,7 @@ def main():
             for name in tqdm(args.datasets, desc=part):
                 data = LOADERS[name]()
                 X = embed(data["texts"])
-                sim_methods = [m for m in TAGWISE + PEERS if name not in args.no_slow_peers
-                               or m not in ("crowdkit_mace", "crowdkit_glad")]
+                sim_methods = [m for m in TAGWISE + PEERS if m not in args.skip]
                 fn = {"real": lambda: part_real(data, X), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
                       "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X)}[part]
                 results.setdefault(part, {})[name] = fn()

@@ -109,10 +109,12 @@ def run_crowdkit(name, ann, k):
         q[probas.index.to_numpy(dtype=int)] = probas[1].to_numpy()
     if name == "crowdkit_ds":
         err = model.errors_
+        # errors_: rows (worker, observed label), columns true label; a worker who never gave a
+        # label has no row for it, i.e. P(observed = that label | truth) = 0.
         for w in np.unique(df.worker):
-            s = err.loc[(w, 1), 1] if (w, 1) in err.index and 1 in err.columns else np.nan
-            t = err.loc[(w, 0), 0] if (w, 0) in err.index and 0 in err.columns else np.nan
-            qual[w] = np.nanmean([s, t])
+            s = err.loc[(w, 1), 1] if (w, 1) in err.index and 1 in err.columns else 0.0
+            t = err.loc[(w, 0), 0] if (w, 0) in err.index and 0 in err.columns else 0.0
+            qual[w] = (s + t) / 2
     elif name == "crowdkit_mace":
         workers, names = pd.factorize(df["worker"])
         qual[np.asarray(names, int)] = model.spamming_[:, 1]  # P(not spamming)

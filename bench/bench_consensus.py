@@ -136,6 +136,9 @@ def run_cleanlab(ann, k, pred_probs):
     P = np.clip(np.stack([1 - pred_probs[has, k], pred_probs[has, k]], 1), 1e-4, 1 - 1e-4)
     P /= P.sum(1, keepdims=True)
     Lu = L[has][:, used]
+    if (np.sum(~np.isnan(Lu), axis=1) == 1).all():  # one label each: cleanlab's consensus is that label
+        q[has] = np.nanmax(Lu, axis=1)
+        return q, qual
     if np.nanmax(Lu) == np.nanmin(Lu):  # cleanlab needs both classes present
         q[has] = np.nanmax(Lu)
         return q, qual

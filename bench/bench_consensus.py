@@ -24,7 +24,7 @@ Parts (``--part``):
 - ``scale``: time and peak RSS of one consensus fit on 1M synthetic single-label annotations
   (200k examples x 5, 50 annotators), tagwise vs crowd-kit DawidSkene, each in its own process;
   tagwise also on 10 labels at once.
-- ``choose``: the defaults of ConsensusModel (``rates``, ``prior_strength``, ``use_classifier``)
+- ``choose``: the defaults of ConsensusModel (``rates``, ``pool``, ``prior_strength``, ``use_classifier``)
   compared on the *train* items only: simulated crowds with seed 100 (never the report seeds)
   and the real crowd against the train items' gold.
 
@@ -178,12 +178,12 @@ def decide(proba):
 
 
 # ----------------------------------------------------------------------------- part: real
-def part_real(data, X):
+def part_real(data, X, methods=None):
     ann, gold, split = data["ann"], data["gold"], data["split"]
     P = oof_probs(X, ann)
     test, train = split == "test", split == "train"
     out = {}
-    for name in TAGWISE + PEERS:
+    for name in methods or TAGWISE + PEERS:
         t0 = time.perf_counter()
         Q, _ = run_method(name, ann, P)
         secs = time.perf_counter() - t0
@@ -401,16 +401,17 @@ def part_choose(data, X):
     train = data["split"] == "train"
     P = oof_probs(X, data["ann"])
     res = {}
-    for rates in ("two-coin", "one-coin"):
-        for c in (1.0, 4.0, 16.0):
-            for method in ("tagwise", "tagwise_clf"):
-                params = {"prior_strength": c, "rates": rates}
-                sim = part_sim(data, X, seeds=[100], rows_name="train", methods=[method], params=params)
-                Q, _ = run_method(method, data["ann"], P, params)
-                key = f"{rates}|prior_strength={c}|classifier={method == 'tagwise_clf'}"
-                res[key] = {"sim_train_macro_f1": float(np.mean([v[method]["macro_f1"] for v in sim.values()])),
-                            "real_train_macro_f1": macro_f1(data["gold"], decide(Q), train)}
-                print(f"  choose {data['name']} {key}: {res[key]}", flush=True)
+    grid = [("two-coin", "label", c) for c in (1.0, 4.0, 16.0)] + \
+        [("two-coin", "annotator", c) for c in (1.0, 4.0, 16.0)] + [("one-coin", "label", 4.0)]
+    for rates, pool, c in grid:
+        for method in ("tagwise", "tagwise_clf"):
+            params = {"prior_strength": c, "rates": rates, "pool": pool}
+            sim = part_sim(data, X, seeds=[100], rows_name="train", methods=[method], params=params)
+            Q, _ = run_method(method, data["ann"], P, params)
+            key = f"{rates}|pool={pool}|prior_strength={c}|classifier={method == 'tagwise_clf'}"
+            res[key] = {"sim_train_macro_f1": float(np.mean([v[method]["macro_f1"] for v in sim.values()])),
+                        "real_train_macro_f1": macro_f1(data["gold"], decide(Q), train)}
+            print(f"  choose {data['name']} {key}: {res[key]}", flush=True)
     return res
 
 
@@ -421,6 +422,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--scale-one", nargs=2)
     ap.add_argument("--out", default=RESULT_FILE)
+    ap.add_argument("--methods", nargs="*", help="--part real / sim: run only these methods")
     ap.add_argument("--skip", nargs="*", default=[],
                     help="peers that --part sim leaves out (GLAD and MACE take minutes per fit here)")
     ap.add_argument("--merge", nargs="*", help="merge these partial result files (names under bench/results, "
@@ -461,8 +463,8 @@ def main():
             for name in tqdm(args.datasets, desc=part):
                 data = LOADERS[name]()
                 X = embed(data["texts"])
-                sim_methods = [m for m in TAGWISE + PEERS if m not in args.skip]
-                fn = {"real": lambda: part_real(data, X), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
+                sim_methods = [m for m in (args.methods or TAGWISE + PEERS) if m not in args.skip]
+                fn = {"real": lambda: part_real(data, X, sim_methods), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
                       "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X)}[part]
                 results.setdefault(part, {})[name] = fn()
         results.setdefault("seconds", {})[part] = time.perf_counter() - t0

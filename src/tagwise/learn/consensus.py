@@ -17,9 +17,9 @@ The annotator model (``ConsensusModel``) is Dawid-Skene run per label with share
 - each label k has a class prior; each annotator a has a sensitivity ``s[a, k]`` (P(vote 1 |
   label applies)) and specificity ``t[a, k]`` (P(vote 0 | it does not)); votes are independent
   given the true labels;
-- ``s[a, k]`` and ``t[a, k]`` get a Beta prior centred on the label's pooled rates (all annotators
-  together), so an annotator seen on few positives of a rare label borrows from the crowd
-  instead of landing on 0 or 1;
+- ``s[a, k]`` and ``t[a, k]`` get a Beta prior centred on the annotator's own rates over all
+  labels (themselves shrunk to the whole crowd's), so an annotator seen on few positives of a
+  rare label borrows from its behaviour elsewhere instead of landing on 0 or 1 (``pool``);
 - optionally the classifier's out-of-fold probabilities ``pred_probs`` (n, K) replace the flat
   class prior by a per-example prior ``sigmoid(b_k + w_k * logit(pred_probs[:, k]))`` whose two
   coefficients per label are fitted in the M-step (the CROWDLAB idea, as a likelihood model):
@@ -218,30 +218,38 @@ class ConsensusModel:
 
     Parameters
     ----------
-    prior_strength: pseudo-count of the Beta prior that pulls each annotator's sensitivity and
-        specificity on a label towards that label's pooled rate.
+    prior_strength: pseudo-count of the Beta prior on each annotator's sensitivity and
+        specificity for a label.
+    pool: where that prior is centred: ``"annotator"`` (the annotator's own rates over all
+        labels, themselves shrunk to the whole crowd's with the same strength) or ``"label"``
+        (the label's rates pooled over all annotators).
     rates: ``"two-coin"`` (a sensitivity and a specificity per annotator and label) or
         ``"one-coin"`` (one accuracy per annotator and label, both rates equal).
     use_classifier: when ``pred_probs`` is passed to ``fit``, learn the per-example prior from it.
+    classifier_l2: ridge penalty on the classifier coefficients (keeps ``w_k`` finite on labels
+        whose votes the classifier separates perfectly).
 
     How the defaults were chosen: on the *train* items only of HS-Brexit and ConvAbuse, with
     simulated crowds of seed 100 (never the report seeds or the test items; bench_consensus.py
-    ``--part choose``) and with the real crowd against the train items' published aggregate:
-    ``prior_strength`` from {1, 4, 16} (4 had the best mean consensus macro-F1); ``two-coin``
-    over ``one-coin`` (one-coin cannot represent an always-positive spammer and broke down on
-    every simulated crowd, though it tracks the real majority better); ``use_classifier`` off,
-    because the classifier prior lowered train macro-F1 in most settings (it helped only some
-    crowds with one real vote per example). Turn it on for very sparse crowds.
-    classifier_l2: ridge penalty on the classifier coefficients (keeps ``w_k`` finite on labels
-        whose votes the classifier separates perfectly).
+    ``--part choose``) and with the real crowd against the train items' aggregate labels.
+    ``two-coin`` over ``one-coin``: one-coin cannot represent an always-positive spammer and broke
+    down on every simulated crowd (it tracks the real majority better). ``pool`` x
+    ``prior_strength`` in {label, annotator} x {1, 4, 16}: annotator pooling with 16 had the best
+    mean consensus macro-F1 over the 8 simulated train settings and on the real ConvAbuse train
+    items (label pooling let a crowd full of spammers drag good annotators' rates down).
+    ``use_classifier`` off: the classifier prior lowered train macro-F1 in most settings (it
+    helped some crowds with one real vote per example); turn it on for very sparse crowds.
     max_iter, tol: EM stops after ``max_iter`` rounds or when no posterior moves more than ``tol``.
     """
 
-    def __init__(self, prior_strength: float = 4.0, rates: str = "two-coin", use_classifier: bool = False,
-                 classifier_l2: float = 1.0, max_iter: int = 100, tol: float = 1e-4):
+    def __init__(self, prior_strength: float = 16.0, rates: str = "two-coin", use_classifier: bool = False,
+                 classifier_l2: float = 1.0, max_iter: int = 100, tol: float = 1e-4, pool: str = "annotator"):
         if rates not in ("two-coin", "one-coin"):
             raise TagwiseError(f"consensus: rates must be 'two-coin' or 'one-coin'; got {rates!r}")
+        if pool not in ("label", "annotator"):
+            raise TagwiseError(f"consensus: pool must be 'label' or 'annotator'; got {pool!r}")
         self.prior_strength = prior_strength
+        self.pool = pool
         self.rates = rates
         self.use_classifier = use_classifier
         self.classifier_l2 = classifier_l2
@@ -295,6 +303,14 @@ class ConsensusModel:
             tn = zeros_a - fn
             pooled_s = (tp.sum(0) + 1) / (tp.sum(0) + fn.sum(0) + 2)
             pooled_t = (tn.sum(0) + 1) / (tn.sum(0) + fp.sum(0) + 2)
+            if self.pool == "annotator":
+                # Centre each annotator's prior on its own rates over all labels (themselves
+                # shrunk to the crowd's): a spammer is a spammer on every label, and a good
+                # annotator seen on few positives of a rare label is still good there.
+                crowd_s = (tp.sum() + 1) / (tp.sum() + fn.sum() + 2)
+                crowd_t = (tn.sum() + 1) / (tn.sum() + fp.sum() + 2)
+                pooled_s = ((tp.sum(1) + c * crowd_s) / (tp.sum(1) + fn.sum(1) + c))[:, None]
+                pooled_t = ((tn.sum(1) + c * crowd_t) / (tn.sum(1) + fp.sum(1) + c))[:, None]
             if self.rates == "one-coin":
                 # One accuracy per annotator and label: a vote is right with the same probability
                 # whatever the truth, so a rater who is merely stricter or laxer than the crowd is

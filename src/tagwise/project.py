@@ -77,10 +77,20 @@ class Project:
         from .sources.harmonize import check_spec_mapping
 
         check_spec_mapping(spec, self.taxonomy)  # conflicting labels/map -> clear error before ingest
-        rows = ingest(spec)
+        from .sources.annotations import is_annotated, read_annotated
+
+        judgements = None
+        if is_annotated(spec):  # per-annotator labels: one example per item + every judgement
+            data = read_annotated(spec)
+            rows = data.rows
+            judgements = [(rows.example_ids[e], a, labels)
+                          for e, a, labels in zip(data.example, data.annotator, data.labels)]
+        else:
+            rows = ingest(spec)
         record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},
                   "language": spec.language, "description": spec.description}
-        new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path))
+        new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path),
+                                           judgements=judgements)
         splits: dict[str, int] = {}
         for s in rows.splits:
             splits[s] = splits.get(s, 0) + 1
@@ -100,7 +110,9 @@ class Project:
         what ``annotations.resolve_training_labels`` makes of its active annotations (such a row's
         labels are then known for the whole taxonomy, ``Examples.fully_known``). A pool example
         (split ``unlabeled``) that people labeled counts as a ``train`` example."""
-        active = self.store.annotations()
+        # a source's own per-annotator judgements (origin "ingest:<source>") are already summarised in its
+        # stored labels (the strict majority); only labels people gave later override them
+        active = [a for a in self.store.annotations() if not a["origin"].startswith("ingest:")]
         if not active:
             return self.store.examples(split=split, source=source, labeled=labeled)
         ex = self.store.examples(source=source)

@@ -104,12 +104,16 @@ class Store:
         return [{"name": n, "spec": json.loads(s), "annotated": json.loads(a), "n_examples": k,
                  "added_at": t} for n, s, a, k, t in rows]
 
-    def add_source(self, rows: SourceRows, spec_record: dict, *, replace: bool, where: str) -> list[str]:
+    def add_source(self, rows: SourceRows, spec_record: dict, *, replace: bool, where: str,
+                   judgements: list[tuple[str, str, list[str]]] | None = None) -> list[str]:
         """Insert one source's rows and extend the taxonomy, atomically. Returns new label names.
 
         The taxonomy is read and extended inside the write transaction, so two processes adding
-        sources at once both keep their labels.
+        sources at once both keep their labels. ``judgements``: the source's own per-annotator labels
+        ``(example_id, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
+        in the same transaction (a replaced source's earlier ones are dropped).
         """
+        self._ensure_annotations()
         label_names = list(rows.annotated_labels)
         seen = set(label_names)
         for labels in rows.labels:
@@ -126,6 +130,7 @@ class Store:
             taxonomy = self.taxonomy()
             new_labels = taxonomy.extend(label_names, where)
             if exists:
+                conn.execute("DELETE FROM annotations WHERE origin=?", (f"ingest:{rows.name}",))
                 conn.execute("DELETE FROM examples WHERE source=?", (rows.name,))
                 conn.execute("DELETE FROM sources WHERE name=?", (rows.name,))
             conn.executemany(
@@ -139,6 +144,14 @@ class Store:
                          (rows.name, json.dumps(spec_record, ensure_ascii=False, default=str),
                           json.dumps(rows.annotated_labels, ensure_ascii=False), len(rows), utc_now()))
             self.set_meta("taxonomy", taxonomy.to_dict(), conn)
+            if judgements:
+                store_id = dict((e, i) for i, e in conn.execute("SELECT id, example_id FROM examples WHERE source=?",
+                                                                (rows.name,)))
+                now = utc_now()
+                conn.executemany("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
+                                 "VALUES (?,?,?,?,?)",
+                                 ((store_id[str(e)], json.dumps(list(labels), ensure_ascii=False), str(a),
+                                   f"ingest:{rows.name}", now) for e, a, labels in judgements))
         return new_labels
 
     # -- examples --------------------------------------------------------
@@ -350,6 +363,16 @@ class Store:
             rows = [r for r in rows if r[1] in wanted]
         return [{"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
                  "undone_at": u} for i, e, lab, a, o, c, u in rows]
+
+    def annotation_records(self, source: str | None = None) -> list[tuple[int, str, list[str], str]]:
+        """Active annotations joined to their examples: ``(store example id, annotator, label names,
+        source)`` in insertion order (a source's ingested judgements and people's labels alike)."""
+        self._ensure_annotations()
+        sql = ("SELECT a.example, a.annotator, a.labels, e.source FROM annotations a JOIN examples e "
+               "ON e.id = a.example WHERE a.undone_at IS NULL" + (" AND e.source=?" if source else "")
+               + " ORDER BY a.id")
+        return [(i, ann, json.loads(lab), src)
+                for i, ann, lab, src in self.conn.execute(sql, (source,) if source else ())]
 
     def undo_annotation(self, annotation_id: int | None, annotator: str | None, where: str) -> dict:
         """Mark one annotation undone (the given id, or ``annotator``'s latest active one); returns it."""

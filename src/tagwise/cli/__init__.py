@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..types import TagwiseError
-from . import audit, core, labels, lf, suggest, taxonomy
+from . import annotators, audit, core, labels, lf, suggest, taxonomy
 
-COMMAND_MODULES = [core, suggest, audit, taxonomy, lf, labels]
+COMMAND_MODULES = [core, suggest, audit, taxonomy, lf, labels, annotators]
 
 
 def build_parser() -> argparse.ArgumentParser:

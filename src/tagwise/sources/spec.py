@@ -15,7 +15,7 @@ import yaml
 from ..types import SPLITS, TagwiseError
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf", "lines")
-LABEL_FORMATS = ("delimited", "list", "onehot", "single")
+LABEL_FORMATS = ("delimited", "list", "onehot", "single", "votes")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
                ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _SPLIT_ALIASES = {"validation": "dev", "val": "dev", "valid": "dev", "development": "dev"}
@@ -23,7 +23,8 @@ _SPLIT_ALIASES = {"validation": "dev", "val": "dev", "valid": "dev", "developmen
 _TOP_KEYS = {"name", "path", "splits", "format", "header", "separator", "quoting", "columns", "labels",
              "split", "language", "annotator", "skip_empty_text", "limit", "description", "text_join"}
 _COLUMN_KEYS = {"text", "labels", "id", "language", "annotator"}
-_LABEL_KEYS = {"format", "delimiter", "names_file", "names", "onehot_columns", "map", "id_base"}
+_LABEL_KEYS = {"format", "delimiter", "names_file", "names", "onehot_columns", "map", "id_base",
+               "annotator_columns", "columns", "count"}
 
 
 def _check_keys(given: dict, allowed: set, where: str, spec_path: Path) -> None:
@@ -49,6 +50,9 @@ class LabelSpec:
     onehot_columns: list[Any] | None = None
     map: dict[str, Any] = field(default_factory=dict)  # name -> new name | [names] | None (drop)
     id_base: int = 0                        # 1 when label ids count from 1
+    annotator_columns: list[Any] | None = None  # wide format: one label column per annotator
+    vote_columns: dict[str, Any] | None = None  # format votes: label name -> column of vote counts
+    count_column: Any = None                # format votes: column with how many annotated the row
 
 
 @dataclass
@@ -184,6 +188,25 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
             raise TagwiseError(f"{spec_path}: labels/format onehot needs labels/onehot_columns "
                                f"(the 0/1 columns, one per label).")
         label_spec.onehot_columns = list(cols)
+    if "annotator_columns" in labels_raw:
+        cols = labels_raw["annotator_columns"]
+        if not isinstance(cols, list) or not cols:
+            raise TagwiseError(f"{spec_path}: labels/annotator_columns must list the label columns, one per "
+                               f"annotator, e.g. [rater1, rater2, rater3].")
+        if label_spec.format in ("onehot", "votes"):
+            raise TagwiseError(f"{spec_path}: labels/annotator_columns holds each annotator's labels as text; "
+                               f"use labels/format delimited, list or single with it.")
+        label_spec.annotator_columns = list(cols)
+    if label_spec.format == "votes":
+        vcols, count = labels_raw.get("columns"), labels_raw.get("count")
+        if not isinstance(vcols, dict) or not vcols or count is None:
+            raise TagwiseError(f"{spec_path}: labels/format votes needs labels/columns (label name -> column "
+                               f"holding how many annotators chose it) and labels/count (the column holding "
+                               f"how many annotated), e.g. columns: {{hate: hate_speech}}, count: count.")
+        label_spec.vote_columns = {str(k): v for k, v in vcols.items()}
+        label_spec.count_column = count
+    elif "columns" in labels_raw or "count" in labels_raw:
+        raise TagwiseError(f"{spec_path}: labels/columns and labels/count belong to labels/format votes.")
     mapping = labels_raw.get("map") or {}
     if not isinstance(mapping, dict):
         raise TagwiseError(f"{spec_path}: labels/map must map source label names to taxonomy names "

@@ -1,0 +1,212 @@
+"""Per-annotator labels: read a source whose examples were labeled by several people.
+
+Three spec layouts (see ``spec.py``):
+
+- long: one row per (example, annotator), ``columns: {text, labels, id, annotator}``. Rows with
+  the same ``id`` (and split) are one example; without ``id`` rows with the same text are.
+- wide: one row per example, one label column per annotator,
+  ``labels: {format: delimited, annotator_columns: [a1, a2, a3]}``; a blank cell means that
+  annotator did not label the example (an annotator who chose no label writes a token mapped to
+  nothing, e.g. ``map: {none: null}``, or ``[]`` with ``format: list``).
+- votes: one row per example, ``labels: {format: votes, columns: {hate: hate_speech}, count: n}``:
+  each label column holds how many annotators chose the label, ``count`` how many annotated. The
+  voters are anonymous: they become one pooled annotator ``<source>:anonymous`` that judged the
+  example ``count`` times.
+
+``read_annotated`` returns one ``SourceRows`` row per example (its labels: the strict majority
+of its judgements, what tagwise used before consensus existed) plus every judgement with its
+annotator. Errors name the file, the row and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..types import TagwiseError
+from .ingest import SourceRows, _is_missing, _LabelMapper, _tokens, ingest
+from .readers import read_columns
+from .spec import SourceSpec
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass
+class AnnotatedRows:
+    """``rows``: one row per example. Judgement j: example index ``example[j]`` into ``rows``,
+    annotator id ``annotator[j]``, taxonomy label names ``labels[j]``, file row ``row[j]``."""
+
+    rows: SourceRows
+    example: list[int] = field(default_factory=list)
+    annotator: list[str] = field(default_factory=list)
+    labels: list[list[str]] = field(default_factory=list)
+    row: list[int] = field(default_factory=list)
+    anonymous: bool = False  # votes format: one pooled annotator may judge an example many times
+
+
+def is_annotated(spec: SourceSpec) -> bool:
+    """Whether ``spec`` carries per-annotator labels (long, wide or votes layout)."""
+    return ("annotator" in spec.columns or spec.labels.annotator_columns is not None
+            or spec.labels.format == "votes")
+
+
+def _majority(judgements: list[list[str]]) -> list[str]:
+    counts: dict[str, int] = {}
+    for labels in judgements:
+        for name in labels:
+            counts[name] = counts.get(name, 0) + 1
+    return [name for name, c in counts.items() if 2 * c > len(judgements)]
+
+
+def _add_example(out: AnnotatedRows, text, split, row, example_id, language, judgements, where: Path):
+    idx = len(out.rows.texts)
+    seen: dict[str, tuple[list[str], int]] = {}
+    kept = []
+    for annotator, labels, jrow in judgements:
+        if annotator in seen and not out.anonymous:
+            prev, prev_row = seen[annotator]
+            if sorted(prev) != sorted(labels):
+                raise TagwiseError(f"{where}: rows {prev_row} and {jrow}: annotator {annotator!r} labeled example "
+                                   f"{example_id!r} twice with different labels ({sorted(prev)} vs {sorted(labels)}). "
+                                   f"Fix: keep one of the two rows.")
+            continue  # an exact repeat says nothing new
+        seen[annotator] = (labels, jrow)
+        kept.append((annotator, labels, jrow))
+    for annotator, labels, jrow in kept:
+        out.example.append(idx)
+        out.annotator.append(annotator)
+        out.labels.append(labels)
+        out.row.append(jrow)
+    r = out.rows
+    r.texts.append(text)
+    r.labels.append(_majority([lab for _, lab, _ in kept]))
+    r.splits.append(split)
+    r.rows.append(row)
+    r.example_ids.append(example_id)
+    r.languages.append(language)
+    r.annotators.append(None)
+
+
+def _read_long(spec: SourceSpec) -> AnnotatedRows:
+    flat = ingest(spec)
+    out = AnnotatedRows(SourceRows(name=spec.name, annotated_labels=flat.annotated_labels,
+                                   skipped_empty=flat.skipped_empty))
+    groups: dict[tuple, list[int]] = {}
+    for i in range(len(flat)):
+        path = spec.files[flat.splits[i]]
+        a = flat.annotators[i]
+        if a is None or str(a).strip() in ("", "nan", "None"):
+            raise TagwiseError(f"{path}: row {flat.rows[i]}: empty annotator in column "
+                               f"{spec.columns['annotator']!r}. Fix: fill in who labeled the row, or drop it.")
+        if flat.labels[i] is None:
+            continue  # unlabeled split: no judgement
+        key = (flat.splits[i], flat.example_ids[i] if "id" in spec.columns else flat.texts[i])
+        groups.setdefault(key, []).append(i)
+    for (split, _), members in groups.items():
+        first = members[0]
+        _add_example(out, flat.texts[first], split, flat.rows[first],
+                     flat.example_ids[first] if "id" in spec.columns else f"{split}:{flat.rows[first]}",
+                     flat.languages[first], [(str(flat.annotators[i]).strip(), flat.labels[i], flat.rows[i])
+                                             for i in members], spec.files[split])
+    if not out.rows.texts:
+        raise TagwiseError(f"{spec.spec_path}: source {spec.name!r} has no labeled rows.")
+    return out
+
+
+def _read_wide_or_votes(spec: SourceSpec) -> AnnotatedRows:
+    mapper = _LabelMapper(spec)
+    votes = spec.labels.format == "votes"
+    out = AnnotatedRows(SourceRows(name=spec.name), anonymous=votes)
+    observed: list[str] = []
+    cols = spec.columns
+    for split, path in spec.files.items():
+        if split == "unlabeled":
+            raise TagwiseError(f"{spec.spec_path}: split 'unlabeled' has no annotations; put unlabeled texts "
+                               f"in a separate source without annotator columns.")
+        label_cols = (list(spec.labels.vote_columns.values()) + [spec.labels.count_column] if votes
+                      else list(spec.labels.annotator_columns))
+        wanted = list(dict.fromkeys(spec.text_columns + label_cols
+                                    + [cols[k] for k in ("id", "language") if k in cols]))
+        try:
+            data, rows = read_columns(path, spec.format, wanted, header=spec.header, separator=spec.separator,
+                                      quoting=spec.quoting, limit=spec.limit)
+        except TagwiseError as exc:
+            kind = "labels/columns or labels/count" if votes else "labels/annotator_columns"
+            raise TagwiseError(f"{exc} (a column named in {kind} of {spec.spec_path})") from None
+        for i, row in enumerate(rows):
+            parts = ["" if _is_missing(data[c][i]) else str(data[c][i]).strip() for c in spec.text_columns]
+            text = spec.text_join.join(p for p in parts if p)
+            if not text:
+                if spec.skip_empty_text:
+                    out.rows.skipped_empty += 1
+                    continue
+                raise TagwiseError(f"{path}: row {row}: empty text in column(s) {spec.text_columns}. Fix: fill or "
+                                   f"remove the row, or set 'skip_empty_text: true' in the spec.")
+            judgements = []
+            if votes:
+                count = _count(data[spec.labels.count_column][i], path, row, spec.labels.count_column)
+                per_label = {}
+                for name, col in spec.labels.vote_columns.items():
+                    c = _count(data[col][i], path, row, col)
+                    if c > count:
+                        raise TagwiseError(f"{path}: row {row}: column {col!r} has {c} votes but column "
+                                           f"{spec.labels.count_column!r} says only {count} annotated. Fix: "
+                                           f"correct the counts (a label's votes cannot exceed the annotators).")
+                    per_label[name] = c
+                for j in range(count):
+                    labels = []
+                    for name, c in per_label.items():
+                        if j < c:
+                            labels += mapper.to_taxonomy(name)
+                    judgements.append((f"{spec.name}:{ANONYMOUS}", labels, row))
+            else:
+                for col in spec.labels.annotator_columns:
+                    value = data[col][i]
+                    if _is_missing(value) or (isinstance(value, str) and not value.strip()):
+                        continue
+                    labels = []
+                    for tok in _tokens(value, spec, path, row):
+                        labels += mapper.to_taxonomy(mapper.token_to_source_name(tok, path, row))
+                    judgements.append((str(col), list(dict.fromkeys(labels)), row))
+            if not judgements:
+                what = (f"column {spec.labels.count_column!r} is 0" if votes
+                        else f"columns {spec.labels.annotator_columns} are all empty")
+                raise TagwiseError(f"{path}: row {row}: no annotation for this example ({what}). Fix: remove the "
+                                   f"row, or move it to a source of unlabeled texts.")
+            for _, labels, _ in judgements:
+                observed.extend(n for n in labels if n not in observed)
+            example_id = str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}"
+            language = str(data[cols["language"]][i]) if "language" in cols else spec.language
+            _add_example(out, text, split, row, example_id, language, judgements, path)
+    if votes:
+        declared = []
+        for name in spec.labels.vote_columns:
+            declared.extend(t for t in mapper.to_taxonomy(name) if t not in declared)
+    else:
+        declared = mapper.declared_labels()
+    out.rows.annotated_labels = declared if declared is not None else observed
+    if not out.rows.texts:
+        raise TagwiseError(f"{spec.spec_path}: source {spec.name!r} has no rows.")
+    return out
+
+
+def _count(value: Any, path: Path, row: int, col: Any) -> int:
+    try:
+        f = float(str(value).strip())
+    except ValueError:
+        f = float("nan")
+    if not f == f or f < 0 or f != int(f):
+        raise TagwiseError(f"{path}: row {row}: column {col!r} has {value!r}; expected a whole number of "
+                           f"annotators (0, 1, 2, ...).")
+    return int(f)
+
+
+def read_annotated(spec: SourceSpec) -> AnnotatedRows:
+    """Read a source with per-annotator labels (long, wide or votes layout; see module doc)."""
+    if not is_annotated(spec):
+        raise TagwiseError(f"{spec.spec_path}: source {spec.name!r} has no per-annotator labels. Fix: add "
+                           f"columns/annotator (long format), labels/annotator_columns (wide) or labels/format "
+                           f"votes.")
+    if spec.labels.annotator_columns is not None or spec.labels.format == "votes":
+        return _read_wide_or_votes(spec)
+    return _read_long(spec)

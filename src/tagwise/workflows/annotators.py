@@ -1,0 +1,178 @@
+"""Several annotators per example at project level: ingest, consensus targets, annotator report.
+
+- ``add_annotated_source(project, spec)``: ingest a source with per-annotator labels (long, wide
+  or votes layout, ``sources/annotations.py``): one example row per example (labels = the strict
+  majority, as before) plus every judgement in the store's ``annotations`` table.
+- ``load_annotations(project)``: the project's judgements as ``learn.consensus.Annotations``.
+- ``consensus_targets(project, method)``: per (example, label) probabilities for training.
+- ``annotator_report(project)``: agreement per label, annotator quality, pairwise agreement, as
+  a JSON-ready dict with the stable contract
+
+      {"labels": {name: {"alpha": a}}, "annotators": {id: {"quality": q, "n_examples": n,
+       "per_label": {name: {"sensitivity": s, "specificity": t}}}}}
+
+  (``alpha`` is null where undefined: fewer than two judgements per example or one value only).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluate.agreement import alpha_per_label, pairwise_agreement
+from ..learn.consensus import Annotations, ConsensusModel, annotator_quality, majority_vote
+from ..project import Project
+from ..sources.annotations import read_annotated
+from ..sources.spec import load_spec, parse_spec
+from ..types import TagwiseError
+
+CONSENSUS_METHODS = ("model", "majority")
+
+
+def add_annotated_source(project: Project, spec, replace: bool = False) -> dict:
+    """Ingest a source with per-annotator labels. ``spec``: a spec path, dict or ``SourceSpec``.
+
+    Returns ``{"name", "n_examples", "n_annotations", "annotators", "splits", "new_labels"}``."""
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    elif isinstance(spec, dict):
+        spec = parse_spec(spec, Path.cwd() / "<inline spec>")
+    from ..sources.harmonize import check_spec_mapping
+
+    check_spec_mapping(spec, project.taxonomy)
+    data = read_annotated(spec)
+    rows = data.rows
+    record = {"spec_path": str(spec.spec_path), "raw": spec.raw,
+              "files": {k: str(v) for k, v in spec.files.items()}, "language": spec.language,
+              "description": spec.description, "annotated_by": "several annotators"}
+    records = [(rows.example_ids[e], a, labels) for e, a, labels in zip(data.example, data.annotator, data.labels)]
+    # examples and their judgements in one transaction: never one without the other
+    new_labels = project.store.add_source(rows, record, replace=replace, where=str(spec.spec_path),
+                                          judgements=records)
+    splits: dict[str, int] = {}
+    for s in rows.splits:
+        splits[s] = splits.get(s, 0) + 1
+    return {"name": rows.name, "n_examples": len(rows), "n_annotations": len(records),
+            "annotators": sorted(set(data.annotator)), "splits": splits, "new_labels": new_labels}
+
+
+def load_annotations(project: Project, source: str | None = None) -> dict:
+    """-> {"annotations": Annotations over the annotated examples, "ids": (n,) store example ids,
+    "annotators": [annotator id] (index -> id), "labels": [label name] (column -> name)}.
+
+    A judgement knows only the labels its source annotates (``known`` False elsewhere)."""
+    records = project.store.annotation_records(source)
+    if not records:
+        raise TagwiseError(f"{project.path}: no per-annotator labels in this project. Fix: add a source "
+                           f"with columns/annotator, labels/annotator_columns or labels/format votes "
+                           f"(tagwise annotators PROJECT --add SPEC).")
+    names = list(project.labels.names)
+    col = {n: k for k, n in enumerate(names)}
+    annotated = {s["name"]: set(s["annotated"]) for s in project.store.sources()}
+    ids, ex = np.unique(np.array([r[0] for r in records], dtype=np.int64), return_inverse=True)
+    annotators, an = np.unique(np.array([r[1] for r in records], dtype=object), return_inverse=True)
+    Y = np.zeros((len(records), len(names)), np.uint8)
+    known = np.zeros((len(records), len(names)), bool)
+    source_known = {s: np.isin(names, sorted(labs)) for s, labs in annotated.items()}
+    for j, (_, _, labels, src) in enumerate(records):
+        known[j] = source_known.get(src, np.ones(len(names), bool))
+        for name in labels:
+            if name in col:
+                Y[j, col[name]] = 1
+    # Ingestion already rejected conflicting repeats; a pooled anonymous voter judges many times.
+    ann = Annotations.from_arrays(ex.ravel(), an.ravel(), Y, known=known, n_examples=len(ids),
+                                  n_annotators=len(annotators), check_unique=False)
+    return {"annotations": ann, "ids": ids, "annotators": [str(a) for a in annotators], "labels": names}
+
+
+def consensus_targets(project: Project, method: str = "model", pred_probs: np.ndarray | None = None) -> dict:
+    """Training targets for the examples with per-annotator labels.
+
+    method: ``model`` (``ConsensusModel`` with its defaults; ``pred_probs`` (n, K) out-of-fold
+    classifier probabilities aligned with the returned ``ids`` switch on its classifier prior) or
+    ``majority`` (vote shares). Returns ``{"ids": (n,) store ids, "labels": [names],
+    "probabilities": (n, K), "confidence": (n, K), "known": (n, K) bool (a label some
+    judgement of the example covers)}``. Cells where ``known`` is False say nothing."""
+    if method not in CONSENSUS_METHODS:
+        raise TagwiseError(f"--consensus is {method!r}; use one of {list(CONSENSUS_METHODS)}.")
+    data = load_annotations(project)
+    ann = data["annotations"]
+    known = np.asarray(_incidence_any(ann))
+    if method == "majority":
+        proba = majority_vote(ann, tie=0.5)
+    else:
+        model = ConsensusModel(use_classifier=pred_probs is not None).fit(ann, pred_probs)
+        proba = model.proba_
+    return {"ids": data["ids"], "labels": data["labels"], "probabilities": proba,
+            "confidence": np.maximum(proba, 1 - proba), "known": known}
+
+
+def _incidence_any(ann: Annotations) -> np.ndarray:
+    known = np.zeros((ann.n_examples, ann.n_labels), bool)
+    V = ann.votes()
+    np.logical_or.at(known, ann.example, V)
+    return known
+
+
+def _num(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def annotator_report(project: Project) -> dict:
+    """Agreement and annotator quality (see the module docstring for the JSON contract)."""
+    data = load_annotations(project)
+    ann, names, who = data["annotations"], data["labels"], data["annotators"]
+    model = ConsensusModel().fit(ann)
+    res = model.result()
+    quality = annotator_quality(res)
+    V = ann.votes()
+    used = V.any(0)
+    alpha = alpha_per_label(ann)
+    pos, cnt = np.zeros(ann.n_labels), V.sum(0)
+    np.add.at(pos, np.nonzero(V)[1], ann.labels[V])
+    labels = {names[k]: {"alpha": _num(alpha[k]), "n_judgements": int(cnt[k]),
+                         "positive_rate": _num(pos[k] / cnt[k]) if cnt[k] else None,
+                         "consensus_positive": int((res.proba[:, k] >= 0.5).sum())}
+              for k in range(ann.n_labels) if used[k]}
+    annotators = {}
+    for a, name in enumerate(who):
+        mine = ann.annotator == a
+        covered = V[mine].any(0)
+        annotators[name] = {
+            "quality": float(np.clip(quality[a], 0, 1)),
+            "n_examples": int(len(np.unique(ann.example[mine]))),
+            "n_judgements": int(mine.sum()),
+            "per_label": {names[k]: {"sensitivity": float(res.sensitivity[a, k]),
+                                     "specificity": float(res.specificity[a, k]),
+                                     "evidence_positive": float(res.evidence_pos[a, k]),
+                                     "evidence_negative": float(res.evidence_neg[a, k])}
+                          for k in range(ann.n_labels) if covered[k]}}
+    rate, shared = pairwise_agreement(ann)
+    pairs = [{"a": who[i], "b": who[j], "agreement": float(rate[i, j]), "cells": int(shared[i, j])}
+             for i in range(len(who)) for j in range(i + 1, len(who)) if shared[i, j] > 0]
+    conf = res.confidence[:, used]
+    return {"n_examples": int(ann.n_examples), "n_judgements": int(len(ann.example)), "labels": labels,
+            "annotators": annotators, "pairwise": pairs,
+            "consensus": {"method": "model", "mean_confidence": _num(conf.mean()) if conf.size else None,
+                          "cells_below_0.8": int((conf < 0.8).sum())}}
+
+
+def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None = None) -> list[dict]:
+    """The ``n`` annotated examples that most need one more annotation (``select.relabel``):
+    ``[{"id": store id, "score": expected error reduction, "labels": {name: consensus p}}]`` for
+    the labels whose decision one more vote could flip, best first. ``pred_probs`` as in
+    ``consensus_targets``. Mix with new examples by comparing ``score`` with
+    ``relabel.relabel_scores`` of the classifier's probabilities on unlabeled rows."""
+    from ..select.relabel import expected_error_reduction, pooled_rates
+
+    data = load_annotations(project)
+    ann = data["annotations"]
+    res = ConsensusModel(use_classifier=pred_probs is not None).fit(ann, pred_probs).result()
+    weights = np.bincount(ann.annotator, minlength=ann.n_annotators)
+    s, t = pooled_rates(res.sensitivity, res.specificity, weights)
+    gain = expected_error_reduction(res.proba, s, t) * _incidence_any(ann)
+    score = gain.sum(1)
+    order = np.argsort(-score, kind="stable")[:n]
+    return [{"id": int(data["ids"][i]), "score": float(score[i]),
+             "labels": {data["labels"][k]: float(res.proba[i, k]) for k in np.flatnonzero(gain[i] > 0)}}
+            for i in order if score[i] > 0]

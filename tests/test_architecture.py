@@ -99,8 +99,8 @@ def test_layers_import_only_downwards():
     assert not bad, "\n".join(sorted(bad))
 
 
-def test_cli_has_no_store_access():
-    for path in (PKG / "cli").glob("*.py"):
+def test_cli_and_server_have_no_store_access():
+    for path in [*(PKG / "cli").glob("*.py"), *(PKG / "serve").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
         for needle in (".store", "sqlite3", "Store(", "SELECT ", "UPDATE "):
             assert needle not in text, f"{path.name} uses {needle!r}: move that work into tagwise.workflows"

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from ..project import Project
 from ..types import TagwiseError
+from ..workflows.sources import example_count, filter_options
 from . import pages
 from .batcher import Predictor
 
@@ -155,7 +156,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     @app.get("/api/health")
     def health():
         with opened() as project:
-            n = sum(v["n"] for v in project.store.count().values())
+            n = example_count(project)
         return {"status": "ok", "model": predictor.current_model(), "examples": n}
 
     @app.post("/api/predict")
@@ -235,9 +236,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     # -- pages ---------------------------------------------------------------------------------
     def _options(project: Project) -> dict:
-        ex = project.store.examples()
-        return {"source": sorted(set(map(str, ex.sources))), "split": sorted(set(map(str, ex.splits))),
-                "language": sorted(set(map(str, ex.languages))), "label": list(project.labels.names)}
+        return filter_options(project)
 
     def _filters(request: Request) -> dict:
         return {k: request.query_params.get(k) for k in pages.FILTERS}

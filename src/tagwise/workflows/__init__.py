@@ -15,4 +15,8 @@ the CLI only parses arguments and prints. The estimators and array functions the
 - ``suggest``: what to label next
 - ``taxonomy``: the label tree and suggested mappings
 - ``report``: the HTML report
+- ``labels``: annotations people give (import / export, the label and review queues)
+- ``retrain``: background retrain jobs with before/after figures (the web app)
+- ``weak``: labeling functions' votes, their analysis, soft targets for ``train --weak``
+- ``annotators``: per-annotator sources, consensus targets, annotator quality and agreement
 """

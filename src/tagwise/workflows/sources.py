@@ -12,3 +12,15 @@ def source_summary(project: Project) -> dict:
             "splits": {k.split("/", 1)[1]: v for k, v in counts.items() if k.split("/", 1)[0] == s["name"]}}
            for s in project.store.sources()]
     return {"sources": out, "labels": list(project.labels.names)}
+
+
+def example_count(project: Project) -> int:
+    """How many examples the project holds (all sources and splits)."""
+    return int(sum(v["n"] for v in project.store.count().values()))
+
+
+def filter_options(project: Project) -> dict:
+    """The values each list filter can take: ``{"source", "split", "language", "label"}`` -> sorted lists."""
+    ex = project.store.examples()
+    return {"source": sorted(set(map(str, ex.sources))), "split": sorted(set(map(str, ex.splits))),
+            "language": sorted(set(map(str, ex.languages))), "label": list(project.labels.names)}

@@ -241,6 +241,9 @@ def crosssource_setting(min_similarity: float = 0.95, goemotions_limit: int = 15
 
 # -- the two audits --------------------------------------------------------------------------------
 def run_tagwise(s: Setting, **variant):
+    if variant.get("knn_weight") == "double":  # twice the default kNN vote weight
+        from tagwise.audit.core import KNN_DEFAULTS
+        variant = {**variant, "knn_weight": 2 * KNN_DEFAULTS["multi_label" if s.multi_label else "single_label"][1]}
     t0 = time.perf_counter()
     res = audit_arrays(s.X, s.Y, texts=s.texts, folds=5, multi_label=s.multi_label, progress=False, **variant)
     sec = time.perf_counter() - t0
@@ -354,10 +357,10 @@ def main():
     if args.ablation:
         VARIANTS.update({
             "no_knn": {"knn_weight": 0.0},
+            "knn_x2": {"knn_weight": "double"},
             "plain_view": {"views": "plain"},
             "dependency_view": {"views": "dependency"},
             "worst_of_views": {"views": "worst"},
-            "worst_pair": {"quality_method": "worst_pair"},
             "posterior": {"quality_method": "posterior"},
             "blend": {"quality_method": "blend"},
         })

@@ -14,7 +14,7 @@ def cmd_audit(args) -> int:
     project = Project.open(args.project)
     t0 = time.perf_counter()
     result, ex, space = audit_project(project, split=args.split, folds=args.folds, k=args.k, encoder=args.encoder,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, max_flags=args.max_flags)
     rows = issue_rows(result, ex, space, all_rows=args.all)
     write_issues(rows, out)
     run = save_audit_run(project, result, rows, {"split": args.split, "folds": args.folds,
@@ -26,6 +26,7 @@ def cmd_audit(args) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"audited {len(ex)} labeled examples ({'multi' if result.multi_label else 'single'}-label, "
           f"{args.folds}-fold cross-fitting) in {time.perf_counter() - t0:.1f}s, peak RSS {peak_mb:.0f} MB")
+    print(f"estimated {result.estimated_errors:.0f} label errors; flag budget {result.flag_budget} rows (--max-flags N)")
     print(f"flagged {int(result.is_flagged.sum())} examples: "
           + (", ".join(f"{v} {k}" for k, v in sorted(by_type.items())) or "no findings"))
     print(f"wrote {len(rows)} rows to {out} (run {run.name})")
@@ -71,6 +72,7 @@ def register(subparsers) -> None:
     p.add_argument("--encoder", default=None, help="encoder (default: the project's)")
     p.add_argument("--out", required=True, help="issues file: .csv, .jsonl or .parquet")
     p.add_argument("--all", action="store_true", help="write every example, not only flagged ones")
+    p.add_argument("--max-flags", type=int, default=None, help="flag at most N rows (default: the estimated errors)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_audit)
 

@@ -234,6 +234,44 @@ def scale_check(n=200_000, d=512, K=100, seed=0):
     return out
 
 
+def summarize_seeds(paths, out_path):
+    """Mean and sd over seeds of each (dataset, noise, rate) setting's figures, both tools."""
+    rows = {}
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        for name, ds in res["datasets"].items():
+            for st in ds["settings"]:
+                key = f"{name}/{st['noise']}/{st['rate']}"
+                r = rows.setdefault(key, {"tw_auprc": [], "cl_auprc": [], "tw_p": [], "tw_r": [], "cl_p": [], "cl_r": [],
+                                          "est_ratio": [], "flag_ratio": [], "cl_flag_ratio": [], "seeds": []})
+                true = st.get("true_errors") or round(st["achieved_rate"] * ds["n"])
+                r["tw_auprc"].append(st["tagwise"]["auprc"])
+                r["cl_auprc"].append(st["peer"]["auprc"])
+                r["tw_p"].append(st["tagwise"]["precision"])
+                r["tw_r"].append(st["tagwise"]["recall"])
+                r["cl_p"].append(st["peer"]["precision"])
+                r["cl_r"].append(st["peer"]["recall"])
+                r["est_ratio"].append(st["tagwise"].get("estimate", float("nan")) / max(true, 1))
+                r["flag_ratio"].append(st["tagwise"]["n_flagged"] / max(true, 1))
+                r["cl_flag_ratio"].append(st["peer"]["n_flagged"] / max(true, 1))
+                r["seeds"].append(res.get("seed"))
+    summary = {}
+    print(f"{'setting':>30} | {'AUPRC tagwise':>15} {'cleanlab':>15} | {'est/true':>11} {'flags/true':>11} "
+          f"{'cl flags/true':>13} | {'P tw':>5} {'R tw':>5} {'P cl':>5} {'R cl':>5}")
+    for key, r in rows.items():
+        summary[key] = {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4)}
+                        for k, v in r.items() if k != "seeds"}
+        summary[key]["seeds"] = r["seeds"]
+        summary[key]["tagwise_above_cleanlab"] = int(sum(a > b for a, b in zip(r["tw_auprc"], r["cl_auprc"])))
+        m = {k: v["mean"] for k, v in summary[key].items() if isinstance(v, dict)}
+        sd = {k: v["sd"] for k, v in summary[key].items() if isinstance(v, dict)}
+        print(f"{key:>30} | {m['tw_auprc']:.3f} ± {sd['tw_auprc']:.3f}   {m['cl_auprc']:.3f} ± {sd['cl_auprc']:.3f} | "
+              f"{m['est_ratio']:5.2f}±{sd['est_ratio']:4.2f} {m['flag_ratio']:5.2f}±{sd['flag_ratio']:4.2f} "
+              f"{m['cl_flag_ratio']:13.2f} | {m['tw_p']:.2f}  {m['tw_r']:.2f}  {m['cl_p']:.2f}  {m['cl_r']:.2f}")
+    Path(out_path).write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {out_path}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="goemotions,reuters,ag_news,isear")
@@ -249,7 +287,12 @@ def main():
     ap.add_argument("--memory-child", nargs=2, default=None, metavar=("TOOL", "DATA"))
     ap.add_argument("--out", default=str(BENCH / "results" / "audit.json"),
                     help="results JSON; datasets already in it are kept unless re-run")
+    ap.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
+                    help="only summarise per-seed result files (mean ± sd) into --out")
     args = ap.parse_args()
+    if args.summarize:
+        summarize_seeds(args.summarize, args.out)
+        return
     if args.memory_child:
         memory_child(*args.memory_child)
         return

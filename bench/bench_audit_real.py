@@ -344,6 +344,33 @@ def run_setting(s: Setting, ablation: bool):
     return row
 
 
+def summarize(results: dict) -> str:
+    """Markdown tables for the README: one row per setting, then the ablation (mean AUPRC / P@k
+    over the real-error settings of each dataset)."""
+    lines = ["| setting | n | errors | AUPRC tagwise / cleanlab | P@k tagwise / cleanlab | flagged P / R tagwise "
+             "| flagged P / R cleanlab | estimate / true (tagwise, cleanlab) |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results["settings"].items():
+        t, c = r["tagwise"], r["cleanlab"]
+        lines.append(f"| {name} | {r['n']} | {r['true_error_rows']} | {t['auprc']:.3f} / {c['auprc']:.3f} | "
+                     f"{t['p_at_k']:.3f} / {c['p_at_k']:.3f} | {t['flag_precision']:.2f} / {t['flag_recall']:.2f} | "
+                     f"{c['flag_precision']:.2f} / {c['flag_recall']:.2f} | {t['estimate_ratio']:.2f}, {c['estimate_ratio']:.2f} |")
+    groups: dict[str, list] = {}
+    for name, r in results["settings"].items():
+        if "ablation" in r:
+            groups.setdefault("/".join(name.split("/")[:2]) if name.startswith("instance") else name.split("/")[0],
+                              []).append(r)
+    if groups:
+        variants = list(next(iter(groups.values()))[0]["ablation"])
+        lines += ["", "| AUPRC / P@k (mean) | default | cleanlab | " + " | ".join(variants) + " |",
+                  "|---|---|---|" + "---|" * len(variants)]
+        for g, rs in groups.items():
+            def cell(get):
+                return f"{np.mean([get(r)['auprc'] for r in rs]):.3f} / {np.mean([get(r)['p_at_k'] for r in rs]):.3f}"
+            lines.append(f"| {g} ({len(rs)}) | {cell(lambda r: r['tagwise'])} | {cell(lambda r: r['cleanlab'])} | "
+                         + " | ".join(cell(lambda r, v=v: r["ablation"][v]) for v in variants) + " |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--families", default="convabuse,hs_brexit,instance,crosssource")
@@ -352,7 +379,11 @@ def main():
     ap.add_argument("--goemotions-limit", type=int, default=15000)
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--out", default="audit_real")
+    ap.add_argument("--summarize", default=None, metavar="JSON", help="only print the README tables of a results file")
     args = ap.parse_args()
+    if args.summarize:
+        print(summarize(json.loads(Path(args.summarize).read_text())))
+        return
     fams = args.families.split(",")
     if args.ablation:
         VARIANTS.update({
@@ -378,6 +409,7 @@ def main():
     for s in settings:
         results["settings"][s.name] = run_setting(s, args.ablation)
     path = save_results(args.out, results)
+    print(summarize(results))
     print(f"wrote {path}")
 
 

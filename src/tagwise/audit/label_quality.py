@@ -35,8 +35,13 @@ Reuters and GoEmotions, 18 settings) that ranks at least as well as cleanlab in 
 against 16 for either score alone, and lifts Reuters *missing* AUPRC from 0.185/0.360/0.550 to
 0.269/0.480/0.656 at 5/10/20% noise.
 
-The audit (``core.audit_arrays``) scores multi-label rows from two views of the evidence and
-keeps the worse (``worst_of_views``): the per-label probabilities above, and the same averaged
+On real annotator disagreements (bench/bench_audit_real.py: ConvAbuse and HS-Brexit, one
+annotator against the others' majority) the blend ranked errors worse than the worst-pair score
+alone, so the audit (``core.audit_arrays``) ranks by the worst-pair score; the blend stays
+available as ``method="blend"``.
+
+The audit scores multi-label rows from two views of the evidence and, when the data supports the
+second view (``core.dependency_echo``), keeps the worse (``worst_of_views``): the per-label probabilities above, and the same averaged
 with a label-dependency model that also sees the example's other given labels
 (``oof.label_dependency_proba``). Dependencies expose lone errors (an added label that
 contradicts the others, a missed label whose usual partner is given) but hide swaps, where the

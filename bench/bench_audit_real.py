@@ -147,16 +147,21 @@ def load_spec_split(spec: str, split: str, limit: int | None, seed: int = 0):
     return texts, Y[:, keep], [n for n, k in zip(space.names, keep) if k]
 
 
-def instance_settings(rates, seed, goemotions_limit, datasets=("goemotions", "semeval2018", "isear")):
+def instance_settings(rates, seed, goemotions_limit, datasets=("goemotions", "semeval2018", "isear"),
+                      view: str = "use"):
+    """view: the weak model's features, "use" (the auditor's own embeddings) or "hashing"
+    (character / word n-grams, a different view)."""
     out = []
     for spec in datasets:
         split = "test" if spec == "ag_news" else "train"  # the AG News copy is its test set
         texts, Y, names = load_spec_split(spec, split, goemotions_limit if spec == "goemotions" else None)
         X = embed(texts)
         multi = not bool((Y.sum(1) == 1).all())
+        Xw = X if view == "use" else get_encoder("hashing").encode(texts)
         for rate in rates:
-            Yn, changed = inject_instance_noise(X, Y, rate, seed=seed)
-            out.append(Setting(f"instance/{spec}/{rate}", "instance", texts, X, Yn, changed, names, multi,
+            Yn, changed = inject_instance_noise(Xw, Y, rate, seed=seed)
+            prefix = "instance" if view == "use" else f"instance-{view}"
+            out.append(Setting(f"{prefix}/{spec}/{rate}", "instance", texts, X, Yn, changed, names, multi,
                                info={"achieved_rate": round(float(changed.any(1).mean()), 4), "seed": seed}))
     return out
 
@@ -378,6 +383,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--goemotions-limit", type=int, default=15000)
     ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--instance-view", default="use", choices=("use", "hashing"),
+                    help="features of the weak model that makes the instance-dependent noise")
     ap.add_argument("--out", default="audit_real")
     ap.add_argument("--summarize", default=None, metavar="JSON", help="only print the README tables of a results file")
     args = ap.parse_args()
@@ -403,7 +410,8 @@ def main():
     if "crosssource" in fams:
         settings.append(crosssource_setting())
     if "instance" in fams:
-        settings += instance_settings([float(r) for r in args.rates.split(",")], args.seed, args.goemotions_limit)
+        settings += instance_settings([float(r) for r in args.rates.split(",")], args.seed, args.goemotions_limit,
+                                      view=args.instance_view)
     results = {"encoder": "use", "folds": 5, "seed": args.seed, "settings": {},
                "cpu_threads": {v: os.environ.get(v, "default") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     for s in settings:

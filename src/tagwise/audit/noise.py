@@ -76,6 +76,10 @@ def inject_noise(labels: np.ndarray, model: str, rate: float, similarity: np.nda
 
 def inject_instance_noise(X: np.ndarray, labels: np.ndarray, rate: float, train_share: float = 0.05,
                           alpha: float = 10.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    # X is the weak model's view of the texts. A weak model on the auditor's own features copies
+    # mistakes that the auditor's model shares (its errors follow the same geometry), which makes
+    # them undetectable by construction; a different view (character n-grams) mimics an annotator
+    # misled by surface cues.
     """Instance-dependent noise: copy the mistakes of a weak model, as a hurried annotator would.
 
     A one-vs-rest ridge model on [X, 1] is fitted to ``train_share`` of the rows (seeded), with

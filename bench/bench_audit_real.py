@@ -383,6 +383,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--goemotions-limit", type=int, default=15000)
     ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--instance-datasets", default="goemotions,semeval2018,isear")
     ap.add_argument("--instance-view", default="use", choices=("use", "hashing"),
                     help="features of the weak model that makes the instance-dependent noise")
     ap.add_argument("--out", default="audit_real")
@@ -411,7 +412,7 @@ def main():
         settings.append(crosssource_setting())
     if "instance" in fams:
         settings += instance_settings([float(r) for r in args.rates.split(",")], args.seed, args.goemotions_limit,
-                                      view=args.instance_view)
+                                      datasets=args.instance_datasets.split(","), view=args.instance_view)
     results = {"encoder": "use", "folds": 5, "seed": args.seed, "settings": {},
                "cpu_threads": {v: os.environ.get(v, "default") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     for s in settings:

@@ -100,16 +100,18 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     unknown for that example); texts: n strings for exact-duplicate detection (optional);
     multi_label: None infers it (False when every row has exactly one label); k, knn_weight:
     neighbours and their vote weight, None = ``KNN_DEFAULTS`` for the kind of data.
-    views, quality_method: ranking ablations (see ``rank_rows``); max_flags: cap on the flagged
-    rows (None = the estimated number of errors).
+    views, quality_method: ranking ablations (see ``rank_rows``; "auto" = the default choice);
+    max_flags: number of rows to flag (None = the estimated number of errors).
 
     The result carries ``estimated_errors`` (rows) and ``estimated_errors_per_label`` (K,)
-    (``estimate_label_errors``), ``flag_budget`` (rows flagged: the estimate, capped by
+    (``estimate_label_errors``), ``flag_budget`` (rows flagged: the rounded estimate, or
     ``max_flags``) and ``flagged_rows`` (n,) bool, the ``flag_budget`` lowest-quality rows.
     """
     t0 = time.perf_counter()
     Y = np.asarray(labels).astype(np.uint8)
     check_audit_inputs(Y, mask, folds)
+    if max_flags is not None and max_flags < 0:
+        raise TagwiseError(f"audit: --max-flags must be 0 or more, got {max_flags}. Fix: pass a row count.")
     if multi_label is None:
         multi_label = not bool((Y.sum(1) == 1).all())
     default_k, default_weight = KNN_DEFAULTS["multi_label" if multi_label else "single_label"]

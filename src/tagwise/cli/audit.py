@@ -72,7 +72,8 @@ def register(subparsers) -> None:
     p.add_argument("--encoder", default=None, help="encoder (default: the project's)")
     p.add_argument("--out", required=True, help="issues file: .csv, .jsonl or .parquet")
     p.add_argument("--all", action="store_true", help="write every example, not only flagged ones")
-    p.add_argument("--max-flags", type=int, default=None, help="flag at most N rows (default: the estimated errors)")
+    p.add_argument("--max-flags", type=int, default=None,
+                   help="flag the N least trustworthy rows (default: as many as the estimated label errors)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_audit)
 

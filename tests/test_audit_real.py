@@ -25,11 +25,11 @@ def _auroc(truth: np.ndarray, score: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def ag_news(data_dir, use_cache):
-    """3,000 AG News headlines + descriptions, 4 single-label topics, USE embeddings."""
+    """1,500 AG News headlines + descriptions, 4 single-label topics, USE embeddings."""
     with open(data_dir / "ag_news" / "test.csv", encoding="utf-8") as f:
         rows = [r for r in csv.reader(f) if r and r[0].isdigit()]
     rng = np.random.default_rng(0)
-    idx = np.sort(rng.choice(len(rows), 3000, replace=False))
+    idx = np.sort(rng.choice(len(rows), 1500, replace=False))
     texts = [f"{rows[i][1]}. {rows[i][2]}" for i in idx]
     Y = np.zeros((len(idx), 4), dtype=np.uint8)
     Y[np.arange(len(idx)), [int(rows[i][0]) - 1 for i in idx]] = 1

@@ -64,7 +64,7 @@ def load(name: str, limit: int | None = None, seed: int = 0):
 # -- the two audits ----------------------------------------------------------------------------
 def run_tagwise(X, Yn, texts, multi_label):
     res = audit_arrays(X, Yn, texts=texts, folds=5, multi_label=multi_label, progress=False)
-    return -res.label_quality, res.issues.is_issue, res.seconds
+    return -res.label_quality, res.flagged_rows, {**res.seconds, "estimate": res.estimated_errors}
 
 
 def run_peer(X, Yn, multi_label):
@@ -114,9 +114,10 @@ def best_of(repeats, run, *args):
     return best
 
 
-def bench_dataset(name, rates, limit, seed, memory=True):
+def bench_dataset(name, rates, limit, seed, memory=True, repeats=None):
     texts, X, Y, names = load(name, limit)
-    repeats = 3 if len(Y) < 20_000 else 1  # sub-second audits: best of 3 for both tools
+    if repeats is None:
+        repeats = 3 if len(Y) < 20_000 else 1  # sub-second audits: best of 3 for both tools
     _, multi_label = DATASETS[name]
     models = NOISE_MODELS if multi_label else ("uniform", "confusion")
     similarity = label_similarity(X, Y)
@@ -130,9 +131,13 @@ def bench_dataset(name, rates, limit, seed, memory=True):
             truth = changed.any(1)
             tw_score, tw_flag, tw_sec = best_of(repeats, run_tagwise, X, Yn, texts, multi_label)
             pe_score, pe_flag, pe_sec = best_of(repeats, run_peer, X, Yn, multi_label)
+            tw_sec = dict(tw_sec)
+            estimate = tw_sec.pop("estimate")
             row = {"noise": model, "rate": rate, "achieved_rate": round(float(truth.mean()), 4),
+                   "true_errors": int(truth.sum()),
                    "tagwise": {**detection(truth, tw_score, tw_flag), "seconds": {k: round(v, 2) for k, v in tw_sec.items()}},
                    "peer": {**detection(truth, pe_score, pe_flag), "seconds": {k: round(v, 2) for k, v in pe_sec.items()}}}
+            row["tagwise"]["estimate"] = round(float(estimate), 1)
             row["auprc_ratio"] = round(row["tagwise"]["auprc"] / max(row["peer"]["auprc"], 1e-9), 3)
             row["speedup"] = round(pe_sec["total"] / tw_sec["total"], 2)
             out["settings"].append(row)
@@ -229,12 +234,51 @@ def scale_check(n=200_000, d=512, K=100, seed=0):
     return out
 
 
+def summarize_seeds(paths, out_path):
+    """Mean and sd over seeds of each (dataset, noise, rate) setting's figures, both tools."""
+    rows = {}
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        for name, ds in res["datasets"].items():
+            for st in ds["settings"]:
+                key = f"{name}/{st['noise']}/{st['rate']}"
+                r = rows.setdefault(key, {"tw_auprc": [], "cl_auprc": [], "tw_p": [], "tw_r": [], "cl_p": [], "cl_r": [],
+                                          "est_ratio": [], "flag_ratio": [], "cl_flag_ratio": [], "seeds": []})
+                true = st.get("true_errors") or round(st["achieved_rate"] * ds["n"])
+                r["tw_auprc"].append(st["tagwise"]["auprc"])
+                r["cl_auprc"].append(st["peer"]["auprc"])
+                r["tw_p"].append(st["tagwise"]["precision"])
+                r["tw_r"].append(st["tagwise"]["recall"])
+                r["cl_p"].append(st["peer"]["precision"])
+                r["cl_r"].append(st["peer"]["recall"])
+                r["est_ratio"].append(st["tagwise"].get("estimate", float("nan")) / max(true, 1))
+                r["flag_ratio"].append(st["tagwise"]["n_flagged"] / max(true, 1))
+                r["cl_flag_ratio"].append(st["peer"]["n_flagged"] / max(true, 1))
+                r["seeds"].append(res.get("seed"))
+    summary = {}
+    print(f"{'setting':>30} | {'AUPRC tagwise':>15} {'cleanlab':>15} | {'est/true':>11} {'flags/true':>11} "
+          f"{'cl flags/true':>13} | {'P tw':>5} {'R tw':>5} {'P cl':>5} {'R cl':>5}")
+    for key, r in rows.items():
+        summary[key] = {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4)}
+                        for k, v in r.items() if k != "seeds"}
+        summary[key]["seeds"] = r["seeds"]
+        summary[key]["tagwise_above_cleanlab"] = int(sum(a > b for a, b in zip(r["tw_auprc"], r["cl_auprc"])))
+        m = {k: v["mean"] for k, v in summary[key].items() if isinstance(v, dict)}
+        sd = {k: v["sd"] for k, v in summary[key].items() if isinstance(v, dict)}
+        print(f"{key:>30} | {m['tw_auprc']:.3f} ± {sd['tw_auprc']:.3f}   {m['cl_auprc']:.3f} ± {sd['cl_auprc']:.3f} | "
+              f"{m['est_ratio']:5.2f}±{sd['est_ratio']:4.2f} {m['flag_ratio']:5.2f}±{sd['flag_ratio']:4.2f} "
+              f"{m['cl_flag_ratio']:13.2f} | {m['tw_p']:.2f}  {m['tw_r']:.2f}  {m['cl_p']:.2f}  {m['cl_r']:.2f}")
+    Path(out_path).write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {out_path}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="goemotions,reuters,ag_news,isear")
     ap.add_argument("--rates", default="0.05,0.1,0.2")
     ap.add_argument("--limit", type=int, default=None, help="subsample GoEmotions train to this many rows")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=None, help="timing repeats per tool (default 3 below 20k rows)")
     ap.add_argument("--no-scale", action="store_true")
     ap.add_argument("--scale-n", type=int, default=200_000, help="examples in the synthetic scale check")
     ap.add_argument("--no-scoring", action="store_true")
@@ -243,7 +287,12 @@ def main():
     ap.add_argument("--memory-child", nargs=2, default=None, metavar=("TOOL", "DATA"))
     ap.add_argument("--out", default=str(BENCH / "results" / "audit.json"),
                     help="results JSON; datasets already in it are kept unless re-run")
+    ap.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
+                    help="only summarise per-seed result files (mean ± sd) into --out")
     args = ap.parse_args()
+    if args.summarize:
+        summarize_seeds(args.summarize, args.out)
+        return
     if args.memory_child:
         memory_child(*args.memory_child)
         return
@@ -261,7 +310,8 @@ def main():
             results["datasets"].setdefault(name, {})["peak_memory"] = peak_memory(name, X, Y, texts, args.seed)
             out.write_text(json.dumps(results, indent=1))
             continue
-        results["datasets"][name] = {**bench_dataset(name, rates, limit, args.seed, memory=not args.no_memory),
+        results["datasets"][name] = {**bench_dataset(name, rates, limit, args.seed, memory=not args.no_memory,
+                                                   repeats=args.repeats),
                                      "limit": limit}
         out.write_text(json.dumps(results, indent=1))
     if args.memory_only:

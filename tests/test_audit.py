@@ -61,7 +61,10 @@ def test_planted_class_swaps_are_found_single_label(ag):
     assert res.multi_label is False and res.dependency_probs is None  # no other labels to depend on
     assert average_precision(truth, -res.label_quality) > 5 * truth.mean()
     assert truth[res.ranking()[:100]].sum() >= 8          # random order would put ~1 there
-    assert (truth & res.issues.is_issue).sum() >= 0.6 * len(planted)
+    # the flagged set is the estimated number of errors (a weak hashing encoder over-estimates
+    # ~1% of plants several times), and holds most plants
+    assert res.issues.is_issue.sum() == res.flag_budget < 0.1 * len(Y)
+    assert (truth & res.issues.is_issue).sum() >= 0.5 * len(planted)
     # single-label suggestions keep exactly one label, and most flagged plants get their true class back
     assert (res.issues.suggested.sum(1) == 1).all()
     found = planted[res.issues.is_issue[planted]]
@@ -93,8 +96,8 @@ def test_planted_wrong_and_missing_labels_multi_label(reuters):
 
 def test_missed_labels_raise_the_missed_rate_and_rank_first(reuters):
     """Dropping secondary labels shows up in the confident-learning missed rates, the blended
-    ranking finds those rows better than the worst-pair score alone (the reason for the blend), and
-    the label-dependency view finds them better still."""
+    ranking finds those rows better than the worst-pair score alone, and the label-dependency
+    view (chosen here: Reuters topics do not determine each other) adds to the audit's ranking."""
     rows, space, X, Y = reuters
     Y = Y[:, Y.sum(0) >= 3]
     noisy, changed = inject_noise(Y, "missing", 0.1, seed=2)
@@ -109,7 +112,9 @@ def test_missed_labels_raise_the_missed_rate_and_rank_first(reuters):
     worst_pair = average_precision(truth, -label_quality_scores(noisy, res.evidence, method="worst_pair"))
     assert blend > worst_pair and blend > 4 * truth.mean()
     # the audit's ranking adds the label-dependency view (a dropped label's partners are given)
-    assert average_precision(truth, -res.label_quality) > blend
+    assert res.choices["views"] == "worst"
+    plain = audit_arrays(X, noisy, texts=rows.texts, progress=False, views="plain")
+    assert average_precision(truth, -res.label_quality) > average_precision(truth, -plain.label_quality)
     with pytest.raises(TagwiseError, match="unknown label quality method"):
         label_quality_scores(noisy, res.evidence, method="mean")
 
@@ -222,6 +227,18 @@ def test_audit_cli_apply_and_undo_restore_exact_labels(project, tmp_path):
     assert len(batches) == 2 and all(b["undone_at"] for b in batches)
     with pytest.raises(TagwiseError, match="no applied corrections"):
         undo_corrections(project)
+
+
+def test_audit_cli_max_flags_and_all(project, tmp_path, capsys):
+    out = tmp_path / "capped.jsonl"
+    assert cli_main(["audit", str(project.path), "--out", str(out), "--quiet", "--max-flags", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "estimated" in printed and "flag budget 5 rows" in printed
+    label_rows = [r for r in read_issues(out) if any(f["type"] in ("missing", "wrong") for f in r["findings"])]
+    assert len(label_rows) == 5
+    every = tmp_path / "every.jsonl"
+    assert cli_main(["audit", str(project.path), "--out", str(every), "--quiet", "--all"]) == 0
+    assert len(read_issues(every)) == len(project.examples())
 
 
 def test_corrections_reject_labels_outside_taxonomy(project, tmp_path):

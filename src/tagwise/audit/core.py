@@ -10,8 +10,8 @@ import numpy as np
 from ..types import TagwiseError
 from .duplicates import conflicting_duplicates, outlier_scores
 from ..neighbors import nearest_neighbors, neighbor_label_votes
-from .label_quality import (LabelIssues, blend_evidence, cell_issue_scores, find_label_issues,
-                            label_quality_scores, worst_of_views)
+from .label_quality import (LabelIssues, blend_evidence, cell_issue_scores, estimate_label_errors,
+                            find_label_issues, label_quality_scores, worst_of_views)
 from ..folds import stratified_folds
 from .oof import label_dependency_proba, out_of_fold_proba
 
@@ -41,11 +41,16 @@ class AuditResult:
     is_outlier: np.ndarray
     neighbors: np.ndarray
     similarity: np.ndarray
+    estimated_errors: float = 0.0
+    estimated_errors_per_label: np.ndarray | None = None
+    flag_budget: int = 0
+    flagged_rows: np.ndarray | None = None
+    choices: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def is_flagged(self) -> np.ndarray:
-        """(n,) bool: any label finding, conflicting duplicate or outlier."""
+        """(n,) bool: the label issues within the flag budget, conflicting duplicates and outliers."""
         flagged = self.issues.is_issue | self.is_outlier
         flagged[self.duplicates["i"]] = True
         flagged[self.duplicates["j"]] = True
@@ -75,11 +80,27 @@ def check_audit_inputs(labels: np.ndarray, mask: np.ndarray | None, folds: int, 
 
 # kNN evidence per kind of data: (neighbours, weight of their votes in the evidence). A single-label
 # class vote is one K-way histogram, better estimated from many neighbours; sparse multi-label
-# votes blur when far neighbours join. On seeded noise (bench_audit.py, 3 noise seeds) single-label
-# (50, 0.35) beat cleanlab in 36/36 AG News + ISEAR settings against 32/36 for (10, 0.2), and
-# lifted AG News uniform-5% AUPRC 0.756 -> 0.787; on multi-label data (40, 0.35) cost GoEmotions
-# confusion AUPRC 0.171 -> 0.157 and k = 40 at weight 0.2 changed little.
+# votes blur when far neighbours join. Both pairs were chosen on seeded planted noise
+# (bench_audit.py, seed 0). Single-label data does not use the weight: it picks its own from
+# KNN_WEIGHT_GRID by the out-of-fold log loss of the given labels (``choose_knn_weight``), because on
+# long texts (ISEAR situation descriptions) the neighbours' votes are noisier than the linear model
+# and a fixed weight hurt; on multi-label data that per-cell log loss preferred no kNN at all on
+# the real-error settings where the votes helped the ranking, so the fixed weight stays.
 KNN_DEFAULTS = {"single_label": (50, 0.35), "multi_label": (10, 0.2)}
+KNN_WEIGHT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5)
+
+
+def choose_knn_weight(P: np.ndarray, V: np.ndarray, labels: np.ndarray, grid=KNN_WEIGHT_GRID) -> float:
+    """Single-label kNN vote weight: the one in ``grid`` whose blend ``(1 - w) P + w V``, renormalised,
+    gives the given classes the lowest mean log loss. P (n, K) is out of fold and V (n, K) excludes
+    each row from its own neighbours, so this is a cross-validated choice on the data audited."""
+    Y = np.asarray(labels, dtype=bool)
+    losses = []
+    for w in grid:
+        E = blend_evidence(P, V, w)
+        E = E / np.maximum(E.sum(1, keepdims=True), 1e-12)
+        losses.append(-np.log(np.clip(E[Y], 1e-6, 1.0)).mean())
+    return float(grid[int(np.argmin(losses))])
 
 
 def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
@@ -87,21 +108,32 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
                  knn_weight: float | None = None,
                  multi_label: bool | None = None, slack: float = 0.0, duplicate_similarity: float = 0.95,
                  estimator_factory: Callable[[], object] | None = None,
-                 random_state: int = 0, progress: bool = True) -> AuditResult:
+                 random_state: int = 0, progress: bool = True, views: str = "auto",
+                 quality_method: str = "auto", max_flags: int | None = None,
+                 error_count_method: str = "median") -> AuditResult:
     """Audit given labels against the data.
 
     X: (n, d) float embeddings; labels: (n, K) {0,1}; mask: optional (n, K) bool (False = label
     unknown for that example); texts: n strings for exact-duplicate detection (optional);
     multi_label: None infers it (False when every row has exactly one label); k, knn_weight:
     neighbours and their vote weight, None = ``KNN_DEFAULTS`` for the kind of data.
+    views, quality_method: ranking ablations (see ``rank_rows``; "auto" = the default choice);
+    max_flags: number of rows to flag (None = the estimated number of errors).
+
+    The result carries ``estimated_errors`` (rows) and ``estimated_errors_per_label`` (K,)
+    (``estimate_label_errors``), ``flag_budget`` (rows flagged: the rounded estimate, or
+    ``max_flags``) and ``flagged_rows`` (n,) bool, the ``flag_budget`` lowest-quality rows.
     """
     t0 = time.perf_counter()
     Y = np.asarray(labels).astype(np.uint8)
     check_audit_inputs(Y, mask, folds)
+    if max_flags is not None and max_flags < 0:
+        raise TagwiseError(f"audit: --max-flags must be 0 or more, got {max_flags}. Fix: pass a row count.")
     if multi_label is None:
         multi_label = not bool((Y.sum(1) == 1).all())
     default_k, default_weight = KNN_DEFAULTS["multi_label" if multi_label else "single_label"]
     k = default_k if k is None else k
+    knn_weight_given = knn_weight
     knn_weight = default_weight if knn_weight is None else knn_weight
     seconds = {}
     fold_ids = stratified_folds(Y if mask is None else Y * np.asarray(mask, dtype=bool), folds, random_state)
@@ -114,18 +146,27 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     V = neighbor_label_votes(nbrs, sims, Y, mask)
     seconds["knn"] = time.perf_counter() - t1
     t2 = time.perf_counter()
+    if not multi_label and knn_weight_given is None:
+        knn_weight = choose_knn_weight(P, V, Y)
     E = blend_evidence(P, V, knn_weight)
     if not multi_label:
         E = E / np.maximum(E.sum(1, keepdims=True), 1e-12)
     S = cell_issue_scores(Y, E, mask)
     issues = find_label_issues(Y, E, mask, multi_label=multi_label, slack=slack, cell_scores=S)
-    if multi_label:
-        # per-label view and label-dependency view (averaged with the per-label probabilities)
-        E_dep = blend_evidence(0.5 * (P + P_dep), V, knn_weight)
-        quality = worst_of_views(label_quality_scores(Y, E, mask, method="blend"),
-                                 label_quality_scores(Y, E_dep, mask, method="blend"))
-    else:
-        quality = label_quality_scores(Y, E, mask, method="worst_pair")
+    choices = {"knn_weight": knn_weight, "k": k}
+    if views == "auto":
+        views = "plain"
+        if multi_label:
+            echo = dependency_echo(P, P_dep, Y, mask)
+            views = "worst" if echo < ECHO_LIMIT else "plain"
+            choices["dependency_echo"] = round(echo, 4)
+    choices.update(views=views, quality_method=quality_method)
+    quality = rank_rows(Y, E, P, P_dep, V, knn_weight, mask, multi_label, views, quality_method)
+    per_label, est_rows = estimate_label_errors(Y, E, mask, method=error_count_method)
+    budget = int(round(est_rows)) if max_flags is None else min(int(max_flags), len(Y))
+    flagged_rows = np.zeros(len(Y), dtype=bool)
+    flagged_rows[np.argsort(quality, kind="stable")[:budget]] = True
+    issues = _restrict_issues(issues, flagged_rows, Y, E, multi_label)
     seconds["scoring"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     dups = conflicting_duplicates(texts if texts is not None else [""] * len(Y), Y, mask, nbrs, sims,
@@ -136,4 +177,67 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     return AuditResult(multi_label=multi_label, pred_probs=P, neighbor_votes=V, evidence=E,
                        dependency_probs=P_dep, issues=issues,
                        label_quality=quality, duplicates=dups, outlier_score=out_score, is_outlier=is_out,
-                       neighbors=nbrs, similarity=sims, seconds=seconds)
+                       neighbors=nbrs, similarity=sims, estimated_errors=est_rows,
+                       estimated_errors_per_label=per_label, flag_budget=budget, flagged_rows=flagged_rows,
+                       choices=choices, seconds=seconds)
+
+
+# The label-dependency view is used only when the example's other given labels explain less than
+# this share of the per-label model's out-of-fold log loss (``dependency_echo``); above it the
+# labels nearly determine each other (a hierarchy such as "abusive" under every abuse type), one
+# human slip changes several coupled cells at once, and the dependency view mostly echoes the row's
+# own, possibly wrong, labels back. Half is the midpoint, not a fitted value.
+ECHO_LIMIT = 0.5
+
+
+def dependency_echo(P: np.ndarray, P_dep: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Share of the out-of-fold log loss of the given labels under the per-label probabilities P
+    (n, K) that the label-dependency probabilities P_dep (n, K) remove: ``1 - LL(P_dep) / LL(P)``
+    over known cells (both are cross-fitted on the same folds, so neither has seen a row's own label)."""
+    Y = np.asarray(labels, dtype=bool)
+    M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
+
+    def log_loss(Q):
+        Q = np.clip(np.asarray(Q, dtype=np.float64), 1e-4, 1 - 1e-4)
+        return float(-(np.where(Y, np.log(Q), np.log1p(-Q)) * M).sum())
+    base = log_loss(P)
+    return 1.0 - log_loss(P_dep) / base if base > 0 else 0.0
+
+
+def rank_rows(Y, E, P, P_dep, V, knn_weight, mask, multi_label, views="plain", quality_method="auto"):
+    """(n,) label quality (lower = more suspicious) from the evidence E (n, K). ``views``: "plain"
+    (the per-label evidence only), "dependency" (evidence from 0.5 * (P + P_dep), the
+    label-dependency view, blended with the kNN votes V the same way) or "worst" (the worse
+    percentile rank of the two, ``worst_of_views``); ``quality_method`` as in
+    ``label_quality_scores``, "auto" = "worst_pair" (the posterior blend ranked real annotator
+    errors worse in the ablation of bench/bench_audit_real.py)."""
+    method = "worst_pair" if quality_method == "auto" else quality_method
+    if not multi_label or P_dep is None or views == "plain":
+        return label_quality_scores(Y, E, mask, method=method)
+    E_dep = blend_evidence(0.5 * (P + P_dep), V, knn_weight)
+    if views == "dependency":
+        return label_quality_scores(Y, E_dep, mask, method=method)
+    return worst_of_views(label_quality_scores(Y, E, mask, method=method),
+                          label_quality_scores(Y, E_dep, mask, method=method))
+
+
+def _restrict_issues(issues: LabelIssues, rows: np.ndarray, Y: np.ndarray, E: np.ndarray,
+                     multi_label: bool) -> LabelIssues:
+    """Typed findings on the budgeted rows only. A budgeted row without a typed cell gets its most
+    suspicious cell (single-label: the given class and the most likely other class)."""
+    flagged = issues.flagged & rows[:, None]
+    bare = rows & ~flagged.any(1)
+    Yb = Y.astype(bool)
+    if bare.any():
+        idx = np.flatnonzero(bare)
+        if multi_label:
+            S = np.nan_to_num(issues.cell_scores[idx], nan=-1.0)
+            flagged[idx, S.argmax(1)] = True
+        else:
+            other = np.where(Yb[idx], -np.inf, E[idx]).argmax(1)
+            flagged[idx, Yb[idx].argmax(1)] = True
+            flagged[idx, other] = True
+    kind = np.where(flagged, np.where(Yb, -1, 1), 0).astype(np.int8)
+    suggested = np.where(flagged, ~Yb, Yb).astype(np.uint8)
+    return LabelIssues(flagged=flagged, kind=kind, cell_scores=issues.cell_scores, suggested=suggested,
+                       is_issue=flagged.any(1))

@@ -72,3 +72,64 @@ def inject_noise(labels: np.ndarray, model: str, rate: float, similarity: np.nda
             Y[i, dst] = 1
     changed = Y != np.asarray(labels, dtype=np.uint8)
     return Y, changed
+
+
+def inject_instance_noise(X: np.ndarray, labels: np.ndarray, rate: float, train_share: float = 0.05,
+                          alpha: float = 10.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    # X is the weak model's view of the texts. A weak model on the auditor's own features copies
+    # mistakes that the auditor's model shares (its errors follow the same geometry), which makes
+    # them undetectable by construction; a different view (character n-grams) mimics an annotator
+    # misled by surface cues.
+    """Instance-dependent noise: copy the mistakes of a weak model, as a hurried annotator would.
+
+    A one-vs-rest ridge model on [X, 1] is fitted to ``train_share`` of the rows (seeded), with
+    per-label Platt scaling on those rows. A row is eligible when that weak model gets it wrong
+    (single-label: its top class is not the given one; multi-label: some cell's probability is
+    on the wrong side of 0.5). ``rate * n`` eligible rows are drawn with probability proportional
+    to how confident the weak model is in its mistake, so errors land on ambiguous, confusable
+    texts rather than uniformly. Each drawn row takes the weak model's worst cell: single-label
+    rows take its top class; multi-label rows gain its most confident absent label, or lose its
+    least supported given label when the row keeps another (else that label is swapped for the
+    weak model's top absent one). If fewer rows are eligible, all are used (the caller reports the
+    achieved rate).
+
+    X: (n, d) float; labels: (n, K) {0,1} clean. Returns ``(noisy (n, K) uint8, changed (n, K) bool)``.
+    """
+    from .oof import platt_calibrate
+
+    Y = np.asarray(labels, dtype=np.uint8)
+    X = np.asarray(X, dtype=np.float32)
+    n, K = Y.shape
+    rng = np.random.default_rng(seed)
+    fit = np.zeros(n, dtype=bool)
+    fit[rng.choice(n, size=max(int(round(train_share * n)), 2), replace=False)] = True
+    A = np.concatenate([X, np.ones((n, 1), np.float32)], axis=1)
+    ridge = alpha * np.eye(A.shape[1])
+    ridge[-1, -1] = 1e-8
+    W = np.linalg.solve(A[fit].T @ A[fit] + ridge, A[fit].T @ Y[fit].astype(np.float32))
+    P = platt_calibrate(A @ W, Y, np.repeat(fit[:, None], K, axis=1))
+    noisy = Y.copy()
+    single = bool((Y.sum(1) == 1).all())
+    if single:
+        Q = np.where(Y == 1, -np.inf, P)
+        top = Q.argmax(1)
+        wrong_conf = Q.max(1) - P[Y == 1]  # > 0: the weak model prefers another class
+    else:
+        wrong_conf = np.abs(P - Y).max(1) - 0.5
+    eligible = np.flatnonzero(wrong_conf > 0)
+    take = min(len(eligible), int(round(rate * n)))
+    weights = wrong_conf[eligible] / wrong_conf[eligible].sum() if take else None
+    rows = rng.choice(eligible, size=take, replace=False, p=weights) if take else np.array([], int)
+    for i in rows:
+        if single:
+            noisy[i] = 0
+            noisy[i, top[i]] = 1
+            continue
+        cell = int(np.abs(P[i] - Y[i]).argmax())
+        if Y[i, cell] == 0:
+            noisy[i, cell] = 1
+        else:
+            noisy[i, cell] = 0
+            if Y[i].sum() == 1:
+                noisy[i, int(np.where(Y[i] == 1, -np.inf, P[i]).argmax())] = 1
+    return noisy, noisy != Y

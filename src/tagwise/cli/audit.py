@@ -8,9 +8,10 @@ def cmd_audit(args) -> int:
     from ..workflows.audit import audit
 
     r = audit(Project.open(args.project), args.out, split=args.split, folds=args.folds, k=args.k,
-              encoder=args.encoder, all_rows=args.all, progress=not args.quiet)
+              encoder=args.encoder, all_rows=args.all, max_flags=args.max_flags, progress=not args.quiet)
     print(f"audited {r['n_examples']} labeled examples ({'multi' if r['multi_label'] else 'single'}-label, "
           f"{r['folds']}-fold cross-fitting) in {r['seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"estimated {r['estimated_errors']:.0f} label errors; flag budget {r['flag_budget']} rows (--max-flags N)")
     print(f"flagged {r['n_flagged']} examples: "
           + (", ".join(f"{v} {k}" for k, v in sorted(r["findings_by_type"].items())) or "no findings"))
     print(f"wrote {r['rows_written']} rows to {r['out']} (run {r['run']})")
@@ -53,6 +54,8 @@ def register(subparsers) -> None:
     p.add_argument("--encoder", default=None, help="encoder (default: the project's)")
     p.add_argument("--out", required=True, help="issues file: .csv, .jsonl or .parquet")
     p.add_argument("--all", action="store_true", help="write every example, not only flagged ones")
+    p.add_argument("--max-flags", type=int, default=None,
+                   help="flag the N least trustworthy rows (default: as many as the estimated label errors)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_audit)
 

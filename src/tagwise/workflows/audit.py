@@ -209,18 +209,23 @@ def save_audit_run(project: Project, result: AuditResult, rows: list[dict], para
 
 
 def audit(project: Project, out, split: str | None = "train", folds: int = 5, k: int | None = None,
-          encoder: str | None = None, all_rows: bool = False, progress: bool = True) -> dict:
+          encoder: str | None = None, all_rows: bool = False, max_flags: int | None = None,
+          progress: bool = True) -> dict:
     """Audit ``split``, write the issues file ``out`` and keep the run (for the report and the web app).
 
-    Returns ``{"n_examples", "multi_label", "folds", "k", "n_flagged", "findings_by_type", "rows_written",
-    "out", "run", "seconds", "peak_rss_mb"}``.
+    ``max_flags``: flag exactly that many rows, least trustworthy first (default: as many as the audit
+    estimates errors). Returns ``{"n_examples", "multi_label", "folds", "k", "estimated_errors",
+    "flag_budget", "n_flagged", "findings_by_type", "rows_written", "out", "run", "seconds", "peak_rss_mb"}``.
     """
     out = check_output_path(out)
     if folds < 2:
         raise TagwiseError(f"--folds must be at least 2 (got {folds}): each example is scored by a model "
                            f"trained on the other folds.")
     t0 = time.perf_counter()
-    result, ex, space = audit_project(project, split=split, folds=folds, k=k, encoder=encoder, progress=progress)
+    if max_flags is not None and max_flags < 0:
+        raise TagwiseError(f"--max-flags must be 0 or more (got {max_flags}).")
+    result, ex, space = audit_project(project, split=split, folds=folds, k=k, encoder=encoder, progress=progress,
+                                      max_flags=max_flags)
     rows = issue_rows(result, ex, space, all_rows=all_rows)
     write_issues(rows, out)
     params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out)}
@@ -230,6 +235,7 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
         for f in r["findings"]:
             by_type[f["type"]] = by_type.get(f["type"], 0) + 1
     return {"n_examples": len(ex), "multi_label": bool(result.multi_label), "folds": folds, "k": params["k"],
+            "estimated_errors": float(result.estimated_errors), "flag_budget": int(result.flag_budget),
             "n_flagged": int(result.is_flagged.sum()), "findings_by_type": by_type, "rows_written": len(rows),
             "out": str(out), "run": run.name, "seconds": time.perf_counter() - t0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -162,24 +162,17 @@ def test_propagation_moves_labels_to_neighbours(semeval):
 def test_cli_train_zero_shot_and_semi_supervised(tmp_path, capsys):
     import json
 
-    import yaml
-
     from tagwise.cli import main
     from tagwise.workflows.models import load_project_model
     from tagwise.project import Project
 
-    labeled = {"name": "semeval", "format": "tsv", "quoting": "none", "limit": 60,
-               "path": str(DATA / "E-c-En-train.txt"), "split": "train",
-               "columns": {"text": "Tweet", "id": "ID"}, "labels": {"format": "onehot", "onehot_columns": NAMES}}
-    (tmp_path / "labeled.yaml").write_text(yaml.safe_dump(labeled))
-    lines = (DATA / "E-c-En-dev.txt").read_text(encoding="utf-8").splitlines()[1:201]
-    (tmp_path / "pool.jsonl").write_text("".join(json.dumps({"text": ln.split("\t")[1]}) + "\n" for ln in lines))
-    (tmp_path / "pool.yaml").write_text(yaml.safe_dump({"name": "pool", "path": str(tmp_path / "pool.jsonl"),
-                                                        "split": "unlabeled", "columns": {"text": "text"}}))
+    from conftest import semeval_labeled_and_pool_specs
+
+    labeled, pool = semeval_labeled_and_pool_specs(tmp_path, n_labeled=60, n_pool=200)
     root = str(tmp_path / "p")
     assert main(["init", root]) == 0
-    assert main(["add-source", root, str(tmp_path / "labeled.yaml")]) == 0
-    assert main(["add-source", root, str(tmp_path / "pool.yaml")]) == 0
+    assert main(["add-source", root, str(labeled)]) == 0
+    assert main(["add-source", root, str(pool)]) == 0
     assert main(["train", root, "--zero-shot"]) == 0
     project = Project.open(root)
     model = load_project_model(project)

@@ -1,29 +1,19 @@
 """MultiSourceLinear: masked partial labels, hierarchy consistency, source modes (issue 4)."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from tagwise.learn.linear import MultiLabelLinear
 from tagwise.learn.multisource import MultiSourceLinear, partial_targets
 from tagwise.learn.persist import load_model, save_model
-from tagwise.project import Project
 from tagwise.types import TagwiseError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REPO = Path(__file__).resolve().parents[1]
+from conftest import emotion_project
 
 
 @pytest.fixture(scope="module")
 def emotion(tmp_path_factory):
     """GoEmotions + XED en (first 400 rows each) on the benchmark's emotion taxonomy, hashing features."""
-    root = tmp_path_factory.mktemp("ms")
-    project = Project.init(root / "p", taxonomy=REPO / "bench" / "taxonomies" / "emotion.yaml")
-    for name in ("emotion_goemotions", "emotion_xed_en"):
-        spec = (REPO / "bench" / "specs" / f"{name}.yaml").read_text() + "limit: 400\n"
-        path = root / f"{name}.yaml"
-        path.write_text(spec.replace("../../../shared/data", str(DATA)))
-        project.add_source(path)
+    project = emotion_project(tmp_path_factory.mktemp("ms"), limit=400)
     ex = project.examples(labeled=True)
     X = project.features(ex, "hashing:256")
     Y, known = partial_targets(ex, project.taxonomy)

@@ -2,11 +2,9 @@
 thresholds, a multi-source model scores each row in its source's mode, the default `train` chooses
 its mode from the data, and models load only from inside models/."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -25,23 +23,14 @@ from tagwise.workflows.models import load_project_model
 from tagwise.workflows.predict import predict_texts, predict_with
 from tagwise.workflows.train import train
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REPO = Path(__file__).resolve().parents[1]
-SEMEVAL = DATA / "semeval2018_ec_en"
-NAMES = ["anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism", "sadness",
-         "surprise", "trust"]
+from conftest import emotion_project, semeval_labeled_and_pool_specs
+
 
 
 @pytest.fixture(scope="module")
 def emotion(tmp_path_factory):
     """GoEmotions + XED en (first 300 rows of each file) on the emotion taxonomy (with a hierarchy)."""
-    root = tmp_path_factory.mktemp("wf")
-    project = Project.init(root / "p", taxonomy=REPO / "bench" / "taxonomies" / "emotion.yaml")
-    for name in ("emotion_goemotions", "emotion_xed_en"):
-        spec = (REPO / "bench" / "specs" / f"{name}.yaml").read_text() + "limit: 300\n"
-        path = root / f"{name}.yaml"
-        path.write_text(spec.replace("../../../shared/data", str(DATA)))
-        project.add_source(path)
+    project = emotion_project(tmp_path_factory.mktemp("wf"), limit=300)
     project.store.set_meta("encoder", "hashing:256")
     return project
 
@@ -105,17 +94,10 @@ def test_default_train_picks_multisource_for_several_sources(emotion):
 
 
 def test_default_train_cross_validates_the_few_label_modes(tmp_path, shared_embedding_cache):
-    labeled = {"name": "semeval", "format": "tsv", "quoting": "none", "limit": 90,
-               "path": str(SEMEVAL / "E-c-En-train.txt"), "split": "train",
-               "columns": {"text": "Tweet", "id": "ID"}, "labels": {"format": "onehot", "onehot_columns": NAMES}}
-    (tmp_path / "labeled.yaml").write_text(yaml.safe_dump(labeled))
-    lines = (SEMEVAL / "E-c-En-dev.txt").read_text(encoding="utf-8").splitlines()[1:301]
-    (tmp_path / "pool.jsonl").write_text("".join(json.dumps({"text": ln.split("\t")[1]}) + "\n" for ln in lines))
-    (tmp_path / "pool.yaml").write_text(yaml.safe_dump({"name": "pool", "path": str(tmp_path / "pool.jsonl"),
-                                                        "split": "unlabeled", "columns": {"text": "text"}}))
+    labeled, pool = semeval_labeled_and_pool_specs(tmp_path, n_labeled=90, n_pool=300)
     project = Project.init(tmp_path / "p")
-    project.add_source(tmp_path / "labeled.yaml")
-    project.add_source(tmp_path / "pool.yaml")
+    project.add_source(labeled)
+    project.add_source(pool)
     result = train(project, progress=False)
     cv = result["choice"]["cv"]
     assert set(cv) == {"supervised", "few-shot", "semi-supervised"}

@@ -88,7 +88,8 @@ def lr_cv_thresholds(balanced: bool, X, Y, seed: int):
 SECOND_ENCODER = "st:all-minilm-l6-v2"  # the tagwise_use_minilm variant: USE + bundled MiniLM side by side
 
 
-def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=None, setfit_shots=None):
+def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=None, setfit_shots=None,
+           setfit_seeds=None):
     tr, te = data["train"], data["test"]
     out = {}
     if with_minilm:  # torch extra: the same head on use+st:all-minilm-l6-v2 (encoders/base.py ConcatEncoder)
@@ -105,7 +106,7 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=Non
     for k in shots:
         sf = setfit if setfit and (setfit_shots is None or k in setfit_shots) else None
         rows = {m: {"f1": [], "sec": []} for m in methods if sf or not m.startswith("setfit")}
-        n_train, body_steps = [], []
+        n_train, body_steps, sf_seeds = [], [], []
         for seed in tqdm(seeds, desc=f"{name} k={k}", leave=False):
             idx = sample_k_per_label(tr.Y, k, seed)
             X, Y = tr.X[idx], tr.Y[idx]
@@ -134,7 +135,8 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=Non
                 clf, th = lr_cv_thresholds(bal, X, Y, seed)
                 rows[m]["sec"].append(time.perf_counter() - t0)
                 rows[m]["f1"].append(macro_f1(te.Y, clf.predict_proba(te.X) >= th[None, :]))
-            if sf:  # SetFit in this same run, same draw, same per-label threshold procedure
+            # SetFit in this same run, same draw, same per-label threshold procedure
+            if sf and (setfit_seeds is None or seed in setfit_seeds):
                 from bench_fewshot_setfit import run_setfit
 
                 r = run_setfit([tr.texts[i] for i in idx], Y, te.texts, te.Y, seed, **sf)
@@ -145,10 +147,13 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=Non
                     rows[variant + "_same_run"]["sec"].append(r[variant]["train_seconds"])
                     rows[variant + "_same_run"]["f1"].append(r[variant]["macro_f1"])
                 body_steps.append(r["body_steps"])
+                sf_seeds.append(seed)
         out[str(k)] = {m: {"macro_f1": ms(v["f1"]), "train_seconds": ms(v["sec"]), "per_seed": v["f1"]}
                        for m, v in rows.items()}
         out[str(k)]["n_train"] = ms(n_train)
         if sf:
+            out[str(k)]["setfit_seeds"] = sf_seeds
+            out[str(k)]["tagwise_on_setfit_seeds"] = ms([rows["tagwise"]["f1"][seeds.index(s)] for s in sf_seeds])
             out[str(k)]["setfit_body_steps"] = body_steps
             out[str(k)]["setfit_budget"] = "SetFit defaults" if sf["max_steps"] is None else sf
         print(f"{name} k={k:>2} n~{np.mean(n_train):.0f}: " + "  ".join(
@@ -381,6 +386,8 @@ def main():
                          "max_steps=100 (earlier rounds), 'off' = skip")
     ap.add_argument("--setfit-shots", nargs="+", type=int, default=None,
                     help="only these curve points get SetFit (default: all of --shots)")
+    ap.add_argument("--setfit-seeds", nargs="+", type=int, default=None,
+                    help="only these seeds get SetFit (default: all of --seeds)")
     args = ap.parse_args()
     setfit = None if args.setfit == "off" else (
         {"num_iterations": None, "max_steps": None} if args.setfit == "default" else {"num_iterations": 5, "max_steps": 100})
@@ -398,7 +405,8 @@ def main():
         if "curves" in args.sections:
             results.setdefault("curves", {})[name] = curves(name, names, data, embed, args.shots, args.seeds,
                                                             with_minilm=args.with_minilm, setfit=setfit,
-                                                            setfit_shots=args.setfit_shots)
+                                                            setfit_shots=args.setfit_shots,
+                                                            setfit_seeds=args.setfit_seeds)
         if "semi" in args.sections:
             results.setdefault("semi_supervised", {})[name] = semi_section(name, names, data, embed,
                                                                           args.semi_shots, args.seeds)

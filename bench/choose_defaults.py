@@ -117,7 +117,7 @@ def load_train_test(name: str):
 
 
 _DATA: dict = {}  # dataset -> (X, Y) training rows, loaded once per worker process
-_QUICK_ROWS = None  # --quick: first rows of train only
+_CHOICE_MAX_ROWS = None  # --choice-max-rows: a seeded subsample of each training split for the choice
 
 
 _WAIT_FOR_CACHE = False  # --wait-for-cache: another process is embedding; wait for it, do not embed twice
@@ -147,7 +147,10 @@ def choice_data(name: str):
         train = splits == "train"
         keep = Y[train].sum(0) > 0
         X, Y = X[train], Y[train][:, keep]
-        _DATA[name] = (X[:_QUICK_ROWS], Y[:_QUICK_ROWS]) if _QUICK_ROWS else (X, Y)
+        if _CHOICE_MAX_ROWS and len(X) > _CHOICE_MAX_ROWS:
+            rows = np.sort(np.random.default_rng(0).permutation(len(X))[:_CHOICE_MAX_ROWS])
+            X, Y = X[rows], Y[rows]
+        _DATA[name] = (X, Y)
     return _DATA[name]
 
 
@@ -238,7 +241,9 @@ def ms(v) -> dict:
             "n": int(len(v))}
 
 
-_REPORT_DATA: dict = {}  # dataset -> (X, Y, splits), loaded once per process, only after the choice
+_REPORT_DATA: dict = {}  # dataset -> (X, Y, splits), loaded once per process
+_OFFICIAL_SEED0 = True  # also report the choice datasets' official split (full train, seed 0)
+_REPORT_TRAIN_ROWS = None  # --report-train-rows: held-out seeds train on this many rows (default 90%)
 
 
 def report_data(name: str):
@@ -254,11 +259,13 @@ def _split(name: str, seed: int):
     rng = np.random.default_rng(seed)
     if (splits == "test").any():
         tr_all, te = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "test")
-        tr = tr_all if seed == 0 else np.sort(rng.permutation(tr_all)[: int(0.9 * len(tr_all))])
+        n_tr = int(0.9 * len(tr_all)) if _REPORT_TRAIN_ROWS is None else min(_REPORT_TRAIN_ROWS, int(0.9 * len(tr_all)))
+        tr = tr_all if seed == 0 else np.sort(rng.permutation(tr_all)[:n_tr])
     else:  # XED-en: one file, a seeded 80/20 split
         perm = rng.permutation(len(X))
         n_te = int(0.2 * len(X))
-        te, tr = np.sort(perm[:n_te]), np.sort(perm[n_te:])
+        te, tr = np.sort(perm[:n_te]), perm[n_te:]
+        tr = np.sort(tr if _REPORT_TRAIN_ROWS is None else tr[:_REPORT_TRAIN_ROWS])
     return tr, te
 
 
@@ -271,7 +278,8 @@ def _report_task(task):
 
 def report_tasks(configs: dict, datasets, seeds) -> list:
     return [(name, seed, c, cfg) for name in datasets
-            for seed in ([0] if name in CHOICE_DATASETS else []) + list(seeds) for c, cfg in configs.items()]
+            for seed in ([0] if name in CHOICE_DATASETS and _OFFICIAL_SEED0 else []) + list(seeds)
+            for c, cfg in configs.items()]
 
 
 def report(configs: dict, datasets, seeds, pool, early=()) -> dict:
@@ -286,8 +294,9 @@ def report(configs: dict, datasets, seeds, pool, early=()) -> dict:
     out = {}
     for name in datasets:
         has_split = (report_data(name)[2] == "test").any()
-        res = {"protocol": ("seed 0: official train/test, random_state 0; seeds 1-4: seeded 90% of train"
-                            if has_split else "seeded 80/20 split per seed")}
+        n_rows = "90% of train" if _REPORT_TRAIN_ROWS is None else f"min({_REPORT_TRAIN_ROWS}, 90% of train) rows"
+        res = {"protocol": (f"official test split; seed 0: full train, random_state 0; other seeds: a seeded {n_rows}"
+                            if has_split else f"seeded 80/20 split per seed; train capped at {_REPORT_TRAIN_ROWS}")}
         for c in configs:
             rc = rows[name][c]
             res[c] = {"per_seed": {str(s): {k: round(v, 4) for k, v in r.items()} for s, r in sorted(rc.items())},
@@ -304,35 +313,49 @@ def report(configs: dict, datasets, seeds, pool, early=()) -> dict:
 
 
 def main() -> None:
+    global _CHOICE_MAX_ROWS, _WAIT_FOR_CACHE, _REPORT_TRAIN_ROWS, CHOICE_DATASETS, _OFFICIAL_SEED0
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smoke test: a tiny grid on 3,000 training rows per dataset")
     ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--out", default="defaults", help="results name under bench/results/")
     ap.add_argument("--workers", type=int, default=2, help="parallel fits (one BLAS thread each)")
+    ap.add_argument("--choice-datasets", nargs="+", default=list(CHOICE_DATASETS))
+    ap.add_argument("--held-out-datasets", nargs="+", default=list(HELD_OUT_DATASETS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(HELD_OUT_SEEDS), help="held-out seeds")
+    ap.add_argument("--choice-max-rows", type=int, default=None,
+                    help="choose on a seeded subsample of this many training rows per dataset (compute budget)")
+    ap.add_argument("--report-train-rows", type=int, default=None,
+                    help="held-out seeds train on this many seeded training rows (default: 90%% of train)")
+    ap.add_argument("--no-official-seed0", action="store_true",
+                    help="skip the full-train seed-0 test run of the choice datasets (compute budget)")
+    ap.add_argument("--iter-grid", nargs="+", type=int, default=None, help="stage-2 max_iter candidates")
     ap.add_argument("--wait-for-cache", action="store_true",
                     help="wait until another process has put each dataset's embeddings in the shared cache")
     args = ap.parse_args()
     c_grid, pw_grid, iter_grid = C_GRID, POS_WEIGHT_GRID, ITER_GRID
     if args.quick:
         c_grid, pw_grid, iter_grid = (1.0,), ("auto",), ((100, 3),)
-    global _QUICK_ROWS, _WAIT_FOR_CACHE
     _WAIT_FOR_CACHE = args.wait_for_cache
+    _OFFICIAL_SEED0 = not args.no_official_seed0
+    if args.iter_grid:
+        iter_grid = tuple((m, 3) for m in args.iter_grid)
+    CHOICE_DATASETS = tuple(args.choice_datasets)
+    _CHOICE_MAX_ROWS, _REPORT_TRAIN_ROWS = args.choice_max_rows, args.report_train_rows
     t0 = time.perf_counter()
     if args.quick:
-        _QUICK_ROWS = 3000
-    report_sets = ("reuters",) if args.quick else CHOICE_DATASETS + HELD_OUT_DATASETS
-    report_seeds = (1, 2) if args.quick else HELD_OUT_SEEDS
+        _CHOICE_MAX_ROWS = 3000
+    report_sets = (CHOICE_DATASETS[-1],) if args.quick else CHOICE_DATASETS + tuple(args.held_out_datasets)
+    report_seeds = (1, 2) if args.quick else tuple(args.seeds)
     print("choosing on the training splits of", CHOICE_DATASETS, "only", flush=True)
     # worker processes, one BLAS thread each. The old defaults' test runs do not depend on the
     # choice, so they are queued during stage 1 to use workers that would otherwise wait for the
     # second dataset's embeddings; the choice never reads them (they are collected after it).
-    # Order: the first dataset's fits, the old-default test runs of it and of the held-out datasets,
-    # the second dataset's fits, then its old-default test runs.
+    # Order: all stage-1 fits first, then the old defaults' test runs, cheapest first (they fill the
+    # workers while stage 1 finishes), then the later stages.
     old_tasks = report_tasks({"old": OLD}, report_sets, report_seeds)
-    first = [t for t in old_tasks if t[0] not in CHOICE_DATASETS[1:]]
-    later = [t for t in old_tasks if t not in first]
+    old_tasks.sort(key=lambda t: (t[1] == 0, t[0] == "goemotions"))
     with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-        choice = choose(args.folds, c_grid, pw_grid, iter_grid, pool, between=[(_report_task, t) for t in first],
-                        after=[(_report_task, t) for t in later])
+        choice = choose(args.folds, c_grid, pw_grid, iter_grid, pool, after=[(_report_task, t) for t in old_tasks])
         chosen = choice["chosen"]
         print("chosen:", chosen, f"CV {choice['chosen_cv_macro_f1']:.4f} vs old {choice['old_cv_macro_f1']}",
               flush=True)
@@ -341,7 +364,10 @@ def main() -> None:
     data = CHOICE_DATASETS
     results = {
         "how": __doc__.split("Choice (training split only)", 1)[1].split("    OMP_NUM_THREADS")[0].strip(),
-        "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python bench/choose_defaults.py" + (" --quick" if args.quick else ""),
+        "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python bench/choose_defaults.py " + " ".join(sys.argv[1:]),
+        "choice_datasets": list(CHOICE_DATASETS), "choice_max_rows": _CHOICE_MAX_ROWS,
+        "held_out_datasets": [d for d in report_sets if d not in CHOICE_DATASETS], "held_out_seeds": list(report_seeds),
+        "report_train_rows_held_out_seeds": _REPORT_TRAIN_ROWS or "90% of train",
         "grids": {"C": list(c_grid), "pos_weight": [str(p) for p in pw_grid],
                   "iterations (max_iter, fold divisor)": [list(x) for x in iter_grid], "shrink": list(SHRINK_GRID)},
         "old": OLD, "chosen": chosen,
@@ -360,7 +386,7 @@ def main() -> None:
                            "fit_seconds_mean": {ds: round(float(np.mean(x)), 2) for ds, x in v["fit_seconds"].items()}}
                        for k, v in choice["candidates"].items()},
     }
-    print(f"results -> {save_results('defaults_quick' if args.quick else 'defaults', results)}")
+    print(f"results -> {save_results(args.out, results)}")
 
 
 if __name__ == "__main__":

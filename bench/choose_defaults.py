@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import multiprocessing
 import sys
 import time
@@ -111,7 +112,27 @@ def key_of(cfg: dict) -> str:
             f"|fold_div={cfg['fold_iter_divisor']}")
 
 
+MULAN = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mulan"
+
+
+def load_mulan(name: str):
+    """A MULAN/MEKA ARFF (``-C k``: the first k attributes are the labels, dense rows) as
+    (X (n, d) float32, Y (n, k) uint8, splits all "train"). Features are bag-of-words / tf-idf, not
+    sentence embeddings: a held-out check of the head with many rare labels, cheap to run."""
+    import gzip
+    import re
+
+    with gzip.open(MULAN / f"{name}.arff.gz", "rt") as fh:
+        lines = fh.read().splitlines()
+    k = int(re.search(r"-C (\d+)", next(ln for ln in lines if ln.upper().startswith("@RELATION"))).group(1))
+    rows = [ln.split(",") for ln in lines if ln and not ln.startswith(("@", "%"))]
+    A = np.asarray(rows, dtype=np.float32)
+    return A[:, k:], A[:, :k].astype(np.uint8), np.array(["train"] * len(A))
+
+
 def load_train_test(name: str):
+    if name.startswith("mulan_"):
+        return load_mulan(name[len("mulan_"):])
     d = load_dataset(name)
     return d["X"], d["Y"], d["splits"]
 
@@ -125,6 +146,8 @@ _WAIT_FOR_CACHE = False  # --wait-for-cache: another process is embedding; wait 
 
 def wait_for_cache(name: str, poll_s: float = 30.0, max_wait_s: float = 3600.0) -> None:
     """Block until every text of the dataset is in the shared embedding cache (or max_wait_s)."""
+    if name.startswith("mulan_"):
+        return
     from common import BENCH, CACHE
     from tagwise.encoders import get_encoder
     from tagwise.encoders.cache import EmbeddingCache, text_keys
@@ -329,6 +352,9 @@ def main() -> None:
     ap.add_argument("--no-official-seed0", action="store_true",
                     help="skip the full-train seed-0 test run of the choice datasets (compute budget)")
     ap.add_argument("--iter-grid", nargs="+", type=int, default=None, help="stage-2 max_iter candidates")
+    ap.add_argument("--report-only", default=None, metavar="JSON",
+                    help='skip the choice; report old vs these values, e.g. \'{"C": 1.0, "pos_weight": null, '
+                         '"max_iter": 100, "fold_iter_divisor": 3, "shrink": 20.0}\'')
     ap.add_argument("--wait-for-cache", action="store_true",
                     help="wait until another process has put each dataset's embeddings in the shared cache")
     args = ap.parse_args()
@@ -347,6 +373,15 @@ def main() -> None:
     report_sets = (CHOICE_DATASETS[-1],) if args.quick else CHOICE_DATASETS + tuple(args.held_out_datasets)
     report_seeds = (1, 2) if args.quick else tuple(args.seeds)
     print("choosing on the training splits of", CHOICE_DATASETS, "only", flush=True)
+    if args.report_only:
+        chosen = json.loads(args.report_only)
+        report_sets = tuple(args.held_out_datasets)
+        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+            held = report({"old": OLD, "chosen": chosen}, report_sets, report_seeds, pool)
+        save_results(args.out, {"command": "OMP_NUM_THREADS=1 PYTHONPATH=src python bench/choose_defaults.py "
+                                           + " ".join(sys.argv[1:]), "old": OLD, "chosen": chosen,
+                                "held_out_seeds": list(report_seeds), "test": held})
+        return
     # worker processes, one BLAS thread each. The old defaults' test runs do not depend on the
     # choice, so they are queued during stage 1 to use workers that would otherwise wait for the
     # second dataset's embeddings; the choice never reads them (they are collected after it).

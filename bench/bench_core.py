@@ -126,8 +126,11 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", default=["goemotions", "reuters"],
                     help="none: only the embed timing")
     ap.add_argument("--skip-embed", action="store_true")
+    ap.add_argument("--out", default="core", help="results name under bench/results/")
     args = ap.parse_args()
-    results = json.loads((RESULTS / "core.json").read_text()) if (RESULTS / "core.json").exists() else {}
+    # other datasets' entries of an earlier run are kept (a --datasets subset reruns only those)
+    path = RESULTS / f"{args.out}.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
     results.setdefault("datasets", {})
     for name in args.datasets:
         r = bench_dataset(name)
@@ -145,7 +148,7 @@ def main() -> None:
         print(f"\n== tagwise embed, GoEmotions train: first {e['first']['seconds']}s "
               f"(peak {e['first']['peak_rss_mb']} MB), cached {e['cached']['seconds']}s "
               f"(peak {e['cached']['peak_rss_mb']} MB)")
-    print(f"\nresults -> {save_results('core', results)}")
+    print(f"\nresults -> {save_results(args.out, results)}")
 
 
 if __name__ == "__main__":

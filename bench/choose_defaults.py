@@ -349,6 +349,8 @@ def main() -> None:
                     help="choose on a seeded subsample of this many training rows per dataset (compute budget)")
     ap.add_argument("--report-train-rows", type=int, default=None,
                     help="held-out seeds train on this many seeded training rows (default: 90%% of train)")
+    ap.add_argument("--held-out-only", action="store_true",
+                    help="test report on the held-out datasets only (compute budget)")
     ap.add_argument("--no-official-seed0", action="store_true",
                     help="skip the full-train seed-0 test run of the choice datasets (compute budget)")
     ap.add_argument("--iter-grid", nargs="+", type=int, default=None, help="stage-2 max_iter candidates")
@@ -370,7 +372,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.quick:
         _CHOICE_MAX_ROWS = 3000
-    report_sets = (CHOICE_DATASETS[-1],) if args.quick else CHOICE_DATASETS + tuple(args.held_out_datasets)
+    report_sets = (CHOICE_DATASETS[-1],) if args.quick else \
+        (() if args.held_out_only else CHOICE_DATASETS) + tuple(args.held_out_datasets)
     report_seeds = (1, 2) if args.quick else tuple(args.seeds)
     print("choosing on the training splits of", CHOICE_DATASETS, "only", flush=True)
     if args.report_only:
@@ -415,6 +418,8 @@ def main() -> None:
         "choice_seconds": round(t_choice, 1),
         "test": held,
         "candidates": {k: {"config": v["config"], "cv_macro_f1_by_shrink": {s: round(x, 4) for s, x in v["criterion"].items()},
+                           "per_dataset_folds_by_shrink": {str(sh): {ds: [round(x, 4) for x in f] for ds, f in by.items()}
+                                                           for sh, by in v["per_shrink"].items()},
                            "per_dataset_folds_at_best_shrink": {
                                ds: [round(x, 4) for x in v["per_shrink"][max(v["per_shrink"], key=lambda s: criterion(v["per_shrink"][s]))][ds]]
                                for ds in data},

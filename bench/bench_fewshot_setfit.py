@@ -50,6 +50,7 @@ def run_setfit(texts, Y, test_texts, Y_test, seed: int, num_iterations=None, max
 
     model = SetFitModel.from_pretrained(str(get_model_path()), multi_target_strategy="one-vs-rest")
     ds = Dataset.from_dict({"text": list(texts), "label": [list(map(int, r)) for r in Y]})
+    steps = None  # body steps: known up front for the capped budget; SetFit's own count otherwise
     if num_iterations is None and max_steps is None:  # SetFit's documented defaults
         args = TrainingArguments(batch_size=batch_size, seed=seed, report_to="none", show_progress_bar=False)
     else:
@@ -68,7 +69,8 @@ def run_setfit(texts, Y, test_texts, Y_test, seed: int, num_iterations=None, max
     t_head_bal = time.perf_counter() - t1
     t_body = t_default  # body fine-tuning + default head fit (SetFit's own train())
     E_test = model.model_body.encode(list(test_texts), batch_size=128, convert_to_numpy=True)
-    steps = int(getattr(getattr(trainer, "state", None), "max_steps", -1))
+    if steps is None:
+        steps = int(getattr(getattr(trainer, "state", None), "max_steps", -1) or -1)
     t2 = time.perf_counter()
     th = fewshot_cv_thresholds(lambda tr, te: OneVsRestClassifier(LogisticRegression()).fit(
         E_train[tr], Y[tr]).predict_proba(E_train[te]), Y, seed)

@@ -12,6 +12,8 @@ import numpy as np
 from common import BENCH, CACHE  # noqa: F401  (CACHE is re-exported to the few-shot benches)
 from tagwise.encoders import embed_texts, get_encoder
 from tagwise.evaluate.transfer import macro_f1 as _macro_f1_over
+from tagwise.learn.fewshot import FewShotClassifier
+from tagwise.learn.thresholds import best_f1_thresholds
 from tagwise.sources import ingest, load_spec
 from tagwise.types import LabelSpace
 
@@ -67,3 +69,19 @@ def sample_k_per_label(Y: np.ndarray, k: int, seed: int) -> np.ndarray:
 def macro_f1(Y: np.ndarray, P: np.ndarray) -> float:
     """Macro-F1 of (n, K) {0,1} predictions ``P`` against ``Y`` over all K labels."""
     return _macro_f1_over(Y, P, np.arange(Y.shape[1]))
+
+
+def fewshot_cv_thresholds(oof_fn, Y, seed: int) -> np.ndarray:
+    """Per-label thresholds by FewShotClassifier's own procedure, for a peer.
+
+    oof_fn(train_mask, test_mask) -> (n_test, K) probabilities of the held-out rows. The folds are
+    FewShotClassifier's (seeded permutation of ``arange(n) % cv``), the cut is its
+    ``best_f1_thresholds(..., min_positives=2, shrink=threshold_shrink, default=0.5)``.
+    """
+    ref = FewShotClassifier(random_state=seed)
+    n = len(Y)
+    folds = np.random.default_rng(seed).permutation(np.arange(n) % max(2, min(ref.cv, n)))
+    oof = np.zeros(Y.shape, dtype=np.float64)
+    for f in np.unique(folds):
+        oof[folds == f] = oof_fn(folds != f, folds == f)
+    return best_f1_thresholds(Y, oof, None, min_positives=2, shrink=ref.threshold_shrink, default=0.5)

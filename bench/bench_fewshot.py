@@ -1,6 +1,6 @@
 """Few labels: learning curves, zero-shot and semi-supervised, tagwise vs peers, on the same USE embeddings.
 
-Run by hand (after bench_fewshot_setfit.py for the SetFit columns, which are read from its JSON):
+Run by hand (SetFit runs inside this run on the same draws; --setfit off skips it):
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_fewshot.py
     (--datasets semeval2018 goemotions --shots 8 16 32 64 --seeds 0 1 2 --sections curves zeroshot semi)
     --with-minilm adds the same head on USE + the bundled MiniLM side by side (torch extra).
@@ -18,13 +18,19 @@ Protocol
   prior; thresholds from 5-fold CV on the drawn examples). Its zero-shot prior is standardised over
   the unlabeled train texts (no labels); its fit time includes fitting that prior.
 - Logistic regression peers: scikit-learn OneVsRest(LogisticRegression()) with default and
-  class_weight="balanced", threshold 0.5.
+  class_weight="balanced", at threshold 0.5 and with per-label cuts from the few-shot head's own
+  procedure (``fewshot_cv_thresholds``: its 5 seeded folds over the drawn rows, its
+  ``best_f1_thresholds`` call with the same shrinkage).
+- SetFit (bench_fewshot_setfit.run_setfit, bundled all-MiniLM-L6-v2) on the same draws in the same
+  run: its documented default budget unless --setfit capped; its own 0.5 rule and the same CV cuts.
 - Semi-supervised: the rest of train is the unlabeled pool (texts + embeddings, no labels). tagwise's
   default is co-training (CoTrainingClassifier: the head + a character n-gram student distilled on
   the pool). Controls: the same head without unlabeled data; head + the n-gram view trained on the
   labeled rows only (what the second view alone brings, without the pool); graph self-training
   (SemiSupervisedClassifier); scikit-learn LabelSpreading(kernel="knn") run per label (it is
-  single-label). Seconds include fitting the model (and, for graph self-training, the kNN graph).
+  single-label) on the same whole pool, with the same CV cuts (a labeled row's out-of-fold score
+  is its spread score with its own label hidden). Seconds include fitting the model (and, for graph
+  self-training and LabelSpreading, their kNN graphs).
 """
 from __future__ import annotations
 
@@ -44,7 +50,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.multiclass import OneVsRestClassifier  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from _fewshot_data import CACHE, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
+from _fewshot_data import CACHE, fewshot_cv_thresholds, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
 from common import peak_rss_mb  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
@@ -54,7 +60,6 @@ from tagwise.learn.semisupervised import SemiSupervisedClassifier, knn_graph  # 
 from tagwise.learn.zeroshot import label_embeddings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LS_MAX_POOL = 5_000  # unlabeled rows given to scikit-learn LabelSpreading (tagwise gets the whole pool)
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # LabelSpreading divides 0/0 on isolated nodes
@@ -74,10 +79,17 @@ def fit_sklearn(model, X, Y):
     return model.fit(X, Y)
 
 
+def lr_cv_thresholds(balanced: bool, X, Y, seed: int):
+    """(fitted OvR LogisticRegression, thresholds tuned as the tagwise few-shot head tunes its own)."""
+    th = fewshot_cv_thresholds(lambda tr, te: fit_sklearn(lr(balanced), X[tr], Y[tr]).predict_proba(X[te]), Y, seed)
+    return fit_sklearn(lr(balanced), X, Y), th
+
+
 SECOND_ENCODER = "st:all-minilm-l6-v2"  # the tagwise_use_minilm variant: USE + bundled MiniLM side by side
 
 
-def curves(name, names, data, embed, shots, seeds, with_minilm=False):
+def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=None, setfit_shots=None,
+           setfit_seeds=None):
     tr, te = data["train"], data["test"]
     out = {}
     if with_minilm:  # torch extra: the same head on use+st:all-minilm-l6-v2 (encoders/registry.py ConcatEncoder)
@@ -89,10 +101,12 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False):
         _, data_m, _ = load_dataset(name, encoder=SECOND_ENCODER)
         X_both, X_both_test = join_parts([tr.X, data_m["train"].X]), join_parts([te.X, data_m["test"].X])
         embed_both = lambda t: embed_texts(list(t), both, CACHE, progress=False)[0]  # noqa: E731
-    methods = ("tagwise", "lr_default", "lr_balanced") + (("tagwise_use_minilm",) if with_minilm else ())
+    methods = ("tagwise", "lr_default", "lr_balanced", "lr_default_cv_thresholds", "lr_balanced_cv_thresholds") \
+        + (("tagwise_use_minilm",) if with_minilm else ()) + (("setfit_default_cv_thresholds",) if setfit else ())
     for k in shots:
-        rows = {m: {"f1": [], "sec": []} for m in methods}
-        n_train = []
+        sf = setfit if setfit and (setfit_shots is None or k in setfit_shots) else None
+        rows = {m: {"f1": [], "sec": []} for m in methods if sf or not m.startswith("setfit")}
+        n_train, body_steps, sf_seeds = [], [], []
         for seed in tqdm(seeds, desc=f"{name} k={k}", leave=False):
             idx = sample_k_per_label(tr.Y, k, seed)
             X, Y = tr.X[idx], tr.Y[idx]
@@ -116,9 +130,32 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False):
                 clf = fit_sklearn(lr(bal), X, Y)
                 rows[m]["sec"].append(time.perf_counter() - t0)
                 rows[m]["f1"].append(macro_f1(te.Y, clf.predict(te.X)))
+            for m, bal in (("lr_default_cv_thresholds", False), ("lr_balanced_cv_thresholds", True)):
+                t0 = time.perf_counter()
+                clf, th = lr_cv_thresholds(bal, X, Y, seed)
+                rows[m]["sec"].append(time.perf_counter() - t0)
+                rows[m]["f1"].append(macro_f1(te.Y, clf.predict_proba(te.X) >= th[None, :]))
+            # SetFit in this same run, same draw, same per-label threshold procedure
+            if sf and (setfit_seeds is None or seed in setfit_seeds):
+                from bench_fewshot_setfit import run_setfit
+
+                r = run_setfit([tr.texts[i] for i in idx], Y, te.texts, te.Y, seed, **sf)
+                rows["setfit_default_cv_thresholds"]["sec"].append(r["setfit_cv_thresholds"]["train_seconds"])
+                rows["setfit_default_cv_thresholds"]["f1"].append(r["setfit_cv_thresholds"]["macro_f1"])
+                for variant in ("setfit_default", "setfit_balanced"):
+                    rows.setdefault(variant + "_same_run", {"f1": [], "sec": []})
+                    rows[variant + "_same_run"]["sec"].append(r[variant]["train_seconds"])
+                    rows[variant + "_same_run"]["f1"].append(r[variant]["macro_f1"])
+                body_steps.append(r["body_steps"])
+                sf_seeds.append(seed)
         out[str(k)] = {m: {"macro_f1": ms(v["f1"]), "train_seconds": ms(v["sec"]), "per_seed": v["f1"]}
                        for m, v in rows.items()}
         out[str(k)]["n_train"] = ms(n_train)
+        if sf:
+            out[str(k)]["setfit_seeds"] = sf_seeds
+            out[str(k)]["tagwise_on_setfit_seeds"] = ms([rows["tagwise"]["f1"][seeds.index(s)] for s in sf_seeds])
+            out[str(k)]["setfit_body_steps"] = body_steps
+            out[str(k)]["setfit_budget"] = "SetFit defaults" if sf["max_steps"] is None else sf
         print(f"{name} k={k:>2} n~{np.mean(n_train):.0f}: " + "  ".join(
             f"{m} {np.mean(v['f1']):.3f}±{np.std(v['f1'], ddof=1) if len(v['f1']) > 1 else 0:.3f} ({np.mean(v['sec']):.2f}s)"
             for m, v in rows.items()), flush=True)
@@ -149,17 +186,59 @@ def zeroshot_section(name, names, data, embed):
     return res
 
 
-def label_spreading_per_label(X, Y, U, X_test, n_neighbors=7):
-    """scikit-learn LabelSpreading(kernel='knn') run once per label (it is single-label only)."""
+def knn_connectivity(X_train, X_test, n_neighbors=7):
+    """What LabelSpreading(kernel="knn") computes from X: the train kNN connectivity graph (sparse,
+    self included, as ``kneighbors_graph(_fit_X)``) and each test row's train neighbours."""
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=n_neighbors).fit(X_train)
+    return nn.kneighbors_graph(X_train, n_neighbors, mode="connectivity"), nn.kneighbors(X_test, return_distance=False)
+
+
+def label_spreading_probs(X_all, y_all, X_test, graph, test_neighbors, n_neighbors=7):
+    """scikit-learn LabelSpreading(kernel="knn", n_neighbors, max_iter=100) on one binary label.
+
+    y_all: (n,) 1/0 for labeled rows, -1 for unlabeled. The kNN graph is passed in because it
+    depends only on X: scikit-learn rebuilds it on every fit, which per label, fold and seed over a
+    43k-row pool would take hours; the spreading and the prediction are scikit-learn's own.
+    Returns (P(label) of every row of X_all, P(label) of the test rows).
+    """
     from sklearn.semi_supervised import LabelSpreading
 
-    Xa = np.concatenate([X, U])
-    pred = np.zeros((len(X_test), Y.shape[1]), dtype=np.uint8)
-    for j in range(Y.shape[1]):
-        y = np.concatenate([Y[:, j].astype(int), -np.ones(len(U), dtype=int)])
-        ls = LabelSpreading(kernel="knn", n_neighbors=n_neighbors, max_iter=100).fit(Xa, y)
-        pred[:, j] = ls.predict(X_test)
-    return pred
+    class _GivenGraph(LabelSpreading):
+        def _get_kernel(self, X, y=None):
+            return graph if y is None else test_neighbors
+
+    ls = _GivenGraph(kernel="knn", n_neighbors=n_neighbors, max_iter=100).fit(X_all, y_all)
+    if 1 not in ls.classes_:
+        return np.zeros(len(X_all)), np.zeros(len(test_neighbors))
+    col = int(np.flatnonzero(ls.classes_ == 1)[0])
+    return ls.label_distributions_[:, col], ls.predict_proba(X_test)[:, col]
+
+
+def label_spreading_cv(X_all, Y, X_test, graph, test_neighbors, seed):
+    """LabelSpreading per label with per-label cuts from the few-shot head's CV procedure.
+
+    X_all: (n_lab + m, d) labeled rows first, then the pool; Y: (n_lab, K). Out-of-fold scores
+    of a labeled row = its spread score when its own label is hidden (the row joins the pool).
+    Returns (n_test, K) {0,1} predictions.
+    """
+    n_lab, K = Y.shape
+    pool = -np.ones(len(X_all) - n_lab, dtype=int)
+
+    def spread(lab_mask):
+        """(n_all, K) spread scores and (n_test, K) test scores, labels known only where lab_mask."""
+        S = np.zeros((len(X_all), K))
+        T = np.zeros((len(test_neighbors), K))
+        for j in range(K):
+            y = np.where(lab_mask, Y[:, j].astype(int), -1)
+            S[:, j], T[:, j] = label_spreading_probs(X_all, np.concatenate([y, pool]), X_test, graph,
+                                                           test_neighbors)
+        return S, T
+
+    th = fewshot_cv_thresholds(lambda tr, te: spread(tr)[0][:n_lab][te], Y, seed)
+    _, T = spread(np.ones(n_lab, dtype=bool))
+    return (T >= th[None, :]).astype(np.uint8)
 
 
 SEMI_METHODS = {
@@ -168,7 +247,8 @@ SEMI_METHODS = {
                                       "labeled rows only (the pool only scales the scores)",
     "cotrain": "CoTrainingClassifier (tagwise default for --semi-supervised)",
     "graph_self_training": "SemiSupervisedClassifier: head self-trained on kNN-graph pseudo-labels",
-    "label_spreading": f"scikit-learn LabelSpreading(kernel='knn') per label, pool capped at {LS_MAX_POOL}",
+    "label_spreading": "scikit-learn LabelSpreading(kernel='knn', n_neighbors=7) per label on the same pool as "
+                       "tagwise, per-label cuts by the few-shot head's CV procedure",
 }
 
 
@@ -178,7 +258,10 @@ def semi_section(name, names, data, embed, shots, seeds):
     t0 = time.perf_counter()
     S_full = knn_graph(tr.X, k=15, progress=True)
     graph_seconds = time.perf_counter() - t0
-    out = {"graph_seconds": graph_seconds, "n_pool": int(len(tr.X)), "label_spreading_max_pool": LS_MAX_POOL,
+    t0 = time.perf_counter()
+    ls_graph, ls_test_nb = knn_connectivity(tr.X, te.X)
+    ls_graph_seconds = time.perf_counter() - t0
+    out = {"graph_seconds": graph_seconds, "n_pool": int(len(tr.X)), "label_spreading_graph_seconds": ls_graph_seconds,
            "methods": SEMI_METHODS}
     for k in shots:
         rows = {m: {"f1": [], "sec": []} for m in SEMI_METHODS}
@@ -208,9 +291,12 @@ def semi_section(name, names, data, embed, shots, seeds):
             timed("graph_self_training", lambda: ss.fit(X, Y, X_unlabeled=U, zeroshot=zs, graph=graph).predict(te.X))
             rows["graph_self_training"]["sec"][-1] += graph_seconds
             pseudo["graph_self_training"].append(ss.n_pseudo_)
-            # LabelSpreading rebuilds its kNN graph per label: cap its pool (documented in the JSON)
-            U_ls = U[np.random.default_rng(seed).permutation(len(U))[:LS_MAX_POOL]]
-            timed("label_spreading", lambda: label_spreading_per_label(X, Y, U_ls, te.X))
+            # the same pool as tagwise; the kNN graph (computed once, timed once) is reordered to this draw
+            inv = np.empty(len(order), dtype=np.int64)
+            inv[order] = np.arange(len(order))
+            g_ord, nb_ord = ls_graph[order][:, order].tocsr(), inv[ls_test_nb]
+            timed("label_spreading", lambda: label_spreading_cv(tr.X[order], Y, te.X, g_ord, nb_ord, seed))
+            rows["label_spreading"]["sec"][-1] += ls_graph_seconds
         out[str(k)] = {m: {"macro_f1": ms(v["f1"]), "train_seconds": ms(v["sec"]), "per_seed": v["f1"]}
                        for m, v in rows.items()}
         out[str(k)]["pseudo_labels"] = pseudo
@@ -223,27 +309,6 @@ def semi_section(name, names, data, embed, shots, seeds):
     return out
 
 
-def merge_setfit(results: dict) -> None:
-    path = RESULTS / "fewshot_setfit.json"
-    if not path.exists():
-        return
-    sf = json.loads(path.read_text())
-    results["setfit_config"] = sf.get("config")
-    for ds, curve in results.get("curves", {}).items():
-        for k, row in curve.items():
-            runs = [v for key, v in sf["runs"].items() if key.startswith(f"{ds}/{k}/")]
-            seeds = [key.split("/")[2] for key in sf["runs"] if key.startswith(f"{ds}/{k}/")]
-            if not runs:
-                continue
-            for variant in ("setfit_default", "setfit_balanced"):
-                row[variant] = {"macro_f1": ms([r[variant]["macro_f1"] for r in runs]),
-                                "train_seconds": ms([r[variant]["train_seconds"] for r in runs]),
-                                "seeds": seeds}
-            # tagwise on exactly the seeds SetFit ran, for a paired comparison
-            tw = [row["tagwise"]["per_seed"][int(s)] for s in seeds if int(s) < len(row["tagwise"]["per_seed"])]
-            row["tagwise_on_setfit_seeds"] = ms(tw) if tw else None
-
-
 def print_table(results: dict) -> None:
     print("\nmacro-F1 (mean ± sd over seeds) and training seconds; ratio = SetFit best time / tagwise time")
     for ds, curve in results.get("curves", {}).items():
@@ -251,12 +316,15 @@ def print_table(results: dict) -> None:
             tw = row["tagwise"]
             line = f"{ds:12s} k={k:>2}: tagwise {tw['macro_f1']['mean']:.3f}±{tw['macro_f1']['sd']:.3f} " \
                    f"({tw['train_seconds']['mean']:.2f}s)"
-            for m in ("tagwise_use_minilm", "lr_default", "lr_balanced", "setfit_default", "setfit_balanced"):
+            for m in ("tagwise_use_minilm", "lr_default", "lr_balanced", "lr_default_cv_thresholds",
+                      "lr_balanced_cv_thresholds", "setfit_default_cv_thresholds", "setfit_default_same_run",
+                      "setfit_balanced_same_run"):
                 if m in row:
                     line += f" | {m} {row[m]['macro_f1']['mean']:.3f}±{row[m]['macro_f1']['sd']:.3f}" \
                             f" ({row[m]['train_seconds']['mean']:.1f}s)"
-            if "setfit_balanced" in row:
-                best = max(("setfit_default", "setfit_balanced"), key=lambda m: row[m]["macro_f1"]["mean"])
+            if "setfit_default_cv_thresholds" in row:
+                best = max(("setfit_default_cv_thresholds", "setfit_default_same_run", "setfit_balanced_same_run"),
+                           key=lambda m: row[m]["macro_f1"]["mean"])
                 sf_sec = row[best]["train_seconds"]["mean"]
                 line += f" | best SetFit={best}, time ratio {sf_sec / tw['train_seconds']['mean']:.0f}x"
                 if "tagwise_use_minilm" in row:
@@ -276,8 +344,10 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(curves_), figsize=(6 * len(curves_), 4.2), squeeze=False)
     labels = {"tagwise": "tagwise few-shot (prior + linear)", "tagwise_use_minilm": "tagwise, USE + MiniLM features",
               "lr_default": "LogReg default",
-              "lr_balanced": "LogReg balanced", "setfit_default": "SetFit (MiniLM) default head",
-              "setfit_balanced": "SetFit (MiniLM) balanced head"}
+              "lr_balanced": "LogReg balanced", "lr_default_cv_thresholds": "LogReg, CV thresholds",
+              "lr_balanced_cv_thresholds": "LogReg balanced, CV thresholds",
+              "setfit_default_cv_thresholds": "SetFit (MiniLM), CV thresholds",
+              "setfit_default_same_run": "SetFit (MiniLM) default head"}
     for ax, (ds, curve) in zip(axes[0], curves_.items()):
         for m, lab in labels.items():
             ks = [int(k) for k in curve if m in curve[k]]
@@ -310,7 +380,17 @@ def main():
     ap.add_argument("--out", default=str(RESULTS / "fewshot.json"))
     ap.add_argument("--with-minilm", action="store_true",
                     help="curves also for the head on USE + bundled MiniLM (torch extra)")
+    ap.add_argument("--setfit", choices=["default", "capped", "off"], default="default",
+                    help="SetFit in the same run on the same draws (torch extra + setfit): 'default' = its "
+                         "documented TrainingArguments budget (slow on CPU), 'capped' = num_iterations=5, "
+                         "max_steps=100 (earlier rounds), 'off' = skip")
+    ap.add_argument("--setfit-shots", nargs="+", type=int, default=None,
+                    help="only these curve points get SetFit (default: all of --shots)")
+    ap.add_argument("--setfit-seeds", nargs="+", type=int, default=None,
+                    help="only these seeds get SetFit (default: all of --seeds)")
     args = ap.parse_args()
+    setfit = None if args.setfit == "off" else (
+        {"num_iterations": None, "max_steps": None} if args.setfit == "default" else {"num_iterations": 5, "max_steps": 100})
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results["protocol"] = __doc__.split("Protocol", 1)[1].strip()
@@ -324,12 +404,13 @@ def main():
             results.setdefault("zeroshot", {})[name] = zeroshot_section(name, names, data, embed)
         if "curves" in args.sections:
             results.setdefault("curves", {})[name] = curves(name, names, data, embed, args.shots, args.seeds,
-                                                            with_minilm=args.with_minilm)
+                                                            with_minilm=args.with_minilm, setfit=setfit,
+                                                            setfit_shots=args.setfit_shots,
+                                                            setfit_seeds=args.setfit_seeds)
         if "semi" in args.sections:
             results.setdefault("semi_supervised", {})[name] = semi_section(name, names, data, embed,
                                                                           args.semi_shots, args.seeds)
         out_path.write_text(json.dumps(results, indent=1))
-    merge_setfit(results)
     if set(args.sections) & {"curves", "zeroshot", "semi"}:
         results.setdefault("peak_rss_mb", {})["+".join(args.sections) + ":" + "+".join(args.datasets)] = \
             peak_rss_mb()

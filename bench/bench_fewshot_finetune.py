@@ -1,6 +1,7 @@
 """Few labels with a fine-tuned body: SetFit-style contrastive fine-tuning of the bundled MiniLM
 (``tagwise train --fine-tune``) + tagwise's few-shot head, against the same head on the plain MiniLM
-and on USE, and SetFit 1.2 itself (read from bench/results/fewshot_setfit.json, same draws).
+and on USE, and SetFit 1.2 itself (run here, on the same draws, by bench_fewshot_setfit.run_setfit
+with the budget of --setfit-budget; --setfit-budget off skips it).
 
 Run by hand (torch extra; a few minutes per seed on 2 CPU cores):
     .venv/bin/python bench/bench_fewshot_finetune.py --datasets semeval2018 --shots 8 --seeds 0 1 2
@@ -46,10 +47,15 @@ def main():
     ap.add_argument("--shots", nargs="+", type=int, default=[8])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out", default=str(RESULTS / "fewshot_finetune.json"))
+    ap.add_argument("--setfit-budget", choices=["default", "capped", "off"], default="capped",
+                    help="SetFit in the same run: its documented defaults, the budget the fine-tuning here "
+                         "mirrors (num_iterations=5, max_steps=100; the default), or off")
     args = ap.parse_args()
     out_path = Path(args.out)
-    results = json.loads(out_path.read_text()) if out_path.exists() else {"runs": {}}
-    setfit = json.loads((RESULTS / "fewshot_setfit.json").read_text())["runs"] if (RESULTS / "fewshot_setfit.json").exists() else {}
+    results = {"runs": {}, "setfit_budget": args.setfit_budget}
+    setfit_kw = None if args.setfit_budget == "off" else (
+        {"num_iterations": None, "max_steps": None} if args.setfit_budget == "default"
+        else {"num_iterations": 5, "max_steps": 100})
     plain = get_encoder("st:all-minilm-l6-v2")
     for name in args.datasets:
         names, data, _ = load_dataset(name)
@@ -76,8 +82,11 @@ def main():
                     f1 = macro_f1(te.Y, model.predict(enc.encode(te.texts)))
                 row["finetuned_minilm_head"] = {"macro_f1": f1, "train_seconds": seconds, "steps": tuned["steps"],
                                                 "fine_tune_seconds": tuned["seconds"]}
-                if key in setfit:
-                    row["setfit"] = {v: setfit[key][v] for v in ("setfit_default", "setfit_balanced") if v in setfit[key]}
+                if setfit_kw is not None:
+                    from bench_fewshot_setfit import run_setfit
+
+                    sf = run_setfit(texts, Y, te.texts, te.Y, seed, **setfit_kw)
+                    row["setfit"] = {v: sf[v] for v in ("setfit_default", "setfit_balanced", "setfit_cv_thresholds")}
                 results["runs"][key] = row
                 out_path.write_text(json.dumps(results, indent=1) + "\n")
                 print(key, {m: (round(v["macro_f1"], 4), round(v["train_seconds"], 1))

@@ -5,7 +5,7 @@ Peers (issue 16: treated as well as tagwise):
 - ``peer_0.5``: OneVsRestClassifier(LogisticRegression()) at threshold 0.5 (scikit-learn's default rule);
 - ``peer_cv_thresholds``: the same model with per-label thresholds chosen exactly as tagwise chooses
   its own: out-of-fold probabilities from 5-fold cross-validation on train (tagwise's fold ids),
-  then ``tagwise.learn.thresholds.best_f1_thresholds`` with its default shrinkage; the model used
+  then ``tagwise.learn.thresholds.best_f1_thresholds`` with tagwise's shrinkage; the model used
   on test is refitted on the whole train split;
 - ``peer_balanced_cv_thresholds``: LogisticRegression(class_weight="balanced"), same thresholds.
 No dev split and no test figure is used by either side. tagwise tunes everything by internal
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH, RESULTS, load_dataset, save_results, timed  # noqa: E402
 
 from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
-from tagwise.learn.linear import MultiLabelLinear, _fold_ids  # noqa: E402
+from tagwise.folds import random_folds  # noqa: E402
+from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
 from tagwise.learn.thresholds import best_f1_thresholds  # noqa: E402
 
 
@@ -50,16 +51,16 @@ def cv_threshold_peer(make, X, Y, n_folds: int = 5, seed: int = 0):
     """Fit ``make()`` on all of (X, Y) and tune per-label thresholds as MultiLabelLinear does.
 
     Out-of-fold probabilities come from ``n_folds``-fold CV over tagwise's fold ids (seed 0, as
-    MultiLabelLinear's random_state=0), thresholds from ``best_f1_thresholds`` at its defaults.
+    MultiLabelLinear's random_state=0), thresholds from ``best_f1_thresholds`` with MultiLabelLinear's shrinkage.
     Returns (fitted model, (K,) thresholds, seconds for the CV + the final fit).
     """
     t0 = time.perf_counter()
-    folds = _fold_ids(len(X), n_folds, seed)
+    folds = random_folds(len(X), n_folds, seed)
     oof = np.zeros(Y.shape, dtype=np.float64)
     for f in range(n_folds):
         tr, te = folds != f, folds == f
         oof[te] = make().fit(X[tr], Y[tr]).predict_proba(X[te])
-    th = best_f1_thresholds(Y, oof)
+    th = best_f1_thresholds(Y, oof, shrink=MultiLabelLinear().threshold_shrink)
     th[Y.sum(0) == 0] = 1.0 + 1e-9
     model = make().fit(X, Y)
     return model, th, time.perf_counter() - t0

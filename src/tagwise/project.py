@@ -64,10 +64,13 @@ class Project:
         self.store.close()
 
     # -- sources & examples ----------------------------------------------
-    def add_source(self, spec, replace: bool = False) -> dict:
+    def add_source(self, spec, replace: bool = False, on_duplicate_id: str = "warn") -> dict:
         """Ingest one source (a spec path or an already-parsed dict/SourceSpec) atomically.
 
-        Returns a summary ``{"name", "n_examples", "splits", "new_labels", "skipped_empty"}``.
+        ``on_duplicate_id``: what to do with example ids that repeat within the source ("warn": keep
+        every row and report the count; "error"; "keep-first"; "keep-last").
+        Returns a summary ``{"name", "n_examples", "splits", "new_labels", "skipped_empty",
+        "duplicate_ids", "dropped_duplicates"}``.
         """
         if isinstance(spec, (str, Path)):
             spec = load_spec(spec)
@@ -76,7 +79,7 @@ class Project:
         from .sources.harmonize import check_spec_mapping
 
         check_spec_mapping(spec, self.taxonomy)  # conflicting labels/map -> clear error before ingest
-        rows = ingest(spec)
+        rows = ingest(spec, on_duplicate_id=on_duplicate_id)
         record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},
                   "language": spec.language, "description": spec.description}
         new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path))
@@ -84,7 +87,8 @@ class Project:
         for s in rows.splits:
             splits[s] = splits.get(s, 0) + 1
         return {"name": rows.name, "n_examples": len(rows), "splits": splits, "new_labels": new_labels,
-                "skipped_empty": rows.skipped_empty}
+                "skipped_empty": rows.skipped_empty, "duplicate_ids": rows.duplicate_ids,
+                "dropped_duplicates": rows.dropped_duplicates}
 
     @property
     def taxonomy(self) -> Taxonomy:

@@ -11,7 +11,9 @@ Layout::
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +27,16 @@ from .taxonomy import Taxonomy, load_taxonomy
 from .types import Examples, LabelSpace, TagwiseError
 
 DB_NAME = "tagwise.db"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 class Project:
@@ -141,7 +153,7 @@ class Project:
     def set_current_model(self, name: str) -> None:
         atomic_write_text(self.models_dir / "CURRENT", name + "\n")
 
-    def new_run(self, kind: str, params: dict | None = None) -> Path:
+    def new_run(self, kind: str, params: dict | None = None, run_id: str | None = None) -> Path:
         """A new ``runs/<YYYYmmdd-HHMMSS>-<kind>-<random>`` folder with its ``params.json``.
 
         The random part keeps two runs started in the same second (two processes) apart; names sort
@@ -149,11 +161,42 @@ class Project:
         """
         if not kind.isalnum():
             raise ValueError(f"run kind must be alphanumeric, got {kind!r}")
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{kind}-{secrets.token_hex(4)}"
+        run_id = run_id or self.new_run_id(kind)
         run_dir = self.path / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
         atomic_write_json(run_dir / "params.json", {"kind": kind, **(params or {})})
         return run_dir
+
+    def clean_orphans(self) -> list[str]:
+        """Remove what a killed command left behind; returns the names removed.
+
+        - ``models/.<name>.build-<pid>-*`` and ``models/.<name>.old-<pid>``: a model save interrupted
+          before (or during) its folder swap, when process ``pid`` is no longer running (a running
+          train's build folder is left alone);
+        - ``runs/*-corrections-*`` folders naming no batch in the store: an apply that died before its
+          transaction committed (the folders are listed before the batches are read, and an apply
+          commits before it creates its folder, so a concurrent apply's folder is never taken).
+        """
+        removed = []
+        for path in self.models_dir.glob(".*"):
+            m = re.match(r"\.[^/]*\.(?:build|old)-(\d+)", path.name)
+            if path.is_dir() and m and not _pid_alive(int(m.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(f"models/{path.name}")
+        runs = self.path / "runs"
+        folders = [p for p in runs.glob("*-corrections-*") if p.is_dir()] if runs.is_dir() else []
+        if folders:
+            batches = {b["batch"] for b in self.store.correction_batches()}
+            for path in folders:
+                if path.name not in batches:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(f"runs/{path.name}")
+        return removed
+
+    @staticmethod
+    def new_run_id(kind: str) -> str:
+        """``<YYYYmmdd-HHMMSS>-<kind>-<random>``: a name for a run folder made later (see ``new_run``)."""
+        return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{kind}-{secrets.token_hex(4)}"
 
     def runs(self, kind: str | None = None) -> list[Path]:
         """Run folders, oldest first (optionally only those of ``kind``)."""

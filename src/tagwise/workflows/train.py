@@ -72,6 +72,7 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     "n_labels", "seconds", "thresholds", "pseudo_labels"?, "sub_labels"?}``.
     """
     encoder = encoder or project.default_encoder
+    project.clean_orphans()
     data, lab, unl = training_data(project, split, encoder, progress=progress)
     if mode == "auto" and params:
         # parameters name one head's options: they go to the supervised head, the default before "auto"

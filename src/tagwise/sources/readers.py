@@ -60,6 +60,10 @@ def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header:
             positions[col] = names.index(col)
         elif names is not None:
             raise _missing_column(path, col, names, header)
+        elif not isinstance(col, int) or isinstance(col, bool) or col < 0:
+            raise TagwiseError(f"{path}: the file has no header row, so columns are 0-based positions, but the spec "
+                               f"names column {col!r}. Fix: give its position (e.g. columns: {{labels: 1}}), or "
+                               f"set 'header: true'.")
         else:
             positions[col] = col
     width = len(names) if names is not None else None

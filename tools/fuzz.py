@@ -53,7 +53,6 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tagwise-fuzz-") as tmp:
         project = tf.fresh_project(Path(tmp))
-        props = properties(project)
         run = settings(max_examples=args.per_round, deadline=None, database=None, print_blob=True,
                        suppress_health_check=list(HealthCheck))
         failures: dict[str, dict] = {}
@@ -61,7 +60,7 @@ def main() -> None:
         t0 = time.time()
         while time.time() - t0 < args.minutes * 60:
             rounds += 1
-            for name, prop in props.items():
+            for name, prop in properties(project).items():  # fresh wrappers: settings apply once each
                 try:
                     run(prop)()
                 except Exception as exc:  # noqa: BLE001  (recorded, then the run goes on)
@@ -70,6 +69,8 @@ def main() -> None:
                                                       "traceback": traceback.format_exc()[-3000:]})
                     entry["count"] += 1
                     print(f"[{time.time() - t0:.0f}s] FAILURE {key}", flush=True)
+                    if entry["count"] == 1:
+                        print(entry["traceback"], flush=True)
             tried = {k: v for k, v in tf.COUNTS.items() if ":" not in k}
             print(f"[{time.time() - t0:.0f}s] round {rounds}: inputs tried {tried}", flush=True)
         project.close()

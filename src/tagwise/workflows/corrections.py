@@ -7,6 +7,7 @@ batches, newest first, and marks them ``undone_at``; rows are never deleted.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 from ..project import Project
@@ -25,7 +26,7 @@ def _label_list(value, path, n: int, field: str) -> list[str] | None:
             value = None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TagwiseError(f"{path}: row {n}: {field} must be a list of label names such as [\"anger\", \"joy\"].")
-    return value
+    return [unicodedata.normalize("NFC", v) for v in value]  # as label names are stored (sources.spec)
 
 
 def _store_id(value, path, n: int) -> int | None:

@@ -28,6 +28,7 @@ from tagwise.workflows.corrections import apply_corrections, undo_corrections
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "goemotions-sample"
 NAMES = (SAMPLE / "labels.txt").read_text().split()
 ROWS = [line.split("\t") for line in (SAMPLE / "train.tsv").read_text(encoding="utf-8").splitlines()[:30]]
+KNOWN = sorted({NAMES[int(k)] for r in ROWS for k in r[1].split(",")})  # the fuzz project's taxonomy
 COUNTS: Counter = Counter()  # inputs tried per target, and per target how they ended (tools/fuzz.py reports them)
 
 # -- generated values ---------------------------------------------------------
@@ -61,24 +62,48 @@ column_specs = st.fixed_dictionaries({}, optional={
     "id": maybe(st.sampled_from(["id", "text", 2, 7])),
     "language": maybe(st.sampled_from(["lang", "id"])),
 })
-specs = st.fixed_dictionaries(
-    {"path": maybe(st.sampled_from(["data.csv", "data.tsv", "data.jsonl", "lines.txt", "nope.csv", ".", "data.csv/x"]))},
-    optional={
-        "name": maybe(st.text(min_size=1, max_size=8)),
-        "format": maybe(st.sampled_from(FORMATS)),
-        "header": maybe(st.booleans()),
-        "separator": maybe(st.sampled_from([",", "\t", "|", "", ",,"])),
-        "quoting": maybe(st.sampled_from(["minimal", "none"])),
-        "columns": maybe(column_specs),
-        "labels": maybe(label_specs),
-        "split": maybe(st.sampled_from(["train", "test", "dev", "unlabeled", "validation", "x"])),
-        "language": maybe(st.sampled_from(["en", "de"])),
-        "annotator": maybe(st.sampled_from(["crowd", "expert"])),
-        "limit": maybe(st.integers(-1, 5)),
-        "skip_empty_text": maybe(st.booleans()),
-        "text_join": maybe(st.sampled_from([" ", "\n"])),
-        "description": maybe(st.text(max_size=10)),
-    })
+SPEC_FIELDS = {
+    "path": maybe(st.sampled_from(["data.csv", "data.tsv", "data.jsonl", "lines.txt", "nope.csv", ".", "data.csv/x"])),
+    "name": maybe(st.text(min_size=1, max_size=8)),
+    "format": maybe(st.sampled_from(FORMATS)),
+    "header": maybe(st.booleans()),
+    "separator": maybe(st.sampled_from([",", "\t", "|", "", ",,"])),
+    "quoting": maybe(st.sampled_from(["minimal", "none"])),
+    "columns": maybe(column_specs),
+    "labels": maybe(label_specs),
+    "split": maybe(st.sampled_from(["train", "test", "dev", "unlabeled", "validation", "x"])),
+    "language": maybe(st.sampled_from(["en", "de"])),
+    "annotator": maybe(st.sampled_from(["crowd", "expert"])),
+    "limit": maybe(st.integers(-1, 5)),
+    "skip_empty_text": maybe(st.booleans()),
+    "text_join": maybe(st.sampled_from([" ", "\n"])),
+    "description": maybe(st.text(max_size=10)),
+    "bogus": values,
+}
+# valid specs over the fuzz data files; each input is one of them with 0-3 fields replaced or dropped
+VALID_SPECS = [
+    {"path": "data.csv", "columns": {"text": "text", "labels": "labels", "id": "id"}, "labels": {"format": "delimited"}},
+    {"path": "data.csv", "labels": {"format": "onehot", "onehot_columns": ["joy", "anger"]}},
+    {"path": "data.tsv", "header": False, "columns": {"text": 0, "labels": 1, "id": 2}},
+    {"path": "data.jsonl", "labels": {"format": "list"}, "columns": {"text": "text", "labels": "labels"}},
+    {"splits": {"train": {"text": "lines.txt"}}, "format": "lines", "split": "unlabeled"},
+]
+_edit = st.one_of(*[st.fixed_dictionaries({k: v}) for k, v in SPEC_FIELDS.items()],
+                  st.sampled_from(sorted(SPEC_FIELDS)).map(lambda k: {k: "<drop>"}))
+
+
+def _apply_edits(base: dict, edits: list[dict]) -> dict:
+    spec = json.loads(json.dumps(base))
+    for edit in edits:
+        for k, v in edit.items():
+            if v == "<drop>":
+                spec.pop(k, None)
+            else:
+                spec[k] = v
+    return spec
+
+
+specs = st.builds(_apply_edits, st.sampled_from(VALID_SPECS), st.lists(_edit, max_size=3))
 
 CELL = st.sampled_from(["hello", "joy", "anger", "joy,anger", '"', '"joy', 'a"b', "", " ", "1", "0", "café",
                         "cafe\u0301", "\t", "\n", "\r\n", "x" * 50, "[\"joy\"]", "{}", "null", ",", "|"])
@@ -142,6 +167,8 @@ def expect_clean(project: Project, action, target: str) -> object:
 def check_spec(project: Project, spec: dict) -> None:
     COUNTS["spec"] += 1
     folder = Path(tempfile.mkdtemp(prefix="spec-", dir=project.path.parent))
+    if isinstance(spec, dict) and "name" not in spec:
+        spec = {**spec, "name": f"fuzz{COUNTS['spec']}"}  # not "spec" (the file's stem) every time
     try:
         _data_files(folder)
         try:
@@ -183,14 +210,37 @@ def check_reader(project: Project, fmt: str, header: bool, quoting: str, data: b
 
 
 IDS = st.one_of(st.integers(-1, 40), st.sampled_from(["abc", "1.5", "1" * 23, "", " 3", "03", "+1"]), values)
-issue_rows = st.fixed_dictionaries({}, optional={
+ROW_FIELDS = {
     "store_id": IDS,
     "source": maybe(st.sampled_from(["s", "x", ""])),
     "example_id": maybe(st.sampled_from([r[2] for r in ROWS[:5]] + ["nope", ""])),
-    "suggested_labels": st.one_of(st.lists(st.sampled_from(NAMES[:4] + ["nope", ""]), max_size=3),
+    "suggested_labels": st.one_of(st.lists(st.sampled_from(NAMES[:4] + ["nope", "", "cafe\u0301"]), max_size=3),
                                   st.sampled_from(["joy", '[["joy"]]', "[]", "", "=cmd|x"]), values),
     "given_labels": maybe(st.lists(st.sampled_from(NAMES[:4]), max_size=2)),
-})
+}
+
+
+def _valid_row(i: int, suggested: list[str]) -> dict:
+    """The row an audit would write for the fuzz project's example ``i`` (store id i + 1)."""
+    return {"store_id": i + 1, "source": "s", "example_id": ROWS[i][2], "suggested_labels": suggested,
+            "given_labels": [NAMES[int(k)] for k in ROWS[i][1].split(",")]}
+
+
+# a valid row, or one with a field replaced or dropped
+issue_rows = st.builds(_apply_edits, st.builds(_valid_row, st.integers(0, len(ROWS) - 1),
+                                               st.lists(st.sampled_from(KNOWN), max_size=3, unique=True)),
+                       st.lists(st.one_of(*[st.fixed_dictionaries({k: v}) for k, v in ROW_FIELDS.items()],
+                                          st.sampled_from(sorted(ROW_FIELDS)).map(lambda k: {k: "<drop>"})),
+                                max_size=1))
+
+
+def _row_key(row) -> str:
+    return repr(row.get("store_id")) if isinstance(row, dict) else repr(row)
+
+
+# mostly one row per example (two rows for one example are tried, but not in most files)
+issue_files = st.one_of(st.lists(st.one_of(issue_rows, issue_rows, issue_rows, values), max_size=3, unique_by=_row_key),
+                        st.lists(st.one_of(issue_rows, values), max_size=3))
 
 
 def _as_csv(rows: list) -> str:
@@ -254,6 +304,6 @@ def test_readers_fuzz(project):
 
 
 def test_corrections_reader_fuzz(project):
-    FAST(given(st.lists(st.one_of(issue_rows, issue_rows, values), max_size=4), st.sampled_from(["jsonl", "csv"]),
-               st.one_of(st.none(), st.none(), file_bytes))(
+    FAST(given(issue_files,
+               st.sampled_from(["jsonl", "csv"]), st.one_of(st.none(), st.none(), st.none(), file_bytes))(
         lambda rows, fmt, raw: check_corrections(project, rows, fmt, raw)))()

@@ -39,8 +39,9 @@ def properties(project):
         "reader": given(st.sampled_from(["csv", "tsv", "jsonl"]), st.booleans(), st.sampled_from(["minimal", "none"]),
                         tf.file_bytes, st.sampled_from(["delimited", "list", "single", "onehot"]))(
             lambda fmt, header, quoting, data, lf: tf.check_reader(project, fmt, header, quoting, data, lf)),
-        "corrections": given(st.lists(st.one_of(tf.issue_rows, tf.issue_rows, tf.values), max_size=6),
-                             st.sampled_from(["jsonl", "csv"]), st.one_of(st.none(), st.none(), tf.file_bytes))(
+        "corrections": given(tf.issue_files,
+                             st.sampled_from(["jsonl", "csv"]),
+                             st.one_of(st.none(), st.none(), st.none(), tf.file_bytes))(
             lambda rows, fmt, raw: tf.check_corrections(project, rows, fmt, raw)),
     }
 

@@ -211,6 +211,11 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
 
     first = next(iter(files.values()))
     fmt = raw.get("format") or ("lines" if isinstance(first, dict) else _infer_format(first, spec_path))
+    for split, path in files.items():
+        for p in (path.values() if isinstance(path, dict) else [path]):
+            if p.is_dir() and (fmt != "hf" or isinstance(path, dict)):
+                raise TagwiseError(f"{spec_path}: the file for split {split!r} is a folder: {p}. Fix: name the data "
+                                   f"file itself (a folder is read only with format: hf).")
     if (fmt == "lines") != isinstance(first, dict):
         raise TagwiseError(f"{spec_path}: format 'lines' takes one mapping per split, e.g. "
                            f"splits: {{train: {{text: train_text.txt, labels: train_labels.txt}}}}.")

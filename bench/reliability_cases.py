@@ -343,7 +343,7 @@ case("evaluate --json | head -1 (BrokenPipe)")(lambda: outcome(tw("evaluate", BA
 
 @case("another writer holds the lock for 8 s")
 def _():
-    conn = sqlite3.connect(BASE / "tagwise.db", isolation_level=None)
+    conn = sqlite3.connect(BASE / "tagwise.db", isolation_level=None, check_same_thread=False)
     conn.execute("BEGIN IMMEDIATE")
     threading.Timer(8.0, lambda: conn.execute("COMMIT")).start()
     fix = TMP / "lock.csv"

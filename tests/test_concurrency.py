@@ -196,7 +196,8 @@ def test_stale_issues_file_after_replace_is_refused(tmp_path):
     project = _init(tmp_path / "p", [spec])
     with _db(project) as conn:
         store_id = conn.execute("SELECT id FROM examples WHERE example_id=?", (rows[0][2],)).fetchone()[0]
-    issues = _issue_file(tmp_path / "issues.jsonl", store_id, rows[0][2], "s", None, ["grief"])
+    known = sorted({n for _, labels, _ in rows for n in labels} - set(rows[0][1]))
+    issues = _issue_file(tmp_path / "issues.jsonl", store_id, rows[0][2], "s", None, known[:1])
     # the source is re-ingested in another order: store ids are reused for other examples
     _write_source(tmp_path, "s", rows[::-1])
     from tagwise.cli import main
@@ -205,9 +206,14 @@ def test_stale_issues_file_after_replace_is_refused(tmp_path):
     with _db(project) as conn:
         before = conn.execute("SELECT id, labels FROM examples ORDER BY id").fetchall()
         assert conn.execute("SELECT example_id FROM examples WHERE id=?", (store_id,)).fetchone()[0] != rows[0][2]
-    assert main(["corrections", str(project), "apply", str(issues)]) == 2
+    assert main(["corrections", str(project), "apply", str(issues)]) == 2  # not a silent change of another example
     with _db(project) as conn:
         assert conn.execute("SELECT id, labels FROM examples ORDER BY id").fetchall() == before
+    issues.write_text(issues.read_text().replace(f'"store_id": {store_id}, ', ""))  # by source + example_id: fine
+    assert main(["corrections", str(project), "apply", str(issues)]) == 0
+    with _db(project) as conn:
+        assert json.loads(conn.execute("SELECT labels FROM examples WHERE example_id=?",
+                                       (rows[0][2],)).fetchone()[0]) == known[:1]
 
 
 def test_long_reader_beside_writers(tmp_path):

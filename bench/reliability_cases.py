@@ -380,9 +380,16 @@ def _():
     folder = TMP / "src-inject"
     folder.mkdir()
     evil = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
-    rows = "".join(f'"{t} number {i}",{"joy" if i % 2 else "anger"}\n' for i in range(40) for t in evil[i % 6:i % 6 + 1])
-    rows += "".join(f"plain text {i},{'joy' if i % 2 else 'anger'}\n" for i in range(40))
-    (folder / "data.csv").write_text("text,labels\n" + rows)
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)  # quotes inside a formula are escaped: the file is valid CSV
+    writer.writerow(["text", "labels"])
+    for i in range(40):
+        writer.writerow([f"{evil[i % 6]} number {i}", "joy" if i % 2 else "anger"])
+        writer.writerow([f"plain text {i}", "joy" if i % 2 else "anger"])
+    (folder / "data.csv").write_text(buf.getvalue())
     (folder / "spec.yaml").write_text("path: data.csv\nlabels: {format: single}\n")
     p = new_project("p-inject")
     tw("add-source", p, folder / "spec.yaml")
@@ -391,7 +398,6 @@ def _():
     audit = tw("audit", p, "--all", "--folds", "2", "--out", out)
     if audit.returncode != 0:
         return "audit: " + outcome(audit)
-    import csv
     with out.open(newline="", encoding="utf-8") as fh:
         cells = [r["text"] for r in csv.DictReader(fh)]
     dangerous = sum(c[:1] in ("=", "+", "-", "@", "\t", "\r") for c in cells)

@@ -129,7 +129,7 @@ def _init_params(cls: type) -> list[str]:
 def valid_params(mode: str, params: Mapping | None = None) -> list[str]:
     """The ``--params`` names the head of ``mode`` takes (semi-supervised: those of its ``method``)."""
     name = resolve_mode(mode).name
-    if name == "supervised":
+    if name in ("supervised", "weak"):  # weak: the supervised head on the label model's soft targets
         return _init_params(MultiLabelLinear)
     if name == "multisource":
         return _init_params(MultiSourceLinear)

@@ -92,7 +92,7 @@ def test_real_datasets_save_to_disk(tmp_path):
     ("text,labels\nhello,1\n", {"columns": {"text": "body"}}, "column 'body' not found"),
     ("text,labels\nhello,7\n", {"labels": {"format": "single", "names": ["a", "b"]}}, "row 2: unknown label '7'"),
     ("text,labels\n,a\n", {}, "row 2: empty text"),
-    ('text,labels\n"unclosed,a\n', {}, "line 2: row has 1 fields"),
+    ('text,labels\n"unclosed,a\n', {}, "line 2: malformed row starting here"),
 ])
 def test_bad_input_names_file_row_and_fix(tmp_path, content, spec_extra, message):
     (tmp_path / "d.csv").write_text(content)

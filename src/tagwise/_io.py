@@ -15,8 +15,14 @@ import numpy as np
 def _atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temp file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        from .types import TagwiseError  # types imports nothing of ours; kept local so _io stays a leaf
+
+        raise TagwiseError(f"{path}: cannot write here ({exc.strerror or exc}). Fix: pick a path in a folder "
+                           f"you can write to.") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -11,7 +11,9 @@ Layout::
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -26,6 +28,16 @@ from .taxonomy import Taxonomy, load_taxonomy
 from .types import Examples, LabelSpace, TagwiseError
 
 DB_NAME = "tagwise.db"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 class Project:
@@ -65,10 +77,13 @@ class Project:
         self.store.close()
 
     # -- sources & examples ----------------------------------------------
-    def add_source(self, spec, replace: bool = False) -> dict:
+    def add_source(self, spec, replace: bool = False, on_duplicate_id: str = "warn") -> dict:
         """Ingest one source (a spec path or an already-parsed dict/SourceSpec) atomically.
 
-        Returns a summary ``{"name", "n_examples", "splits", "new_labels", "skipped_empty"}``.
+        ``on_duplicate_id``: what to do with example ids that repeat within the source ("warn": keep
+        every row and report the count; "error"; "keep-first"; "keep-last").
+        Returns a summary ``{"name", "n_examples", "splits", "new_labels", "skipped_empty",
+        "duplicate_ids", "dropped_duplicates"}``.
         """
         if isinstance(spec, (str, Path)):
             spec = load_spec(spec)
@@ -80,13 +95,13 @@ class Project:
         from .sources.annotations import is_annotated, read_annotated
 
         judgements = None
-        if is_annotated(spec):  # per-annotator labels: one example per item + every judgement
+        if is_annotated(spec):  # per-annotator labels: one example per item (repeated ids are the layout)
             data = read_annotated(spec)
             rows = data.rows
             judgements = [(rows.example_ids[e], a, labels)
                           for e, a, labels in zip(data.example, data.annotator, data.labels)]
         else:
-            rows = ingest(spec)
+            rows = ingest(spec, on_duplicate_id=on_duplicate_id)
         record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},
                   "language": spec.language, "description": spec.description}
         new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path),
@@ -95,7 +110,8 @@ class Project:
         for s in rows.splits:
             splits[s] = splits.get(s, 0) + 1
         return {"name": rows.name, "n_examples": len(rows), "splits": splits, "new_labels": new_labels,
-                "skipped_empty": rows.skipped_empty}
+                "skipped_empty": rows.skipped_empty, "duplicate_ids": rows.duplicate_ids,
+                "dropped_duplicates": rows.dropped_duplicates}
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -176,7 +192,7 @@ class Project:
     def set_current_model(self, name: str) -> None:
         atomic_write_text(self.models_dir / "CURRENT", name + "\n")
 
-    def new_run(self, kind: str, params: dict | None = None) -> Path:
+    def new_run(self, kind: str, params: dict | None = None, run_id: str | None = None) -> Path:
         """A new ``runs/<YYYYmmdd-HHMMSS>-<kind>-<random>`` folder with its ``params.json``.
 
         The random part keeps two runs started in the same second (two processes) apart; names sort
@@ -184,11 +200,42 @@ class Project:
         """
         if not kind.isalnum():
             raise ValueError(f"run kind must be alphanumeric, got {kind!r}")
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{kind}-{secrets.token_hex(4)}"
+        run_id = run_id or self.new_run_id(kind)
         run_dir = self.path / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
         atomic_write_json(run_dir / "params.json", {"kind": kind, **(params or {})})
         return run_dir
+
+    def clean_orphans(self) -> list[str]:
+        """Remove what a killed command left behind; returns the names removed.
+
+        - ``models/.<name>.build-<pid>-*`` and ``models/.<name>.old-<pid>``: a model save interrupted
+          before (or during) its folder swap, when process ``pid`` is no longer running (a running
+          train's build folder is left alone);
+        - ``runs/*-corrections-*`` folders naming no batch in the store: an apply that died before its
+          transaction committed (the folders are listed before the batches are read, and an apply
+          commits before it creates its folder, so a concurrent apply's folder is never taken).
+        """
+        removed = []
+        for path in self.models_dir.glob(".*"):
+            m = re.match(r"\.[^/]*\.(?:build|old)-(\d+)", path.name)
+            if path.is_dir() and m and not _pid_alive(int(m.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(f"models/{path.name}")
+        runs = self.path / "runs"
+        folders = [p for p in runs.glob("*-corrections-*") if p.is_dir()] if runs.is_dir() else []
+        if folders:
+            batches = {b["batch"] for b in self.store.correction_batches()}
+            for path in folders:
+                if path.name not in batches:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(f"runs/{path.name}")
+        return removed
+
+    @staticmethod
+    def new_run_id(kind: str) -> str:
+        """``<YYYYmmdd-HHMMSS>-<kind>-<random>``: a name for a run folder made later (see ``new_run``)."""
+        return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{kind}-{secrets.token_hex(4)}"
 
     def runs(self, kind: str | None = None) -> list[Path]:
         """Run folders, oldest first (optionally only those of ``kind``)."""

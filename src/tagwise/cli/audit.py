@@ -22,6 +22,9 @@ def cmd_corrections_apply(args) -> int:
     from ..workflows.corrections import apply_corrections
 
     r = apply_corrections(Project.open(args.project), args.file)
+    if not r["changed"]:
+        print(f"no labels changed: every row of {args.file} already matches its example ({r['rows']} rows)")
+        return 0
     print(f"applied {r['changed']} label corrections from {args.file} as batch {r['batch']} "
           f"(undo with `tagwise corrections {args.project} undo`)")
     return 0

@@ -40,7 +40,14 @@ def cmd_init(args) -> int:
 
 
 def cmd_add_source(args) -> int:
-    summary = Project.open(args.project).add_source(args.spec, replace=args.replace)
+    summary = Project.open(args.project).add_source(args.spec, replace=args.replace,
+                                                    on_duplicate_id=args.on_duplicate_id)
+    if summary["duplicate_ids"]:
+        kept = (f"kept one row each ({args.on_duplicate_id}), {summary['dropped_duplicates']} rows left out"
+                if summary["dropped_duplicates"] else "every row kept")
+        print(f"tagwise: warning: {summary['duplicate_ids']} example id(s) repeat within source "
+              f"{summary['name']!r}; {kept}. Corrections that name an example by source + example_id "
+              f"cannot tell such rows apart. Fix: --on-duplicate-id error|keep-first|keep-last.", file=sys.stderr)
     splits = ", ".join(f"{k}: {v}" for k, v in summary["splits"].items())
     print(f"added source {summary['name']!r}: {summary['n_examples']} examples ({splits})"
           + (f"; new labels: {len(summary['new_labels'])}" if summary["new_labels"] else "")
@@ -183,6 +190,9 @@ def register(sub) -> None:
     p.add_argument("project")
     p.add_argument("spec")
     p.add_argument("--replace", action="store_true", help="re-ingest a source that already exists")
+    p.add_argument("--on-duplicate-id", default="warn", choices=["warn", "error", "keep-first", "keep-last"],
+                   help="example ids repeated within the source: keep every row with a warning (default), "
+                        "refuse the source, or keep only the first/last row of each id")
     p.set_defaults(handler=cmd_add_source)
 
     p = sub.add_parser("sources", help="list sources, splits and the taxonomy size")

@@ -35,9 +35,19 @@ def load_sentence_transformer(name: str, device: str | None = None):
         raise TagwiseError(f"st:{name} needs torch and sentence-transformers: "
                            "`make torch` or pip install 'tagwise[torch]'.") from None
     path = resolve_model_path(name)
-    if Path(path).exists():
+    looks_like_path = path.startswith(("/", ".", "~"))  # a hub name is "name" or "org/name"
+    if Path(path).expanduser().exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SentenceTransformer(path, device=device), path
+    elif looks_like_path:
+        raise TagwiseError(f"encoder st:{name}: no such model folder {path}. Fix: pass an existing "
+                           f"sentence-transformers folder, or a model name such as st:all-minilm-l6-v2.")
+    try:
+        return SentenceTransformer(str(Path(path).expanduser()) if looks_like_path else path, device=device), path
+    except (OSError, ValueError, RuntimeError) as exc:  # not found / offline / not a model folder
+        reason = " ".join(str(exc).split())[:300]
+        raise TagwiseError(f"encoder st:{name}: cannot load the model ({reason}). Fix: pass an existing "
+                           f"sentence-transformers folder, or a model name already downloaded (this machine may "
+                           f"be offline), e.g. st:all-minilm-l6-v2.") from None
 
 
 class SentenceTransformerEncoder:

@@ -243,4 +243,7 @@ class MultiLabelLinear(MultiLabelHead):
         model.theta_, model.pos_weight_ = arrays["theta"], arrays["pos_weight"]
         model.mean_, model.threshold_ = arrays["mean"], arrays["threshold"]
         model.C_, model.support_ = arrays["C"], arrays["support"]
+        for name in ("pos_weight", "threshold", "C", "support"):  # one value per label
+            if arrays[name].shape != (model.n_labels_,):
+                raise ValueError(f"{name} has shape {arrays[name].shape}, expected ({model.n_labels_},)")
         return model

@@ -7,6 +7,7 @@ the class, and only listed classes can be loaded.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -31,7 +32,8 @@ def save_model(model, directory: str | Path, info: dict | None = None) -> Path:
     meta, arrays = model.get_state()
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.build-"))
+    # the pid in the name lets the next command tell a killed build (removed) from a running one
+    build = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.build-{os.getpid()}-"))
     for key, arr in arrays.items():
         if not re.fullmatch(r"[A-Za-z0-9_]+", key):
             raise ValueError(f"array name {key!r} must be alphanumeric")

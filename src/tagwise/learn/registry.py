@@ -6,6 +6,8 @@ that fits it on a ``TrainingData`` bundle; ``choose_mode`` is what ``tagwise tra
 """
 from __future__ import annotations
 
+import difflib
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -118,6 +120,38 @@ def resolve_mode(name: str) -> Mode:
     if mode is None:
         raise TagwiseError(f"unknown training mode {name!r}; available: auto, {', '.join(MODES)}.")
     return mode
+
+
+def _init_params(cls: type) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "random_state")]
+
+
+def valid_params(mode: str, params: Mapping | None = None) -> list[str]:
+    """The ``--params`` names the head of ``mode`` takes (semi-supervised: those of its ``method``)."""
+    name = resolve_mode(mode).name
+    if name in ("supervised", "weak"):  # weak: the supervised head on the label model's soft targets
+        return _init_params(MultiLabelLinear)
+    if name == "multisource":
+        return _init_params(MultiSourceLinear)
+    if name == "zero-shot":
+        return ["expand"]
+    if name == "few-shot":
+        return ["expand", *_init_params(FewShotClassifier)]
+    head = SemiSupervisedClassifier if (params or {}).get("method") == "graph" else CoTrainingClassifier
+    return ["method", "expand", *_init_params(head)]
+
+
+def check_params(mode: str, params: Mapping | None) -> None:
+    """A ``TagwiseError`` naming the valid parameters when ``params`` holds a name ``mode``'s head lacks."""
+    if not params:
+        return
+    allowed = valid_params(mode, params)
+    for key in params:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TagwiseError(f"--params: {key!r} is not a parameter of the {resolve_mode(mode).name} mode's head."
+                               f"{hint} Valid: {', '.join(allowed)}.")
 
 
 # Beyond this many labeled rows ``choose_mode`` skips the comparison and trains the supervised head:

@@ -9,10 +9,11 @@ from typing import Any
 
 from ..types import TagwiseError
 from .readers import read_columns
-from .spec import SourceSpec
+from .spec import SourceSpec, label_name
 
 _TRUE = {"1", "true", "yes", "y", "t", "1.0"}
-_FALSE = {"0", "false", "no", "n", "f", "0.0", ""}
+_FALSE = {"0", "false", "no", "n", "f", "0.0"}
+DUPLICATE_ID_POLICIES = ("warn", "error", "keep-first", "keep-last")
 
 
 @dataclass
@@ -29,6 +30,8 @@ class SourceRows:
     annotators: list[str | None] = field(default_factory=list)
     annotated_labels: list[str] = field(default_factory=list)  # taxonomy labels this source annotates
     skipped_empty: int = 0
+    duplicate_ids: int = 0      # example ids that more than one row of the source carries
+    dropped_duplicates: int = 0  # rows left out by --on-duplicate-id keep-first/keep-last
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -44,7 +47,7 @@ class _LabelMapper:
         self.map = spec.labels.map
 
     def token_to_source_name(self, token: Any, path: Path, row: int) -> str:
-        tok = str(token).strip()
+        tok = label_name(token, path, f"row {row}: label")
         if self.names is not None:
             if tok in self.name_set:
                 return tok
@@ -71,7 +74,8 @@ class _LabelMapper:
 
     def declared_labels(self) -> list[str] | None:
         declared = self.names if self.names is not None else (
-            [str(c) for c in self.spec.labels.onehot_columns] if self.spec.labels.onehot_columns else None)
+            [label_name(c, self.spec.spec_path, "labels/onehot_columns") for c in self.spec.labels.onehot_columns]
+            if self.spec.labels.onehot_columns else None)
         if declared is None:
             return None
         out: list[str] = []
@@ -107,22 +111,45 @@ def _tokens(value: Any, spec: SourceSpec, path: Path, row: int) -> list[Any]:
     return [t for t in str(value).split(spec.labels.delimiter) if t.strip()]
 
 
-def _onehot_value(value: Any, path: Path, row: int, col: Any) -> bool:
+def _onehot_value(value: Any, path: Path, row: int, col: Any) -> bool | None:
+    """A one-hot cell -> True / False, or None when blank (the label's value is unknown)."""
     if isinstance(value, bool):
         return value
+    if _is_missing(value) or not str(value).strip():
+        return None
     text = str(value).strip().lower()
     if text in _TRUE:
         return True
-    if text in _FALSE or _is_missing(value):
+    if text in _FALSE:
         return False
     raise TagwiseError(f"{path}: row {row}: one-hot column {col!r} has {value!r}; expected 0/1.")
 
 
-def ingest(spec: SourceSpec) -> SourceRows:
+def _onehot_labels(values: list, label_cols: list, path: Path, row: int) -> list[str] | None:
+    """The row's positive one-hot columns; None (unlabeled) when every cell is blank. Blank means
+    unknown, never negative, so a test file whose label columns are empty is stored unlabeled instead of
+    "all negative"; a row with some blank and some filled cells is an error (the store keeps whole rows)."""
+    flags = [_onehot_value(v, path, row, c) for v, c in zip(values, label_cols)]
+    if all(f is None for f in flags):
+        return None
+    if any(f is None for f in flags):
+        blank = [c for f, c in zip(flags, label_cols) if f is None]
+        raise TagwiseError(f"{path}: row {row}: one-hot column(s) {blank[:5]} are blank while others are filled; "
+                           f"blank means unknown. Fix: fill every label column with 0/1, or leave the whole row "
+                           f"blank for an unlabeled example.")
+    return [str(c) for f, c in zip(flags, label_cols) if f]
+
+
+def ingest(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
     """Read every file of ``spec``; validate every row; return rows with taxonomy label names.
 
     Raises TagwiseError naming file, row and fix on the first bad row; nothing is written here.
+    Label names are NFC-normalised. Example ids that repeat within the source are counted in
+    ``duplicate_ids``; ``on_duplicate_id`` is "warn" (keep every row, the caller warns), "error",
+    "keep-first" or "keep-last".
     """
+    if on_duplicate_id not in DUPLICATE_ID_POLICIES:
+        raise TagwiseError(f"--on-duplicate-id {on_duplicate_id!r}: use one of {list(DUPLICATE_ID_POLICIES)}.")
     mapper = _LabelMapper(spec)
     out = SourceRows(name=spec.name)
     observed: list[str] = []
@@ -142,6 +169,10 @@ def ingest(spec: SourceSpec) -> SourceRows:
                                   quoting=spec.quoting, limit=spec.limit)
         for i, row in enumerate(rows):
             parts = [data[c][i] for c in text_cols]
+            for c, p in zip(text_cols, parts):
+                if not (_is_missing(p) or isinstance(p, (str, int, float))):
+                    raise TagwiseError(f"{path}: row {row}: text column {c!r} holds a {type(p).__name__}, not "
+                                       f"text. Fix: store the text as a string.")
             parts = ["" if _is_missing(p) else str(p).strip() for p in parts]
             text = spec.text_join.join(p for p in parts if p)
             if not text:
@@ -153,9 +184,10 @@ def ingest(spec: SourceSpec) -> SourceRows:
             if split == "unlabeled":
                 labels = None
             elif spec.labels.format == "onehot":
-                names = [str(c) for c in label_cols if _onehot_value(data[c][i], path, row, c)]
-                labels = []
-                for n in (mapper.token_to_source_name(n, path, row) if mapper.names else n for n in names):
+                names = _onehot_labels([data[c][i] for c in label_cols], label_cols, path, row)
+                labels = None if names is None else []
+                for n in (mapper.token_to_source_name(n, path, row) if mapper.names else
+                          label_name(n, path, f"row {row}: label") for n in names or ()):
                     labels += mapper.to_taxonomy(n)
             else:
                 labels = []
@@ -177,4 +209,27 @@ def ingest(spec: SourceSpec) -> SourceRows:
     out.annotated_labels = declared if declared is not None else observed
     if not out.texts:
         raise TagwiseError(f"{spec.spec_path}: source {spec.name!r} has no rows.")
+    return _handle_duplicate_ids(out, spec, on_duplicate_id)
+
+
+def _handle_duplicate_ids(out: SourceRows, spec: SourceSpec, policy: str) -> SourceRows:
+    """Count example ids carried by several rows; apply the policy (see ``ingest``)."""
+    rows_of: dict[str, list[int]] = {}
+    for i, e in enumerate(out.example_ids):
+        rows_of.setdefault(e, []).append(i)
+    repeated = {e: idx for e, idx in rows_of.items() if len(idx) > 1}
+    out.duplicate_ids = len(repeated)
+    if not repeated or policy == "warn":
+        return out
+    if policy == "error":
+        e, idx = next(iter(repeated.items()))
+        raise TagwiseError(f"{spec.spec_path}: {len(repeated)} example id(s) repeat within source {spec.name!r}, "
+                           f"e.g. {e!r} on rows {[out.rows[i] for i in idx[:3]]} of split(s) "
+                           f"{sorted({out.splits[i] for i in idx})}. Fix: make the ids unique, or pass "
+                           f"--on-duplicate-id keep-first / keep-last.")
+    keep = sorted(idx[0] if policy == "keep-first" else idx[-1] for idx in rows_of.values())
+    out.dropped_duplicates = len(out.texts) - len(keep)
+    for name in ("texts", "labels", "splits", "example_ids", "rows", "languages", "annotators"):
+        values = getattr(out, name)
+        setattr(out, name, [values[i] for i in keep])
     return out

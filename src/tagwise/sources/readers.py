@@ -39,7 +39,9 @@ def _missing_column(path: Path, col: Any, available: Sequence[Any], header: bool
 def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header: bool,
                    quoting: str = "minimal", limit: int | None = None):
     text = decode_utf8(path.read_bytes(), path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator,
+    # strict: a quote that never closes is an error at the end of the file (not a field that silently
+    # swallows every following row), and so is text right after a closing quote
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True,
                         quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
     names: list[str] | None = None
     if header:
@@ -48,7 +50,7 @@ def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header:
         except StopIteration:
             raise TagwiseError(f"{path}: the file is empty (expected a header row).") from None
         except csv.Error as exc:
-            raise TagwiseError(f"{path}: line 1: malformed header: {exc}") from None
+            raise TagwiseError(f"{path}: line 1: malformed header ({exc}). Fix the header's quoting.") from None
         names = [n.strip() for n in names]
     positions = {}
     for col in wanted:
@@ -58,6 +60,10 @@ def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header:
             positions[col] = names.index(col)
         elif names is not None:
             raise _missing_column(path, col, names, header)
+        elif not isinstance(col, int) or isinstance(col, bool) or col < 0:
+            raise TagwiseError(f"{path}: the file has no header row, so columns are 0-based positions, but the spec "
+                               f"names column {col!r}. Fix: give its position (e.g. columns: {{labels: 1}}), or "
+                               f"set 'header: true'.")
         else:
             positions[col] = col
     width = len(names) if names is not None else None
@@ -65,13 +71,15 @@ def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header:
     rows: list[int] = []
     need = max(positions.values(), default=-1)
     while True:
+        start = reader.line_num + 1  # the line the next row (and any quote it opens) starts on
         try:
             values = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            raise TagwiseError(f"{path}: line {reader.line_num}: malformed row: {exc}. "
-                               f"Fix the quoting, or set 'quoting: none' in the spec.") from None
+            raise TagwiseError(f"{path}: line {start}: malformed row starting here ({exc}; a quote opened on this "
+                               f"row is not closed where it should be). Fix the quoting, or set 'quoting: none' "
+                               f"in the spec.") from None
         if not values or values == [""]:
             continue
         if width is None:

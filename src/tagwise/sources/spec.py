@@ -6,6 +6,7 @@ Every error names the spec file, the field and the fix.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,68 @@ def _check_keys(given: dict, allowed: set, where: str, spec_path: Path) -> None:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else f" Allowed: {sorted(allowed)}."
             raise TagwiseError(f"{spec_path}: unknown field {where}{key!r}.{hint}")
+
+
+# A YAML alias bomb ("billion laughs") is a few hundred bytes that expand to billions of nodes when
+# the spec is walked or stored; no real spec comes near this many values.
+MAX_SPEC_NODES = 100_000
+
+
+def _check_size(raw: Any, spec_path: Path) -> None:
+    """Count the spec's values as expanded (aliases counted every time they are used); refuse a bomb."""
+    budget = MAX_SPEC_NODES
+    stack = [raw]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise TagwiseError(f"{spec_path}: the spec expands to more than {MAX_SPEC_NODES} values (YAML aliases "
+                               f"repeated inside each other?). Fix: write the spec out without nested aliases.")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+
+
+def label_name(value: Any, spec_path: Path | str, field_name: str) -> str:
+    """A label name as written in a spec or file -> its NFC form (composed and combining accents are one
+    label); an empty or non-text name is an error naming ``field_name``."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TagwiseError(f"{spec_path}: {field_name} is {value!r}; a label name must be text. Fix: write the "
+                           f"name as a string.")
+    name = unicodedata.normalize("NFC", str(value)).strip()
+    if not name:
+        raise TagwiseError(f"{spec_path}: {field_name} is an empty label name. Fix: name the label, or drop it "
+                           f"(labels/map: {{source name: null}}).")
+    return name
+
+
+def _text(raw: dict, key: str, default, spec_path: Path, example: str, allow_none: bool = False):
+    """A top-level field that must be a string (or absent)."""
+    value = raw.get(key, default)
+    if value is None and (allow_none or default is None):
+        return None
+    if not isinstance(value, str):
+        raise TagwiseError(f"{spec_path}: field {key!r} is {value!r}; it must be one string, e.g. {key}: {example}.")
+    return value
+
+
+def _flag(raw: dict, key: str, default: bool, spec_path: Path) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise TagwiseError(f"{spec_path}: field {key!r} is {value!r}; it must be true or false.")
+    return value
+
+
+def _column_ref(value: Any, spec_path: Path, key: str, allow_list: bool) -> Any:
+    """A columns/<key> value: a column name or 0-based position (a list of them for text)."""
+    if allow_list and isinstance(value, list) and value:
+        return [_column_ref(v, spec_path, key, False) for v in value]
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, int) and value < 0):
+        shape = "a column name or 0-based position" + (" (or a list of them)" if allow_list else "")
+        raise TagwiseError(f"{spec_path}: columns/{key} is {value!r}; it must be {shape}, e.g. {key}: {key}.")
+    return value
 
 
 def normalize_split(value: str, spec_path: Path | str = "<spec>", field_name: str = "split") -> str:
@@ -97,10 +160,17 @@ def load_spec(spec_path: str | Path) -> SourceSpec:
     spec_path = Path(spec_path).resolve()
     if not spec_path.exists():
         raise TagwiseError(f"{spec_path}: spec file not found.")
+    if not spec_path.is_file():
+        raise TagwiseError(f"{spec_path}: is a folder, not a spec file. Fix: pass the source's YAML spec, e.g. "
+                           f"{spec_path / 'spec.yaml'}.")
     try:
         raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TagwiseError(f"{spec_path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise TagwiseError(f"{spec_path}: not UTF-8 (byte {exc.start}). Fix: save the spec as UTF-8.") from None
+    except yaml.YAMLError as exc:
+        raise TagwiseError(f"{spec_path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise TagwiseError(f"{spec_path}: the YAML nests too deeply. Fix: write a flat spec.") from None
     return parse_spec(raw, spec_path)
 
 
@@ -109,6 +179,7 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
     spec_path = Path(spec_path)
     if not isinstance(raw, dict):
         raise TagwiseError(f"{spec_path}: a source spec must be a YAML mapping with at least 'path'.")
+    _check_size(raw, spec_path)
     _check_keys(raw, _TOP_KEYS, "", spec_path)
     base = spec_path.parent
     name = raw.get("name") or spec_path.stem
@@ -144,6 +215,11 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
 
     first = next(iter(files.values()))
     fmt = raw.get("format") or ("lines" if isinstance(first, dict) else _infer_format(first, spec_path))
+    for split, path in files.items():
+        for p in (path.values() if isinstance(path, dict) else [path]):
+            if p.is_dir() and (fmt != "hf" or isinstance(path, dict)):
+                raise TagwiseError(f"{spec_path}: the file for split {split!r} is a folder: {p}. Fix: name the data "
+                                   f"file itself (a folder is read only with format: hf).")
     if (fmt == "lines") != isinstance(first, dict):
         raise TagwiseError(f"{spec_path}: format 'lines' takes one mapping per split, e.g. "
                            f"splits: {{train: {{text: train_text.txt, labels: train_labels.txt}}}}.")
@@ -154,7 +230,8 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
     if not isinstance(columns, dict):
         raise TagwiseError(f"{spec_path}: 'columns' must be a mapping like {{text: 0, labels: 1}}.")
     _check_keys(columns, _COLUMN_KEYS, "columns/", spec_path)
-    header = bool(raw.get("header", True))
+    columns = {k: _column_ref(v, spec_path, k, k == "text") for k, v in columns.items()}
+    header = _flag(raw, "header", True, spec_path)
     if fmt in ("csv", "tsv") and not header:
         for key, col in columns.items():
             for c in (col if isinstance(col, list) else [col]):
@@ -166,28 +243,43 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
     if not isinstance(labels_raw, dict):
         raise TagwiseError(f"{spec_path}: 'labels' must be a mapping with at least 'format'.")
     _check_keys(labels_raw, _LABEL_KEYS, "labels/", spec_path)
-    label_spec = LabelSpec(format=labels_raw.get("format", "delimited"),
-                           delimiter=str(labels_raw.get("delimiter", ",")),
-                           id_base=int(labels_raw.get("id_base", 0)))
-    if label_spec.format not in LABEL_FORMATS:
+    delimiter = labels_raw.get("delimiter", ",")
+    if not isinstance(delimiter, str) or not delimiter:
+        raise TagwiseError(f"{spec_path}: labels/delimiter is {delimiter!r}; it must be a non-empty string such "
+                           f"as ',' or '|'.")
+    id_base = labels_raw.get("id_base", 0)
+    if isinstance(id_base, bool) or not isinstance(id_base, int):
+        raise TagwiseError(f"{spec_path}: labels/id_base is {id_base!r}; it must be a whole number (0 when label "
+                           f"ids count from 0, 1 when they count from 1).")
+    label_spec = LabelSpec(format=labels_raw.get("format", "delimited"), delimiter=delimiter, id_base=id_base)
+    if not isinstance(label_spec.format, str) or label_spec.format not in LABEL_FORMATS:
         raise TagwiseError(f"{spec_path}: labels/format is {label_spec.format!r}; use one of "
                            f"{list(LABEL_FORMATS)}.")
     if "names_file" in labels_raw and "names" in labels_raw:
         raise TagwiseError(f"{spec_path}: give labels/names_file or labels/names, not both.")
     if "names_file" in labels_raw:
         names_path = (base / str(labels_raw["names_file"])).resolve()
-        if not names_path.exists():
-            raise TagwiseError(f"{spec_path}: labels/names_file not found: {names_path}.")
-        label_spec.names = [ln.strip() for ln in names_path.read_text(encoding="utf-8").splitlines()
-                            if ln.strip()]
+        if not names_path.is_file():
+            raise TagwiseError(f"{spec_path}: labels/names_file not found (or not a file): {names_path}.")
+        try:
+            lines = names_path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise TagwiseError(f"{names_path}: not UTF-8 (byte {exc.start}). Fix: save labels/names_file as "
+                               f"UTF-8.") from None
+        label_spec.names = [label_name(ln, names_path, f"line {i}") for i, ln in enumerate(lines, 1) if ln.strip()]
     elif "names" in labels_raw:
-        label_spec.names = [str(n) for n in labels_raw["names"]]
+        if not isinstance(labels_raw["names"], list):
+            raise TagwiseError(f"{spec_path}: labels/names is {labels_raw['names']!r}; it must be a list of label "
+                               f"names in id order, e.g. names: [anger, joy].")
+        label_spec.names = [label_name(n, spec_path, f"labels/names[{i}]") for i, n in enumerate(labels_raw["names"])]
     if label_spec.format == "onehot":
         cols = labels_raw.get("onehot_columns")
-        if not cols:
-            raise TagwiseError(f"{spec_path}: labels/format onehot needs labels/onehot_columns "
-                               f"(the 0/1 columns, one per label).")
-        label_spec.onehot_columns = list(cols)
+        if not cols or not isinstance(cols, list):
+            raise TagwiseError(f"{spec_path}: labels/format onehot needs labels/onehot_columns: a list of the "
+                               f"0/1 columns, one per label.")
+        label_spec.onehot_columns = [_column_ref(c, spec_path, "onehot_columns", False) for c in cols]
+        for i, c in enumerate(cols):
+            label_name(c, spec_path, f"labels/onehot_columns[{i}]")
     if "annotator_columns" in labels_raw:
         cols = labels_raw["annotator_columns"]
         if not isinstance(cols, list) or not cols:
@@ -196,33 +288,54 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
         if label_spec.format in ("onehot", "votes"):
             raise TagwiseError(f"{spec_path}: labels/annotator_columns holds each annotator's labels as text; "
                                f"use labels/format delimited, list or single with it.")
-        label_spec.annotator_columns = list(cols)
+        label_spec.annotator_columns = [_column_ref(c, spec_path, "annotator_columns", False) for c in cols]
     if label_spec.format == "votes":
         vcols, count = labels_raw.get("columns"), labels_raw.get("count")
         if not isinstance(vcols, dict) or not vcols or count is None:
             raise TagwiseError(f"{spec_path}: labels/format votes needs labels/columns (label name -> column "
                                f"holding how many annotators chose it) and labels/count (the column holding "
                                f"how many annotated), e.g. columns: {{hate: hate_speech}}, count: count.")
-        label_spec.vote_columns = {str(k): v for k, v in vcols.items()}
-        label_spec.count_column = count
+        label_spec.vote_columns = {label_name(k, spec_path, "labels/columns"): _column_ref(v, spec_path, "labels/columns", False)
+                                   for k, v in vcols.items()}
+        label_spec.count_column = _column_ref(count, spec_path, "labels/count", False)
     elif "columns" in labels_raw or "count" in labels_raw:
         raise TagwiseError(f"{spec_path}: labels/columns and labels/count belong to labels/format votes.")
     mapping = labels_raw.get("map") or {}
     if not isinstance(mapping, dict):
         raise TagwiseError(f"{spec_path}: labels/map must map source label names to taxonomy names "
                            f"(or null to drop).")
-    label_spec.map = {str(k): v for k, v in mapping.items()}
+    label_spec.map = {}
+    for k, v in mapping.items():
+        key = label_name(k, spec_path, f"labels/map key {k!r}")
+        where = f"labels/map/{key}"
+        if v is None:
+            label_spec.map[key] = None
+        elif isinstance(v, list):
+            label_spec.map[key] = [label_name(t, spec_path, f"{where}[{i}]") for i, t in enumerate(v)]
+        elif isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            label_spec.map[key] = label_name(v, spec_path, where)
+        else:
+            raise TagwiseError(f"{spec_path}: {where} is {v!r}; map each source label to a taxonomy name, a list "
+                               f"of names, or null to drop it.")
 
     limit = raw.get("limit")
-    if limit is not None and (not isinstance(limit, int) or limit <= 0):
-        raise TagwiseError(f"{spec_path}: 'limit' must be a positive integer (rows per file).")
-    quoting = str(raw.get("quoting", "minimal"))
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise TagwiseError(f"{spec_path}: 'limit' is {limit!r}; it must be a positive integer (rows per file).")
+    quoting = raw.get("quoting", "minimal")
     if quoting not in ("minimal", "none"):
         raise TagwiseError(f"{spec_path}: 'quoting' must be 'minimal' or 'none'.")
+    separator = _text(raw, "separator", None, spec_path, "'|'")
+    if separator is not None and len(separator) != 1:
+        raise TagwiseError(f"{spec_path}: 'separator' is {separator!r}; it must be one character, e.g. ',' or "
+                           f"'\\t'.")
+    language = _text(raw, "language", "und", spec_path, "en")
+    if not language.strip():
+        raise TagwiseError(f"{spec_path}: 'language' is empty. Fix: a language code such as en, or und.")
     return SourceSpec(
         name=name.strip(), files=files, format=fmt, spec_path=spec_path, header=header,
-        separator=raw.get("separator"), quoting=quoting, columns=columns, labels=label_spec,
-        language=str(raw.get("language", "und")), annotator=raw.get("annotator"),
-        skip_empty_text=bool(raw.get("skip_empty_text", False)), limit=limit,
-        description=str(raw.get("description", "")), text_join=str(raw.get("text_join", " ")), raw=raw,
+        separator=separator, quoting=quoting, columns=columns, labels=label_spec,
+        language=language.strip(), annotator=_text(raw, "annotator", None, spec_path, "crowd"),
+        skip_empty_text=_flag(raw, "skip_empty_text", False, spec_path), limit=limit,
+        description=_text(raw, "description", "", spec_path, "'what the source is'", allow_none=True) or "",
+        text_join=_text(raw, "text_join", " ", spec_path, "' '"), raw=raw,
     )

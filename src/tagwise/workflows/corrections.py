@@ -7,6 +7,7 @@ batches, newest first, and marks them ``undone_at``; rows are never deleted.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 from ..project import Project
@@ -25,7 +26,7 @@ def _label_list(value, path, n: int, field: str) -> list[str] | None:
             value = None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TagwiseError(f"{path}: row {n}: {field} must be a list of label names such as [\"anger\", \"joy\"].")
-    return value
+    return [unicodedata.normalize("NFC", v) for v in value]  # as label names are stored (sources.spec)
 
 
 def _store_id(value, path, n: int) -> int | None:
@@ -47,6 +48,7 @@ def apply_corrections(project: Project, path, reason: str | None = None) -> dict
     nothing is changed then. Returns ``{"batch", "changed", "rows"}``.
     """
     path = Path(path)
+    project.clean_orphans()
     rows = read_issues(path)
     if not rows:
         raise TagwiseError(f"{path}: no rows to apply. Fix: keep the rows whose suggestions you accept.")
@@ -108,10 +110,14 @@ def apply_corrections(project: Project, path, reason: str | None = None) -> dict
         if now is None or sorted(now) != sorted(suggested):
             updates[sid] = list(suggested)
             expected[sid] = current
-    batch = project.new_run("corrections", {"file": str(path), "rows": len(rows)}).name
+    # the run folder is made after the batch commits: a kill before that leaves no folder, and a
+    # folder always names a committed batch (Project.clean_orphans relies on it)
+    batch = project.new_run_id("corrections")
     changed = store.set_labels(updates, batch, reason or f"accepted audit suggestions from {path.name}",
                                expected=expected)
-    return {"batch": batch, "changed": changed, "rows": len(rows)}
+    if changed:
+        project.new_run("corrections", {"file": str(path), "rows": len(rows), "changed": changed}, run_id=batch)
+    return {"batch": batch if changed else None, "changed": changed, "rows": len(rows)}
 
 
 def correction_batches(project: Project) -> list[dict]:

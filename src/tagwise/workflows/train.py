@@ -10,7 +10,7 @@ from .._io import unique_name
 from ..learn.lowlabel import zero_shot_prior
 from ..learn.multisource import partial_targets
 from ..learn.persist import save_model
-from ..learn.registry import MODES, ModeChoice, TrainingData, choose_mode, resolve_mode
+from ..learn.registry import MODES, ModeChoice, TrainingData, check_params, choose_mode, resolve_mode
 from ..learn.semisupervised import SemiSupervisedClassifier
 from ..learn.cotrain import CoTrainingClassifier
 from ..project import Project
@@ -95,6 +95,7 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     "n_labels", "seconds", "thresholds", "pseudo_labels"?, "sub_labels"?}``.
     """
     encoder = encoder or project.default_encoder
+    project.clean_orphans()
     if mode == "weak":
         data, lab, unl = weak_training_data(project, encoder, progress=progress)
     else:
@@ -107,11 +108,22 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     else:
         choice = ModeChoice(resolve_mode(mode).name, "asked for")
     chosen = MODES[choice.mode]
+    check_params(chosen.name, params)
     if chosen.name not in ("zero-shot",) and len(lab) == 0:
         raise TagwiseError(f"{project.path}: no labeled examples in split {split!r}. Fix: add a source with that "
                            f"split (`tagwise add-source`), pass another --split, or use --zero-shot.")
     t0 = time.perf_counter()
-    head = chosen.fit(data, dict(params or {}), seed, progress)
+    try:
+        head = chosen.fit(data, dict(params or {}), seed, progress)
+    except TagwiseError:
+        raise
+    except (TypeError, ValueError) as exc:
+        if not params:
+            raise
+        # the names are valid (check_params), so a value has the wrong type or range
+        raise TagwiseError(f"--params {params}: the {chosen.name} head refused a value ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}). Fix: give each parameter a value of its "
+                           f"default's type.") from None
     seconds = time.perf_counter() - t0
     name = name or unique_name(chosen.name.replace("-", ""))
     names = list(data.label_names)

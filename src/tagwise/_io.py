@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash mid-write leaves the previous version intact."""
+"""File I/O shared by every stage: atomic writes (a crash mid-write leaves the previous version
+intact), safe YAML reads, and the one timestamp format."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
+
+from .types import TagwiseError
+
+# A YAML alias bomb ("billion laughs") is a few hundred bytes that expand to billions of nodes when
+# the document is walked or stored; no real spec, taxonomy or LF file comes near this many values.
+MAX_YAML_VALUES = 100_000
 
 
 def _atomic_write(path, write) -> None:
@@ -72,11 +80,55 @@ def load_npy(path, mmap: bool = False) -> np.ndarray:
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
+def check_yaml_size(raw, where) -> None:
+    """Count a YAML document's values as expanded (aliases counted every time they are used); refuse a bomb."""
+    budget = MAX_YAML_VALUES
+    stack = [raw]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise TagwiseError(f"{where}: the file expands to more than {MAX_YAML_VALUES} values (YAML aliases "
+                               f"repeated inside each other?). Fix: write it out without nested aliases.")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+
+
+def read_yaml(path, what: str):
+    """Load one YAML file (``what`` names it in errors: "spec", "taxonomy", ...) with a one-line
+    ``TagwiseError`` for a missing file, a folder, non-UTF-8 bytes, bad YAML, deep nesting or an alias bomb."""
+    path = Path(path)
+    if not path.exists():
+        raise TagwiseError(f"{path}: {what} file not found.")
+    if not path.is_file():
+        raise TagwiseError(f"{path}: is a folder, not a {what} file. Fix: pass the YAML file itself.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TagwiseError(f"{path}: cannot read the {what} file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise TagwiseError(f"{path}: not UTF-8 (byte {exc.start}). Fix: save the {what} as UTF-8.") from None
+    except yaml.YAMLError as exc:
+        raise TagwiseError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise TagwiseError(f"{path}: the YAML nests too deeply. Fix: write a flat {what}.") from None
+    check_yaml_size(raw, path)
+    return raw
+
+
 def utc_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SS`` (the one timestamp format of the store and runs)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
 
 
+def utc_stamp() -> str:
+    """The current UTC time as ``YYYYmmdd-HHMMSS``, the time part of model and run names."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
 def unique_name(prefix: str) -> str:
     """``prefix-YYYYmmdd-HHMMSS-xxxxxx``: sortable by time, unique across processes started in the same second."""
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+    return f"{prefix}-{utc_stamp()}-{secrets.token_hex(3)}"

@@ -14,12 +14,11 @@ import os
 import re
 import secrets
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_json, atomic_write_text
+from ._io import atomic_write_json, atomic_write_text, utc_stamp
 from .encoders import DEFAULT_ENCODER, EmbedStats, embed_texts, get_encoder
 from .annotations import resolve_training_labels
 from .sources import ingest, load_spec, parse_spec
@@ -77,13 +76,16 @@ class Project:
         self.store.close()
 
     # -- sources & examples ----------------------------------------------
-    def add_source(self, spec, replace: bool = False, on_duplicate_id: str = "warn") -> dict:
+    def add_source(self, spec, replace: bool = False, on_duplicate_id: str = "warn",
+                   annotated: bool | None = None) -> dict:
         """Ingest one source (a spec path or an already-parsed dict/SourceSpec) atomically.
 
         ``on_duplicate_id``: what to do with example ids that repeat within the source ("warn": keep
         every row and report the count; "error"; "keep-first"; "keep-last").
-        Returns a summary ``{"name", "n_examples", "splits", "new_labels", "skipped_empty",
-        "duplicate_ids", "dropped_duplicates"}``.
+        ``annotated``: read per-annotator labels (long, wide or votes layout, ``sources.annotations``);
+        None decides from the spec. Returns a summary ``{"name", "n_examples", "splits", "new_labels",
+        "skipped_empty", "duplicate_ids", "dropped_duplicates"}``, plus ``"n_annotations"`` and
+        ``"annotators"`` for a per-annotator source.
         """
         if isinstance(spec, (str, Path)):
             spec = load_spec(spec)
@@ -95,7 +97,8 @@ class Project:
         from .sources.annotations import is_annotated, read_annotated
 
         judgements = None
-        if is_annotated(spec):  # per-annotator labels: one example per item (repeated ids are the layout)
+        if annotated or (annotated is None and is_annotated(spec)):
+            # per-annotator labels: one example per item (repeated ids are the layout)
             data = read_annotated(spec)
             rows = data.rows
             judgements = [(rows.example_ids[e], a, labels)
@@ -104,14 +107,19 @@ class Project:
             rows = ingest(spec, on_duplicate_id=on_duplicate_id)
         record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},
                   "language": spec.language, "description": spec.description}
+        if judgements is not None:
+            record["annotated_by"] = "several annotators"
         new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path),
                                            judgements=judgements)
         splits: dict[str, int] = {}
         for s in rows.splits:
             splits[s] = splits.get(s, 0) + 1
-        return {"name": rows.name, "n_examples": len(rows), "splits": splits, "new_labels": new_labels,
-                "skipped_empty": rows.skipped_empty, "duplicate_ids": rows.duplicate_ids,
-                "dropped_duplicates": rows.dropped_duplicates}
+        out = {"name": rows.name, "n_examples": len(rows), "splits": splits, "new_labels": new_labels,
+               "skipped_empty": rows.skipped_empty, "duplicate_ids": rows.duplicate_ids,
+               "dropped_duplicates": rows.dropped_duplicates}
+        if judgements is not None:
+            out.update(n_annotations=len(judgements), annotators=sorted({a for _, a, _ in judgements}))
+        return out
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -235,7 +243,7 @@ class Project:
     @staticmethod
     def new_run_id(kind: str) -> str:
         """``<YYYYmmdd-HHMMSS>-<kind>-<random>``: a name for a run folder made later (see ``new_run``)."""
-        return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{kind}-{secrets.token_hex(4)}"
+        return f"{utc_stamp()}-{kind}-{secrets.token_hex(4)}"
 
     def runs(self, kind: str | None = None) -> list[Path]:
         """Run folders, oldest first (optionally only those of ``kind``)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ._io import read_yaml
 from .types import LabelSpace, TagwiseError
 
 
@@ -189,10 +190,7 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
             sub_labels: [annoyance, rage]      # finer names for zero-shot scoring (CHiLS)
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TagwiseError(f"{path}: cannot read taxonomy: {exc}") from None
+    raw = read_yaml(path, "taxonomy")
     if not isinstance(raw, dict) or not isinstance(raw.get("labels"), list):
         raise TagwiseError(f"{path}: a taxonomy must be a mapping with a 'labels' list.")
     tax = Taxonomy(declared=True)

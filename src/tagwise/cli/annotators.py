@@ -5,10 +5,8 @@
 """
 from __future__ import annotations
 
-import json
-import sys
-
 from ..project import Project
+from .core import print_json
 
 
 def register(subparsers) -> None:
@@ -36,8 +34,7 @@ def cmd_annotators(args) -> int:
     finally:
         project.close()
     if args.json:
-        json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json(report)
         return 0
     print(f"{report['n_examples']} examples, {report['n_judgements']} judgements")
     print(f"\n{'label':24s} {'alpha':>7s} {'judged':>7s} {'pos.rate':>8s} {'consensus+':>10s}")

@@ -1,9 +1,8 @@
 """``tagwise lf apply | analyze | import``: labeling functions and their stored votes."""
 from __future__ import annotations
 
-import json
-
 from ..project import Project
+from .core import print_json
 
 
 def cmd_apply(args) -> int:
@@ -23,7 +22,7 @@ def cmd_analyze(args) -> int:
 
     out = analyze_lfs(Project.open(args.project))
     if args.json:
-        print(json.dumps({k: v for k, v in out.items() if k != "report_markdown"}, indent=2))
+        print_json({k: v for k, v in out.items() if k != "report_markdown"})
     else:
         print(out["report_markdown"], end="")
     return 0

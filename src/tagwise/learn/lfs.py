@@ -37,8 +37,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-import yaml
 
+from .._io import read_yaml
 from ..types import TagwiseError
 
 KINDS = ("keywords", "regex", "zero-shot", "seeds", "model", "python")
@@ -237,13 +237,7 @@ def parse_lfs(doc: dict, label_names: Sequence[str], source: str | Path = "<lfs>
 def load_lfs(path: str | Path, label_names: Sequence[str]) -> list[LabelingFunction]:
     """Read and validate an LF YAML file; every error names the file, the LF and the fix."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TagwiseError(f"{path}: cannot read the LF file: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise TagwiseError(f"{path}: not valid YAML: {exc}") from None
-    return parse_lfs(doc, label_names, path, path.resolve().parent)
+    return parse_lfs(read_yaml(path, "LF"), label_names, path, path.resolve().parent)
 
 
 # -- applying ----------------------------------------------------------------

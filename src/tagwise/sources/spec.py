@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from .._io import check_yaml_size, read_yaml
 from ..types import SPLITS, TagwiseError
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf", "lines")
@@ -34,28 +34,6 @@ def _check_keys(given: dict, allowed: set, where: str, spec_path: Path) -> None:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else f" Allowed: {sorted(allowed)}."
             raise TagwiseError(f"{spec_path}: unknown field {where}{key!r}.{hint}")
-
-
-# A YAML alias bomb ("billion laughs") is a few hundred bytes that expand to billions of nodes when
-# the spec is walked or stored; no real spec comes near this many values.
-MAX_SPEC_NODES = 100_000
-
-
-def _check_size(raw: Any, spec_path: Path) -> None:
-    """Count the spec's values as expanded (aliases counted every time they are used); refuse a bomb."""
-    budget = MAX_SPEC_NODES
-    stack = [raw]
-    while stack:
-        node = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise TagwiseError(f"{spec_path}: the spec expands to more than {MAX_SPEC_NODES} values (YAML aliases "
-                               f"repeated inside each other?). Fix: write the spec out without nested aliases.")
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
 
 
 def label_name(value: Any, spec_path: Path | str, field_name: str) -> str:
@@ -158,20 +136,7 @@ def _infer_format(path: Path, spec_path: Path) -> str:
 def load_spec(spec_path: str | Path) -> SourceSpec:
     """Read and validate a source spec YAML file."""
     spec_path = Path(spec_path).resolve()
-    if not spec_path.exists():
-        raise TagwiseError(f"{spec_path}: spec file not found.")
-    if not spec_path.is_file():
-        raise TagwiseError(f"{spec_path}: is a folder, not a spec file. Fix: pass the source's YAML spec, e.g. "
-                           f"{spec_path / 'spec.yaml'}.")
-    try:
-        raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise TagwiseError(f"{spec_path}: not UTF-8 (byte {exc.start}). Fix: save the spec as UTF-8.") from None
-    except yaml.YAMLError as exc:
-        raise TagwiseError(f"{spec_path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise TagwiseError(f"{spec_path}: the YAML nests too deeply. Fix: write a flat spec.") from None
-    return parse_spec(raw, spec_path)
+    return parse_spec(read_yaml(spec_path, "spec"), spec_path)
 
 
 def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
@@ -179,7 +144,7 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
     spec_path = Path(spec_path)
     if not isinstance(raw, dict):
         raise TagwiseError(f"{spec_path}: a source spec must be a YAML mapping with at least 'path'.")
-    _check_size(raw, spec_path)
+    check_yaml_size(raw, spec_path)
     _check_keys(raw, _TOP_KEYS, "", spec_path)
     base = spec_path.parent
     name = raw.get("name") or spec_path.stem

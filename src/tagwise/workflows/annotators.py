@@ -15,45 +15,23 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..evaluate.agreement import alpha_per_label, pairwise_agreement
 from ..learn.consensus import Annotations, ConsensusModel, annotator_quality, majority_vote
 from ..project import Project
-from ..sources.annotations import read_annotated
-from ..sources.spec import load_spec, parse_spec
 from ..types import TagwiseError
 
 CONSENSUS_METHODS = ("model", "majority")
 
 
 def add_annotated_source(project: Project, spec, replace: bool = False) -> dict:
-    """Ingest a source with per-annotator labels. ``spec``: a spec path, dict or ``SourceSpec``.
+    """Ingest a source with per-annotator labels (its layout must be one of ``sources.annotations``').
+    ``spec``: a spec path, dict or ``SourceSpec``.
 
     Returns ``{"name", "n_examples", "n_annotations", "annotators", "splits", "new_labels"}``."""
-    if isinstance(spec, (str, Path)):
-        spec = load_spec(spec)
-    elif isinstance(spec, dict):
-        spec = parse_spec(spec, Path.cwd() / "<inline spec>")
-    from ..sources.harmonize import check_spec_mapping
-
-    check_spec_mapping(spec, project.taxonomy)
-    data = read_annotated(spec)
-    rows = data.rows
-    record = {"spec_path": str(spec.spec_path), "raw": spec.raw,
-              "files": {k: str(v) for k, v in spec.files.items()}, "language": spec.language,
-              "description": spec.description, "annotated_by": "several annotators"}
-    records = [(rows.example_ids[e], a, labels) for e, a, labels in zip(data.example, data.annotator, data.labels)]
-    # examples and their judgements in one transaction: never one without the other
-    new_labels = project.store.add_source(rows, record, replace=replace, where=str(spec.spec_path),
-                                          judgements=records)
-    splits: dict[str, int] = {}
-    for s in rows.splits:
-        splits[s] = splits.get(s, 0) + 1
-    return {"name": rows.name, "n_examples": len(rows), "n_annotations": len(records),
-            "annotators": sorted(set(data.annotator)), "splits": splits, "new_labels": new_labels}
+    out = project.add_source(spec, replace=replace, annotated=True)
+    return {k: out[k] for k in ("name", "n_examples", "n_annotations", "annotators", "splits", "new_labels")}
 
 
 def load_annotations(project: Project, source: str | None = None) -> dict:

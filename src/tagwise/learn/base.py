@@ -70,7 +70,11 @@ class MultiLabelHead(BaseEstimator, ClassifierMixin):
         check_is_fitted(self)
         return np.broadcast_to(np.asarray(self.threshold_, dtype=np.float64), (n, len(self.threshold_)))
 
+    def decide(self, P, source=None) -> np.ndarray:
+        """(n, K) probabilities of ``predict_proba`` -> (n, K) uint8 decisions with the model's own rule
+        (for callers that need both without computing the probabilities twice)."""
+        return (P >= self.thresholds_for(len(P), source)).astype(np.uint8)
+
     def predict(self, X, texts=None, source=None) -> np.ndarray:
         """(n, d) -> (n, K) uint8: probability >= the model's own per-label (per-source) threshold."""
-        P = self.predict_proba(X, texts=texts, source=source)
-        return (P >= self.thresholds_for(len(P), source)).astype(np.uint8)
+        return self.decide(self.predict_proba(X, texts=texts, source=source), source)

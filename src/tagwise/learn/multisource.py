@@ -410,9 +410,8 @@ class MultiSourceLinear(MultiLabelHead):
         table = np.vstack([self.source_threshold_, self.threshold_[None, :]])  # row -1 = agnostic
         return table[modes]
 
-    def predict(self, X, texts=None, source=None) -> np.ndarray:
-        """(n, d) -> (n, K) uint8 indicators, thresholds of the target mode, parents implied by children."""
-        P = self.predict_proba(X, source=source)
+    def decide(self, P, source=None) -> np.ndarray:
+        """(n, K) probabilities -> (n, K) uint8: thresholds of the target mode, parents implied by children."""
         Z = (P >= self.thresholds_for(len(P), source)).astype(np.uint8)
         if self.ancestors_.any():  # a predicted child implies its parents
             Z = np.maximum(Z, ((Z.astype(np.int32) @ self.ancestors_.astype(np.int32)) > 0).astype(np.uint8))

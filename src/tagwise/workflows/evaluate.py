@@ -38,7 +38,7 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     texts = list(ex.texts)
     head_modes = modes if loaded.sources else None
     P = loaded.head.predict_proba(X, texts=texts, source=head_modes)
-    Z = loaded.head.predict(X, texts=texts, source=head_modes)
+    Z = loaded.head.decide(P, source=head_modes)
     report = multilabel_report(Y, Z, P, space.names, mask)
     report.update(split=split, model=loaded.name, sources=sorted(set(map(str, ex.sources))),
                   modes={s: m for s, m in zip(map(str, ex.sources), modes)} if loaded.sources else {})

@@ -36,7 +36,7 @@ def predict_with(project: Project, loaded: LoadedModel, texts: list[str], source
     modes = loaded.source_modes(sources) if loaded.sources else None
     X = embed(texts) if embed is not None else project.embed_texts(texts, loaded.encoder, progress=progress)[0]
     P = loaded.head.predict_proba(X, texts=texts, source=modes)
-    Z = loaded.head.predict(X, texts=texts, source=modes)
+    Z = loaded.head.decide(P, source=modes)
     return Z, P.astype(np.float32)
 
 

@@ -136,7 +136,7 @@ class Project:
         (split ``unlabeled``) that people labeled counts as a ``train`` example."""
         # a source's own per-annotator judgements (origin "ingest:<source>") are already summarised in its
         # stored labels (the strict majority); only labels people gave later override them
-        active = [a for a in self.store.annotations() if not a["origin"].startswith("ingest:")]
+        active = self.store.annotations(people_only=True)
         if not active:
             return self.store.examples(split=split, source=source, labeled=labeled)
         ex = self.store.examples(source=source)

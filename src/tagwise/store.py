@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS lfs (
 CREATE TABLE IF NOT EXISTS lf_votes (
     lf TEXT NOT NULL, col TEXT NOT NULL, label TEXT NOT NULL, example INTEGER NOT NULL,
     text_key INTEGER NOT NULL, vote INTEGER NOT NULL, PRIMARY KEY (lf, col, example));
+CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
+    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT);
+CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
 """
 
 
@@ -113,7 +117,6 @@ class Store:
         ``(example_id, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
         in the same transaction (a replaced source's earlier ones are dropped).
         """
-        self._ensure_annotations()
         label_names = list(rows.annotated_labels)
         seen = set(label_names)
         for labels in rows.labels:
@@ -311,19 +314,12 @@ class Store:
                                  "ORDER BY v.lf, v.col, v.example").fetchall()
 
     # -- annotations (issue 17): every label a person gives, never a silent overwrite ---------------
-    def _ensure_annotations(self) -> None:
-        # created on first use, so a project made before annotations existed gains the table
-        if not getattr(self, "_annotations_ready", False):
-            self.conn.executescript(ANNOTATIONS_SCHEMA)
-            self._annotations_ready = True
-
     def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> list[int]:
         """Insert ``(store id, label names, annotator, origin)`` rows in one transaction; returns their ids.
 
         Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing. Two writers
         annotating the same example both keep their row: annotations are only ever appended.
         """
-        self._ensure_annotations()
         now = utc_now()
         with self.transaction() as conn:
             ids = sorted({r[0] for r in rows})
@@ -345,16 +341,18 @@ class Store:
         return out
 
     def annotations(self, examples: list[int] | None = None, include_undone: bool = False,
-                    origin: str | None = None) -> list[dict]:
+                    origin: str | None = None, people_only: bool = False) -> list[dict]:
         """Annotations, oldest first: ``{"id", "example", "labels", "annotator", "origin", "created_at",
-        "undone_at"}`` (optionally only of some store ids, or of one origin)."""
-        self._ensure_annotations()
+        "undone_at"}`` (optionally only of some store ids, of one origin, or only those people gave,
+        leaving out a source's own ingested judgements, origin ``ingest:<source>``)."""
         where, params = [], []
         if not include_undone:
             where.append("undone_at IS NULL")
         if origin is not None:
             where.append("origin=?")
             params.append(origin)
+        if people_only:
+            where.append("origin NOT LIKE 'ingest:%'")
         sql = ("SELECT id, example, labels, annotator, origin, created_at, undone_at FROM annotations"
                + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id")
         rows = self.conn.execute(sql, params).fetchall()
@@ -367,7 +365,6 @@ class Store:
     def annotation_records(self, source: str | None = None) -> list[tuple[int, str, list[str], str]]:
         """Active annotations joined to their examples: ``(store example id, annotator, label names,
         source)`` in insertion order (a source's ingested judgements and people's labels alike)."""
-        self._ensure_annotations()
         sql = ("SELECT a.example, a.annotator, a.labels, e.source FROM annotations a JOIN examples e "
                "ON e.id = a.example WHERE a.undone_at IS NULL" + (" AND e.source=?" if source else "")
                + " ORDER BY a.id")
@@ -376,7 +373,6 @@ class Store:
 
     def undo_annotation(self, annotation_id: int | None, annotator: str | None, where: str) -> dict:
         """Mark one annotation undone (the given id, or ``annotator``'s latest active one); returns it."""
-        self._ensure_annotations()
         with self.transaction() as conn:
             if annotation_id is None:
                 row = conn.execute("SELECT id FROM annotations WHERE undone_at IS NULL AND annotator=? "
@@ -392,10 +388,3 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
-
-ANNOTATIONS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS annotations (
-    id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
-    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT);
-CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
-"""

@@ -207,6 +207,18 @@ class Store:
                 out[row[0]] = row[1:]
         return out
 
+    def example_info(self, ids) -> dict[int, dict]:
+        """store id -> ``{"source", "language", "text"}`` for the ids that exist (a page's rows, not the
+        whole table)."""
+        ids = sorted({int(i) for i in ids})
+        out = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            for row in self.conn.execute(f"SELECT id, source, language, text FROM examples WHERE id IN "
+                                         f"({','.join('?' * len(chunk))})", chunk):
+                out[row[0]] = {"source": row[1], "language": row[2], "text": row[3]}
+        return out
+
     def set_labels(self, updates: dict[int, list[str] | None], batch: str, reason: str = "",
                    expected: dict[int, str | None] | None = None) -> int:
         """Replace labels of store ids, recording old and new in ``corrections`` (one transaction).

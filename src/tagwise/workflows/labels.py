@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .._io import atomic_write_text
 from ..project import Project
-from ..types import Examples, TagwiseError
+from ..types import TagwiseError
 
 EXPORT_FORMATS = ("jsonl", "label-studio", "csv")
 
@@ -260,9 +260,8 @@ def _filter(items: list[dict], filters: dict | None) -> list[dict]:
     return out
 
 
-def _languages(project: Project) -> dict[int, str]:
-    ex = project.store.examples()
-    return dict(zip(ex.ids.tolist(), map(str, ex.languages.tolist())))
+def _languages(project: Project, ids) -> dict[int, str]:
+    return {i: r["language"] for i, r in project.store.example_info(ids).items()}
 
 
 def label_queue(project: Project, limit: int = 20, filters: dict | None = None, batch_size: int = 50,
@@ -297,8 +296,8 @@ def label_queue(project: Project, limit: int = 20, filters: dict | None = None, 
         run = project.new_run("suggest", {"budget": batch_size, "by": "label queue"})
         atomic_write_text(run / "batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
         batch_rows = rows
-    lang = _languages(project)
     todo = [x for x in batch_rows if x["store_id"] not in annotated]
+    lang = _languages(project, [x["store_id"] for x in todo])
     items = [{"example_id": x["store_id"], "source_example_id": x["example_id"], "text": x["text"],
               "source": x["source"], "split": x["split"], "language": lang.get(x["store_id"], ""),
               "labels": list(x["predicted"]), "scores": dict(x["scores"]), "reason": x["reason"],
@@ -330,8 +329,8 @@ def review_queue(project: Project, limit: int = 20, filters: dict | None = None)
     origin = f"audit:{run.name}"
     decided = {a["example"] for a in project.store.annotations(origin=origin)}
     rows = [json.loads(ln) for ln in (run / "issues.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
-    lang = _languages(project)
     todo = [r for r in rows if r["store_id"] not in decided]
+    lang = _languages(project, [r["store_id"] for r in todo])
     items = [{"example_id": r["store_id"], "source_example_id": r["example_id"], "text": r["text"],
               "source": r["source"], "split": r["split"], "language": lang.get(r["store_id"], ""),
               "labels": list(r["given_labels"]), "suggested_labels": list(r["suggested_labels"]),
@@ -344,10 +343,6 @@ def review_queue(project: Project, limit: int = 20, filters: dict | None = None)
 def history(project: Project, limit: int = 50) -> list[dict]:
     """The latest annotations (undone ones too), newest first, with each example's text and source."""
     anns = project.store.annotations(include_undone=True)[-limit:][::-1]
-    ex: Examples = project.store.examples()
-    pos = {int(i): k for k, i in enumerate(ex.ids.tolist())}
-    out = []
-    for a in anns:
-        k = pos.get(a["example"])
-        out.append({**a, "text": ex.texts[k] if k is not None else "", "source": str(ex.sources[k]) if k is not None else ""})
-    return out
+    info = project.store.example_info([a["example"] for a in anns])
+    return [{**a, "text": info.get(a["example"], {}).get("text", ""),
+             "source": info.get(a["example"], {}).get("source", "")} for a in anns]

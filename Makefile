@@ -43,10 +43,15 @@ $(VENV)/.dev: $(VENV)/.core requirements/lock-dev.txt
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-dev.txt
 	touch $@
 
+# Ray for `--engine ray` (optional extra; the local engine never imports it)
+$(VENV)/.ray: $(VENV)/.core requirements/lock-ray.txt
+	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-ray.txt
+	touch $@
+
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
-test: $(VENV)/.core $(VENV)/.torch $(VENV)/.dev chromium
+test: $(VENV)/.core $(VENV)/.torch $(VENV)/.dev $(VENV)/.ray chromium
 	$(PY) -m pytest tests
 
 # every benchmark and every peer is rerun (no result is read back from an earlier run); SetFit runs

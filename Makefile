@@ -44,7 +44,7 @@ $(VENV)/.dev: $(VENV)/.core requirements/lock-dev.txt
 	touch $@
 
 # Ray for `--engine ray` (optional extra; the local engine never imports it)
-$(VENV)/.ray: $(VENV)/.core requirements/lock-ray.txt
+$(VENV)/.ray: $(VENV)/.dev requirements/lock-ray.txt
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-ray.txt
 	touch $@
 

@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "tagwise"
 
 # a layer may import only from layers listed before it (and from itself)
 LAYERS = [
-    {"types", "_io", "text", "folds", "taxonomy", "annotations"},
+    {"types", "_io", "text", "folds", "taxonomy", "annotations", "engine"},
     {"encoders", "sources", "neighbors"},
     {"store", "evaluate"},
     {"learn"},

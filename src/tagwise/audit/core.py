@@ -110,7 +110,7 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
                  estimator_factory: Callable[[], object] | None = None,
                  random_state: int = 0, progress: bool = True, views: str = "auto",
                  quality_method: str = "auto", max_flags: int | None = None,
-                 error_count_method: str = "median") -> AuditResult:
+                 error_count_method: str = "median", map_fn=None) -> AuditResult:
     """Audit given labels against the data.
 
     X: (n, d) float embeddings; labels: (n, K) {0,1}; mask: optional (n, K) bool (False = label
@@ -119,6 +119,8 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     neighbours and their vote weight, None = ``KNN_DEFAULTS`` for the kind of data.
     views, quality_method: ranking ablations (see ``rank_rows``; "auto" = the default choice);
     max_flags: number of rows to flag (None = the estimated number of errors).
+    map_fn: ``tagwise.engine``'s ``map`` to spread the cross-fitting folds and the kNN search over
+    workers (e.g. Ray); None runs them in this process.
 
     The result carries ``estimated_errors`` (rows) and ``estimated_errors_per_label`` (K,)
     (``estimate_label_errors``), ``flag_budget`` (rows flagged: the rounded estimate, or
@@ -138,11 +140,11 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     seconds = {}
     fold_ids = stratified_folds(Y if mask is None else Y * np.asarray(mask, dtype=bool), folds, random_state)
     P = out_of_fold_proba(X, Y, mask, folds=folds, estimator_factory=estimator_factory,
-                          random_state=random_state, fold_ids=fold_ids, progress=progress)
+                          random_state=random_state, fold_ids=fold_ids, progress=progress, map_fn=map_fn)
     P_dep = label_dependency_proba(P, Y, mask, fold_ids=fold_ids) if multi_label else None
     seconds["cross_fit"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    nbrs, sims = nearest_neighbors(X, k=k, random_state=random_state, progress=progress)
+    nbrs, sims = nearest_neighbors(X, k=k, random_state=random_state, progress=progress, map_fn=map_fn)
     V = neighbor_label_votes(nbrs, sims, Y, mask)
     seconds["knn"] = time.perf_counter() - t1
     t2 = time.perf_counter()

@@ -74,9 +74,31 @@ def _mask_groups(M: np.ndarray | None, K: int) -> list[tuple[np.ndarray | None, 
     return [(M[:, np.flatnonzero(inv == g)[0]], np.flatnonzero(inv == g)) for g in range(inv.max() + 1)]
 
 
+def _fold_products(f: int, X: np.ndarray, Yg: np.ndarray, ids: np.ndarray, rows: np.ndarray | None):
+    """Fold f's (d+1)^2 Gram matrix of [X, 1] and (d+1, K) cross products with Yg over its known rows."""
+    te_known = ids == f if rows is None else (ids == f) & rows
+    Xf = X[te_known]
+    Bf = np.zeros((X.shape[1] + 1, Yg.shape[1]))
+    Bf[:-1] = Xf.T @ Yg[te_known]
+    Bf[-1] = Yg[te_known].sum(0)
+    return _gram(Xf), Bf
+
+
+def _fold_scores(f: int, X: np.ndarray, ids: np.ndarray, G: np.ndarray, B: np.ndarray, fold_G: list,
+                 fold_B: list, ridge: np.ndarray) -> np.ndarray:
+    """Ridge scores of fold f's rows from a model solved on the other folds: (n_f, K) float32."""
+    d = X.shape[1]
+    W = np.linalg.solve(G - fold_G[f] + ridge, B - fold_B[f]).astype(np.float32)
+    return X[ids == f] @ W[:d] + W[d]
+
+
+def _serial_map(fn, items, shared=None):
+    return [fn(item, **(shared or {})) for item in items]
+
+
 def ridge_out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
                             fold_ids: np.ndarray | None = None, folds: int = 5, alpha: float = 10.0,
-                            random_state: int = 0, progress: bool = True) -> np.ndarray:
+                            random_state: int = 0, progress: bool = True, map_fn=None) -> np.ndarray:
     """Fast cross-fitting: one-vs-rest ridge regression on [X, 1], then per-label Platt scaling.
 
     Each fold's (d+1)^2 Gram matrix and (d+1, K) cross products are built once; the full ones
@@ -85,7 +107,9 @@ def ridge_out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray 
     iterative solver runs. Labels whose mask
     columns differ (multi-source data) are solved per distinct mask pattern.
 
-    X: (n, d); labels: (n, K) {0,1}; mask: (n, K) bool or None. Returns (n, K) float32.
+    X: (n, d); labels: (n, K) {0,1}; mask: (n, K) bool or None. ``map_fn(fn, items, shared)``: how
+    the per-fold work is run (``tagwise.engine``'s ``map``, e.g. on Ray; default: in this process).
+    Returns (n, K) float32.
     """
     X = np.asarray(X, dtype=np.float32)
     Y = np.asarray(labels, dtype=np.float32)
@@ -98,23 +122,17 @@ def ridge_out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray 
     ridge = alpha * np.eye(d + 1)
     ridge[d, d] = 1e-8  # the bias is not shrunk
     bar = tqdm(total=folds * len(groups), desc="audit: cross-fitting", unit="fold", disable=not progress)
+    map_fn = map_fn or _serial_map
     for rows, cols in groups:
         Yg = Y[:, cols] if rows is None else Y[:, cols] * rows[:, None]
         # per-fold Gram and cross products; the full ones are their sums (one pass over X)
-        fold_G, fold_B = [], []
-        for f in range(folds):
-            te_known = ids == f if rows is None else (ids == f) & rows
-            Xf = X[te_known]
-            Bf = np.zeros((d + 1, len(cols)))
-            Bf[:d] = Xf.T @ Yg[te_known]
-            Bf[d] = Yg[te_known].sum(0)
-            fold_G.append(_gram(Xf))
-            fold_B.append(Bf)
+        products = map_fn(_fold_products, list(range(folds)), shared={"X": X, "Yg": Yg, "ids": ids, "rows": rows})
+        fold_G, fold_B = [g for g, _ in products], [b for _, b in products]
         G, B = sum(fold_G), sum(fold_B)
+        scores = map_fn(_fold_scores, list(range(folds)), shared={"X": X, "ids": ids, "G": G, "B": B, "fold_G": fold_G,
+                                                                  "fold_B": fold_B, "ridge": ridge})
         for f in range(folds):
-            te = ids == f
-            W = np.linalg.solve(G - fold_G[f] + ridge, B - fold_B[f]).astype(np.float32)
-            Z[np.ix_(te, cols)] = X[te] @ W[:d] + W[d]
+            Z[np.ix_(ids == f, cols)] = scores[f]
             bar.update(1)
     bar.close()
     return platt_calibrate(Z, Y, M)
@@ -179,7 +197,7 @@ def default_estimator_factory() -> MultiLabelLinear:
 def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None, folds: int = 5,
                       estimator_factory: Callable[[], object] | None = None,
                       random_state: int = 0, fold_ids: np.ndarray | None = None,
-                      progress: bool = True) -> np.ndarray:
+                      progress: bool = True, map_fn=None) -> np.ndarray:
     """Out-of-fold probabilities for every (example, label) cell.
 
     X: (n, d) float features. labels: (n, K) {0,1} given labels. mask: optional (n, K) bool,
@@ -187,7 +205,8 @@ def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None
     are ignored in training but still get a probability. ``estimator_factory`` None uses the
     closed-form ridge cross-fitting (``ridge_out_of_fold_proba``); otherwise it returns an
     unfitted estimator with ``fit(X, Y, mask=)`` and ``predict_proba(X) -> (n, K)``, e.g.
-    ``default_estimator_factory`` (``MultiLabelLinear``).
+    ``default_estimator_factory`` (``MultiLabelLinear``). ``map_fn(fn, items, shared)`` runs the folds
+    (``tagwise.engine``'s ``map``, e.g. on Ray; default: one after the other in this process).
 
     Returns (n, K) float32 probabilities.
     """
@@ -205,11 +224,23 @@ def out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None
     M = None if mask is None else np.asarray(mask, dtype=bool)
     ids = stratified_folds(Y * (1 if M is None else M), folds, random_state) if fold_ids is None else fold_ids
     if estimator_factory is None:
-        return ridge_out_of_fold_proba(X, Y, M, fold_ids=ids, folds=folds, progress=progress)
+        return ridge_out_of_fold_proba(X, Y, M, fold_ids=ids, folds=folds, progress=progress, map_fn=map_fn)
     out = np.zeros((n, K), dtype=np.float32)
+    if map_fn is not None:
+        fold_probs = map_fn(_fit_fold, list(range(folds)), shared={"X": X, "Y": Y, "M": M, "ids": ids,
+                                                                   "estimator_factory": estimator_factory})
+        for f in range(folds):
+            out[ids == f] = fold_probs[f]
+        return out
     for f in tqdm(range(folds), desc="audit: cross-fitting", unit="fold", disable=not progress):
-        tr, te = ids != f, ids == f
-        model = estimator_factory()
-        model.fit(X[tr], Y[tr], **({} if M is None else {"mask": M[tr]}))
-        out[te] = model.predict_proba(X[te])
+        out[ids == f] = _fit_fold(f, X, Y, M, ids, estimator_factory)
     return out
+
+
+def _fit_fold(f: int, X: np.ndarray, Y: np.ndarray, M: np.ndarray | None, ids: np.ndarray,
+              estimator_factory: Callable[[], object]) -> np.ndarray:
+    """Fold f's (n_f, K) probabilities from a model fitted on the other folds."""
+    tr, te = ids != f, ids == f
+    model = estimator_factory()
+    model.fit(X[tr], Y[tr], **({} if M is None else {"mask": M[tr]}))
+    return model.predict_proba(X[te])

@@ -6,9 +6,15 @@ from ..project import Project
 
 def cmd_audit(args) -> int:
     from ..workflows.audit import audit
+    from .core import engine_from_args
 
-    r = audit(Project.open(args.project), args.out, split=args.split, folds=args.folds, k=args.k,
-              encoder=args.encoder, all_rows=args.all, max_flags=args.max_flags, progress=not args.quiet)
+    engine = engine_from_args(args)
+    try:
+        r = audit(Project.open(args.project), args.out, split=args.split, folds=args.folds, k=args.k,
+                  encoder=args.encoder, all_rows=args.all, max_flags=args.max_flags, progress=not args.quiet,
+                  engine=engine)
+    finally:
+        engine.shutdown()
     print(f"audited {r['n_examples']} labeled examples ({'multi' if r['multi_label'] else 'single'}-label, "
           f"{r['folds']}-fold cross-fitting) in {r['seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
     print(f"estimated {r['estimated_errors']:.0f} label errors; flag budget {r['flag_budget']} rows (--max-flags N)")
@@ -60,6 +66,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-flags", type=int, default=None,
                    help="flag the N least trustworthy rows (default: as many as the estimated label errors)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    from .core import add_engine_args
+
+    add_engine_args(p)
     p.set_defaults(handler=cmd_audit)
 
     c = subparsers.add_parser("corrections", help="apply or undo label corrections (kept with history)")

@@ -68,9 +68,29 @@ def cmd_sources(args) -> int:
     return 0
 
 
+def add_engine_args(p) -> None:
+    """``--engine local|ray`` and ``--ray-address`` for the commands with heavy, parallel steps."""
+    p.add_argument("--engine", default=None, choices=["local", "ray"],
+                   help="where the heavy steps run: local (default, or $TAGWISE_ENGINE) or ray (the ray extra)")
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: 'auto' (a running cluster) or HOST:PORT; default: start a local Ray")
+
+
+def engine_from_args(args):
+    from ..engine import get_engine
+
+    return get_engine(args.engine, address=args.ray_address)
+
+
 def cmd_embed(args) -> int:
+    from ..workflows.embed import embed_project
+
     project = Project.open(args.project)
-    stats = project.embed(args.encoder)
+    engine = engine_from_args(args)
+    try:
+        stats = embed_project(project, args.encoder, engine=engine)
+    finally:
+        engine.shutdown()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"embedded {stats.n_texts} texts ({stats.n_unique} unique) with {project.default_encoder}: "
           f"{stats.n_encoded} encoded, {stats.n_unique - stats.n_encoded} from cache, "
@@ -128,9 +148,14 @@ def cmd_predict(args) -> int:
     project = Project.open(args.project)
     t0 = time.perf_counter()
     header = not args.no_header
-    n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
-                     id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
-                     source=args.source, source_column=_column(args.source_column, header))
+    engine = engine_from_args(args)
+    try:
+        n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
+                         id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
+                         source=args.source, source_column=_column(args.source_column, header), engine=engine,
+                         chunk_rows=args.chunk_rows)
+    finally:
+        engine.shutdown()
     print(f"wrote {n} predictions to {args.out} in {time.perf_counter() - t0:.1f}s")
     return 0
 
@@ -203,6 +228,7 @@ def register(sub) -> None:
     p = sub.add_parser("embed", help="embed every example (cached by content)")
     p.add_argument("project")
     p.add_argument("--encoder", default=None, help="use (default) | hashing[:dim] | st:<model-or-path>")
+    add_engine_args(p)
     p.set_defaults(handler=cmd_embed)
 
     modes = ", ".join(MODES)
@@ -227,7 +253,7 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="predict labels for a csv/tsv/jsonl/parquet file")
     p.add_argument("project")
     p.add_argument("input")
-    p.add_argument("--out", required=True, help="output JSONL: {id, labels, scores} per row")
+    p.add_argument("--out", required=True, help="output: {id, labels, scores} per row, JSONL (or Parquet: *.parquet)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--id-column", default=None)
     p.add_argument("--format", default=None, help="csv | tsv | jsonl | parquet (default: by extension)")
@@ -236,6 +262,8 @@ def register(sub) -> None:
     p.add_argument("--source", default=None,
                    help="score every row as this training source would label it (a multi-source model's mode)")
     p.add_argument("--source-column", default=None, help="column holding each row's source (its mode)")
+    p.add_argument("--chunk-rows", type=int, default=8192, help="rows read, embedded and written at a time")
+    add_engine_args(p)
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("evaluate", help="metrics of the current model on a split")

@@ -42,9 +42,14 @@ class EmbeddingCache:
     """All cached vectors of one encoder under ``root``."""
 
     def __init__(self, root: str | Path, encoder_id: str):
-        self.dir = Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id)
+        self.dir = self.directory(root, encoder_id)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._load_index()
+
+    @staticmethod
+    def directory(root: str | Path, encoder_id: str) -> Path:
+        """The folder holding ``encoder_id``'s shards under ``root``."""
+        return Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id)
 
     def _shards(self) -> list[Path]:
         return sorted(self.dir.glob("shard-*.keys.npy"))
@@ -97,6 +102,15 @@ class EmbeddingCache:
             order = np.argsort(rows)  # sorted reads are much faster on a memmap
             out[sel[order]] = self._vecs[sid][rows[order]]
         return out
+
+
+def write_shard(directory: str | Path, name: str, keys: np.ndarray, vectors: np.ndarray) -> None:
+    """Write one shard ``directory/<name>.{vecs,keys}.npy`` without loading the cache's index (a
+    worker of a distributed embed); vectors first, keys last, each atomically, as ``add`` does."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_save_npy(directory / f"{name}.vecs.npy", np.asarray(vectors, dtype=np.float32))
+    atomic_save_npy(directory / f"{name}.keys.npy", np.asarray(keys, dtype=np.uint64))
 
 
 def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, *,

@@ -201,3 +201,129 @@ def read_columns(path: Path, fmt: str, wanted: Sequence[Any], *, header: bool = 
     if fmt == "hf":
         return read_hf_folder(path, wanted, limit=limit)
     raise TagwiseError(f"{path}: unsupported format {fmt!r}.")
+
+
+def iter_columns(path: Path, fmt: str, wanted: Sequence[Any], *, header: bool = True, chunk_rows: int = 4096,
+                 separator: str | None = None):
+    """Stream ``wanted`` columns of one file in chunks of ``chunk_rows`` rows, never the whole file in memory.
+
+    Yields ``(columns: {col: list}, row_numbers: list[int])`` per chunk, numbered as ``read_columns``
+    numbers them. Parquet is read batch by batch, JSON lines and CSV/TSV line by line; ``hf`` and
+    ``lines`` folders are read whole and then cut into chunks.
+    """
+    path = Path(path)
+    if fmt == "parquet":
+        yield from _iter_parquet(path, wanted, chunk_rows)
+    elif fmt == "jsonl":
+        yield from _iter_jsonl(path, wanted, chunk_rows)
+    elif fmt in ("csv", "tsv"):
+        yield from _iter_delimited(path, wanted, separator or ("\t" if fmt == "tsv" else ","), header, chunk_rows)
+    else:
+        cols, rows = read_columns(path, fmt, wanted, header=header, separator=separator)
+        for s in range(0, len(rows), chunk_rows):
+            yield {c: v[s:s + chunk_rows] for c, v in cols.items()}, rows[s:s + chunk_rows]
+
+
+def _iter_parquet(path: Path, wanted: Sequence[Any], chunk_rows: int):
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise TagwiseError(f"{path}: cannot read as Parquet: {exc}") from None
+    names = pf.schema_arrow.names
+    keys = {}
+    for col in wanted:
+        key = names[col] if isinstance(col, int) and 0 <= col < len(names) else col
+        if key not in names:
+            raise _missing_column(path, col, names, header=True)
+        keys[col] = key
+    start = 0
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=sorted(set(keys.values()))):
+        yield ({col: batch.column(key).to_pylist() for col, key in keys.items()},
+               list(range(start, start + batch.num_rows)))
+        start += batch.num_rows
+
+
+def _iter_jsonl(path: Path, wanted: Sequence[Any], chunk_rows: int):
+    out: dict[Any, list] = {col: [] for col in wanted}
+    rows: list[int] = []
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise TagwiseError(f"{path}: line {line_no}: bytes are not valid UTF-8 ({exc.reason} at byte "
+                                   f"{exc.start} of the line). Fix: re-encode the file as UTF-8.") from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TagwiseError(f"{path}: line {line_no}: not valid JSON ({exc.msg}). "
+                                   f"Each line must be one JSON object.") from None
+            if not isinstance(obj, dict):
+                raise TagwiseError(f"{path}: line {line_no}: expected a JSON object, got {type(obj).__name__}.")
+            for col in wanted:
+                if col not in obj:
+                    raise TagwiseError(f"{path}: line {line_no}: key {col!r} missing. Keys present: {sorted(obj)}.")
+                out[col].append(obj[col])
+            rows.append(line_no)
+            if len(rows) >= chunk_rows:
+                yield out, rows
+                out, rows = {col: [] for col in wanted}, []
+    if rows:
+        yield out, rows
+
+
+def _iter_delimited(path: Path, wanted: Sequence[Any], separator: str, header: bool, chunk_rows: int):
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=separator, strict=True)
+        try:
+            names = [n.strip() for n in next(reader)] if header else None
+        except StopIteration:
+            if header:
+                raise TagwiseError(f"{path}: the file is empty (expected a header row).") from None
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise TagwiseError(f"{path}: line 1: cannot read the header ({exc}).") from None
+        positions = {}
+        for col in wanted:
+            if names is None:
+                if not isinstance(col, int) or col < 0:
+                    raise TagwiseError(f"{path}: no header row, so columns are 0-based positions; got {col!r}.")
+                positions[col] = col
+            elif col in names:
+                positions[col] = names.index(col)
+            elif isinstance(col, int) and col < len(names):
+                positions[col] = col
+            else:
+                raise _missing_column(path, col, names, header)
+        need = max(positions.values(), default=-1)
+        out: dict[Any, list] = {col: [] for col in wanted}
+        rows: list[int] = []
+        while True:
+            start = reader.line_num + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise TagwiseError(f"{path}: line {start}: malformed row starting here ({exc}). "
+                                   f"Fix the quoting of that row.") from None
+            except UnicodeDecodeError as exc:
+                raise TagwiseError(f"{path}: near line {start}: bytes are not valid UTF-8 ({exc.reason}). "
+                                   f"Fix: re-encode the file as UTF-8.") from None
+            if not values or values == [""]:
+                continue
+            if len(values) <= need:
+                raise TagwiseError(f"{path}: line {reader.line_num}: row has {len(values)} fields, expected at "
+                                   f"least {need + 1} (separator {separator!r}).")
+            for col, pos in positions.items():
+                out[col].append(values[pos])
+            rows.append(reader.line_num)
+            if len(rows) >= chunk_rows:
+                yield out, rows
+                out, rows = {col: [] for col in wanted}, []
+        if rows:
+            yield out, rows

@@ -67,15 +67,27 @@ def labeled_examples(project: Project, split: str | None) -> tuple[Examples, Lab
 
 
 def audit_project(project: Project, split: str | None = "train", folds: int = 5, k: int | None = None,
-                  encoder: str | None = None, progress: bool = True, **options) -> tuple[AuditResult, Examples, LabelSpace]:
-    """Audit the labeled examples of ``split`` ("all" or None = every split) of a project."""
+                  encoder: str | None = None, progress: bool = True, engine=None,
+                  **options) -> tuple[AuditResult, Examples, LabelSpace]:
+    """Audit the labeled examples of ``split`` ("all" or None = every split) of a project.
+
+    ``engine``: a ``tagwise.engine`` engine; a non-local one embeds the examples and runs the
+    cross-fitting folds and the kNN search on its workers."""
     ex, space, Y, M = labeled_examples(project, split)
     where = f"{project.path} split {split!r}"
     check_audit_inputs(Y, M, folds, where)
     if k is not None and k < 1:
         raise TagwiseError(f"--k must be at least 1 (got {k}).")
-    X = project.features(ex, encoder=encoder, progress=progress)
-    result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, **options)
+    if engine is None or engine.name == "local":
+        X = project.features(ex, encoder=encoder, progress=progress)
+        result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, **options)
+    else:
+        from .embed import embed_texts_on
+
+        X = embed_texts_on(engine, list(ex.texts), encoder or project.default_encoder, project.cache_dir,
+                           progress=progress)[0]
+        result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, map_fn=engine.map,
+                              **options)
     return result, ex, space
 
 
@@ -210,11 +222,11 @@ def save_audit_run(project: Project, result: AuditResult, rows: list[dict], para
 
 def audit(project: Project, out, split: str | None = "train", folds: int = 5, k: int | None = None,
           encoder: str | None = None, all_rows: bool = False, max_flags: int | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, engine=None) -> dict:
     """Audit ``split``, write the issues file ``out`` and keep the run (for the report and the web app).
 
     ``max_flags``: flag exactly that many rows, least trustworthy first (default: as many as the audit
-    estimates errors). Returns ``{"n_examples", "multi_label", "folds", "k", "estimated_errors",
+    estimates errors). ``engine``: where the heavy steps run (``tagwise.engine``; default local). Returns ``{"n_examples", "multi_label", "folds", "k", "estimated_errors",
     "flag_budget", "n_flagged", "findings_by_type", "rows_written", "out", "run", "seconds", "peak_rss_mb"}``.
     """
     out = check_output_path(out)
@@ -225,7 +237,7 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     if max_flags is not None and max_flags < 0:
         raise TagwiseError(f"--max-flags must be 0 or more (got {max_flags}).")
     result, ex, space = audit_project(project, split=split, folds=folds, k=k, encoder=encoder, progress=progress,
-                                      max_flags=max_flags)
+                                      max_flags=max_flags, engine=engine)
     rows = issue_rows(result, ex, space, all_rows=all_rows)
     write_issues(rows, out)
     params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out)}

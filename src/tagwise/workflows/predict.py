@@ -7,13 +7,13 @@ one for that source, and in the source-agnostic mode otherwise.
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from .._io import atomic_write_text
 from ..project import Project
-from ..sources.readers import read_columns
 from ..sources.spec import _EXTENSIONS
 from ..types import TagwiseError
 from .models import LoadedModel, load_project_model
@@ -58,14 +58,24 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
 
 def predict_file(project: Project, input_path: str | Path, out_path: str | Path, text_column: str | int = "text",
                  id_column: str | int | None = None, fmt: str | None = None, model: str | None = None,
-                 header: bool = True, source: str | None = None, source_column: str | int | None = None) -> int:
-    """Predict every row of a csv/tsv/jsonl/parquet file; write JSONL ``{"id", "labels", "scores"}``.
+                 header: bool = True, source: str | None = None, source_column: str | int | None = None,
+                 engine=None, chunk_rows: int = 8192, progress: bool | None = None) -> int:
+    """Predict every row of a csv/tsv/jsonl/parquet file; write ``{"id", "labels", "scores"}`` rows.
 
+    The input is streamed in chunks of ``chunk_rows`` rows (never whole in memory) and the output is
+    written in input order to a temporary file renamed over ``out_path`` at the end: JSON lines, or
+    Parquet when ``out_path`` ends in ``.parquet`` (columns ``id`` (string), ``labels`` (list of
+    strings), ``scores`` (a struct of one float32 field per label)).
     ``id`` is the ``id_column`` value when given (or an ``id`` column exists), else the row number.
     ``source`` scores every row in that training source's mode; ``source_column`` names a column with
     each row's source. For csv/tsv without a header pass ``header=False`` and 0-based positions.
-    Returns the number of rows written.
+    ``engine``: a ``tagwise.engine`` engine (default local); on Ray the chunks go to actors that each
+    load the model once. Returns the number of rows written.
     """
+    from .._io import _atomic_write
+    from ..engine import LocalEngine
+    from ..sources.readers import iter_columns
+
     input_path = Path(input_path)
     if not input_path.exists():
         raise TagwiseError(f"{input_path}: input file not found.")
@@ -74,18 +84,82 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
         raise TagwiseError(f"{input_path}: cannot infer the format; pass --format csv|tsv|jsonl|parquet.")
     if source is not None and source_column is not None:
         raise TagwiseError("pass --source or --source-column, not both.")
+    if chunk_rows < 1:
+        raise TagwiseError(f"chunk_rows must be at least 1 (got {chunk_rows}).")
     wanted = [text_column] + ([source_column] if source_column is not None else [])
-    if id_column is None:
-        try:  # use an 'id' column when the file has one
-            cols, rows = read_columns(input_path, fmt, wanted + ["id"], header=header)
-            ids = cols["id"]
+    if id_column is None:  # use an 'id' column when the file has one
+        try:
+            next(iter_columns(input_path, fmt, wanted + ["id"], header=header, chunk_rows=1), None)
+            id_key = "id"
         except TagwiseError:
-            cols, rows = read_columns(input_path, fmt, wanted, header=header)
-            ids = rows
+            id_key = None
     else:
-        cols, rows = read_columns(input_path, fmt, wanted + [id_column], header=header)
-        ids = cols[id_column]
-    raw = cols[text_column]
+        id_key = id_column
+    columns = wanted + ([id_key] if id_key is not None and id_key not in wanted else [])
+    loaded = load_project_model(project, model)
+    names = loaded.labels
+    engine = engine or LocalEngine()
+
+    def chunks():
+        for cols, rows in iter_columns(input_path, fmt, columns, header=header, chunk_rows=chunk_rows):
+            texts = _check_texts(cols[text_column], rows, input_path, text_column)
+            ids = cols[id_key] if id_key is not None else rows
+            sources = (source if source_column is None else
+                       [None if s in (None, "") else str(s) for s in cols[source_column]])
+            yield texts, ids, sources
+
+    if isinstance(engine, LocalEngine):
+        results = ((ids, *predict_with(project, loaded, texts, sources)) for texts, ids, sources in chunks())
+    else:
+        pending_ids: deque = deque()
+
+        def work():
+            for texts, ids, sources in chunks():
+                pending_ids.append(ids)
+                yield texts, sources
+        state = _model_state(loaded)
+        results = ((pending_ids.popleft(), *zp) for zp in
+                   engine.map_stream(ChunkPredictor, work(), init={"state": state,
+                                                                    "cache_dir": str(project.cache_dir)}))
+    total = _row_count(input_path, fmt)
+    show = progress if progress is not None else (total is None or total > 1000)
+    written = 0
+    out_path = Path(out_path)
+    parquet = out_path.suffix.lower() == ".parquet"
+
+    def write(fh):
+        nonlocal written
+        writer = None
+        bar = tqdm(total=total, desc=f"predict [{engine.name}]", unit="row", disable=not show)
+        try:
+            for ids, Z, P in results:
+                if parquet:
+                    table = _parquet_chunk(ids, Z, P, names)
+                    if writer is None:
+                        import pyarrow.parquet as pq
+                        writer = pq.ParquetWriter(fh, table.schema)
+                    writer.write_table(table)
+                else:
+                    fh.write("".join(json.dumps({"id": i, "labels": [names[k] for k in np.flatnonzero(z)],
+                                                 "scores": {n: round(float(p), 6) for n, p in zip(names, row)}},
+                                                ensure_ascii=False) + "\n"
+                                     for i, z, row in zip(ids, Z, P)).encode("utf-8"))
+                written += len(Z)
+                bar.update(len(Z))
+            if parquet:
+                if writer is None:  # an empty input still gets a readable file
+                    import pyarrow.parquet as pq
+                    writer = pq.ParquetWriter(fh, _parquet_chunk([], np.zeros((0, len(names))),
+                                                                  np.zeros((0, len(names))), names).schema)
+                writer.close()
+        finally:
+            bar.close()
+
+    _atomic_write(out_path, write)
+    return written
+
+
+def _check_texts(raw: list, rows: list[int], input_path: Path, text_column) -> list[str]:
     for i, t in enumerate(raw):
         if t is not None and not isinstance(t, str):
             raise TagwiseError(f"{input_path}: row {rows[i]}: column {text_column!r} holds a "
@@ -94,15 +168,55 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     empty = [rows[i] for i, t in enumerate(texts) if not t.strip()]
     if empty:
         raise TagwiseError(f"{input_path}: row {empty[0]}: empty text in column {text_column!r} "
-                           f"({len(empty)} empty rows). Fix: remove or fill them.")
-    sources = source if source_column is None else [None if s in (None, "") else str(s) for s in cols[source_column]]
-    loaded = load_project_model(project, model)
-    Z, P = predict_with(project, loaded, texts, sources, progress=len(texts) > 1000)
-    names = loaded.labels
-    lines = []
-    for i in range(len(texts)):
-        scores = {n: round(float(p), 6) for n, p in zip(names, P[i])}
-        lines.append(json.dumps({"id": ids[i], "labels": [names[k] for k in np.flatnonzero(Z[i])],
-                                 "scores": scores}, ensure_ascii=False))
-    atomic_write_text(out_path, "\n".join(lines) + ("\n" if lines else ""))
-    return len(lines)
+                           f"({len(empty)} empty rows in this chunk). Fix: remove or fill them.")
+    return texts
+
+
+def _row_count(path: Path, fmt: str) -> int | None:
+    """Rows of a Parquet file from its footer (for the progress bar); None for text formats."""
+    if fmt != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001  (the reader reports a corrupt file properly)
+        return None
+
+
+def _parquet_chunk(ids, Z: np.ndarray, P: np.ndarray, names: list[str]):
+    import pyarrow as pa
+
+    labels = pa.array([[names[k] for k in np.flatnonzero(z)] for z in Z], type=pa.list_(pa.string()))
+    scores = pa.StructArray.from_arrays([pa.array(np.round(P[:, k], 6).astype(np.float32)) for k in range(len(names))],
+                                        fields=[pa.field(n, pa.float32()) for n in names])
+    return pa.table({"id": pa.array([str(i) for i in ids], pa.string()), "labels": labels, "scores": scores})
+
+
+def _model_state(loaded: LoadedModel) -> dict:
+    """What a worker needs to rebuild ``loaded``: the head's saved state (JSON-able meta + arrays,
+    never a pickled object), its encoder name and its training sources."""
+    meta, arrays = loaded.head.get_state()
+    return {"class": type(loaded.head).__name__, "meta": meta, "arrays": arrays, "info": loaded.info,
+            "name": loaded.name, "path": str(loaded.path)}
+
+
+class ChunkPredictor:
+    """One engine worker's model: rebuilt once from ``_model_state``, then ``(texts, sources) -> (Z, P)``
+    for each chunk, embedding through the (shared) cache at ``cache_dir`` as the local path does."""
+
+    def __init__(self, state: dict, cache_dir: str):
+        from ..encoders import get_encoder
+        from ..learn.registry import MODEL_CLASSES
+
+        head = MODEL_CLASSES[state["class"]].from_state(state["meta"], state["arrays"])
+        self.loaded = LoadedModel(head=head, info=state["info"], name=state["name"], path=Path(state["path"]))
+        self.encoder = get_encoder(self.loaded.encoder)
+        self.cache_dir = cache_dir
+
+    def __call__(self, item) -> tuple[np.ndarray, np.ndarray]:
+        from ..encoders import embed_texts
+
+        texts, sources = item
+        return predict_with(None, self.loaded, texts, sources,
+                            embed=lambda t: embed_texts(t, self.encoder, self.cache_dir, progress=False)[0])

@@ -7,8 +7,9 @@ Two primitives are enough for embed, predict and audit:
   put once in the object store and handed to every task without a copy per task.
 - ``map_stream(worker_factory, items)``: a stream of items through stateful workers (a model loaded
   once per worker), results yielded in input order while later items are still running. On Ray the
-  workers are actors (restarted, and their pending calls retried, when their process dies); at most
-  ``2 × workers`` items are in flight, so a stream of any length needs bounded memory.
+  workers live in one actor per CPU (restarted, and their pending calls retried, when their process
+  dies), kept for later streams of the same Ray job; at most ``2 × workers`` items are in flight,
+  so a stream of any length needs bounded memory.
 
 ``fn`` and ``worker_factory`` must be importable module-level callables (Ray ships them by reference).
 The local engine never imports Ray; ``get_engine("ray")`` says how to install it when it is missing.
@@ -46,18 +47,35 @@ class LocalEngine:
         pass
 
 
-class _Actor:
-    """A Ray actor around ``worker_factory(**init)``: built once per actor process."""
+class _Host:
+    """A Ray actor that keeps its process (and its imports) across streams: per stream token it builds
+    ``worker_factory(**init)`` once, on the first item it sees (again after a restart), and drops it at
+    the end of the stream."""
 
-    def __init__(self, worker_factory, init):
-        import ray
+    def __init__(self):
+        from threadpoolctl import threadpool_limits
 
-        # refs nested in a dict are not resolved by Ray itself; each actor (and a restarted one) fetches them
-        self.worker = worker_factory(**{k: ray.get(v) if isinstance(v, ray.ObjectRef) else v
-                                        for k, v in init.items()})
+        # a host reserves no CPU (so tasks still run while hosts wait between streams): one BLAS
+        # thread each, as Ray gives a one-CPU task, or two hosts on one machine would oversubscribe it
+        threadpool_limits(1)
+        self.workers: dict[str, Any] = {}
 
-    def run(self, item):
-        return self.worker(item)
+    def run(self, token: str, worker_factory, init: dict, item):
+        worker = self.workers.get(token)
+        if worker is None:
+            import ray
+
+            # refs nested in a dict are not resolved by Ray itself
+            worker = self.workers[token] = worker_factory(**{k: ray.get(v) if isinstance(v, ray.ObjectRef) else v
+                                                             for k, v in init.items()})
+        return worker(item)
+
+    def drop(self, token: str) -> None:
+        self.workers.pop(token, None)
+
+
+# the hosts of the running Ray job (a later engine in the same process reuses their warm processes)
+_HOSTS: dict[str, list] = {}
 
 
 class RayEngine:
@@ -103,24 +121,37 @@ class RayEngine:
 
     def map_stream(self, worker_factory: Callable, items: Iterable, init: dict[str, Any] | None = None,
                    max_retries: int = 3) -> Iterator:
+        import uuid
+
         ray = self._ray
         init_refs = {k: ray.put(v) for k, v in (init or {}).items()}
-        actor_cls = ray.remote(num_cpus=1, max_restarts=max_retries, max_task_retries=max_retries)(_Actor)
-        actors = [actor_cls.remote(worker_factory, init_refs) for _ in range(self.workers)]
+        hosts = self._hosts(max_retries)
+        token = uuid.uuid4().hex
         pending: deque = deque()
         try:
             for i, item in enumerate(items):
-                pending.append(actors[i % len(actors)].run.remote(item))
-                if len(pending) >= 2 * len(actors):
+                pending.append(hosts[i % len(hosts)].run.remote(token, worker_factory, init_refs, item))
+                if len(pending) >= 2 * len(hosts):
                     yield ray.get(pending.popleft())
             while pending:
                 yield ray.get(pending.popleft())
         finally:
-            for actor in actors:
-                ray.kill(actor)
+            for host in hosts:
+                host.drop.remote(token)
+
+    def _hosts(self, max_retries: int) -> list:
+        """One host actor per CPU of the cluster (spread over the machines), made once per Ray job and reused."""
+        job = self._ray.get_runtime_context().get_job_id()
+        if job not in _HOSTS:
+            cls = self._ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_restarts=max_retries,
+                                   max_task_retries=max_retries)(_Host)
+            _HOSTS.clear()
+            _HOSTS[job] = [cls.remote() for _ in range(self.workers)]
+        return _HOSTS[job]
 
     def shutdown(self) -> None:
         if self._started:
+            _HOSTS.clear()
             self._ray.shutdown()
             self._started = False
 

@@ -48,7 +48,8 @@ def embed_texts_on(engine, texts: list[str], encoder_name: str, cache_dir, shard
     """Like ``encoders.embed_texts`` (same vectors, same cache), with the encoding spread over ``engine``.
 
     Returns ``(X (n, dim) float32 in input order, stats)``. ``shard_rows``: texts per task (default:
-    about four tasks per worker, between 1,000 and 50,000 texts).
+    about four tasks per worker, between 256 and 50,000 texts: enough tasks to balance the workers and
+    redo little after a failure, few enough that the per-task cost stays small).
     """
     t0 = time.perf_counter()
     parts = [p.strip() for p in encoder_name.split("+")] if "+" in encoder_name else [encoder_name]
@@ -60,7 +61,7 @@ def embed_texts_on(engine, texts: list[str], encoder_name: str, cache_dir, shard
         cache = EmbeddingCache(cache_dir, encoder.id)
         missing = np.sort(first[cache.lookup(uniq) < 0])
         if len(missing):
-            rows = shard_rows or int(np.clip(-(-len(missing) // (4 * engine.workers)), 1_000, 50_000))
+            rows = shard_rows or int(np.clip(-(-len(missing) // (4 * engine.workers)), 256, 50_000))
             shards = [([texts[i] for i in missing[s:s + rows]], keys[missing[s:s + rows]])
                       for s in range(0, len(missing), rows)]
             done = engine.map(encode_shard, shards, shared={"encoder_name": part, "cache_dir": str(cache_dir)})

@@ -147,8 +147,10 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
     if len(missing):
         buf_keys, buf_vecs, n_buf = [], [], 0
         bar = tqdm(total=len(missing), desc=f"embed [{encoder.id}]", unit="text", disable=not progress)
-        for start in range(0, len(missing), batch_size):
-            idx = missing[start:start + batch_size]
+        # an encoder with its own pipeline (the st: one) asks for bigger calls to keep it full
+        step = max(batch_size, int(getattr(encoder, "chunk_texts", 0)))
+        for start in range(0, len(missing), step):
+            idx = missing[start:start + step]
             buf_vecs.append(encoder.encode([texts[i] for i in idx]))
             buf_keys.append(keys[idx])
             n_buf += len(idx)

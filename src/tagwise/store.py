@@ -400,3 +400,42 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
+
+    # -- columns at scale (issue 20) ------------------------------------------
+    # ``examples()`` builds Python objects per row (about 1 KB each), which stops fitting in memory
+    # around 10M examples; these read one column straight into numpy, a chunk of rows at a time.
+    def example_text_keys(self, chunk_rows: int = 1_000_000) -> np.ndarray:
+        """(n,) uint64 content keys (``text_keys`` of each text) of every example, in store order."""
+        parts = []
+        cur = self.conn.execute("SELECT text_key FROM examples ORDER BY id")
+        while rows := cur.fetchmany(chunk_rows):
+            parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+        return (np.concatenate(parts) if parts else np.zeros(0, np.int64)).view(np.uint64)
+
+    def label_matrix(self, label_names, chunk_rows: int = 1_000_000, sparse: bool = False):
+        """Every example's labels, in store order, as (n, K) uint8 (or a scipy CSR matrix if ``sparse``).
+
+        Columns follow ``label_names``; labels outside it are ignored and unlabeled rows stay zero, as
+        in ``Examples.label_matrix``. Label lists repeat a lot, so each distinct JSON string is parsed
+        once. The dense matrix costs n*K bytes; pass ``sparse=True`` when that does not fit.
+        """
+        from scipy.sparse import csr_matrix
+
+        column = {name: k for k, name in enumerate(label_names)}
+        parsed: dict[str, list[int]] = {}
+        indptr, indices, done = [np.zeros(1, np.int64)], [], 0
+        cur = self.conn.execute("SELECT labels FROM examples ORDER BY id")
+        while rows := cur.fetchmany(chunk_rows):
+            cols = []
+            for (raw,) in rows:
+                c = parsed.get(raw) if raw is not None else ()
+                if c is None:
+                    c = parsed[raw] = sorted({column[x] for x in json.loads(raw) if x in column})
+                cols.append(c)
+            lengths = np.fromiter(map(len, cols), dtype=np.int64, count=len(cols))
+            indptr.append(indptr[-1][-1] + np.cumsum(lengths))
+            indices.append(np.fromiter((k for c in cols for k in c), dtype=np.int32, count=int(lengths.sum())))
+            done += len(rows)
+        Y = csr_matrix((np.ones(sum(map(len, indices)), np.uint8), np.concatenate(indices or [np.zeros(0, np.int32)]),
+                        np.concatenate(indptr)), shape=(done, len(column)))
+        return Y if sparse else Y.toarray()

@@ -56,7 +56,8 @@ class EmbeddingCache:
 
     def _load_index(self) -> None:
         keys, shard_ids, rows, self._vecs = [], [], [], []
-        for sid, kpath in enumerate(self._shards()):
+        self._shard_paths = self._shards()
+        for sid, kpath in enumerate(self._shard_paths):
             k = load_npy(kpath)
             self._vecs.append(load_npy(kpath.with_name(kpath.name.replace(".keys.", ".vecs.")), mmap=True))
             keys.append(k)
@@ -71,6 +72,17 @@ class EmbeddingCache:
             self._keys = np.zeros(0, dtype=np.uint64)
             self._shard = np.zeros(0, dtype=np.int32)
             self._row = np.zeros(0, dtype=np.int64)
+
+    def _merge_shard(self, kpath: Path) -> None:
+        """Add one new shard to the sorted index by merging, so n writes of a big cache cost O(n) each."""
+        k = load_npy(kpath)
+        self._vecs.append(load_npy(kpath.with_name(kpath.name.replace(".keys.", ".vecs.")), mmap=True))
+        self._shard_paths = self._shards()  # sorted names; shard ids stay the order of self._vecs
+        order = np.argsort(k, kind="stable")
+        at = np.searchsorted(self._keys, k[order], side="right")  # after equal keys, as the stable re-sort
+        self._keys = np.insert(self._keys, at, k[order])
+        self._shard = np.insert(self._shard, at, np.int32(len(self._vecs) - 1))
+        self._row = np.insert(self._row, at, order.astype(np.int64))
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -87,14 +99,24 @@ class EmbeddingCache:
         stem = self.dir / f"shard-{time.time_ns():020d}-{os.getpid()}"
         atomic_save_npy(f"{stem}.vecs.npy", np.asarray(vectors, dtype=np.float32))
         atomic_save_npy(f"{stem}.keys.npy", np.asarray(keys, dtype=np.uint64))
-        self._load_index()
+        if self._shards() == sorted(self._shard_paths + [Path(f"{stem}.keys.npy")]):
+            self._merge_shard(Path(f"{stem}.keys.npy"))  # only our shard is new: O(n) merge, not a re-sort
+        else:  # another writer added shards too: read them all
+            self._load_index()
 
-    def gather(self, keys: np.ndarray, dim: int) -> np.ndarray:
-        """(n,) keys, all present -> (n, dim) float32 read from the memory-mapped shards."""
+    def gather(self, keys: np.ndarray, dim: int, out: np.ndarray | None = None) -> np.ndarray:
+        """(n,) keys, all present -> (n, dim) float32 read from the memory-mapped shards.
+
+        ``out``: an (n, dim) array to fill instead of a new one (e.g. a ``np.memmap`` when the
+        matrix is larger than memory, or a float16 array to halve it).
+        """
         pos = self.lookup(keys)
         if (pos < 0).any():
             raise KeyError(f"{int((pos < 0).sum())} texts are not in the cache")
-        out = np.empty((len(keys), dim), dtype=np.float32)
+        if out is None:
+            out = np.empty((len(keys), dim), dtype=np.float32)
+        elif out.shape != (len(keys), dim):
+            raise ValueError(f"out has shape {out.shape}, expected {(len(keys), dim)}")
         shard, row = self._shard[pos], self._row[pos]
         for sid in np.unique(shard):
             sel = np.flatnonzero(shard == sid)
@@ -139,8 +161,10 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
     if len(missing):
         buf_keys, buf_vecs, n_buf = [], [], 0
         bar = tqdm(total=len(missing), desc=f"embed [{encoder.id}]", unit="text", disable=not progress)
-        for start in range(0, len(missing), batch_size):
-            idx = missing[start:start + batch_size]
+        # an encoder with its own pipeline (the st: one) asks for bigger calls to keep it full
+        step = max(batch_size, int(getattr(encoder, "chunk_texts", 0)))
+        for start in range(0, len(missing), step):
+            idx = missing[start:start + step]
             buf_vecs.append(encoder.encode([texts[i] for i in idx]))
             buf_keys.append(keys[idx])
             n_buf += len(idx)

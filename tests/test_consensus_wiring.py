@@ -126,9 +126,12 @@ def test_train_uses_the_consensus_by_default_and_cli_chooses(project):
     from tagwise.workflows.train import train
 
     p, _, _, gold = project
-    out = train(p, mode="supervised", progress=False)
+    out = train(p, progress=False)  # auto: the mode choice cross-validates on the soft targets too
     head, info = load_model(p.models_dir / out["model"])
     assert out["n_examples"] == N_ITEMS and info["trained_on"]["consensus"] == "model"
+    assert out["choice"]["cv"] and out["mode"] in ("supervised", "few-shot")
+    if out["mode"] != "supervised":
+        head, info = load_model(p.models_dir / train(p, mode="supervised", progress=False)["model"])
     names = list(p.labels.names)
     cols = [names.index(k) for k in LABELS]
     t = consensus_targets(p, "model")

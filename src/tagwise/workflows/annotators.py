@@ -26,7 +26,8 @@ from ..types import TagwiseError
 # annotated: ``model`` the annotator model's soft consensus (the default), ``model-classifier`` the
 # same with the classifier's out-of-fold probabilities as a per-example prior (the CROWDLAB idea),
 # ``majority`` the strict majority decision (ties undecided: 0.5), ``none`` no consensus (the stored
-# labels, or the latest annotation a person gave: the rule before consensus existed).
+# labels, or the latest annotation a person gave: the rule before consensus existed). Soft targets
+# by default because issue 18 asks for them (they keep a split vote's doubt); not tuned on any data.
 CONSENSUS_METHODS = ("model", "model-classifier", "majority", "none")
 
 

@@ -24,6 +24,9 @@ Parts (``--part``):
 - ``scale``: time and peak RSS of one consensus fit on 1M synthetic single-label annotations
   (200k examples x 5, 50 annotators), tagwise vs crowd-kit DawidSkene, each in its own process;
   tagwise also on 10 labels at once.
+- ``criteria``: could the consensus be chosen per dataset from the votes alone? Held-out vote
+  likelihood / agreement / kappa of each candidate (two-coin, one-coin, vote shares, two-coin with
+  the classifier prior) on the real crowd and on seed-100 simulated crowds, next to train-item F1.
 - ``choose``: the defaults of ConsensusModel (``rates``, ``pool``, ``prior_strength``, ``use_classifier``)
   compared on the *train* items only: simulated crowds with seed 100 (never the report seeds)
   and the real crowd against the train items' gold.
@@ -191,12 +194,17 @@ def part_real(data, X, methods=None):
         # The same classifier trained on each consensus (train split), scored on the test gold.
         clf = MultiLabelLinear().fit(X[train], D[train])
         pred = clf.predict(X[test])
+        # ... and on the consensus probabilities as soft targets (what `tagwise train` does by default)
+        soft = MultiLabelLinear().fit(X[train], np.clip(Q[train], 0, 1)).predict(X[test])
+        every = np.ones(test.sum(), bool)
         out[name] = {"agreement_macro_f1_test": macro_f1(gold, D, test),
                      "cell_accuracy_test": float((D[test] == gold[test]).mean()),
-                     "classifier_test_macro_f1": macro_f1(gold[test], pred, np.ones(test.sum(), bool)),
+                     "classifier_test_macro_f1": macro_f1(gold[test], pred, every),
+                     "classifier_soft_test_macro_f1": macro_f1(gold[test], soft, every),
                      "seconds": secs}
         print(f"  {data['name']} real {name:14s} agree-F1 {out[name]['agreement_macro_f1_test']:.3f} "
-              f"clf-F1 {out[name]['classifier_test_macro_f1']:.3f} ({secs:.1f}s)", flush=True)
+              f"clf-F1 {out[name]['classifier_test_macro_f1']:.3f} soft {out[name]['classifier_soft_test_macro_f1']:.3f}"
+              f" ({secs:.1f}s)", flush=True)
     return out
 
 
@@ -415,6 +423,85 @@ def part_choose(data, X):
     return res
 
 
+# ----------------------------------------------------------------------------- part: criteria
+def heldout_vote_criteria(ann, fit_proba, X, folds=5, seed=0):
+    """How well a consensus fitted without some votes predicts them: the judgements are split in
+    ``folds`` (an example's first judgement always stays in), the consensus ``fit_proba(train
+    annotations, X) -> (n, K)`` is fitted without fold f, each annotator's two-coin rates are
+    re-estimated from that consensus on its training votes, and the held-out votes are scored.
+    Returns (mean log-likelihood per held-out vote, share of held-out votes equal to the consensus
+    decision, count-weighted Cohen's kappa of annotator vs decision). Uses votes only, no gold."""
+    rng = np.random.default_rng(seed)
+    m = len(ann.example)
+    fold = rng.integers(0, folds, m)
+    order = np.argsort(ann.example, kind="stable")
+    first = np.r_[True, np.diff(ann.example[order]) != 0]
+    fold[order[first]] = -1
+    V = ann.votes()
+    A, K = ann.n_annotators, ann.n_labels
+    ll, cnt, table = 0.0, 0, np.zeros((A, K, 2, 2))
+    for f in range(folds):
+        te, tr = fold == f, fold != f
+        q = fit_proba(ann.subset(tr), X)
+        e, a, Y, Vt = ann.example[tr], ann.annotator[tr], ann.labels[tr].astype(float), V[tr]
+        qe = q[e]
+        tp, p1, tn, n0 = (np.zeros((A, K)) for _ in range(4))
+        np.add.at(tp, a, qe * Y * Vt)
+        np.add.at(p1, a, qe * Vt)
+        np.add.at(tn, a, (1 - qe) * (1 - Y) * Vt)
+        np.add.at(n0, a, (1 - qe) * Vt)
+        s, t = (tp + 1) / (p1 + 2), (tn + 1) / (n0 + 2)
+        e, a, Y, Vt = ann.example[te], ann.annotator[te], ann.labels[te], V[te]
+        qe = q[e]
+        pv = np.clip(qe * s[a] + (1 - qe) * (1 - t[a]), 1e-6, 1 - 1e-6)
+        ll += float((np.where(Y == 1, np.log(pv), np.log1p(-pv)) * Vt).sum())
+        cnt += int(Vt.sum())
+        D = (qe >= 0.5).astype(int)
+        for k in range(K):
+            v = Vt[:, k]
+            np.add.at(table, (a[v], k, D[v, k], Y[v, k]), 1)
+    n = table.sum((2, 3))
+    po = (table[..., 0, 0] + table[..., 1, 1]) / np.maximum(n, 1)
+    pd1, py1 = table[..., 1, :].sum(-1) / np.maximum(n, 1), table[..., :, 1].sum(-1) / np.maximum(n, 1)
+    pe = pd1 * py1 + (1 - pd1) * (1 - py1)
+    kappa = np.where(pe < 1, (po - pe) / np.maximum(1 - pe, 1e-9), 0.0)
+    return ll / cnt, float((po * n).sum() / n.sum()), float((kappa * n).sum() / n.sum())
+
+
+CANDIDATES = {
+    "two-coin": lambda a, X: consensus(a).proba,
+    "one-coin": lambda a, X: consensus(a, rates="one-coin").proba,
+    "vote-share": lambda a, X: majority_vote(a, tie=0.5),
+    "two-coin+classifier": lambda a, X: consensus(a, oof_probs(X, a), use_classifier=True).proba,
+}
+
+
+def part_criteria(data, X):
+    """Could a per-dataset choice judged from the votes alone pick the better consensus? For each
+    candidate, the held-out vote criteria (``heldout_vote_criteria``; the classifier prior is
+    re-fitted per fold on the training votes only) on the real crowd and the simulated crowds of
+    seed 100, next to the consensus macro-F1 on the *train* items (shown to judge the criteria,
+    never used to choose)."""
+    train = data["split"] == "train"
+    settings = [("real", data["ann"])] + [(f"keep{keep}_{crowd}", simulate(data, keep, crowd, 100)[0])
+                                          for keep in (1, 2) for crowd in CROWDS]
+    out = {}
+    for sname, ann in settings:
+        out[sname] = {}
+        for cname, fit in CANDIDATES.items():
+            ll, acc, kappa = heldout_vote_criteria(ann, fit, X)
+            q = fit(ann, X)
+            D = (q > 0.5) if cname == "vote-share" else (q >= 0.5)
+            out[sname][cname] = {"heldout_vote_loglik": ll, "heldout_vote_agreement": acc, "heldout_vote_kappa": kappa,
+                                 "train_macro_f1": macro_f1(data["gold"], D.astype(np.uint8), train)}
+        best = max(out[sname], key=lambda c: out[sname][c]["heldout_vote_loglik"])
+        out[sname]["picked_by_loglik"] = best
+        print(f"  criteria {data['name']} {sname}: " + ", ".join(
+            f"{c} ll {v['heldout_vote_loglik']:.4f} F1 {v['train_macro_f1']:.3f}"
+            for c, v in out[sname].items() if isinstance(v, dict)) + f" -> {best}", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", nargs="+", default=["real", "sim", "relabel", "scale"])
@@ -465,7 +552,8 @@ def main():
                 X = embed(data["texts"])
                 sim_methods = [m for m in (args.methods or TAGWISE + PEERS) if m not in args.skip]
                 fn = {"real": lambda: part_real(data, X, sim_methods), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
-                      "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X)}[part]
+                      "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X),
+                      "criteria": lambda: part_criteria(data, X)}[part]
                 results.setdefault(part, {})[name] = fn()
         results.setdefault("seconds", {})[part] = time.perf_counter() - t0
         results.setdefault("commands", {})[part] = ("OMP_NUM_THREADS=1 PYTHONPATH=src python bench/bench_consensus.py "

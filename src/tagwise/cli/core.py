@@ -109,7 +109,8 @@ def cmd_train(args) -> int:
         encoder = tuned["encoder"]
         print(f"fine-tuned {args.base_model} for {tuned['steps']} steps on {tuned['pairs']} pairs in "
               f"{tuned['seconds']:.1f}s (final loss {tuned['final_loss']:.3f}); encoder {encoder}")
-    result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params)
+    result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
+                   consensus=args.consensus)
     choice = result["choice"]
     if args.model == "auto":
         scores = "; ".join(f"{m} {v:.3f}" for m, v in choice["cv"].items())
@@ -240,6 +241,10 @@ def register(sub) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--encoder", default=None, help="defaults to the encoder of the last `embed`")
     p.add_argument("--params", default=None, help='JSON of head parameters, e.g. \'{"C": 2.0}\'')
+    p.add_argument("--consensus", default="model", choices=["model", "model-classifier", "majority", "none"],
+                   help="what an example several people annotated trains on: model (default: the annotator "
+                        "model's soft consensus), model-classifier (with the classifier's out-of-fold "
+                        "probabilities as a prior), majority (strict majority), none (stored / latest labels)")
     for mode in ("zero-shot", "few-shot", "semi-supervised", "weak"):
         p.add_argument(f"--{mode}", dest="model", action="store_const", const=mode, help=MODES[mode].help)
     p.add_argument("--fine-tune", action="store_true",

@@ -18,8 +18,9 @@ def cmd_import(args) -> int:
 def cmd_export(args) -> int:
     from ..workflows.labels import export_labels
 
-    r = export_labels(Project.open(args.project), args.out, fmt=args.format)
-    print(f"wrote {r['rows']} labeled examples to {r['out']} ({r['format']})")
+    r = export_labels(Project.open(args.project), args.out, fmt=args.format, consensus=args.consensus)
+    extra = f"; {r['consensus_rows']} from the consensus of several annotators" if r["consensus_rows"] else ""
+    print(f"wrote {r['rows']} labeled examples to {r['out']} ({r['format']}{extra})")
     return 0
 
 
@@ -59,6 +60,8 @@ def register(subparsers) -> None:
     e = sub.add_parser("export", help="every labeled example with its labels and provenance")
     e.add_argument("--out", required=True)
     e.add_argument("--format", default="jsonl", choices=["jsonl", "label-studio", "csv"])
+    e.add_argument("--consensus", default="model", choices=["model", "model-classifier", "majority", "none"],
+                   help="labels of an example several people annotated (as `tagwise train --consensus`)")
     e.set_defaults(handler=cmd_export)
     ls = sub.add_parser("list", help="the latest annotations")
     ls.add_argument("--last", type=int, default=50)

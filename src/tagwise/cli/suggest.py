@@ -26,7 +26,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output file (.jsonl, or .json with --format label-studio)")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "label-studio"])
     p.add_argument("--relabel", type=int, default=0,
-                   help="also list this many already-labeled examples whose labels look doubtful")
+                   help="also list this many already-labeled examples whose labels look doubtful; where "
+                        "several people annotated, those where one more annotation would most likely fix "
+                        "the consensus (every row then carries error_reduction on one scale)")
     p.add_argument("--encoder", default=None, help="defaults to the project's encoder")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_suggest)

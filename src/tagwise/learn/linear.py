@@ -63,8 +63,13 @@ def _fit_logistic(X, Y, M, pos_weight, l2, W0=None, max_iter=100, tol=1e-4):
     """
     n, d = X.shape
     K = Y.shape[1]
-    # weight of each (example, label) cell: masked cells weigh 0, positives weigh pos_weight
-    C = (M * np.where(Y > 0, pos_weight[None, :], 1.0)).astype(np.float32) / n
+    # weight of each (example, label) cell: masked cells weigh 0, positives weigh pos_weight. A soft
+    # target y (consensus, weak supervision) is the expected loss pw*y*loss(1) + (1-y)*loss(0):
+    # weight pw*y + 1 - y on the target pw*y / (pw*y + 1 - y) (the same as before for 0/1 targets).
+    pos = pos_weight[None, :] * Y
+    cell = pos + 1.0 - Y  # >= 1: pos_weight is never below 1
+    Y = (pos / cell).astype(np.float32)
+    C = (M * cell).astype(np.float32) / n
     l2 = np.asarray(l2, dtype=np.float64) / n
     P = _preconditioner(X, float(np.mean(l2)))
     P32 = P.astype(np.float32)

@@ -17,6 +17,8 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .._io import atomic_write_text
 from ..project import Project
 from ..types import TagwiseError
@@ -204,23 +206,49 @@ def import_labels(project: Project, path, annotator: str = "import") -> dict:
 
 
 # -- export ----------------------------------------------------------------------------------------
-def export_labels(project: Project, out, fmt: str = "jsonl") -> dict:
+def export_labels(project: Project, out, fmt: str = "jsonl", consensus: str = "model") -> dict:
     """Every labeled example with its training labels and provenance (latest annotation's annotator and
-    origin, or ``source`` for labels that came with the data). Returns ``{"rows", "out", "format"}``."""
+    origin, or ``source`` for labels that came with the data). Returns ``{"rows", "out", "format",
+    "consensus_rows"}``.
+
+    Each row has ``labels`` (names) and ``probabilities`` ({name: p} over the labels the row's
+    source annotates): where several people annotated the example, the consensus of their
+    judgements (``consensus``, as ``tagwise train --consensus``; ``labels`` = p >= 0.5, ``n_judgements``
+    how many), else 1 / 0 from its labels."""
+    from .annotators import consensus_overrides
+
     if fmt not in EXPORT_FORMATS:
         raise TagwiseError(f"unknown --format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.")
     ex = project.examples(labeled=True)
+    names = list(project.labels.names)
+    overrides = consensus_overrides(project, consensus)
+    Y, known = ex.label_matrix(project.labels), ex.known_mask(project.labels)
     latest: dict[int, dict] = {}
+    n_judged: dict[int, int] = {}
     for a in project.store.annotations():
         latest[a["example"]] = a
+    for sid, _, _, _ in project.store.annotation_records() if overrides else ():
+        n_judged[sid] = n_judged.get(sid, 0) + 1
     rows = []
     for i in range(len(ex)):
         sid = int(ex.ids[i])
         a = latest.get(sid)
-        rows.append({"id": sid, "example_id": str(ex.example_ids[i]), "source": str(ex.sources[i]),
-                     "split": str(ex.splits[i]), "text": ex.texts[i], "labels": list(ex.labels[i] or []),
-                     "annotator": a["annotator"] if a else None, "origin": a["origin"] if a else "source",
-                     "annotated_at": a["created_at"] if a else None})
+        labels = list(ex.labels[i] or [])
+        if sid in overrides:
+            p, covered = overrides[sid]
+            p = np.where(covered, p, Y[i])
+            cols = np.flatnonzero(known[i] | covered)
+            labels = [names[k] for k in cols if p[k] >= 0.5]
+            probabilities = {names[k]: round(float(p[k]), 4) for k in cols}
+        else:
+            probabilities = {names[k]: float(Y[i, k]) for k in np.flatnonzero(known[i])}
+        row = {"id": sid, "example_id": str(ex.example_ids[i]), "source": str(ex.sources[i]),
+               "split": str(ex.splits[i]), "text": ex.texts[i], "labels": labels, "probabilities": probabilities,
+               "annotator": a["annotator"] if a else None, "origin": a["origin"] if a else "source",
+               "annotated_at": a["created_at"] if a else None, "n_judgements": n_judged.get(sid)}
+        if sid in overrides:
+            row["origin"] = "consensus"
+        rows.append(row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
@@ -230,7 +258,8 @@ def export_labels(project: Project, out, fmt: str = "jsonl") -> dict:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id", "labels"])
         w.writeheader()
         for r in rows:
-            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in r.items()})
+            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+                        for k, v in r.items()})
         text = buf.getvalue()
     else:
         tasks = [{"data": {"text": r["text"], "store_id": r["id"], "example_id": r["example_id"], "source": r["source"]},
@@ -239,7 +268,8 @@ def export_labels(project: Project, out, fmt: str = "jsonl") -> dict:
                                                "value": {"choices": r["labels"]}}]}]} for r in rows]
         text = json.dumps(tasks, ensure_ascii=False, indent=1)
     atomic_write_text(out, text)
-    return {"rows": len(rows), "out": str(out), "format": fmt}
+    return {"rows": len(rows), "out": str(out), "format": fmt,
+            "consensus_rows": sum(r["origin"] == "consensus" for r in rows)}
 
 
 # -- queues (the web app's label and review lists) --------------------------------------------------

@@ -252,9 +252,58 @@ def section_transfer(project: Project, split: str = "test") -> str | None:
             f"<h3>Per language</h3><table><tr><th>language</th><th>macro-F1</th></tr>{langs}</table></section>")
 
 
+def section_annotators(project: Project, split: str = "test") -> str | None:
+    """Several annotators per example: agreement per label (Krippendorff's alpha), each annotator's
+    estimated quality, and the least agreeing pairs (``workflows.annotators.annotator_report``)."""
+    from .annotators import annotator_report
+
+    if not project.store.annotation_records():
+        return None
+    rep = annotator_report(project)
+    if len(rep["annotators"]) < 2:
+        return None
+    plt = _plt()
+    labels = [(n, r["alpha"]) for n, r in rep["labels"].items() if r["alpha"] is not None]
+    parts = [f"<h2>Annotators</h2><p>{rep['n_examples']} examples, {rep['n_judgements']} judgements by "
+             f"{len(rep['annotators'])} annotators; consensus cells with confidence below 0.8: "
+             f"{rep['consensus']['cells_below_0.8']} (<code>tagwise suggest --relabel N</code> picks the "
+             f"examples where one more vote would most likely fix a decision).</p>"]
+    if labels:
+        labels.sort(key=lambda kv: kv[1])
+        fig, ax = plt.subplots(figsize=(8, max(2.5, 0.25 * len(labels))))
+        ax.barh([n for n, _ in labels], [a for _, a in labels], color="#4c78a8")
+        ax.axvline(0.667, color="#999", lw=1, ls="--")  # Krippendorff's lowest bound for tentative conclusions
+        ax.set_xlim(min(0.0, min(a for _, a in labels)), 1)
+        ax.set_xlabel("Krippendorff's alpha (dashed: 0.667)")
+        ax.set_title("Agreement per label")
+        parts.append(figure_to_img(fig, "agreement per label"))
+    who = sorted(rep["annotators"].items(), key=lambda kv: kv[1]["quality"])
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.25 * len(who))))
+    ax.barh([f"{n[:30]} ({r['n_examples']})" for n, r in who], [r["quality"] for _, r in who],
+            color=["#e15759" if r["quality"] < 0.6 else "#59a14f" for _, r in who])
+    ax.axvline(0.5, color="#999", lw=1, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("estimated quality: balanced accuracy vs the consensus (0.5 = votes independent of it)")
+    ax.set_title("Annotator quality (examples judged)")
+    parts.append(figure_to_img(fig, "annotator quality"))
+    def rates(per_label: dict) -> str:
+        return ", ".join(f"{k} {v['sensitivity']:.2f}/{v['specificity']:.2f}" for k, v in per_label.items())
+
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{r['quality']:.3f}</td><td>{r['n_examples']}</td>"
+                   f"<td>{html.escape(rates(r['per_label']))}</td></tr>" for n, r in who)
+    parts.append("<table><tr><th>annotator</th><th>quality</th><th>examples</th><th>sensitivity / specificity "
+                 f"per label</th></tr>{rows}</table>")
+    low = sorted(rep["pairwise"], key=lambda p: p["agreement"])[:5]
+    if low:
+        parts.append("<p>Least agreeing pairs: " + ", ".join(
+            f"{html.escape(p['a'])}–{html.escape(p['b'])} {p['agreement']:.2f} ({p['cells']} cells)" for p in low)
+            + "</p>")
+    return "".join(parts)
+
+
 # every section is (project, split) -> HTML fragment | None, rendered in this order
 SECTIONS = [section_overview, section_label_frequencies, section_metrics, section_audit, section_transfer,
-            section_low_label]
+            section_low_label, section_annotators]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}

@@ -19,6 +19,7 @@ from .._io import atomic_write_text
 from ..learn.lowlabel import fit_low_label
 from ..project import Project
 from ..select.active import relabel_candidates, select_batch
+from ..select.relabel import relabel_scores
 from ..text import normalize_text
 from ..types import TagwiseError
 
@@ -80,7 +81,15 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
         sel = select_batch(X_pool, budget, None, seed=seed)
     rows = [_row(pool, i, float(s), str(r), proba[i], thresholds, names, top_labels)
             for i, s, r in zip(sel.index, sel.score, sel.reason)]
-    if relabel > 0 and mode == "few-shot":
+    crowd = _crowd_relabel(project, relabel, names, top_labels) if relabel > 0 else None
+    if crowd is not None:
+        rows.extend(crowd["rows"])
+        # the same scale for the new rows: the expected error one vote of a typical annotator of
+        # the crowd removes, with the classifier's probability as the consensus of no votes
+        gain = relabel_scores(proba[sel.index], crowd["sensitivity"], crowd["specificity"], thresholds)
+        for r, g in zip(rows, gain):
+            r["error_reduction"] = round(float(g), 6)
+    elif relabel > 0 and mode == "few-shot":
         doubt = relabel_candidates(Y, model.oof_proba_, M, n=relabel)
         P_lab = model.predict_proba(X_lab)
         for i, s in zip(doubt.index, doubt.score):
@@ -88,6 +97,31 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
             row["current_labels"] = list(labeled.labels[i] or [])
             rows.append(row)
     return rows
+
+
+def _crowd_relabel(project: Project, n: int, names, top_labels) -> dict | None:
+    """Where several people annotated examples: the ``n`` that most need one more annotation by the
+    consensus (``workflows.annotators.relabel_suggestions``, the ActiveLab idea) as suggestion rows
+    (reason ``relabel``; ``score`` = ``error_reduction``: the expected drop in wrong cell decisions),
+    plus the crowd's pooled sensitivity / specificity. None when nobody annotated twice."""
+    from .annotators import relabel_suggestions
+
+    if not project.store.annotation_records():
+        return None
+    out = relabel_suggestions(project, n, details=True)
+    if not out["n_multi"]:
+        return None
+    every = project.examples()
+    row_of = {int(i): r for r, i in enumerate(every.ids)}
+    rows = []
+    for pick in out["picks"]:
+        i = row_of[pick["id"]]
+        p = np.array([pick["consensus"].get(name, 0.0) for name in names])
+        row = _row(every, i, pick["score"], "relabel", p, np.full(len(names), 0.5), names, top_labels)
+        row.update(current_labels=list(every.labels[i] or []), error_reduction=row["score"],
+                   doubtful_labels=pick["labels"], n_judgements=pick["n_judgements"])
+        rows.append(row)
+    return {"rows": rows, "sensitivity": out["sensitivity"], "specificity": out["specificity"]}
 
 
 def _row(ex, i, score, reason, p, thresholds, names, top_labels) -> dict:

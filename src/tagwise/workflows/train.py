@@ -8,7 +8,7 @@ import numpy as np
 
 from .._io import unique_name
 from ..learn.lowlabel import zero_shot_prior
-from ..learn.multisource import partial_targets
+from ..learn.multisource import max_up, partial_targets
 from ..learn.persist import save_model
 from ..learn.registry import MODES, ModeChoice, TrainingData, check_params, choose_mode, resolve_mode
 from ..learn.semisupervised import SemiSupervisedClassifier
@@ -18,11 +18,13 @@ from ..types import Examples, TagwiseError
 
 
 def training_data(project: Project, split: str | list[str] = "train", encoder: str | None = None,
-                  progress: bool = True) -> tuple[TrainingData, Examples, Examples]:
+                  progress: bool = True, consensus: str = "model") -> tuple[TrainingData, Examples, Examples]:
     """The project's labeled ``split`` and unlabeled rows (train/unlabeled splits) as a ``TrainingData``.
 
     Labels are closed upward over the taxonomy's hierarchy, and a cell is known where the row's source
-    annotates the label (``learn.multisource.partial_targets``). Returns ``(data, labeled, unlabeled)``.
+    annotates the label (``learn.multisource.partial_targets``). An example with several judgements
+    trains on their consensus (``consensus``, one of ``workflows.annotators.CONSENSUS_METHODS``): soft
+    targets in [0, 1] on the cells the judgements cover. Returns ``(data, labeled, unlabeled)``.
     """
     encoder = encoder or project.default_encoder
     tax = project.taxonomy
@@ -33,6 +35,7 @@ def training_data(project: Project, split: str | list[str] = "train", encoder: s
     lab = project.examples(split=split, labeled=True)
     unl = project.examples(split=["train", "unlabeled"], labeled=False)
     Y, known = partial_targets(lab, tax, space)
+    Y = apply_consensus(project, lab, Y, consensus)
     X = project.features(lab, encoder, progress=progress) if len(lab) else np.zeros((0, 0), np.float32)
     U = project.features(unl, encoder, progress=progress) if len(unl) else None
     if len(lab) == 0 and U is not None:
@@ -43,6 +46,22 @@ def training_data(project: Project, split: str | list[str] = "train", encoder: s
         embed=lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0],
         descriptions=tax.descriptions, examples=tax.examples, sub_labels=tax.zero_shot_sub_labels())
     return data, lab, unl
+
+
+def apply_consensus(project: Project, examples: Examples, Y: np.ndarray, method: str = "model") -> np.ndarray:
+    """``Y`` (n, K) of ``examples`` with the consensus (``workflows.annotators.consensus_overrides``)
+    in the cells several people judged; float32 soft targets where any row changed, else ``Y``."""
+    from .annotators import consensus_overrides
+
+    overrides = consensus_overrides(project, method)
+    rows = [(r, overrides[int(i)]) for r, i in enumerate(examples.ids.tolist()) if int(i) in overrides]
+    if not rows:
+        return Y
+    Y = Y.astype(np.float32)
+    for r, (proba, covered) in rows:
+        Y[r, covered] = proba[covered]
+    # a parent is at least as likely as each of its children (the hard labels were closed upward)
+    return max_up(Y, project.taxonomy.ancestor_matrix(project.labels))
 
 
 def weak_training_data(project: Project, encoder: str | None = None,
@@ -88,18 +107,25 @@ def fine_tune_encoder(project: Project, split: str = "train", base: str | None =
 
 
 def train(project: Project, mode: str = "auto", split: str | list[str] = "train", encoder: str | None = None,
-          params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True) -> dict:
+          params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True,
+          consensus: str = "model") -> dict:
     """Fit ``mode`` (or, with "auto", the mode ``learn.registry.choose_mode`` picks) and make it current.
+
+    ``consensus``: what an example several people annotated trains on (``workflows.annotators``'
+    ``CONSENSUS_METHODS``; default the annotator model's soft consensus).
 
     Returns ``{"model", "mode", "choice": {"mode", "reason", "cv"}, "n_examples", "n_unlabeled",
     "n_labels", "seconds", "thresholds", "pseudo_labels"?, "sub_labels"?}``.
     """
+    from .annotators import check_consensus_method
+
+    check_consensus_method(consensus)
     encoder = encoder or project.default_encoder
     project.clean_orphans()
     if mode == "weak":
         data, lab, unl = weak_training_data(project, encoder, progress=progress)
     else:
-        data, lab, unl = training_data(project, split, encoder, progress=progress)
+        data, lab, unl = training_data(project, split, encoder, progress=progress, consensus=consensus)
     if mode == "auto" and params:
         # parameters name one head's options: they go to the supervised head, the default before "auto"
         choice = ModeChoice("supervised", "--params given without a mode")
@@ -130,7 +156,7 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     info = {"labels": names, "encoder": encoder, "mode": chosen.name,
             "choice": {"mode": choice.mode, "reason": choice.reason, "cv": choice.cv},
             "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": len(unl),
-                           "sources": sorted(set(map(str, lab.sources)))},
+                           "sources": sorted(set(map(str, lab.sources))), "consensus": consensus},
             "fit_seconds": round(seconds, 3)}
     out = {"model": name, "mode": chosen.name, "choice": info["choice"], "n_examples": len(lab),
            "n_unlabeled": len(unl), "n_labels": len(names), "seconds": seconds,

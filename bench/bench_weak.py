@@ -44,13 +44,16 @@ WRENCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "wrenc
 DATASETS = ("youtube", "sms", "trec")
 MAIN_METRIC = {"youtube": "accuracy", "sms": "f1_positive", "trec": "accuracy"}  # WRENCH's metric per set
 
-# The WRENCH paper's table figures (Zhang et al., NeurIPS 2021 D&B, arXiv:2109.11377, label-model and
-# end-model tables) could not be fetched here: neither the paper nor the JieyuZ2/wrench README (which has
-# no result table) was reachable with its numbers, and figures quoted from memory would be unreliable.
-# They are left for whoever has the paper at hand; the protocol differs anyway (their end models are
-# LR / MLP / BERT on BERT features with early stopping on valid; ours is one LR head on USE).
-WRENCH_PAPER = {"source": "WRENCH, arXiv:2109.11377 (label-model and end-model tables)",
-                "figures": None, "why_missing": "paper tables not reachable offline; not quoted from memory"}
+# The WRENCH paper's table figures (Zhang et al., NeurIPS 2021 D&B, arXiv:2109.11377) are not quoted:
+# the stored reference material searched for them (pages, docs, code and issues corpora; the
+# JieyuZ2/wrench README, whose result tables are images/bench_class*.png, not text; paper landing
+# pages with the abstract only) holds none of the label-model or end-model numbers, and figures
+# quoted from memory would be unreliable. Their protocol differs anyway: end models are LR / MLP /
+# BERT on BERT features with early stopping on valid; ours is one LR head on USE.
+WRENCH_PAPER = {"source": "WRENCH, arXiv:2109.11377 (label-model and end-model tables)", "figures": None,
+                "why_missing": "not in the stored reference material (searched: arXiv/paper landing pages, "
+                               "JieyuZ2/wrench README whose tables are PNG images, wrench issues); "
+                               "not quoted from memory"}
 
 
 def load_wrench(name: str) -> dict:

@@ -34,7 +34,7 @@ from common import BENCH, CACHE, load_dataset, peak_rss_mb, save_results  # noqa
 
 from tagwise.encoders import embed_texts, get_encoder  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
-from tagwise.learn.labelmodel import WeakLabelModel, label_coupling_from_gold  # noqa: E402
+from tagwise.learn.labelmodel import WeakLabelModel, apply_label_coupling, label_coupling_from_gold  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.learn.lfs import LFContext, apply_lfs, load_lfs  # noqa: E402
 
@@ -175,6 +175,12 @@ def main():
     t0 = time.perf_counter()
     probs.update(snorkel_per_label(V["train"], [V["train"], V["dev"], V["test"]], lf_labels, K, balance))
     res["snorkel_fit_s_both"] = round(time.perf_counter() - t0, 3)
+    # the peers through the same coupling step (tagwise's, same dev co-occurrences and strength):
+    # how much of tagwise's margin is the coupling, how much the label model under it
+    J = label_coupling_from_gold(Ydev)
+    for peer in ("snorkel_label_model", "snorkel_majority_vote"):
+        probs[peer + "_plus_tagwise_coupling"] = [apply_label_coupling(P, balance, J, tw.coupling_strength)
+                                                  for P in probs[peer]]
     for method, (P_tr, P_dev, P_te) in probs.items():
         lm_f1 = macro_f1(Yte, (P_te >= 0.5).astype(np.uint8))
         lm_f1_dev_cut = macro_f1(Yte, (P_te >= dev_thresholds(P_dev, Ydev)[None, :]).astype(np.uint8))

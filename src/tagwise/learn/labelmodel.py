@@ -107,6 +107,32 @@ def label_coupling_from_gold(Y, smoothing: float = 1.0) -> np.ndarray:
     return J
 
 
+def apply_label_coupling(P, class_balance, label_coupling, strength: float = 0.5) -> np.ndarray:
+    """Independent per-label probabilities -> the pairwise model's mean-field probabilities.
+
+    P: (n, K) P(label k | its own evidence); class_balance: (K,) P(label k); label_coupling:
+    (K, K) log odds ratios (``label_coupling_from_gold``). Solves
+    ``logit q_k = logit P_k + strength * sum_k' J_kk' (q_k' - b_k')`` by damped fixed-point
+    iteration. Returns q, (n, K) float. Any per-label model's output can go through it.
+    """
+    P = np.asarray(P, dtype=float)
+    J = float(strength) * np.asarray(label_coupling, dtype=float)
+    if not P.size or not np.any(J):
+        return P
+    b = np.asarray(class_balance, dtype=float)[None, :]
+    base = logit(np.clip(P, _EPS, 1 - _EPS))
+    q = P
+    # the strength is kept well below the scale where the iteration could oscillate, and the
+    # damping makes sure
+    for _ in range(_MEAN_FIELD_ITERS):
+        q_new = 0.5 * q + 0.5 * expit(base + (q - b) @ J.T)
+        done = float(np.max(np.abs(q_new - q))) < 1e-4
+        q = q_new
+        if done:
+            break
+    return q
+
+
 def _unique_rows(A: np.ndarray):
     """Distinct rows of a 2-d int8 array and how often each occurs."""
     if A.shape[1] == 0:
@@ -441,20 +467,10 @@ class WeakLabelModel(BaseEstimator):
         log_ratio = np.log(self.tables_[:, 1, :]) - np.log(self.tables_[:, 0, :])
         S = self._evidence(V, rows, lf_labels, self.n_labels_, log_ratio, self.lf_weights_)
         P = self._posterior(S, self.class_balance_)
-        J = float(self.coupling_strength) * getattr(self, "label_coupling_", np.zeros((0, 0)))
-        if self.exclusive or not J.size or not np.any(J):
+        J = getattr(self, "label_coupling_", None)
+        if self.exclusive or J is None:
             return P
-        # mean field of the pairwise model; the strength is kept well below the scale where it
-        # could oscillate, and the damping makes sure
-        base = S + logit(np.clip(self.class_balance_, _EPS, 1 - _EPS))[None, :]
-        b = self.class_balance_[None, :]
-        for _ in range(_MEAN_FIELD_ITERS):
-            P_new = 0.5 * P + 0.5 * expit(base + (P - b) @ J.T)
-            done = float(np.max(np.abs(P_new - P))) < 1e-4 if P.size else True
-            P = P_new
-            if done:
-                break
-        return P
+        return apply_label_coupling(P, self.class_balance_, J, self.coupling_strength)
 
     def predict(self, votes) -> np.ndarray:
         """(n, K) uint8 indicators: exclusive -> the argmax class one-hot, else P >= 0.5."""

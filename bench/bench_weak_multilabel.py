@@ -3,21 +3,24 @@
 The LFs (bench/lfs/semeval2018.yaml) were written from the label names and common emotion words
 before any SemEval text was read. Same votes for every label model:
 
-- tagwise ``WeakLabelModel`` (one multi-label model, positive and negative votes);
+- tagwise ``WeakLabelModel`` (one multi-label model, positive and negative votes, label coupling
+  from the dev split's co-occurrences; "tagwise_no_coupling" is the same model without it);
 - Snorkel 0.10 ``LabelModel`` run per label (binary: the label's positive votes = 1, negative = 0);
 - majority vote per label (Snorkel's ``MajorityLabelVoter`` per label);
 
-each given the per-label balance measured on dev. Label-model macro-F1 on test at P >= 0.5 (what
+each given the per-label balance measured on dev (tagwise also the dev split's pairwise label
+co-occurrences, which per-label Snorkel and majority vote have no way to take). Label-model macro-F1 on test at P >= 0.5 (what
 ``predict`` gives) and with each label's threshold chosen on dev (the same for every method), and an
 end model (one logistic regression per label on USE embeddings, trained on each label model's soft
 labels over all train tweets, its threshold per label chosen on dev; the same for all). Beside them:
 tagwise zero-shot (label names only) and few-shot at 8 labeled tweets per label (mean of 3 draws).
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 TAGWISE_CACHE_DIR=/work/.cache/embeddings \
-        PYTHONPATH=src python bench/bench_weak_multilabel.py
+        PYTHONPATH=src python bench/bench_weak_multilabel.py [--tune]
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -31,7 +34,7 @@ from common import BENCH, CACHE, load_dataset, peak_rss_mb, save_results  # noqa
 
 from tagwise.encoders import embed_texts, get_encoder  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
-from tagwise.learn.labelmodel import WeakLabelModel  # noqa: E402
+from tagwise.learn.labelmodel import WeakLabelModel, apply_label_coupling, label_coupling_from_gold  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.learn.lfs import LFContext, apply_lfs, load_lfs  # noqa: E402
 
@@ -83,6 +86,30 @@ def tune_abstain_weight(V, lf_labels, K, balance, Y_dev) -> dict:
     return out
 
 
+def tune_coupling_strength(V, lf_labels, K, balance, Y_dev, X_tr, X_dev) -> dict:
+    """The coupling-strength default, from dev only: dev is cut in two halves; for each half, the
+    other half gives the co-occurrences, the label-model cuts and the end model's cuts, and this
+    half scores them. Criterion: mean of label-model (dev cuts) and end-model macro-F1."""
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(Y_dev))
+    halves = (perm[: len(perm) // 2], perm[len(perm) // 2:])
+    out = {}
+    for strength in (0.0, 0.25, 0.5, 0.75, 1.0):
+        lm_f1, em_f1 = [], []
+        for a, b in (halves, halves[::-1]):
+            model = WeakLabelModel(n_labels=K, coupling_strength=strength).fit(
+                V["train"], lf_labels, class_balance=balance, label_coupling=label_coupling_from_gold(Y_dev[a]))
+            P_dev = model.predict_proba(V["dev"])
+            cuts = dev_thresholds(P_dev[a], Y_dev[a])
+            lm_f1.append(macro_f1(Y_dev[b], (P_dev[b] >= cuts[None, :]).astype(np.uint8)))
+            em_f1.append(macro_f1(Y_dev[b], end_model(X_tr, model.predict_proba(V["train"]), X_dev[a], Y_dev[a],
+                                                      X_dev[b])))
+        out[str(strength)] = {"label_model": round(float(np.mean(lm_f1)), 4), "end_model": round(float(np.mean(em_f1)), 4),
+                              "mean": round(float(np.mean(lm_f1) + np.mean(em_f1)) / 2, 4)}
+        print("coupling_strength", strength, "-> dev halves", out[str(strength)], flush=True)
+    return out
+
+
 def end_model(X_tr, P_tr, X_dev, Y_dev, X_te):
     """Per label: logistic regression on soft targets (rows duplicated as positive / negative with
     weights P / 1-P); threshold per label chosen on dev for F1. -> (n_test, K) predictions."""
@@ -105,6 +132,9 @@ def end_model(X_tr, P_tr, X_dev, Y_dev, X_te):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tune", action="store_true", help="print the dev grids the defaults came from")
+    args = parser.parse_args()
     t_start = time.perf_counter()
     data = load_dataset("semeval2018")
     names = list(data["labels"].names)
@@ -131,14 +161,26 @@ def main():
            "methods": {}}
     Xtr, Xdev, Xte = X[idx["train"]], X[idx["dev"]], X[idx["test"]]
     Yte, Ydev = Y[idx["test"]], Y[idx["dev"]]
-    res["abstain_weight_choice_dev_macro_f1"] = tune_abstain_weight(V, lf_labels, K, balance, Ydev)
+    if args.tune:
+        res["abstain_weight_choice_dev_macro_f1"] = tune_abstain_weight(V, lf_labels, K, balance, Ydev)
+        res["coupling_strength_choice_dev_halves_macro_f1"] = tune_coupling_strength(
+            V, lf_labels, K, balance, Ydev, Xtr, Xdev)
     t0 = time.perf_counter()
-    tw = WeakLabelModel(n_labels=K).fit(V["train"], lf_labels, class_balance=balance)
+    tw = WeakLabelModel(n_labels=K).fit(V["train"], lf_labels, class_balance=balance,
+                                        label_coupling=label_coupling_from_gold(Ydev))
     probs = {"tagwise": [tw.predict_proba(V[s]) for s in ("train", "dev", "test")]}
     res["tagwise_fit_s"] = round(time.perf_counter() - t0, 3)
+    plain = WeakLabelModel(n_labels=K).fit(V["train"], lf_labels, class_balance=balance)
+    probs["tagwise_no_coupling"] = [plain.predict_proba(V[s]) for s in ("train", "dev", "test")]
     t0 = time.perf_counter()
     probs.update(snorkel_per_label(V["train"], [V["train"], V["dev"], V["test"]], lf_labels, K, balance))
     res["snorkel_fit_s_both"] = round(time.perf_counter() - t0, 3)
+    # the peers through the same coupling step (tagwise's, same dev co-occurrences and strength):
+    # how much of tagwise's margin is the coupling, how much the label model under it
+    J = label_coupling_from_gold(Ydev)
+    for peer in ("snorkel_label_model", "snorkel_majority_vote"):
+        probs[peer + "_plus_tagwise_coupling"] = [apply_label_coupling(P, balance, J, tw.coupling_strength)
+                                                  for P in probs[peer]]
     for method, (P_tr, P_dev, P_te) in probs.items():
         lm_f1 = macro_f1(Yte, (P_te >= 0.5).astype(np.uint8))
         lm_f1_dev_cut = macro_f1(Yte, (P_te >= dev_thresholds(P_dev, Ydev)[None, :]).astype(np.uint8))

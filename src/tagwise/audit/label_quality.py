@@ -40,8 +40,9 @@ annotator against the others' majority) the blend ranked errors worse than the w
 alone, so the audit (``core.audit_arrays``) ranks by the worst-pair score; the blend stays
 available as ``method="blend"``.
 
-The audit scores multi-label rows from two views of the evidence and, when the data supports the
-second view (``core.dependency_echo``), keeps the worse (``worst_of_views``): the per-label probabilities above, and the same averaged
+The audit scores multi-label rows from two views of the evidence and, unless the data shows
+coupled labels that echo each other (``core.dependency_echo`` and ``core.surprise_coupling``), keeps
+the worse (``worst_of_views``): the per-label probabilities above, and the same averaged
 with a label-dependency model that also sees the example's other given labels
 (``oof.label_dependency_proba``). Dependencies expose lone errors (an added label that
 contradicts the others, a missed label whose usual partner is given) but hide swaps, where the

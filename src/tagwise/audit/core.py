@@ -199,23 +199,37 @@ COUPLING_LIMIT = 0.5
 
 
 def surprise_coupling(P: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
-                      min_support: int = 10) -> float:
+                      min_support: int = 10, chunk: int = 65_536) -> float:
     """Largest Pearson correlation, over pairs of labels, of the per-cell surprise ``|y - p|``
     (P (n, K) out-of-fold probabilities, labels (n, K) {0,1}). High when the model is wrong about
     two labels on the same rows, i.e. when label errors come in coupled cells. Unknown cells are set
     to their label's mean; labels with fewer than ``min_support`` known positives or negatives are
-    left out (their correlations rest on a handful of rows). Returns 0.0 with fewer than two labels."""
-    Y = np.asarray(labels, dtype=bool)
-    M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
-    keep = ((Y & M).sum(0) >= min_support) & ((~Y & M).sum(0) >= min_support)
-    if keep.sum() < 2:
+    left out (their correlations rest on a handful of rows). Two passes over ``chunk`` rows at a
+    time, so memory stays at a chunk's worth of cells. Returns 0.0 with fewer than two labels."""
+    Y = np.asarray(labels)
+    M = None if mask is None else np.asarray(mask, dtype=bool)
+    n = len(Y)
+    pos = Y.astype(bool).sum(0) if M is None else (Y.astype(bool) & M).sum(0)
+    known = np.full(Y.shape[1], n) if M is None else M.sum(0)
+    keep = np.flatnonzero((pos >= min_support) & (known - pos >= min_support))
+    if len(keep) < 2:
         return 0.0
-    S = np.abs(Y[:, keep].astype(np.float32) - np.asarray(P, dtype=np.float32)[:, keep])
-    Mk = M[:, keep]
-    mean = (S * Mk).sum(0) / np.maximum(Mk.sum(0), 1)
-    S = np.where(Mk, S, mean) - mean
-    std = np.sqrt((S * S).mean(0))
-    C = (S.T @ S) / len(S) / np.maximum(np.outer(std, std), 1e-12)
+
+    def block(s):
+        S = np.abs(Y[s:s + chunk, keep].astype(np.float32) - np.asarray(P[s:s + chunk, keep], dtype=np.float32))
+        return S, (None if M is None else M[s:s + chunk, keep])
+    total = np.zeros(len(keep))
+    for s in range(0, n, chunk):
+        S, Mk = block(s)
+        total += (S if Mk is None else S * Mk).sum(0, dtype=np.float64)
+    mean = (total / np.maximum(known[keep], 1)).astype(np.float32)
+    C = np.zeros((len(keep), len(keep)))
+    for s in range(0, n, chunk):
+        S, Mk = block(s)
+        S = (S if Mk is None else np.where(Mk, S, mean)) - mean
+        C += (S.T @ S).astype(np.float64)
+    std = np.sqrt(np.diag(C).copy())
+    C /= np.maximum(np.outer(std, std), 1e-12)
     np.fill_diagonal(C, -1.0)
     return float(C.max())
 

@@ -38,6 +38,12 @@ USE embeddings, targets = the majority-vote decisions).
 
 Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 TAGWISE_CACHE_DIR=/work/.cache/embeddings \
      PYTHONPATH=src python bench/bench_consensus.py --part real sim relabel scale
+
+Run times on the shared 2-core machine (load 14-20, one thread): ``--part real --skip crowdkit_glad
+crowdkit_mace`` 4 min and ``--part criteria`` 8 min (the ~10-minute check of a change); crowd-kit's
+GLAD and MACE take 5-6 min per HS-Brexit fit and 10-38 min per ConvAbuse fit, and its DawidSkene
+1-4 min per simulated-crowd fit, so ``--part sim`` with every peer takes hours: run it per dataset
+and seed count in parallel processes (``--out``) and merge.
 """
 from __future__ import annotations
 

@@ -60,10 +60,6 @@ def project(tmp_path_factory, shared_embedding_cache):
     p.close()
 
 
-def _matrix(rows, names):
-    return np.array([[int(n in r) for n in names] for r in rows])
-
-
 def test_training_targets_follow_the_chosen_consensus(project):
     from tagwise.workflows.annotators import consensus_targets
     from tagwise.workflows.train import training_data

@@ -277,6 +277,7 @@ def section_annotators(project: Project, split: str = "test") -> str | None:
         ax.set_xlabel("Krippendorff's alpha (dashed: 0.667)")
         ax.set_title("Agreement per label")
         parts.append(figure_to_img(fig, "agreement per label"))
+    # red below 0.6 only draws the eye (nearer a coin than a careful annotator); nothing is decided by it
     who = sorted(rep["annotators"].items(), key=lambda kv: kv[1]["quality"])
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.25 * len(who))))
     ax.barh([f"{n[:30]} ({r['n_examples']})" for n, r in who], [r["quality"] for _, r in who],

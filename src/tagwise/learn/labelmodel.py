@@ -121,14 +121,17 @@ def apply_label_coupling(P, class_balance, label_coupling, strength: float = 0.5
         return P
     b = np.asarray(class_balance, dtype=float)[None, :]
     base = logit(np.clip(P, _EPS, 1 - _EPS))
-    q = P
+    q = P.copy()
     # the strength is kept well below the scale where the iteration could oscillate, and the
-    # damping makes sure
+    # damping makes sure; rows that have settled leave the loop, so a million rows cost a few
+    # passes over the slow ones only
+    active = np.arange(len(q))
     for _ in range(_MEAN_FIELD_ITERS):
-        q_new = 0.5 * q + 0.5 * expit(base + (q - b) @ J.T)
-        done = float(np.max(np.abs(q_new - q))) < 1e-4
-        q = q_new
-        if done:
+        qa = q[active]
+        q_new = 0.5 * qa + 0.5 * expit(base[active] + (qa - b) @ J.T)
+        q[active] = q_new
+        active = active[np.abs(q_new - qa).max(axis=1) >= 1e-4]
+        if not len(active):
             break
     return q
 

@@ -202,11 +202,11 @@ class WeakLabelModel(BaseEstimator):
     models), in two stages (bench/bench_weak.py ``--tune`` prints both grids): the abstain weight
     and correlation settings by the mean of the label-model main metrics; then the prior
     (accuracy, strength) by the mean of label-model and end-model valid metrics (a head trained
-    on the soft labels, which is what the label model is for; ties to the end model). A prior
-    accuracy of 0.85 keeps the soft labels as sharp as precise rules warrant, where 0.7 blurred
-    them enough to cost the head. On SemEval-2018 E-c dev it was no worse for independent labels. For independent labels the abstain weight was chosen on the SemEval-2018
-    E-c *dev* split (macro-F1 of ``predict``, bench/bench_weak_multilabel.py ``--tune``): with
-    one-sided LFs, silence carries the evidence that keeps rare labels' probabilities calibrated.
+    on the soft labels, which is what the label model is for; ties go to the better heads). An
+    accuracy of 0.85 tied 0.7 there and trained the better heads: sharper soft labels where rules
+    are precise. On SemEval-2018 E-c dev it was no worse for independent labels, whose abstain
+    weight was chosen on that *dev* split (macro-F1 of ``predict``,
+    bench/bench_weak_multilabel.py ``--tune``): with one-sided LFs, silence carries the evidence that keeps rare labels' probabilities calibrated.
     Test splits took no part.
     """
 
@@ -352,7 +352,7 @@ class WeakLabelModel(BaseEstimator):
         estimate it. gold: optional (n, K) with 1 / 0 known, -1 unknown (exclusive: rows with a
         known 1 are clamped one-hot). label_coupling: optional (K, K) log odds ratios of labels
         co-occurring (``label_coupling_from_gold``); independent labels only. Without it, and
-        with at least ``_MIN_COUPLING_ROWS`` fully known gold rows, it is estimated from those.
+        with at least 50 fully known gold rows, it is estimated from those.
         """
         V, lf_labels, rows = self._prepare(votes, lf_labels)
         n, m = V.shape

@@ -9,7 +9,8 @@ before any SemEval text was read. Same votes for every label model:
 - majority vote per label (Snorkel's ``MajorityLabelVoter`` per label);
 
 each given the per-label balance measured on dev (tagwise also the dev split's pairwise label
-co-occurrences, which per-label Snorkel and majority vote have no way to take). Label-model macro-F1 on test at P >= 0.5 (what
+co-occurrences, which per-label Snorkel and majority vote have no way to take; both also appear
+run through tagwise's coupling step). Label-model macro-F1 on test at P >= 0.5 (what
 ``predict`` gives) and with each label's threshold chosen on dev (the same for every method), and an
 end model (one logistic regression per label on USE embeddings, trained on each label model's soft
 labels over all train tweets, its threshold per label chosen on dev; the same for all). Beside them:
@@ -104,7 +105,8 @@ def tune_coupling_strength(V, lf_labels, K, balance, Y_dev, X_tr, X_dev) -> dict
             lm_f1.append(macro_f1(Y_dev[b], (P_dev[b] >= cuts[None, :]).astype(np.uint8)))
             em_f1.append(macro_f1(Y_dev[b], end_model(X_tr, model.predict_proba(V["train"]), X_dev[a], Y_dev[a],
                                                       X_dev[b])))
-        out[str(strength)] = {"label_model": round(float(np.mean(lm_f1)), 4), "end_model": round(float(np.mean(em_f1)), 4),
+        out[str(strength)] = {"label_model": round(float(np.mean(lm_f1)), 4),
+                              "end_model": round(float(np.mean(em_f1)), 4),
                               "mean": round(float(np.mean(lm_f1) + np.mean(em_f1)) / 2, 4)}
         print("coupling_strength", strength, "-> dev halves", out[str(strength)], flush=True)
     return out

@@ -2,7 +2,8 @@
 
 Two primitives are enough for embed, predict and audit:
 
-- ``map(fn, items, shared=...)``: ``[fn(item, **shared) for item in items]``, results in input order.
+- ``map(fn, items, shared=...)``: ``[fn(item, **shared) for item in items]``, results in input order;
+  ``items`` may be a generator (each item is shipped as it is made, so the driver holds one at a time).
   On Ray each item is one task (retried when its worker dies, ``max_retries``); ``shared`` values are
   put once in the object store and handed to every task without a copy per task.
 - ``map_stream(worker_factory, items)``: a stream of items through stateful workers (a model loaded
@@ -19,7 +20,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 from .types import TagwiseError
 
@@ -32,7 +33,7 @@ class LocalEngine:
     name = "local"
     workers = 1
 
-    def map(self, fn: Callable, items: Sequence, shared: dict[str, Any] | None = None,
+    def map(self, fn: Callable, items: Iterable, shared: dict[str, Any] | None = None,
             max_retries: int = 3) -> list:
         shared = shared or {}
         return [fn(item, **shared) for item in items]
@@ -112,7 +113,7 @@ class RayEngine:
             self._started = True
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    def map(self, fn: Callable, items: Sequence, shared: dict[str, Any] | None = None,
+    def map(self, fn: Callable, items: Iterable, shared: dict[str, Any] | None = None,
             max_retries: int = 3) -> list:
         ray = self._ray
         refs = {k: ray.put(v) for k, v in (shared or {}).items()}

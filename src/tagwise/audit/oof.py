@@ -74,22 +74,23 @@ def _mask_groups(M: np.ndarray | None, K: int) -> list[tuple[np.ndarray | None, 
     return [(M[:, np.flatnonzero(inv == g)[0]], np.flatnonzero(inv == g)) for g in range(inv.max() + 1)]
 
 
-def _fold_products(f: int, X: np.ndarray, Yg: np.ndarray, ids: np.ndarray, rows: np.ndarray | None):
-    """Fold f's (d+1)^2 Gram matrix of [X, 1] and (d+1, K) cross products with Yg over its known rows."""
-    te_known = ids == f if rows is None else (ids == f) & rows
-    Xf = X[te_known]
-    Bf = np.zeros((X.shape[1] + 1, Yg.shape[1]))
-    Bf[:-1] = Xf.T @ Yg[te_known]
-    Bf[-1] = Yg[te_known].sum(0)
+def _fold_products(part: tuple[np.ndarray, np.ndarray]):
+    """One fold's known rows (Xf (m, d), Yf (m, K)) -> its (d+1)^2 Gram matrix of [Xf, 1] and (d+1, K)
+    cross products with Yf."""
+    Xf, Yf = part
+    Bf = np.zeros((Xf.shape[1] + 1, Yf.shape[1]))
+    Bf[:-1] = Xf.T @ Yf
+    Bf[-1] = Yf.sum(0)
     return _gram(Xf), Bf
 
 
-def _fold_scores(f: int, X: np.ndarray, ids: np.ndarray, G: np.ndarray, B: np.ndarray, fold_G: list,
-                 fold_B: list, ridge: np.ndarray) -> np.ndarray:
-    """Ridge scores of fold f's rows from a model solved on the other folds: (n_f, K) float32."""
-    d = X.shape[1]
+def _fold_scores(part: tuple[int, np.ndarray], G: np.ndarray, B: np.ndarray, fold_G: list, fold_B: list,
+                 ridge: np.ndarray) -> np.ndarray:
+    """(f, X_f (n_f, d)) -> fold f's ridge scores (n_f, K) float32 from a model solved on the other folds."""
+    f, Xf = part
+    d = Xf.shape[1]
     W = np.linalg.solve(G - fold_G[f] + ridge, B - fold_B[f]).astype(np.float32)
-    return X[ids == f] @ W[:d] + W[d]
+    return Xf @ W[:d] + W[d]
 
 
 def _serial_map(fn, items, shared=None):
@@ -126,11 +127,13 @@ def ridge_out_of_fold_proba(X: np.ndarray, labels: np.ndarray, mask: np.ndarray 
     for rows, cols in groups:
         Yg = Y[:, cols] if rows is None else Y[:, cols] * rows[:, None]
         # per-fold Gram and cross products; the full ones are their sums (one pass over X)
-        products = map_fn(_fold_products, list(range(folds)), shared={"X": X, "Yg": Yg, "ids": ids, "rows": rows})
+        # each task gets only its fold's rows (a generator: the engine ships one fold after the other)
+        known = ((ids == f if rows is None else (ids == f) & rows) for f in range(folds))
+        products = map_fn(_fold_products, ((X[k], Yg[k]) for k in known))
         fold_G, fold_B = [g for g, _ in products], [b for _, b in products]
         G, B = sum(fold_G), sum(fold_B)
-        scores = map_fn(_fold_scores, list(range(folds)), shared={"X": X, "ids": ids, "G": G, "B": B, "fold_G": fold_G,
-                                                                  "fold_B": fold_B, "ridge": ridge})
+        scores = map_fn(_fold_scores, ((f, X[ids == f]) for f in range(folds)),
+                        shared={"G": G, "B": B, "fold_G": fold_G, "fold_B": fold_B, "ridge": ridge})
         for f in range(folds):
             Z[np.ix_(ids == f, cols)] = scores[f]
             bar.update(1)

@@ -201,6 +201,9 @@ def _model_state(loaded: LoadedModel) -> dict:
             "name": loaded.name, "path": str(loaded.path)}
 
 
+_WORKER_ENCODERS: dict[str, object] = {}
+
+
 class ChunkPredictor:
     """One engine worker's model: rebuilt once from ``_model_state``, then ``(texts, sources) -> (Z, P)``
     for each chunk, embedding through the (shared) cache at ``cache_dir`` as the local path does."""
@@ -211,7 +214,9 @@ class ChunkPredictor:
 
         head = MODEL_CLASSES[state["class"]].from_state(state["meta"], state["arrays"])
         self.loaded = LoadedModel(head=head, info=state["info"], name=state["name"], path=Path(state["path"]))
-        self.encoder = get_encoder(self.loaded.encoder)
+        # one encoder per worker process: a later stream on the same worker does not reload it
+        name = self.loaded.encoder
+        self.encoder = _WORKER_ENCODERS.get(name) or _WORKER_ENCODERS.setdefault(name, get_encoder(name))
         self.cache_dir = cache_dir
 
     def __call__(self, item) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """Issue 20: choose MultiLabelLinear's stopping tolerance ``tol`` (per-label L-BFGS) on training data.
 
 Choice (training splits only, as bench/choose_defaults.py): GoEmotions and Reuters official
-train split, 3 seeded outer folds (seed 0); each candidate head is fitted on 2 folds exactly as
+train split (a seeded 9,000-row subsample of each, as choose_defaults --choice-max-rows, to fit
+the shared machine's budget), 3 seeded outer folds (seed 0); each candidate head is fitted on 2 folds exactly as
 tagwise fits it (its own internal CV and thresholds) and scored by macro-F1 on the third.
 Criterion: mean over datasets of the mean over folds. Rule, fixed before the run: the LARGEST
 tolerance (fastest fit) whose criterion is within ``F1_SLACK`` of the best candidate's wins.
@@ -23,12 +24,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from choose_defaults import _split, choice_data, macro_f1, micro_f1, report_data  # noqa: E402
 from common import save_results  # noqa: E402
+import choose_defaults  # noqa: E402
 
 from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
 
 TOL_GRID = (1e-3, 3e-3, 1e-2)
 F1_SLACK = 0.002  # a tolerance may cost at most this much cross-validated macro-F1 to win on speed
 CHOICE = ("goemotions", "reuters")
+CHOICE_MAX_ROWS = 9000
 HELD_OUT = (("semeval2018", 0), ("xed_en", 1), ("xed_en", 2))
 
 
@@ -39,6 +42,7 @@ def fit(tol, X, Y, seed=0):
 
 
 def main() -> None:
+    choose_defaults._CHOICE_MAX_ROWS = CHOICE_MAX_ROWS
     out = {"tol_grid": TOL_GRID, "f1_slack": F1_SLACK, "choice": {}, "held_out": {}}
     for ds in CHOICE:
         X, Y = choice_data(ds)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 

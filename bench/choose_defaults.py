@@ -78,10 +78,10 @@ class Head(MultiLabelLinear):
                          max_iter=max_iter, random_state=random_state)
         self.fold_iter_divisor = fold_iter_divisor
 
-    def _fit_once(self, X, Y, M, C_per_label, W0=None, max_iter=None):
+    def _fit_once(self, X, Y, M, C_per_label, W0=None, max_iter=None, **solver_args):
         if max_iter is not None:
             max_iter = max(20, self.max_iter // self.fold_iter_divisor)
-        return super()._fit_once(X, Y, M, C_per_label, W0=W0, max_iter=max_iter)
+        return super()._fit_once(X, Y, M, C_per_label, W0=W0, max_iter=max_iter, **solver_args)
 
 
 def macro_f1(Y: np.ndarray, Z: np.ndarray) -> float:

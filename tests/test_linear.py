@@ -104,3 +104,32 @@ def test_metrics_agree_with_scikit_learn():
     assert r["micro_f1"] == pytest.approx(f1_score(Y, Z, average="micro"))
     assert r["macro_f1"] == pytest.approx(f1_score(Y, Z, average="macro"))
     assert r["macro_ap"] == pytest.approx(average_precision_score(Y, P, average="macro"))
+
+
+def test_per_label_solver_reaches_scikit_learns_optimum(goemotions_sample):
+    """Run to a tight tolerance, each label's L-BFGS lands on the same regularised optimum as
+    scikit-learn's LogisticRegression (same loss, same L2 on the weights, free intercept)."""
+    Xtr, Ytr, *_ = goemotions_sample
+    Y = Ytr[:, Ytr.sum(0) >= 20][:, :6]
+    ours = MultiLabelLinear(C=1.0, pos_weight=None, thresholds=0.5, max_iter=500, tol=1e-7).fit(Xtr, Y)
+    for k in range(Y.shape[1]):
+        peer = LogisticRegression(C=1.0, tol=1e-8, max_iter=5000).fit(Xtr, Y[:, k])
+        np.testing.assert_allclose(ours.coef_[k], peer.coef_[0], atol=2e-3 * np.abs(peer.coef_).max())
+        z_ours = ours.decision_function(Xtr[:200])[:, k]
+        np.testing.assert_allclose(z_ours, peer.decision_function(Xtr[:200]), atol=1e-2)
+
+
+def test_rows_subset_equals_fitting_the_copied_rows(goemotions_sample):
+    """A fold fit reads its rows by index (no copy of X): same solution as on the copied rows."""
+    from tagwise.learn.linear import _fit_logistic, _preconditioner, positive_weights
+
+    Xtr, Ytr, *_ = goemotions_sample
+    rows = np.flatnonzero(np.arange(len(Xtr)) % 3 != 0)
+    M = np.ones(Ytr.shape, dtype=bool)
+    mean = Xtr.mean(0)
+    P = _preconditioner(Xtr, 1.0 / len(Xtr), mean=mean)
+    pw = positive_weights(Ytr[rows].astype(np.float32), M[rows], "auto")
+    l2 = np.ones(Ytr.shape[1])
+    by_index = _fit_logistic(Xtr, Ytr, M, pw, l2, mean=mean, P=P, rows=rows, max_iter=30)
+    copied = _fit_logistic(Xtr[rows], Ytr[rows], M[rows], pw, l2, mean=mean, P=P, max_iter=30)
+    np.testing.assert_allclose(by_index, copied, rtol=1e-4, atol=1e-6)

@@ -103,22 +103,27 @@ def read_jsonl(path: Path, wanted: Sequence[Any], *, limit: int | None = None):
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TagwiseError(f"{path}: line {line_no}: not valid JSON ({exc.msg}). "
-                               f"Each line must be one JSON object.") from None
-        if not isinstance(obj, dict):
-            raise TagwiseError(f"{path}: line {line_no}: expected a JSON object, got {type(obj).__name__}.")
-        for col in wanted:
-            if col not in obj:
-                raise TagwiseError(f"{path}: line {line_no}: key {col!r} missing. Keys present: "
-                                   f"{sorted(obj)}. Fix the 'columns:' mapping in the spec.")
-            out[col].append(obj[col])
+        _append_jsonl_record(out, line, line_no, path, wanted)
         rows.append(line_no)
         if limit and len(rows) >= limit:
             break
     return out, rows
+
+
+def _append_jsonl_record(out: dict[Any, list], line: str, line_no: int, path: Path, wanted: Sequence[Any]) -> None:
+    """Parse one JSONL line and append its ``wanted`` keys to ``out`` (clear errors naming the line)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TagwiseError(f"{path}: line {line_no}: not valid JSON ({exc.msg}). "
+                           f"Each line must be one JSON object.") from None
+    if not isinstance(obj, dict):
+        raise TagwiseError(f"{path}: line {line_no}: expected a JSON object, got {type(obj).__name__}.")
+    for col in wanted:
+        if col not in obj:
+            raise TagwiseError(f"{path}: line {line_no}: key {col!r} missing. Keys present: "
+                               f"{sorted(obj)}. Fix the 'columns:' mapping in the spec.")
+        out[col].append(obj[col])
 
 
 def _read_arrow_table(table, path: Path, wanted: Sequence[Any], limit: int | None):
@@ -257,17 +262,7 @@ def _iter_jsonl(path: Path, wanted: Sequence[Any], chunk_rows: int):
                                    f"{exc.start} of the line). Fix: re-encode the file as UTF-8.") from None
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TagwiseError(f"{path}: line {line_no}: not valid JSON ({exc.msg}). "
-                                   f"Each line must be one JSON object.") from None
-            if not isinstance(obj, dict):
-                raise TagwiseError(f"{path}: line {line_no}: expected a JSON object, got {type(obj).__name__}.")
-            for col in wanted:
-                if col not in obj:
-                    raise TagwiseError(f"{path}: line {line_no}: key {col!r} missing. Keys present: {sorted(obj)}.")
-                out[col].append(obj[col])
+            _append_jsonl_record(out, line, line_no, path, wanted)
             rows.append(line_no)
             if len(rows) >= chunk_rows:
                 yield out, rows

@@ -169,3 +169,27 @@ def test_bad_partition_rows_is_a_clear_error(goemotions):
     _, X, Y, _ = goemotions
     with pytest.raises(TagwiseError, match="partition-rows"):
         audit_arrays(X[:100], Y[:100], progress=False, partition_rows=0)
+
+
+def test_cli_partition_rows(tmp_path, monkeypatch, capsys):
+    from tagwise.cli import main as cli_main
+    from tagwise.project import Project
+    from tagwise.workflows.audit import read_issues
+
+    monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "emb"))
+    proj = Project.init(tmp_path / "proj")
+    proj.store.set_meta("encoder", "hashing")
+    proj.add_source({"name": "isear", "path": str(DATA / "isear" / "isear.csv"), "split": "train", "format": "csv",
+                     "separator": "|", "quoting": "none", "limit": 400,
+                     "columns": {"text": "SIT", "labels": "Field1", "id": "MYKEY"},
+                     "labels": {"format": "single"}, "skip_empty_text": True})
+    n = len(proj.examples())
+    proj.close()
+    out = tmp_path / "issues.jsonl"
+    assert cli_main(["audit", str(tmp_path / "proj"), "--out", str(out), "--quiet", "--partition-rows", "150",
+                     "--max-flags", "12"]) == 0
+    printed = capsys.readouterr().out
+    assert f"audited in {-(-n // 150)} random partitions" in printed and "flag budget 12 rows" in printed
+    rows = read_issues(out)
+    assert sum(any(f["type"] in ("missing", "wrong") for f in r["findings"]) for r in rows) == 12
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -61,6 +62,14 @@ class AuditResult:
         return np.argsort(self.label_quality, kind="stable")
 
 
+# Rows per partition of a partitioned audit. Chosen by memory, not by ranking quality: the
+# in-memory audit peaked at ~10 KB per row at d = 512 and K = 100 (bench/results/audit_scale_1m.json),
+# so a 1M-row partition needs ~8 GB besides X, a third of this 24 GB machine and a sixteenth of a
+# 128 GB worker; below ~100k rows a partition's kNN votes and cross-fitted model start to see
+# less data than the audit's own tests were tuned on (about 2k-40k rows), so far above that.
+PARTITION_ROWS = 1_000_000
+
+
 def check_audit_inputs(labels: np.ndarray, mask: np.ndarray | None, folds: int, where: str = "audit") -> None:
     """Raise a TagwiseError for inputs the audit cannot score meaningfully."""
     Y = np.asarray(labels, dtype=bool)
@@ -110,7 +119,8 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
                  estimator_factory: Callable[[], object] | None = None,
                  random_state: int = 0, progress: bool = True, views: str = "auto",
                  quality_method: str = "auto", max_flags: int | None = None,
-                 error_count_method: str = "auto", map_fn=None) -> AuditResult:
+                 error_count_method: str = "auto", map_fn=None,
+                 partition_rows: int | None = PARTITION_ROWS, scratch_dir=None) -> AuditResult:
     """Audit given labels against the data.
 
     X: (n, d) float embeddings; labels: (n, K) {0,1}; mask: optional (n, K) bool (False = label
@@ -125,7 +135,35 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     The result carries ``estimated_errors`` (rows) and ``estimated_errors_per_label`` (K,)
     (``estimate_label_errors``), ``flag_budget`` (rows flagged: the rounded estimate, or
     ``max_flags``) and ``flagged_rows`` (n,) bool, the ``flag_budget`` lowest-quality rows.
+
+    partition_rows: above this many rows the audit runs per random partition of about that size
+    (``_audit_partitioned``), so its memory stays that of one partition; None never partitions.
+    X and labels may then be np.memmaps, and the result's (n, K) and (n, k) arrays are read-only
+    maps of files in a temporary folder under ``scratch_dir`` (default: the system's), removed
+    from the directory at once and from the disk when the result is dropped.
     """
+    if partition_rows is not None and partition_rows < 1:
+        raise TagwiseError(f"audit: --partition-rows must be at least 1, got {partition_rows}. Fix: pass a row count.")
+    if partition_rows is not None and len(labels) > partition_rows:
+        return _audit_partitioned(X, labels, mask, texts, partition_rows, scratch_dir, folds=folds, k=k,
+                                  knn_weight=knn_weight, multi_label=multi_label, slack=slack,
+                                  duplicate_similarity=duplicate_similarity, estimator_factory=estimator_factory,
+                                  random_state=random_state, progress=progress, views=views,
+                                  quality_method=quality_method, max_flags=max_flags,
+                                  error_count_method=error_count_method, map_fn=map_fn)
+    return _audit_in_memory(X, labels, mask, texts, folds=folds, k=k, knn_weight=knn_weight,
+                            multi_label=multi_label, slack=slack, duplicate_similarity=duplicate_similarity,
+                            estimator_factory=estimator_factory, random_state=random_state, progress=progress,
+                            views=views, quality_method=quality_method, max_flags=max_flags,
+                            error_count_method=error_count_method, map_fn=map_fn)
+
+
+def _audit_in_memory(X, labels, mask, texts, folds, k, knn_weight, multi_label, slack, duplicate_similarity,
+                     estimator_factory, random_state, progress, views, quality_method, max_flags,
+                     error_count_method, map_fn, restrict: bool = True) -> AuditResult:
+    """``audit_arrays`` on arrays held in memory. ``restrict=False`` (a partition of a partitioned
+    audit) skips the flag budget: ``issues`` then holds every cell the anchors flag, ``flagged_rows``
+    is None, and the budget is applied once over all partitions."""
     t0 = time.perf_counter()
     Y = np.asarray(labels).astype(np.uint8)
     check_audit_inputs(Y, mask, folds)
@@ -168,9 +206,11 @@ def audit_arrays(X: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = No
     quality = rank_rows(Y, E, P, P_dep, V, knn_weight, mask, multi_label, views, quality_method)
     per_label, est_rows = estimate_label_errors(Y, E, mask, method=error_count_method)
     budget = int(round(est_rows)) if max_flags is None else min(int(max_flags), len(Y))
-    flagged_rows = np.zeros(len(Y), dtype=bool)
-    flagged_rows[np.argsort(quality, kind="stable")[:budget]] = True
-    issues = _restrict_issues(issues, flagged_rows, Y, E, multi_label)
+    flagged_rows = None
+    if restrict:
+        flagged_rows = np.zeros(len(Y), dtype=bool)
+        flagged_rows[np.argsort(quality, kind="stable")[:budget]] = True
+        issues = _restrict_issues(issues, flagged_rows, Y, E, multi_label)
     seconds["scoring"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     dups = conflicting_duplicates(texts if texts is not None else [""] * len(Y), Y, mask, nbrs, sims,
@@ -237,16 +277,22 @@ def surprise_coupling(P: np.ndarray, labels: np.ndarray, mask: np.ndarray | None
     return float(C.max())
 
 
-def dependency_echo(P: np.ndarray, P_dep: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> float:
+def dependency_echo(P: np.ndarray, P_dep: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None,
+                    chunk: int = 65_536) -> float:
     """Share of the out-of-fold log loss of the given labels under the per-label probabilities P
     (n, K) that the label-dependency probabilities P_dep (n, K) remove: ``1 - LL(P_dep) / LL(P)``
-    over known cells (both are cross-fitted on the same folds, so neither has seen a row's own label)."""
-    Y = np.asarray(labels, dtype=bool)
-    M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
+    over known cells (both are cross-fitted on the same folds, so neither has seen a row's own label).
+    Summed ``chunk`` rows at a time, so its float64 temporaries hold a chunk's cells, not n x K."""
+    n = len(labels)
 
     def log_loss(Q):
-        Q = np.clip(np.asarray(Q, dtype=np.float64), 1e-4, 1 - 1e-4)
-        return float(-(np.where(Y, np.log(Q), np.log1p(-Q)) * M).sum())
+        total = 0.0
+        for s in range(0, n, chunk):
+            Y = np.asarray(labels[s:s + chunk], dtype=bool)
+            q = np.clip(np.asarray(Q[s:s + chunk], dtype=np.float64), 1e-4, 1 - 1e-4)
+            cells = np.where(Y, np.log(q), np.log1p(-q))
+            total += float(-(cells if mask is None else cells * np.asarray(mask[s:s + chunk], dtype=bool)).sum())
+        return total
     base = log_loss(P)
     return 1.0 - log_loss(P_dep) / base if base > 0 else 0.0
 
@@ -288,3 +334,129 @@ def _restrict_issues(issues: LabelIssues, rows: np.ndarray, Y: np.ndarray, E: np
     suggested = np.where(flagged, ~Yb, Yb).astype(np.uint8)
     return LabelIssues(flagged=flagged, kind=kind, cell_scores=issues.cell_scores, suggested=suggested,
                        is_issue=flagged.any(1))
+
+
+def _audit_partitioned(X, labels, mask, texts, partition_rows: int, scratch_dir, folds, k, knn_weight,
+                       multi_label, slack, duplicate_similarity, estimator_factory, random_state, progress,
+                       views, quality_method, max_flags, error_count_method, map_fn) -> AuditResult:
+    """``audit_arrays`` one random partition of rows at a time (``partition.partition_runs``).
+
+    Each partition is audited on its own: cross-fitting folds and kNN neighbours come from inside
+    it, so at most one partition's arrays are in memory; its row-aligned outputs go to files. The
+    data-driven choices (kNN weight on single-label data, the ranking views on multi-label data)
+    are made on the first partition and reused, so every partition's label quality is on the same
+    scale (a percentile rank within a random partition estimates the rank over all rows). Then,
+    over all rows: the error estimates are summed, the flag budget takes the lowest label quality
+    of all rows, outliers are judged on all rows' neighbour distances, and exact duplicates are
+    found across partitions by text hash (near duplicates only within a partition: they come
+    from its kNN graph). Memory besides X and labels: one partition's audit plus a few (n,) vectors.
+    """
+    import shutil
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from .duplicates import mean_neighbor_distance, outliers_from_distance
+    from .partition import (RowFile, conflicting_pairs, exact_duplicate_pairs, partition_runs, run_rows,
+                            take_runs, text_hashes)
+
+    t0 = time.perf_counter()
+    if max_flags is not None and max_flags < 0:
+        raise TagwiseError(f"audit: --max-flags must be 0 or more, got {max_flags}. Fix: pass a row count.")
+    X, labels = (A if isinstance(A, np.ndarray) else np.asarray(A) for A in (X, labels))
+    mask = None if mask is None or isinstance(mask, np.ndarray) else np.asarray(mask)
+    n, K = labels.shape
+    if X.shape[0] != n or (mask is not None and mask.shape != labels.shape):
+        raise TagwiseError(f"audit: X {X.shape}, labels {labels.shape} and mask "
+                           f"{None if mask is None else mask.shape} must have the same rows (and mask the shape of labels).")
+    if multi_label is None:  # over all rows, so every partition scores the same kind of data
+        multi_label = any(bool((np.asarray(labels[s:s + 262_144]).sum(1) != 1).any())
+                          for s in range(0, n, 262_144))
+    parts = partition_runs(n, partition_rows, random_state)
+    directory = Path(tempfile.mkdtemp(prefix="tagwise-audit-", dir=scratch_dir))
+    try:
+        quality = np.empty(n, np.float32)
+        distance = np.empty(n, np.float32)
+        per_label, est_rows = np.zeros(K), 0.0
+        near = []
+        seconds: dict[str, float] = {}
+        files: dict[str, RowFile] = {}
+        choices: dict = {}
+        for p, runs in enumerate(tqdm(parts, desc="audit: partitions", unit="partition", disable=not progress)):
+            rows = run_rows(runs)
+            Xp = take_runs(X, runs, np.float32)
+            Yp = take_runs(labels, runs, np.uint8)
+            Mp = None if mask is None else take_runs(mask, runs, bool)
+            check_audit_inputs(Yp, Mp, folds, where=f"audit partition {p + 1} of {len(parts)} ({len(rows)} rows)")
+            res = _audit_in_memory(Xp, Yp, Mp, None, folds=folds, k=k, knn_weight=knn_weight,
+                                   multi_label=multi_label, slack=slack, duplicate_similarity=duplicate_similarity,
+                                   estimator_factory=estimator_factory, random_state=random_state,
+                                   progress=progress and len(parts) == 1, views=views,
+                                   quality_method=quality_method, max_flags=0,
+                                   error_count_method=error_count_method, map_fn=map_fn, restrict=False)
+            del Xp
+            if p == 0:  # fix the first partition's choices for the others
+                choices = dict(res.choices)
+                k, knn_weight, views = res.choices["k"], res.choices["knn_weight"], res.choices["views"]
+                outputs = {"pred_probs": (K, np.float32), "neighbor_votes": (K, np.float32),
+                           "evidence": (K, np.float32), "cell_scores": (K, np.float32),
+                           "flagged_any": (K, bool), "neighbors": (k, np.int64), "similarity": (k, np.float32)}
+                if res.dependency_probs is not None:
+                    outputs["dependency_probs"] = (K, np.float32)
+                files = {name: RowFile(directory, name, n, width, dtype) for name, (width, dtype) in outputs.items()}
+            for name, values in (("pred_probs", res.pred_probs), ("neighbor_votes", res.neighbor_votes),
+                                 ("evidence", res.evidence), ("cell_scores", res.issues.cell_scores),
+                                 ("flagged_any", res.issues.flagged), ("similarity", res.similarity),
+                                 ("dependency_probs", res.dependency_probs)):
+                if name in files:
+                    files[name].write(runs, values)
+            files["neighbors"].write(runs, np.where(res.neighbors >= 0, rows[np.maximum(res.neighbors, 0)], -1))
+            quality[rows] = res.label_quality
+            distance[rows] = mean_neighbor_distance(res.similarity)
+            per_label += res.estimated_errors_per_label
+            est_rows += res.estimated_errors
+            d = res.duplicates
+            near.append((rows[d["i"]], rows[d["j"]], d["similarity"]))
+            for stage, sec in res.seconds.items():
+                seconds[stage] = seconds.get(stage, 0.0) + sec
+            del res, Yp, Mp
+        t1 = time.perf_counter()
+        budget = int(round(est_rows)) if max_flags is None else min(int(max_flags), n)
+        flagged_rows = np.zeros(n, dtype=bool)
+        flagged_rows[np.argsort(quality, kind="stable")[:budget]] = True
+        # the budget's typed findings, row by row (``_restrict_issues`` is row-wise)
+        out = {name: RowFile(directory, name, n, K, dtype)
+               for name, dtype in (("flagged", bool), ("kind", np.int8), ("suggested", np.uint8))}
+        is_issue = np.zeros(n, dtype=bool)
+        for s in range(0, n, 65_536):
+            e = min(s + 65_536, n)
+            Yc = np.asarray(labels[s:e], dtype=np.uint8)
+            part = LabelIssues(flagged=files["flagged_any"].read(s, e), kind=None,
+                               cell_scores=files["cell_scores"].read(s, e), suggested=None, is_issue=None)
+            chunk = _restrict_issues(part, flagged_rows[s:e], Yc, files["evidence"].read(s, e), multi_label)
+            for name in out:
+                out[name].write([(s, e)], getattr(chunk, name))
+            is_issue[s:e] = chunk.is_issue
+        out_score, is_out = outliers_from_distance(distance)
+        ni, nj, ns = (np.concatenate(v) for v in zip(*near))
+        if texts is not None:
+            ei, ej = exact_duplicate_pairs(text_hashes(texts))
+        else:
+            ei, ej = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        dups = conflicting_pairs(labels, mask, np.concatenate([ei, ni]), np.concatenate([ej, nj]),
+                                 np.concatenate([np.ones(len(ei), np.float32), ns]),
+                                 np.concatenate([np.ones(len(ei), bool), np.zeros(len(ni), bool)]))
+        seconds["combine"] = time.perf_counter() - t1
+        seconds["total"] = time.perf_counter() - t0
+        m = {name: f.mapped() for name, f in {**files, **out}.items() if name != "flagged_any"}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)  # open maps keep their files until dropped
+    issues = LabelIssues(flagged=m["flagged"], kind=m["kind"], cell_scores=m["cell_scores"],
+                         suggested=m["suggested"], is_issue=is_issue)
+    choices.update(partitions=len(parts), partition_rows=int(partition_rows))
+    return AuditResult(multi_label=bool(multi_label), pred_probs=m["pred_probs"], neighbor_votes=m["neighbor_votes"],
+                       evidence=m["evidence"], dependency_probs=m.get("dependency_probs"), issues=issues,
+                       label_quality=quality, duplicates=dups, outlier_score=out_score, is_outlier=is_out,
+                       neighbors=m["neighbors"], similarity=m["similarity"], estimated_errors=est_rows,
+                       estimated_errors_per_label=per_label, flag_budget=budget, flagged_rows=flagged_rows,
+                       choices=choices, seconds=seconds)

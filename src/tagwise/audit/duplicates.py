@@ -67,9 +67,18 @@ def outlier_scores(similarity: np.ndarray, z_threshold: float = 4.0) -> tuple[np
     is_outlier (n,) bool)``; an outlier's distance lies more than ``z_threshold`` robust standard
     deviations (1.4826 MAD) above the median, so a tight dataset may have none.
     """
+    return outliers_from_distance(mean_neighbor_distance(similarity), z_threshold)
+
+
+def mean_neighbor_distance(similarity: np.ndarray) -> np.ndarray:
+    """(n,) mean cosine distance of each row to its found neighbours (similarity (n, k); 0 for none)."""
     sims = np.where(np.isfinite(similarity), similarity, np.nan)
     dist = 1.0 - np.nanmean(sims, axis=1) if sims.shape[1] else np.zeros(len(sims))
-    dist = np.nan_to_num(dist, nan=0.0)
+    return np.nan_to_num(dist, nan=0.0)
+
+
+def outliers_from_distance(dist: np.ndarray, z_threshold: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """``outlier_scores`` from the (n,) mean neighbour distances (``mean_neighbor_distance``)."""
     n = len(dist)
     ranks = np.empty(n, dtype=np.float64)
     ranks[np.argsort(dist, kind="stable")] = np.arange(n)

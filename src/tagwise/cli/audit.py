@@ -12,11 +12,13 @@ def cmd_audit(args) -> int:
     try:
         r = audit(Project.open(args.project), args.out, split=args.split, folds=args.folds, k=args.k,
                   encoder=args.encoder, all_rows=args.all, max_flags=args.max_flags, progress=not args.quiet,
-                  engine=engine)
+                  engine=engine, **({} if args.partition_rows is None else {"partition_rows": args.partition_rows or None}))
     finally:
         engine.shutdown()
     print(f"audited {r['n_examples']} labeled examples ({'multi' if r['multi_label'] else 'single'}-label, "
           f"{r['folds']}-fold cross-fitting) in {r['seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    if r.get("partitions", 1) > 1:
+        print(f"audited in {r['partitions']} random partitions of the examples (--partition-rows)")
     print(f"estimated {r['estimated_errors']:.0f} label errors; flag budget {r['flag_budget']} rows (--max-flags N)")
     print(f"flagged {r['n_flagged']} examples: "
           + (", ".join(f"{v} {k}" for k, v in sorted(r["findings_by_type"].items())) or "no findings"))
@@ -65,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--all", action="store_true", help="write every example, not only flagged ones")
     p.add_argument("--max-flags", type=int, default=None,
                    help="flag the N least trustworthy rows (default: as many as the estimated label errors)")
+    p.add_argument("--partition-rows", type=int, default=None,
+                   help="above this many examples, audit random partitions of about that size one at a time, "
+                        "so memory stays that of one partition (default 1000000; 0 = never partition)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     from .core import add_engine_args
 

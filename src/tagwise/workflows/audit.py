@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
-from ..audit.core import AuditResult, audit_arrays, check_audit_inputs
+from ..audit.core import PARTITION_ROWS, AuditResult, audit_arrays, check_audit_inputs
 from ..project import Project
 from ..types import Examples, LabelSpace, TagwiseError
 
@@ -222,11 +222,13 @@ def save_audit_run(project: Project, result: AuditResult, rows: list[dict], para
 
 def audit(project: Project, out, split: str | None = "train", folds: int = 5, k: int | None = None,
           encoder: str | None = None, all_rows: bool = False, max_flags: int | None = None,
-          progress: bool = True, engine=None) -> dict:
+          progress: bool = True, engine=None, partition_rows: int | None = PARTITION_ROWS) -> dict:
     """Audit ``split``, write the issues file ``out`` and keep the run (for the report and the web app).
 
     ``max_flags``: flag exactly that many rows, least trustworthy first (default: as many as the audit
-    estimates errors). ``engine``: where the heavy steps run (``tagwise.engine``; default local). Returns ``{"n_examples", "multi_label", "folds", "k", "estimated_errors",
+    estimates errors). ``engine``: where the heavy steps run (``tagwise.engine``; default local).
+    ``partition_rows``: audit random partitions of about that many rows one at a time above it
+    (``audit_arrays``; bounds the audit's memory; None = never). Returns ``{"n_examples", "multi_label", "folds", "k", "estimated_errors",
     "flag_budget", "n_flagged", "findings_by_type", "rows_written", "out", "run", "seconds", "peak_rss_mb"}``.
     """
     out = check_output_path(out)
@@ -237,10 +239,11 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     if max_flags is not None and max_flags < 0:
         raise TagwiseError(f"--max-flags must be 0 or more (got {max_flags}).")
     result, ex, space = audit_project(project, split=split, folds=folds, k=k, encoder=encoder, progress=progress,
-                                      max_flags=max_flags, engine=engine)
+                                      max_flags=max_flags, engine=engine, partition_rows=partition_rows)
     rows = issue_rows(result, ex, space, all_rows=all_rows)
     write_issues(rows, out)
-    params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out)}
+    params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out),
+              "partitions": int(result.choices.get("partitions", 1))}
     run = save_audit_run(project, result, rows, params)
     by_type: dict[str, int] = {}
     for r in rows:
@@ -249,5 +252,5 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     return {"n_examples": len(ex), "multi_label": bool(result.multi_label), "folds": folds, "k": params["k"],
             "estimated_errors": float(result.estimated_errors), "flag_budget": int(result.flag_budget),
             "n_flagged": int(result.is_flagged.sum()), "findings_by_type": by_type, "rows_written": len(rows),
-            "out": str(out), "run": run.name, "seconds": time.perf_counter() - t0,
+            "out": str(out), "run": run.name, "seconds": time.perf_counter() - t0, "partitions": params["partitions"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

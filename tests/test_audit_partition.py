@@ -193,3 +193,41 @@ def test_cli_partition_rows(tmp_path, monkeypatch, capsys):
     rows = read_issues(out)
     assert sum(any(f["type"] in ("missing", "wrong") for f in r["findings"]) for r in rows) == 12
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+
+
+def test_workflow_audits_memory_mapped_features_above_partition_rows(tmp_path, monkeypatch):
+    """Above partition_rows the workflow hands the audit a memory map of X (in a temporary file it
+    removes afterwards) and finds the same issues as the array API on X in memory."""
+    import tempfile
+
+    from tagwise.project import Project
+    from tagwise.workflows.audit import audit_project
+
+    monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "emb"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    proj = Project.init(tmp_path / "proj")
+    proj.store.set_meta("encoder", "hashing")
+    proj.add_source({"name": "isear", "path": str(DATA / "isear" / "isear.csv"), "split": "train", "format": "csv",
+                     "separator": "|", "quoting": "none", "limit": 400,
+                     "columns": {"text": "SIT", "labels": "Field1", "id": "MYKEY"},
+                     "labels": {"format": "single"}, "skip_empty_text": True})
+    import tagwise.workflows.audit as workflow
+
+    seen = []
+
+    def recording_audit(X, *args, **kwargs):  # the real audit, noting what X it was handed
+        seen.append((type(X), X.filename if isinstance(X, np.memmap) else None))
+        return audit_arrays(X, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "audit_arrays", recording_audit)
+    result, ex, space = audit_project(proj, split="train", progress=False, partition_rows=150)
+    assert seen[0][0] is np.memmap and "tagwise-audit-x-" in str(seen[0][1])
+    assert not any((tmp_path / "scratch").glob("tagwise-audit-x-*"))
+    X = proj.features(ex)
+    assert not isinstance(X, np.memmap)
+    ref = audit_arrays(X, ex.label_matrix(space), ex.known_mask(space), texts=ex.texts, progress=False,
+                       partition_rows=150)
+    np.testing.assert_array_equal(result.issues.flagged, ref.issues.flagged)
+    np.testing.assert_allclose(result.issues.cell_scores, ref.issues.cell_scores, atol=1e-6)
+    proj.close()

@@ -176,9 +176,11 @@ class Project:
             self._encoders[name] = get_encoder(name)
         return self._encoders[name]
 
-    def embed_texts(self, texts, encoder: str | None = None, progress: bool = True) -> tuple[np.ndarray, EmbedStats]:
-        """Embed any texts through the project's cache. Returns ``((n, dim) float32, stats)``."""
-        return embed_texts(texts, self.encoder(encoder), self.cache_dir, progress=progress)
+    def embed_texts(self, texts, encoder: str | None = None, progress: bool = True,
+                    out: np.ndarray | None = None) -> tuple[np.ndarray, EmbedStats]:
+        """Embed any texts through the project's cache. Returns ``((n, dim) float32, stats)``;
+        ``out`` (n, dim): an array (e.g. a ``np.memmap``) to fill instead of a new one."""
+        return embed_texts(texts, self.encoder(encoder), self.cache_dir, progress=progress, out=out)
 
     def embed(self, encoder: str | None = None, progress: bool = True) -> EmbedStats:
         """Embed every example of the project (cached ones are not re-encoded); sets the default encoder."""
@@ -188,9 +190,10 @@ class Project:
         self.store.set_meta("encoder", name)
         return stats
 
-    def features(self, examples: Examples, encoder: str | None = None, progress: bool = False) -> np.ndarray:
-        """(n, dim) embeddings of ``examples`` (encodes only what the cache lacks)."""
-        return self.embed_texts(examples.texts, encoder, progress=progress)[0]
+    def features(self, examples: Examples, encoder: str | None = None, progress: bool = False,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """(n, dim) embeddings of ``examples`` (encodes only what the cache lacks), in ``out`` if given."""
+        return self.embed_texts(examples.texts, encoder, progress=progress, out=out)[0]
 
     # -- models & runs ---------------------------------------------------
     @property

@@ -137,22 +137,28 @@ def write_shard(directory: str | Path, name: str, keys: np.ndarray, vectors: np.
 
 def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, *,
                 batch_size: int = 512, shard_rows: int = 50_000, progress: bool = True,
-                keys: np.ndarray | None = None) -> tuple[np.ndarray, EmbedStats]:
+                keys: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[np.ndarray, EmbedStats]:
     """Embed ``texts`` through the cache: only texts never seen by this encoder are encoded.
 
     Returns ``(X, stats)`` with X of shape (n, encoder.dim), float32, rows in input order.
-    A concatenated encoder (``registry.ConcatEncoder``) is embedded part by part, each in its own cache.
+    ``out``: an (n, encoder.dim) array to fill and return instead of a new one (a ``np.memmap`` when
+    X is larger than memory). A concatenated encoder (``registry.ConcatEncoder``) is embedded part
+    by part, each in its own cache.
     """
     t0 = time.perf_counter()
     if hasattr(encoder, "parts"):
         from .base import join_parts
 
         keys = text_keys(texts) if keys is None else keys
-        out = [embed_texts(texts, part, cache_root, batch_size=batch_size, shard_rows=shard_rows,
-                           progress=progress, keys=keys) for part in encoder.parts]
-        stats = out[0][1]
-        return join_parts([X for X, _ in out]), EmbedStats(stats.n_texts, stats.n_unique,
-                                                           max(s.n_encoded for _, s in out), time.perf_counter() - t0)
+        parts = [embed_texts(texts, part, cache_root, batch_size=batch_size, shard_rows=shard_rows,
+                             progress=progress, keys=keys) for part in encoder.parts]
+        X = join_parts([X for X, _ in parts])
+        if out is not None:
+            out[:] = X
+            X = out
+        stats = parts[0][1]
+        return X, EmbedStats(stats.n_texts, stats.n_unique, max(s.n_encoded for _, s in parts),
+                             time.perf_counter() - t0)
     cache = EmbeddingCache(cache_root, encoder.id)
     keys = text_keys(texts) if keys is None else keys
     uniq, first = np.unique(keys, return_index=True)
@@ -175,5 +181,5 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
         if n_buf:
             cache.add(np.concatenate(buf_keys), np.concatenate(buf_vecs))
         bar.close()
-    X = cache.gather(keys, encoder.dim)
+    X = cache.gather(keys, encoder.dim, out=out)
     return X, EmbedStats(len(texts), len(uniq), len(missing), time.perf_counter() - t0)

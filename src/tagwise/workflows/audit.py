@@ -10,7 +10,9 @@ import csv
 import io
 import json
 import resource
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +81,8 @@ def audit_project(project: Project, split: str | None = "train", folds: int = 5,
     if k is not None and k < 1:
         raise TagwiseError(f"--k must be at least 1 (got {k}).")
     if engine is None or engine.name == "local":
-        X = project.features(ex, encoder=encoder, progress=progress)
-        result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, **options)
+        with _audit_features(project, ex, encoder, progress, options.get("partition_rows", PARTITION_ROWS)) as X:
+            result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, **options)
     else:
         from .embed import embed_texts_on
 
@@ -89,6 +91,25 @@ def audit_project(project: Project, split: str | None = "train", folds: int = 5,
         result = audit_arrays(X, Y, M, texts=ex.texts, folds=folds, k=k, progress=progress, map_fn=engine.map,
                               **options)
     return result, ex, space
+
+
+@contextmanager
+def _audit_features(project: Project, ex: Examples, encoder: str | None, progress: bool,
+                    partition_rows: int | None):
+    """The (n, dim) float32 embeddings of ``ex``: in memory up to ``partition_rows`` rows (the size
+    the whole audit handles in memory), above it a read-only memory map of a temporary file, so a
+    partitioned audit of more rows than memory holds keeps only the partition it works on resident."""
+    if not partition_rows or len(ex) <= partition_rows:
+        yield project.features(ex, encoder=encoder, progress=progress)
+        return
+    dim = project.encoder(encoder).dim
+    with tempfile.TemporaryDirectory(prefix="tagwise-audit-x-") as tmp:
+        path = Path(tmp) / "X.npy"
+        X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(ex), dim))
+        project.features(ex, encoder=encoder, progress=progress, out=X)
+        X.flush()
+        del X
+        yield np.load(path, mmap_mode="r")
 
 
 def issue_rows(result: AuditResult, ex: Examples, space: LabelSpace, all_rows: bool = False) -> list[dict]:

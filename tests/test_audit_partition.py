@@ -171,18 +171,25 @@ def test_bad_partition_rows_is_a_clear_error(goemotions):
         audit_arrays(X[:100], Y[:100], progress=False, partition_rows=0)
 
 
-def test_cli_partition_rows(tmp_path, monkeypatch, capsys):
-    from tagwise.cli import main as cli_main
+def _isear_project(path):
+    """A project of 400 ISEAR situations (single-label emotions) on the hashing encoder."""
     from tagwise.project import Project
-    from tagwise.workflows.audit import read_issues
 
-    monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "emb"))
-    proj = Project.init(tmp_path / "proj")
+    proj = Project.init(path)
     proj.store.set_meta("encoder", "hashing")
     proj.add_source({"name": "isear", "path": str(DATA / "isear" / "isear.csv"), "split": "train", "format": "csv",
                      "separator": "|", "quoting": "none", "limit": 400,
                      "columns": {"text": "SIT", "labels": "Field1", "id": "MYKEY"},
                      "labels": {"format": "single"}, "skip_empty_text": True})
+    return proj
+
+
+def test_cli_partition_rows(tmp_path, monkeypatch, capsys):
+    from tagwise.cli import main as cli_main
+    from tagwise.workflows.audit import read_issues
+
+    monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "emb"))
+    proj = _isear_project(tmp_path / "proj")
     n = len(proj.examples())
     proj.close()
     out = tmp_path / "issues.jsonl"
@@ -200,18 +207,12 @@ def test_workflow_audits_memory_mapped_features_above_partition_rows(tmp_path, m
     removes afterwards) and finds the same issues as the array API on X in memory."""
     import tempfile
 
-    from tagwise.project import Project
     from tagwise.workflows.audit import audit_project
 
     monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "emb"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
     (tmp_path / "scratch").mkdir()
-    proj = Project.init(tmp_path / "proj")
-    proj.store.set_meta("encoder", "hashing")
-    proj.add_source({"name": "isear", "path": str(DATA / "isear" / "isear.csv"), "split": "train", "format": "csv",
-                     "separator": "|", "quoting": "none", "limit": 400,
-                     "columns": {"text": "SIT", "labels": "Field1", "id": "MYKEY"},
-                     "labels": {"format": "single"}, "skip_empty_text": True})
+    proj = _isear_project(tmp_path / "proj")
     import tagwise.workflows.audit as workflow
 
     seen = []

@@ -17,6 +17,14 @@ from tagwise.learn.consensus import Annotations, majority_vote
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def hs_brexit_votes(item: dict) -> np.ndarray:
+    """One HS-Brexit item -> (3, 6) uint8 votes: rows hate_speech / aggressive / offensive, one column
+    per annotator; the published "No" offensiveness strings count as 0."""
+    other = item["other_info"]["other annotations"]
+    cols = (item["annotations"], other["aggressive language detection"], other["offensive language detection"])
+    return np.array([[1 if v.strip() == "1" else 0 for v in c.split(",")] for c in cols], dtype=np.uint8)
+
+
 def load_hs_brexit() -> dict:
     """HS-Brexit: 6 annotators on every tweet, labels hate_speech / aggressive / offensive.
 
@@ -30,13 +38,11 @@ def load_hs_brexit() -> dict:
             i = len(texts)
             texts.append(item["text"])
             split.append(part)
-            other = item["other_info"]["other annotations"]
-            cols = [item["annotations"].split(","), other["aggressive language detection"].split(","),
-                    other["offensive language detection"].split(",")]
+            votes = hs_brexit_votes(item)
             for a in range(6):
                 ex.append(i)
                 an.append(a)
-                Y.append([1 if c[a].strip() == "1" else 0 for c in cols])
+                Y.append(list(votes[:, a]))
             hard.append(int(item["hard_label"]))
     ann = Annotations.from_arrays(np.array(ex), np.array(an), np.array(Y), n_annotators=6)
     gold = (majority_vote(ann, tie=0.0) > 0.5).astype(np.uint8)

@@ -47,6 +47,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 sys.path.insert(0, str(BENCH))
 
+from _crowd_data import hs_brexit_votes  # noqa: E402
 from common import CACHE, save_results  # noqa: E402
 from tagwise.audit.core import audit_arrays  # noqa: E402
 from tagwise.audit.label_quality import cell_issue_scores, estimate_label_errors  # noqa: E402
@@ -115,13 +116,7 @@ def hs_brexit_settings():
     for split in ("train", "dev", "test"):
         items += json.loads((DATA / "hs_brexit" / f"HS-Brexit_{split}.json").read_text()).values()
     texts = [it["text"] for it in items]
-
-    def votes(s):
-        return [1 if v.strip() == "1" else 0 for v in s.split(",")]  # three published "No" = 0
-    A = np.array([[votes(it["annotations"]),
-                   votes(it["other_info"]["other annotations"]["aggressive language detection"]),
-                   votes(it["other_info"]["other annotations"]["offensive language detection"])]
-                  for it in items], dtype=np.uint8)  # (n, 3 labels, 6 annotators)
+    A = np.stack([hs_brexit_votes(it) for it in items])  # (n, 3 labels, 6 annotators)
     X = embed(texts)
     out = []
     for a in range(A.shape[2]):

@@ -11,6 +11,8 @@ from tagwise.audit import audit_arrays
 from tagwise.audit.noise import inject_noise
 from tagwise.encoders import embed_texts, get_encoder
 
+from hs_brexit import LABELS, hs_brexit_votes
+
 CONVABUSE_COLUMNS = {"abusive": ("is_abuse.-1", "is_abuse.-2", "is_abuse.-3"), "explicit": ("direction.explicit",),
                      "implicit": ("direction.implicit",), "sex_harassment": ("type.sex_harassment",),
                      "intellectual": ("type.intellectual",), "sexist": ("type.sexist",)}
@@ -96,12 +98,8 @@ def hs_brexit_annotator(data_dir, use_cache):
     items = []
     for split in ("train", "dev", "test"):
         items += json.loads((data_dir / "hs_brexit" / f"HS-Brexit_{split}.json").read_text()).values()
-
-    def votes(s):
-        return [1 if v.strip() == "1" else 0 for v in s.split(",")]
-    other = [it["other_info"]["other annotations"] for it in items]
-    A = np.array([[votes(it["annotations"]), votes(o["aggressive language detection"]),
-                   votes(o["offensive language detection"])] for it, o in zip(items, other)], dtype=np.uint8)
+    votes = [hs_brexit_votes(it) for it in items]
+    A = np.array([[v[k] for k in LABELS] for v in votes], dtype=np.uint8)  # (n, 3 labels, 6 annotators)
     me = 3
     Y = A[:, :, me]
     truth = (np.delete(A, me, axis=2).mean(2) > 0.5).astype(np.uint8)

@@ -14,6 +14,8 @@ from tagwise.learn.consensus import (Annotations, ConsensusModel, annotator_qual
 from tagwise.select.relabel import expected_error_reduction, pooled_rates, suggest_relabel
 from tagwise.types import TagwiseError
 
+from hs_brexit import LABELS, hs_brexit_votes
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HS = DATA / "hs_brexit" / "HS-Brexit_train.json"
 CONV = DATA / "convabuse" / "2_splits" / "ConvAbuseEMNLPtrain.csv"
@@ -24,13 +26,11 @@ def hs_brexit(n_items: int = 400) -> Annotations:
     """The first ``n_items`` HS-Brexit train tweets: 6 annotators x (hate, aggressive, offensive)."""
     ex, an, Y = [], [], []
     for i, item in enumerate(list(json.loads(HS.read_text()).values())[:n_items]):
-        other = item["other_info"]["other annotations"]
-        cols = [item["annotations"].split(","), other["aggressive language detection"].split(","),
-                other["offensive language detection"].split(",")]
+        votes = hs_brexit_votes(item)
         for a in range(6):
             ex.append(i)
             an.append(a)
-            Y.append([1 if c[a].strip() == "1" else 0 for c in cols])
+            Y.append([votes[k][a] for k in LABELS])
     return Annotations.from_arrays(np.array(ex), np.array(an), np.array(Y), n_annotators=6)
 
 
@@ -185,32 +185,26 @@ def _hs_items(n=120):
     return list(json.loads(HS.read_text()).items())[:n]
 
 
-def _votes(item):
-    other = item["other_info"]["other annotations"]
-    return {"hate": item["annotations"].split(","), "aggressive": other["aggressive language detection"].split(","),
-            "offensive": other["offensive language detection"].split(",")}
-
-
 def _write_sources(tmp_path, n=120):
     items = _hs_items(n)
     with open(tmp_path / "wide.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "text"] + [f"Ann{a + 1}" for a in range(6)])
         for key, item in items:
-            v = _votes(item)
-            cells = [";".join(k for k in v if v[k][a].strip() == "1") or "none" for a in range(6)]
+            v = hs_brexit_votes(item)
+            cells = [";".join(k for k in v if v[k][a]) or "none" for a in range(6)]
             w.writerow([key, item["text"]] + cells)
     with open(tmp_path / "long.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "text", "annotator", "labels"])
         for key, item in items:
             for a in range(6):
-                w.writerow([key, item["text"], f"Ann{a + 1}", "hate" if _votes(item)["hate"][a] == "1" else ""])
+                w.writerow([key, item["text"], f"Ann{a + 1}", "hate" if hs_brexit_votes(item)["hate"][a] else ""])
     with open(tmp_path / "votes.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["text", "hate_votes", "n"])
         for key, item in items:
-            w.writerow([item["text"], sum(int(x) for x in _votes(item)["hate"]), 6])
+            w.writerow([item["text"], sum(hs_brexit_votes(item)["hate"]), 6])
     (tmp_path / "wide.yaml").write_text(
         "name: hs_wide\npath: wide.csv\ncolumns: {text: text, id: id}\nlabels: {format: delimited, delimiter: ';', "
         "annotator_columns: [Ann1, Ann2, Ann3, Ann4, Ann5, Ann6], map: {none: null}}\n")
@@ -235,8 +229,8 @@ def test_project_ingest_report_and_targets(tmp_path):
         assert wide["n_examples"] == 120 and wide["n_annotations"] == 720
         # the example row keeps the strict majority of its judgements
         ex = project.examples(source="hs_wide")
-        first = _votes(items[0][1])
-        majority = sorted(k for k in first if 2 * sum(v == "1" for v in first[k]) > 6)
+        first = hs_brexit_votes(items[0][1])
+        majority = sorted(k for k in first if 2 * sum(first[k]) > 6)
         assert sorted(ex.labels[0]) == majority
         add_annotated_source(project, tmp_path / "long.yaml")
         add_annotated_source(project, tmp_path / "votes.yaml")

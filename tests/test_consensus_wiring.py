@@ -13,18 +13,12 @@ import pytest
 
 from tagwise.types import TagwiseError
 
+from hs_brexit import LABELS, hs_brexit_votes
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HS = DATA / "hs_brexit"
 pytestmark = pytest.mark.skipif(not HS.exists(), reason="../shared/data not available")
-LABELS = ["hate", "aggressive", "offensive"]
 N_ITEMS = 240
-
-
-def _votes(item) -> dict[str, list[int]]:
-    other = item["other_info"]["other annotations"]
-    cols = {"hate": item["annotations"], "aggressive": other["aggressive language detection"],
-            "offensive": other["offensive language detection"]}
-    return {k: [1 if v.strip() == "1" else 0 for v in c.split(",")] for k, c in cols.items()}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,7 @@ def project(tmp_path_factory, shared_embedding_cache):
         w = csv.writer(fh)
         w.writerow(["id", "text"] + [f"Ann{a + 1}" for a in range(6)] + ["Spam"])
         for key, item in items:
-            v = _votes(item)
+            v = hs_brexit_votes(item)
             w.writerow([key, item["text"]] + [";".join(k for k in LABELS if v[k][a]) or "none" for a in range(6)]
                        + [";".join(LABELS)])
     (root / "wide.yaml").write_text(
@@ -55,7 +49,7 @@ def project(tmp_path_factory, shared_embedding_cache):
     p = Project.init(root / "p", taxonomy=None)
     add_annotated_source(p, root / "wide.yaml")
     p.add_source(root / "pool.yaml")
-    gold = np.array([[int(2 * sum(_votes(it)[k]) > 6) for k in LABELS] for _, it in items])  # 6 real voters
+    gold = np.array([[int(2 * sum(hs_brexit_votes(it)[k]) > 6) for k in LABELS] for _, it in items])  # 6 real voters
     yield p, root, items, gold
     p.close()
 
@@ -100,7 +94,7 @@ def test_soft_targets_weigh_like_their_expected_loss():
 
     rng = np.random.default_rng(0)
     items = list(json.loads((HS / "HS-Brexit_train.json").read_text()).values())[:150]
-    share = np.array([[sum(_votes(it)[k]) / 6 for k in LABELS] for it in items])
+    share = np.array([[sum(hs_brexit_votes(it)[k]) / 6 for k in LABELS] for it in items])
     Q = np.round(share * 2) / 2                                  # 0, 0.5 or 1
     X = rng.standard_normal((len(Q), 16)).astype(np.float32)
     X += (Q @ rng.standard_normal((3, 16))).astype(np.float32)   # features that track the votes

@@ -39,19 +39,30 @@ def _missing_column(path: Path, col: Any, available: Sequence[Any], header: bool
 def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header: bool,
                    quoting: str = "minimal", limit: int | None = None):
     text = decode_utf8(path.read_bytes(), path)
+    # chunk_rows=None: exactly one chunk, the whole (limited) file
+    return next(_delimited_chunks(io.StringIO(text, newline=""), path, wanted, separator=separator,
+                                  header=header, quoting=quoting, chunk_rows=None, limit=limit))
+
+
+def _delimited_chunks(fh, path: Path, wanted: Sequence[Any], *, separator: str, header: bool,
+                      quoting: str = "minimal", chunk_rows: int | None, limit: int | None = None):
+    """The rows of a delimited text stream ``fh`` as ``(columns, line numbers)`` chunks of ``chunk_rows``
+    rows (None: one chunk), up to ``limit`` rows; every malformed piece is an error naming the line."""
     # strict: a quote that never closes is an error at the end of the file (not a field that silently
     # swallows every following row), and so is text right after a closing quote
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True,
+    reader = csv.reader(fh, delimiter=separator, strict=True,
                         quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
     names: list[str] | None = None
     if header:
         try:
-            names = next(reader)
+            names = [n.strip() for n in next(reader)]
         except StopIteration:
             raise TagwiseError(f"{path}: the file is empty (expected a header row).") from None
         except csv.Error as exc:
             raise TagwiseError(f"{path}: line 1: malformed header ({exc}). Fix the header's quoting.") from None
-        names = [n.strip() for n in names]
+        except UnicodeDecodeError as exc:
+            raise TagwiseError(f"{path}: line 1: bytes are not valid UTF-8 ({exc.reason}). "
+                               f"Fix: re-encode the file as UTF-8.") from None
     positions = {}
     for col in wanted:
         if isinstance(col, int) and (names is None or col < len(names)):
@@ -66,11 +77,11 @@ def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header:
                                f"set 'header: true'.")
         else:
             positions[col] = col
-    width = len(names) if names is not None else None
     out: dict[Any, list] = {col: [] for col in wanted}
     rows: list[int] = []
+    n_rows = 0
     need = max(positions.values(), default=-1)
-    while True:
+    while not limit or n_rows < limit:
         start = reader.line_num + 1  # the line the next row (and any quote it opens) starts on
         try:
             values = next(reader)
@@ -80,10 +91,11 @@ def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header:
             raise TagwiseError(f"{path}: line {start}: malformed row starting here ({exc}; a quote opened on this "
                                f"row is not closed where it should be). Fix the quoting, or set 'quoting: none' "
                                f"in the spec.") from None
+        except UnicodeDecodeError as exc:
+            raise TagwiseError(f"{path}: near line {start}: bytes are not valid UTF-8 ({exc.reason}). "
+                               f"Fix: re-encode the file as UTF-8.") from None
         if not values or values == [""]:
             continue
-        if width is None:
-            width = len(values)
         if len(values) <= need:
             raise TagwiseError(f"{path}: line {reader.line_num}: row has {len(values)} fields, expected at "
                                f"least {need + 1} (separator {separator!r}). Fix the row or the "
@@ -91,9 +103,12 @@ def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header:
         for col, pos in positions.items():
             out[col].append(values[pos])
         rows.append(reader.line_num)
-        if limit and len(rows) >= limit:
-            break
-    return out, rows
+        n_rows += 1
+        if chunk_rows and len(rows) >= chunk_rows:
+            yield out, rows
+            out, rows = {col: [] for col in wanted}, []
+    if rows or chunk_rows is None:
+        yield out, rows
 
 
 def read_jsonl(path: Path, wanted: Sequence[Any], *, limit: int | None = None):
@@ -273,52 +288,4 @@ def _iter_jsonl(path: Path, wanted: Sequence[Any], chunk_rows: int):
 
 def _iter_delimited(path: Path, wanted: Sequence[Any], separator: str, header: bool, chunk_rows: int):
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter=separator, strict=True)
-        try:
-            names = [n.strip() for n in next(reader)] if header else None
-        except StopIteration:
-            if header:
-                raise TagwiseError(f"{path}: the file is empty (expected a header row).") from None
-            return
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise TagwiseError(f"{path}: line 1: cannot read the header ({exc}).") from None
-        positions = {}
-        for col in wanted:
-            if names is None:
-                if not isinstance(col, int) or col < 0:
-                    raise TagwiseError(f"{path}: no header row, so columns are 0-based positions; got {col!r}.")
-                positions[col] = col
-            elif col in names:
-                positions[col] = names.index(col)
-            elif isinstance(col, int) and col < len(names):
-                positions[col] = col
-            else:
-                raise _missing_column(path, col, names, header)
-        need = max(positions.values(), default=-1)
-        out: dict[Any, list] = {col: [] for col in wanted}
-        rows: list[int] = []
-        while True:
-            start = reader.line_num + 1
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                raise TagwiseError(f"{path}: line {start}: malformed row starting here ({exc}). "
-                                   f"Fix the quoting of that row.") from None
-            except UnicodeDecodeError as exc:
-                raise TagwiseError(f"{path}: near line {start}: bytes are not valid UTF-8 ({exc.reason}). "
-                                   f"Fix: re-encode the file as UTF-8.") from None
-            if not values or values == [""]:
-                continue
-            if len(values) <= need:
-                raise TagwiseError(f"{path}: line {reader.line_num}: row has {len(values)} fields, expected at "
-                                   f"least {need + 1} (separator {separator!r}).")
-            for col, pos in positions.items():
-                out[col].append(values[pos])
-            rows.append(reader.line_num)
-            if len(rows) >= chunk_rows:
-                yield out, rows
-                out, rows = {col: [] for col in wanted}, []
-        if rows:
-            yield out, rows
+        yield from _delimited_chunks(fh, path, wanted, separator=separator, header=header, chunk_rows=chunk_rows)

@@ -69,3 +69,20 @@ def test_sentence_transformers_bundled_minilm(tmp_path):
     X, _ = embed_texts(MULTILINGUAL[:1] + ["I adore this film, it's great.", "Debt rose this quarter."],
                        enc, tmp_path, progress=False)
     assert X[0] @ X[1] > X[0] @ X[2] + 0.2
+
+
+def test_a_kept_cache_reads_its_index_once_and_sees_other_writers(tmp_path):
+    """``embed_texts(..., caches=d)`` keeps one EmbeddingCache per folder across calls, and a shard that
+    another writer added in between is found (not encoded again)."""
+    from tagwise.encoders import embed_texts, get_encoder
+
+    encoder = get_encoder("hashing")
+    caches: dict = {}
+    X1, s1 = embed_texts(["first text", "second text"], encoder, tmp_path, progress=False, caches=caches)
+    kept = next(iter(caches.values()))
+    embed_texts(["written by another process"], encoder, tmp_path, progress=False)  # a foreign writer
+    X2, s2 = embed_texts(["second text", "written by another process"], encoder, tmp_path, progress=False,
+                         caches=caches)
+    assert next(iter(caches.values())) is kept and len(caches) == 1
+    assert (s1.n_encoded, s2.n_encoded) == (2, 0)
+    np.testing.assert_array_equal(X2[0], X1[1])

@@ -49,6 +49,7 @@ class Project:
                                f"Fix: run `tagwise init {self.path}` first.")
         self.store = Store(self.path / DB_NAME)
         self._encoders: dict[str, object] = {}
+        self._embedding_caches: dict = {}  # cache folder -> EmbeddingCache: its index read once per project
 
     # -- lifecycle -------------------------------------------------------
     @classmethod
@@ -180,7 +181,8 @@ class Project:
                     out: np.ndarray | None = None) -> tuple[np.ndarray, EmbedStats]:
         """Embed any texts through the project's cache. Returns ``((n, dim) float32, stats)``;
         ``out`` (n, dim): an array (e.g. a ``np.memmap``) to fill instead of a new one."""
-        return embed_texts(texts, self.encoder(encoder), self.cache_dir, progress=progress, out=out)
+        return embed_texts(texts, self.encoder(encoder), self.cache_dir, progress=progress, out=out,
+                           caches=self._embedding_caches)
 
     def embed(self, encoder: str | None = None, progress: bool = True) -> EmbedStats:
         """Embed every example of the project (cached ones are not re-encoded); sets the default encoder."""

@@ -84,6 +84,12 @@ class EmbeddingCache:
         self._shard = np.insert(self._shard, at, np.int32(len(self._vecs) - 1))
         self._row = np.insert(self._row, at, order.astype(np.int64))
 
+    def refresh(self) -> None:
+        """Pick up the shards other writers added since the index was read: one directory listing, and a
+        re-read only when it changed (so an instance kept across calls stays cheap and current)."""
+        if self._shards() != self._shard_paths:
+            self._load_index()
+
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -137,13 +143,16 @@ def write_shard(directory: str | Path, name: str, keys: np.ndarray, vectors: np.
 
 def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, *,
                 batch_size: int = 512, shard_rows: int = 50_000, progress: bool = True,
-                keys: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[np.ndarray, EmbedStats]:
+                keys: np.ndarray | None = None, out: np.ndarray | None = None,
+                caches: dict[str, EmbeddingCache] | None = None) -> tuple[np.ndarray, EmbedStats]:
     """Embed ``texts`` through the cache: only texts never seen by this encoder are encoded.
 
     Returns ``(X, stats)`` with X of shape (n, encoder.dim), float32, rows in input order.
     ``out``: an (n, encoder.dim) array to fill and return instead of a new one (a ``np.memmap`` when
-    X is larger than memory). A concatenated encoder (``registry.ConcatEncoder``) is embedded part
-    by part, each in its own cache.
+    X is larger than memory). ``caches``: a dict the caller keeps across calls (cache folder ->
+    ``EmbeddingCache``), so a stream of calls (predict's chunks, a server's requests) reads the
+    cache's index once instead of once per call. A concatenated encoder
+    (``registry.ConcatEncoder``) is embedded part by part, each in its own cache.
     """
     t0 = time.perf_counter()
     if hasattr(encoder, "parts"):
@@ -151,7 +160,7 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
 
         keys = text_keys(texts) if keys is None else keys
         parts = [embed_texts(texts, part, cache_root, batch_size=batch_size, shard_rows=shard_rows,
-                             progress=progress, keys=keys) for part in encoder.parts]
+                             progress=progress, keys=keys, caches=caches) for part in encoder.parts]
         X = join_parts([X for X, _ in parts])
         if out is not None:
             out[:] = X
@@ -159,7 +168,14 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
         stats = parts[0][1]
         return X, EmbedStats(stats.n_texts, stats.n_unique, max(s.n_encoded for _, s in parts),
                              time.perf_counter() - t0)
-    cache = EmbeddingCache(cache_root, encoder.id)
+    where = str(EmbeddingCache.directory(cache_root, encoder.id))
+    cache = None if caches is None else caches.get(where)
+    if cache is None:
+        cache = EmbeddingCache(cache_root, encoder.id)
+        if caches is not None:
+            caches[where] = cache
+    else:
+        cache.refresh()
     keys = text_keys(texts) if keys is None else keys
     uniq, first = np.unique(keys, return_index=True)
     missing = first[cache.lookup(uniq) < 0]

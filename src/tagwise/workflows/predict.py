@@ -218,10 +218,12 @@ class ChunkPredictor:
         name = self.loaded.encoder
         self.encoder = _WORKER_ENCODERS.get(name) or _WORKER_ENCODERS.setdefault(name, get_encoder(name))
         self.cache_dir = cache_dir
+        self.caches: dict = {}  # the cache's index read once per worker, not once per chunk
 
     def __call__(self, item) -> tuple[np.ndarray, np.ndarray]:
         from ..encoders import embed_texts
 
         texts, sources = item
         return predict_with(None, self.loaded, texts, sources,
-                            embed=lambda t: embed_texts(t, self.encoder, self.cache_dir, progress=False)[0])
+                            embed=lambda t: embed_texts(t, self.encoder, self.cache_dir, progress=False,
+                                                        caches=self.caches)[0])

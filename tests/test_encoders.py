@@ -74,8 +74,6 @@ def test_sentence_transformers_bundled_minilm(tmp_path):
 def test_a_kept_cache_reads_its_index_once_and_sees_other_writers(tmp_path):
     """``embed_texts(..., caches=d)`` keeps one EmbeddingCache per folder across calls, and a shard that
     another writer added in between is found (not encoded again)."""
-    from tagwise.encoders import embed_texts, get_encoder
-
     encoder = get_encoder("hashing")
     caches: dict = {}
     X1, s1 = embed_texts(["first text", "second text"], encoder, tmp_path, progress=False, caches=caches)

@@ -13,6 +13,7 @@ from tagwise.audit.label_quality import cell_error_posteriors, noise_rates
 from tagwise.workflows.corrections import apply_corrections, correction_batches, undo_corrections
 from tagwise.audit.noise import inject_noise, label_similarity
 from tagwise.workflows.audit import audit_project, issue_rows, read_issues, write_issues
+from tagwise.workflows.report import section_audit
 from tagwise.cli import main as cli_main
 from tagwise.encoders import get_encoder
 from tagwise.evaluate.metrics import average_precision
@@ -234,6 +235,17 @@ def test_audit_cli_max_flags_and_all(project, tmp_path, capsys):
     assert cli_main(["audit", str(project.path), "--out", str(out), "--quiet", "--max-flags", "5"]) == 0
     printed = capsys.readouterr().out
     assert "estimated" in printed and "flag budget 5 rows" in printed
+    # the estimate per label is printed (largest first), kept with the run and sums to the total
+    run = [r for r in project.runs("audit")][-1]
+    summary = json.loads((run / "summary.json").read_text())
+    by_label = summary["estimated_errors_by_label"]
+    counts = list(by_label.values())
+    assert set(by_label) <= set(project.labels.names) and counts == sorted(counts, reverse=True)
+    assert sum(counts) == pytest.approx(summary["estimated_errors"], abs=0.5 * len(project.labels.names))
+    top_name, top_count = next(iter(by_label.items()))
+    assert f"most estimated errors: {top_name} {top_count:.0f}" in printed
+    page = section_audit(project)
+    assert "errors estimated" in page and f"<tr><td>{top_name}</td><td>{top_count:.0f}</td>" in page
     label_rows = [r for r in read_issues(out) if any(f["type"] in ("missing", "wrong") for f in r["findings"])]
     assert len(label_rows) == 5
     every = tmp_path / "every.jsonl"

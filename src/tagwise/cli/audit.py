@@ -19,7 +19,12 @@ def cmd_audit(args) -> int:
           f"{r['folds']}-fold cross-fitting) in {r['seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
     if r.get("partitions", 1) > 1:
         print(f"audited in {r['partitions']} random partitions of the examples (--partition-rows)")
-    print(f"estimated {r['estimated_errors']:.0f} label errors; flag budget {r['flag_budget']} rows (--max-flags N)")
+    share = r["estimated_errors"] / max(r["n_examples"], 1)
+    print(f"estimated {r['estimated_errors']:.0f} label errors ({share:.0%} of the rows); "
+          f"flag budget {r['flag_budget']} rows (--max-flags N)")
+    top = list(r.get("estimated_errors_by_label", {}).items())[:5]
+    if top:
+        print("most estimated errors: " + ", ".join(f"{name} {count:.0f}" for name, count in top))
     print(f"flagged {r['n_flagged']} examples: "
           + (", ".join(f"{v} {k}" for k, v in sorted(r["findings_by_type"].items())) or "no findings"))
     print(f"wrote {r['rows_written']} rows to {r['out']} (run {r['run']})")

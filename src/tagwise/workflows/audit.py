@@ -221,8 +221,19 @@ def read_issues(path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
-def save_audit_run(project: Project, result: AuditResult, rows: list[dict], params: dict) -> Path:
-    """Keep the audit in ``runs/<id>-audit``: summary.json, issues.jsonl, score arrays (for the report)."""
+def estimates_by_label(result: AuditResult, label_names) -> dict[str, float]:
+    """{label: estimated wrong cells}, largest first; labels estimated below half an error are left out."""
+    per_label = result.estimated_errors_per_label
+    if per_label is None:
+        return {}
+    order = np.argsort(-np.asarray(per_label), kind="stable")
+    return {label_names[k]: round(float(per_label[k]), 1) for k in order if per_label[k] >= 0.5}
+
+
+def save_audit_run(project: Project, result: AuditResult, rows: list[dict], params: dict,
+                   label_names=None) -> Path:
+    """Keep the audit in ``runs/<id>-audit``: summary.json, issues.jsonl, score arrays (for the report).
+    ``label_names`` (K,) names the per-label error estimates in the summary."""
     run = project.new_run("audit", params)
     counts: dict[str, int] = {}
     by_label: dict[str, dict[str, int]] = {}
@@ -233,7 +244,10 @@ def save_audit_run(project: Project, result: AuditResult, rows: list[dict], para
                 by_label.setdefault(f["label"], {"missing": 0, "wrong": 0})[f["type"]] += 1
     summary = {"n_examples": int(len(result.label_quality)), "n_flagged": len(rows) if not params.get("all") else
                int(result.is_flagged.sum()), "findings_by_type": counts, "findings_by_label": by_label,
-               "multi_label": result.multi_label, "seconds": {k: round(v, 2) for k, v in result.seconds.items()}}
+               "multi_label": result.multi_label, "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+               "estimated_errors": round(float(result.estimated_errors), 1), "flag_budget": int(result.flag_budget)}
+    if label_names is not None:
+        summary["estimated_errors_by_label"] = estimates_by_label(result, label_names)
     atomic_write_json(run / "summary.json", summary)
     write_issues([r for r in rows if r["findings"]][:1000], run / "issues.jsonl")
     atomic_save_npy(run / "label_quality.npy", result.label_quality)
@@ -250,7 +264,7 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     estimates errors). ``engine``: where the heavy steps run (``tagwise.engine``; default local).
     ``partition_rows``: audit random partitions of about that many rows one at a time above it
     (``audit_arrays``; bounds the audit's memory; None = never). Returns ``{"n_examples", "multi_label", "folds", "k", "estimated_errors",
-    "flag_budget", "n_flagged", "findings_by_type", "rows_written", "out", "run", "seconds", "peak_rss_mb"}``.
+    "estimated_errors_by_label" ({label: wrong cells}, largest first), "flag_budget", "n_flagged", "findings_by_type", "rows_written", "out", "run", "seconds", "peak_rss_mb"}``.
     """
     out = check_output_path(out)
     if folds < 2:
@@ -265,13 +279,14 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     write_issues(rows, out)
     params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out),
               "partitions": int(result.choices.get("partitions", 1))}
-    run = save_audit_run(project, result, rows, params)
+    run = save_audit_run(project, result, rows, params, label_names=list(space.names))
     by_type: dict[str, int] = {}
     for r in rows:
         for f in r["findings"]:
             by_type[f["type"]] = by_type.get(f["type"], 0) + 1
     return {"n_examples": len(ex), "multi_label": bool(result.multi_label), "folds": folds, "k": params["k"],
             "estimated_errors": float(result.estimated_errors), "flag_budget": int(result.flag_budget),
+            "estimated_errors_by_label": estimates_by_label(result, list(space.names)),
             "n_flagged": int(result.is_flagged.sum()), "findings_by_type": by_type, "rows_written": len(rows),
             "out": str(out), "run": run.name, "seconds": time.perf_counter() - t0, "partitions": params["partitions"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -158,13 +158,22 @@ def section_audit(project: Project, split: str = "test") -> str | None:
     esc = html.escape
     by_type = summary.get("findings_by_type", {})
     parts = [f"<h2>Label audit</h2><p>Run <code>{esc(run.name)}</code>: {summary['n_examples']} labeled examples, "
-             f"<b>{summary['n_flagged']}</b> flagged ({'multi' if summary.get('multi_label') else 'single'}-label). "
+             f"<b>{summary['n_flagged']}</b> flagged ({'multi' if summary.get('multi_label') else 'single'}-label"
+             + (f"; about {summary['estimated_errors']:.0f} label errors estimated" if "estimated_errors" in summary
+                else "") + "). "
              "Findings: " + (", ".join(f"{v} {esc(k)}" for k, v in sorted(by_type.items())) or "none") + ".</p>"]
     by_label = summary.get("findings_by_label", {})
-    if by_label:
-        rows = sorted(by_label.items(), key=lambda kv: -(kv[1]["missing"] + kv[1]["wrong"]))
-        parts.append("<table><tr><th>label</th><th>missing</th><th>wrong</th></tr>" + "".join(
-            f"<tr><td>{esc(k)}</td><td>{v['missing']}</td><td>{v['wrong']}</td></tr>" for k, v in rows[:30]) + "</table>")
+    estimated = summary.get("estimated_errors_by_label", {})
+    if by_label or estimated:
+        names = sorted(set(by_label) | set(estimated),
+                       key=lambda k: (-estimated.get(k, 0.0), -sum(by_label.get(k, {}).values())))
+        cells = []
+        for k in names[:30]:
+            found = by_label.get(k, {"missing": 0, "wrong": 0})
+            count = f"{estimated[k]:.0f}" if k in estimated else ""
+            cells.append(f"<tr><td>{esc(k)}</td><td>{count}</td><td>{found['missing']}</td><td>{found['wrong']}</td></tr>")
+        parts.append("<table><tr><th>label</th><th>errors estimated</th><th>flagged missing</th>"
+                     "<th>flagged wrong</th></tr>" + "".join(cells) + "</table>")
     issues_path = run / "issues.jsonl"
     if issues_path.exists():
         issues = [json.loads(line) for line in issues_path.read_text(encoding="utf-8").splitlines()[:TOP_ISSUES]]

@@ -240,9 +240,9 @@ def estimate_label_errors(labels: np.ndarray, pred_probs: np.ndarray, mask: np.n
     there the mixture bound over-counts missed labels several-fold, which drags the median up), and
     reported on HS-Brexit, instance noise and held-out planted seeds. On multi-label emotion data
     (GoEmotions, SemEval) every estimate here counts several times the planted errors: the
-    out-of-fold probabilities are calibrated on the given labels and are so uncertain that the
-    given labels disagree with them about as often as labels drawn from those probabilities would,
-    so model ambiguity and label errors cannot be told apart from the data alone.
+    published labels are themselves often wrong (an independent audit of GoEmotions, cited in
+    bench/bench_audit_base.py, found strong errors in a large share of comments), and the out-of-fold
+    probabilities are so uncertain there that ambiguity and error cannot be fully told apart.
 
     method "median": the median of the three estimates below, per label and for the
     rows. They fail differently: confident learning counts a weak model's ambiguity as noise (it
@@ -260,7 +260,14 @@ def estimate_label_errors(labels: np.ndarray, pred_probs: np.ndarray, mask: np.n
     confident joint, which makes the count independent of how many cells fall between the
     anchors). Without the 0.5 floor a weak model's low ``t_pos`` calls every faintly likely absent
     label confidently missed, and the count grows with the model's uncertainty instead of the
-    noise. "posterior": the expected number of flipped cells under ``cell_error_posteriors``.
+    noise. The floor applies to the error side only: a cell counts as confidently *right* by
+    cleanlab's plain anchors (``p >= t_pos`` for a given positive, ``p <= t_neg`` for a given
+    negative). Flooring that side too (an earlier version) left hard labels, whose given positives
+    seldom reach 0.5, with almost no confidently right positive, so nearly all of them were counted
+    wrong. The change was chosen on the ConvAbuse annotators, where the choice of this method was
+    made (closer to the real counts by mean absolute log ratio, as many within 30%); on HS-Brexit
+    it under-counts the annotators who under-label (README, Label audit).
+    "posterior": the expected number of flipped cells under ``cell_error_posteriors``.
 
     Rows: each label's estimated count is spread over its cells in proportion to their
     ``cell_issue_scores`` (capped at 1), and a row counts ``1 - prod_k (1 - e_ik)``, so a row with
@@ -293,9 +300,14 @@ def estimate_label_errors(labels: np.ndarray, pred_probs: np.ndarray, mask: np.n
         hi = np.maximum(t_pos, min_missing_prob)[None, :]
         lo = np.minimum(t_neg, 1.0 - min_missing_prob)[None, :]
         missed, added = neg & (P >= hi), pos & (P <= lo)
-        sure = (P >= hi) | (P <= lo)
-        n_missed = missed.sum(0) / np.maximum((neg & sure).sum(0), 1) * neg.sum(0)
-        n_added = added.sum(0) / np.maximum((pos & sure).sum(0), 1) * pos.sum(0)
+        # A cell is confidently *right* by cleanlab's own anchors, without the floor: the floor only
+        # stops a weak model from calling faint cells errors. On the right side it would empty the
+        # calibration's denominator wherever the model seldom reaches 0.5, and count nearly every
+        # given positive of a hard label as wrong.
+        right_pos = pos & (P >= t_pos[None, :]) & ~added
+        right_neg = neg & (P <= t_neg[None, :]) & ~missed
+        n_missed = missed.sum(0) / np.maximum(missed.sum(0) + right_neg.sum(0), 1) * neg.sum(0)
+        n_added = added.sum(0) / np.maximum(added.sum(0) + right_pos.sum(0), 1) * pos.sum(0)
         S = np.where(Y, 1.0 - P, P).astype(np.float64)
         share_neg = np.where(neg, S, 0.0) / np.maximum(np.where(neg, S, 0.0).sum(0), 1e-12)
         share_pos = np.where(pos, S, 0.0) / np.maximum(np.where(pos, S, 0.0).sum(0), 1e-12)

@@ -9,7 +9,7 @@ import pytest
 
 from tagwise.audit import (audit_arrays, conflicting_duplicates, find_label_issues, label_dependency_proba,
                            label_quality_scores, nearest_neighbors, stratified_folds)
-from tagwise.audit.label_quality import cell_error_posteriors, noise_rates
+from tagwise.audit.label_quality import cell_error_posteriors, estimate_label_errors, noise_rates
 from tagwise.workflows.corrections import apply_corrections, correction_batches, undo_corrections
 from tagwise.audit.noise import inject_noise, label_similarity
 from tagwise.workflows.audit import audit_project, issue_rows, read_issues, write_issues
@@ -307,3 +307,18 @@ def test_unknown_cells_are_never_scored_or_flagged(reuters):
     P_dep = label_dependency_proba(res.pred_probs, given, mask)
     assert np.allclose(P_dep, label_dependency_proba(res.pred_probs, scrambled, mask), atol=1e-5)
     assert np.isfinite(P_dep).all() and ((P_dep > 0) & (P_dep < 1)).all()
+
+
+def test_confident_joint_counts_a_hard_label_by_its_own_anchors():
+    # A hard label: its given positives never reach 0.5 but sit well above the negatives, and a
+    # tenth of them look like negatives. The estimate must count about that tenth (here 20 of
+    # 200, plus a few misses), not every positive because none is "confidently" above 0.5.
+    rng = np.random.default_rng(0)
+    n_pos, n_neg = 200, 1800
+    Y = np.zeros((n_pos + n_neg, 1), dtype=np.uint8)
+    Y[:n_pos] = 1
+    P = np.empty((n_pos + n_neg, 1))
+    P[:n_pos, 0] = np.r_[rng.uniform(0.0, 0.02, 20), rng.uniform(0.15, 0.45, n_pos - 20)]
+    P[n_pos:, 0] = rng.uniform(0.0, 0.1, n_neg)
+    per_label, rows = estimate_label_errors(Y, P)
+    assert 15 <= per_label[0] <= 40 and 15 <= rows <= 40, (per_label, rows)

@@ -69,7 +69,7 @@ from tagwise.audit.oof import ridge_out_of_fold_proba  # noqa: E402
 from tagwise.learn.consensus import (Annotations, annotator_quality, consensus,  # noqa: E402
                                      majority_vote)
 from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
-from tagwise.select.relabel import pooled_rates, suggest_relabel  # noqa: E402
+from tagwise.select.relabel import next_annotator_rates, pooled_rates, suggest_relabel  # noqa: E402
 
 warnings.filterwarnings("ignore")
 PEERS = ["majority", "crowdkit_ds", "crowdkit_mace", "crowdkit_glad", "cleanlab"]
@@ -286,6 +286,19 @@ def part_sim(data, X, seeds, rows_name="test", methods=None, params=None):
 
 
 # ----------------------------------------------------------------------------- part: relabel
+# Look-ahead of tagwise's relabel rule (select.relabel): the library default, chosen by --part
+# relabel_choose on the train items with seeds 100-102.
+from tagwise.select.relabel import DEFAULT_HORIZON as RELABEL_HORIZON  # noqa: E402
+RELABEL_WHO = False  # set from the library default once chosen
+
+
+def part_relabel_choose(data, X):
+    """The look-ahead ``horizon`` of tagwise's relabel rule, on the *train* items with seeds
+    100-102 (never the report seeds 0-5 or the test items)."""
+    rules = [f"tagwise_h{h}{w}" for w in ("", "w") for h in (1, 2, 3)]
+    return part_relabel(data, X, [100, 101, 102], rows_name="train", rules=rules)
+
+
 def activelab_scores(ann, P):
     """ActiveLab per label; an example's score is its lowest (most in need) label score."""
     from cleanlab.multiannotator import get_active_learning_scores
@@ -305,13 +318,16 @@ def activelab_scores(ann, P):
     return scores.min(1)
 
 
-def part_relabel(data, X, seeds, rounds=5, budget_share=0.05):
+def part_relabel(data, X, seeds, rounds=5, budget_share=0.05, rows_name="test",
+                 rules=("tagwise", "activelab", "random"), horizon=RELABEL_HORIZON):
+    """``rules``: "tagwise" (``suggest_relabel`` with ``horizon``), "tagwise_h<H>" (with horizon H),
+    "activelab", "random". Scored on the ``rows_name`` items."""
     ann, gold, split = data["ann"], data["gold"], data["split"]
     n = ann.n_examples
-    test = split == "test"
+    test = split == rows_name
     budget = int(round(budget_share * n))
     out = {}
-    for rule in ("tagwise", "activelab", "random"):
+    for rule in rules:
         curves, native = [], []
         for seed in seeds:
             rng = np.random.default_rng(seed)
@@ -336,9 +352,19 @@ def part_relabel(data, X, seeds, rounds=5, budget_share=0.05):
                 if rnd == rounds:
                     break
                 left = np.array([len(queue.get(i, [])) == 0 for i in range(n)])
-                if rule == "tagwise":
-                    s, t = pooled_rates(r.sensitivity, r.specificity, r.n_examples)
-                    pick = suggest_relabel(r.proba, s, t, budget, exclude=left)
+                if rule.startswith("tagwise"):
+                    # variant names: tagwise_h<H> (look-ahead H, the crowd's pooled rates) and
+                    # tagwise_h<H>w (the rates of the annotators who have not judged the example)
+                    spec = rule[len("tagwise_h"):] if rule.startswith("tagwise_h") else f"{horizon}{'w' if RELABEL_WHO else ''}"
+                    h, who = int(spec.rstrip("w")), spec.endswith("w")
+                    # as `suggest --relabel`: no cap on the look-ahead by the annotators left (a project
+                    # does not know who else may annotate); examples without a held-back vote excluded
+                    if who:
+                        s, t, _ = next_annotator_rates(cur.example, cur.annotator, n, r.sensitivity,
+                                                       r.specificity, r.n_examples)
+                    else:
+                        s, t = pooled_rates(r.sensitivity, r.specificity, r.n_examples)
+                    pick = suggest_relabel(r.proba, s, t, budget, exclude=left, horizon=h)
                 elif rule == "activelab":
                     sc = np.where(left, np.inf, activelab_scores(cur, P))
                     pick = np.argsort(sc, kind="stable")[:budget]
@@ -559,7 +585,8 @@ def main():
                 sim_methods = [m for m in (args.methods or TAGWISE + PEERS) if m not in args.skip]
                 fn = {"real": lambda: part_real(data, X, sim_methods), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
                       "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X),
-                      "criteria": lambda: part_criteria(data, X)}[part]
+                      "criteria": lambda: part_criteria(data, X),
+                      "relabel_choose": lambda: part_relabel_choose(data, X)}[part]
                 results.setdefault(part, {})[name] = fn()
         results.setdefault("seconds", {})[part] = time.perf_counter() - t0
         results.setdefault("commands", {})[part] = ("OMP_NUM_THREADS=1 PYTHONPATH=src python bench/bench_consensus.py "

@@ -11,7 +11,8 @@ import pytest
 from tagwise.evaluate.agreement import alpha_per_label, krippendorff_alpha, pairwise_agreement
 from tagwise.learn.consensus import (Annotations, ConsensusModel, annotator_quality, consensus,
                                      majority_vote)
-from tagwise.select.relabel import expected_error_reduction, pooled_rates, suggest_relabel
+from tagwise.select.relabel import (expected_error_reduction, next_annotator_rates, pooled_rates,
+                                   suggest_relabel)
 from tagwise.types import TagwiseError
 
 from hs_brexit import LABELS, hs_brexit_votes
@@ -168,7 +169,7 @@ def test_relabel_prefers_split_votes_where_one_vote_can_flip():
     ann = hs_brexit(300)
     res = consensus(ann)
     s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
-    gain = expected_error_reduction(res.proba, s, t)
+    gain = expected_error_reduction(res.proba, s, t, horizon=1)
     # a cell one vote cannot flip gains nothing; every cell that gains is uncertain
     assert (gain[res.confidence > 0.999] < 1e-6).all()
     pick = suggest_relabel(res.proba, s, t, 20)
@@ -178,6 +179,56 @@ def test_relabel_prefers_split_votes_where_one_vote_can_flip():
     exclude = np.zeros(ann.n_examples, bool)
     exclude[pick[:5]] = True
     assert not np.isin(pick[:5], suggest_relabel(res.proba, s, t, 20, exclude=exclude)).any()
+
+
+def test_relabel_lookahead_ranks_cells_one_vote_cannot_flip():
+    # one real vote per tweet (plus a second on a few), as at the start of a relabel round: under
+    # the crowd's prior many cells cannot be flipped by one vote but can by two or three
+    full = hs_brexit(300)
+    keep = (full.annotator == full.example % 6) | ((full.annotator == (full.example + 3) % 6) & (full.example % 5 == 0))
+    ann = full.subset(keep)
+    res = consensus(ann)
+    s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
+    one = expected_error_reduction(res.proba, s, t, horizon=1)
+    three = expected_error_reduction(res.proba, s, t, horizon=3)
+    # horizon 1 is exactly the one-vote Bayes update
+    p1 = res.proba * s + (1 - res.proba) * (1 - t)
+    err = lambda p: np.minimum(p, 1 - p)  # noqa: E731
+    manual = err(res.proba) - p1 * err(res.proba * s / p1) - (1 - p1) * err(res.proba * (1 - s) / (1 - p1))
+    assert np.allclose(one, np.maximum(manual, 0), atol=1e-12)
+    # the look-ahead keeps every one-vote gain (it is the best rate over 1..3 votes) and ranks more cells
+    assert (three >= one - 1e-12).all()
+    assert (three > 1e-9).sum() > (one > 1e-9).sum()
+    # it never looks beyond the annotators left: none left -> no gain; one left -> the one-vote rule
+    n = ann.n_examples
+    assert not expected_error_reduction(res.proba, s, t, horizon=3, votes_left=np.zeros(n)).any()
+    assert np.allclose(expected_error_reduction(res.proba, s, t, horizon=3, votes_left=np.ones(n)), one)
+    with pytest.raises(TagwiseError, match="horizon"):
+        expected_error_reduction(res.proba, s, t, horizon=0)
+
+
+def test_next_annotator_rates_are_those_of_who_has_not_judged_yet():
+    # HS-Brexit's two annotator groups (Ann1-3 target group, Ann4-6 control) differ in how often
+    # they vote "hate": on examples only the other group judged, the next vote comes from a group
+    # with other rates than on examples the first group judged
+    full = hs_brexit(300)
+    first = full.example % 2 == 0
+    keep = np.where(first, full.annotator < 3, full.annotator >= 3)
+    ann = full.subset(keep)
+    res = consensus(full)
+    s, t, left = next_annotator_rates(ann.example, ann.annotator, ann.n_examples, res.sensitivity,
+                                      res.specificity, res.n_examples)
+    assert s.shape == t.shape == (ann.n_examples, 3) and (left == 3).all()
+    even = np.arange(ann.n_examples) % 2 == 0
+    # even examples: Ann1-3 judged, so the next voter is one of Ann4-6, and vice versa
+    assert np.allclose(s[even], res.sensitivity[3:].mean(0))
+    assert np.allclose(t[~even], res.specificity[:3].mean(0))
+    assert s[even, 0].mean() > s[~even, 0].mean()  # the control group says "hate" more often
+    # an example every annotator judged has no vote left and gets the pooled rates
+    s2, _, left2 = next_annotator_rates(full.example, full.annotator, full.n_examples, res.sensitivity,
+                                        res.specificity, res.n_examples)
+    assert (left2 == 0).all()
+    assert np.allclose(s2, pooled_rates(res.sensitivity, res.specificity, res.n_examples)[0])
 
 
 # ----------------------------------------------------------------------------- project level

@@ -192,7 +192,8 @@ def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None 
     """The ``n`` annotated examples that most need one more annotation (``select.relabel``):
     ``[{"id": store id, "score": expected error reduction, "labels": {name: consensus p},
     "consensus": {name: p} over the judged labels, "n_judgements"}]`` (``labels``: those whose
-    decision one more vote could flip), best first. ``pred_probs`` as in ``consensus_targets``.
+    decision more votes could flip; ``select.relabel`` looks ``DEFAULT_HORIZON`` votes ahead), best
+    first. ``pred_probs`` as in ``consensus_targets``.
 
     ``details``: return ``{"picks": that list, "sensitivity", "specificity": (K,) the crowd's
     typical next annotator, "n_multi": examples with two or more judgements}`` so that new examples

@@ -84,8 +84,8 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
     crowd = _crowd_relabel(project, relabel, names, top_labels) if relabel > 0 else None
     if crowd is not None:
         rows.extend(crowd["rows"])
-        # the same scale for the new rows: the expected error one vote of a typical annotator of
-        # the crowd removes, with the classifier's probability as the consensus of no votes
+        # the same scale for the new rows: the expected error per vote that votes of a typical
+        # annotator of the crowd remove, with the classifier's probability as the consensus of no votes
         gain = relabel_scores(proba[sel.index], crowd["sensitivity"], crowd["specificity"], thresholds)
         for r, g in zip(rows, gain):
             r["error_reduction"] = round(float(g), 6)

@@ -27,6 +27,10 @@ Parts (``--part``):
 - ``criteria``: could the consensus be chosen per dataset from the votes alone? Held-out vote
   likelihood / agreement / kappa of each candidate (two-coin, one-coin, vote shares, two-coin with
   the classifier prior) on the real crowd and on seed-100 simulated crowds, next to train-item F1.
+- ``relabel_choose``: the look-ahead of tagwise's relabel rule (``select.relabel.DEFAULT_HORIZON``)
+  on the *train* items with seeds 100-102.
+- ``independence``: residual correlation of the real annotators' votes within the consensus's
+  latent classes (the conditional-independence check of Dawid-Skene; votes only, no gold).
 - ``choose``: the defaults of ConsensusModel (``rates``, ``pool``, ``prior_strength``, ``use_classifier``)
   compared on the *train* items only: simulated crowds with seed 100 (never the report seeds)
   and the real crowd against the train items' gold.
@@ -534,11 +538,67 @@ def part_criteria(data, X):
     return out
 
 
+# ----------------------------------------------------------------------------- part: independence
+def residual_correlation(ann, proba):
+    """(K, 2, A, A) correlation of the annotators' votes within each latent class of a consensus
+    (weighted by the posterior: class 1 by ``proba``, class 0 by ``1 - proba``), on the examples
+    every annotator judged. Dawid-Skene assumes votes independent given the true label, i.e.
+    these correlations near 0; a block of positive ones is a group of annotators who share a
+    notion of the label that the others do not. Votes only, no gold."""
+    A, K = ann.n_annotators, ann.n_labels
+    full = np.bincount(ann.example, minlength=ann.n_examples) == A
+    V = np.zeros((ann.n_examples, A, K))
+    V[ann.example, ann.annotator] = ann.labels
+    out = np.zeros((K, 2, A, A))
+    for k in range(K):
+        for c, w in enumerate((1 - proba[full, k], proba[full, k])):
+            Z = V[full, :, k] - (w[:, None] * V[full, :, k]).sum(0) / w.sum()
+            C = (w[:, None, None] * Z[:, :, None] * Z[:, None, :]).sum(0) / w.sum()
+            sd = np.sqrt(np.maximum(np.diag(C), 1e-12))
+            out[k, c] = C / np.outer(sd, sd)
+    return out
+
+
+def part_independence(data):
+    """Is the conditional-independence assumption of Dawid-Skene plausible on the real crowd?
+    Residual vote correlations within the latent classes of tagwise's consensus (all items, no
+    gold), summarised per annotator group where the dataset names groups (HS-Brexit: Ann1-3
+    target group, Ann4-6 control group), and the consensus prevalence next to the majority's."""
+    ann = data["ann"]
+    if not (np.bincount(ann.example, minlength=ann.n_examples) == ann.n_annotators).any():
+        return {"skipped": "no example judged by every annotator (the check needs a fully crossed panel)"}
+    r = consensus(ann)
+    R = residual_correlation(ann, r.proba)
+    A = ann.n_annotators
+    groups = data.get("annotator_groups")
+    out = {"prevalence_consensus": r.proba.mean(0).tolist(),
+           "prevalence_majority": (majority_vote(ann, tie=0.0) > 0.5).mean(0).tolist(), "labels": {}}
+    off = ~np.eye(A, dtype=bool)
+    for k, name in enumerate(data["label_names"]):
+        rec = {"mean_offdiag_class1": float(R[k, 1][off].mean()), "mean_offdiag_class0": float(R[k, 0][off].mean()),
+               "class1": np.round(R[k, 1], 3).tolist()}
+        if groups is not None:
+            g = np.asarray(groups)
+            for cls in (0, 1):
+                for gname in np.unique(g):
+                    m = np.outer(g == gname, g == gname) & off
+                    rec[f"within_{gname}_class{cls}"] = float(R[k, cls][m].mean())
+                m = np.not_equal.outer(g, g)
+                rec[f"across_groups_class{cls}"] = float(R[k, cls][m].mean())
+        out["labels"][name] = rec
+        print(f"  independence {data['name']} {name}: " + ", ".join(
+            f"{key} {v:.2f}" for key, v in rec.items() if not isinstance(v, list)), flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", nargs="+", default=["real", "sim", "relabel", "scale"])
     ap.add_argument("--datasets", nargs="+", default=["hs_brexit", "convabuse"])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (seeds 100+ are the choice seeds)")
+    ap.add_argument("--rows", default="test", help="--part sim: score on these split items (train: a check "
+                    "on the choice seeds that never touches the test items)")
     ap.add_argument("--scale-one", nargs=2)
     ap.add_argument("--out", default=RESULT_FILE)
     ap.add_argument("--methods", nargs="*", help="--part real / sim: run only these methods")
@@ -570,7 +630,7 @@ def main():
         return
     path = RESULTS / f"{args.out}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     for part in args.part:
         t0 = time.perf_counter()
         if part == "sim":
@@ -583,10 +643,11 @@ def main():
                 data = LOADERS[name]()
                 X = embed(data["texts"])
                 sim_methods = [m for m in (args.methods or TAGWISE + PEERS) if m not in args.skip]
-                fn = {"real": lambda: part_real(data, X, sim_methods), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
+                fn = {"real": lambda: part_real(data, X, sim_methods), "sim": lambda: part_sim(data, X, seeds, rows_name=args.rows, methods=sim_methods),
                       "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X),
                       "criteria": lambda: part_criteria(data, X),
-                      "relabel_choose": lambda: part_relabel_choose(data, X)}[part]
+                      "relabel_choose": lambda: part_relabel_choose(data, X),
+                      "independence": lambda: part_independence(data)}[part]
                 results.setdefault(part, {})[name] = fn()
         results.setdefault("seconds", {})[part] = time.perf_counter() - t0
         results.setdefault("commands", {})[part] = ("OMP_NUM_THREADS=1 PYTHONPATH=src python bench/bench_consensus.py "

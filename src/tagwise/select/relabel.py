@@ -12,17 +12,17 @@ Because the expected posterior equals ``q``, the gain is zero unless one of the 
 votes flips the decision: it is exactly "low confidence where another vote would change the
 decision". That one-vote rule is myopic: a cell whose decision no single vote can flip but two
 can (one vote under a strong prior) scores zero, so the score looks ``horizon`` votes ahead
-(``DEFAULT_HORIZON``) and keeps the best expected error drop *per vote* over 1..horizon votes,
-never more votes than annotators are left for the example. An example scores the sum of its
-cells' gains. Unannotated examples use the
-classifier's probability as ``q``, so new and already-labeled examples rank on one scale and can
+(``DEFAULT_HORIZON``) and keeps the best expected error drop *per vote* over 1..horizon votes
+(never more votes than ``votes_left`` where the caller knows who is left). An example scores the
+sum of its cells' gains. Unannotated examples use the classifier's probability as ``q``, so new and already-labeled examples rank on one scale and can
 be mixed in one batch.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from math import comb
+
+import numpy as np
+import scipy.sparse as sp
 
 from ..types import TagwiseError
 
@@ -42,8 +42,9 @@ def expected_error_reduction(proba: np.ndarray, sensitivity: np.ndarray, specifi
     1..``horizon`` more votes per cell.
 
     proba: (n, K) consensus probabilities. sensitivity, specificity: (K,) rates of the next
-    annotators on each label, or (n, K) per example (``next_annotator_rates``). threshold: decision threshold, scalar or (K,). The error of a
-    cell is the probability mass on the losing side of the threshold.
+    annotators on each label, or (n, K) per example (``next_annotator_rates``). threshold:
+    decision threshold, scalar or (K,). The error of a cell is the probability mass on the losing
+    side of the threshold.
     horizon: with ``h`` more votes of those rates the posterior depends on how many of them say 1
     (binomial); the gain per vote is ``(err(q) - E[err after h votes]) / h`` and a cell scores the
     best such rate for ``h = 1..horizon``. ``horizon=1`` is the one-vote rule; a longer look-ahead
@@ -116,15 +117,17 @@ def next_annotator_rates(example: np.ndarray, annotator: np.ndarray, n_examples:
     A = sens.shape[0]
     w = np.ones(A) if weights is None else np.asarray(weights, float)
     pairs = np.unique(np.asarray(example, np.int64) * A + np.asarray(annotator, np.int64))
-    judged = np.zeros((n_examples, A))
-    judged[pairs // A, pairs % A] = 1.0
-    free = (1.0 - judged) * w                                  # (n, A) weight of each possible next annotator
-    total = free.sum(1, keepdims=True)
+    # sparse (n, A) 0/1: who judged what; the free annotators' sums are the crowd's minus these
+    judged = sp.csr_matrix((np.ones(len(pairs)), (pairs // A, pairs % A)), shape=(n_examples, A))
+    total = w.sum() - judged @ w                                # (n,) weight of the possible next annotators
+    free_s = (w @ sens)[None, :] - judged @ (w[:, None] * sens)
+    free_t = (w @ spec)[None, :] - judged @ (w[:, None] * spec)
     s_pool, t_pool = pooled_rates(sens, spec, w)
+    some = (total > 1e-12)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.where(total > 0, (free @ sens) / total, s_pool)
-        t = np.where(total > 0, (free @ spec) / total, t_pool)
-    return s, t, (judged == 0).sum(1)
+        s = np.where(some, free_s / total[:, None], s_pool)
+        t = np.where(some, free_t / total[:, None], t_pool)
+    return s, t, A - np.bincount(pairs // A, minlength=n_examples)
 
 
 def suggest_relabel(proba: np.ndarray, sensitivity: np.ndarray, specificity: np.ndarray, budget: int,

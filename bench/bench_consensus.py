@@ -293,7 +293,6 @@ def part_sim(data, X, seeds, rows_name="test", methods=None, params=None):
 # Look-ahead of tagwise's relabel rule (select.relabel): the library default, chosen by --part
 # relabel_choose on the train items with seeds 100-102.
 from tagwise.select.relabel import DEFAULT_HORIZON as RELABEL_HORIZON  # noqa: E402
-RELABEL_WHO = False  # set from the library default once chosen
 
 
 def part_relabel_choose(data, X):
@@ -359,7 +358,7 @@ def part_relabel(data, X, seeds, rounds=5, budget_share=0.05, rows_name="test",
                 if rule.startswith("tagwise"):
                     # variant names: tagwise_h<H> (look-ahead H, the crowd's pooled rates) and
                     # tagwise_h<H>w (the rates of the annotators who have not judged the example)
-                    spec = rule[len("tagwise_h"):] if rule.startswith("tagwise_h") else f"{horizon}{'w' if RELABEL_WHO else ''}"
+                    spec = rule[len("tagwise_h"):] if rule.startswith("tagwise_h") else str(horizon)
                     h, who = int(spec.rstrip("w")), spec.endswith("w")
                     # as `suggest --relabel`: no cap on the look-ahead by the annotators left (a project
                     # does not know who else may annotate); examples without a held-back vote excluded

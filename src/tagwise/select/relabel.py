@@ -14,8 +14,8 @@ decision". That one-vote rule is myopic: a cell whose decision no single vote ca
 can (one vote under a strong prior) scores zero, so the score looks ``horizon`` votes ahead
 (``DEFAULT_HORIZON``) and keeps the best expected error drop *per vote* over 1..horizon votes
 (never more votes than ``votes_left`` where the caller knows who is left). An example scores the
-sum of its cells' gains. Unannotated examples use the classifier's probability as ``q``, so new and already-labeled examples rank on one scale and can
-be mixed in one batch.
+sum of its cells' gains. Unannotated examples use the classifier's probability as ``q``, so new
+and already-labeled examples rank on one scale and can be mixed in one batch.
 """
 from __future__ import annotations
 

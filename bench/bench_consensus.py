@@ -296,9 +296,10 @@ from tagwise.select.relabel import DEFAULT_HORIZON as RELABEL_HORIZON  # noqa: E
 
 
 def part_relabel_choose(data, X):
-    """The look-ahead ``horizon`` of tagwise's relabel rule, on the *train* items with seeds
-    100-102 (never the report seeds 0-5 or the test items)."""
-    rules = [f"tagwise_h{h}{w}" for w in ("", "w") for h in (1, 2, 3)]
+    """The look-ahead ``horizon`` of tagwise's relabel rule, the next annotator's rates and the
+    label weights, on the *train* items with seeds 100-102 (never the report seeds 0-5 or the
+    test items)."""
+    rules = [f"tagwise_h{h}{w}" for w in ("", "w") for h in (1, 2, 3)] + ["tagwise_h1m", "tagwise_h2m"]
     return part_relabel(data, X, [100, 101, 102], rows_name="train", rules=rules)
 
 
@@ -356,10 +357,11 @@ def part_relabel(data, X, seeds, rounds=5, budget_share=0.05, rows_name="test",
                     break
                 left = np.array([len(queue.get(i, [])) == 0 for i in range(n)])
                 if rule.startswith("tagwise"):
-                    # variant names: tagwise_h<H> (look-ahead H, the crowd's pooled rates) and
-                    # tagwise_h<H>w (the rates of the annotators who have not judged the example)
-                    spec = rule[len("tagwise_h"):] if rule.startswith("tagwise_h") else str(horizon)
-                    h, who = int(spec.rstrip("w")), spec.endswith("w")
+                    # variant names: tagwise_h<H>[w][m]: look-ahead H; w = the rates of the annotators
+                    # who have not judged the example (else the crowd's pooled rates); m = labels
+                    # weighted by macro_label_weights (else equal). "tagwise" = the library default.
+                    spec = rule[len("tagwise_h"):] if rule.startswith("tagwise_h") else f"{horizon}m"
+                    h, who, macro = int(spec.rstrip("wm")), "w" in spec, spec.endswith("m")
                     # as `suggest --relabel`: no cap on the look-ahead by the annotators left (a project
                     # does not know who else may annotate); examples without a held-back vote excluded
                     if who:
@@ -367,7 +369,8 @@ def part_relabel(data, X, seeds, rounds=5, budget_share=0.05, rows_name="test",
                                                        r.specificity, r.n_examples)
                     else:
                         s, t = pooled_rates(r.sensitivity, r.specificity, r.n_examples)
-                    pick = suggest_relabel(r.proba, s, t, budget, exclude=left, horizon=h)
+                    pick = suggest_relabel(r.proba, s, t, budget, exclude=left, horizon=h,
+                                           label_weights="macro" if macro else None)
                 elif rule == "activelab":
                     sc = np.where(left, np.inf, activelab_scores(cur, P))
                     pick = np.argsort(sc, kind="stable")[:budget]

@@ -11,8 +11,8 @@ import pytest
 from tagwise.evaluate.agreement import alpha_per_label, krippendorff_alpha, pairwise_agreement
 from tagwise.learn.consensus import (Annotations, ConsensusModel, annotator_quality, consensus,
                                      majority_vote)
-from tagwise.select.relabel import (expected_error_reduction, next_annotator_rates, pooled_rates,
-                                   suggest_relabel)
+from tagwise.select.relabel import (expected_error_reduction, macro_label_weights, next_annotator_rates,
+                                   pooled_rates, relabel_scores, suggest_relabel)
 from tagwise.types import TagwiseError
 
 from hs_brexit import LABELS, hs_brexit_votes
@@ -205,6 +205,25 @@ def test_relabel_lookahead_ranks_cells_one_vote_cannot_flip():
     assert np.allclose(expected_error_reduction(res.proba, s, t, horizon=3, votes_left=np.ones(n)), one)
     with pytest.raises(TagwiseError, match="horizon"):
         expected_error_reduction(res.proba, s, t, horizon=0)
+
+
+def test_relabel_weighs_rare_labels_up_like_macro_f1():
+    full = hs_brexit(300)
+    keep = (full.annotator == full.example % 6) | ((full.annotator == (full.example + 3) % 6) & (full.example % 4 == 0))
+    res = consensus(full.subset(keep))
+    s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
+    rate = res.proba.mean(0)
+    w = macro_label_weights(rate, full.n_examples)
+    assert w.mean() == pytest.approx(1.0) and (np.argsort(w) == np.argsort(-rate)).all()
+    assert macro_label_weights(np.array([0.0, 0.5]), 10)[0] == pytest.approx(5 * macro_label_weights(np.array([0.0, 0.5]), 10)[1])
+    gain = expected_error_reduction(res.proba, s, t)
+    assert np.allclose(relabel_scores(res.proba, s, t, label_weights=w), gain @ w)
+    # the default ("macro") sends more of the rarest label's doubtful cells than equal weights do
+    rare = int(np.argmin(rate))
+    macro, equal = suggest_relabel(res.proba, s, t, 30), suggest_relabel(res.proba, s, t, 30, label_weights=None)
+    assert gain[macro, rare].sum() > gain[equal, rare].sum()
+    with pytest.raises(TagwiseError, match="label_weights"):
+        relabel_scores(res.proba, s, t, label_weights=np.ones(2))
 
 
 def test_next_annotator_rates_are_those_of_who_has_not_judged_yet():

@@ -299,7 +299,7 @@ def part_relabel_choose(data, X):
     """The look-ahead ``horizon`` of tagwise's relabel rule, the next annotator's rates and the
     label weights, on the *train* items with seeds 100-102 (never the report seeds 0-5 or the
     test items)."""
-    rules = [f"tagwise_h{h}{w}" for w in ("", "w") for h in (1, 2, 3)] + ["tagwise_h1m", "tagwise_h2m"]
+    rules = [f"tagwise_h{h}{w}" for w in ("", "w", "m") for h in (1, 2, 3)]
     return part_relabel(data, X, [100, 101, 102], rows_name="train", rules=rules)
 
 

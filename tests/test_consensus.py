@@ -226,6 +226,29 @@ def test_relabel_weighs_rare_labels_up_like_macro_f1():
         relabel_scores(res.proba, s, t, label_weights=np.ones(2))
 
 
+def test_relabel_breaks_ties_at_random_not_by_row():
+    # one vote per tweet: examples with the same annotator and votes share one consensus, so most
+    # scores tie; the budget must not go to the first rows of the store
+    full = hs_brexit(300)
+    ann = full.subset(full.annotator == full.example % 6)
+    res = consensus(ann)
+    s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
+    score = relabel_scores(res.proba, s, t, label_weights=macro_label_weights(res.proba.mean(0), 300))
+    assert len(np.unique(np.round(score, 12))) < 60  # the premise: few distinct scores
+    # the largest group of tied, positive scores; a budget that reaches halfway into it
+    values, counts = np.unique(np.round(score[score > 0], 12), return_counts=True)
+    tie = values[np.argmax(counts)]
+    group = np.flatnonzero(np.round(score, 12) == tie)
+    budget = int((np.round(score, 12) > tie).sum() + len(group) // 2)
+    pick = suggest_relabel(res.proba, s, t, budget)
+    assert np.allclose(np.sort(score[pick])[::-1], np.sort(score)[::-1][:budget])  # still the best scores
+    chosen = np.intersect1d(pick, group)
+    assert len(chosen) == len(group) // 2 >= 5
+    assert not np.array_equal(chosen, group[:len(chosen)])  # not the first rows of the tie
+    other = suggest_relabel(res.proba, s, t, budget, seed=1)
+    assert np.allclose(np.sort(score[other]), np.sort(score[pick])) and set(other) != set(pick)
+
+
 def test_next_annotator_rates_are_those_of_who_has_not_judged_yet():
     # HS-Brexit's two annotator groups (Ann1-3 target group, Ann4-6 control) differ in how often
     # they vote "hate": on examples only the other group judged, the next vote comes from a group

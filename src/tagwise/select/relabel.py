@@ -160,12 +160,12 @@ def next_annotator_rates(example: np.ndarray, annotator: np.ndarray, n_examples:
 def suggest_relabel(proba: np.ndarray, sensitivity: np.ndarray, specificity: np.ndarray, budget: int,
                     exclude: np.ndarray | None = None, threshold: float | np.ndarray = 0.5,
                     horizon: int = DEFAULT_HORIZON, votes_left: np.ndarray | None = None,
-                    label_weights: np.ndarray | str | None = "macro") -> np.ndarray:
+                    label_weights: np.ndarray | str | None = "macro", seed: int = 0) -> np.ndarray:
     """Indices of the ``budget`` examples to send for one more annotation, best first.
 
     ``exclude``: (n,) bool, examples that cannot get another vote (e.g. every annotator already
     judged them). ``label_weights``: (K,), None (equal) or ``"macro"`` (``macro_label_weights``
-    of the mean of ``proba``)."""
+    of the mean of ``proba``). ``seed``: the order of tied scores (``rank_by_score``)."""
     if isinstance(label_weights, str):
         if label_weights != "macro":
             raise TagwiseError(f"relabel: label_weights must be 'macro', None or (K,) weights; got {label_weights!r}")
@@ -174,6 +174,18 @@ def suggest_relabel(proba: np.ndarray, sensitivity: np.ndarray, specificity: np.
     score = relabel_scores(proba, sensitivity, specificity, threshold, horizon, votes_left, label_weights)
     if exclude is not None:
         score = np.where(np.asarray(exclude, bool), -np.inf, score)
-    order = np.argsort(-score, kind="stable")
+    order = rank_by_score(score, seed)
     order = order[np.isfinite(score[order])]
     return order[:budget]
+
+
+def rank_by_score(score: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(n,) indices by descending ``score``, exact ties in a seeded random order. Examples with
+    the same votes from the same annotators get the same consensus and so the same score (with one
+    vote each there are only a few dozen distinct scores); ranking ties by position would send the
+    whole budget to the first rows of the store (one source, one split)."""
+    score = np.asarray(score, float)
+    jitter = np.random.default_rng(seed).random(len(score))
+    # scores equal up to float noise count as ties
+    key = np.where(np.isfinite(score), np.round(score, 12), score)
+    return np.lexsort((jitter, -key))

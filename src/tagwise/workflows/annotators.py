@@ -200,7 +200,7 @@ def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None 
     typical next annotator, "label_weights": (K,), "n_multi": examples with two or more
     judgements}`` so that new examples can be scored on the same scale (``relabel.relabel_scores``
     of the classifier's probabilities)."""
-    from ..select.relabel import expected_error_reduction, macro_label_weights, pooled_rates
+    from ..select.relabel import expected_error_reduction, macro_label_weights, pooled_rates, rank_by_score
 
     data = load_annotations(project)
     ann = data["annotations"]
@@ -214,7 +214,7 @@ def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None 
     label_weights = macro_label_weights(rate, ann.n_examples)
     score = gain @ label_weights
     n_judged = np.bincount(ann.example, minlength=ann.n_examples)
-    order = np.argsort(-score, kind="stable")[:n]
+    order = rank_by_score(score)[:n]  # ties (the same votes) in a seeded random order, not by row
     names = data["labels"]
     picks = [{"id": int(data["ids"][i]), "score": float(score[i]),
               "labels": {names[k]: float(res.proba[i, k]) for k in np.flatnonzero(gain[i] > 0)},

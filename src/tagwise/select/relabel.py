@@ -28,17 +28,15 @@ import scipy.sparse as sp
 
 from ..types import TagwiseError
 
-# Look-ahead of the relabel rule (``horizon``). Chosen by bench_consensus.py --part relabel_choose:
-# relabel rounds from one real vote per example on HS-Brexit and ConvAbuse, seeds 100-102, scored by
-# the consensus macro-F1 on the *train* items (never the report seeds or the test items), mean over
-# rounds and datasets: 2 and 3 tied and beat 1 (the one-vote rule) on both datasets; the shorter
-# one is kept. Rates of the annotators who have not judged the example (``next_annotator_rates``)
-# instead of the crowd's pooled rates did not help there, so the pooled rates stay the default.
+# The relabel rule's defaults: look-ahead ``DEFAULT_HORIZON`` votes, the crowd's pooled rates for
+# the next vote, labels weighted by ``macro_label_weights``. Chosen together by bench_consensus.py
+# --part relabel_choose: relabel rounds from one real vote per example on HS-Brexit and ConvAbuse,
+# seeds 100-102, scored by the consensus macro-F1 on the *train* items (never the report seeds or
+# the test items), mean over rounds and both datasets, over horizons 1-3 x {pooled rates, rates of
+# the annotators who have not judged the example (``next_annotator_rates``), pooled rates with the
+# macro weights}: horizon 2 with the macro weights was best (horizon 3 next); the next
+# annotator's rates never helped.
 DEFAULT_HORIZON = 2
-# The label weights of ``relabel_scores`` (``macro_label_weights`` by default) were chosen the same
-# way after the horizon: against equal weights (the expected count of wrong cells) they raised
-# the mean over rounds and datasets, clearly on ConvAbuse (labels from common to very rare) and
-# slightly lowered it on HS-Brexit (three labels of similar rates).
 
 
 def expected_error_reduction(proba: np.ndarray, sensitivity: np.ndarray, specificity: np.ndarray,

@@ -27,8 +27,8 @@ Parts (``--part``):
 - ``criteria``: could the consensus be chosen per dataset from the votes alone? Held-out vote
   likelihood / agreement / kappa of each candidate (two-coin, one-coin, vote shares, two-coin with
   the classifier prior) on the real crowd and on seed-100 simulated crowds, next to train-item F1.
-- ``relabel_choose``: the look-ahead of tagwise's relabel rule (``select.relabel.DEFAULT_HORIZON``)
-  on the *train* items with seeds 100-102.
+- ``relabel_choose``: the constants of tagwise's relabel rule (look-ahead, the next annotator's
+  rates, label weights; ``select.relabel``) on the *train* items with seeds 100-102.
 - ``independence``: residual correlation of the real annotators' votes within the consensus's
   latent classes (the conditional-independence check of Dawid-Skene; votes only, no gold).
 - ``choose``: the defaults of ConsensusModel (``rates``, ``pool``, ``prior_strength``, ``use_classifier``)
@@ -290,8 +290,8 @@ def part_sim(data, X, seeds, rows_name="test", methods=None, params=None):
 
 
 # ----------------------------------------------------------------------------- part: relabel
-# Look-ahead of tagwise's relabel rule (select.relabel): the library default, chosen by --part
-# relabel_choose on the train items with seeds 100-102.
+# Look-ahead of tagwise's relabel rule (select.relabel): the library default, chosen with the
+# label weights by --part relabel_choose on the train items with seeds 100-102.
 from tagwise.select.relabel import DEFAULT_HORIZON as RELABEL_HORIZON  # noqa: E402
 
 
@@ -324,8 +324,8 @@ def activelab_scores(ann, P):
 
 def part_relabel(data, X, seeds, rounds=5, budget_share=0.05, rows_name="test",
                  rules=("tagwise", "activelab", "random"), horizon=RELABEL_HORIZON):
-    """``rules``: "tagwise" (``suggest_relabel`` with ``horizon``), "tagwise_h<H>" (with horizon H),
-    "activelab", "random". Scored on the ``rows_name`` items."""
+    """``rules``: "tagwise" (``suggest_relabel`` with its defaults), "tagwise_h<H>[w][m]" (variants,
+    see below), "activelab", "random". Scored on the ``rows_name`` items."""
     ann, gold, split = data["ann"], data["gold"], data["split"]
     n = ann.n_examples
     test = split == rows_name

@@ -49,7 +49,9 @@ def load_hs_brexit() -> dict:
     gold[:, 0] = hard
     return {"name": "hs_brexit", "texts": texts, "split": np.array(split), "ann": ann, "gold": gold,
             "label_names": ["hate_speech", "aggressive", "offensive"],
-            "annotator_names": [f"Ann{a + 1}" for a in range(6)]}
+            "annotator_names": [f"Ann{a + 1}" for a in range(6)],
+            # the dataset's "annotators group" field: Ann1-3 target group, Ann4-6 control group
+            "annotator_groups": ["target", "target", "target", "control", "control", "control"]}
 
 
 # ConvAbuse labels kept: abuse (severity -1/-2/-3) and the flags with at least 80 judgements in

@@ -27,6 +27,10 @@ Parts (``--part``):
 - ``criteria``: could the consensus be chosen per dataset from the votes alone? Held-out vote
   likelihood / agreement / kappa of each candidate (two-coin, one-coin, vote shares, two-coin with
   the classifier prior) on the real crowd and on seed-100 simulated crowds, next to train-item F1.
+- ``relabel_choose``: the constants of tagwise's relabel rule (look-ahead, the next annotator's
+  rates, label weights; ``select.relabel``) on the *train* items with seeds 100-102.
+- ``independence``: residual correlation of the real annotators' votes within the consensus's
+  latent classes (the conditional-independence check of Dawid-Skene; votes only, no gold).
 - ``choose``: the defaults of ConsensusModel (``rates``, ``pool``, ``prior_strength``, ``use_classifier``)
   compared on the *train* items only: simulated crowds with seed 100 (never the report seeds)
   and the real crowd against the train items' gold.
@@ -69,7 +73,7 @@ from tagwise.audit.oof import ridge_out_of_fold_proba  # noqa: E402
 from tagwise.learn.consensus import (Annotations, annotator_quality, consensus,  # noqa: E402
                                      majority_vote)
 from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
-from tagwise.select.relabel import pooled_rates, suggest_relabel  # noqa: E402
+from tagwise.select.relabel import next_annotator_rates, pooled_rates, suggest_relabel  # noqa: E402
 
 warnings.filterwarnings("ignore")
 PEERS = ["majority", "crowdkit_ds", "crowdkit_mace", "crowdkit_glad", "cleanlab"]
@@ -286,6 +290,19 @@ def part_sim(data, X, seeds, rows_name="test", methods=None, params=None):
 
 
 # ----------------------------------------------------------------------------- part: relabel
+# Look-ahead of tagwise's relabel rule (select.relabel): the library default, chosen with the
+# label weights by --part relabel_choose on the train items with seeds 100-102.
+from tagwise.select.relabel import DEFAULT_HORIZON as RELABEL_HORIZON  # noqa: E402
+
+
+def part_relabel_choose(data, X):
+    """The look-ahead ``horizon`` of tagwise's relabel rule, the next annotator's rates and the
+    label weights, on the *train* items with seeds 100-102 (never the report seeds 0-5 or the
+    test items)."""
+    rules = [f"tagwise_h{h}{w}" for w in ("", "w", "m") for h in (1, 2, 3)]
+    return part_relabel(data, X, [100, 101, 102], rows_name="train", rules=rules)
+
+
 def activelab_scores(ann, P):
     """ActiveLab per label; an example's score is its lowest (most in need) label score."""
     from cleanlab.multiannotator import get_active_learning_scores
@@ -305,13 +322,16 @@ def activelab_scores(ann, P):
     return scores.min(1)
 
 
-def part_relabel(data, X, seeds, rounds=5, budget_share=0.05):
+def part_relabel(data, X, seeds, rounds=5, budget_share=0.05, rows_name="test",
+                 rules=("tagwise", "activelab", "random"), horizon=RELABEL_HORIZON):
+    """``rules``: "tagwise" (``suggest_relabel`` with its defaults), "tagwise_h<H>[w][m]" (variants,
+    see below), "activelab", "random". Scored on the ``rows_name`` items."""
     ann, gold, split = data["ann"], data["gold"], data["split"]
     n = ann.n_examples
-    test = split == "test"
+    test = split == rows_name
     budget = int(round(budget_share * n))
     out = {}
-    for rule in ("tagwise", "activelab", "random"):
+    for rule in rules:
         curves, native = [], []
         for seed in seeds:
             rng = np.random.default_rng(seed)
@@ -336,9 +356,21 @@ def part_relabel(data, X, seeds, rounds=5, budget_share=0.05):
                 if rnd == rounds:
                     break
                 left = np.array([len(queue.get(i, [])) == 0 for i in range(n)])
-                if rule == "tagwise":
-                    s, t = pooled_rates(r.sensitivity, r.specificity, r.n_examples)
-                    pick = suggest_relabel(r.proba, s, t, budget, exclude=left)
+                if rule.startswith("tagwise"):
+                    # variant names: tagwise_h<H>[w][m]: look-ahead H; w = the rates of the annotators
+                    # who have not judged the example (else the crowd's pooled rates); m = labels
+                    # weighted by macro_label_weights (else equal). "tagwise" = the library default.
+                    spec = rule[len("tagwise_h"):] if rule.startswith("tagwise_h") else f"{horizon}m"
+                    h, who, macro = int(spec.rstrip("wm")), "w" in spec, spec.endswith("m")
+                    # as `suggest --relabel`: no cap on the look-ahead by the annotators left (a project
+                    # does not know who else may annotate); examples without a held-back vote excluded
+                    if who:
+                        s, t, _ = next_annotator_rates(cur.example, cur.annotator, n, r.sensitivity,
+                                                       r.specificity, r.n_examples)
+                    else:
+                        s, t = pooled_rates(r.sensitivity, r.specificity, r.n_examples)
+                    pick = suggest_relabel(r.proba, s, t, budget, exclude=left, horizon=h,
+                                           label_weights="macro" if macro else None)
                 elif rule == "activelab":
                     sc = np.where(left, np.inf, activelab_scores(cur, P))
                     pick = np.argsort(sc, kind="stable")[:budget]
@@ -508,11 +540,67 @@ def part_criteria(data, X):
     return out
 
 
+# ----------------------------------------------------------------------------- part: independence
+def residual_correlation(ann, proba):
+    """(K, 2, A, A) correlation of the annotators' votes within each latent class of a consensus
+    (weighted by the posterior: class 1 by ``proba``, class 0 by ``1 - proba``), on the examples
+    every annotator judged. Dawid-Skene assumes votes independent given the true label, i.e.
+    these correlations near 0; a block of positive ones is a group of annotators who share a
+    notion of the label that the others do not. Votes only, no gold."""
+    A, K = ann.n_annotators, ann.n_labels
+    full = np.bincount(ann.example, minlength=ann.n_examples) == A
+    V = np.zeros((ann.n_examples, A, K))
+    V[ann.example, ann.annotator] = ann.labels
+    out = np.zeros((K, 2, A, A))
+    for k in range(K):
+        for c, w in enumerate((1 - proba[full, k], proba[full, k])):
+            Z = V[full, :, k] - (w[:, None] * V[full, :, k]).sum(0) / w.sum()
+            C = (w[:, None, None] * Z[:, :, None] * Z[:, None, :]).sum(0) / w.sum()
+            sd = np.sqrt(np.maximum(np.diag(C), 1e-12))
+            out[k, c] = C / np.outer(sd, sd)
+    return out
+
+
+def part_independence(data):
+    """Is the conditional-independence assumption of Dawid-Skene plausible on the real crowd?
+    Residual vote correlations within the latent classes of tagwise's consensus (all items, no
+    gold), summarised per annotator group where the dataset names groups (HS-Brexit: Ann1-3
+    target group, Ann4-6 control group), and the consensus prevalence next to the majority's."""
+    ann = data["ann"]
+    if not (np.bincount(ann.example, minlength=ann.n_examples) == ann.n_annotators).any():
+        return {"skipped": "no example judged by every annotator (the check needs a fully crossed panel)"}
+    r = consensus(ann)
+    R = residual_correlation(ann, r.proba)
+    A = ann.n_annotators
+    groups = data.get("annotator_groups")
+    out = {"prevalence_consensus": r.proba.mean(0).tolist(),
+           "prevalence_majority": (majority_vote(ann, tie=0.0) > 0.5).mean(0).tolist(), "labels": {}}
+    off = ~np.eye(A, dtype=bool)
+    for k, name in enumerate(data["label_names"]):
+        rec = {"mean_offdiag_class1": float(R[k, 1][off].mean()), "mean_offdiag_class0": float(R[k, 0][off].mean()),
+               "class1": np.round(R[k, 1], 3).tolist()}
+        if groups is not None:
+            g = np.asarray(groups)
+            for cls in (0, 1):
+                for gname in np.unique(g):
+                    m = np.outer(g == gname, g == gname) & off
+                    rec[f"within_{gname}_class{cls}"] = float(R[k, cls][m].mean())
+                m = np.not_equal.outer(g, g)
+                rec[f"across_groups_class{cls}"] = float(R[k, cls][m].mean())
+        out["labels"][name] = rec
+        print(f"  independence {data['name']} {name}: " + ", ".join(
+            f"{key} {v:.2f}" for key, v in rec.items() if not isinstance(v, list)), flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", nargs="+", default=["real", "sim", "relabel", "scale"])
     ap.add_argument("--datasets", nargs="+", default=["hs_brexit", "convabuse"])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (seeds 100+ are the choice seeds)")
+    ap.add_argument("--rows", default="test", help="--part sim: score on these split items (train: a check "
+                    "on the choice seeds that never touches the test items)")
     ap.add_argument("--scale-one", nargs=2)
     ap.add_argument("--out", default=RESULT_FILE)
     ap.add_argument("--methods", nargs="*", help="--part real / sim: run only these methods")
@@ -544,7 +632,7 @@ def main():
         return
     path = RESULTS / f"{args.out}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     for part in args.part:
         t0 = time.perf_counter()
         if part == "sim":
@@ -557,9 +645,11 @@ def main():
                 data = LOADERS[name]()
                 X = embed(data["texts"])
                 sim_methods = [m for m in (args.methods or TAGWISE + PEERS) if m not in args.skip]
-                fn = {"real": lambda: part_real(data, X, sim_methods), "sim": lambda: part_sim(data, X, seeds, methods=sim_methods),
+                fn = {"real": lambda: part_real(data, X, sim_methods), "sim": lambda: part_sim(data, X, seeds, rows_name=args.rows, methods=sim_methods),
                       "relabel": lambda: part_relabel(data, X, seeds), "choose": lambda: part_choose(data, X),
-                      "criteria": lambda: part_criteria(data, X)}[part]
+                      "criteria": lambda: part_criteria(data, X),
+                      "relabel_choose": lambda: part_relabel_choose(data, X),
+                      "independence": lambda: part_independence(data)}[part]
                 results.setdefault(part, {})[name] = fn()
         results.setdefault("seconds", {})[part] = time.perf_counter() - t0
         results.setdefault("commands", {})[part] = ("OMP_NUM_THREADS=1 PYTHONPATH=src python bench/bench_consensus.py "

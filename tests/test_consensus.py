@@ -11,7 +11,8 @@ import pytest
 from tagwise.evaluate.agreement import alpha_per_label, krippendorff_alpha, pairwise_agreement
 from tagwise.learn.consensus import (Annotations, ConsensusModel, annotator_quality, consensus,
                                      majority_vote)
-from tagwise.select.relabel import expected_error_reduction, pooled_rates, suggest_relabel
+from tagwise.select.relabel import (expected_error_reduction, macro_label_weights, next_annotator_rates,
+                                   pooled_rates, relabel_scores, suggest_relabel)
 from tagwise.types import TagwiseError
 
 from hs_brexit import LABELS, hs_brexit_votes
@@ -168,7 +169,7 @@ def test_relabel_prefers_split_votes_where_one_vote_can_flip():
     ann = hs_brexit(300)
     res = consensus(ann)
     s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
-    gain = expected_error_reduction(res.proba, s, t)
+    gain = expected_error_reduction(res.proba, s, t, horizon=1)
     # a cell one vote cannot flip gains nothing; every cell that gains is uncertain
     assert (gain[res.confidence > 0.999] < 1e-6).all()
     pick = suggest_relabel(res.proba, s, t, 20)
@@ -178,6 +179,98 @@ def test_relabel_prefers_split_votes_where_one_vote_can_flip():
     exclude = np.zeros(ann.n_examples, bool)
     exclude[pick[:5]] = True
     assert not np.isin(pick[:5], suggest_relabel(res.proba, s, t, 20, exclude=exclude)).any()
+
+
+def test_relabel_lookahead_ranks_cells_one_vote_cannot_flip():
+    # one real vote per tweet (plus a second on a few), as at the start of a relabel round: under
+    # the crowd's prior many cells cannot be flipped by one vote but can by two or three
+    full = hs_brexit(300)
+    keep = (full.annotator == full.example % 6) | ((full.annotator == (full.example + 3) % 6) & (full.example % 5 == 0))
+    ann = full.subset(keep)
+    res = consensus(ann)
+    s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
+    one = expected_error_reduction(res.proba, s, t, horizon=1)
+    three = expected_error_reduction(res.proba, s, t, horizon=3)
+    # horizon 1 is exactly the one-vote Bayes update
+    p1 = res.proba * s + (1 - res.proba) * (1 - t)
+    err = lambda p: np.minimum(p, 1 - p)  # noqa: E731
+    manual = err(res.proba) - p1 * err(res.proba * s / p1) - (1 - p1) * err(res.proba * (1 - s) / (1 - p1))
+    assert np.allclose(one, np.maximum(manual, 0), atol=1e-12)
+    # the look-ahead keeps every one-vote gain (it is the best rate over 1..3 votes) and ranks more cells
+    assert (three >= one - 1e-12).all()
+    assert (three > 1e-9).sum() > (one > 1e-9).sum()
+    # it never looks beyond the annotators left: none left -> no gain; one left -> the one-vote rule
+    n = ann.n_examples
+    assert not expected_error_reduction(res.proba, s, t, horizon=3, votes_left=np.zeros(n)).any()
+    assert np.allclose(expected_error_reduction(res.proba, s, t, horizon=3, votes_left=np.ones(n)), one)
+    with pytest.raises(TagwiseError, match="horizon"):
+        expected_error_reduction(res.proba, s, t, horizon=0)
+
+
+def test_relabel_weighs_rare_labels_up_like_macro_f1():
+    full = hs_brexit(300)
+    keep = (full.annotator == full.example % 6) | ((full.annotator == (full.example + 3) % 6) & (full.example % 4 == 0))
+    res = consensus(full.subset(keep))
+    s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
+    rate = res.proba.mean(0)
+    w = macro_label_weights(rate, full.n_examples)
+    assert w.mean() == pytest.approx(1.0) and (np.argsort(w) == np.argsort(-rate)).all()
+    assert macro_label_weights(np.array([0.0, 0.5]), 10)[0] == pytest.approx(5 * macro_label_weights(np.array([0.0, 0.5]), 10)[1])
+    gain = expected_error_reduction(res.proba, s, t)
+    assert np.allclose(relabel_scores(res.proba, s, t, label_weights=w), gain @ w)
+    # the default ("macro") sends more of the rarest label's doubtful cells than equal weights do
+    rare = int(np.argmin(rate))
+    macro, equal = suggest_relabel(res.proba, s, t, 30), suggest_relabel(res.proba, s, t, 30, label_weights=None)
+    assert gain[macro, rare].sum() > gain[equal, rare].sum()
+    with pytest.raises(TagwiseError, match="label_weights"):
+        relabel_scores(res.proba, s, t, label_weights=np.ones(2))
+
+
+def test_relabel_breaks_ties_at_random_not_by_row():
+    # one vote per tweet: examples with the same annotator and votes share one consensus, so most
+    # scores tie; the budget must not go to the first rows of the store
+    full = hs_brexit(300)
+    ann = full.subset(full.annotator == full.example % 6)
+    res = consensus(ann)
+    s, t = pooled_rates(res.sensitivity, res.specificity, res.n_examples)
+    score = relabel_scores(res.proba, s, t, label_weights=macro_label_weights(res.proba.mean(0), 300))
+    assert len(np.unique(np.round(score, 12))) < 60  # the premise: few distinct scores
+    # the largest group of tied, positive scores; a budget that reaches halfway into it
+    values, counts = np.unique(np.round(score[score > 0], 12), return_counts=True)
+    tie = values[np.argmax(counts)]
+    group = np.flatnonzero(np.round(score, 12) == tie)
+    budget = int((np.round(score, 12) > tie).sum() + len(group) // 2)
+    pick = suggest_relabel(res.proba, s, t, budget)
+    assert np.allclose(np.sort(score[pick])[::-1], np.sort(score)[::-1][:budget])  # still the best scores
+    chosen = np.intersect1d(pick, group)
+    assert len(chosen) == len(group) // 2 >= 5
+    assert not np.array_equal(chosen, group[:len(chosen)])  # not the first rows of the tie
+    other = suggest_relabel(res.proba, s, t, budget, seed=1)
+    assert np.allclose(np.sort(score[other]), np.sort(score[pick])) and set(other) != set(pick)
+
+
+def test_next_annotator_rates_are_those_of_who_has_not_judged_yet():
+    # HS-Brexit's two annotator groups (Ann1-3 target group, Ann4-6 control) differ in how often
+    # they vote "hate": on examples only the other group judged, the next vote comes from a group
+    # with other rates than on examples the first group judged
+    full = hs_brexit(300)
+    first = full.example % 2 == 0
+    keep = np.where(first, full.annotator < 3, full.annotator >= 3)
+    ann = full.subset(keep)
+    res = consensus(full)
+    s, t, left = next_annotator_rates(ann.example, ann.annotator, ann.n_examples, res.sensitivity,
+                                      res.specificity, res.n_examples)
+    assert s.shape == t.shape == (ann.n_examples, 3) and (left == 3).all()
+    even = np.arange(ann.n_examples) % 2 == 0
+    # even examples: Ann1-3 judged, so the next voter is one of Ann4-6, and vice versa
+    assert np.allclose(s[even], res.sensitivity[3:].mean(0))
+    assert np.allclose(t[~even], res.specificity[:3].mean(0))
+    assert s[even, 0].mean() > s[~even, 0].mean()  # the control group says "hate" more often
+    # an example every annotator judged has no vote left and gets the pooled rates
+    s2, _, left2 = next_annotator_rates(full.example, full.annotator, full.n_examples, res.sensitivity,
+                                        res.specificity, res.n_examples)
+    assert (left2 == 0).all()
+    assert np.allclose(s2, pooled_rates(res.sensitivity, res.specificity, res.n_examples)[0])
 
 
 # ----------------------------------------------------------------------------- project level

@@ -192,12 +192,15 @@ def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None 
     """The ``n`` annotated examples that most need one more annotation (``select.relabel``):
     ``[{"id": store id, "score": expected error reduction, "labels": {name: consensus p},
     "consensus": {name: p} over the judged labels, "n_judgements"}]`` (``labels``: those whose
-    decision one more vote could flip), best first. ``pred_probs`` as in ``consensus_targets``.
+    decision more votes could flip; ``select.relabel`` looks ``DEFAULT_HORIZON`` votes ahead and
+    weighs each label's errors by ``macro_label_weights``), best first. ``pred_probs`` as in
+    ``consensus_targets``.
 
     ``details``: return ``{"picks": that list, "sensitivity", "specificity": (K,) the crowd's
-    typical next annotator, "n_multi": examples with two or more judgements}`` so that new examples
-    can be scored on the same scale (``relabel.relabel_scores`` of the classifier's probabilities)."""
-    from ..select.relabel import expected_error_reduction, pooled_rates
+    typical next annotator, "label_weights": (K,), "n_multi": examples with two or more
+    judgements}`` so that new examples can be scored on the same scale (``relabel.relabel_scores``
+    of the classifier's probabilities)."""
+    from ..select.relabel import expected_error_reduction, macro_label_weights, pooled_rates, rank_by_score
 
     data = load_annotations(project)
     ann = data["annotations"]
@@ -206,9 +209,12 @@ def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None 
     s, t = pooled_rates(res.sensitivity, res.specificity, weights)
     covered = _incidence_any(ann)
     gain = expected_error_reduction(res.proba, s, t) * covered
-    score = gain.sum(1)
+    # each label's errors weighted by the inverse of its consensus positive rate (select.relabel)
+    rate = (res.proba * covered).sum(0) / np.maximum(covered.sum(0), 1)
+    label_weights = macro_label_weights(rate, ann.n_examples)
+    score = gain @ label_weights
     n_judged = np.bincount(ann.example, minlength=ann.n_examples)
-    order = np.argsort(-score, kind="stable")[:n]
+    order = rank_by_score(score)[:n]  # ties (the same votes) in a seeded random order, not by row
     names = data["labels"]
     picks = [{"id": int(data["ids"][i]), "score": float(score[i]),
               "labels": {names[k]: float(res.proba[i, k]) for k in np.flatnonzero(gain[i] > 0)},
@@ -217,4 +223,5 @@ def relabel_suggestions(project: Project, n: int, pred_probs: np.ndarray | None 
              for i in order if score[i] > 0]
     if not details:
         return picks
-    return {"picks": picks, "sensitivity": s, "specificity": t, "n_multi": int((n_judged >= 2).sum())}
+    return {"picks": picks, "sensitivity": s, "specificity": t, "label_weights": label_weights,
+            "n_multi": int((n_judged >= 2).sum())}

@@ -84,9 +84,10 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
     crowd = _crowd_relabel(project, relabel, names, top_labels) if relabel > 0 else None
     if crowd is not None:
         rows.extend(crowd["rows"])
-        # the same scale for the new rows: the expected error one vote of a typical annotator of
-        # the crowd removes, with the classifier's probability as the consensus of no votes
-        gain = relabel_scores(proba[sel.index], crowd["sensitivity"], crowd["specificity"], thresholds)
+        # the same scale for the new rows: the expected error per vote that votes of a typical
+        # annotator of the crowd remove, with the classifier's probability as the consensus of no votes
+        gain = relabel_scores(proba[sel.index], crowd["sensitivity"], crowd["specificity"], thresholds,
+                              label_weights=crowd["label_weights"])
         for r, g in zip(rows, gain):
             r["error_reduction"] = round(float(g), 6)
     elif relabel > 0 and mode == "few-shot":
@@ -121,7 +122,8 @@ def _crowd_relabel(project: Project, n: int, names, top_labels) -> dict | None:
         row.update(current_labels=list(every.labels[i] or []), error_reduction=row["score"],
                    doubtful_labels=pick["labels"], n_judgements=pick["n_judgements"])
         rows.append(row)
-    return {"rows": rows, "sensitivity": out["sensitivity"], "specificity": out["specificity"]}
+    return {"rows": rows, "sensitivity": out["sensitivity"], "specificity": out["specificity"],
+            "label_weights": out["label_weights"]}
 
 
 def _row(ex, i, score, reason, p, thresholds, names, top_labels) -> dict:

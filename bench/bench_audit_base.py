@@ -5,9 +5,10 @@ n-gram instance noise) score the estimate against the number of *planted* error 
 published labels were clean. They are not: an independent audit of 1,000 random GoEmotions
 comments found a strong error in 308 of them (Surge AI, "30% of Google's Emotions Dataset is
 Mislabeled", 2022: raters judged whether the original emotion was reasonably accurate). So the
-true number of wrong rows after planting is at least ``planted + 0.308 * (n - planted)`` on
-GoEmotions (planted rows are drawn independently of the base errors; a row wrong twice counts
-once), and the estimate should be read against that, not against ``planted``.
+number of wrong rows after planting is about ``planted + 0.308 * (n - planted)`` on GoEmotions
+(planted rows drawn independently of the base errors; a row wrong twice counts once; milder
+errors, such as a missed second emotion, come on top), and the estimate should be read against
+that, not against ``planted``.
 
 For every dataset this script audits the *unplanted* labels once (same subsample, folds and
 defaults as the noise benchmarks) and reports, per planted setting:

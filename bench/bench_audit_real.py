@@ -50,7 +50,7 @@ sys.path.insert(0, str(BENCH))
 from _crowd_data import hs_brexit_votes  # noqa: E402
 from common import CACHE, save_results  # noqa: E402
 from tagwise.audit.core import audit_arrays  # noqa: E402
-from tagwise.audit.label_quality import cell_issue_scores, estimate_label_errors  # noqa: E402
+from tagwise.audit.label_quality import estimate_label_errors  # noqa: E402
 from tagwise.audit.noise import inject_instance_noise  # noqa: E402
 from tagwise.folds import stratified_folds  # noqa: E402
 from tagwise.encoders import embed_texts, get_encoder  # noqa: E402

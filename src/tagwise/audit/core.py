@@ -356,8 +356,8 @@ def _audit_partitioned(X, labels, mask, texts, partition_rows: int, scratch_dir,
 
     from tqdm.auto import tqdm
 
-    from .duplicates import mean_neighbor_distance, outliers_from_distance
-    from .partition import (RowFile, conflicting_pairs, exact_duplicate_pairs, partition_runs, run_rows,
+    from .duplicates import conflicting_pairs, mean_neighbor_distance, outliers_from_distance
+    from .partition import (RowFile, exact_duplicate_pairs, partition_runs, run_rows,
                             take_runs, text_hashes)
 
     t0 = time.perf_counter()

@@ -9,10 +9,23 @@ import numpy as np
 from ..text import normalize_text
 
 
-def _disagree(Y: np.ndarray, M: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """(m,) bool: pairs whose labels differ on a label both examples' sources annotate."""
-    both = M[i] & M[j]
-    return ((Y[i] != Y[j]) & both).any(1)
+def conflicting_pairs(labels, mask, i: np.ndarray, j: np.ndarray, similarity: np.ndarray,
+                      exact: np.ndarray) -> dict[str, np.ndarray]:
+    """One record per unordered pair (the exact one first), kept where the two rows' labels differ
+    on a label both rows' sources annotate. labels / mask: (n, K) arrays or memmaps (only the
+    pairs' rows are read)."""
+    if len(i):
+        order = np.lexsort((~exact, j, i))
+        i, j, similarity, exact = i[order], j[order], similarity[order], exact[order]
+        first = np.ones(len(i), bool)
+        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+        i, j, similarity, exact = i[first], j[first], similarity[first], exact[first]
+        Yi, Yj = np.asarray(labels[i], dtype=bool), np.asarray(labels[j], dtype=bool)
+        both = np.ones_like(Yi) if mask is None else np.asarray(mask[i], dtype=bool) & np.asarray(mask[j], dtype=bool)
+        keep = ((Yi != Yj) & both).any(1)
+        i, j, similarity, exact = i[keep], j[keep], similarity[keep], exact[keep]
+    return {"i": i.astype(np.int64), "j": j.astype(np.int64), "similarity": similarity.astype(np.float32),
+            "exact": exact.astype(bool)}
 
 
 def conflicting_duplicates(texts, labels: np.ndarray, mask: np.ndarray | None, neighbors: np.ndarray,
@@ -24,9 +37,7 @@ def conflicting_duplicates(texts, labels: np.ndarray, mask: np.ndarray | None, n
     with the group's first member); near duplicates are kNN pairs with cosine >= min_similarity.
     Returns ``{"i", "j": (m,) int64 with i < j, "similarity": (m,) float32, "exact": (m,) bool}``.
     """
-    Y = np.asarray(labels, dtype=bool)
-    M = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
-    n = len(Y)
+    n = len(labels)
     first_of: dict[str, int] = {}
     ei, ej = [], []
     for idx, t in enumerate(texts):
@@ -48,16 +59,7 @@ def conflicting_duplicates(texts, labels: np.ndarray, mask: np.ndarray | None, n
     j = np.concatenate([ej, nj])
     s = np.concatenate([np.ones(len(ei), np.float32), ns.astype(np.float32)])
     exact = np.concatenate([np.ones(len(ei), bool), np.zeros(len(ni), bool)])
-    if len(i):
-        # one record per unordered pair, preferring the exact record
-        order = np.lexsort((~exact, j, i))
-        i, j, s, exact = i[order], j[order], s[order], exact[order]
-        first = np.ones(len(i), bool)
-        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-        i, j, s, exact = i[first], j[first], s[first], exact[first]
-        keep = _disagree(Y, M, i, j)
-        i, j, s, exact = i[keep], j[keep], s[keep], exact[keep]
-    return {"i": i, "j": j, "similarity": s, "exact": exact}
+    return conflicting_pairs(labels, mask, i, j, s, exact)
 
 
 def outlier_scores(similarity: np.ndarray, z_threshold: float = 4.0) -> tuple[np.ndarray, np.ndarray]:

@@ -135,22 +135,3 @@ def exact_duplicate_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = order[np.flatnonzero(new_group)[np.cumsum(new_group) - 1]]
     dup = ~new_group
     return first[dup].astype(np.int64), order[dup].astype(np.int64)
-
-
-def conflicting_pairs(labels, mask, i: np.ndarray, j: np.ndarray, similarity: np.ndarray,
-                      exact: np.ndarray) -> dict[str, np.ndarray]:
-    """One record per unordered pair (the exact one first), kept where the two rows' labels differ
-    on a label both rows' sources annotate. labels / mask: (n, K) arrays or memmaps (only the
-    pairs' rows are read)."""
-    if len(i):
-        order = np.lexsort((~exact, j, i))
-        i, j, similarity, exact = i[order], j[order], similarity[order], exact[order]
-        first = np.ones(len(i), bool)
-        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-        i, j, similarity, exact = i[first], j[first], similarity[first], exact[first]
-        Yi, Yj = np.asarray(labels[i], dtype=bool), np.asarray(labels[j], dtype=bool)
-        both = np.ones_like(Yi) if mask is None else np.asarray(mask[i], dtype=bool) & np.asarray(mask[j], dtype=bool)
-        keep = ((Yi != Yj) & both).any(1)
-        i, j, similarity, exact = i[keep], j[keep], similarity[keep], exact[keep]
-    return {"i": i.astype(np.int64), "j": j.astype(np.int64), "similarity": similarity.astype(np.float32),
-            "exact": exact.astype(bool)}

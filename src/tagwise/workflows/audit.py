@@ -231,9 +231,9 @@ def estimates_by_label(result: AuditResult, label_names) -> dict[str, float]:
 
 
 def save_audit_run(project: Project, result: AuditResult, rows: list[dict], params: dict,
-                   label_names=None) -> Path:
+                   estimated_by_label: dict[str, float] | None = None) -> Path:
     """Keep the audit in ``runs/<id>-audit``: summary.json, issues.jsonl, score arrays (for the report).
-    ``label_names`` (K,) names the per-label error estimates in the summary."""
+    ``estimated_by_label``: ``estimates_by_label`` of the result, kept in the summary."""
     run = project.new_run("audit", params)
     counts: dict[str, int] = {}
     by_label: dict[str, dict[str, int]] = {}
@@ -246,8 +246,8 @@ def save_audit_run(project: Project, result: AuditResult, rows: list[dict], para
                int(result.is_flagged.sum()), "findings_by_type": counts, "findings_by_label": by_label,
                "multi_label": result.multi_label, "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
                "estimated_errors": round(float(result.estimated_errors), 1), "flag_budget": int(result.flag_budget)}
-    if label_names is not None:
-        summary["estimated_errors_by_label"] = estimates_by_label(result, label_names)
+    if estimated_by_label is not None:
+        summary["estimated_errors_by_label"] = estimated_by_label
     atomic_write_json(run / "summary.json", summary)
     write_issues([r for r in rows if r["findings"]][:1000], run / "issues.jsonl")
     atomic_save_npy(run / "label_quality.npy", result.label_quality)
@@ -279,14 +279,15 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     write_issues(rows, out)
     params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out),
               "partitions": int(result.choices.get("partitions", 1))}
-    run = save_audit_run(project, result, rows, params, label_names=list(space.names))
+    by_label = estimates_by_label(result, list(space.names))
+    run = save_audit_run(project, result, rows, params, estimated_by_label=by_label)
     by_type: dict[str, int] = {}
     for r in rows:
         for f in r["findings"]:
             by_type[f["type"]] = by_type.get(f["type"], 0) + 1
     return {"n_examples": len(ex), "multi_label": bool(result.multi_label), "folds": folds, "k": params["k"],
             "estimated_errors": float(result.estimated_errors), "flag_budget": int(result.flag_budget),
-            "estimated_errors_by_label": estimates_by_label(result, list(space.names)),
+            "estimated_errors_by_label": by_label,
             "n_flagged": int(result.is_flagged.sum()), "findings_by_type": by_type, "rows_written": len(rows),
             "out": str(out), "run": run.name, "seconds": time.perf_counter() - t0, "partitions": params["partitions"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -40,14 +40,18 @@ def cmd_init(args) -> int:
 
 
 def cmd_add_source(args) -> int:
-    summary = Project.open(args.project).add_source(args.spec, replace=args.replace,
-                                                    on_duplicate_id=args.on_duplicate_id)
+    from ..workflows.health import format_warning, shared_text_warnings, shared_texts
+
+    project = Project.open(args.project)
+    summary = project.add_source(args.spec, replace=args.replace, on_duplicate_id=args.on_duplicate_id)
     if summary["duplicate_ids"]:
         kept = (f"kept one row each ({args.on_duplicate_id}), {summary['dropped_duplicates']} rows left out"
                 if summary["dropped_duplicates"] else "every row kept")
         print(f"tagwise: warning: {summary['duplicate_ids']} example id(s) repeat within source "
               f"{summary['name']!r}; {kept}. Corrections that name an example by source + example_id "
               f"cannot tell such rows apart. Fix: --on-duplicate-id error|keep-first|keep-last.", file=sys.stderr)
+    for w in shared_text_warnings(shared_texts(project, sources=[summary["name"]]), project):
+        print(format_warning(w), file=sys.stderr)
     splits = ", ".join(f"{k}: {v}" for k, v in summary["splits"].items())
     print(f"added source {summary['name']!r}: {summary['n_examples']} examples ({splits})"
           + (f"; new labels: {len(summary['new_labels'])}" if summary["new_labels"] else "")
@@ -58,13 +62,17 @@ def cmd_add_source(args) -> int:
 def cmd_sources(args) -> int:
     from ..workflows.sources import source_summary
 
-    summary = source_summary(Project.open(args.project))
+    summary = source_summary(Project.open(args.project), health=True)
     if args.json:
         print_json(summary)
         return 0
     for s in summary["sources"]:
         print(f"{s['name']}: {s['n_examples']} examples, {s['annotated_labels']} labels, splits {s['splits']}")
     print(f"taxonomy: {len(summary['labels'])} labels")
+    if summary.get("health"):
+        from ..workflows.health import format_health
+
+        print(format_health(summary["health"], title=f"training data health (split {summary['health']['split']})"))
     return 0
 
 
@@ -109,8 +117,14 @@ def cmd_train(args) -> int:
         encoder = tuned["encoder"]
         print(f"fine-tuned {args.base_model} for {tuned['steps']} steps on {tuned['pairs']} pairs in "
               f"{tuned['seconds']:.1f}s (final loss {tuned['final_loss']:.3f}); encoder {encoder}")
+    from ..workflows.health import format_health, format_warning
+
+    def show_before(health: dict) -> None:
+        print(format_health(health, title="training data health, before training"), flush=True)
+
     result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
-                   consensus=args.consensus)
+                   consensus=args.consensus, on_health=show_before,
+                   drop_shared_test_texts=args.drop_shared_test_texts)
     choice = result["choice"]
     if args.model == "auto":
         scores = "; ".join(f"{m} {v:.3f}" for m, v in choice["cv"].items())
@@ -130,6 +144,11 @@ def cmd_train(args) -> int:
         else:
             print(f"used {pl['positive']} positive and {pl['negative']} negative pseudo-labels on "
                   f"{pl['examples']} of {pl['unlabeled_pool']} unlabeled examples")
+    after = result["health"]["after"]
+    print(format_health({"before": {"sources": result["health"]["before"]["sources"]}, "after": after},
+                        title="training data health, after training (out-of-fold, each source in its own mode)"))
+    n = len(result["warnings"])
+    print(f"{n} health warning(s) in all (kept in the model's model.json)" if n else "health: no warnings")
     return 0
 
 
@@ -247,6 +266,9 @@ def register(sub) -> None:
                         "probabilities as a prior), majority (strict majority), none (stored / latest labels)")
     for mode in ("zero-shot", "few-shot", "semi-supervised", "weak"):
         p.add_argument(f"--{mode}", dest="model", action="store_const", const=mode, help=MODES[mode].help)
+    p.add_argument("--drop-shared-test-texts", action="store_true",
+                   help="leave out training rows whose text (case/punctuation/whitespace folded) is a test text "
+                        "of another source (train reports how many there are)")
     p.add_argument("--fine-tune", action="store_true",
                    help="torch extra: first fine-tune a sentence-transformers body on contrastive pairs of the "
                         "labeled examples (SetFit-style), saved in PROJECT/encoders/, then train the head on it")

@@ -18,13 +18,16 @@ from ..types import Examples, TagwiseError
 
 
 def training_data(project: Project, split: str | list[str] = "train", encoder: str | None = None,
-                  progress: bool = True, consensus: str = "model") -> tuple[TrainingData, Examples, Examples]:
+                  progress: bool = True, consensus: str = "model",
+                  drop_shared_test_texts: bool = False) -> tuple[TrainingData, Examples, Examples]:
     """The project's labeled ``split`` and unlabeled rows (train/unlabeled splits) as a ``TrainingData``.
 
     Labels are closed upward over the taxonomy's hierarchy, and a cell is known where the row's source
     annotates the label (``learn.multisource.partial_targets``). An example with several judgements
     trains on their consensus (``consensus``, one of ``workflows.annotators.CONSENSUS_METHODS``): soft
-    targets in [0, 1] on the cells the judgements cover. Returns ``(data, labeled, unlabeled)``.
+    targets in [0, 1] on the cells the judgements cover. ``drop_shared_test_texts``: leave out training
+    rows whose text is a test text of another source (``workflows.health.shared_texts`` counts them).
+    Returns ``(data, labeled, unlabeled)``.
     """
     encoder = encoder or project.default_encoder
     tax = project.taxonomy
@@ -33,6 +36,10 @@ def training_data(project: Project, split: str | list[str] = "train", encoder: s
         raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy "
                            f"labels.yaml` or add a labeled source.")
     lab = project.examples(split=split, labeled=True)
+    if drop_shared_test_texts and len(lab):
+        from .health import drop_shared_test_rows
+
+        lab = lab.subset(drop_shared_test_rows(project, lab))
     unl = project.examples(split=["train", "unlabeled"], labeled=False)
     Y, known = partial_targets(lab, tax, space)
     Y = apply_consensus(project, lab, Y, consensus)
@@ -108,15 +115,26 @@ def fine_tune_encoder(project: Project, split: str = "train", base: str | None =
 
 def train(project: Project, mode: str = "auto", split: str | list[str] = "train", encoder: str | None = None,
           params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True,
-          consensus: str = "model") -> dict:
+          consensus: str = "model", on_health=None, drop_shared_test_texts: bool = False,
+          check_alone: bool = True) -> dict:
     """Fit ``mode`` (or, with "auto", the mode ``learn.registry.choose_mode`` picks) and make it current.
 
     ``consensus``: what an example several people annotated trains on (``workflows.annotators``'
     ``CONSENSUS_METHODS``; default the annotator model's soft consensus).
 
+    Training data health (``workflows.health``) is checked before the fit (``data_health``: per source
+    x label positives / negatives / unknown / expected positives, shared test texts) and after it
+    (``model_health``: each source's out-of-fold F1 in its own mode against the trivial predictors and,
+    with several sources, the source trained alone unless ``check_alone`` is False). ``on_health``:
+    called as ``on_health(data_health_dict)`` before the fit (the CLI prints it at once).
+    ``drop_shared_test_texts``: train without rows whose text is another source's test text.
+
     Returns ``{"model", "mode", "choice": {"mode", "reason", "cv"}, "n_examples", "n_unlabeled",
-    "n_labels", "seconds", "thresholds", "pseudo_labels"?, "sub_labels"?}``.
+    "n_labels", "seconds", "thresholds", "health": {"before", "after"}, "warnings": [{"kind", "source",
+    "label", "message", "fix"}], "pseudo_labels"?, "sub_labels"?}``; ``health`` and ``warnings`` are
+    also saved in the model's ``model.json`` info.
     """
+    from .health import claimed_columns, data_health, model_health
     from .annotators import check_consensus_method
 
     check_consensus_method(consensus)
@@ -125,7 +143,12 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     if mode == "weak":
         data, lab, unl = weak_training_data(project, encoder, progress=progress)
     else:
-        data, lab, unl = training_data(project, split, encoder, progress=progress, consensus=consensus)
+        data, lab, unl = training_data(project, split, encoder, progress=progress, consensus=consensus,
+                                       drop_shared_test_texts=drop_shared_test_texts)
+    before = data_health(project, split, consensus if mode != "weak" else "weak", examples=lab,
+                         targets=(data.Y, data.mask), compare_stored=mode != "weak")
+    if on_health is not None:
+        on_health(before)
     if mode == "auto" and params:
         # parameters name one head's options: they go to the supervised head, the default before "auto"
         choice = ModeChoice("supervised", "--params given without a mode")
@@ -151,6 +174,17 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
                            f"{' '.join(str(exc).split())[:200]}). Fix: give each parameter a value of its "
                            f"default's type.") from None
     seconds = time.perf_counter() - t0
+    Y_health, M_health = data.Y, data.mask
+    if data.ancestors is not None and data.ancestors.any():
+        from ..taxonomy import propagate_with_ancestors
+
+        Y_health, M_health = propagate_with_ancestors(data.Y, data.mask, data.ancestors)
+    after = model_health(head, data.X, Y_health, M_health,
+                         data.sources if data.sources is not None else np.full(len(data.Y), "all", dtype=object),
+                         data.label_names, claimed_columns(lab, project.taxonomy, project.taxonomy.space),
+                         mode=chosen.name, alone=check_alone and chosen.name == "multisource", seed=seed)
+    health = {"before": before, "after": after}
+    warnings = before["warnings"] + after["warnings"]
     name = name or unique_name(chosen.name.replace("-", ""))
     names = list(data.label_names)
     info = {"labels": names, "encoder": encoder, "mode": chosen.name,
@@ -160,7 +194,9 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
             "fit_seconds": round(seconds, 3)}
     out = {"model": name, "mode": chosen.name, "choice": info["choice"], "n_examples": len(lab),
            "n_unlabeled": len(unl), "n_labels": len(names), "seconds": seconds,
-           "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0])))}
+           "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0]))),
+           "health": health, "warnings": warnings}
+    info["health"], info["warnings"] = health, warnings
     if isinstance(head, (SemiSupervisedClassifier, CoTrainingClassifier)):
         info["pseudo_labels"] = out["pseudo_labels"] = head.n_pseudo_
     prior = zero_shot_prior(head)

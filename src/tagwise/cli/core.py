@@ -183,21 +183,48 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     if args.transfer:
         return cmd_evaluate_transfer(args)
+    from ..evaluate.metrics import format_metric
     from ..workflows.evaluate import evaluate
+    from ..workflows.health import format_warning
 
     report = evaluate(Project.open(args.project), split=args.split, model=args.model, source=args.source,
-                      agnostic=args.agnostic)
+                      agnostic=args.agnostic, as_source=args.as_source)
     if args.json:
         print_json(report)
         return 0
     modes = sorted({f"{s}: {m}" for s, m in report["modes"].items()})
     print(f"{report['split']}: {report['n_examples']} examples, model {report['model']}"
           + (f" (prediction mode per source: {', '.join(modes)})" if modes else ""))
-    print(f"  micro-F1 {report['micro_f1']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
-          f"macro-AP {report['macro_ap']:.4f}  ECE {report['ece']:.4f}")
-    print(f"  {'label':<24}{'prec':>7}{'rec':>7}{'f1':>7}{'support':>9}")
+    fmt = lambda v: format_metric(v, width=8)  # noqa: E731
+    if report.get("per_source"):
+        width = max(10, *(len(s) for s in report["per_source"])) + 2
+        print(f"  per source, each in its own mode (trivial predictors beside it):")
+        print(f"  {'source':<{width}}{'mode':<{width}}{'rows':>6}{'macro-F1':>9}{'all-pos':>8}{'prior':>8}{'micro-F1':>9}")
+        for s, m in report["per_source"].items():
+            b = m["baselines"]["macro_f1"]
+            macro = m["macro_f1"] if m["labels_with_support"] else None
+            print(f"  {s:<{width}}{m['mode']:<{width}}{m['n_examples']:>6}{format_metric(macro, width=9)}"
+                  f"{fmt(b['all_positive'])}{fmt(b['prior'])}{format_metric(m['micro_f1'], width=9)}")
+        print("  pooled over every row:")
+    has = any(m["support"] for m in report["per_label"].values())
+    print(f"  micro-F1 {report['micro_f1']:.4f}  macro-F1 {format_metric(report['macro_f1'] if has else None, digits=4)}  "
+          f"macro-AP {format_metric(report['macro_ap'], digits=4)}  ECE {format_metric(report['ece'], digits=4)}")
+    b = report["baselines"]["macro_f1"]
+    print(f"  trivial macro-F1: predict everything {format_metric(b['all_positive'], digits=4)}, prior (each label on "
+          f"a random share of rows equal to its training rate) {format_metric(b['prior'], digits=4)}, "
+          f"predict nothing {format_metric(b['all_negative'], digits=4)}")
+    print(f"  {'label':<24}{'prec':>7}{'rec':>7}{'f1':>7}{'support':>9}{'all-pos':>8}{'prior':>7}")
     for name, m in report["per_label"].items():
-        print(f"  {name:<24}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>9}")
+        base = report["baselines"]["per_label"][name]
+        prec_support = m["support"] or m.get("predicted", 1)
+        print(f"  {name:<24}{format_metric(m['precision'], prec_support, 7)}{format_metric(m['recall'], m['support'], 7)}"
+              f"{format_metric(m['f1'], m['support'], 7)}{m['support']:>9}"
+              f"{format_metric(base['all_positive'], m['support'], 8)}{format_metric(base['prior'], m['support'], 7)}")
+    if not all(m["support"] for m in report["per_label"].values()):
+        print("  (— : no positive of the label in this split, so recall and F1 are undefined; macro averages "
+              "leave such labels out)")
+    for w in report["warnings"]:
+        print(format_warning(w), file=sys.stderr)
     return 0
 
 
@@ -300,6 +327,9 @@ def register(sub) -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--agnostic", action="store_true",
                    help="score every row in the source-agnostic mode (default: each row in its source's mode)")
+    p.add_argument("--as-source", default=None, metavar="SOURCE",
+                   help="score every row in training source SOURCE's mode (e.g. a test-only gold source that "
+                        "labels the way SOURCE does)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--transfer", action="store_true", help="train on each source, test on every other: "
                    "matrix, leave-one-source-out, per-language macro-F1")

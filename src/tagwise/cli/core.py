@@ -236,8 +236,8 @@ def cmd_evaluate_transfer(args) -> int:
     result = run_transfer(Project.open(args.project), sources=getattr(args, "sources", None),
                           encoder=getattr(args, "encoder", None), progress=not args.json)
     if args.json:
-        print_json({k: result[k] for k in ("metric", "matrix", "columns", "test_only", "leave_one_out",
-                                                    "languages", "modes", "run")})
+        print_json({k: result[k] for k in ("metric", "matrix", "leave_one_out", "languages", "columns",
+                                                    "test_only", "modes", "run")})
         return 0
     print(format_transfer(result))
     print(f"\nsaved to {result['path']}")

@@ -29,6 +29,7 @@ from ..project import Project
 from ..taxonomy import propagate_with_ancestors
 from ..text import normalize_text
 from ..types import Examples
+from .annotators import apply_consensus
 
 FEW = 5              # fewer positives (or negatives) than this for a claimed label: a warning
 RATE_CHANGE = 0.5    # a step moving a source's positive count by more than this share of it: a warning
@@ -174,8 +175,6 @@ def data_health(project: Project, split: str | list[str] = "train", consensus: s
     rows are counted (``shared_texts``). Returns ``target_health``'s dict plus ``"split"``,
     ``"consensus"`` and ``"shared_texts"``.
     """
-    from .train import apply_consensus
-
     taxonomy = project.taxonomy
     space = taxonomy.space
     lab = examples if examples is not None else project.examples(split=split, labeled=True)

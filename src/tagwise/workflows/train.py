@@ -8,13 +8,14 @@ import numpy as np
 
 from .._io import unique_name
 from ..learn.lowlabel import zero_shot_prior
-from ..learn.multisource import max_up, partial_targets
+from ..learn.multisource import partial_targets
 from ..learn.persist import save_model
 from ..learn.registry import MODES, ModeChoice, TrainingData, check_params, choose_mode, resolve_mode
 from ..learn.semisupervised import SemiSupervisedClassifier
 from ..learn.cotrain import CoTrainingClassifier
 from ..project import Project
 from ..types import Examples, TagwiseError
+from .annotators import apply_consensus  # noqa: F401  (it lived here; callers import it from train)
 
 
 def training_data(project: Project, split: str | list[str] = "train", encoder: str | None = None,
@@ -53,22 +54,6 @@ def training_data(project: Project, split: str | list[str] = "train", encoder: s
         embed=lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0],
         descriptions=tax.descriptions, examples=tax.examples, sub_labels=tax.zero_shot_sub_labels())
     return data, lab, unl
-
-
-def apply_consensus(project: Project, examples: Examples, Y: np.ndarray, method: str = "model") -> np.ndarray:
-    """``Y`` (n, K) of ``examples`` with the consensus (``workflows.annotators.consensus_overrides``)
-    in the cells several people judged; float32 soft targets where any row changed, else ``Y``."""
-    from .annotators import consensus_overrides
-
-    overrides = consensus_overrides(project, method)
-    rows = [(r, overrides[int(i)]) for r, i in enumerate(examples.ids.tolist()) if int(i) in overrides]
-    if not rows:
-        return Y
-    Y = Y.astype(np.float32)
-    for r, (proba, covered) in rows:
-        Y[r, covered] = proba[covered]
-    # a parent is at least as likely as each of its children (the hard labels were closed upward)
-    return max_up(Y, project.taxonomy.ancestor_matrix(project.labels))
 
 
 def weak_training_data(project: Project, encoder: str | None = None,

@@ -88,7 +88,7 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
         for label in base["predicted_everywhere"]:
             rate = base["per_label"][label]["predicted_rate"]
             warnings.append({"kind": "predicted_everywhere", "source": s, "label": label,
-                             "message": f"label {label!r} is predicted on {rate:.0%} of source {s!r}'s {split} rows "
+                             "message": f"label {label!r} is predicted on {rate:.0%} of the {split} rows of source {s!r} "
                                         f"that know it (mode {per_source[s]['mode']}): the model is (nearly) "
                                         f"predicting everything for it.",
                              "fix": "see the health warnings of `tagwise train` for this source and label (no "

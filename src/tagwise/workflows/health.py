@@ -66,7 +66,8 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
     with children in the taxonomy (for the wording).
 
     Returns ``{"labels", "sources": {source: {"n_rows", "labels": {label: {"positives", "negatives",
-    "unknown", "expected_positives", "positive_rate", "steps": {step: positives}}}}}, "warnings"}``.
+    "unknown", "expected_positives", "positive_rate", "steps": {step: positives}, "claimed"}}}}, "warnings"}``;
+    a label the source does not claim is listed (claimed False) where the hierarchy implies positives of it.
     """
     Y = np.asarray(Y, dtype=np.float64)
     M = np.asarray(mask, dtype=bool)
@@ -83,14 +84,16 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
         neg = ((Ys < 0.5) & Ms).sum(0)
         expected = (Ys * Ms).sum(0)
         steps = [(step, ((np.asarray(S, dtype=np.float64)[rows] >= 0.5) & Ms).sum(0)) for step, S in stages]
-        cols = set(claimed.get(source, np.zeros(0, np.int64)).tolist()) | set(np.flatnonzero(pos).tolist())
+        claimed_set = set(claimed.get(source, np.zeros(0, np.int64)).tolist())
+        cols = claimed_set | set(np.flatnonzero(pos).tolist())
         labels = {}
         for k in sorted(cols):
             known = int(Ms[:, k].sum())
             labels[names[k]] = {"positives": int(pos[k]), "negatives": int(neg[k]), "unknown": n - known,
                                 "expected_positives": round(float(expected[k]), 2),
                                 "positive_rate": round(float(pos[k] / known), 4) if known else None,
-                                "steps": {step: int(c[k]) for step, c in steps}}
+                                "steps": {step: int(c[k]) for step, c in steps},
+                                "claimed": k in claimed_set}
         table[source] = {"n_rows": n, "labels": labels}
         for k in claimed.get(source, np.zeros(0, np.int64)).tolist():
             label, known = names[k], int(Ms[:, k].sum())
@@ -106,7 +109,7 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
                     f"{label!r} on every row.",
                     f"add texts without {label!r} (another source that annotates it, or `tagwise labels import`); "
                     f"if {source!r} holds only texts that have it, score its rows in another source's mode "
-                    f"(`evaluate --as-source`), and do not read {source!r}'s own figures for {label!r}."))
+                    f"(`evaluate --as-source`), and do not read the own-mode figures of {source!r} for {label!r}."))
             elif neg[k] < FEW:
                 warnings.append(_warning(
                     "few_negatives", source, label,
@@ -138,7 +141,7 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
                 known = int(Ms[:, k].sum())
                 warnings.append(_warning(
                     "rate_changed", source, names[k],
-                    f"{step} changes source {source!r}'s positives for label {names[k]!r} from {a} to {b} of "
+                    f"{step} changes the positives of source {source!r} for label {names[k]!r} from {a} to {b} of "
                     f"{known} rows ({a / max(known, 1):.1%} -> {b / max(known, 1):.1%}; expected positives "
                     f"{expected[k]:.1f}): the model trains on a different label than {source!r} gives.",
                     _rate_fix(step)))
@@ -212,7 +215,8 @@ def shared_texts(project: Project, sources: list[str] | None = None, train_split
                  test_split: str = "test") -> list[dict]:
     """Texts one source trains on that another source is tested on.
 
-    Texts are compared through ``text.normalize_text`` (case, punctuation and whitespace folded).
+    Texts are compared through ``text.normalize_text(social=True)`` (case, punctuation and whitespace
+    folded, URLs dropped, @mentions anonymised), as transfer evaluation's leak check does.
     sources: only pairs that involve one of these (``add-source`` passes the new one). Returns
     ``[{"train_source", "test_source", "n_texts", "n_test"}]`` (distinct shared texts; the test
     source's distinct test texts), one per pair that shares any, most shared first.
@@ -222,13 +226,13 @@ def shared_texts(project: Project, sources: list[str] | None = None, train_split
         return []
     splits = ex.splits.astype(str)
     labeled = np.array([lab is not None for lab in ex.labels], dtype=bool)
-    names = ex.sources.astype(str)
-    keys = np.array([normalize_text(t) for t in ex.texts], dtype=object)
+    names = np.array([str(s) for s in ex.sources], dtype=object)
+    keys = np.array([normalize_text(t, social=True) for t in ex.texts], dtype=object)
     train_rows = labeled & np.isin(splits, list(train_splits))
     test_rows = splits == test_split
     train_keys = {s: set(keys[train_rows & (names == s)]) for s in set(names[train_rows])}
     out = []
-    for b in sorted(set(names[test_rows])):
+    for b in sorted(set(map(str, names[test_rows]))):
         tested = set(keys[test_rows & (names == b)])
         for a in sorted(train_keys):
             if a == b or (sources is not None and a not in sources and b not in sources):
@@ -244,12 +248,12 @@ def shared_text_warnings(pairs: list[dict], project: Project | None = None) -> l
     where = str(project.path) if project is not None else "PROJECT"
     return [_warning(
         "shared_texts", p["train_source"], None,
-        f"{p['n_texts']} of source {p['test_source']!r}'s {p['n_test']} test texts are also training texts of "
-        f"source {p['train_source']!r} (compared case-, punctuation- and whitespace-insensitively): "
-        f"{p['test_source']!r}'s test figures are inflated by them.",
+        f"{p['n_texts']} of the {p['n_test']} test texts of source {p['test_source']!r} are also training texts of "
+        f"source {p['train_source']!r} (compared case-, punctuation-, whitespace- and @mention-insensitively): "
+        f"the test figures of {p['test_source']!r} are inflated by them.",
         f"train without them (`tagwise train {where} --drop-shared-test-texts`), or remove them from "
-        f"{p['train_source']!r}'s file (or give it a holdout of other texts), or, if they are the same "
-        f"examples under one id, re-add the source with `--on-duplicate-id keep-first`.") for p in pairs]
+        f"the file of {p['train_source']!r} and re-add it (`tagwise add-source --replace`), or give "
+        f"{p['test_source']!r} a test holdout of texts {p['train_source']!r} lacks.") for p in pairs]
 
 
 def drop_shared_test_rows(project: Project, examples: Examples) -> np.ndarray:
@@ -257,8 +261,8 @@ def drop_shared_test_rows(project: Project, examples: Examples) -> np.ndarray:
     ex = project.examples(split="test")
     test_keys: dict[str, set[str]] = {}
     for text, source in zip(ex.texts, ex.sources.astype(str)):
-        test_keys.setdefault(normalize_text(text), set()).add(source)
-    return np.array([not (test_keys.get(normalize_text(t), set()) - {str(s)})
+        test_keys.setdefault(normalize_text(text, social=True), set()).add(source)
+    return np.array([not (test_keys.get(normalize_text(t, social=True), set()) - {str(s)})
                      for t, s in zip(examples.texts, examples.sources)], dtype=bool)
 
 
@@ -342,12 +346,12 @@ def model_health(head, X: np.ndarray, Y: np.ndarray, mask: np.ndarray, sources, 
             if alone_f1 is not None and entry["macro_f1"] is not None and entry["macro_f1"] < alone_f1 - ALONE_MARGIN:
                 warnings.append(_warning(
                     "below_alone", source, None,
-                    f"source {source!r}: the {mode or 'trained'} model's out-of-fold macro-F1 in {source!r}'s mode is "
+                    f"source {source!r}: the {mode or 'trained'} model's out-of-fold macro-F1 in the mode of {source!r} is "
                     f"{entry['macro_f1']:.3f}, below {alone_f1:.3f} for the same head trained on {source!r} alone "
                     f"(same rows, same folds count): the other sources pull it down.",
                     f"train {source!r} on its own (a project with only it, or `--params "
                     f"'{{\"source_weight\": \"balanced\"}}'` so small sources weigh more); check the other sources' "
-                    f"label maps against {source!r}'s (the same name may mean different things)."))
+                    f"label maps against the one of {source!r} (the same name may mean different things)."))
         out[source] = entry
     return {"checked": True, "sources": out, "warnings": warnings}
 
@@ -407,13 +411,16 @@ def format_health(health: dict, title: str = "training data health") -> str:
         lines.append(header)
         for source, entry in table.items():
             for label, c in entry["labels"].items():
-                line = (f"  {source:<{width}}{label:<{lwidth}}{c['positives']:>7}{c['negatives']:>7}"
+                shown = label if c.get("claimed", True) else label + "*"
+                line = (f"  {source:<{width}}{shown:<{lwidth}}{c['positives']:>7}{c['negatives']:>7}"
                         f"{c['unknown']:>9}{c['expected_positives']:>10.1f}")
                 m = scored.get(source, {}).get("labels", {}).get(label)
                 if m is not None:
                     line += "".join(("—" if m[key] is None else f"{m[key]:.3f}").rjust(w)
                                     for key, w in (("f1", 8), ("all_positive", 8), ("prior", 7)))
                 lines.append(line)
+        if any(not c.get("claimed", True) for e in table.values() for c in e["labels"].values()):
+            lines.append("  * not annotated by the source: positives implied by its children, the rest unknown")
         for source, m in scored.items():
             if m.get("macro_f1") is None:
                 continue

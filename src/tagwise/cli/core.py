@@ -70,9 +70,12 @@ def cmd_sources(args) -> int:
         print(f"{s['name']}: {s['n_examples']} examples, {s['annotated_labels']} labels, splits {s['splits']}")
     print(f"taxonomy: {len(summary['labels'])} labels")
     if summary.get("health"):
-        from ..workflows.health import format_health
+        from ..workflows.health import format_health, format_warning
 
-        print(format_health(summary["health"], title=f"training data health (split {summary['health']['split']})"))
+        print(format_health(summary["health"], title=f"training data health (split {summary['health']['split']})",
+                            warnings=False))
+        for w in summary["health"]["warnings"]:
+            print(format_warning(w), file=sys.stderr)
     return 0
 
 
@@ -120,7 +123,9 @@ def cmd_train(args) -> int:
     from ..workflows.health import format_health, format_warning
 
     def show_before(health: dict) -> None:
-        print(format_health(health, title="training data health, before training"), flush=True)
+        print(format_health(health, title="training data health, before training", warnings=False), flush=True)
+        for w in health["warnings"]:
+            print(format_warning(w), file=sys.stderr, flush=True)
 
     result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
                    consensus=args.consensus, on_health=show_before,
@@ -146,7 +151,10 @@ def cmd_train(args) -> int:
                   f"{pl['examples']} of {pl['unlabeled_pool']} unlabeled examples")
     after = result["health"]["after"]
     print(format_health({"before": {"sources": result["health"]["before"]["sources"]}, "after": after},
-                        title="training data health, after training (out-of-fold, each source in its own mode)"))
+                        title="training data health, after training (out-of-fold, each source in its own mode)",
+                        warnings=False))
+    for w in after["warnings"]:
+        print(format_warning(w), file=sys.stderr)
     n = len(result["warnings"])
     print(f"{n} health warning(s) in all (kept in the model's model.json)" if n else "health: no warnings")
     return 0

@@ -205,19 +205,20 @@ def data_health(project: Project, split: str | list[str] = "train", consensus: s
     out = target_health(stages, Y, known, lab.sources, space.names, claimed, direct, parents)
     out.update(split=split, consensus=consensus, shared_texts=[])
     if shared:
-        pairs = shared_texts(project)
+        pairs = shared_texts(project, training=lab)
         out["shared_texts"] = pairs
         out["warnings"] += shared_text_warnings(pairs, project)
     return out
 
 
 def shared_texts(project: Project, sources: list[str] | None = None, train_splits=("train", "dev"),
-                 test_split: str = "test") -> list[dict]:
+                 test_split: str = "test", training: Examples | None = None) -> list[dict]:
     """Texts one source trains on that another source is tested on.
 
     Texts are compared through ``text.normalize_text(social=True)`` (case, punctuation and whitespace
     folded, URLs dropped, @mentions anonymised), as transfer evaluation's leak check does.
-    sources: only pairs that involve one of these (``add-source`` passes the new one). Returns
+    sources: only pairs that involve one of these (``add-source`` passes the new one); training: the
+    rows a model trains on (``train`` passes its own), instead of every labeled row of ``train_splits``. Returns
     ``[{"train_source", "test_source", "n_texts", "n_test"}]`` (distinct shared texts; the test
     source's distinct test texts), one per pair that shares any, most shared first.
     """
@@ -231,6 +232,10 @@ def shared_texts(project: Project, sources: list[str] | None = None, train_split
     train_rows = labeled & np.isin(splits, list(train_splits))
     test_rows = splits == test_split
     train_keys = {s: set(keys[train_rows & (names == s)]) for s in set(names[train_rows])}
+    if training is not None:
+        train_keys = {}
+        for text, s in zip(training.texts, training.sources):
+            train_keys.setdefault(str(s), set()).add(normalize_text(text, social=True))
     out = []
     for b in sorted(set(map(str, names[test_rows]))):
         tested = set(keys[test_rows & (names == b)])
@@ -394,8 +399,9 @@ def _alone_macro_f1(X, Y, M, params: dict, seed: int) -> float | None:
     return float(_f1(H, Z, M)[has].mean()) if has.any() else None
 
 
-def format_health(health: dict, title: str = "training data health") -> str:
-    """Plain-text rendering of a health dict (``data_health``, or ``train``'s ``health``) for the terminal."""
+def format_health(health: dict, title: str = "training data health", warnings: bool = True) -> str:
+    """Plain-text rendering of a health dict (``data_health``, or ``train``'s ``health``) for the terminal;
+    ``warnings=False`` leaves the warnings out (the CLI prints them to stderr, ``health_warnings``)."""
     before = health.get("before", health)
     after = health.get("after") or {}
     lines = []
@@ -431,9 +437,15 @@ def format_health(health: dict, title: str = "training data health") -> str:
                          + ")")
     if after and not after.get("checked", True):
         lines.append(f"  not checked after training: {after.get('reason')}")
-    warnings = list(before.get("warnings", [])) + list(after.get("warnings", []))
-    lines += [format_warning(w) for w in warnings]
+    if warnings:
+        lines += [format_warning(w) for w in health_warnings(health)]
     return "\n".join(lines)
+
+
+def health_warnings(health: dict) -> list[dict]:
+    """Every warning of a health dict (``data_health``'s, or ``{"before", "after"}``)."""
+    before = health.get("before", health)
+    return list(before.get("warnings", [])) + list((health.get("after") or {}).get("warnings", []))
 
 
 def format_warning(w: dict) -> str:

@@ -128,16 +128,28 @@ def test_counts_add_up_and_expected_positives_are_the_soft_targets(abuse):
 
 
 def test_a_consensus_that_moves_the_positive_rate_is_named(abuse):
-    """HS-Brexit's stored labels are the strict majority of six votes; the annotator model's consensus
-    puts many more tweets over 0.5. Trained on the stored labels (--consensus none) nothing moves."""
-    from tagwise.workflows.health import STEP_CONSENSUS, data_health
+    """HS-Brexit's stored labels are the strict majority of six votes; the consensus step's warning fires
+    exactly where the consensus targets move a label's expected positives by more than half (and 3)."""
+    from tagwise.learn.multisource import partial_targets
+    from tagwise.workflows.health import MIN_CHANGE, RATE_CHANGE, STEP_CONSENSUS, data_health
+    from tagwise.workflows.train import training_data
 
     project, _, _ = abuse
+    data, lab, _ = training_data(project, progress=False)
+    stored, _ = partial_targets(lab, project.taxonomy, project.labels)
+    rows = lab.sources == "hs_votes"
     moved = kinds(data_health(project, consensus="model", shared=False)["warnings"], "rate_changed", "hs_votes")
-    assert [w for w in moved if w["message"].startswith(STEP_CONSENSUS)]
-    for w in moved:
-        assert w["label"] in ("hate", "aggressive", "offensive")
-        assert ("--consensus" in w["fix"]) if w["message"].startswith(STEP_CONSENSUS) else ("taxonomy" in w["fix"])
+    at_consensus = {w["label"] for w in moved if w["message"].startswith(STEP_CONSENSUS)}
+    for label in ("hate", "aggressive", "offensive"):
+        k = project.labels.index(label)
+        a = float((stored[rows, k] * data.mask[rows, k]).sum())  # expected positives before and after
+        b = float((data.Y[rows, k] * data.mask[rows, k]).sum())
+        assert (label in at_consensus) == (max(a, b) >= 5 and abs(b - a) >= MIN_CHANGE and abs(b - a) > RATE_CHANGE * a)
+        if label in at_consensus:
+            (w,) = [w for w in moved if w["label"] == label and w["message"].startswith(STEP_CONSENSUS)]
+            assert f"from {a:.0f} to {b:.0f}" in w["message"] and "--consensus" in w["fix"]
+    # the strict majority of the judgements is what is stored: that consensus moves nothing
+    assert not kinds(data_health(project, consensus="majority", shared=False)["warnings"], "rate_changed")
     assert not kinds(data_health(project, consensus="none", shared=False)["warnings"], "rate_changed")
 
 
@@ -355,6 +367,36 @@ def test_a_healthy_source_raises_no_warning(agnews):
     assert scored["macro_f1"] > scored["trivial_macro_f1"]["all_positive"] + 0.1
     code, out, _ = run_cli("sources", agnews.path)
     assert code == 0 and "training data health" in out and "ag_news" in out and "warning" not in out
+
+
+def test_a_source_the_others_pull_down_is_compared_with_itself_alone(tmp_path):
+    """Two halves of AG News, the second with its label names in another order (a spec mistake): without
+    source experts the joint model's figures in each source's mode fall below each source alone; with
+    the names in the same order they do not."""
+    from tagwise.workflows.train import train
+
+    rows = list(csv.reader(open(DATA / "ag_news" / "test.csv", newline="")))
+    for name, part in (("a", rows[1:401]), ("b", rows[401:801])):
+        with open(tmp_path / f"{name}.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows([rows[0]] + part)
+    results = {}
+    for order in ("[World, Sports, Business, Sci/Tech]", "[Sports, World, Sci/Tech, Business]"):
+        project = Project.init(tmp_path / f"p{len(results)}")
+        project.store.set_meta("encoder", ENCODER)
+        for name, names in (("a", "[World, Sports, Business, Sci/Tech]"), ("b", order)):
+            (tmp_path / f"{name}.yaml").write_text(
+                f"name: news_{name}\npath: {name}.csv\nsplit: train\ncolumns: {{text: [title, description], labels: label}}\n"
+                f"labels: {{format: single, names: {names}, id_base: 1}}\n")
+            project.add_source(tmp_path / f"{name}.yaml")
+        results[order] = train(project, mode="multisource", params={"experts": False}, progress=False)
+        project.close()
+    same, swapped = results.values()
+    assert not kinds(same["warnings"], "below_alone")
+    fired = kinds(swapped["warnings"], "below_alone")
+    assert {w["source"] for w in fired} >= {"news_b"}
+    for w in fired:
+        m = swapped["health"]["after"]["sources"][w["source"]]
+        assert m["macro_f1"] < m["alone_macro_f1"] and f"{m['alone_macro_f1']:.3f}" in w["message"]
 
 
 @pytest.fixture(scope="module")

@@ -59,14 +59,15 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
     """The health table and data warnings of training targets, from arrays.
 
     stages: ``[(step name, (n, K) targets)]`` in the order the steps run, the first being the stored
-    labels; each step's positive count (targets >= 0.5 on the final known cells) is compared with the
-    previous one's. Y: (n, K) final targets in [0, 1] (soft allowed); mask: (n, K) bool known cells;
+    labels; each step's expected positives (its targets summed over the final known cells: the
+    positives of hard labels, a soft 0.5 counting half) are compared with the previous step's. Y: (n, K) final targets in [0, 1] (soft allowed); mask: (n, K) bool known cells;
     sources: (n,) source per row; claimed: {source: columns it annotates}; direct: {source: columns its
     stored labels name} (the rate checks run on these; default ``claimed``); parents: label names
     with children in the taxonomy (for the wording).
 
     Returns ``{"labels", "sources": {source: {"n_rows", "labels": {label: {"positives", "negatives",
-    "unknown", "expected_positives", "positive_rate", "steps": {step: positives}, "claimed"}}}}, "warnings"}``;
+    "unknown", "expected_positives", "positive_rate", "steps": {step: expected positives}, "claimed"}}}},
+    "warnings"}``;
     a label the source does not claim is listed (claimed False) where the hierarchy implies positives of it.
     """
     Y = np.asarray(Y, dtype=np.float64)
@@ -83,7 +84,8 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
         pos = ((Ys >= 0.5) & Ms).sum(0)
         neg = ((Ys < 0.5) & Ms).sum(0)
         expected = (Ys * Ms).sum(0)
-        steps = [(step, ((np.asarray(S, dtype=np.float64)[rows] >= 0.5) & Ms).sum(0)) for step, S in stages]
+        # a step is judged by the sum of its targets (= the positives for hard labels): a soft 0.5 counts half
+        steps = [(step, (np.asarray(S, dtype=np.float64)[rows] * Ms).sum(0)) for step, S in stages]
         claimed_set = set(claimed.get(source, np.zeros(0, np.int64)).tolist())
         cols = claimed_set | set(np.flatnonzero(pos).tolist())
         labels = {}
@@ -92,7 +94,7 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
             labels[names[k]] = {"positives": int(pos[k]), "negatives": int(neg[k]), "unknown": n - known,
                                 "expected_positives": round(float(expected[k]), 2),
                                 "positive_rate": round(float(pos[k] / known), 4) if known else None,
-                                "steps": {step: int(c[k]) for step, c in steps},
+                                "steps": {step: round(float(c[k]), 2) for step, c in steps},
                                 "claimed": k in claimed_set}
         table[source] = {"n_rows": n, "labels": labels}
         for k in claimed.get(source, np.zeros(0, np.int64)).tolist():
@@ -135,16 +137,16 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
         for i in range(1, len(steps)):
             (before_name, before), (step, after) = steps[i - 1], steps[i]
             for k in sorted(direct_cols):
-                a, b = int(before[k]), int(after[k])
+                a, b = float(before[k]), float(after[k])
                 if max(a, b) < FEW or abs(b - a) < MIN_CHANGE or abs(b - a) <= RATE_CHANGE * a:
                     continue
                 known = int(Ms[:, k].sum())
                 warnings.append(_warning(
                     "rate_changed", source, names[k],
-                    f"{step} changes the positives of source {source!r} for label {names[k]!r} from {a} to {b} of "
-                    f"{known} rows ({a / max(known, 1):.1%} -> {b / max(known, 1):.1%}; expected positives "
-                    f"{expected[k]:.1f}): the model trains on a different label than {source!r} gives.",
-                    _rate_fix(step)))
+                    f"{step} changes the positives of source {source!r} for label {names[k]!r} from {a:.0f} to "
+                    f"{b:.0f} of {known} rows ({a / max(known, 1):.1%} -> {b / max(known, 1):.1%}; soft targets "
+                    f"summed, {int(pos[k])} at 0.5 or more in the end): the model trains on a different label "
+                    f"than {source!r} gives.", _rate_fix(step)))
     return {"labels": names, "sources": table, "warnings": warnings}
 
 

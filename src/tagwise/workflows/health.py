@@ -274,8 +274,10 @@ def drop_shared_test_rows(project: Project, examples: Examples) -> np.ndarray:
 
 
 def _oof_decisions(head, P: np.ndarray, sources) -> np.ndarray:
-    if getattr(head, "sources_", None):
-        return np.asarray(head.decide(P, source=[str(s) for s in sources]), dtype=bool)
+    known = getattr(head, "sources_", None)
+    if known:
+        return np.asarray(head.decide(P, source=[str(s) if str(s) in known else "agnostic" for s in sources]),
+                          dtype=bool)
     return np.asarray(head.decide(P), dtype=bool)
 
 
@@ -289,7 +291,7 @@ def _f1(Y: np.ndarray, Z: np.ndarray, M: np.ndarray) -> np.ndarray:
 
 def model_health(head, X: np.ndarray, Y: np.ndarray, mask: np.ndarray, sources, label_names,
                  claimed: dict[str, np.ndarray] | None = None, mode: str = "", alone: bool = True,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, proba: np.ndarray | None = None) -> dict:
     """After training: each source's out-of-fold figures in its own mode against the trivial predictors
     and, with two or more sources, against the same head trained on that source alone.
 
@@ -298,13 +300,17 @@ def model_health(head, X: np.ndarray, Y: np.ndarray, mask: np.ndarray, sources, 
     Y: (n, K) targets (soft ones count as positive from 0.5); mask: (n, K) known cells; sources: (n,);
     claimed: {source: columns it annotates} (default: columns with a known cell); alone: also fit a
     ``MultiLabelLinear`` with the head's C, pos_weight, cv and max_iter on each source's rows and
-    compare its out-of-fold macro-F1.
+    compare its out-of-fold macro-F1; proba: (n, K) probabilities of held-out rows (e.g. the dev split)
+    to score instead of the head's out-of-fold ones (X, Y, mask, sources then describe those rows; no
+    comparison with the source alone).
 
-    Returns ``{"checked": bool, "reason"?, "sources": {source: {"macro_f1", "alone_macro_f1",
+    Returns ``{"checked": bool, "rows": "out-of-fold" | "dev", "reason"?, "sources": {source: {"macro_f1", "alone_macro_f1",
     "trivial_macro_f1": {"all_positive", "prior"}, "labels": {label: {"f1", "all_positive", "prior",
     "predicted_rate", "support"}}}}, "warnings"}``.
     """
-    P = getattr(head, "oof_proba_", None)
+    P = getattr(head, "oof_proba_", None) if proba is None else proba
+    where = "out-of-fold" if proba is None else "dev"
+    alone = alone and proba is None
     Y = np.asarray(Y, dtype=np.float64)
     if P is None or np.shape(P) != Y.shape:
         return {"checked": False, "sources": {}, "warnings": [],
@@ -341,7 +347,7 @@ def model_health(head, X: np.ndarray, Y: np.ndarray, mask: np.ndarray, sources, 
             best = max(trivial["all_positive"][j], trivial["prior"][j], 0.0)
             if f1[j] <= best + TRIVIAL_MARGIN:
                 warnings.append(_trivial_warning(source, names[k], float(f1[j]), trivial, j, float(rate[j]),
-                                                 int(support[j]), int(known[j])))
+                                                 int(support[j]), int(known[j]), where))
         entry = {"n_rows": int(rows.sum()), "macro_f1": _num(f1[has].mean()) if has.any() else None,
                  "trivial_macro_f1": {"all_negative": 0.0 if has.any() else None,
                                       "all_positive": _num(np.nanmean(trivial["all_positive"][has])) if has.any() else None,
@@ -360,14 +366,14 @@ def model_health(head, X: np.ndarray, Y: np.ndarray, mask: np.ndarray, sources, 
                     f"'{{\"source_weight\": \"balanced\"}}'` so small sources weigh more); check the other sources' "
                     f"label maps against the one of {source!r} (the same name may mean different things)."))
         out[source] = entry
-    return {"checked": True, "sources": out, "warnings": warnings}
+    return {"checked": True, "rows": where, "sources": out, "warnings": warnings}
 
 
 def _num(v) -> float | None:
     return None if v is None or not np.isfinite(v) else round(float(v), 4)
 
 
-def _trivial_warning(source, label, f1, trivial, j, rate, support, known) -> dict:
+def _trivial_warning(source, label, f1, trivial, j, rate, support, known, where="out-of-fold") -> dict:
     ap, pr = float(trivial["all_positive"][j]), float(trivial["prior"][j])
     which = ("predicting it on every row" if ap >= pr else "predicting it at random at its positive rate")
     if rate >= PREDICTED_EVERYWHERE:
@@ -384,7 +390,7 @@ def _trivial_warning(source, label, f1, trivial, j, rate, support, known) -> dic
         fix = (f"label more examples of {label!r} (`tagwise suggest`), check its examples in `tagwise audit`, "
                f"or compare `--consensus majority`.")
     return _warning("no_better_than_trivial", source, label,
-                    f"source {source!r}, label {label!r}: out-of-fold F1 {f1:.3f} in the source's own mode is no "
+                    f"source {source!r}, label {label!r}: {where} F1 {f1:.3f} in the source's own mode is no "
                     f"better than {which} ({max(ap, pr):.3f}); {cause}.", fix)
 
 
@@ -415,7 +421,7 @@ def format_health(health: dict, title: str = "training data health", warnings: b
         header = f"  {'source':<{width}}{'label':<{lwidth}}{'pos':>7}{'neg':>7}{'unknown':>9}{'expected':>10}"
         scored = after.get("sources", {})
         if scored:
-            header += f"{'oof F1':>8}{'all-pos':>8}{'prior':>7}"
+            header += f"{'oof F1' if after.get('rows', 'out-of-fold') == 'out-of-fold' else 'dev F1':>8}{'all-pos':>8}{'prior':>7}"
         lines.append(header)
         for source, entry in table.items():
             for label, c in entry["labels"].items():
@@ -433,7 +439,7 @@ def format_health(health: dict, title: str = "training data health", warnings: b
             if m.get("macro_f1") is None:
                 continue
             triv = m["trivial_macro_f1"]
-            lines.append(f"  {source}: out-of-fold macro-F1 {m['macro_f1']:.3f} in its own mode (all-positive "
+            lines.append(f"  {source}: {after.get('rows', 'out-of-fold')} macro-F1 {m['macro_f1']:.3f} in its own mode (all-positive "
                          f"{triv['all_positive']:.3f}, prior {triv['prior']:.3f}, all-negative 0.000"
                          + (f"; trained alone {m['alone_macro_f1']:.3f}" if m.get("alone_macro_f1") is not None else "")
                          + ")")

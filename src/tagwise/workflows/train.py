@@ -79,6 +79,25 @@ def weak_training_data(project: Project, encoder: str | None = None,
     return data, ex, ex.subset(np.zeros(0, dtype=np.int64))
 
 
+def _dev_health(project: Project, head, mode: str, encoder: str, names: list[str], seed: int) -> dict | None:
+    """``workflows.health.model_health`` on the labeled dev rows, for a head without out-of-fold predictions;
+    None when the project has no labeled dev row."""
+    from ..types import LabelSpace
+    from .health import claimed_columns, model_health
+
+    dev = project.examples(split="dev", labeled=True)
+    if len(dev) == 0:
+        return None
+    space = LabelSpace(tuple(names))
+    Y, M = partial_targets(dev, project.taxonomy, space)
+    X = project.features(dev, encoder, progress=False)
+    known = set(getattr(head, "sources_", []) or [])
+    modes = [str(s) if str(s) in known else "agnostic" for s in dev.sources] if known else None
+    P = head.predict_proba(X, texts=list(dev.texts), source=modes)
+    return model_health(head, X, Y, M, dev.sources, names, claimed_columns(dev, project.taxonomy, space),
+                        mode=mode, alone=False, seed=seed, proba=np.asarray(P))
+
+
 def fine_tune_encoder(project: Project, split: str = "train", base: str | None = None,
                       max_steps: int = 100) -> dict:
     """SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra).
@@ -168,6 +187,8 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
                          data.sources if data.sources is not None else np.full(len(data.Y), "all", dtype=object),
                          data.label_names, claimed_columns(lab, project.taxonomy, project.taxonomy.space),
                          mode=chosen.name, alone=check_alone and chosen.name == "multisource", seed=seed)
+    if not after["checked"] and mode != "weak":
+        after = _dev_health(project, head, chosen.name, encoder, list(data.label_names), seed) or after
     health = {"before": before, "after": after}
     warnings = before["warnings"] + after["warnings"]
     name = name or unique_name(chosen.name.replace("-", ""))

@@ -448,3 +448,21 @@ def test_shared_test_texts_are_counted_in_add_source_train_and_evaluate(crowd):
     assert not kinds(result["warnings"], "shared_texts")
     kept = [t for t in project.examples(source="convabuse_crowd").texts if normalize_text(t, social=True) not in gold_keys]
     assert result["n_examples"] == len(kept) < 3000
+
+
+def test_a_head_without_out_of_fold_predictions_is_checked_on_dev_rows(tmp_path):
+    """Zero-shot keeps no out-of-fold predictions: its health after training comes from the dev split."""
+    from tagwise.workflows.train import train
+
+    (tmp_path / "g.yaml").write_text(
+        f"name: goemotions\nsplits: {{train: {DATA}/goemotions/original_train.tsv, dev: {DATA}/goemotions/original_dev.tsv}}\n"
+        f"format: tsv\nheader: false\nquoting: none\ncolumns: {{text: 0, labels: 1, id: 2}}\nlimit: 150\n"
+        f"labels: {{format: delimited, delimiter: ',', names_file: {DATA}/goemotions/original_labels.txt}}\n")
+    project = Project.init(tmp_path / "p")
+    project.store.set_meta("encoder", ENCODER)
+    project.add_source(tmp_path / "g.yaml")
+    after = train(project, mode="zero-shot", progress=False)["health"]["after"]
+    assert after["checked"] and after["rows"] == "dev"
+    scored = after["sources"]["goemotions"]
+    assert scored["macro_f1"] is not None and scored["trivial_macro_f1"]["all_positive"] is not None
+    project.close()

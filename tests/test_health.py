@@ -466,3 +466,17 @@ def test_a_head_without_out_of_fold_predictions_is_checked_on_dev_rows(tmp_path)
     scored = after["sources"]["goemotions"]
     assert scored["macro_f1"] is not None and scored["trivial_macro_f1"]["all_positive"] is not None
     project.close()
+
+
+def test_report_and_model_page_data_show_the_health(abuse):
+    from tagwise.workflows.health import project_health
+    from tagwise.workflows.report import write_report
+
+    project, _, _ = abuse
+    health = project_health(project)
+    assert health["model"] and kinds(health["warnings"], "no_negatives", "convabuse_abusive", "abuse")
+    assert health["after"]["sources"]["hs_votes"]["macro_f1"] is not None
+    assert run_cli("evaluate", project.path, "--source", "hs_gold")[0] == 0
+    html = write_report(project).read_text(encoding="utf-8")
+    assert "Training data health" in html and "no_negatives" in html and "convabuse_abusive" in html
+    assert "—" in html  # the gold source's labels without support

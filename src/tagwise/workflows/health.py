@@ -458,3 +458,28 @@ def health_warnings(health: dict) -> list[dict]:
 
 def format_warning(w: dict) -> str:
     return f"tagwise: warning: {w['message']} Fix: {w['fix']}"
+
+
+def project_health(project: Project, model: str | None = None) -> dict:
+    """What the model page and the report show: ``{"model", "before", "after", "warnings"}``.
+
+    The health that ``train`` saved with the current (or named) model (``model.json`` info
+    ``health``: the table before training and the out-of-fold figures after it); without a model, or
+    for a model saved before health existed, the health of the train split's targets now (``after``
+    empty, ``model`` None).
+    """
+    from ..types import TagwiseError
+    from .models import load_project_model
+
+    try:
+        loaded = load_project_model(project, model)
+    except TagwiseError:
+        if model is not None:
+            raise
+        loaded = None
+    saved = loaded.info.get("health") if loaded is not None else None
+    if saved:
+        return {"model": loaded.name, "before": saved["before"], "after": saved.get("after") or {},
+                "warnings": health_warnings(saved)}
+    before = data_health(project)
+    return {"model": None, "before": before, "after": {}, "warnings": list(before["warnings"])}

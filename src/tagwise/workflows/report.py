@@ -121,17 +121,11 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
 def section_health(project: Project, split: str = "test") -> str | None:
     """Training data health: the current model's (``model.json`` info ``health``, with its out-of-fold
     figures) or, without a model, the health of the train split's targets now (``workflows.health``)."""
-    from .health import data_health
+    from .health import project_health
 
-    health = None
-    try:
-        health = load_project_model(project).info.get("health")
-    except TagwiseError:
-        pass
-    if health is None:
-        if not len(project.examples(split="train", labeled=True)):
-            return None
-        health = {"before": data_health(project), "after": {}}
+    if not len(project.examples(split="train", labeled=True)) and not project.models_dir.joinpath("CURRENT").exists():
+        return None
+    health = project_health(project)
     before, after = health.get("before", {}), health.get("after") or {}
     scored = after.get("sources", {})
     dash = lambda v: html.escape(format_metric(v))  # noqa: E731
@@ -147,7 +141,7 @@ def section_health(project: Project, split: str = "test") -> str | None:
         f"{dash(m['trivial_macro_f1']['all_positive'])}, the prior {dash(m['trivial_macro_f1']['prior'])}"
         + (f"; trained alone {dash(m['alone_macro_f1'])}" if m.get("alone_macro_f1") is not None else "") + "</li>"
         for s, m in scored.items())
-    warnings = list(before.get("warnings", [])) + list(after.get("warnings", []))
+    warnings = health["warnings"]
     items = "".join(f"<li><b>{html.escape(w['kind'])}</b> {html.escape(w['message'])} <b>Fix:</b> "
                     f"{html.escape(w['fix'])}</li>" for w in warnings)
     return ("<h2>Training data health</h2><p>Per source and label: the training targets' positives (from 0.5), "

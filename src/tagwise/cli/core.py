@@ -229,8 +229,8 @@ def cmd_evaluate(args) -> int:
               f"{format_metric(m['f1'], m['support'], 7)}{m['support']:>9}"
               f"{format_metric(base['all_positive'], m['support'], 8)}{format_metric(base['prior'], m['support'], 7)}")
     if not all(m["support"] for m in report["per_label"].values()):
-        print("  (— : no positive of the label in this split, so recall and F1 are undefined; macro averages "
-              "leave such labels out)")
+        print("  (— : no positive of the label in the cells these rows' sources annotate, so recall and F1 are "
+              "undefined; macro averages leave such labels out)")
     for w in report["warnings"]:
         print(format_warning(w), file=sys.stderr)
     return 0

@@ -19,7 +19,8 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     that mode with its thresholds; other rows, or all with ``agnostic=True``, in the source-agnostic
     mode; with ``as_source`` every row in that training source's mode (e.g. a test-only gold source
     labeled the way training source S labels). Cells a source does not annotate are left out of every
-    metric.
+    metric, including a parent it does not annotate whose positives its children imply (it has no
+    negatives there, so its F1 would be 1 by construction).
 
     Returns the dict of ``evaluate.metrics.multilabel_report`` plus ``split``, ``model``, ``sources``,
     ``modes`` ({source: mode used}; empty for a source-agnostic model), ``baselines``
@@ -41,6 +42,7 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
                            f"{project.splits()}.")
     space = LabelSpace(tuple(loaded.labels))
     Y, mask = partial_targets(ex, project.taxonomy, space)
+    mask &= claimed_mask(ex, project.taxonomy, space)
     if not mask.any():
         raise TagwiseError(f"{project.path}: split {split!r} has no known label for the model's labels "
                            f"{list(space.names)[:8]}. Fix: evaluate on a split whose sources annotate them.")
@@ -111,6 +113,20 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
         atomic_save_npy(run / "mask.npy", mask)
         report["run"] = run.name
     return report
+
+
+def claimed_mask(examples, taxonomy, space: LabelSpace) -> np.ndarray:
+    """(n, K) bool: the cells of the labels each row's source annotates (``health.claimed_columns``), and
+    every cell of a row a person annotated against the whole taxonomy."""
+    from .health import claimed_columns
+
+    keep = np.zeros((len(examples), len(space)), dtype=bool)
+    sources = np.asarray([str(s) for s in examples.sources], dtype=object)
+    for source, cols in claimed_columns(examples, taxonomy, space).items():
+        keep[np.ix_(sources == source, cols)] = True
+    if examples.fully_known is not None:
+        keep[np.asarray(examples.fully_known, dtype=bool)] = True
+    return keep
 
 
 def prior_rates(loaded: LoadedModel, project: Project, modes, space: LabelSpace, split: str = "test") -> np.ndarray:

@@ -60,7 +60,8 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
 
     stages: ``[(step name, (n, K) targets)]`` in the order the steps run, the first being the stored
     labels; each step's expected positives (its targets summed over the final known cells: the
-    positives of hard labels, a soft 0.5 counting half) are compared with the previous step's. Y: (n, K) final targets in [0, 1] (soft allowed); mask: (n, K) bool known cells;
+    positives of hard labels, a soft 0.5 counting half) are compared with the previous step's.
+    Y: (n, K) final targets in [0, 1] (soft allowed); mask: (n, K) bool known cells;
     sources: (n,) source per row; claimed: {source: columns it annotates}; direct: {source: columns its
     stored labels name} (the rate checks run on these; default ``claimed``); parents: label names
     with children in the taxonomy (for the wording).
@@ -421,7 +422,8 @@ def format_health(health: dict, title: str = "training data health", warnings: b
         header = f"  {'source':<{width}}{'label':<{lwidth}}{'pos':>7}{'neg':>7}{'unknown':>9}{'expected':>10}"
         scored = after.get("sources", {})
         if scored:
-            header += f"{'oof F1' if after.get('rows', 'out-of-fold') == 'out-of-fold' else 'dev F1':>8}{'all-pos':>8}{'prior':>7}"
+            f1_name = "oof F1" if after.get("rows", "out-of-fold") == "out-of-fold" else "dev F1"
+            header += f"{f1_name:>8}{'all-pos':>8}{'prior':>7}"
         lines.append(header)
         for source, entry in table.items():
             for label, c in entry["labels"].items():
@@ -439,7 +441,8 @@ def format_health(health: dict, title: str = "training data health", warnings: b
             if m.get("macro_f1") is None:
                 continue
             triv = m["trivial_macro_f1"]
-            lines.append(f"  {source}: {after.get('rows', 'out-of-fold')} macro-F1 {m['macro_f1']:.3f} in its own mode (all-positive "
+            lines.append(f"  {source}: {after.get('rows', 'out-of-fold')} macro-F1 {m['macro_f1']:.3f} in its own mode "
+                         f"(all-positive "
                          f"{triv['all_positive']:.3f}, prior {triv['prior']:.3f}, all-negative 0.000"
                          + (f"; trained alone {m['alone_macro_f1']:.3f}" if m.get("alone_macro_f1") is not None else "")
                          + ")")

@@ -97,7 +97,8 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
                     for n, m in metrics["per_label"].items())
     parts.append(f"<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>"
                  f"<th>F1 predicting everything</th><th>F1 of the prior</th></tr>{table}</table>"
-                 f"<p>— : no positive of the label in this split (recall and F1 undefined; left out of macro averages).</p>")
+                 f"<p>— : no positive of the label in the cells the rows' sources annotate (recall and F1 undefined; left out "
+                 f"of macro averages).</p>")
     if metrics.get("baselines"):
         b = metrics["baselines"]["macro_f1"]
         parts.insert(2, f"<p>Trivial macro-F1: predict everything {dash(b['all_positive'])} · prior (each label on a "

@@ -28,7 +28,8 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
     included), evaluate it on the same splits.
 
     progress: optional ``(fraction 0..1, stage text) -> None``. Returns ``{"model", "previous_model",
-    "mode", "n_examples", "seconds", "before": {split: figures}, "after": {split: figures}}``.
+    "mode", "n_examples", "seconds", "before": {split: figures}, "after": {split: figures}, "warnings"}``
+    (``warnings``: the new model's training data health warnings, ``workflows.health``).
     """
     report = progress or (lambda f, s: None)
     t0 = time.perf_counter()
@@ -43,4 +44,4 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
     report(1.0, "done")
     return {"model": result["model"], "previous_model": previous, "mode": result["mode"],
             "n_examples": result["n_examples"], "seconds": round(time.perf_counter() - t0, 2),
-            "before": before, "after": after}
+            "before": before, "after": after, "warnings": result["warnings"]}

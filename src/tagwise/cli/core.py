@@ -129,7 +129,7 @@ def cmd_train(args) -> int:
 
     result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
                    consensus=args.consensus, on_health=show_before,
-                   drop_shared_test_texts=args.drop_shared_test_texts)
+                   drop_shared_test_texts=args.drop_shared_test_texts, check_alone=not args.no_alone_check)
     choice = result["choice"]
     if args.model == "auto":
         scores = "; ".join(f"{m} {v:.3f}" for m, v in choice["cv"].items())
@@ -305,6 +305,9 @@ def register(sub) -> None:
     p.add_argument("--drop-shared-test-texts", action="store_true",
                    help="leave out training rows whose text (case/punctuation/whitespace folded) is a test text "
                         "of another source (train reports how many there are)")
+    p.add_argument("--no-alone-check", action="store_true",
+                   help="with several sources, skip re-training each source alone to compare its out-of-fold "
+                        "macro-F1 with the joint model's (about one more fit of the data)")
     p.add_argument("--fine-tune", action="store_true",
                    help="torch extra: first fine-tune a sentence-transformers body on contrastive pairs of the "
                         "labeled examples (SetFit-style), saved in PROJECT/encoders/, then train the head on it")

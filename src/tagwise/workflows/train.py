@@ -138,8 +138,8 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     "label", "message", "fix"}], "pseudo_labels"?, "sub_labels"?}``; ``health`` and ``warnings`` are
     also saved in the model's ``model.json`` info.
     """
-    from .health import claimed_columns, data_health, model_health
     from .annotators import check_consensus_method
+    from .health import claimed_columns, data_health, model_health
 
     check_consensus_method(consensus)
     encoder = encoder or project.default_encoder
@@ -185,7 +185,8 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
         Y_health, M_health = propagate_with_ancestors(data.Y, data.mask, data.ancestors)
     after = model_health(head, data.X, Y_health, M_health,
                          data.sources if data.sources is not None else np.full(len(data.Y), "all", dtype=object),
-                         data.label_names, claimed_columns(lab, project.taxonomy, project.taxonomy.space),
+                         data.label_names,
+                         None if mode == "weak" else claimed_columns(lab, project.taxonomy, project.taxonomy.space),
                          mode=chosen.name, alone=check_alone and chosen.name == "multisource", seed=seed)
     if not after["checked"] and mode != "weak":
         after = _dev_health(project, head, chosen.name, encoder, list(data.label_names), seed) or after
@@ -196,7 +197,8 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     info = {"labels": names, "encoder": encoder, "mode": chosen.name,
             "choice": {"mode": choice.mode, "reason": choice.reason, "cv": choice.cv},
             "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": len(unl),
-                           "sources": sorted(set(map(str, lab.sources))), "consensus": consensus},
+                           "sources": sorted(set(map(str, lab.sources))), "consensus": consensus,
+                           "drop_shared_test_texts": drop_shared_test_texts},
             "fit_seconds": round(seconds, 3)}
     out = {"model": name, "mode": chosen.name, "choice": info["choice"], "n_examples": len(lab),
            "n_unlabeled": len(unl), "n_labels": len(names), "seconds": seconds,

@@ -446,6 +446,8 @@ def test_shared_test_texts_are_counted_in_add_source_train_and_evaluate(crowd):
 
     result = train(project, drop_shared_test_texts=True, progress=False)
     assert not kinds(result["warnings"], "shared_texts")
+    code, out, err = run_cli("evaluate", project.path)
+    assert code == 0 and "test texts of source" not in err  # the model did not train on them
     kept = [t for t in project.examples(source="convabuse_crowd").texts if normalize_text(t, social=True) not in gold_keys]
     assert result["n_examples"] == len(kept) < 3000
 

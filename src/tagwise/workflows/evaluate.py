@@ -97,7 +97,12 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
                                     "negatives? soft targets?); compare `--consensus majority`."})
     if len(names) > 1:
         report["per_source"] = per_source
-    pairs = [p for p in shared_texts(project) if p["test_source"] in names] if split == "test" else []
+    trained_on = loaded.info.get("trained_on", {})
+    # texts the model trained on that this split tests on; none if train left them out
+    pairs = [p for p in shared_texts(project) if p["test_source"] in names
+             and p["train_source"] in trained_on.get("sources", [p["train_source"]])]
+    if split != "test" or trained_on.get("drop_shared_test_texts"):
+        pairs = []
     report["shared_texts"] = pairs
     warnings += shared_text_warnings(pairs, project)
     report["warnings"] = warnings

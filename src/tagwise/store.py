@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
     origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT);
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
+CREATE TABLE IF NOT EXISTS assignments (
+    example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
+    PRIMARY KEY (example, annotator));
 """
 
 
@@ -400,6 +403,38 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
+
+    # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
+    def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:
+        """-> (leases {example: {annotator: assigned_at (epoch s)}}, judged {example: {annotator}} from the
+        active annotations) for ``examples``."""
+        leases: dict[int, dict[str, float]] = {}
+        judged: dict[int, set[str]] = {}
+        for i in range(0, len(examples), 900):
+            chunk = [int(e) for e in examples[i:i + 900]]
+            marks = ",".join("?" * len(chunk))
+            for e, a, t in conn.execute(f"SELECT example, annotator, assigned_at FROM assignments WHERE example IN "
+                                        f"({marks})", chunk):
+                leases.setdefault(e, {})[a] = t
+            for e, a in conn.execute(f"SELECT example, annotator FROM annotations WHERE undone_at IS NULL AND "
+                                     f"example IN ({marks})", chunk):
+                judged.setdefault(e, set()).add(a)
+        return leases, judged
+
+    def queue_state(self, examples: list[int]) -> tuple[dict, dict]:
+        """Read-only ``_queue_state``: who holds and who has judged each of ``examples``."""
+        return self._queue_state(self.conn, list(examples))
+
+    def lease_examples(self, annotator: str, examples: list[int], choose, now: float) -> list[int]:
+        """Give ``annotator`` the examples ``choose(leases, judged) -> [example]`` picks, atomically: the
+        state is read and the leases written in one write transaction, so two people asking at once
+        cannot both take the last open place of an example. Returns the picks (their leases renewed)."""
+        with self.transaction() as conn:
+            leases, judged = self._queue_state(conn, examples)
+            picks = [int(e) for e in choose(leases, judged)]
+            conn.executemany("INSERT OR REPLACE INTO assignments(example, annotator, assigned_at) VALUES (?,?,?)",
+                             ((e, annotator, now) for e in picks))
+        return picks
 
     # -- columns at scale (issue 20) ------------------------------------------
     # ``examples()`` builds Python objects per row (about 1 KB each), which stops fitting in memory

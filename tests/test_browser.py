@@ -1,7 +1,7 @@
 """The whole human loop in a real browser (issue 17): Playwright drives Debian's chromium
 (/usr/bin/chromium; Playwright never downloads one) against `tagwise serve` with a token.
 
-Label 5 examples with the keyboard, review 3 audit rows (accept, edit, keep), undo one, retrain, see
+Label 5 examples with the keyboard (a model's guess is saved only when taken with G), review 3 audit rows (accept, edit, keep), undo one, retrain, see
 the model page change. Screenshots of each page go to $TAGWISE_TEST_OUTPUT (default: the test's
 tmp folder)."""
 import json
@@ -80,13 +80,19 @@ def test_label_review_undo_retrain_in_the_browser(server, tmp_path):
         expected = []
         for n in range(5):
             item = page.locator("article.item:not([hidden])")
-            example_id = int(item.get_attribute("data-example-id"))
-            chosen = set(json.loads(item.get_attribute("data-guess")))
             if n == 1:  # skip one, then label the next
                 page.keyboard.press("s")
                 item = page.locator("article.item:not([hidden])")
-                example_id = int(item.get_attribute("data-example-id"))
-                chosen = set(json.loads(item.get_attribute("data-guess")))
+            example_id = int(item.get_attribute("data-example-id"))
+            guess = set(json.loads(item.get_attribute("data-guess")))
+            # the model's guesses are marked apart from the person's choices, and nothing is chosen yet
+            shown_guess = set(page.locator("#toggles button.toggle.guess").evaluate_all(
+                "els => els.map(e => e.dataset.label)"))
+            assert shown_guess == guess and page.locator("#toggles button.toggle.on").count() == 0
+            chosen = set()
+            if n in (0, 3):                    # G takes the model's guesses as choices
+                page.keyboard.press("g")
+                chosen |= guess
             page.keyboard.press("1")          # toggles names[0]
             chosen ^= {names[0]}
             if n == 2:                         # type-to-filter: "/" focuses it, Enter toggles the match

@@ -407,7 +407,7 @@ class Store:
     # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
     def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:
         """-> (leases {example: {annotator: assigned_at (epoch s)}}, judged {example: {annotator}} from the
-        active annotations) for ``examples``."""
+        active annotations; a reviewer's decision, origin ``adjudication``, is not a judgement) for ``examples``."""
         leases: dict[int, dict[str, float]] = {}
         judged: dict[int, set[str]] = {}
         for i in range(0, len(examples), 900):
@@ -417,7 +417,7 @@ class Store:
                                         f"({marks})", chunk):
                 leases.setdefault(e, {})[a] = t
             for e, a in conn.execute(f"SELECT example, annotator FROM annotations WHERE undone_at IS NULL AND "
-                                     f"example IN ({marks})", chunk):
+                                     f"origin <> 'adjudication' AND example IN ({marks})", chunk):
                 judged.setdefault(e, set()).add(a)
         return leases, judged
 
@@ -428,13 +428,25 @@ class Store:
     def lease_examples(self, annotator: str, examples: list[int], choose, now: float) -> list[int]:
         """Give ``annotator`` the examples ``choose(leases, judged) -> [example]`` picks, atomically: the
         state is read and the leases written in one write transaction, so two people asking at once
-        cannot both take the last open place of an example. Returns the picks (their leases renewed)."""
+        cannot both take the last open place of an example. Among ``examples``, the person keeps only the
+        new picks (a later request replaces an earlier one's leases). Returns the picks (leases renewed)."""
         with self.transaction() as conn:
             leases, judged = self._queue_state(conn, examples)
             picks = [int(e) for e in choose(leases, judged)]
+            drop = [int(e) for e in examples if annotator in leases.get(int(e), {}) and int(e) not in set(picks)]
+            for i in range(0, len(drop), 900):
+                chunk = drop[i:i + 900]
+                conn.execute(f"DELETE FROM assignments WHERE annotator=? AND example IN ({','.join('?' * len(chunk))})",
+                             [annotator, *chunk])
             conn.executemany("INSERT OR REPLACE INTO assignments(example, annotator, assigned_at) VALUES (?,?,?)",
                              ((e, annotator, now) for e in picks))
         return picks
+
+    def release_example(self, example: int, annotator: str) -> bool:
+        """Drop ``annotator``'s lease on ``example``; whether there was one."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM assignments WHERE example=? AND annotator=?", (int(example), annotator))
+        return cur.rowcount > 0
 
     # -- columns at scale (issue 20) ------------------------------------------
     # ``examples()`` builds Python objects per row (about 1 KB each), which stops fitting in memory

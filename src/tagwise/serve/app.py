@@ -49,6 +49,9 @@ class AnnotationIn(BaseModel):
 class TrainIn(BaseModel):
     mode: Optional[str] = None
 
+class ReleaseIn(BaseModel):
+    example_id: int = Field(..., description="a store id the label queue gave the requesting user")
+
 class AdjudicationIn(BaseModel):
     example_id: int = Field(..., description="the disputed example's store id (as /api/team gives it)")
     labels: list[str] = Field(..., description="the labels the reviewer decides on ([] for none)")
@@ -202,8 +205,11 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
                 futures = [predictor.submit([t], s) for t, s in zip(texts, sources)]
                 return [f.result(timeout=600)["predictions"][0] for f in futures]
         with queue_lock:
-            return label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
-                               predict=predict_fn)
+            out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
+                              predict=predict_fn)
+        for it in out["items"]:
+            it["display_text"] = pages.decoded(it["text"])  # entities decoded; the page shows it as text
+        return out
 
     @app.get("/api/queue")
     def queue(request: Request, kind: str = Query("label", pattern="^(label|review)$"),
@@ -216,6 +222,15 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         filters = {"source": source, "split": split, "language": language, "label": label, "q": q}
         with opened() as project:
             return _queue(project, kind, limit, filters, user, offset)
+
+    @app.post("/api/queue/release")
+    def release_item(body: ReleaseIn, request: Request):
+        """The requesting user gives a queued example back (skipped it), so another person may take it."""
+        from ..workflows.queue import release
+
+        user = require_user(request)
+        with opened() as project:
+            return {"released": release(project, user["name"], body.example_id)}
 
     @app.post("/api/annotations")
     def add_annotation(body: AnnotationIn, request: Request):
@@ -291,10 +306,13 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         user = require_user(request)
         filters = _filters(request)
         with opened() as project:
-            q = _queue(project, "label", 20, filters, user)
+            # with overlap, a page holds one example at a time (the next is fetched after each save), so
+            # people working at once finish examples in pairs instead of each holding a stack
+            q = _queue(project, "label", 20 if overlap == 1 else 1, filters, user)
             tax = project.taxonomy
             names = list(project.labels.names)
             return _page(request, "label.html", "Label", "label", user, queue=q, filters=filters,
+                         window=len(q["items"]) or 1,
                          options=filter_options(project), labels=pages.label_buttons(names, tax.descriptions),
                          guide=pages.guide(names, tax.descriptions, tax.examples))
 

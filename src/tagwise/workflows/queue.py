@@ -61,6 +61,17 @@ def open_for(user: str, example: int, leases: dict, judged: dict, overlap: int, 
     return user in held or len(done) + len(held) < overlap
 
 
+def places_taken(example: int, leases: dict, judged: dict, now: float, lease_s: float = LEASE_S) -> int:
+    """How many people have labeled ``example`` or hold a live lease on it."""
+    done = judged.get(example, set())
+    return len(done | {a for a, t in leases.get(example, {}).items() if now - t < lease_s})
+
+
+def release(project: Project, user: str, example: int) -> bool:
+    """``user`` gives ``example`` back (skipped it): its place is open to others at once."""
+    return project.store.release_example(int(example), user)
+
+
 def _batches(project: Project) -> list[tuple[str, list[dict]]]:
     """The label queue's latest suggest batches, oldest first: ``[(run name, rows)]``."""
     out = []
@@ -133,10 +144,14 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
     limit = max(0, int(limit))
 
     def choose(leases_now: dict, judged_now: dict) -> list[int]:
+        # what the person holds first; then the examples others have started (fewest left half-done),
+        # then the batch's order
         open_ids = [e for e in wanted if open_for(user, e, leases_now, judged_now, overlap, now, lease_s)]
         held = [e for e in open_ids if user in leases_now.get(e, {})
                 and now - leases_now[e][user] < lease_s]
-        fresh = [e for e in open_ids if e not in set(held)]
+        mine = set(held)
+        fresh = sorted((e for e in open_ids if e not in mine),
+                       key=lambda e: -places_taken(e, leases_now, judged_now, now, lease_s))
         return (held + fresh)[:limit]
 
     if lease and limit:

@@ -25,6 +25,9 @@
     const progress = document.getElementById("progress");
     const guide = document.getElementById("guide");
     const saved = [];  // [{annotationId, index}] for U (undo)
+    const skipped = new Set();
+    const windowSize = parseInt(root.dataset.window || "1", 10);
+    const anchor = document.getElementById("label-filter");
     let index = 0;
     let done = parseInt(progress.dataset.done, 10), total = parseInt(progress.dataset.total, 10);
 
@@ -33,7 +36,7 @@
       items.forEach((el, k) => { el.hidden = k !== i; });
       const item = items[i];
       toggles.forEach((t) => { t.classList.remove("on", "guess"); t.querySelector(".score").textContent = ""; });
-      if (!item) { status("Batch finished: reload for the next one."); return; }
+      if (!item) return;
       const guess = new Set(JSON.parse(item.dataset.guess));
       const scores = JSON.parse(item.dataset.scores);
       toggles.forEach((t) => {
@@ -41,6 +44,37 @@
         const s = scores[t.dataset.label];
         t.querySelector(".score").textContent = s === undefined ? "" : s.toFixed(2);
       });
+    }
+    function addItem(it) {
+      const a = document.createElement("article");
+      a.className = "item"; a.hidden = true;
+      a.dataset.exampleId = it.example_id; a.dataset.origin = it.origin; a.dataset.source = it.source;
+      a.dataset.guess = JSON.stringify(it.labels); a.dataset.scores = JSON.stringify(it.scores);
+      const text = document.createElement("p"); text.className = "text"; text.textContent = it.display_text || it.text;
+      const prov = document.createElement("p"); prov.className = "prov";
+      prov.textContent = `source ${it.source} · split ${it.split} · language ${it.language} · id ${it.source_example_id} · why: ${it.reason}`;
+      a.append(text, prov);
+      root.insertBefore(a, anchor);
+      items.push(a);
+    }
+    // the next examples from the server (the label queue leases them to this person)
+    async function refill() {
+      const have = new Set(items.map((el) => el.dataset.exampleId));
+      const params = new URLSearchParams(window.location.search);
+      params.set("kind", "label"); params.set("limit", String(windowSize + skipped.size + (items.length - index)));
+      try {
+        const q = await api("GET", "/api/queue?" + params.toString());
+        q.items.filter((it) => !have.has(String(it.example_id)) && !skipped.has(it.example_id)).forEach(addItem);
+        done = q.done; total = Math.max(q.total, done); showProgress();
+        const empty = document.getElementById("queue-empty");
+        if (empty) empty.hidden = index < items.length;
+        if (index >= items.length) status(q.message || "Nothing left for you right now: reload later.");
+      } catch (e) { status("error: " + e.message); }
+    }
+    async function next() {
+      index += 1;
+      if (index >= items.length) await refill();
+      show(index);
     }
     function current() { return items[index]; }
     function chosen() { return toggles.filter((t) => t.classList.contains("on")).map((t) => t.dataset.label); }
@@ -57,8 +91,9 @@
                                                           origin: item.dataset.origin});
         saved.push({annotationId: r.annotation_id, index});
         done += 1; showProgress();
-        status(`saved #${r.annotation_id}: ${labels.join(", ") || "(no label)"}`);
-        index += 1; show(index);
+        const msg = `saved #${r.annotation_id}: ${labels.join(", ") || "(no label)"}`;
+        await next();
+        status(msg);
       } catch (e) { status("error: " + e.message); }
     }
     async function undo() {
@@ -71,7 +106,14 @@
         status(`undid #${last.annotationId}`);
       } catch (e) { status("error: " + e.message); }
     }
-    function skip() { index += 1; show(index); status("skipped"); }
+    async function skip() {
+      const item = current();
+      if (!item) return;
+      const id = parseInt(item.dataset.exampleId, 10);
+      skipped.add(id);
+      api("POST", "/api/queue/release", {example_id: id}).catch(() => {});  // someone else may take it
+      await next(); status("skipped");
+    }
     function toggleGuide(open) { if (guide) guide.hidden = open === undefined ? !guide.hidden : !open; }
     toggles.forEach((t) => t.addEventListener("click", () => t.classList.toggle("on")));
     filter.addEventListener("input", () => {

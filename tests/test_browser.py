@@ -137,12 +137,35 @@ def test_label_review_undo_retrain_in_the_browser(server, tmp_path):
         rows.nth(2).locator(".decision button.undo-row").click()
         page.wait_for_function("document.getElementById('status').textContent.startsWith('undid')")
         page.screenshot(path=str(shots / "review-decided.png"), full_page=False)
+        # the counter follows the decisions live (two kept, one undone)
+        total = int(page.locator("#review-progress").get_attribute("data-total"))
+        done0 = int(page.locator("#review-progress").get_attribute("data-done"))
+        assert page.locator("#review-progress .count").inner_text() == f"{done0 + 2} of {total} rows decided"
         active = {a["example"]: a for a in project.store.annotations() if a["origin"].startswith("audit:")}
         assert active[ids[0]]["labels"] == suggested
         assert sorted(active[ids[1]]["labels"]) == edited and "optimism" in edited
         assert ids[2] not in active
         undone = [a for a in project.store.annotations(include_undone=True) if a["undone_at"]]
         assert any(a["example"] == ids[2] and a["labels"] == given_2 for a in undone)
+        # keyboard: A accepts the current row's suggestion, G keeps the next row's given labels, U undoes
+        page.goto(f"{url}/review")
+        rows = page.locator("tr.review")
+        done0 = int(page.locator("#review-progress").get_attribute("data-done"))
+        keyed = [int(rows.nth(k).get_attribute("data-example-id")) for k in range(2)]
+        keyed_suggested = json.loads(rows.nth(0).get_attribute("data-suggested"))
+        given_1 = json.loads(rows.nth(1).get_attribute("data-given"))
+        page.keyboard.press("a")
+        rows.nth(0).locator(".decision button.undo-row").wait_for()
+        page.keyboard.press("g")
+        rows.nth(1).locator(".decision button.undo-row").wait_for()
+        assert page.locator("#review-progress .count").inner_text() == f"{done0 + 2} of {total} rows decided"
+        page.keyboard.press("u")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('undid')")
+        assert page.locator("#review-progress .count").inner_text() == f"{done0 + 1} of {total} rows decided"
+        keyed_active = {a["example"]: a for a in project.store.annotations() if a["origin"].startswith("audit:")}
+        assert keyed_active[keyed[0]]["labels"] == keyed_suggested and keyed[1] not in keyed_active
+        assert any(a["example"] == keyed[1] and a["labels"] == given_1 and a["undone_at"]
+                   for a in project.store.annotations(include_undone=True))
 
         # 4. model page: retrain in the background, then the page shows the new model and before/after
         page.goto(f"{url}/model")
@@ -156,6 +179,9 @@ def test_label_review_undo_retrain_in_the_browser(server, tmp_path):
         new_model = page.locator("#model-name b").inner_text()
         assert new_model != old_model
         assert page.locator("#before-after tr").count() >= 3  # header + dev/test figures
+        # which mode the retrain chose, and why (said apart when it changed)
+        note = page.locator("#mode-note").inner_text()
+        assert note.startswith(("Mode ", "The mode changed from ")) and len(note) > 20, note
         page.screenshot(path=str(shots / "model-after.png"), full_page=True)
         browser.close()
     assert not dialogs, dialogs

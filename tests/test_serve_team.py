@@ -252,3 +252,30 @@ def test_review_template_decodes_entities_pages_and_model_page_dashes(tmp_path):
     assert "Tom &amp; Jerry &lt;3 forever" in html and "&amp;amp;" not in html and "<script>alert" not in html
     assert "rows 1001–1001 of 1497 undecided" in html and 'href="/review?offset=1050"' in html
     assert 'data-done="3" data-total="1500"' in html and "3 of 1500 rows decided" in html
+
+
+def test_model_page_dashes_unsupported_labels_and_retrain_says_why_the_mode_changed(tmp_path):
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.retrain import retrain
+    from tagwise.workflows.train import train
+
+    project = make_project(tmp_path, n_train=150, n_pool=20, n_dev=30, n_test=30)
+    train(project, mode="supervised", progress=False)
+    metrics = evaluate(project, split="test")
+    unsupported = [n for n, m in metrics["per_label"].items() if not m["support"]]
+    supported = [n for n, m in metrics["per_label"].items() if m["support"]]
+    assert unsupported and supported  # 30 test rows do not cover GoEmotions' 28 labels
+    app = create_app(project.path)
+    try:
+        page = TestClient(app).get("/model").text
+    finally:
+        app.state.predictor.stop()
+    for name in unsupported:
+        assert f"<tr><td>{name}</td><td>—</td><td>—</td><td>—</td><td>0</td></tr>" in page
+    m = metrics["per_label"][supported[0]]
+    assert f"<tr><td>{supported[0]}</td><td>{m['precision']:.3f}</td>" in page
+    same = retrain(project, mode="supervised")
+    assert same["mode_changed"] is False and same["mode_note"].startswith("Mode supervised (as before)")
+    changed = retrain(project, mode="few-shot")
+    assert changed["mode_changed"] is True and changed["previous_mode"] == "supervised"
+    assert changed["mode_note"] == f"The mode changed from supervised to few-shot: {changed['choice']['reason']}."

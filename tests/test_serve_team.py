@@ -194,7 +194,10 @@ def test_adjudication_is_an_annotation_with_its_origin(team):
     decision = sorted(d["judgements"][0]["labels"])
     # an annotator may neither see the team page nor decide
     annotator = _as(app, "Quentin")
-    assert annotator.get("/team").status_code == 403
+    assert annotator.get("/team").status_code == 403 and annotator.get("/api/team").status_code == 403
+    assert annotator.get("/review").status_code == 403  # the review page lists everyone's labels
+    assert annotator.get("/api/queue", params={"kind": "review"}).status_code == 403
+    assert 'href="/team"' not in annotator.get("/label").text
     assert annotator.post("/api/adjudications", json={"example_id": d["example_id"], "labels": decision}).status_code == 403
     r = reviewer.post("/api/adjudications", json={"example_id": d["example_id"], "labels": decision})
     assert r.status_code == 200, r.text

@@ -218,7 +218,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
               label: Optional[str] = None, q: Optional[str] = None):
         """kind=label: the next examples for the requesting user (leased to them; see workflows/queue.py);
         kind=review: the latest audit's undecided rows, ``offset`` paging through them."""
-        user = require_user(request)
+        user = require_user(request, *(("reviewer", "admin") if kind == "review" else ()))
         filters = {"source": source, "split": split, "language": language, "label": label, "q": q}
         with opened() as project:
             return _queue(project, kind, limit, filters, user, offset)
@@ -324,9 +324,8 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
         from ..workflows.labels import history
 
-        user = require_user(request)
+        user = require_user(request, "reviewer", "admin")
         filters = _filters(request)
-        mine = None if user["role"] in ("reviewer", "admin") else user["name"]
         with opened() as project:
             q = _queue(project, "review", REVIEW_PAGE, filters, user, offset)
 
@@ -337,7 +336,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             next_url = url(offset + REVIEW_PAGE) if offset + REVIEW_PAGE < q.get("matching", 0) else None
             return _page(request, "review.html", "Review", "review", user, queue=q, filters=filters,
                          options=filter_options(project), labels=list(project.labels.names),
-                         recent=history(project, limit=20, annotator=mine), prev_url=prev_url, next_url=next_url,
+                         recent=history(project, limit=20), prev_url=prev_url, next_url=next_url,
                          page_size=REVIEW_PAGE)
 
     @app.get("/team", response_class=HTMLResponse, include_in_schema=False)

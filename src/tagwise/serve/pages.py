@@ -18,6 +18,7 @@ FILTERS = ("source", "split", "language", "label", "q")
 TOGGLE_KEYS = list("123456789") + [c for c in string.ascii_lowercase if c not in "sug"]
 NAV = (("label", "/label", "Label"), ("review", "/review", "Review"), ("team", "/team", "Team"),
        ("model", "/model", "Model"), ("docs", "/docs", "API"))
+REVIEWERS_ONLY = ("review", "team")  # pages an annotator does not see (they show other people's labels)
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
@@ -39,8 +40,9 @@ templates = Jinja2Templates(env=_environment())
 
 def render(request, name: str, title: str, active: str, token: str | None, user: dict | None, **context):
     """The ``name`` template as an HTML response, with the layout's context."""
+    nav = [n for n in NAV if not (user and user["role"] == "annotator" and n[0] in REVIEWERS_ONLY)]
     return templates.TemplateResponse(request, name, {"title": title, "active": active, "token": token,
-                                                      "user": user, "nav": NAV, "filter_keys": FILTERS,
+                                                      "user": user, "nav": nav, "filter_keys": FILTERS,
                                                       **context})
 
 

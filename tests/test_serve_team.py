@@ -130,6 +130,18 @@ def test_overlap_assignment_progress_and_privacy(team):
         assert q["remaining"] >= len(offered) and q["total"] == q["done"] + q["remaining"]
     assert _as(app, "Quentin").get("/api/queue", params={"limit": 1}).json()["done"] == 10
 
+    # a stale page cannot add a third judgement to an example two people labeled (409, nothing stored)
+    full = sorted(complete)[0]
+    origin = next(a["origin"] for a in mine if a["example"] == full)
+    before = len(project.store.annotations())
+    r = _as(app, "Ulrike").post("/api/annotations", json={"example_id": full, "labels": ["joy"], "origin": origin})
+    assert r.status_code == 409 and "overlap 2" in r.json()["detail"] and len(project.store.annotations()) == before
+    # an annotator undoes their own labels only (the answer would show another person's labels)
+    theirs = next(a for a in mine if a["annotator"] == "Quentin")
+    r = _as(app, "Rosalind").post(f"/api/annotations/{theirs['id']}/undo")
+    assert r.status_code == 403 and "labels" not in r.json()
+    assert project.store.annotation(theirs["id"])["undone_at"] is None
+
     # one person's labels are not shown to another before they label: not in the list of annotations,
     # not on the label page (the queue item carries the model's guess, never a person's judgement)
     seen = _as(app, "Rosalind").get("/api/annotations", params={"limit": 1000}).json()["annotations"]

@@ -57,6 +57,10 @@ def _signed(keys: np.ndarray) -> list[int]:
 BUSY_TIMEOUT_S = 60.0
 
 
+class OverlapReached(TagwiseError):
+    """An example already has its ``cap`` judgements from other people (``add_annotations(cap=...)``)."""
+
+
 class Store:
     """Examples, sources, taxonomy and corrections in ``PROJECT/tagwise.db``."""
 
@@ -329,11 +333,15 @@ class Store:
                                  "ORDER BY v.lf, v.col, v.example").fetchall()
 
     # -- annotations (issue 17): every label a person gives, never a silent overwrite ---------------
-    def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> list[int]:
+    def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str,
+                        cap: int | None = None) -> list[int]:
         """Insert ``(store id, label names, annotator, origin)`` rows in one transaction; returns their ids.
 
         Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing. Two writers
         annotating the same example both keep their row: annotations are only ever appended.
+        cap: refuse (``OverlapReached``, nothing inserted) a row whose example already has ``cap`` other
+        people's active judgements (a reviewer's decision, origin ``adjudication``, is not one); checked
+        inside the write transaction, so two people saving at once cannot both pass it.
         """
         now = utc_now()
         with self.transaction() as conn:
@@ -349,6 +357,13 @@ class Store:
                                    f"imported. Fix: use the ids the project's suggest/queue gave.")
             out = []
             for example, labels, annotator, origin in rows:
+                if cap is not None:
+                    others = conn.execute("SELECT COUNT(DISTINCT annotator) FROM annotations WHERE example=? AND "
+                                          "undone_at IS NULL AND origin <> 'adjudication' AND annotator <> ?",
+                                          (int(example), annotator)).fetchone()[0]
+                    if others >= cap:
+                        raise OverlapReached(f"{where}: example {example} already has {others} judgements from other "
+                                             f"people (overlap {cap}); nothing was saved. Skip it (S) for the next one.")
                 cur = conn.execute("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
                                    "VALUES (?,?,?,?,?)",
                                    (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin, now))
@@ -376,6 +391,16 @@ class Store:
             rows = [r for r in rows if r[1] in wanted]
         return [{"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
                  "undone_at": u} for i, e, lab, a, o, c, u in rows]
+
+    def annotation(self, annotation_id: int) -> dict | None:
+        """One annotation (undone or not) by id, as ``annotations`` gives them; None if there is none."""
+        row = self.conn.execute("SELECT id, example, labels, annotator, origin, created_at, undone_at FROM annotations "
+                                "WHERE id=?", (int(annotation_id),)).fetchone()
+        if row is None:
+            return None
+        i, e, lab, a, o, c, u = row
+        return {"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
+                "undone_at": u}
 
     def annotation_records(self, source: str | None = None) -> list[tuple[int, str, list[str], str]]:
         """Active annotations joined to their examples: ``(store example id, annotator, label names,

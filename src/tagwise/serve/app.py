@@ -234,12 +234,15 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     @app.post("/api/annotations")
     def add_annotation(body: AnnotationIn, request: Request):
-        from ..workflows.labels import annotate
+        from ..workflows.queue import OverlapReached, save_label
 
         who = (body.annotator or require_user(request)["name"]).strip()
         origin = (body.origin or "api")[:200]
         with opened() as project:
-            return {"annotation_id": annotate(project, body.example_id, body.labels, who, origin=origin)}
+            try:
+                return {"annotation_id": save_label(project, body.example_id, body.labels, who, origin, overlap)}
+            except OverlapReached as exc:
+                raise HTTPException(409, str(exc)) from None
 
     @app.get("/api/annotations")
     def recent_annotations(request: Request, limit: int = Query(50, ge=1, le=1000)):
@@ -253,11 +256,16 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             return {"annotations": history(project, limit=limit, annotator=mine)}
 
     @app.post("/api/annotations/{annotation_id}/undo")
-    def undo(annotation_id: int):
-        from ..workflows.labels import undo_annotation
+    def undo(annotation_id: int, request: Request):
+        from ..workflows.labels import NotYours, undo_annotation
 
+        user = require_user(request)
+        owner = None if user["role"] in ("reviewer", "admin") else user["name"]  # annotators undo only their own
         with opened() as project:
-            return undo_annotation(project, annotation_id)
+            try:
+                return undo_annotation(project, annotation_id, owner=owner)
+            except NotYours as exc:
+                raise HTTPException(403, str(exc)) from None
 
     @app.get("/api/team")
     def team(request: Request):

@@ -39,19 +39,32 @@ def check_labels(project: Project, labels, where: str) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def annotate(project: Project, store_id: int, labels: list[str], annotator: str, origin: str = "web") -> int:
-    """Record one person's labels for one example (store id). Returns the annotation id."""
+class NotYours(TagwiseError):
+    """Someone tried to undo another person's annotation without the right to."""
+
+
+def annotate(project: Project, store_id: int, labels: list[str], annotator: str, origin: str = "web",
+             cap: int | None = None) -> int:
+    """Record one person's labels for one example (store id). Returns the annotation id.
+
+    cap: refuse (``store.OverlapReached``) when ``cap`` other people have labeled the example already."""
     if not isinstance(annotator, str) or not annotator.strip():
         raise TagwiseError("annotator must be a non-empty name.")
     labels = check_labels(project, labels, f"example {store_id}")
     return project.store.add_annotations([(int(store_id), labels, annotator.strip(), origin)],
-                                         str(project.path))[0]
+                                         str(project.path), cap=cap)[0]
 
 
-def undo_annotation(project: Project, annotation_id: int | None = None, annotator: str | None = None) -> dict:
-    """Undo annotation ``annotation_id`` (or ``annotator``'s latest). The row stays, marked ``undone_at``."""
+def undo_annotation(project: Project, annotation_id: int | None = None, annotator: str | None = None,
+                    owner: str | None = None) -> dict:
+    """Undo annotation ``annotation_id`` (or ``annotator``'s latest). The row stays, marked ``undone_at``.
+    owner: only an annotation of this person may be undone (``NotYours`` otherwise)."""
     if annotation_id is None and annotator is None:
         raise TagwiseError("name the annotation id or the annotator whose latest annotation to undo.")
+    if owner is not None and annotation_id is not None:
+        found = project.store.annotation(annotation_id)
+        if found is not None and found["annotator"] != owner:
+            raise NotYours(f"annotation {annotation_id} is not {owner}'s; only a reviewer may undo it.")
     return project.store.undo_annotation(annotation_id, annotator, str(project.path))
 
 

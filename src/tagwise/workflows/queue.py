@@ -21,6 +21,8 @@ import time
 
 from .._io import atomic_write_text
 from ..project import Project
+from ..store import OverlapReached  # noqa: F401  (what save_label raises when an example is full)
+from .labels import annotate
 
 LEASE_S = 30 * 60  # a person holds the examples a queue request gave them this long
 MAX_BATCHES = 20   # the label queue looks this many suggest batches back for open examples
@@ -70,6 +72,14 @@ def places_taken(example: int, leases: dict, judged: dict, now: float, lease_s: 
 def release(project: Project, user: str, example: int) -> bool:
     """``user`` gives ``example`` back (skipped it): its place is open to others at once."""
     return project.store.release_example(int(example), user)
+
+
+def save_label(project: Project, store_id: int, labels: list[str], user: str, origin: str, overlap: int = 1) -> int:
+    """Save ``user``'s labels for an example; one the label queue gave (origin ``suggest:<run>``) is
+    refused (``OverlapReached``) once ``overlap`` other people have labeled it (a lease that ran out
+    while others took its place). Returns the annotation id."""
+    cap = overlap if origin.startswith("suggest:") else None
+    return annotate(project, store_id, labels, user, origin=origin, cap=cap)
 
 
 def _batches(project: Project) -> list[tuple[str, list[dict]]]:

@@ -9,7 +9,6 @@ People are told apart through the test-only seam of serve/people.py (`trust_user
 import concurrent.futures
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest

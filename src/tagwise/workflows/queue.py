@@ -22,6 +22,7 @@ import time
 from .._io import atomic_write_text
 from ..project import Project
 from ..store import OverlapReached  # noqa: F401  (what save_label raises when an example is full)
+from ..types import TagwiseError
 from .labels import annotate
 
 LEASE_S = 30 * 60  # a person holds the examples a queue request gave them this long
@@ -131,7 +132,6 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
     "total" (done + remaining), "message"}``.
     """
     if overlap < 1:
-        from ..types import TagwiseError
         raise TagwiseError(f"overlap must be at least 1 (got {overlap}).")
     rows, runs = _queued(project)
     now = time.time()

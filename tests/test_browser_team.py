@@ -77,6 +77,9 @@ def test_three_people_overlap_two_then_team_page_and_adjudication(team_server, t
             page.set_default_timeout(60_000)
             return page
 
+        review = open_as(REVIEWER, "reviewer")  # the team page is open while the others work
+        review.goto(f"{url}/team")
+        assert "Nobody has labeled anything yet" in review.locator("#people").inner_text()
         pages = {n: open_as(n, "annotator") for n in PEOPLE}
         for n, page in pages.items():  # all three open at once
             page.goto(f"{url}/label")
@@ -123,9 +126,15 @@ def test_three_people_overlap_two_then_team_page_and_adjudication(team_server, t
         assert all(len(w) == 2 and len(set(w)) == 2 for w in judged.values()), judged  # exactly two people each
         assert len(judged) == 15
 
-        # the team page: alpha per label, each person's quality, disagreements; the reviewer settles one
-        review = open_as(REVIEWER, "reviewer")
+        # the team page: its figures follow the work live (alpha per label, each person's quality) ...
+        review.wait_for_function(
+            "(people) => people.every((n) => { const td = document.querySelector(`#people tr[data-person=\"${n}\"] td.quality`);"
+            " return td && td.textContent !== '—' && document.getElementById('team-progress').textContent.startsWith('15 of'); })",
+            arg=list(PEOPLE), timeout=30_000)
+        live = {n: float(review.locator(f'#people tr[data-person="{n}"] td.quality').inner_text()) for n in PEOPLE}
+        # ... and after a reload the disagreements are listed; the reviewer settles one
         review.goto(f"{url}/team")
+        assert live == {n: float(review.locator(f'#people tr[data-person="{n}"] td.quality').inner_text()) for n in PEOPLE}
         alphas = review.locator("#agreement td.alpha").all_inner_texts()
         assert any(a not in ("—", "") for a in alphas)
         for n in PEOPLE:

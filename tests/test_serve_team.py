@@ -293,3 +293,18 @@ def test_model_page_dashes_unsupported_labels_and_retrain_says_why_the_mode_chan
     changed = retrain(project, mode="few-shot")
     assert changed["mode_changed"] is True and changed["previous_mode"] == "supervised"
     assert changed["mode_note"] == f"The mode changed from supervised to few-shot: {changed['choice']['reason']}."
+
+
+def test_serve_overlap_option(tmp_path, capsys):
+    from tagwise.cli import build_parser
+    from tagwise.types import TagwiseError
+
+    args = build_parser().parse_args(["serve", str(tmp_path), "--overlap", "3"])
+    assert args.overlap == 3
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", str(tmp_path), "--overlap", bad])
+        assert "at least 1" in capsys.readouterr().err
+    project = make_project(tmp_path, n_train=20, n_pool=5, n_dev=5, n_test=5)
+    with pytest.raises(TagwiseError, match="overlap"):
+        create_app(project.path, overlap=0)

@@ -223,7 +223,45 @@
   }
 
   // -- team page: a reviewer settles a disagreement -------------------------------------------------
+  // the figures follow the team's work live: /api/team every 10 s, the tables rebuilt with textContent
+  function teamLive() {
+    const fmt = (x) => (x === null || x === undefined ? "—" : x.toFixed(3));
+    function fill(table, rows, cells) {
+      table.querySelectorAll("tr:not(:first-child)").forEach((tr) => tr.remove());
+      rows.forEach(([key, attr, values]) => {
+        const tr = document.createElement("tr");
+        tr.dataset[attr] = key;
+        values.forEach((v, k) => {
+          const td = document.createElement("td");
+          td.textContent = v; if (cells[k]) td.className = cells[k];
+          tr.appendChild(td);
+        });
+        table.appendChild(tr);
+      });
+    }
+    async function refresh() {
+      try {
+        const t = await api("GET", "/api/team");
+        const people = Object.entries(t.annotators);
+        document.getElementById("team-progress").textContent =
+          `${t.progress.complete} of ${t.progress.examples} queued examples have ${t.overlap} judgement${t.overlap > 1 ? "s" : ""} · ` +
+          `${t.n_judgements} judgements by ${people.length} people`;
+        if (people.length) {
+          fill(document.getElementById("people"), people.map(([n, a]) => [n, "person",
+            [n, fmt(a.quality), a.n_examples, a.done, a.remaining]]), ["", "quality"]);
+        }
+        const labels = Object.entries(t.labels);
+        if (labels.length) {
+          fill(document.getElementById("agreement"), labels.map(([n, l]) => [n, "label", [n, fmt(l.alpha), l.positives]]),
+               ["", "alpha"]);
+        }
+      } catch (e) { status("could not refresh: " + e.message); }
+    }
+    setInterval(refresh, 10000);
+  }
+
   function teamPage() {
+    teamLive();
     document.querySelectorAll("#disagreements .dispute").forEach((box) => {
       const button = box.querySelector("button.adjudicate");
       if (!button) return;

@@ -135,6 +135,9 @@ def test_overlap_assignment_progress_and_privacy(team):
     before = len(project.store.annotations())
     r = _as(app, "Ulrike").post("/api/annotations", json={"example_id": full, "labels": ["joy"], "origin": origin})
     assert r.status_code == 409 and "overlap 2" in r.json()["detail"] and len(project.store.annotations()) == before
+    # nobody but an admin saves labels under another name
+    r = _as(app, "Rosalind").post("/api/annotations", json={"example_id": full, "labels": [], "annotator": "Quentin"})
+    assert r.status_code == 403 and len(project.store.annotations()) == before
     # an annotator undoes their own labels only (the answer would show another person's labels)
     theirs = next(a for a in mine if a["annotator"] == "Quentin")
     r = _as(app, "Rosalind").post(f"/api/annotations/{theirs['id']}/undo")

@@ -236,7 +236,10 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     def add_annotation(body: AnnotationIn, request: Request):
         from ..workflows.queue import OverlapReached, save_label
 
-        who = (body.annotator or require_user(request)["name"]).strip()
+        user = require_user(request)
+        who = (body.annotator or user["name"]).strip()
+        if who != user["name"] and user["role"] != "admin":  # only an admin may record labels for someone else
+            raise HTTPException(403, f"{user['name']} cannot save labels as {who!r}; leave out 'annotator'.")
         origin = (body.origin or "api")[:200]
         with opened() as project:
             try:

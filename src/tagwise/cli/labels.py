@@ -42,10 +42,23 @@ def cmd_undo(args) -> int:
     return 0
 
 
+def _overlap(value: str) -> int:
+    import argparse
+
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1 (people per example)")
+    return k
+
+
 def cmd_serve(args) -> int:
     from ..serve.app import run_server
 
-    run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator)
+    run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator,
+               overlap=args.overlap)
     return 0
 
 
@@ -77,4 +90,6 @@ def register(subparsers) -> None:
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--token", default=None, help="require `Authorization: Bearer TOKEN` on every request")
     s.add_argument("--annotator", default="web", help="name stored with labels given in the web app")
+    s.add_argument("--overlap", type=_overlap, default=1, metavar="K",
+                   help="give each queued example to K distinct people (default 1); /team shows their agreement")
     s.set_defaults(handler=cmd_serve)

@@ -24,23 +24,25 @@ from ..text import normalize_text
 from ..types import TagwiseError
 
 
-def unlabeled_pool(project: Project, splits=("train", "unlabeled")):
-    """The de-duplicated unlabeled examples that may be suggested, as ``Examples``."""
+def unlabeled_pool(project: Project, splits=("train", "unlabeled"), exclude=None):
+    """The de-duplicated unlabeled examples that may be suggested, as ``Examples`` (minus the store ids
+    in ``exclude``: e.g. those already queued for someone)."""
     labeled = project.examples(labeled=True)
     seen = {normalize_text(t) for t in labeled.texts}
     pool = project.examples(split=list(splits), labeled=False)
+    skip = set(int(i) for i in exclude or ())
     keep = []
     for i, t in enumerate(pool.texts):
         key = normalize_text(t)
-        if key and key not in seen:
+        if key and key not in seen and int(pool.ids[i]) not in skip:
             seen.add(key)
             keep.append(i)
     return pool.subset(np.asarray(keep, dtype=np.int64))
 
 
 def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, relabel: int = 0, seed: int = 0,
-            top_labels: int = 5) -> list[dict]:
-    """Rows to label next, best first.
+            top_labels: int = 5, exclude=None) -> list[dict]:
+    """Rows to label next, best first (never a store id in ``exclude``).
 
     Each row: ``{"example_id", "source", "split", "text", "score", "reason", "predicted" (label
     names), "scores" ({label: probability} for the top labels), "store_id"}``; ``reason`` is one of
@@ -52,7 +54,7 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
     names = list(project.labels.names)
     if not names:
         raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy labels.yaml`.")
-    pool = unlabeled_pool(project)
+    pool = unlabeled_pool(project, exclude=exclude)
     if len(pool) == 0:
         raise TagwiseError(f"{project.path}: nothing left to suggest: every example is labeled (or a duplicate "
                            f"of a labeled one). Fix: add unlabeled texts with `tagwise add-source`.")

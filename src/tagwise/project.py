@@ -85,7 +85,7 @@ class Project:
         every row and report the count; "error"; "keep-first"; "keep-last").
         ``annotated``: read per-annotator labels (long, wide or votes layout, ``sources.annotations``);
         None decides from the spec. Returns a summary ``{"name", "n_examples", "splits", "new_labels",
-        "skipped_empty", "duplicate_ids", "dropped_duplicates"}``, plus ``"n_annotations"`` and
+        "skipped_empty", "duplicate_ids", "dropped_duplicates", "warnings": [str]}``, plus ``"n_annotations"`` and
         ``"annotators"`` for a per-annotator source.
         """
         if isinstance(spec, (str, Path)):
@@ -117,7 +117,7 @@ class Project:
             splits[s] = splits.get(s, 0) + 1
         out = {"name": rows.name, "n_examples": len(rows), "splits": splits, "new_labels": new_labels,
                "skipped_empty": rows.skipped_empty, "duplicate_ids": rows.duplicate_ids,
-               "dropped_duplicates": rows.dropped_duplicates}
+               "dropped_duplicates": rows.dropped_duplicates, "warnings": list(rows.warnings)}
         if judgements is not None:
             out.update(n_annotations=len(judgements), annotators=sorted({a for _, a, _ in judgements}))
         return out

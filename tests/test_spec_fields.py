@@ -309,3 +309,30 @@ def test_holdout_on_a_crowd_cuts_whole_items(tmp_path, hs_items):
     counts = collections.Counter(data.rows.splits)
     assert abs(counts["test"] - 0.25 * len(hs_items)) <= 2 and set(counts) == {"train", "test"}
     assert data.rows.example_ids == [k for k, _ in hs_items]  # ids from the file are kept
+
+
+# ----------------------------------------------------------------------------- language coverage
+def test_a_language_the_encoder_does_not_cover_is_warned_with_one_that_does(tmp_path, data_dir, capsys):
+    from tagwise.cli import main
+    from tagwise.encoders.registry import USE_LANGUAGES, XLMR_LANGUAGES, encoder_languages
+    from tagwise.project import Project
+
+    assert "fi" not in USE_LANGUAGES and "fi" in XLMR_LANGUAGES and len(XLMR_LANGUAGES) >= 90
+    assert encoder_languages("hashing") is None and encoder_languages("use+st:all-minilm-l6-v2") == USE_LANGUAGES
+    xed = {"path": str(data_dir / "xed/fi-annotated.tsv"), "format": "tsv", "header": False, "quoting": "none",
+           "limit": 100, "columns": {"text": 0, "labels": 1},
+           "labels": {"names": ["anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust"],
+                      "id_base": 1}}
+    write_spec(tmp_path / "xed_fi.yaml", {"name": "xed_fi", "language": "fi", **xed})
+    write_spec(tmp_path / "xed_en.yaml", {"name": "xed_en", "language": "en-GB", **xed,
+                                          "path": str(data_dir / "xed/en-annotated.tsv")})
+    Project.init(tmp_path / "p")  # default encoder: use (16 languages)
+    assert main(["add-source", str(tmp_path / "p"), str(tmp_path / "xed_en.yaml")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["add-source", str(tmp_path / "p"), str(tmp_path / "xed_fi.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "language 'fi' (100 rows) is not among the 15 languages of the encoder 'use'" in err
+    assert "st:intfloat/multilingual-e5-small" in err and "fi included" in err
+    q = Project.init(tmp_path / "q")
+    q.store.set_meta("encoder", "hashing")
+    assert q.add_source(tmp_path / "xed_fi.yaml")["warnings"] == []

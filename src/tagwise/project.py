@@ -20,6 +20,7 @@ import numpy as np
 
 from ._io import atomic_write_json, atomic_write_text, utc_stamp
 from .encoders import DEFAULT_ENCODER, EmbedStats, embed_texts, get_encoder
+from .encoders.registry import uncovered_languages_warning
 from .annotations import resolve_training_labels
 from .sources import ingest, load_spec, parse_spec
 from .store import Store
@@ -112,6 +113,9 @@ class Project:
             record["annotated_by"] = "several annotators"
         new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path),
                                            judgements=judgements)
+        language_warning = uncovered_languages_warning(rows.name, rows.languages, self.default_encoder)
+        if language_warning:
+            rows.warnings.append(language_warning)
         splits: dict[str, int] = {}
         for s in rows.splits:
             splits[s] = splits.get(s, 0) + 1

@@ -9,6 +9,65 @@ from ..types import TagwiseError
 from .base import DEFAULT_ENCODER, Encoder, join_parts
 
 
+# The languages each encoder was trained on (ISO 639-1 codes); None = any language (no pretrained weights).
+USE_LANGUAGES = frozenset("ar de en es fr it ja ko nl pl pt ru th tr zh".split())  # USE multilingual v3: 16
+# (Chinese simplified and traditional are both "zh")
+XLMR_LANGUAGES = frozenset(  # multilingual-e5-small (XLM-RoBERTa's ~100 pretraining languages)
+    "af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha he hi hr hu hy id is "
+    "it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no om or pa pl ps pt ro ru sa sd si sk sl "
+    "so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi zh".split())
+ST_LANGUAGES = {"all-minilm-l6-v2": frozenset({"en"}), "sentence-transformers/all-minilm-l6-v2": frozenset({"en"}),
+                "intfloat/multilingual-e5-small": XLMR_LANGUAGES, "intfloat/multilingual-e5-base": XLMR_LANGUAGES,
+                "intfloat/multilingual-e5-large": XLMR_LANGUAGES,
+                "sentence-transformers/paraphrase-multilingual-minilm-l12-v2": frozenset(
+                    "ar bg ca cs da de el en es et fa fi fr gl gu he hi hr hu hy id it ja ka ko ku lt lv mk mn mr "
+                    "ms my nb nl pl pt ro ru sk sl sq sr sv th tr uk ur vi zh".split())}
+# what the warning suggests for a language the project's encoder does not cover
+WIDE_COVERAGE_ENCODER = "st:intfloat/multilingual-e5-small"
+
+
+def language_code(language: str) -> str:
+    """"pt-BR", "zh_TW", "EN" -> "pt", "zh", "en" (the primary subtag, lower case)."""
+    return str(language).strip().lower().replace("_", "-").split("-")[0]
+
+
+def encoder_languages(name: str | None = None) -> frozenset[str] | None:
+    """The languages encoder ``name`` covers, without loading it: ISO 639-1 codes; None = any language
+    (``hashing``) or not known (an ``st:`` model outside ``ST_LANGUAGES``). ``a+b``: the union."""
+    name = (name or DEFAULT_ENCODER).strip()
+    if "+" in name:
+        parts = [encoder_languages(p) for p in name.split("+")]
+        return None if any(p is None for p in parts) else frozenset().union(*parts)
+    if name == "use":
+        return USE_LANGUAGES
+    if name.startswith("st:"):
+        return ST_LANGUAGES.get(name[3:].strip().lower())
+    return None
+
+
+def uncovered_languages_warning(source: str, languages: list[str], encoder: str | None) -> str | None:
+    """A warning when some of a source's row languages are outside ``encoder``'s, naming one that covers them."""
+    covered = encoder_languages(encoder)
+    if covered is None:
+        return None
+    counts: dict[str, int] = {}
+    for lang in languages:
+        code = language_code(lang)
+        if code and code not in ("und", "unknown", "none", "mul", "zxx") and code not in covered:
+            counts[code] = counts.get(code, 0) + 1
+    if not counts:
+        return None
+    shown = ", ".join(f"{c!r} ({n} rows)" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+    wide = [c for c in counts if c in XLMR_LANGUAGES]
+    fix = (f"embed with an encoder that covers {'it' if len(counts) == 1 else 'them'}: `--encoder "
+           f"{WIDE_COVERAGE_ENCODER}` (multilingual-e5-small, ~100 languages, {', '.join(sorted(wide))} included; "
+           f"the model must be on disk) or `--encoder hashing` (any language, no pretrained meaning)"
+           if wide else "embed with `--encoder hashing` (any language, no pretrained meaning)")
+    return (f"source {source!r}: language {shown} is not among the {len(covered)} languages of the encoder "
+            f"{encoder or DEFAULT_ENCODER!r} ({', '.join(sorted(covered))}); its texts will be embedded poorly. "
+            f"Fix: {fix}, e.g. `tagwise embed PROJECT --encoder ...`, or set the source's 'language' if it is wrong.")
+
+
 def get_encoder(name: str | None = None) -> Encoder:
     """Build an encoder from its name.
 
@@ -62,6 +121,8 @@ class ConcatEncoder:
         if len(parts) < 2:
             raise TagwiseError("a concatenated encoder needs at least two parts, e.g. 'use+hashing'.")
         self.parts = list(parts)
+        langs = [getattr(p, "languages", None) for p in self.parts]
+        self.languages = None if any(x is None for x in langs) else frozenset().union(*langs)
         self.id = "+".join(p.id for p in self.parts)
         self.dim = int(sum(p.dim for p in self.parts))
 

@@ -3,7 +3,9 @@
 Layout::
 
     PROJECT/tagwise.db          examples, sources, taxonomy, corrections (SQLite)
-    PROJECT/cache/embeddings/   content-keyed vectors per encoder (memory-mapped shards)
+    USER CACHE/tagwise/embeddings/  content-keyed vectors per encoder (memory-mapped shards), shared by the
+                                user's projects: $TAGWISE_CACHE_DIR, else $XDG_CACHE_HOME/tagwise/embeddings,
+                                else ~/.cache/tagwise/embeddings (PROJECT/cache/embeddings if neither is writable)
     PROJECT/models/<name>/      model.json + .npy arrays (never pickle); models/CURRENT names the latest
     PROJECT/runs/<run id>/      metrics and artifacts of each train/evaluate/audit run
     PROJECT/report.html
@@ -40,6 +42,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def user_cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/tagwise/embeddings`` (default ``~/.cache``), created; None when it cannot be."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = Path(base) / "tagwise" / "embeddings"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
 class Project:
     """Open with ``Project.open(path)``; create with ``Project.init(path)``."""
 
@@ -60,7 +73,7 @@ class Project:
         path = Path(path)
         if (path / DB_NAME).exists() and not exist_ok:
             raise TagwiseError(f"{path}: a project already exists here.")
-        for sub in ("cache/embeddings", "models", "runs"):
+        for sub in ("models", "runs"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         store = Store(path / DB_NAME)
         if taxonomy is not None:
@@ -168,8 +181,14 @@ class Project:
     # -- embeddings ------------------------------------------------------
     @property
     def cache_dir(self) -> Path:
-        """``TAGWISE_CACHE_DIR`` lets several projects (and benchmarks) share one cache."""
-        return Path(os.environ.get("TAGWISE_CACHE_DIR") or self.path / "cache" / "embeddings")
+        """The embedding cache, shared by all of the user's projects (vectors are keyed by encoder and
+        text, so a second project on the same texts encodes nothing): ``TAGWISE_CACHE_DIR``, else
+        ``$XDG_CACHE_HOME/tagwise/embeddings``, else ``~/.cache/tagwise/embeddings``; the project's own
+        ``cache/embeddings`` only when that folder cannot be created."""
+        override = os.environ.get("TAGWISE_CACHE_DIR")
+        if override:
+            return Path(override)
+        return user_cache_dir() or self.path / "cache" / "embeddings"
 
     @property
     def default_encoder(self) -> str:

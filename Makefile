@@ -28,6 +28,7 @@ demo: $(VENV)/.core
 	rm -rf $(DEMO)
 	$(TAGWISE) init $(DEMO)
 	$(TAGWISE) add-source $(DEMO) examples/goemotions-sample/spec.yaml
+	$(TAGWISE) add-source $(DEMO) examples/goemotions-sample/unlabeled.yaml
 	$(TAGWISE) embed $(DEMO)
 	$(TAGWISE) train $(DEMO)
 	$(TAGWISE) evaluate $(DEMO) --split test

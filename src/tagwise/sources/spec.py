@@ -1,7 +1,43 @@
 """The declarative source spec (YAML) and its validation.
 
 A spec maps one dataset's files, columns and label format onto the project's taxonomy.
-Every error names the spec file, the field and the fix.
+Every error names the spec file, the field and the fix. docs/reference.md lists every field; the
+label layouts, with an example each:
+
+One row per example, its labels in one column (``labels/format`` delimited, list or single)::
+
+    path: train.tsv
+    columns: {text: 0, labels: 1, id: 2}
+    labels: {format: delimited, delimiter: ",", names_file: labels.txt}   # ids 0.. -> names
+
+One 0/1 column per label; ``threshold`` reads fractional or probability cells (>= threshold is
+positive; without it a fraction is an error)::
+
+    labels: {format: onehot, onehot_columns: [hate, offensive], threshold: 0.5}
+
+Vote counts (``format: votes``): per label a column holding how many annotators chose it, and
+``count`` the column holding how many annotated the row. The votes become judgements of one pooled
+anonymous annotator and training uses their consensus; with ``threshold`` the row is instead labeled
+with every label whose share of votes (votes / count) is >= threshold, and no judgements are kept::
+
+    labels: {format: votes, columns: {hate: hate_votes, offensive: offensive_votes}, count: n_annotators}
+
+Several annotators, wide: one label column per annotator (``annotator_columns`` with format
+delimited, list or single); or one row per judgement (``columns: {annotator: rater}``).
+
+Several annotators, long (``format: long``): one row per (item, label), one rating column per
+annotator (blank = not rated); a rating >= ``threshold`` means the annotator chose the label (0/1
+ratings need no threshold; others do). Rows with the same ``item_column`` value (default
+``columns/id``, else the same text) are one item::
+
+    columns: {text: text}
+    labels: {format: long, item_column: item_id, label_column: label, annotator_columns: [r1, r2, r3],
+             threshold: 2}
+
+Every layout also takes ``labels/constant`` (``{abuse: 1}``: every row of the source has label
+abuse; ``{spam: 0}``: no row has spam; either way the source annotates it), and a source read from
+one file without splits takes ``holdout: {test: 0.2, dev: 0.1, seed: 0}`` to cut label-stratified,
+reproducible test/dev splits from it (``sources/holdout.py``).
 """
 from __future__ import annotations
 

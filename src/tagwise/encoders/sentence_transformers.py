@@ -134,7 +134,7 @@ class SentenceTransformerEncoder:
         on_gpu = self.devices[0] != "cpu"
         self.precision = ("fp16" if on_gpu else "fp32") if precision == "auto" else precision
         self.model, path = load_sentence_transformer(name, self.devices[0])
-        from .registry import ST_LANGUAGES
+        from .languages import ST_LANGUAGES
 
         self.languages = ST_LANGUAGES.get(name.strip().lower())  # None: not known (no warning is given)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension

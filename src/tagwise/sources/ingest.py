@@ -1,4 +1,5 @@
-"""Turn one validated source spec into rows with taxonomy label names and provenance."""
+"""Turn one validated source spec (one row per example, or per judgement) into rows with taxonomy label
+names and provenance; ``sources/read.py``'s ``ingest`` reads every layout."""
 from __future__ import annotations
 
 import json
@@ -201,23 +202,17 @@ def finish_rows(rows: SourceRows, spec: SourceSpec) -> SourceRows:
     return rows
 
 
-def ingest(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
-    """Read every file of ``spec``; validate every row; return rows with taxonomy label names.
+def ingest_rows(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
+    """Read every file of a one-row-per-example ``spec`` (or one row per judgement, with
+    columns/annotator); validate every row; return rows with taxonomy label names.
 
     Raises TagwiseError naming file, row and fix on the first bad row; nothing is written here.
     Label names are NFC-normalised. Example ids that repeat within the source are counted in
     ``duplicate_ids``; ``on_duplicate_id`` is "warn" (keep every row, the caller warns), "error",
-    "keep-first" or "keep-last". A source in a per-annotator layout that needs whole items (labels/
-    format votes or long, labels/annotator_columns) is read by ``annotations.read_annotated``: one
-    row per item, its labels the strict majority of its judgements (with votes and labels/threshold:
-    the share of votes >= threshold).
+    "keep-first" or "keep-last". ``sources.ingest`` (``sources/read.py``) reads every layout.
     """
     if on_duplicate_id not in DUPLICATE_ID_POLICIES:
         raise TagwiseError(f"--on-duplicate-id {on_duplicate_id!r}: use one of {list(DUPLICATE_ID_POLICIES)}.")
-    if spec.labels.format in ("votes", "long") or spec.labels.annotator_columns is not None:
-        from .annotations import read_annotated
-
-        return read_annotated(spec).rows
     rows = read_rows(spec)
     return finish_rows(_handle_duplicate_ids(rows, spec, on_duplicate_id), spec)
 

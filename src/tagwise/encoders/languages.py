@@ -15,4 +15,4 @@ ST_LANGUAGES = {"all-minilm-l6-v2": frozenset({"en"}), "sentence-transformers/al
                     "ar bg ca cs da de el en es et fa fi fr gl gu he hi hr hu hy id it ja ka ko ku lt lv mk mn mr "
                     "ms my nb nl pl pt ro ru sk sl sq sr sv th tr uk ur vi zh".split())}
 # what the warning suggests for a language the project's encoder does not cover
-WIDE_COVERAGE_ENCODER = "st:intfloat/multilingual-e5-small"
+WIDE_COVERAGE_ENCODER = "e5"

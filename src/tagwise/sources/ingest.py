@@ -198,7 +198,7 @@ def finish_rows(rows: SourceRows, spec: SourceSpec) -> SourceRows:
             f"source {spec.name!r}: label name(s) {shown} look like numbers: a rating, a count or a label id was "
             f"read as a label name. Fix: give labels/names (ids -> names), use labels/format long for a file with "
             f"one row per (item, label) and one rating column per annotator, or labels/format votes for vote counts "
-            f"(see `tagwise add-source --help` and docs/reference.md).")
+            f"(docs/reference.md).")
     return rows
 
 

@@ -85,6 +85,7 @@ def test_killed_ingest_leaves_previous_state(tmp_path):
 
 def test_embed_twice_encodes_nothing_the_second_time(tmp_path, monkeypatch):
     monkeypatch.delenv("TAGWISE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # a fresh user cache
     project = Project.init(tmp_path / "p")
     project.add_source(csv_source(tmp_path, "a", [(f"sentence {i}", "x") for i in range(40)]))
     first = project.embed("hashing:128", progress=False)

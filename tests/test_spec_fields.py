@@ -232,6 +232,12 @@ def test_long_layout_validation(tmp_path):
         (0, "r1", ["x"]), (0, "r2", ["y"]), (1, "r1", ["x"]), (1, "r2", [])]
     assert data.rows.labels == [[], []] and data.rows.example_ids == ["1", "2"]
     assert any("3 (item, annotator, label)" in w for w in data.rows.warnings)
+    (tmp_path / "l.csv").write_text("item,text,label,r1,r2\n1,a text,x,1,\n,b text,x,1,0\n")
+    with pytest.raises(TagwiseError, match=r"row 3: empty item id in column 'item'"):
+        read_annotated(load_spec(write_spec(tmp_path / "l.yaml", spec)))
+    (tmp_path / "l.csv").write_text("item,text,label,r1,r2\n1,a text,x,1,\n1,another text,y,1,\n")
+    with pytest.raises(TagwiseError, match=r"rows 2 and 3: item '1' has two different texts"):
+        read_annotated(load_spec(write_spec(tmp_path / "l.yaml", spec)))
     del spec["labels"]["label_column"]
     with pytest.raises(TagwiseError, match="labels/label_column"):
         load_spec(write_spec(tmp_path / "l.yaml", spec))

@@ -292,7 +292,13 @@ def _read_item_label_rows(spec: SourceSpec) -> AnnotatedRows:
                                    f"label_column). Fix: name the label this row rates, or remove the row.")
             targets = mapper.to_taxonomy(mapper.token_to_source_name(raw_label, path, row))
             observed.extend(t for t in targets if t not in observed)
-            item_id = str(data[ls.item_column][i]).strip() if ls.item_column is not None else None
+            item_id = None
+            if ls.item_column is not None:
+                raw_id = data[ls.item_column][i]
+                item_id = "" if _is_missing(raw_id) else str(raw_id).strip()
+                if not item_id:
+                    raise TagwiseError(f"{path}: row {row}: empty item id in column {ls.item_column!r}. Fix: name "
+                                       f"the item this row belongs to, or remove the row.")
             key = (split, item_id if item_id is not None else text)
             item = items.get(key)
             if item is None:
@@ -306,7 +312,7 @@ def _read_item_label_rows(spec: SourceSpec) -> AnnotatedRows:
             item["labels"].extend(t for t in targets if t not in item["labels"])
             for col in ls.annotator_columns:
                 rating = _rating(data[col][i], path, row, col)
-                if rating is None:
+                if rating is None or not targets:  # not rated, or a label the spec drops (map: {x: null})
                     continue
                 rated_values.add(rating)
                 per_label = item["ratings"].setdefault(str(col), {})

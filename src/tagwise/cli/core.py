@@ -230,7 +230,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("embed", help="embed every example (cached by content)")
     p.add_argument("project")
-    p.add_argument("--encoder", default=None, help="use (default) | hashing[:dim] | st:<model-or-path>")
+    p.add_argument("--encoder", default=None,
+                   help="use (default; 16 languages) | e5 (multilingual-e5-small, ~100 languages; the e5 extra) | "
+                        "hashing[:dim] (any language) | st:<model-or-path> | a+b")
     add_engine_args(p)
     p.set_defaults(handler=cmd_embed)
 

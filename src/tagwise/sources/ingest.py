@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..types import TagwiseError
+from .holdout import apply_holdout
 from .readers import read_columns
 from .spec import SourceSpec, label_name
 
@@ -188,8 +189,6 @@ def _looks_numeric(name: str) -> bool:
 def finish_rows(rows: SourceRows, spec: SourceSpec) -> SourceRows:
     """What every layout does last: the holdout cut and the warnings about label names."""
     if spec.holdout is not None:
-        from .holdout import apply_holdout
-
         apply_holdout(rows, spec.holdout, default_ids="id" not in spec.columns and spec.labels.item_column is None)
     numeric = [n for n in rows.annotated_labels if _looks_numeric(n)]
     if numeric:

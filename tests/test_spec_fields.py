@@ -58,7 +58,7 @@ def test_votes_source_keeps_votes_as_judgements_and_threshold_makes_plain_labels
     assert not is_annotated(spec)
 
 
-def test_taxonomy_suggest_works_on_a_votes_source(tmp_path, hs_items, monkeypatch):
+def test_taxonomy_suggest_works_on_votes_and_long_layout_sources(tmp_path, hs_items, data_dir, monkeypatch):
     from tagwise.cli import main
     from tagwise.project import Project
 
@@ -79,6 +79,20 @@ def test_taxonomy_suggest_works_on_a_votes_source(tmp_path, hs_items, monkeypatc
     assert set(labels) == {"hateful", "aggressive", "offensive"}  # the source's own names, before the map
     assert labels["hateful"]["current"] == ["hate"]
     assert labels["aggressive"]["suggestions"][0]["target"] == "aggressive"  # same name: the name signal wins
+    # a crowd in the long layout (ConvAbuse), its labels renamed by the map
+    items = _convabuse_items(data_dir, 150)
+    annotators = _write_long(tmp_path / "long.csv", items)
+    write_spec(tmp_path / "crowd.yaml", {
+        "name": "convabuse", "path": "long.csv", "columns": {"text": "text"},
+        "labels": {"format": "long", "item_column": "item", "label_column": "label", "annotator_columns": annotators,
+                   "threshold": 1, "map": {"abuse": "abuse", "racist": "hate", "sexist": "hate",
+                                           **{t: None for t in _TYPES if t not in ("racist", "sexist")}}}})
+    assert main(["add-source", str(tmp_path / "p"), str(tmp_path / "crowd.yaml")]) == 0
+    crowd = suggest_mappings(Project.open(tmp_path / "p"), sources=["convabuse"], encoder="hashing:256")["convabuse"]
+    assert set(crowd) == {"abuse", *_TYPES}
+    assert crowd["racist"]["current"] == ["hate"] and crowd["ableism"]["current"] == []
+    assert all(len(v["suggestions"]) == 3 and {x["target"] for x in v["suggestions"]} <= {
+        "abuse", "hate", "aggressive", "offensive"} for v in crowd.values())
 
 
 # ----------------------------------------------------------------------------- threshold on onehot

@@ -1,7 +1,7 @@
 """Several annotators per example at project level: ingest, consensus targets, annotator report.
 
-- ``add_annotated_source(project, spec)``: ingest a source with per-annotator labels (long, wide
-  or votes layout, ``sources/annotations.py``): one example row per example (labels = the strict
+- ``add_annotated_source(project, spec)``: ingest a source with per-annotator labels (one row per
+  judgement, wide, votes or long layout, ``sources/annotations.py``): one example row per example (labels = the strict
   majority, as before) plus every judgement in the store's ``annotations`` table.
 - ``load_annotations(project)``: the project's judgements as ``learn.consensus.Annotations``.
 - ``consensus_targets(project, method)``: per (example, label) probabilities for training.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text import check_unicode
 from ..types import TagwiseError
 from .readers import read_columns
 from .spec import SourceSpec, label_name
@@ -198,13 +199,19 @@ def ingest(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
                 for n in labels:
                     if n not in observed:
                         observed.append(n)
+            example_id = str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}"
+            language = str(data[cols["language"]][i]) if "language" in cols else spec.language
+            annotator = str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator
+            for what, value in (("text", text), ("id", example_id), ("language", language),
+                                ("annotator", annotator), *(("label", n) for n in labels or ())):
+                check_unicode(value, f"{path}: row {row}: {what}")
             out.texts.append(text)
             out.labels.append(labels)
             out.splits.append(split)
             out.rows.append(row)
-            out.example_ids.append(str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}")
-            out.languages.append(str(data[cols["language"]][i]) if "language" in cols else spec.language)
-            out.annotators.append(str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator)
+            out.example_ids.append(example_id)
+            out.languages.append(language)
+            out.annotators.append(annotator)
     declared = mapper.declared_labels()
     out.annotated_labels = declared if declared is not None else observed
     if not out.texts:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, neutralise_formula
 from ..project import Project
 from ..types import TagwiseError
 
@@ -64,10 +64,15 @@ def _read_records(path: Path) -> tuple[list[dict], str]:
     """File -> (records ``{"key", "labels", "annotator"?, "row"}``, kind)."""
     if not path.exists():
         raise TagwiseError(f"{path}: no such file.")
+    if path.is_dir():
+        raise TagwiseError(f"{path}: is a folder, not a labels file. Fix: name the file inside it (JSONL, CSV or "
+                           f"a Label Studio JSON export).")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise TagwiseError(f"{path}: not UTF-8 (byte {exc.start}). Fix: save the file as UTF-8.") from None
+    except OSError as exc:
+        raise TagwiseError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     ext = path.suffix.lower()
     if ext == ".csv":
         try:
@@ -258,7 +263,8 @@ def export_labels(project: Project, out, fmt: str = "jsonl", consensus: str = "m
         w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id", "labels"])
         w.writeheader()
         for r in rows:
-            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+            # cells a spreadsheet would run as formulas get a leading ' (as the audit's issues CSV)
+            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else neutralise_formula(v)
                         for k, v in r.items()})
         text = buf.getvalue()
     else:

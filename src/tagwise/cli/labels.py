@@ -12,7 +12,9 @@ def cmd_import(args) -> int:
 
     r = import_labels(Project.open(args.project), args.file, annotator=args.annotator)
     extra = f" ({r['skipped_unannotated']} unlabeled tasks skipped)" if r["skipped_unannotated"] else ""
-    print(f"imported {r['imported']} annotations from {args.file} ({r['format']}, origin {r['origin']}){extra}")
+    again = " (same example, annotator and labels; not added again)" if r["already_stored"] else ""
+    print(f"imported {r['imported']} annotations from {args.file} ({r['format']}, origin {r['origin']}): "
+          f"{r['imported']} new, {r['already_stored']} already stored{again}{extra}")
     return 0
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._io import atomic_write_text, neutralise_formula
 from ..project import Project
+from ..text import check_unicode
 from ..types import TagwiseError
 
 EXPORT_FORMATS = ("jsonl", "label-studio", "csv")
@@ -183,8 +184,12 @@ def _resolve_keys(project: Project, records: list[dict], path: Path) -> list[int
 def import_labels(project: Project, path, annotator: str = "import") -> dict:
     """Import a labeled file as annotations (origin ``import:<file name>``), all or nothing.
 
-    Returns ``{"imported", "skipped_unannotated" (Label Studio tasks nobody labeled), "format", "origin",
-    "annotation_ids"}``.
+    Idempotent: a judgement is keyed by (example, annotator, labels); one already imported (from this
+    or any file, and not undone) is not stored again, so importing a file twice, or twice at once,
+    adds it once and one person never counts double in the consensus.
+
+    Returns ``{"imported" (new annotations), "already_stored", "skipped_unannotated" (Label Studio
+    tasks nobody labeled), "format", "origin", "annotation_ids" (of the new ones)}``.
     """
     path = Path(path)
     records, kind = _read_records(path)
@@ -201,12 +206,15 @@ def import_labels(project: Project, path, annotator: str = "import") -> dict:
         if sid in seen:
             raise TagwiseError(f"{where}: example {sid} was already labeled in {seen[sid]}. Fix: keep one.")
         seen[sid] = r["row"]
-        rows.append((sid, labels, str(r.get("annotator") or annotator), origin))
-    new_ids = project.store.add_annotations(rows, str(path))
+        who = str(r.get("annotator") or annotator)
+        check_unicode(who, f"{where}: annotator")
+        rows.append((sid, labels, who, origin))
+    new_ids, already = project.store.import_annotations(rows, str(path))
     n_tasks = None
     if kind == "label-studio":
         n_tasks = len(json.loads(path.read_text(encoding="utf-8")))
-    return {"imported": len(new_ids), "format": kind, "origin": origin, "annotation_ids": new_ids,
+    return {"imported": len(new_ids), "already_stored": already, "format": kind, "origin": origin,
+            "annotation_ids": new_ids,
             "skipped_unannotated": (n_tasks - len(records)) if n_tasks is not None else 0}
 
 

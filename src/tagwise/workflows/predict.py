@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..project import Project
+from ..encoders.base import max_chars
 from ..sources.spec import _EXTENSIONS
 from ..text import check_unicode
 from ..types import TagwiseError
@@ -62,7 +63,8 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
 def predict_file(project: Project, input_path: str | Path, out_path: str | Path, text_column: str | int = "text",
                  id_column: str | int | None = None, fmt: str | None = None, model: str | None = None,
                  header: bool = True, source: str | None = None, source_column: str | int | None = None,
-                 engine=None, chunk_rows: int = 8192, progress: bool | None = None) -> int:
+                 engine=None, chunk_rows: int = 8192, progress: bool | None = None,
+                 report: dict | None = None) -> int:
     """Predict every row of a csv/tsv/jsonl/parquet file; write ``{"id", "labels", "scores"}`` rows.
 
     The input is streamed in chunks of ``chunk_rows`` rows (never whole in memory) and the output is
@@ -73,7 +75,8 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     ``source`` scores every row in that training source's mode; ``source_column`` names a column with
     each row's source. For csv/tsv without a header pass ``header=False`` and 0-based positions.
     ``engine``: a ``tagwise.engine`` engine (default local); on Ray the chunks go to actors that each
-    load the model once. Returns the number of rows written.
+    load the model once. Returns the number of rows written. ``report``: a dict to receive
+    ``{"truncated": texts longer than the encoder reads (cut to its input length), "max_chars"}``.
     """
     from .._io import _atomic_write
     from ..engine import LocalEngine
@@ -102,10 +105,15 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     loaded = load_project_model(project, model)
     names = loaded.labels
     engine = engine or LocalEngine()
+    limit = max_chars(project.encoder(loaded.encoder))
+    truncated = 0
 
     def chunks():
+        nonlocal truncated
         for cols, rows in iter_columns(input_path, fmt, columns, header=header, chunk_rows=chunk_rows):
             texts = _check_texts(cols[text_column], rows, input_path, text_column)
+            if limit is not None:  # the encoder cuts these (encoders.base.cap_texts); counted to say so once
+                truncated += sum(len(t) > limit for t in texts)
             ids = cols[id_key] if id_key is not None else rows
             sources = (source if source_column is None else
                        [None if s in (None, "") else str(s) for s in cols[source_column]])
@@ -159,6 +167,8 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
             bar.close()
 
     _atomic_write(out_path, write)
+    if report is not None:
+        report.update(truncated=truncated, max_chars=limit)
     return written
 
 

@@ -163,6 +163,18 @@ def test_a_lone_surrogate_in_a_source_names_the_file_and_row(tmp_path, where, ca
     assert rc == 2 and err.startswith("tagwise: error:") and "row 2" in err
 
 
+def test_a_lone_surrogate_in_a_per_annotator_source_names_the_file_and_row(tmp_path):
+    rows = [{"id": "1", "text": "fine", "a1": "joy", "a2": "joy"}, {"id": "2", "text": "bad \ud800", "a1": "anger",
+                                                                      "a2": ""}]
+    (tmp_path / "w.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "w.yaml").write_text("name: w\npath: w.jsonl\ncolumns: {text: text, id: id}\n"
+                                     "labels: {format: delimited, annotator_columns: [a1, a2]}\n")
+    project = Project.init(tmp_path / "p")
+    with pytest.raises(TagwiseError, match=r"w\.jsonl: row 2: text: .*lone surrogate"):
+        project.add_source(tmp_path / "w.yaml")
+    assert project.store.source_names() == [] and project.store.annotations(include_undone=True) == []
+
+
 def test_a_lone_surrogate_in_a_predict_file_names_the_file_and_row(tmp_path, capsys):
     from tagwise.workflows.predict import predict_file, predict_texts
     from tagwise.workflows.train import train

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text import check_unicode
 from ..types import TagwiseError
 from .ingest import SourceRows, _is_missing, _LabelMapper, _tokens, ingest
 from .readers import read_columns
@@ -59,6 +60,8 @@ def _majority(judgements: list[list[str]]) -> list[str]:
 
 
 def _add_example(out: AnnotatedRows, text, split, row, example_id, language, judgements, where: Path):
+    for what, value in (("text", text), ("id", example_id), ("language", language)):
+        check_unicode(value, f"{where}: row {row}: {what}")
     idx = len(out.rows.texts)
     seen: dict[str, tuple[list[str], int]] = {}
     kept = []

@@ -8,7 +8,9 @@ Import reads JSONL (``{"id"|"store_id"|"example_id", "source"?, "labels": [names
 (the same columns; ``labels`` a JSON list or names joined by ``,``) or a Label Studio JSON export of
 a ``tagwise suggest --format label-studio`` batch. A file is checked whole before anything is
 written: an unknown example, an unknown label or malformed JSON is one ``TagwiseError`` and nothing is
-imported.
+imported. Import is idempotent: a judgement is keyed by (example, annotator, labels), so a file imported
+again (or twice at once) adds nothing. Export writes JSONL, Label Studio JSON or CSV; CSV text cells that
+a spreadsheet would run as formulas get a leading ``'`` (``_io.neutralise_formula``, as the audit's CSV).
 """
 from __future__ import annotations
 

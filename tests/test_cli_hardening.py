@@ -82,6 +82,10 @@ def test_labels_csv_export_neutralises_formula_cells_and_keeps_the_text(tmp_path
     stored = list(project.examples().texts)  # (ingest strips the tab and the carriage return)
     assert sorted(restore_formula(r["text"]) for r in got) == sorted(stored) and "'quoted" in stored
     assert {restore_formula(r["annotator"]) for r in got} >= {"=cmd|' /C calc'!A0"}
+    # the exported CSV imports back with the exact annotator name, and a second time adds nothing
+    first = import_labels(project, tmp_path / "out.csv")
+    assert first["imported"] == len(got) - 1 and first["already_stored"] == 1
+    assert import_labels(project, tmp_path / "out.csv")["imported"] == 0
 
 
 # -- labels import is idempotent ----------------------------------------------------------------------

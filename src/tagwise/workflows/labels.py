@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_text, neutralise_formula
+from .._io import atomic_write_text, neutralise_formula, restore_formula
 from ..project import Project
 from ..text import check_unicode
 from ..types import TagwiseError
@@ -84,6 +84,8 @@ def _read_records(path: Path) -> tuple[list[dict], str]:
             raise TagwiseError(f"{path}: malformed CSV ({exc}).") from None
         out = []
         for n, r in enumerate(rows, 2):
+            # a cell our export (or a spreadsheet) wrote behind a ' to keep it from running as a formula
+            r = {k: restore_formula(v) for k, v in r.items()}
             raw = (r.get("labels") or "").strip()
             if raw.startswith("["):
                 try:

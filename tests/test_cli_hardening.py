@@ -8,6 +8,7 @@ import argparse
 import csv
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -150,6 +151,9 @@ def test_a_folder_to_import_and_a_bad_port_are_one_clear_error(small, tmp_path, 
     for port in ("99999", "-1", "http"):
         rc, _, err = _cli(capsys, "serve", small.path, "--port", port)
         assert rc == 2 and "argument --port" in err and "0 to 65535" in err, err
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        rc, _, err = _cli(capsys, "serve", small.path, "--port", taken.getsockname()[1])
+    assert rc == 2 and err.startswith("tagwise: error: cannot listen on 127.0.0.1:") and "--port" in err, err
 
 
 @pytest.mark.parametrize("where", ["text", "id", "label"])

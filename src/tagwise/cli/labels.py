@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 
 from ..project import Project
+from ..types import TagwiseError
 
 
 def cmd_import(args) -> int:
@@ -57,9 +59,20 @@ def port_number(value: str) -> int:
     return port
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """A clear error for an address the server could not bind (in use, or a host name that does not resolve)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise TagwiseError(f"cannot listen on {host}:{port} ({exc.strerror or exc}). Fix: pick another --port, stop "
+                           f"what holds this one, or check --host.") from None
+
+
 def cmd_serve(args) -> int:
     from ..serve.app import run_server
 
+    check_can_listen(args.host, args.port)
     run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator)
     return 0
 

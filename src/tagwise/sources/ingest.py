@@ -202,9 +202,11 @@ def ingest(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
             example_id = str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}"
             language = str(data[cols["language"]][i]) if "language" in cols else spec.language
             annotator = str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator
-            for what, value in (("text", text), ("id", example_id), ("language", language),
-                                ("annotator", annotator), *(("label", n) for n in labels or ())):
-                check_unicode(value, f"{path}: row {row}: {what}")
+            fields = (("text", text), ("id", example_id), ("language", language), ("annotator", annotator),
+                      *(("label", n) for n in labels or ()))
+            if not all(not isinstance(v, str) or v.isascii() for _, v in fields):  # the common case: one pass
+                for what, value in fields:
+                    check_unicode(value, f"{path}: row {row}: {what}")
             out.texts.append(text)
             out.labels.append(labels)
             out.splits.append(split)

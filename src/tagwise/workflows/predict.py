@@ -50,7 +50,8 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
         raise TagwiseError(f"text {bad[0]} is {'empty' if isinstance(texts[bad[0]], str) else 'not a string'} "
                            f"({len(bad)} such). Fix: send non-empty strings.")
     for i, t in enumerate(texts):
-        check_unicode(t, f"text {i}")
+        if not t.isascii():
+            check_unicode(t, f"text {i}")
     loaded = load_project_model(project, model)
     Z, P = predict_with(project, loaded, list(texts), source, progress=progress)
     names = loaded.labels
@@ -179,7 +180,8 @@ def _check_texts(raw: list, rows: list[int], input_path: Path, text_column) -> l
                                f"{type(t).__name__}, not text. Fix: quote it as a string.")
     texts = ["" if t is None else t for t in raw]
     for i, t in enumerate(texts):
-        check_unicode(t, f"{input_path}: row {rows[i]}: column {text_column!r}")
+        if not t.isascii():
+            check_unicode(t, f"{input_path}: row {rows[i]}: column {text_column!r}")
     empty = [rows[i] for i, t in enumerate(texts) if not t.strip()]
     if empty:
         raise TagwiseError(f"{input_path}: row {empty[0]}: empty text in column {text_column!r} "

@@ -223,8 +223,10 @@ def test_a_text_longer_than_the_encoder_reads_is_cut_once_and_keyed_by_what_is_l
     words = np.array("the cat sat on a mat while rain fell over quiet hills and rivers".split())
     long_text = " ".join(rng.choice(words, size=limit // 2))  # about 2.5 x the cap
     same_start = long_text[:limit] + " but a different ending"
-    X, stats = embed_texts([long_text, "short"], encoder, tmp_path, progress=False)
+    texts = [long_text, "short"]
+    X, stats = embed_texts(texts, encoder, tmp_path, progress=False)
     assert (stats.n_truncated, stats.max_chars, stats.n_encoded) == (1, limit, 2)
+    assert texts[0] == long_text  # the caller's texts stay whole
     np.testing.assert_allclose(X[0], encoder.encode([long_text[:limit]])[0], atol=1e-6)
     np.testing.assert_allclose(encoder.encode([long_text])[0], X[0], atol=1e-6)  # callers that skip the cache
     # the cache is keyed by the content the encoder saw: the same first `limit` characters are one entry

@@ -47,12 +47,14 @@ def cap_texts(texts: Sequence[str], limit: int | None) -> tuple[list[str], list[
 
     Every path to an encoder goes through this (``embed_texts`` keys the cache by the cut text, the
     content the vector is of; each encoder's ``encode`` cuts too, for callers that skip the cache)."""
-    texts = list(texts)
+    texts = texts if isinstance(texts, list) else list(texts)
     if limit is None:
         return texts, []
     cut = [i for i, t in enumerate(texts) if len(t) > limit]
-    for i in cut:
-        texts[i] = texts[i][:limit]
+    if cut:
+        texts = list(texts)  # a copy: the caller's list keeps its texts whole
+        for i in cut:
+            texts[i] = texts[i][:limit]
     return texts, cut
 
 

@@ -87,3 +87,12 @@ def test_a_hub_model_not_on_disk_fails_at_once_when_offline(monkeypatch):
             get_encoder("st:someone/no-such-model-here").encode(["a text"])
     # the bundled model still loads offline
     assert get_encoder("st:all-minilm-l6-v2").encode(["a text"]).shape == (1, 384)
+
+
+def test_the_character_cap_leaves_what_the_model_reads_unchanged(encoder, mixed_texts):
+    """The cap sits well past max_seq_length tokens: a long text gets the vector sentence-transformers gives
+    the whole text, so cached vectors stay valid (the cache keys a cut text by what is left)."""
+    long_text = " ".join(t for t in mixed_texts if t) * 3
+    assert len(long_text) > encoder.max_chars == 16 * encoder.model.max_seq_length
+    want = encoder.model.encode([long_text], convert_to_numpy=True, normalize_embeddings=True)
+    np.testing.assert_allclose(encoder.encode([long_text]), want, atol=2e-5)

@@ -73,11 +73,12 @@ class Project:
         path = Path(path)
         if (path / DB_NAME).exists() and not exist_ok:
             raise TagwiseError(f"{path}: a project already exists here.")
+        # read the taxonomy before anything is created: a bad file must leave no half-made project behind
+        tax = taxonomy if isinstance(taxonomy, Taxonomy) or taxonomy is None else load_taxonomy(taxonomy)
         for sub in ("models", "runs"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         store = Store(path / DB_NAME)
-        if taxonomy is not None:
-            tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+        if tax is not None:
             store.set_meta("taxonomy", tax.to_dict())
         store.set_meta("encoder", store.get_meta("encoder", DEFAULT_ENCODER))
         store.close()

@@ -41,12 +41,24 @@ CREATE TABLE IF NOT EXISTS lf_votes (
     text_key INTEGER NOT NULL, vote INTEGER NOT NULL, PRIMARY KEY (lf, col, example));
 CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
-    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT);
+    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT, content TEXT);
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
 CREATE TABLE IF NOT EXISTS assignments (
     example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
     PRIMARY KEY (example, annotator));
 """
+
+# An imported judgement is keyed by (example, annotator, content): importing a file again, or twice
+# at once, stores each judgement once. ``content`` is the sorted label names as JSON, set on imported
+# rows only (a person relabeling an example in the web app always adds a row: the latest one decides).
+# Created after ``_migrate`` has added the column to a store made before it existed.
+IMPORT_KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS annotations_import_key ON annotations(example, annotator, "
+                    "content) WHERE content IS NOT NULL AND undone_at IS NULL")
+
+
+def judgement_content(labels) -> str:
+    """The content key of a judgement: its label names, deduplicated and sorted, as JSON."""
+    return json.dumps(sorted(set(labels)), ensure_ascii=False)
 
 
 def _signed(keys: np.ndarray) -> list[int]:
@@ -71,6 +83,36 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store made by an earlier version up to this schema, in one write transaction (two
+        processes opening an old store at once migrate it once).
+
+        - ``annotations.content`` (the import key): filled for the active imported rows; where the same
+          judgement was imported more than once (before imports were idempotent), the later copies are
+          marked undone, as if the re-import had added nothing; the count is kept in ``meta``
+          (``migrations``)."""
+        if "content" not in {r[1] for r in self.conn.execute("PRAGMA table_info(annotations)")}:
+            with self.transaction() as conn:
+                if "content" not in {r[1] for r in conn.execute("PRAGMA table_info(annotations)")}:
+                    conn.execute("ALTER TABLE annotations ADD COLUMN content TEXT")
+                    seen, doubles, now = set(), [], utc_now()
+                    for aid, example, annotator, labels in conn.execute(
+                            "SELECT id, example, annotator, labels FROM annotations WHERE origin LIKE 'import:%' "
+                            "AND undone_at IS NULL ORDER BY id").fetchall():
+                        key = (example, annotator, judgement_content(json.loads(labels)))
+                        if key in seen:
+                            doubles.append(aid)
+                            continue
+                        seen.add(key)
+                        conn.execute("UPDATE annotations SET content=? WHERE id=?", (key[2], aid))
+                    conn.executemany("UPDATE annotations SET undone_at=? WHERE id=?", ((now, a) for a in doubles))
+                    done = self.get_meta("migrations", {})
+                    done["annotations_import_key"] = {"at": now, "double_imports_undone": len(doubles)}
+                    self.set_meta("migrations", done, conn)
+                    conn.execute(IMPORT_KEY_INDEX)
+        self.conn.execute(IMPORT_KEY_INDEX)
 
     def close(self) -> None:
         self.conn.close()
@@ -345,16 +387,7 @@ class Store:
         """
         now = utc_now()
         with self.transaction() as conn:
-            ids = sorted({r[0] for r in rows})
-            have = set()
-            for i in range(0, len(ids), 900):
-                chunk = ids[i:i + 900]
-                have.update(x for (x,) in conn.execute(
-                    f"SELECT id FROM examples WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-            missing = [i for i in ids if i not in have]
-            if missing:
-                raise TagwiseError(f"{where}: example ids {missing[:5]} are not in this project; nothing was "
-                                   f"imported. Fix: use the ids the project's suggest/queue gave.")
+            self._check_examples_exist(conn, [r[0] for r in rows], where)
             out = []
             for example, labels, annotator, origin in rows:
                 if cap is not None:
@@ -369,6 +402,40 @@ class Store:
                                    (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin, now))
                 out.append(int(cur.lastrowid))
         return out
+
+    def import_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> tuple[list[int], int]:
+        """Insert imported ``(store id, label names, annotator, origin)`` judgements once each, in one
+        transaction: a judgement already stored (same example, annotator and labels, in any order;
+        imported before, from any file, and not undone) is skipped. Two imports of one file at once
+        store it once. Returns ``(ids of the new rows, how many were already stored)``.
+
+        Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing.
+        """
+        now = utc_now()
+        with self.transaction() as conn:
+            self._check_examples_exist(conn, [r[0] for r in rows], where)
+            new = []
+            for example, labels, annotator, origin in rows:
+                cur = conn.execute("INSERT OR IGNORE INTO annotations(example, labels, annotator, origin, created_at, "
+                                   "content) VALUES (?,?,?,?,?,?)",
+                                   (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin,
+                                    now, judgement_content(labels)))
+                if cur.rowcount:
+                    new.append(int(cur.lastrowid))
+        return new, len(rows) - len(new)
+
+    @staticmethod
+    def _check_examples_exist(conn: sqlite3.Connection, store_ids, where: str) -> None:
+        ids = sorted({int(i) for i in store_ids})
+        have = set()
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            have.update(x for (x,) in conn.execute(
+                f"SELECT id FROM examples WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        missing = [i for i in ids if i not in have]
+        if missing:
+            raise TagwiseError(f"{where}: example ids {missing[:5]} are not in this project; nothing was "
+                               f"imported. Fix: use the ids the project's suggest/queue gave.")
 
     def annotations(self, examples: list[int] | None = None, include_undone: bool = False,
                     origin: str | None = None, people_only: bool = False) -> list[dict]:

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..types import TagwiseError
+from .base import CHARS_PER_TOKEN, cap_texts
 from .languages import XLMR_LANGUAGES
 
 
@@ -19,6 +20,7 @@ class E5Encoder:
 
     dim = 384
     languages = XLMR_LANGUAGES
+    max_chars = CHARS_PER_TOKEN * 512  # its input length: 512 tokens
 
     def __init__(self):
         try:
@@ -32,4 +34,4 @@ class E5Encoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.asarray(self._model.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+        return np.asarray(self._model.query(cap_texts(texts, self.max_chars)[0]), dtype=np.float32).reshape(len(texts), self.dim)

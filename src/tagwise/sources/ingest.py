@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text import check_unicode
 from ..types import TagwiseError
 from .holdout import apply_holdout
 from .readers import read_columns
@@ -268,13 +269,21 @@ def read_rows(spec: SourceSpec) -> SourceRows:
                 for n in labels:
                     if n not in observed:
                         observed.append(n)
+            example_id = str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}"
+            language = str(data[cols["language"]][i]) if "language" in cols else spec.language
+            annotator = str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator
+            fields = (("text", text), ("id", example_id), ("language", language), ("annotator", annotator),
+                      *(("label", n) for n in labels or ()))
+            if not all(not isinstance(v, str) or v.isascii() for _, v in fields):  # the common case: one pass
+                for what, value in fields:
+                    check_unicode(value, f"{path}: row {row}: {what}")
             out.texts.append(text)
             out.labels.append(labels)
             out.splits.append(split)
             out.rows.append(row)
-            out.example_ids.append(str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}")
-            out.languages.append(str(data[cols["language"]][i]) if "language" in cols else spec.language)
-            out.annotators.append(str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator)
+            out.example_ids.append(example_id)
+            out.languages.append(language)
+            out.annotators.append(annotator)
     declared = mapper.declared_labels()
     out.annotated_labels = with_constant_labels(declared if declared is not None else observed, spec)
     if not out.texts:

@@ -66,7 +66,7 @@ def _command(lines: list[str], words: list[str], help_text: str, parser: argpars
     if help_text:
         lines.append(_cell(help_text[0].upper() + help_text[1:]) + ".")
         lines.append("")
-    lines.append("```")
+    lines.append("```text")  # a usage line, not a command: tests/test_docs.py skips text blocks
     lines.append(" ".join(parser.format_usage().split()).removeprefix("usage: "))
     lines.append("```")
     lines.append("")

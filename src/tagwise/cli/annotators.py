@@ -29,6 +29,8 @@ def cmd_annotators(args) -> int:
     try:
         if args.add:
             added = add_annotated_source(project, args.add, replace=args.replace)
+            for warning in added.get("warnings", ()):
+                print(f"tagwise: warning: {warning}", file=sys.stderr)
             from ..workflows.health import format_warning, shared_text_warnings, shared_texts
 
             for w in shared_text_warnings(shared_texts(project, sources=[added["name"]]), project):

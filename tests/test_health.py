@@ -467,6 +467,15 @@ def test_a_head_without_out_of_fold_predictions_is_checked_on_dev_rows(tmp_path)
     assert after["checked"] and after["rows"] == "dev"
     scored = after["sources"]["goemotions"]
     assert scored["macro_f1"] is not None and scored["trivial_macro_f1"]["all_positive"] is not None
+    # evaluate judges the same model on dev against the trivial predictors: the warning fires exactly when
+    # its macro-F1 over the labels with both sides is no better than theirs
+    from tagwise.workflows.evaluate import evaluate
+
+    rep = evaluate(project, split="dev", save=False)
+    mixed = [n for n, m in rep["per_label"].items() if m["support"]]
+    model_f1 = np.mean([rep["per_label"][n]["f1"] for n in mixed])
+    best = max(np.mean([rep["baselines"]["per_label"][n][k] for n in mixed]) for k in ("all_positive", "prior"))
+    assert bool(kinds(rep["warnings"], "below_trivial", "goemotions")) == (model_f1 <= best)
     project.close()
 
 

@@ -77,16 +77,21 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
                          "n_examples": int(rows.sum()), "macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"],
                          "labels_with_support": int(sum(m["support"] > 0 for m in rep["per_label"].values())),
                          "baselines": base}
-        trivial = max(v for v in (base["macro_f1"]["all_positive"], base["macro_f1"]["prior"], 0.0) if v is not None)
-        if base["macro_f1"]["all_positive"] is not None and rep["macro_f1"] <= trivial:
-            warnings.append({"kind": "below_trivial", "source": s, "label": None,
-                             "message": f"source {s!r}: macro-F1 {rep['macro_f1']:.3f} on {split} (mode "
-                                        f"{per_source[s]['mode']}) is no better than a trivial predictor (predict "
-                                        f"everything {base['macro_f1']['all_positive']:.3f}, prior "
-                                        f"{base['macro_f1']['prior']:.3f}).",
-                             "fix": "read the health warnings that `tagwise train` printed (kept in the model's "
-                                    "model.json) for this source; compare `--consensus majority`, and check the "
-                                    "source's label map against the taxonomy."})
+        # judged on the labels with both sides in these rows: a label every row has (or lacks) is
+        # trivially "predicted" and the health table already says that the source never contradicts it
+        mixed = [n for n, m in rep["per_label"].items() if 0 < m["support"] < int(mask[rows][:, space.index(n)].sum())]
+        if mixed:
+            model_f1 = float(np.mean([rep["per_label"][n]["f1"] for n in mixed]))
+            triv = {k: float(np.mean([base["per_label"][n][k] for n in mixed])) for k in ("all_positive", "prior")}
+            if model_f1 <= max(triv.values()):
+                warnings.append({
+                    "kind": "below_trivial", "source": s, "label": None,
+                    "message": f"source {s!r}: macro-F1 {model_f1:.3f} on {split} (mode {per_source[s]['mode']}; "
+                               f"labels {', '.join(mixed[:8])}) is no better than a trivial predictor (predict "
+                               f"everything {triv['all_positive']:.3f}, prior {triv['prior']:.3f}).",
+                    "fix": "read the health warnings that `tagwise train` printed (kept in the model's model.json) for "
+                           "this source; compare `--consensus majority`, and check the source's label map against "
+                           "the taxonomy."})
         for label in base["predicted_everywhere"]:
             rate = base["per_label"][label]["predicted_rate"]
             warnings.append({"kind": "predicted_everywhere", "source": s, "label": label,

@@ -158,12 +158,12 @@ class Store:
                  "added_at": t} for n, s, a, k, t in rows]
 
     def add_source(self, rows: SourceRows, spec_record: dict, *, replace: bool, where: str,
-                   judgements: list[tuple[str, str, list[str]]] | None = None) -> list[str]:
+                   judgements: list[tuple[int, str, list[str]]] | None = None) -> list[str]:
         """Insert one source's rows and extend the taxonomy, atomically. Returns new label names.
 
         The taxonomy is read and extended inside the write transaction, so two processes adding
         sources at once both keep their labels. ``judgements``: the source's own per-annotator labels
-        ``(example_id, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
+        ``(row position in rows, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
         in the same transaction (a replaced source's earlier ones are dropped).
         """
         label_names = list(rows.annotated_labels)
@@ -197,12 +197,14 @@ class Store:
                           json.dumps(rows.annotated_labels, ensure_ascii=False), len(rows), utc_now()))
             self.set_meta("taxonomy", taxonomy.to_dict(), conn)
             if judgements:
-                store_id = dict((e, i) for i, e in conn.execute("SELECT id, example_id FROM examples WHERE source=?",
-                                                                (rows.name,)))
+                # rows were inserted in order, so the source's ids in ascending order are its rows' ids. Keyed
+                # by example_id alone, two split files' items with the same id got each other's judgements.
+                store_id = [i for (i,) in conn.execute("SELECT id FROM examples WHERE source=? ORDER BY id",
+                                                       (rows.name,))]
                 now = utc_now()
                 conn.executemany("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
                                  "VALUES (?,?,?,?,?)",
-                                 ((store_id[str(e)], json.dumps(list(labels), ensure_ascii=False), str(a),
+                                 ((store_id[int(e)], json.dumps(list(labels), ensure_ascii=False), str(a),
                                    f"ingest:{rows.name}", now) for e, a, labels in judgements))
         return new_labels
 

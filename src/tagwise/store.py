@@ -402,6 +402,11 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
+    def annotation_annotator(self, annotation_id: int) -> str | None:
+        """Who gave annotation ``annotation_id`` (None if there is no such annotation)."""
+        row = self.conn.execute("SELECT annotator FROM annotations WHERE id=?", (int(annotation_id),)).fetchone()
+        return None if row is None else row[0]
+
     # -- users of `tagwise serve` (issue 28): only a token's sha256 is stored ------------------------
     def add_user(self, name: str, role: str, token_sha256: str, where: str) -> dict:
         """Insert one user; a name that exists raises ``TagwiseError`` (naming ``where``) and changes nothing."""

@@ -45,7 +45,8 @@ def cmd_undo(args) -> int:
 def cmd_serve(args) -> int:
     from ..serve.app import run_server
 
-    run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator)
+    run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator,
+               allow_hosts=args.allow_host)
     return 0
 
 
@@ -73,8 +74,13 @@ def register(subparsers) -> None:
 
     s = subparsers.add_parser("serve", help="web app (label queue, review queue, model page) and HTTP API")
     s.add_argument("project")
-    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need --token)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need users or "
+                   "--token)")
     s.add_argument("--port", type=int, default=8765)
-    s.add_argument("--token", default=None, help="require `Authorization: Bearer TOKEN` on every request")
-    s.add_argument("--annotator", default="web", help="name stored with labels given in the web app")
+    s.add_argument("--token", default=None, help="an admin token: `Authorization: Bearer TOKEN`, or a browser's "
+                   "/login?token=TOKEN (users: `tagwise users add`)")
+    s.add_argument("--annotator", default="web", help="name stored with labels given without a user (the local "
+                   "person, or the --token admin)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (a reverse proxy's name); repeatable")
     s.set_defaults(handler=cmd_serve)

@@ -2,13 +2,21 @@
 // Text reaches the page only through the server's escaped HTML or through textContent here.
 "use strict";
 (function () {
-  const tokenMeta = document.querySelector('meta[name="tagwise-token"]');
-  const headers = {"Content-Type": "application/json"};
-  if (tokenMeta) headers["Authorization"] = "Bearer " + tokenMeta.content;
+  // A signed-in page sends its session's CSRF token (the login sets it in a readable cookie) with every
+  // request; annotations are stored under the signed-in user, so bodies name no annotator.
+  const port = location.port || (location.protocol === "https:" ? "443" : "80");
+  function csrfToken() {
+    const found = document.cookie.split("; ").find((c) => c.startsWith(`tagwise_csrf_${port}=`));
+    return found ? decodeURIComponent(found.slice(found.indexOf("=") + 1)) : null;
+  }
   const status = (msg) => { const el = document.getElementById("status"); if (el) el.textContent = msg; };
 
   async function api(method, url, body) {
-    const r = await fetch(url, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+    const headers = {"Content-Type": "application/json"};
+    const csrf = csrfToken();
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+    const r = await fetch(url, {method, headers, credentials: "same-origin",
+                                body: body === undefined ? undefined : JSON.stringify(body)});
     const data = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : r.statusText);
     return data;
@@ -20,7 +28,6 @@
     const toggles = Array.from(root.querySelectorAll("button.toggle"));
     const filter = document.getElementById("label-filter");
     const progress = document.getElementById("progress");
-    const annotator = root.dataset.annotator;
     const saved = [];  // [{annotationId, index}] for U (undo)
     let index = 0;
     let done = parseInt(progress.dataset.done, 10), total = parseInt(progress.dataset.total, 10);
@@ -46,7 +53,7 @@
       const labels = chosen();
       try {
         const r = await api("POST", "/api/annotations", {example_id: parseInt(item.dataset.exampleId, 10), labels,
-                                                          annotator, origin: item.dataset.origin});
+                                                          origin: item.dataset.origin});
         saved.push({annotationId: r.annotation_id, index});
         done += 1; showProgress();
         status(`saved #${r.annotation_id}: ${labels.join(", ") || "(no label)"}`);
@@ -93,11 +100,10 @@
 
   // -- review queue ---------------------------------------------------------------------------
   function reviewQueue(root) {
-    const annotator = root.dataset.annotator;
     async function decide(row, labels, what) {
       try {
         const r = await api("POST", "/api/annotations", {example_id: parseInt(row.dataset.exampleId, 10), labels,
-                                                          annotator, origin: row.dataset.origin});
+                                                          origin: row.dataset.origin});
         row.classList.add("decided");
         row.dataset.annotationId = r.annotation_id;
         row.querySelector(".decision").textContent = ` ${what} (#${r.annotation_id})`;

@@ -123,7 +123,7 @@ class HostPolicy:
         if parsed is None:
             return False
         name, port = parsed
-        if self.port is not None and (port or 80) != self.port:
+        if self.port is not None and port is not None and port != self.port:  # a program may leave the port out
             return False
         return name in self.names or (self.wildcard and _is_ip(name))
 

@@ -376,6 +376,11 @@ def test_login_link_sets_a_strict_httponly_session_and_a_csrf_token(team):
     # logout ends the session
     assert other.post("/api/logout", json={}, headers={"X-CSRF-Token": r.json()["csrf_token"]}).status_code == 200
     assert other.get("/api/me").status_code == 401
+    # a link followed from another site (a mail client) lands on a page of ours that moves on to /label,
+    # so the Strict cookie is sent (a redirect would stay cross-site)
+    r = _client(app).get("/login", params={"token": users["bob"]["token"]}, follow_redirects=False,
+                         headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+    assert r.status_code == 200 and "url=/label" in r.text and "tagwise_session_8765" in r.headers["set-cookie"]
     # the admin --token logs a browser in too
     owner = _client(app)
     assert owner.get("/login", params={"token": ADMIN_TOKEN}, follow_redirects=False).status_code == 303
@@ -514,3 +519,39 @@ def test_docs_work_offline(solo):
         browser.close()
     assert "tagwise" in title and operations >= 8
     assert elsewhere == []
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_a_signed_in_browser_labels_through_its_session(team):
+    """In chromium, with no Authorization header: /label shows the sign-in form; the token signs in
+    (HttpOnly session cookie the page's script cannot read); a label saved from the keyboard goes through
+    the page's CSRF header and is stored under the signed-in user."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    project, app, users = team
+    port = _free_port()
+    server = Server(app, port)
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+            context = browser.new_context(bypass_csp=True)  # the page's CSP forbids eval; wait_for_function needs it
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{server.url}/label")
+            page.fill("input[name=token]", users["bob"]["token"])
+            page.click("form button")
+            page.wait_for_selector("article.item:not([hidden])")
+            assert page.url == f"{server.url}/label"
+            cookies = {c["name"]: c for c in context.cookies()}
+            session = cookies[f"tagwise_session_{port}"]
+            assert session["httpOnly"] and session["sameSite"] == "Strict"
+            assert f"tagwise_session_{port}" not in page.evaluate("document.cookie")
+            example = int(page.get_attribute("article.item:not([hidden])", "data-example-id"))
+            page.keyboard.press("1")
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('saved')")
+            status = page.inner_text("#status")
+            browser.close()
+    finally:
+        server.stop()
+    last = _active(project)[-1]
+    assert (last["example"], last["annotator"]) == (example, "bob"), status

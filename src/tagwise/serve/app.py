@@ -21,7 +21,7 @@ from typing import Optional
 from fastapi import Body, Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..project import Project
@@ -56,7 +56,7 @@ def _no_lone_surrogates(value: str) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: strict types (no "1" for 1, no true for 1), and text that is valid Unicode."""
 
     @field_validator("*", mode="after")
     @classmethod
@@ -384,19 +384,21 @@ def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: s
 
     if not 0 < int(port) < 65536:
         raise TagwiseError(f"--port {port} is not a TCP port; use 1-65535 (default 8765).")
+    project = Project.open(project_path)
+    try:
+        n_users = len(list_users(project))
+    finally:
+        project.close()
     if not is_loopback(host) and not token:
-        project = Project.open(project_path)
-        try:
-            has_users = bool(list_users(project))
-        finally:
-            project.close()
-        if not has_users:
+        if not n_users:
             raise TagwiseError(f"--host {host} would let other machines reach this project without a password. "
                                f"Fix: add users (`tagwise users add {project_path} NAME`, each gets a login link) "
                                f"or --token SECRET (clients send `Authorization: Bearer SECRET`), or keep the "
                                f"default --host 127.0.0.1.")
     app = create_app(project_path, token=token, annotator=annotator, host=host, port=port, allow_hosts=allow_hosts)
-    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs{'; token required' if token else ''})")
+    who = (f"{n_users} users sign in with their links (`tagwise users list`)" if n_users else
+           "admin token required" if token else "one local person, no sign-in; `tagwise users add` for a team")
+    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs; {who})")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

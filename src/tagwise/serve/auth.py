@@ -40,7 +40,8 @@ from ..workflows.users import (DEFAULT_BASE_URL, ROLES, add_user, has_role, hash
                                users_by_token_hash)
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-OPEN_PATHS = frozenset({"/login", "/api/login"})  # reachable before signing in
+OPEN_PATHS = frozenset({"/login", "/api/login", "/static/app.css"})  # reachable before signing in (the
+# sign-in page and its style sheet; no project data)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 SESSION_COOKIE = "tagwise_session"  # + "_<port>": cookies are not separated by port, servers on one host are
 CSRF_COOKIE = "tagwise_csrf"

@@ -332,6 +332,7 @@ def test_with_users_every_request_needs_a_token_or_a_session(team):
         assert bare.get(url).status_code == 401, url
     sign_in = bare.get("/label", headers={"Accept": "text/html"})
     assert sign_in.status_code == 401 and 'action="/login"' in sign_in.text
+    assert sign_in.headers["x-frame-options"] == "DENY"  # the guard's own answers carry the page headers too
     assert bare.post("/api/predict", json={"texts": ["hi"]}).status_code == 401
     assert _client(app, "not-a-token").get("/api/health").status_code == 401
     alice = _client(app, users["alice"]["token"])

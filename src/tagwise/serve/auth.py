@@ -284,8 +284,19 @@ class Guard:
         method, path = scope["method"].upper(), scope.get("path", "/")
         scheme = scope.get("scheme", "http")
 
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                         (b"referrer-policy", b"no-referrer")]
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                if b"content-security-policy" not in have:
+                    extra.append((b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+                                  b"style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"))
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
         async def reply(response: Response):
-            await response(scope, receive, send)
+            await response(scope, receive, send_with_headers)
 
         host = headers.get("host", "")
         if not self.hosts.allows(host):
@@ -346,17 +357,6 @@ class Guard:
         scope["tagwise.user"] = None if user is None else {k: user[k] for k in ("name", "role", "via")}
         scope["tagwise.csrf"] = None if user is None else user.get("csrf")
         scope["tagwise.cookie_suffix"] = suffix
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                         (b"referrer-policy", b"no-referrer")]
-                have = {k.lower() for k, _ in message.get("headers", [])}
-                if b"content-security-policy" not in have:
-                    extra.append((b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
-                                  b"style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'"))
-                message = {**message, "headers": list(message.get("headers", [])) + extra}
-            await send(message)
 
         await self.app(scope, receive, send_with_headers)
 

@@ -560,3 +560,31 @@ def test_a_signed_in_browser_labels_through_its_session(team):
         server.stop()
     last = _active(project)[-1]
     assert (last["example"], last["annotator"]) == (example, "bob"), status
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_docs_try_it_out_works_in_a_session(team):
+    """/docs' "Try it out" sends the session's CSRF token: a signed-in user can call a POST route from it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    project, app, users = team
+    port = _free_port()
+    server = Server(app, port)
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{server.url}/login?token={users['alice']['token']}")
+            page.goto(f"{server.url}/docs")
+            block = page.locator(".opblock-post", has=page.locator("[data-path='/api/predict']"))
+            block.locator(".opblock-summary").click()
+            block.locator("button.try-out__btn").click()
+            block.locator("textarea.body-param__text").fill('{"texts": ["thank you so much"]}')
+            block.locator("button.execute").click()
+            status = block.locator(".live-responses-table tr.response .response-col_status").first
+            status.wait_for()
+            code, body = status.inner_text().strip(), block.locator(".live-responses-table .microlight").first.inner_text()
+            browser.close()
+    finally:
+        server.stop()
+    assert code == "200" and "predictions" in body, body[:300]

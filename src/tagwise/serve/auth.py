@@ -47,6 +47,7 @@ SESSION_COOKIE = "tagwise_session"  # + "_<port>": cookies are not separated by 
 CSRF_COOKIE = "tagwise_csrf"
 CSRF_HEADER = "x-csrf-token"
 SESSION_MAX_AGE_S = 7 * 24 * 3600
+MAX_SESSIONS_PER_USER = 20  # a 21st sign-in ends the oldest session (memory stays bounded)
 USERS_TTL_S = 1.0  # the user list is re-read at most this often (users added or removed by the CLI)
 # (method or "*", path, query key, query value) -> the least role; anything not listed needs "annotator"
 ROUTE_ROLES: list[tuple[str, str, Optional[str], Optional[str], str]] = [
@@ -175,8 +176,9 @@ class Sessions:
                    "expires": time.time() + SESSION_MAX_AGE_S}
         with self._lock:
             now = time.time()
-            for k in [k for k, s in self._by_id.items() if s["expires"] < now]:
-                del self._by_id[k]
+            mine = [k for k, s in self._by_id.items() if s["name"] == name]  # oldest first (dicts keep order)
+            for k in [k for k, s in self._by_id.items() if s["expires"] < now] + mine[:-MAX_SESSIONS_PER_USER + 1]:
+                self._by_id.pop(k, None)
             self._by_id[sid] = session
         return sid, session
 

@@ -280,6 +280,7 @@ BAD_REQUESTS = [
     ("post", "/api/annotations", {"example_id": 1, "labels": ["joy"], "annotator": "a" * 101}),
     ("post", "/api/annotations", {"example_id": 1, "labels": ["joy"], "origin": "o" * 5000}),
     ("post", "/api/annotations", {"example_id": 1, "labels": ["joy"], "annotator": 7}),
+    ("post", "/api/annotations", {"example_id": 1, "labels": ["joy"], "annotator": "bell\u0007name"}),
     ("post", "/api/annotations", {"example_id": 1, "labels": ["joy\ud800"]}),
     ("post", "/api/annotations", [1, 2]),
     ("post", "/api/annotations/1e23/undo", {}),

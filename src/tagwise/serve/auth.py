@@ -36,8 +36,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ..project import Project
-from ..workflows.users import (DEFAULT_BASE_URL, ROLES, add_user, has_role, hash_token, list_users, remove_user,
-                               users_by_token_hash)
+from ..types import TagwiseError
+from ..workflows.users import (DEFAULT_BASE_URL, ROLES, add_user, check_name, has_role, hash_token, list_users,
+                               remove_user, users_by_token_hash)
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_PATHS = frozenset({"/login", "/api/login", "/static/app.css"})  # reachable before signing in (the
@@ -442,7 +443,12 @@ def annotator_for(request: Request, claimed: Optional[str]) -> str:
             raise HTTPException(403, f"signed in as {user['name']!r}: an annotation cannot be stored as "
                                      f"{claimed[:100]!r}. Leave `annotator` out (or give your own name).")
         return user["name"]
-    return claimed or user["name"]
+    if not claimed:
+        return user["name"]
+    try:
+        return check_name(claimed, "annotator")
+    except TagwiseError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 # -- login routes -----------------------------------------------------------------------------------

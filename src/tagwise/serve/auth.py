@@ -151,9 +151,10 @@ def same_origin(origin: str, scheme: str, host: str) -> bool:
     return _origin_tuple(parts.scheme, parts.netloc) == _origin_tuple(scheme, host)
 
 
-def cookie_suffix(host: str, scheme: str = "http") -> str:
+def cookie_suffix(host: str) -> str:
+    """The port of the ``Host`` header, or "default": what a page's ``location.port`` says, behind a TLS proxy too."""
     parsed = split_host(host) or ("", None)
-    return str(parsed[1] or (443 if scheme == "https" else 80))
+    return str(parsed[1] or "default")
 
 
 def required_role(method: str, path: str, query: dict) -> str:
@@ -306,7 +307,7 @@ class Guard:
             return await reply(_json(400, f"Host {host[:100]!r} is not served here (DNS rebinding is refused); "
                                           f"this server answers {self.hosts.describe()}. Fix: open it by one of "
                                           f"those names, or start it with `--allow-host NAME`."))
-        suffix = cookie_suffix(host, scheme)
+        suffix = cookie_suffix(host)
         cookies = _parse_cookies(headers.get("cookie", ""))
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
         changing = method in STATE_CHANGING

@@ -4,9 +4,11 @@
 (function () {
   // A signed-in page sends its session's CSRF token (the login sets it in a readable cookie) with every
   // request; annotations are stored under the signed-in user, so bodies name no annotator.
-  const port = location.port || (location.protocol === "https:" ? "443" : "80");
+  const port = location.port || "default";
   function csrfToken() {
-    const found = document.cookie.split("; ").find((c) => c.startsWith(`tagwise_csrf_${port}=`));
+    const all = document.cookie.split("; ").filter((c) => c.startsWith("tagwise_csrf_"));
+    // this port's cookie; else the only one there is (a proxy that rewrites the Host's port)
+    const found = all.find((c) => c.startsWith(`tagwise_csrf_${port}=`)) || (all.length === 1 ? all[0] : null);
     return found ? decodeURIComponent(found.slice(found.indexOf("=") + 1)) : null;
   }
   const status = (msg) => { const el = document.getElementById("status"); if (el) el.textContent = msg; };

@@ -2,9 +2,10 @@
 // "Try it out" runs as the signed-in page does: same-origin, with the session's CSRF token.
 "use strict";
 (function () {
-  const port = location.port || (location.protocol === "https:" ? "443" : "80");
+  const port = location.port || "default";
   function csrf() {
-    const found = document.cookie.split("; ").find((c) => c.startsWith(`tagwise_csrf_${port}=`));
+    const all = document.cookie.split("; ").filter((c) => c.startsWith("tagwise_csrf_"));
+    const found = all.find((c) => c.startsWith(`tagwise_csrf_${port}=`)) || (all.length === 1 ? all[0] : null);
     return found ? decodeURIComponent(found.slice(found.indexOf("=") + 1)) : null;
   }
   function show(spec) {

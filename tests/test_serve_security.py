@@ -247,7 +247,7 @@ def _chunked_request(port: int, path: str, total_bytes: int) -> tuple[int, int, 
 
 def test_a_chunked_50mb_body_is_refused_with_413_and_stores_nothing(solo):
     project, _, _, server, _ = solo
-    before = len(_active(project, ))
+    before = len(_active(project))
     sent, status, head = _chunked_request(server.port, "/api/annotations", 50 * 1024 * 1024)
     assert status == 413, head[:300]
     assert sent < 20 * 1024 * 1024  # answered once the limit was passed, not after reading all 50 MB

@@ -422,7 +422,17 @@ def test_roles_annotators_label_reviewers_review_admins_retrain_and_manage_users
     for client, allowed in ((alice, False), (rita, True), (ada, True)):
         assert (client.get("/review").status_code == 200) is allowed
         assert (client.get("/api/queue", params={"kind": "review"}).status_code == 200) is allowed
-        assert (client.get("/api/annotations").status_code == 200) is allowed
+        assert (client.get("/team").status_code == 200) is allowed
+        assert (client.get("/api/team").status_code == 200) is allowed
+        # everyone's annotations for a reviewer; an annotator gets only their own (no one else's labels)
+        seen = {a["annotator"] for a in client.get("/api/annotations").json()["annotations"]}
+        assert seen >= {"alice", "bob"} if allowed else seen == {"alice"}
+    # a decision on a dispute is a reviewer's: not an annotator's, not through /api/annotations either
+    n = len(_active(project))
+    assert alice.post("/api/adjudications", json={"example_id": sid, "labels": []}).status_code == 403
+    assert alice.post("/api/annotations", json={"example_id": sid, "labels": [],
+                                                "origin": "adjudication"}).status_code == 422
+    assert len(_active(project)) == n
     assert alice.get("/api/queue", params={"kind": "label"}).status_code == 200
     assert alice.post(f"/api/annotations/{theirs}/undo", json={}).status_code == 403  # not hers
     assert alice.post(f"/api/annotations/{mine}/undo", json={}).status_code == 200
@@ -589,3 +599,52 @@ def test_docs_try_it_out_works_in_a_session(team):
     finally:
         server.stop()
     assert code == "200" and "predictions" in body, body[:300]
+
+
+def test_the_team_routes_pass_the_same_guard(team):
+    """The writes the team page and the label queue added (release, adjudication) need the session's CSRF
+    token, this server's Origin and JSON, take strict capped fields, and are a reviewer's where they decide."""
+    project, app, users = team
+    rita = _client(app)
+    assert rita.get("/login", params={"token": users["rita"]["token"]}, follow_redirects=False).status_code == 303
+    csrf = rita.cookies.get("tagwise_csrf_8765")
+    sid = _pool(project, 5)[4]
+    before = len(_active(project))
+    for path, body in (("/api/queue/release", {"example_id": sid}),
+                       ("/api/adjudications", {"example_id": sid, "labels": ["joy"]})):
+        assert rita.post(path, json=body).status_code == 403, path  # the cookie alone
+        assert rita.post(path, json=body, headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"}
+                         ).status_code == 403, path
+        r = rita.post(path, content=json.dumps(body).encode(), headers={"X-CSRF-Token": csrf,
+                                                                         "Content-Type": "text/plain"})
+        assert r.status_code == 415, path
+        for bad in ({**body, "example_id": True}, {**body, "example_id": 2**63}, {**body, "example_id": "1"}):
+            assert rita.post(path, json=bad, headers={"X-CSRF-Token": csrf}).status_code == 422, (path, bad)
+        assert len(_active(project)) == before
+    r = rita.post("/api/adjudications", json={"example_id": sid, "labels": ["x" * 5000]}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 422
+    r = rita.post("/api/adjudications", json={"example_id": sid, "labels": ["joy"]}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["annotator"] == "rita" and r.json()["origin"] == "adjudication"
+    assert _active(project)[-1]["annotator"] == "rita" and _active(project)[-1]["origin"] == "adjudication"
+    assert rita.post("/api/queue/release", json={"example_id": sid}, headers={"X-CSRF-Token": csrf}).status_code == 200
+
+
+def test_pages_say_who_is_signed_in_and_the_sign_in_page_is_a_template(team):
+    project, app, users = team
+    browser = _client(app)
+    page = browser.get("/login", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "<title>Sign in · tagwise</title>" in page.text
+    assert 'name="token"' in page.text and "/static/app.js" not in page.text  # nothing but the form
+    denied = browser.get("/label", headers={"Accept": "text/html"})
+    assert denied.status_code == 401 and "<title>Sign in · tagwise</title>" in denied.text
+    browser.get("/login", params={"token": users["bob"]["token"]})
+    page = browser.get("/label").text
+    assert "signed in as <b>bob</b> (annotator)" in page and 'id="sign-out"' in page
+    assert 'href="/team"' not in page  # an annotator's menu has no team or review page
+    # a sign-in moves on to the page asked for, only ever one of ours
+    assert 'name="next" value="/team"' in _client(app).get("/team", headers={"Accept": "text/html"}).text
+    for asked, to in (("/team", "/team"), ("https://evil.example/", "/label"), ("//evil.example", "/label")):
+        r = _client(app).get("/login", params={"token": users["rita"]["token"], "next": asked}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == to, asked
+    # a program's Bearer token is not a browser session: nothing to sign out of
+    assert 'id="sign-out"' not in _client(app, users["rita"]["token"]).get("/team").text

@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS annotations (
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assignments (
+    example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
+    PRIMARY KEY (example, annotator));
 """
 
 
@@ -54,6 +57,10 @@ def _signed(keys: np.ndarray) -> list[int]:
 
 
 BUSY_TIMEOUT_S = 60.0
+
+
+class OverlapReached(TagwiseError):
+    """An example already has its ``cap`` judgements from other people (``add_annotations(cap=...)``)."""
 
 
 class Store:
@@ -328,11 +335,15 @@ class Store:
                                  "ORDER BY v.lf, v.col, v.example").fetchall()
 
     # -- annotations (issue 17): every label a person gives, never a silent overwrite ---------------
-    def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> list[int]:
+    def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str,
+                        cap: int | None = None) -> list[int]:
         """Insert ``(store id, label names, annotator, origin)`` rows in one transaction; returns their ids.
 
         Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing. Two writers
         annotating the same example both keep their row: annotations are only ever appended.
+        cap: refuse (``OverlapReached``, nothing inserted) a row whose example already has ``cap`` other
+        people's active judgements (a reviewer's decision, origin ``adjudication``, is not one); checked
+        inside the write transaction, so two people saving at once cannot both pass it.
         """
         now = utc_now()
         with self.transaction() as conn:
@@ -348,6 +359,13 @@ class Store:
                                    f"imported. Fix: use the ids the project's suggest/queue gave.")
             out = []
             for example, labels, annotator, origin in rows:
+                if cap is not None:
+                    others = conn.execute("SELECT COUNT(DISTINCT annotator) FROM annotations WHERE example=? AND "
+                                          "undone_at IS NULL AND origin <> 'adjudication' AND annotator <> ?",
+                                          (int(example), annotator)).fetchone()[0]
+                    if others >= cap:
+                        raise OverlapReached(f"{where}: example {example} already has {others} judgements from other "
+                                             f"people (overlap {cap}); nothing was saved. Skip it (S) for the next one.")
                 cur = conn.execute("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
                                    "VALUES (?,?,?,?,?)",
                                    (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin, now))
@@ -376,6 +394,16 @@ class Store:
         return [{"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
                  "undone_at": u} for i, e, lab, a, o, c, u in rows]
 
+    def annotation(self, annotation_id: int) -> dict | None:
+        """One annotation (undone or not) by id, as ``annotations`` gives them; None if there is none."""
+        row = self.conn.execute("SELECT id, example, labels, annotator, origin, created_at, undone_at FROM annotations "
+                                "WHERE id=?", (int(annotation_id),)).fetchone()
+        if row is None:
+            return None
+        i, e, lab, a, o, c, u = row
+        return {"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
+                "undone_at": u}
+
     def annotation_records(self, source: str | None = None) -> list[tuple[int, str, list[str], str]]:
         """Active annotations joined to their examples: ``(store example id, annotator, label names,
         source)`` in insertion order (a source's ingested judgements and people's labels alike)."""
@@ -402,11 +430,6 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
-    def annotation_annotator(self, annotation_id: int) -> str | None:
-        """Who gave annotation ``annotation_id`` (None if there is no such annotation)."""
-        row = self.conn.execute("SELECT annotator FROM annotations WHERE id=?", (int(annotation_id),)).fetchone()
-        return None if row is None else row[0]
-
     # -- users of `tagwise serve` (issue 28): only a token's sha256 is stored ------------------------
     def add_user(self, name: str, role: str, token_sha256: str, where: str) -> dict:
         """Insert one user; a name that exists raises ``TagwiseError`` (naming ``where``) and changes nothing."""
@@ -428,6 +451,50 @@ class Store:
         """Delete one user (their annotations stay, under their name); False if there was none."""
         with self.transaction() as conn:
             return conn.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
+
+    # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
+    def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:
+        """-> (leases {example: {annotator: assigned_at (epoch s)}}, judged {example: {annotator}} from the
+        active annotations; a reviewer's decision, origin ``adjudication``, is not a judgement) for ``examples``."""
+        leases: dict[int, dict[str, float]] = {}
+        judged: dict[int, set[str]] = {}
+        for i in range(0, len(examples), 900):
+            chunk = [int(e) for e in examples[i:i + 900]]
+            marks = ",".join("?" * len(chunk))
+            for e, a, t in conn.execute(f"SELECT example, annotator, assigned_at FROM assignments WHERE example IN "
+                                        f"({marks})", chunk):
+                leases.setdefault(e, {})[a] = t
+            for e, a in conn.execute(f"SELECT example, annotator FROM annotations WHERE undone_at IS NULL AND "
+                                     f"origin <> 'adjudication' AND example IN ({marks})", chunk):
+                judged.setdefault(e, set()).add(a)
+        return leases, judged
+
+    def queue_state(self, examples: list[int]) -> tuple[dict, dict]:
+        """Read-only ``_queue_state``: who holds and who has judged each of ``examples``."""
+        return self._queue_state(self.conn, list(examples))
+
+    def lease_examples(self, annotator: str, examples: list[int], choose, now: float) -> list[int]:
+        """Give ``annotator`` the examples ``choose(leases, judged) -> [example]`` picks, atomically: the
+        state is read and the leases written in one write transaction, so two people asking at once
+        cannot both take the last open place of an example. Among ``examples``, the person keeps only the
+        new picks (a later request replaces an earlier one's leases). Returns the picks (leases renewed)."""
+        with self.transaction() as conn:
+            leases, judged = self._queue_state(conn, examples)
+            picks = [int(e) for e in choose(leases, judged)]
+            drop = [int(e) for e in examples if annotator in leases.get(int(e), {}) and int(e) not in set(picks)]
+            for i in range(0, len(drop), 900):
+                chunk = drop[i:i + 900]
+                conn.execute(f"DELETE FROM assignments WHERE annotator=? AND example IN ({','.join('?' * len(chunk))})",
+                             [annotator, *chunk])
+            conn.executemany("INSERT OR REPLACE INTO assignments(example, annotator, assigned_at) VALUES (?,?,?)",
+                             ((e, annotator, now) for e in picks))
+        return picks
+
+    def release_example(self, example: int, annotator: str) -> bool:
+        """Drop ``annotator``'s lease on ``example``; whether there was one."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM assignments WHERE example=? AND annotator=?", (int(example), annotator))
+        return cur.rowcount > 0
 
     # -- columns at scale (issue 20) ------------------------------------------
     # ``examples()`` builds Python objects per row (about 1 KB each), which stops fitting in memory

@@ -48,6 +48,8 @@ def cmd_add_source(args) -> int:
         print(f"tagwise: warning: {summary['duplicate_ids']} example id(s) repeat within source "
               f"{summary['name']!r}; {kept}. Corrections that name an example by source + example_id "
               f"cannot tell such rows apart. Fix: --on-duplicate-id error|keep-first|keep-last.", file=sys.stderr)
+    for warning in summary.get("warnings", ()):
+        print(f"tagwise: warning: {warning}", file=sys.stderr)
     splits = ", ".join(f"{k}: {v}" for k, v in summary["splits"].items())
     print(f"added source {summary['name']!r}: {summary['n_examples']} examples ({splits})"
           + (f"; new labels: {len(summary['new_labels'])}" if summary["new_labels"] else "")
@@ -228,7 +230,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("embed", help="embed every example (cached by content)")
     p.add_argument("project")
-    p.add_argument("--encoder", default=None, help="use (default) | hashing[:dim] | st:<model-or-path>")
+    p.add_argument("--encoder", default=None,
+                   help="use (default; 16 languages) | e5 (multilingual-e5-small, ~100 languages; the e5 extra) | "
+                        "hashing[:dim] (any language) | st:<model-or-path> | a+b")
     add_engine_args(p)
     p.set_defaults(handler=cmd_embed)
 

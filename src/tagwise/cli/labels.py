@@ -42,11 +42,23 @@ def cmd_undo(args) -> int:
     return 0
 
 
+def _overlap(value: str) -> int:
+    import argparse
+
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1 (people per example)")
+    return k
+
+
 def cmd_serve(args) -> int:
     from ..serve.app import run_server
 
     run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator,
-               allow_hosts=args.allow_host)
+               allow_hosts=args.allow_host, overlap=args.overlap)
     return 0
 
 
@@ -83,4 +95,6 @@ def register(subparsers) -> None:
                    "person, or the --token admin)")
     s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests whose Host header is NAME (a reverse proxy's name); repeatable")
+    s.add_argument("--overlap", type=_overlap, default=1, metavar="K",
+                   help="give each queued example to K distinct people (default 1); /team shows their agreement")
     s.set_defaults(handler=cmd_serve)

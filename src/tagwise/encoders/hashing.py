@@ -14,6 +14,8 @@ class HashingEncoder:
     Deterministic and fast; useful as a baseline and for languages no bundled model covers.
     """
 
+    languages = None  # any language: no pretrained weights
+
     def __init__(self, dim: int = 1024):
         from sklearn.feature_extraction.text import HashingVectorizer
 

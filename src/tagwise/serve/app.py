@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
@@ -27,8 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..project import Project
 from ..types import TagwiseError
 from ..workflows.sources import example_count, filter_options
+from ..workflows.team import ADJUDICATION
+from ..workflows.users import has_role
 from . import pages
-from .auth import Guard, HostPolicy, Sessions, Users, annotator_for, current_user, is_loopback, login_routes
+from .auth import Guard, HostPolicy, Sessions, Users, annotator_for, is_loopback, login_routes, require_user
 from .batcher import Predictor
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -55,6 +57,13 @@ def _no_lone_surrogates(value: str) -> str:
     return value
 
 
+def _short_label_names(labels: list[str]) -> list[str]:
+    long = [x for x in labels if len(x) > MAX_ORIGIN]
+    if long:
+        raise ValueError(f"a label name of {len(long[0])} characters; names are at most {MAX_ORIGIN}")
+    return labels
+
+
 class Strict(BaseModel):
     """A request body: strict types (no "1" for 1, no true for 1), and text that is valid Unicode."""
 
@@ -79,13 +88,16 @@ class AnnotationIn(Strict):
                                            description="leave out: the signed-in user (a user cannot name another)")
     origin: Optional[StrictStr] = Field(None, max_length=MAX_ORIGIN, description="suggest:<run>, audit:<run>, ... (default: api)")
 
-    @field_validator("labels")
-    @classmethod
-    def _short_labels(cls, labels):
-        long = [x for x in labels if len(x) > MAX_ORIGIN]
-        if long:
-            raise ValueError(f"a label name of {len(long[0])} characters; names are at most {MAX_ORIGIN}")
-        return labels
+    _short_labels = field_validator("labels")(_short_label_names)
+
+class ReleaseIn(Strict):
+    example_id: StrictInt = Field(..., ge=1, le=MAX_ID, description="a store id the label queue gave the requesting user")
+
+class AdjudicationIn(Strict):
+    example_id: StrictInt = Field(..., ge=1, le=MAX_ID, description="the disputed example's store id (as /api/team gives it)")
+    labels: list[StrictStr] = Field(..., max_length=MAX_LABELS, description="the labels the reviewer decides on ([] for none)")
+
+    _short_labels = field_validator("labels")(_short_label_names)
 
 class TrainIn(Strict):
     mode: Optional[StrictStr] = Field(None, max_length=MAX_NAME, description="auto (default) or a training mode")
@@ -161,14 +173,18 @@ class Jobs:
 
 def create_app(project_path, token: str | None = None, annotator: str = "web", max_texts: int = MAX_TEXTS,
                max_chars: int = MAX_CHARS, max_body_bytes: int = MAX_BODY_BYTES, predictor: Predictor | None = None,
-               host: str = "127.0.0.1", port: int | None = None, allow_hosts=(), body_timeout_s: float = BODY_TIMEOUT_S):
+               host: str = "127.0.0.1", port: int | None = None, allow_hosts=(), body_timeout_s: float = BODY_TIMEOUT_S,
+               overlap: int = 1):
     """The app serving ``project_path``, bound (or reached) at ``host``:``port`` (port None: any).
 
     ``token``: an admin token (``Authorization: Bearer TOKEN``, or as a login token). Once the project has
     users (``tagwise users add``), every request needs a user's token or session; without users and
     without ``token``, a loopback-bound server answers its one local person. ``allow_hosts``: more names
-    the ``Host`` header may carry (a reverse proxy's)."""
+    the ``Host`` header may carry (a reverse proxy's). ``overlap``: how many distinct people label each
+    queued example (``serve --overlap K``)."""
     project_path = Path(project_path)
+    if not isinstance(overlap, int) or overlap < 1:
+        raise TagwiseError(f"--overlap must be a whole number of at least 1 (got {overlap!r}).")
     Project.open(project_path).close()  # a clear error now, not on the first request
     predictor = predictor or Predictor(project_path)
     jobs = Jobs(project_path)
@@ -183,6 +199,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     app.add_middleware(Guard, hosts=HostPolicy(host, port, allow_hosts), allow_anonymous=is_loopback(host),
                        max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, **guard_config)
     app.include_router(login_routes(project_path, guard_config))
+    app.state.annotator, app.state.overlap = annotator, overlap
 
     @contextmanager
     def opened():
@@ -244,11 +261,11 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         except TagwiseError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    def _queue(project: Project, kind: str, limit: int, filters: dict) -> dict:
-        from ..workflows.labels import label_queue, review_queue
+    def _queue(project: Project, kind: str, limit: int, filters: dict, user: dict, offset: int = 0) -> dict:
+        from ..workflows.queue import label_queue, review_queue
 
         if kind == "review":
-            return review_queue(project, limit=limit, filters=filters)
+            return review_queue(project, limit=limit, filters=filters, offset=offset)
         model = predictor.current_model()
         predict_fn = None
         if model is not None:
@@ -256,42 +273,89 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
                 futures = [predictor.submit([t], s) for t, s in zip(texts, sources)]
                 return [f.result(timeout=600)["predictions"][0] for f in futures]
         with queue_lock:
-            return label_queue(project, limit=limit, filters=filters, predict=predict_fn)
+            out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
+                              predict=predict_fn)
+        for it in out["items"]:
+            it["display_text"] = pages.decoded(it["text"])  # entities decoded; the page shows it as text
+        return out
 
     @app.get("/api/queue")
-    def queue(kind: str = Query("label", pattern="^(label|review)$"), limit: int = Query(20, ge=1, le=500),
+    def queue(request: Request, kind: str = Query("label", pattern="^(label|review)$"),
+              limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
               source: Optional[str] = None, split: Optional[str] = None, language: Optional[str] = None,
               label: Optional[str] = None, q: Optional[str] = None):
+        """kind=label: the next examples for the requesting user (leased to them; see workflows/queue.py);
+        kind=review: the latest audit's undecided rows, ``offset`` paging through them."""
+        user = require_user(request, "reviewer" if kind == "review" else "annotator")
         filters = {"source": source, "split": split, "language": language, "label": label, "q": q}
         with opened() as project:
-            return _queue(project, kind, limit, filters)
+            return _queue(project, kind, limit, filters, user, offset)
+
+    @app.post("/api/queue/release")
+    def release_item(body: ReleaseIn, request: Request):
+        """The requesting user gives a queued example back (skipped it), so another person may take it."""
+        from ..workflows.queue import release
+
+        user = require_user(request)
+        with opened() as project:
+            return {"released": release(project, user["name"], body.example_id)}
 
     @app.post("/api/annotations")
     def add_annotation(body: AnnotationIn, request: Request):
-        from ..workflows.labels import annotate
+        from ..workflows.queue import OverlapReached, save_label
 
         who = annotator_for(request, body.annotator)
         origin = body.origin or "api"
+        if origin == ADJUDICATION:  # a reviewer's decision goes through its own route (and its role check)
+            raise HTTPException(422, "origin 'adjudication' is a reviewer's decision: POST /api/adjudications.")
         with opened() as project:
-            return {"annotation_id": annotate(project, body.example_id, body.labels, who, origin=origin)}
+            try:
+                return {"annotation_id": save_label(project, body.example_id, body.labels, who, origin, overlap)}
+            except OverlapReached as exc:
+                raise HTTPException(409, str(exc)) from None
 
     @app.get("/api/annotations")
-    def recent_annotations(limit: int = Query(50, ge=1, le=1000)):
+    def recent_annotations(request: Request, limit: int = Query(50, ge=1, le=1000)):
+        """The latest annotations: everyone's for reviewers and admins, else only the requesting user's
+        (nobody sees another person's labels before giving their own)."""
         from ..workflows.labels import history
 
+        user = require_user(request)
+        mine = None if has_role(user, "reviewer") else user["name"]
         with opened() as project:
-            return {"annotations": history(project, limit=limit)}
+            return {"annotations": history(project, limit=limit, annotator=mine)}
 
     @app.post("/api/annotations/{annotation_id}/undo")
-    def undo(annotation_id: int = PathParam(..., ge=1, le=MAX_ID), user: dict = Depends(current_user)):
-        from ..workflows.labels import undo_annotation
-        from ..workflows.users import may_undo
+    def undo(request: Request, annotation_id: int = PathParam(..., ge=1, le=MAX_ID)):
+        from ..workflows.labels import NotYours, undo_annotation
 
+        user = require_user(request)
+        owner = None if has_role(user, "reviewer") else user["name"]  # annotators undo only their own
         with opened() as project:
-            if not may_undo(project, user, annotation_id):
-                raise HTTPException(403, f"annotation {annotation_id} is someone else's; an annotator undoes only "
-                                         f"their own (a reviewer or an admin may undo any).")
-            return undo_annotation(project, annotation_id)
+            try:
+                return undo_annotation(project, annotation_id, owner=owner)
+            except NotYours as exc:
+                raise HTTPException(403, str(exc)) from None
+
+    @app.get("/api/team")
+    def team(request: Request):
+        """Agreement per label, each person's quality and progress, and the disagreements to settle
+        (reviewers and admins)."""
+        from ..workflows.team import team_report
+
+        require_user(request, "reviewer")
+        with opened() as project:
+            return team_report(project, overlap=overlap)
+
+    @app.post("/api/adjudications")
+    def adjudication(body: AdjudicationIn, request: Request):
+        """A reviewer's decision on a disputed example: an annotation of origin ``adjudication``."""
+        from ..workflows.team import adjudicate
+
+        user = require_user(request, "reviewer")
+        with opened() as project:
+            return {"annotation_id": adjudicate(project, body.example_id, body.labels, user["name"]),
+                    "origin": ADJUDICATION, "annotator": user["name"]}
 
     @app.post("/api/train")
     def train(body: TrainIn = Body(default=TrainIn())):
@@ -304,12 +368,12 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             raise HTTPException(404, f"no job {job_id!r}")
         return found
 
-    # -- pages ---------------------------------------------------------------------------------
-    def _options(project: Project) -> dict:
-        return filter_options(project)
-
+    # -- pages (templates in serve/templates/, rendered by pages.render) ---------------------------
     def _filters(request: Request) -> dict:
         return {k: request.query_params.get(k) for k in pages.FILTERS}
+
+    def _page(request, name, title, active, user, **context):
+        return pages.render(request, name, title, active, user, **context)
 
     @app.get("/", include_in_schema=False)
     def home():
@@ -317,33 +381,66 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     @app.get("/label", response_class=HTMLResponse, include_in_schema=False)
     def label_page(request: Request):
+        user = require_user(request)
         filters = _filters(request)
         with opened() as project:
-            q = _queue(project, "label", 20, filters)
-            return pages.label_page(q, list(project.labels.names), filters, _options(project), None, annotator)
+            # with overlap, a page holds one example at a time (the next is fetched after each save), so
+            # people working at once finish examples in pairs instead of each holding a stack
+            q = _queue(project, "label", 20 if overlap == 1 else 1, filters, user)
+            tax = project.taxonomy
+            names = list(project.labels.names)
+            return _page(request, "label.html", "Label", "label", user, queue=q, filters=filters,
+                         window=len(q["items"]) or 1,
+                         options=filter_options(project), labels=pages.label_buttons(names, tax.descriptions),
+                         guide=pages.guide(names, tax.descriptions, tax.examples))
+
+    REVIEW_PAGE = 50
 
     @app.get("/review", response_class=HTMLResponse, include_in_schema=False)
-    def review_page(request: Request):
+    def review_page(request: Request, offset: int = Query(0, ge=0, le=10_000_000)):
+        from urllib.parse import urlencode
+
         from ..workflows.labels import history
 
+        user = require_user(request, "reviewer")
         filters = _filters(request)
         with opened() as project:
-            q = _queue(project, "review", 50, filters)
-            return pages.review_page(q, list(project.labels.names), filters, _options(project), None, annotator,
-                                     history(project, limit=20))
+            q = _queue(project, "review", REVIEW_PAGE, filters, user, offset)
+
+            def url(at):
+                return "/review?" + urlencode({**{k: v for k, v in filters.items() if v}, "offset": at})
+
+            prev_url = url(max(0, offset - REVIEW_PAGE)) if offset > 0 else None
+            next_url = url(offset + REVIEW_PAGE) if offset + REVIEW_PAGE < q.get("matching", 0) else None
+            return _page(request, "review.html", "Review", "review", user, queue=q, filters=filters,
+                         options=filter_options(project), labels=list(project.labels.names),
+                         recent=history(project, limit=20), prev_url=prev_url, next_url=next_url,
+                         page_size=REVIEW_PAGE)
+
+    @app.get("/team", response_class=HTMLResponse, include_in_schema=False)
+    def team_page(request: Request):
+        from ..workflows.team import team_report
+
+        user = require_user(request, "reviewer")
+        with opened() as project:
+            report = team_report(project, overlap=overlap)
+        return _page(request, "team.html", "Team", "team", user, team=report,
+                     can_decide=has_role(user, "reviewer"))
 
     @app.get("/model", response_class=HTMLResponse, include_in_schema=False)
-    def model_page():
+    def model_page(request: Request):
         from ..workflows.models import load_project_model
         from ..workflows.report import section_metrics, section_overview
 
+        user = require_user(request)
         with opened() as project:
             info = None
             if predictor.current_model() is not None:
                 loaded = load_project_model(project)
                 info = {**loaded.info, "name": loaded.name}
             sections = [s for s in (section_overview(project), section_metrics(project, "test")) if s]
-            return pages.model_page(info, sections, None, jobs.last_done())
+            return _page(request, "model.html", "Model", "model", user, info=info, sections=sections,
+                         job=jobs.last_done())
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str):
@@ -376,7 +473,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
 
 def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-               annotator: str = "web", allow_hosts=()) -> None:
+               annotator: str = "web", allow_hosts=(), overlap: int = 1) -> None:
     """Serve until interrupted. A host other than loopback needs a token or users."""
     import uvicorn
 
@@ -395,10 +492,12 @@ def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: s
                                f"Fix: add users (`tagwise users add {project_path} NAME`, each gets a login link) "
                                f"or --token SECRET (clients send `Authorization: Bearer SECRET`), or keep the "
                                f"default --host 127.0.0.1.")
-    app = create_app(project_path, token=token, annotator=annotator, host=host, port=port, allow_hosts=allow_hosts)
+    app = create_app(project_path, token=token, annotator=annotator, host=host, port=port, allow_hosts=allow_hosts,
+                     overlap=overlap)
     who = (f"{n_users} users sign in with their links (`tagwise users list`)" if n_users else
            "admin token required" if token else "one local person, no sign-in; `tagwise users add` for a team")
-    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs; {who})")
+    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs; {who}"
+          f"{f'; each example goes to {overlap} people' if overlap > 1 else ''})")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

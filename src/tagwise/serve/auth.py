@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 import ipaddress
 import secrets
 import socket
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -39,6 +38,7 @@ from ..project import Project
 from ..types import TagwiseError
 from ..workflows.users import (DEFAULT_BASE_URL, ROLES, add_user, check_name, has_role, hash_token, list_users,
                                remove_user, users_by_token_hash)
+from .pages import landing, sign_in_page
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_PATHS = frozenset({"/login", "/api/login", "/static/app.css"})  # reachable before signing in (the
@@ -54,7 +54,9 @@ USERS_TTL_S = 1.0  # the user list is re-read at most this often (users added or
 ROUTE_ROLES: list[tuple[str, str, Optional[str], Optional[str], str]] = [
     ("GET", "/review", None, None, "reviewer"),
     ("GET", "/api/queue", "kind", "review", "reviewer"),
-    ("GET", "/api/annotations", None, None, "reviewer"),
+    ("GET", "/team", None, None, "reviewer"),  # the team page shows everyone's labels
+    ("GET", "/api/team", None, None, "reviewer"),
+    ("POST", "/api/adjudications", None, None, "reviewer"),
     ("POST", "/api/train", None, None, "admin"),
     ("*", "/api/users", None, None, "admin"),
 ]
@@ -228,15 +230,6 @@ def _json(status: int, detail: str, headers: dict | None = None) -> Response:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def _sign_in_page(message: str, status: int = 401) -> HTMLResponse:
-    return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · tagwise</title>
-<link rel="stylesheet" href="/static/app.css"></head><body><header><b>tagwise</b></header><main>
-<h1>Sign in</h1><p>{html.escape(message)}</p>
-<p>Open the login link <code>tagwise users add PROJECT NAME</code> printed for you, or paste your token:</p>
-<form method="get" action="/login"><input name="token" type="password" autocomplete="off" aria-label="token">
-<button>Sign in</button></form></main></body></html>""", status_code=status)
-
-
 class Guard:
     """The ASGI middleware described in the module docstring."""
 
@@ -326,7 +319,7 @@ class Guard:
         user, why = self.identify(headers, cookies, suffix)
         if user is None and path not in OPEN_PATHS:
             if not path.startswith("/api/") and method == "GET" and "text/html" in headers.get("accept", ""):
-                return await reply(_sign_in_page(why))
+                return await reply(sign_in_page(why, next_path=path))
             return await reply(_json(401, why, {"WWW-Authenticate": "Bearer"}))
 
         if changing:
@@ -424,13 +417,26 @@ def current_user(request: Request) -> dict:
     return user
 
 
+def request_user(request: Request) -> Optional[dict]:
+    """The requester as the ``Guard`` found them, ``{"name", "role", "via"}``, or None when nobody is signed in
+    (the one local person of a project without users, served on loopback, is ``{"name": --annotator,
+    "role": "admin", "via": "local"}``). The one place pages, queues and the team page learn who asks."""
+    return request.scope.get("tagwise.user")
+
+
+def require_user(request: Request, role: str = "annotator") -> dict:
+    """The requester, or HTTP 401 (nobody signed in) / 403 (a role below ``role``)."""
+    user = current_user(request)
+    if not has_role(user, role):
+        raise HTTPException(403, f"{user['name']!r} is a {user['role']}; this needs a {role} "
+                                 f"(roles: {', '.join(ROLES)}).")
+    return user
+
+
 def require_role(role: str):
     """A dependency factory: ``Depends(require_role("reviewer"))`` -> the user, or 403."""
     def dependency(request: Request) -> dict:
-        user = current_user(request)
-        if not has_role(user, role):
-            raise HTTPException(403, f"{user['name']!r} is a {user['role']}; this needs a {role}.")
-        return user
+        return require_user(request, role)
     return dependency
 
 
@@ -493,22 +499,25 @@ def login_routes(project_path: Path, guard_config: dict) -> APIRouter:
                             samesite="strict", secure=secure, path="/")
 
     @router.get("/login", include_in_schema=False)
-    def login_link(request: Request, token: Optional[str] = None):
+    def login_link(request: Request, token: Optional[str] = None,
+                   next_page: Optional[str] = Query(None, alias="next", max_length=100)):
+        """The login link: a session, then on to ``next`` (one of the pages; default /label)."""
         if not token:
-            return _sign_in_page("Sign in to this tagwise project.", status=200)
+            return sign_in_page("Sign in to this tagwise project.", status=200, next_path=next_page)
         if len(token) > 200:
             raise HTTPException(400, "a token is at most 200 characters.")
         try:
             _, sid, csrf = start_session(request, token)
         except HTTPException as exc:
-            return _sign_in_page(exc.detail, status=exc.status_code)
+            return sign_in_page(exc.detail, status=exc.status_code, next_path=next_page)
+        to = landing(next_page)  # a fixed page path: nothing of the request reaches the markup or the Location
         if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
             # a link followed from another site: a redirect would stay "cross-site" and the Strict cookie
             # would not be sent; a page of ours that moves on is same-site
-            response: Response = HTMLResponse('<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" '
-                                              'content="0; url=/label"><a href="/label">Continue</a>')
+            response: Response = HTMLResponse(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" '
+                                              f'content="0; url={to}"><a href="{to}">Continue</a>')
         else:
-            response = RedirectResponse("/label", status_code=303)
+            response = RedirectResponse(to, status_code=303)
         set_cookies(request, response, sid, csrf)
         return response
 

@@ -83,12 +83,3 @@ def remove_user(project: Project, name: str) -> dict:
 def users_by_token_hash(project: Project) -> dict[str, dict]:
     """sha256 of a token -> ``{"name", "role"}``: what the server checks a request's token against."""
     return {u["token_sha256"]: {"name": u["name"], "role": u["role"]} for u in project.store.users()}
-
-
-def may_undo(project: Project, user: dict, annotation_id: int) -> bool:
-    """Whether ``user`` (``{"name", "role"}``) may undo annotation ``annotation_id``: their own, or anyone's
-    for a reviewer or an admin. An id that does not exist is left to ``undo_annotation`` to report."""
-    if has_role(user, "reviewer"):
-        return True
-    owner = project.store.annotation_annotator(annotation_id)
-    return owner is None or owner == user.get("name")

@@ -295,6 +295,15 @@ BAD_REQUESTS = [
     ("post", "/api/train", {"mode": 3}),
     ("get", "/api/jobs/" + "x" * 500, None),
     ("get", "/api/queue?limit=99999999999999999999999", None),
+    ("get", "/api/queue?q=" + "x" * 5000, None),
+    ("get", "/label?source=" + "x" * 5000, None),
+    ("post", "/api/queue/release", {"example_id": True}),
+    ("post", "/api/queue/release", {"example_id": 2**63}),
+    ("post", "/api/queue/release", {}),
+    ("post", "/api/adjudications", {"example_id": 1, "labels": ["joy\ud800"]}),
+    ("post", "/api/adjudications", {"example_id": 1, "labels": ["joy"] * 5000}),
+    ("post", "/api/adjudications", {"example_id": 999999, "labels": ["joy"]}),
+    ("post", "/api/adjudications", {"example_id": 1, "labels": ["no-such-label"]}),
 ]
 
 

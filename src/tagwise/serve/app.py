@@ -188,7 +188,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     Project.open(project_path).close()  # a clear error now, not on the first request
     predictor = predictor or Predictor(project_path)
     jobs = Jobs(project_path)
-    queue_lock = threading.Lock()  # two label-queue requests must not both start a new suggest batch
+    queue_lock = threading.Lock()  # two label-queue requests must not both suggest a new batch
     app = FastAPI(title="tagwise", description="Label, review and use a tagwise project's model. Sign in with "
                   "`Authorization: Bearer TOKEN` (a program) or POST /api/login (a browser; then send the "
                   "csrf_token as X-CSRF-Token). State-changing requests need `Content-Type: application/json`.",
@@ -272,9 +272,8 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             def predict_fn(texts, sources):
                 futures = [predictor.submit([t], s) for t, s in zip(texts, sources)]
                 return [f.result(timeout=600)["predictions"][0] for f in futures]
-        with queue_lock:
-            out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
-                              predict=predict_fn)
+        out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
+                          predict=predict_fn, batch_lock=queue_lock)
         for it in out["items"]:
             it["display_text"] = pages.decoded(it["text"])  # entities decoded; the page shows it as text
         return out
@@ -282,8 +281,10 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     @app.get("/api/queue")
     def queue(request: Request, kind: str = Query("label", pattern="^(label|review)$"),
               limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
-              source: Optional[str] = None, split: Optional[str] = None, language: Optional[str] = None,
-              label: Optional[str] = None, q: Optional[str] = None):
+              source: Optional[str] = Query(None, max_length=MAX_ORIGIN),
+              split: Optional[str] = Query(None, max_length=MAX_ORIGIN),
+              language: Optional[str] = Query(None, max_length=MAX_ORIGIN),
+              label: Optional[str] = Query(None, max_length=MAX_ORIGIN), q: Optional[str] = Query(None, max_length=MAX_ORIGIN)):
         """kind=label: the next examples for the requesting user (leased to them; see workflows/queue.py);
         kind=review: the latest audit's undecided rows, ``offset`` paging through them."""
         user = require_user(request, "reviewer" if kind == "review" else "annotator")
@@ -370,7 +371,11 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     # -- pages (templates in serve/templates/, rendered by pages.render) ---------------------------
     def _filters(request: Request) -> dict:
-        return {k: request.query_params.get(k) for k in pages.FILTERS}
+        filters = {k: request.query_params.get(k) for k in pages.FILTERS}
+        long = [k for k, v in filters.items() if v is not None and len(v) > MAX_ORIGIN]
+        if long:
+            raise HTTPException(422, f"filter {long[0]!r} is over {MAX_ORIGIN} characters.")
+        return filters
 
     def _page(request, name, title, active, user, **context):
         return pages.render(request, name, title, active, user, **context)

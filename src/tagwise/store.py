@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
     origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT, content TEXT);
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS assignments (
     example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
     PRIMARY KEY (example, annotator));
@@ -497,6 +499,27 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
+    # -- users of `tagwise serve` (issue 28): only a token's sha256 is stored ------------------------
+    def add_user(self, name: str, role: str, token_sha256: str, where: str) -> dict:
+        """Insert one user; a name that exists raises ``TagwiseError`` (naming ``where``) and changes nothing."""
+        now = utc_now()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone() is not None:
+                raise TagwiseError(f"{where}: a user named {name!r} already exists. Fix: pick another name, or "
+                                   f"`tagwise users remove {where} {name}` first (that also revokes the old link).")
+            conn.execute("INSERT INTO users(name, role, token_sha256, created_at) VALUES (?,?,?,?)",
+                         (name, role, token_sha256, now))
+        return {"name": name, "role": role, "created_at": now}
+
+    def users(self) -> list[dict]:
+        """Every user, by name: ``{"name", "role", "token_sha256", "created_at"}``."""
+        rows = self.conn.execute("SELECT name, role, token_sha256, created_at FROM users ORDER BY name").fetchall()
+        return [{"name": n, "role": r, "token_sha256": h, "created_at": c} for n, r, h, c in rows]
+
+    def remove_user(self, name: str) -> bool:
+        """Delete one user (their annotations stay, under their name); False if there was none."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
 
     # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
     def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:

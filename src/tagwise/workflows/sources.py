@@ -31,3 +31,8 @@ def filter_options(project: Project) -> dict:
     ex = project.store.examples()
     return {"source": sorted(set(map(str, ex.sources))), "split": sorted(set(map(str, ex.splits))),
             "language": sorted(set(map(str, ex.languages))), "label": list(project.labels.names)}
+
+
+def source_names(project: Project) -> list[str]:
+    """The project's source names, in the order they were added."""
+    return project.store.source_names()

@@ -307,7 +307,9 @@ def test_model_page_dashes_unsupported_labels_and_retrain_says_why_the_mode_chan
     finally:
         app.state.predictor.stop()
     for name in unsupported:
-        assert f"<tr><td>{name}</td><td>—</td><td>—</td><td>—</td><td>0</td></tr>" in page
+        # recall and F1 are undefined without support; precision only where the label was never predicted
+        precision = "—" if not metrics["per_label"][name].get("predicted") else "0.000"
+        assert f"<tr><td>{name}</td><td>{precision}</td><td>—</td><td>—</td><td>0</td>" in page
     m = metrics["per_label"][supported[0]]
     assert f"<tr><td>{supported[0]}</td><td>{m['precision']:.3f}</td>" in page
     same = retrain(project, mode="supervised")

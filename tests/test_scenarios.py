@@ -77,8 +77,13 @@ def convabuse_files(folder: Path, n_train: int, n_test: int, seed: int = 0) -> N
     random.Random(seed).shuffle(items)
     item_id = {k: f"c{i}" for i, k in enumerate(items)}
     split = {k: "train" for k in items[:n_train]} | {k: "test" for k in items[n_train:n_train + n_test]}
-    for part in ("train", "test"):
-        chosen = [r | {"item": item_id[key(r)]} for r in rows if split.get(key(r)) == part]
+    seen = set()  # an annotator who judged an item twice (ConvAbuse has such repeats): keep the first,
+    for part in ("train", "test"):  # as add-source's error message advises
+        chosen = []
+        for r in rows:
+            if split.get(key(r)) == part and (key(r), r["annotator_id"]) not in seen:
+                seen.add((key(r), r["annotator_id"]))
+                chosen.append(r | {"item": item_id[key(r)]})
         with open(folder / f"convabuse.{part}.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=list(chosen[0]))
             w.writeheader()
@@ -202,9 +207,148 @@ def test_abuse_per_annotator_and_votes_under_one_parent(tmp_path, cache):
     check(run_scenario("abuse", tmp_path, "abuse.yaml", specs))
 
 
-def test_language_the_encoder_does_not_cover(tmp_path, cache):
+@pytest.fixture(scope="module")
+def language_rows(tmp_path_factory, cache):
     """XED Finnish (not among the default encoder's 16 languages) beside XED English."""
-    cut_file(DATA / "xed" / "en-annotated.tsv", tmp_path, "xed_en", 400, 300)
-    cut_file(DATA / "xed" / "fi-annotated.tsv", tmp_path, "xed_fi", 400, 300)
-    specs = [copy_spec(n, tmp_path) for n in ("emotion_xed_en.yaml", "lang_xed_fi.yaml")]
-    check(run_scenario("language", tmp_path, "emotion.yaml", specs))
+    tmp = tmp_path_factory.mktemp("language")
+    cut_file(DATA / "xed" / "en-annotated.tsv", tmp, "xed_en", 400, 300)
+    cut_file(DATA / "xed" / "fi-annotated.tsv", tmp, "xed_fi", 400, 300)
+    specs = [copy_spec(n, tmp) for n in ("emotion_xed_en.yaml", "lang_xed_fi.yaml")]
+    return {row["source"]: row for row in run_scenario("language", tmp, "emotion.yaml", specs)}
+
+
+def test_language_the_encoder_covers_beside_one_it_does_not(language_rows):
+    check([language_rows["xed_en"]])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 27 section 5: the default encoder (USE, 16 languages) does not "
+                   "cover Finnish; on XED fi the model is no better than predicting every label, and nothing "
+                   "says so yet (the warning naming an encoder that covers it is section 5's)")
+def test_language_the_encoder_does_not_cover(language_rows):
+    check([language_rows["xed_fi"]])
+
+
+# ----------------------------------------------------------------------------- section 7: crowds
+# Simulated crowds over label sets the consensus defaults were not chosen on (they were chosen on
+# ConvAbuse and HS-Brexit; the per-label prior strength on SemEval *train* and GoEmotions *train*
+# crowds with seeds 100-101 and ease spreads 0 and 1.5). Reported here: 3,000 rows each of GoEmotions
+# test, SemEval test and XED en, seeds 0-2, spread 1.5.
+def simulate_crowd(gold: np.ndarray, seed: int, n_real: int = 6, spread: float = 1.5, cover: float = 0.3,
+                   two_share: float = 0.5):
+    """A crowd like issue 27's: every example judged by one or two of ``n_real`` careful annotators
+    (sensitivity ``sigmoid(skill + ease)`` per annotator and label: some labels are hard for
+    everybody; specificity 0.8-0.999), plus an annotator who says yes to every label and one who
+    answers at random, each on a ``cover`` share of the examples.
+    Returns ``(example, annotator, labels (m, K) uint8, names)``, annotators ``r0``... ``yes``, ``random``."""
+    rng = np.random.default_rng(seed)
+    n, K = gold.shape
+    skill = rng.normal(0.8, 0.6, (n_real, 1))
+    ease = rng.normal(0.0, spread, (1, K))
+    sens = 1 / (1 + np.exp(-(skill + ease + rng.normal(0, 0.3, (n_real, K)))))
+    spec = 1 - np.clip(rng.beta(1.5, 40, (n_real, 1)) * np.exp(rng.normal(0, 0.5, (n_real, K))), 0.001, 0.2)
+    per = 1 + (rng.random(n) < two_share)
+    ex = np.repeat(np.arange(n), per)
+    an = np.concatenate([rng.choice(n_real, k, replace=False) for k in per])
+    p = np.where(gold[ex] == 1, sens[an], 1 - spec[an])
+    Y = (rng.random(p.shape) < p).astype(np.uint8)
+    yes = np.flatnonzero(rng.random(n) < cover)
+    rnd = np.flatnonzero(rng.random(n) < cover)
+    ex = np.r_[ex, yes, rnd]
+    an = np.r_[an, np.full(len(yes), n_real), np.full(len(rnd), n_real + 1)]
+    Y = np.r_[Y, np.ones((len(yes), K), np.uint8), (rng.random((len(rnd), K)) < 0.5).astype(np.uint8)]
+    return ex, an, Y, [f"r{a}" for a in range(n_real)] + ["yes", "random"]
+
+
+def dawid_skene(ex: np.ndarray, an: np.ndarray, Y: np.ndarray, n: int, n_iter: int = 100) -> np.ndarray:
+    """Plain class-conditional Dawid-Skene per label (crowd-kit's ``DawidSkene`` model, binary):
+    start from the vote shares, maximum-likelihood rates, no prior. -> (n, K) posteriors."""
+    A = int(an.max()) + 1
+    cnt = np.bincount(ex, minlength=n)
+    out = np.zeros((n, Y.shape[1]))
+    for k in range(Y.shape[1]):
+        y = Y[:, k].astype(np.float64)
+        q = np.bincount(ex, y, n) / np.maximum(cnt, 1)
+        for _ in range(n_iter):
+            pi = np.clip(q[cnt > 0].mean(), 1e-6, 1 - 1e-6)
+            qe = q[ex]
+            s = np.clip(np.bincount(an, qe * y, A) / np.maximum(np.bincount(an, qe, A), 1e-12), 1e-6, 1 - 1e-6)
+            t = np.clip(np.bincount(an, (1 - qe) * (1 - y), A) / np.maximum(np.bincount(an, 1 - qe, A), 1e-12),
+                        1e-6, 1 - 1e-6)
+            llr = np.where(y > 0, np.log(s[an]) - np.log1p(-t[an]), np.log1p(-s[an]) - np.log(t[an]))
+            new = 1 / (1 + np.exp(-(np.log(pi / (1 - pi)) + np.bincount(ex, llr, n))))
+            done = np.abs(new - q).max() < 1e-6
+            q = new
+            if done:
+                break
+        out[:, k] = q
+    return out
+
+
+def crowd_macro_f1(gold: np.ndarray, decided: np.ndarray) -> float:
+    """Macro-F1 of (n, K) 0/1 decisions against the gold, over labels with a gold positive."""
+    g, d = gold.astype(bool), decided.astype(bool)
+    ks = np.flatnonzero(g.any(0))
+    tp, fp, fn = (g & d).sum(0)[ks], (~g & d).sum(0)[ks], (g & ~d).sum(0)[ks]
+    return float(np.mean(2 * tp / np.maximum(2 * tp + fp + fn, 1)))
+
+
+def read_gold(name: str) -> np.ndarray:
+    if name == "goemotions":      # 27 emotions (neutral left out), the official test file
+        lines = (DATA / "goemotions" / "original_test.tsv").read_text(encoding="utf-8").splitlines()
+        Y = np.zeros((len(lines), 28), np.uint8)
+        for i, line in enumerate(lines):
+            Y[i, [int(x) for x in line.split("\t")[1].split(",")]] = 1
+        return Y[:3000, :27]
+    if name == "semeval":         # 11 emotions, the test file with gold
+        rows = (DATA / "semeval2018_ec_en" / "E-c-En-test-gold.txt").read_text(encoding="utf-8").splitlines()[1:]
+        return np.array([[int(x) for x in r.split("\t")[2:13]] for r in rows[:3000]], np.uint8)
+    lines = (DATA / "xed" / "en-annotated.tsv").read_text(encoding="utf-8").splitlines()   # Plutchik's 8
+    Y = np.zeros((len(lines), 8), np.uint8)
+    for i, line in enumerate(lines):
+        Y[i, [int(x) - 1 for x in line.rsplit("\t", 1)[1].split(",")]] = 1
+    return Y[np.random.default_rng(0).permutation(len(Y))[:3000]]
+
+
+CROWD_SETTINGS = [("goemotions", 0), ("semeval", 1), ("xed_en", 2)]
+
+
+@pytest.fixture(scope="module")
+def crowd_figures():
+    """Per reported crowd: consensus macro-F1 against the gold of the default consensus, plain
+    Dawid-Skene and majority vote on the same votes, and the default's annotator quality."""
+    from tagwise.learn.consensus import Annotations, ConsensusModel, annotator_quality, majority_vote
+
+    out = {}
+    for dataset, seed in CROWD_SETTINGS:
+        gold = read_gold(dataset)
+        ex, an, Y, names = simulate_crowd(gold, seed)
+        ann = Annotations.from_arrays(ex, an, Y, n_examples=len(gold), n_annotators=len(names))
+        model = ConsensusModel().fit(ann)
+        fig = {"tagwise": crowd_macro_f1(gold, model.proba_ >= 0.5),
+               "dawid_skene": crowd_macro_f1(gold, dawid_skene(ex, an, Y, len(gold)) >= 0.5),
+               "majority": crowd_macro_f1(gold, majority_vote(ann, tie=0.5) >= 0.5),
+               "quality": dict(zip(names, annotator_quality(model.result()).round(3).tolist()))}
+        print(f"\n[crowd] {dataset:10s} seed {seed}: " + "  ".join(
+            f"{k} {v:.3f}" for k, v in fig.items() if k != "quality") + f"  quality {fig['quality']}", flush=True)
+        out[dataset] = fig
+    return out
+
+
+@pytest.mark.parametrize("dataset", [d for d, _ in CROWD_SETTINGS])
+def test_default_consensus_beats_majority_and_ranks_the_planted_annotators_last(crowd_figures, dataset):
+    fig = crowd_figures[dataset]
+    assert fig["tagwise"] > fig["majority"] + 0.05, fig
+    q = fig["quality"]
+    assert sorted(q, key=q.get)[:2] in (["yes", "random"], ["random", "yes"]), q
+
+
+@pytest.mark.xfail(strict=True, reason="issue 27 section 7, open: with one or two careful votes per example the "
+                   "votes do not identify a label's sensitivity apart from its prevalence; the annotator-level "
+                   "Beta prior (strength 16, chosen on crowds whose noise is the same on every label) pulls a "
+                   "label everybody under-reports to the annotator's easy-label sensitivity, reads it as rare and "
+                   "drops single right votes. Plain Dawid-Skene (no prior) lands nearer the truth here.")
+def test_default_consensus_meets_dawid_skene_on_unseen_crowds(crowd_figures):
+    """The bar of issue 27 section 7: Dawid-Skene in the same run, mean over the reported crowds."""
+    ours = np.mean([f["tagwise"] for f in crowd_figures.values()])
+    theirs = np.mean([f["dawid_skene"] for f in crowd_figures.values()])
+    assert ours >= theirs - 0.005, (ours, theirs)

@@ -147,8 +147,7 @@ class ConsensusModel:
     """
 
     def __init__(self, prior_strength: float = 16.0, rates: str = "two-coin", use_classifier: bool = False,
-                 classifier_l2: float = 1.0, max_iter: int = 100, tol: float = 1e-4, pool: str = "annotator",
-                 choose_strength: bool = True, weak_strength: float = 1.0, seed: int = 0):
+                 classifier_l2: float = 1.0, max_iter: int = 100, tol: float = 1e-4, pool: str = "annotator"):
         if rates not in ("two-coin", "one-coin"):
             raise TagwiseError(f"consensus: rates must be 'two-coin' or 'one-coin'; got {rates!r}")
         if pool not in ("label", "annotator"):
@@ -160,9 +159,6 @@ class ConsensusModel:
         self.classifier_l2 = classifier_l2
         self.max_iter = max_iter
         self.tol = tol
-        self.choose_strength = choose_strength
-        self.weak_strength = weak_strength
-        self.seed = seed
 
     def fit(self, annotations: Annotations, pred_probs: np.ndarray | None = None) -> "ConsensusModel":
         """Fit on ``annotations``; ``pred_probs`` (n_examples, K) out-of-fold classifier
@@ -202,11 +198,6 @@ class ConsensusModel:
         logit = np.zeros((n, K), order="F")  # column-major: each label's column is contiguous
         q = np.asfortranarray(q)
         it = 0
-        # Beta prior strength per label (the same for sensitivity and specificity): ``prior_strength``,
-        # or on labels where held-out votes say the annotators' rates differ from their all-label
-        # rates, ``weak_strength`` (``choose_strength``).
-        cs = ct = self.strength_per_label(ann) if self.choose_strength else np.full((1, K), c)
-        self.prior_strength_ = cs[0].copy()
         for it in range(1, self.max_iter + 1):
             # M-step: annotator rates with Beta priors centred on the pooled rates.
             for k in range(K):
@@ -231,8 +222,8 @@ class ConsensusModel:
                 acc = (tp + tn + c * (pooled_s + pooled_t) / 2) / (tp + fn + tn + fp + c)
                 s = t = acc
             else:
-                s = (tp + cs * pooled_s) / (tp + fn + cs)
-                t = (tn + ct * pooled_t) / (tn + fp + ct)
+                s = (tp + c * pooled_s) / (tp + fn + c)
+                t = (tn + c * pooled_t) / (tn + fp + c)
             s = np.clip(s, _EPS, 1 - _EPS)
             t = np.clip(t, _EPS, 1 - _EPS)
             if use_clf:
@@ -264,43 +255,6 @@ class ConsensusModel:
         self.n_examples_ = np.bincount(pairs % max(A, 1), minlength=A)
         return self
 
-    def strength_per_label(self, annotations: Annotations) -> np.ndarray:
-        """(1, K) Beta prior strength per label, chosen from the votes alone (no gold).
-
-        The prior pulls each annotator's rates on a label towards its rates over all labels. Where few
-        people saw each example, the votes hardly tell a common label that annotators under-report
-        (low sensitivity) from a rarer label they report well, so the prior decides; centred on the
-        annotator's easy labels it reads a hard label as rare and the consensus drops the single votes
-        that were right. Per label, one judgement of every example judged twice or more is held out,
-        the model is fitted on the rest with ``prior_strength`` and with ``weak_strength``, and the
-        weak prior is kept where it predicts the held-out votes better by more than one standard error
-        of the per-vote difference (z > 1)."""
-        ann = annotations
-        K = ann.n_labels
-        strong = np.full((1, K), float(self.prior_strength))
-        if self.rates != "two-coin" or self.pool != "annotator" or self.weak_strength >= self.prior_strength:
-            return strong
-        hold = _one_judgement_per_shared_example(ann, self.seed)
-        if hold.sum() < 2:
-            return strong
-        params = dict(rates=self.rates, pool=self.pool, max_iter=self.max_iter, tol=self.tol, choose_strength=False)
-        rest = ann.subset(~hold)
-        e, a, y = ann.example[hold], ann.annotator[hold], ann.labels[hold].astype(np.float64)
-        known = ann.votes()[hold]
-        ll = []
-        for c in (self.prior_strength, self.weak_strength):
-            m = ConsensusModel(prior_strength=c, **params).fit(rest)
-            q, s, t = m.proba_[e], m.sensitivity_[a], m.specificity_[a]
-            p1 = np.clip(q * s + (1 - q) * (1 - t), _EPS, 1 - _EPS)
-            ll.append(np.where(y > 0, np.log(p1), np.log1p(-p1)))
-        d = np.where(known, ll[1] - ll[0], 0.0)
-        n = known.sum(0)
-        mean = d.sum(0) / np.maximum(n, 1)
-        sd = np.sqrt(np.maximum((np.where(known, d - mean, 0.0) ** 2).sum(0) / np.maximum(n - 1, 1), 0))
-        z = mean * np.sqrt(n) / np.maximum(sd, 1e-12)
-        self.strength_z_ = z
-        return np.where((z > 1) & (n >= 2), float(self.weak_strength), strong[0])[None, :]
-
     def predict_proba(self, annotations: Annotations, pred_probs: np.ndarray | None = None) -> np.ndarray:
         """(n, K) posteriors of new or changed judgements under the *fitted* annotator rates and
         prior (one E-step, no refit): each example's posterior depends only on its own votes (and
@@ -329,18 +283,6 @@ class ConsensusModel:
                                specificity=self.specificity_, n_examples=self.n_examples_,
                                evidence_pos=self.evidence_pos_, evidence_neg=self.evidence_neg_,
                                prior=expit(self.prior_logit_), weight=self.weight_, n_iter=self.n_iter_)
-
-
-def _one_judgement_per_shared_example(ann: Annotations, seed: int) -> np.ndarray:
-    """(m,) bool: one judgement, drawn at random, of every example with two or more judgements."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(ann.example))
-    counts = np.bincount(ann.example, minlength=ann.n_examples)
-    _, first = np.unique(ann.example[order], return_index=True)
-    hold = np.zeros(len(ann.example), bool)
-    picked = order[first]
-    hold[picked[counts[ann.example[picked]] >= 2]] = True
-    return hold
 
 
 def _fit_prior_logistic(z: np.ndarray, q: np.ndarray, b: np.ndarray, w: np.ndarray, l2: float,

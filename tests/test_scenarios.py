@@ -352,3 +352,60 @@ def test_default_consensus_meets_dawid_skene_on_unseen_crowds(crowd_figures):
     ours = np.mean([f["tagwise"] for f in crowd_figures.values()])
     theirs = np.mean([f["dawid_skene"] for f in crowd_figures.values()])
     assert ours >= theirs - 0.005, (ours, theirs)
+
+
+SEMEVAL_TAXONOMY_NAMES = ["anger", "anticipation", "disgust", "fear", "happiness", "love", "optimism", "pessimism",
+                          "sadness", "surprise", "trust"]   # SemEval's columns, its joy as the leaf happiness
+
+
+def crowd_files(folder: Path, n_train: int, n_test: int, seed: int = 3):
+    """crowd.train.csv: a simulated crowd (``simulate_crowd``) over the first ``n_train`` SemEval test
+    tweets, one row per (tweet, annotator); crowd.test.csv: the next ``n_test`` with their gold as
+    annotator "gold". Returns (gold (n_train, 11), item ids, (example, annotator, labels))."""
+    rows = (DATA / "semeval2018_ec_en" / "E-c-En-test-gold.txt").read_text(encoding="utf-8").splitlines()[1:]
+    rows = [r.split("\t") for r in rows[:n_train + n_test]]
+    gold = np.array([[int(x) for x in r[2:13]] for r in rows], np.uint8)
+    ex, an, Y, names = simulate_crowd(gold[:n_train], seed)
+    joined = lambda y: ";".join(SEMEVAL_TAXONOMY_NAMES[k] for k in np.flatnonzero(y)) or "none"  # noqa: E731
+    for part, lines in (("train", [(rows[e][0], rows[e][1], names[a], joined(y)) for e, a, y in zip(ex, an, Y)]),
+                        ("test", [(r[0], r[1], "gold", joined(g)) for r, g in zip(rows[n_train:], gold[n_train:])])):
+        with open(folder / f"crowd.{part}.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["item", "text", "annotator", "labels"])
+            w.writerows(lines)
+    return gold[:n_train], [r[0] for r in rows[:n_train]], (ex, an, Y)
+
+
+def test_crowd_in_the_long_layout_beside_a_gold_source(tmp_path, cache):
+    """A simulated crowd over SemEval tweets (long layout: one row per tweet and annotator) beside the
+    gold GoEmotions source, default train: per-source figures as in every scenario; and what
+    ``labels export`` writes for the crowd's examples (default consensus) scored against the gold,
+    next to ``--consensus majority`` and plain Dawid-Skene on the same votes."""
+    from tagwise.learn.consensus import Annotations, majority_vote
+    from tagwise.workflows.labels import export_labels
+
+    gold, items, (ex, an, Y) = crowd_files(tmp_path, 400, 200)
+    specs = [copy_spec(n, tmp_path) for n in ("emotion_goemotions.yaml", "crowd_semeval.yaml")]
+    check(run_scenario("crowd", tmp_path, "emotion.yaml", specs))
+
+    from tagwise import Project
+
+    project = Project.open(tmp_path / "joint")
+    try:
+        exported = {}
+        for method in ("model", "majority"):
+            export_labels(project, tmp_path / f"{method}.jsonl", consensus=method)
+            rows = [json.loads(line) for line in (tmp_path / f"{method}.jsonl").read_text().splitlines()]
+            row_of = {r["example_id"]: r for r in rows if r["source"] == "crowd" and r["split"] == "train"}
+            decided = np.array([[name in row_of[i]["labels"] for name in SEMEVAL_TAXONOMY_NAMES] for i in items])
+            exported[method] = crowd_macro_f1(gold, decided)
+    finally:
+        project.close()
+    ann = Annotations.from_arrays(ex, an, Y, n_examples=len(gold), n_annotators=int(an.max()) + 1)
+    exported["dawid_skene"] = crowd_macro_f1(gold, dawid_skene(ex, an, Y, len(gold)) >= 0.5)
+    exported["majority_vote"] = crowd_macro_f1(gold, majority_vote(ann, tie=0.5) >= 0.5)
+    print("\n[crowd-export] " + "  ".join(f"{k} {v:.3f}" for k, v in exported.items()), flush=True)
+    assert exported["model"] > exported["majority"], exported
+    if exported["model"] < exported["dawid_skene"] - 0.005:   # the bar of section 7, open (see the xfail above)
+        pytest.xfail(f"exported consensus {exported['model']:.3f} below plain Dawid-Skene "
+                     f"{exported['dawid_skene']:.3f} on the same votes (issue 27 section 7, open)")

@@ -405,7 +405,7 @@ def test_crowd_in_the_long_layout_beside_a_gold_source(tmp_path, cache):
     exported["dawid_skene"] = crowd_macro_f1(gold, dawid_skene(ex, an, Y, len(gold)) >= 0.5)
     exported["majority_vote"] = crowd_macro_f1(gold, majority_vote(ann, tie=0.5) >= 0.5)
     print("\n[crowd-export] " + "  ".join(f"{k} {v:.3f}" for k, v in exported.items()), flush=True)
-    assert exported["model"] > exported["majority"], exported
-    if exported["model"] < exported["dawid_skene"] - 0.005:   # the bar of section 7, open (see the xfail above)
-        pytest.xfail(f"exported consensus {exported['model']:.3f} below plain Dawid-Skene "
-                     f"{exported['dawid_skene']:.3f} on the same votes (issue 27 section 7, open)")
+    # the bar of section 7: Dawid-Skene on the same votes (this crowd is sparse: the median tweet has
+    # two judgements, so the default consensus adds the classifier prior, workflows/annotators.py)
+    assert exported["model"] >= exported["dawid_skene"] - 0.01, exported
+    assert exported["model"] > exported["majority"] + 0.05, exported

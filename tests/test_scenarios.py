@@ -9,6 +9,9 @@ project of its own (same taxonomy, same default ``train``).
 
 Sources with one file get their split cut by the test into small files beside a copy of the spec
 (a seeded shuffle); the others read the first ``limit`` rows of their official train and test files.
+With the spec field ``holdout: {test, dev, seed}`` (issue 27 section 3) XED, ISEAR, AG News and the
+ConvAbuse/HS-Brexit/crowd files would name their one file and drop ``cut_file``; HS-Brexit's vote
+counts and ConvAbuse's item ids still need the small conversion below (its file has no item id).
 Embeddings are cached by content: ``TAGWISE_CACHE_DIR`` when set, else the session cache.
 
 Section 7's crowds (the default consensus against plain Dawid-Skene in the same run, on simulated
@@ -21,7 +24,6 @@ import csv
 import json
 import os
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +146,6 @@ def macro_f1(project, source: str) -> float:
     return float(evaluate(project, split="test", source=source, save=False)["macro_f1"])
 
 
-FIGURES: list[dict] = []
 _ALONE: dict = {}
 
 
@@ -179,8 +180,8 @@ def run_scenario(name: str, tmp: Path, taxonomy: str, specs: list[Path]) -> list
     finally:
         joint.close()
     for row in rows:
-        FIGURES.append(row)
-        print(f"\n[scenario] {row['scenario']:10s} {row['source']:10s} joint {row['joint']:.3f}  alone {row['alone']:.3f}"
+        print(f"\n[scenario] {row['scenario']:10s} {row['source']:10s} joint {row['joint']:.3f}  "
+              f"alone {row['alone']:.3f}"
               f"  everything {row['everything']:.3f}  prior {row['prior']:.3f}", flush=True)
     return rows
 

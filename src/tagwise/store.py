@@ -41,9 +41,24 @@ CREATE TABLE IF NOT EXISTS lf_votes (
     text_key INTEGER NOT NULL, vote INTEGER NOT NULL, PRIMARY KEY (lf, col, example));
 CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
-    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT);
+    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT, content TEXT);
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
+CREATE TABLE IF NOT EXISTS assignments (
+    example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
+    PRIMARY KEY (example, annotator));
 """
+
+# An imported judgement is keyed by (example, annotator, content): importing a file again, or twice
+# at once, stores each judgement once. ``content`` is the sorted label names as JSON, set on imported
+# rows only (a person relabeling an example in the web app always adds a row: the latest one decides).
+# Created after ``_migrate`` has added the column to a store made before it existed.
+IMPORT_KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS annotations_import_key ON annotations(example, annotator, "
+                    "content) WHERE content IS NOT NULL AND undone_at IS NULL")
+
+
+def judgement_content(labels) -> str:
+    """The content key of a judgement: its label names, deduplicated and sorted, as JSON."""
+    return json.dumps(sorted(set(labels)), ensure_ascii=False)
 
 
 def _signed(keys: np.ndarray) -> list[int]:
@@ -52,6 +67,10 @@ def _signed(keys: np.ndarray) -> list[int]:
 
 
 BUSY_TIMEOUT_S = 60.0
+
+
+class OverlapReached(TagwiseError):
+    """An example already has its ``cap`` judgements from other people (``add_annotations(cap=...)``)."""
 
 
 class Store:
@@ -64,6 +83,36 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store made by an earlier version up to this schema, in one write transaction (two
+        processes opening an old store at once migrate it once).
+
+        - ``annotations.content`` (the import key): filled for the active imported rows; where the same
+          judgement was imported more than once (before imports were idempotent), the later copies are
+          marked undone, as if the re-import had added nothing; the count is kept in ``meta``
+          (``migrations``)."""
+        if "content" not in {r[1] for r in self.conn.execute("PRAGMA table_info(annotations)")}:
+            with self.transaction() as conn:
+                if "content" not in {r[1] for r in conn.execute("PRAGMA table_info(annotations)")}:
+                    conn.execute("ALTER TABLE annotations ADD COLUMN content TEXT")
+                    seen, doubles, now = set(), [], utc_now()
+                    for aid, example, annotator, labels in conn.execute(
+                            "SELECT id, example, annotator, labels FROM annotations WHERE origin LIKE 'import:%' "
+                            "AND undone_at IS NULL ORDER BY id").fetchall():
+                        key = (example, annotator, judgement_content(json.loads(labels)))
+                        if key in seen:
+                            doubles.append(aid)
+                            continue
+                        seen.add(key)
+                        conn.execute("UPDATE annotations SET content=? WHERE id=?", (key[2], aid))
+                    conn.executemany("UPDATE annotations SET undone_at=? WHERE id=?", ((now, a) for a in doubles))
+                    done = self.get_meta("migrations", {})
+                    done["annotations_import_key"] = {"at": now, "double_imports_undone": len(doubles)}
+                    self.set_meta("migrations", done, conn)
+                    conn.execute(IMPORT_KEY_INDEX)
+        self.conn.execute(IMPORT_KEY_INDEX)
 
     def close(self) -> None:
         self.conn.close()
@@ -326,31 +375,67 @@ class Store:
                                  "ORDER BY v.lf, v.col, v.example").fetchall()
 
     # -- annotations (issue 17): every label a person gives, never a silent overwrite ---------------
-    def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> list[int]:
+    def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str,
+                        cap: int | None = None) -> list[int]:
         """Insert ``(store id, label names, annotator, origin)`` rows in one transaction; returns their ids.
 
         Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing. Two writers
         annotating the same example both keep their row: annotations are only ever appended.
+        cap: refuse (``OverlapReached``, nothing inserted) a row whose example already has ``cap`` other
+        people's active judgements (a reviewer's decision, origin ``adjudication``, is not one); checked
+        inside the write transaction, so two people saving at once cannot both pass it.
         """
         now = utc_now()
         with self.transaction() as conn:
-            ids = sorted({r[0] for r in rows})
-            have = set()
-            for i in range(0, len(ids), 900):
-                chunk = ids[i:i + 900]
-                have.update(x for (x,) in conn.execute(
-                    f"SELECT id FROM examples WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-            missing = [i for i in ids if i not in have]
-            if missing:
-                raise TagwiseError(f"{where}: example ids {missing[:5]} are not in this project; nothing was "
-                                   f"imported. Fix: use the ids the project's suggest/queue gave.")
+            self._check_examples_exist(conn, [r[0] for r in rows], where)
             out = []
             for example, labels, annotator, origin in rows:
+                if cap is not None:
+                    others = conn.execute("SELECT COUNT(DISTINCT annotator) FROM annotations WHERE example=? AND "
+                                          "undone_at IS NULL AND origin <> 'adjudication' AND annotator <> ?",
+                                          (int(example), annotator)).fetchone()[0]
+                    if others >= cap:
+                        raise OverlapReached(f"{where}: example {example} already has {others} judgements from other "
+                                             f"people (overlap {cap}); nothing was saved. Skip it (S) for the next one.")
                 cur = conn.execute("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
                                    "VALUES (?,?,?,?,?)",
                                    (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin, now))
                 out.append(int(cur.lastrowid))
         return out
+
+    def import_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> tuple[list[int], int]:
+        """Insert imported ``(store id, label names, annotator, origin)`` judgements once each, in one
+        transaction: a judgement already stored (same example, annotator and labels, in any order;
+        imported before, from any file, and not undone) is skipped. Two imports of one file at once
+        store it once. Returns ``(ids of the new rows, how many were already stored)``.
+
+        Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing.
+        """
+        now = utc_now()
+        with self.transaction() as conn:
+            self._check_examples_exist(conn, [r[0] for r in rows], where)
+            new = []
+            for example, labels, annotator, origin in rows:
+                cur = conn.execute("INSERT OR IGNORE INTO annotations(example, labels, annotator, origin, created_at, "
+                                   "content) VALUES (?,?,?,?,?,?)",
+                                   (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin,
+                                    now, judgement_content(labels)))
+                if cur.rowcount:
+                    new.append(int(cur.lastrowid))
+        return new, len(rows) - len(new)
+
+    @staticmethod
+    def _check_examples_exist(conn: sqlite3.Connection, store_ids, where: str) -> None:
+        ids = sorted({int(i) for i in store_ids})
+        have = set()
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            have.update(x for (x,) in conn.execute(
+                f"SELECT id FROM examples WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        missing = [i for i in ids if i not in have]
+        if missing:
+            raise TagwiseError(f"{where}: example ids {missing[:5]} are not in this project; nothing was "
+                               f"imported. Fix: use the ids the project's suggest/queue gave.")
 
     def annotations(self, examples: list[int] | None = None, include_undone: bool = False,
                     origin: str | None = None, people_only: bool = False) -> list[dict]:
@@ -373,6 +458,16 @@ class Store:
             rows = [r for r in rows if r[1] in wanted]
         return [{"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
                  "undone_at": u} for i, e, lab, a, o, c, u in rows]
+
+    def annotation(self, annotation_id: int) -> dict | None:
+        """One annotation (undone or not) by id, as ``annotations`` gives them; None if there is none."""
+        row = self.conn.execute("SELECT id, example, labels, annotator, origin, created_at, undone_at FROM annotations "
+                                "WHERE id=?", (int(annotation_id),)).fetchone()
+        if row is None:
+            return None
+        i, e, lab, a, o, c, u = row
+        return {"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
+                "undone_at": u}
 
     def annotation_records(self, source: str | None = None) -> list[tuple[int, str, list[str], str]]:
         """Active annotations joined to their examples: ``(store example id, annotator, label names,
@@ -400,6 +495,50 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
+
+    # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
+    def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:
+        """-> (leases {example: {annotator: assigned_at (epoch s)}}, judged {example: {annotator}} from the
+        active annotations; a reviewer's decision, origin ``adjudication``, is not a judgement) for ``examples``."""
+        leases: dict[int, dict[str, float]] = {}
+        judged: dict[int, set[str]] = {}
+        for i in range(0, len(examples), 900):
+            chunk = [int(e) for e in examples[i:i + 900]]
+            marks = ",".join("?" * len(chunk))
+            for e, a, t in conn.execute(f"SELECT example, annotator, assigned_at FROM assignments WHERE example IN "
+                                        f"({marks})", chunk):
+                leases.setdefault(e, {})[a] = t
+            for e, a in conn.execute(f"SELECT example, annotator FROM annotations WHERE undone_at IS NULL AND "
+                                     f"origin <> 'adjudication' AND example IN ({marks})", chunk):
+                judged.setdefault(e, set()).add(a)
+        return leases, judged
+
+    def queue_state(self, examples: list[int]) -> tuple[dict, dict]:
+        """Read-only ``_queue_state``: who holds and who has judged each of ``examples``."""
+        return self._queue_state(self.conn, list(examples))
+
+    def lease_examples(self, annotator: str, examples: list[int], choose, now: float) -> list[int]:
+        """Give ``annotator`` the examples ``choose(leases, judged) -> [example]`` picks, atomically: the
+        state is read and the leases written in one write transaction, so two people asking at once
+        cannot both take the last open place of an example. Among ``examples``, the person keeps only the
+        new picks (a later request replaces an earlier one's leases). Returns the picks (leases renewed)."""
+        with self.transaction() as conn:
+            leases, judged = self._queue_state(conn, examples)
+            picks = [int(e) for e in choose(leases, judged)]
+            drop = [int(e) for e in examples if annotator in leases.get(int(e), {}) and int(e) not in set(picks)]
+            for i in range(0, len(drop), 900):
+                chunk = drop[i:i + 900]
+                conn.execute(f"DELETE FROM assignments WHERE annotator=? AND example IN ({','.join('?' * len(chunk))})",
+                             [annotator, *chunk])
+            conn.executemany("INSERT OR REPLACE INTO assignments(example, annotator, assigned_at) VALUES (?,?,?)",
+                             ((e, annotator, now) for e in picks))
+        return picks
+
+    def release_example(self, example: int, annotator: str) -> bool:
+        """Drop ``annotator``'s lease on ``example``; whether there was one."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM assignments WHERE example=? AND annotator=?", (int(example), annotator))
+        return cur.rowcount > 0
 
     # -- columns at scale (issue 20) ------------------------------------------
     # ``examples()`` builds Python objects per row (about 1 KB each), which stops fitting in memory

@@ -48,6 +48,8 @@ def cmd_add_source(args) -> int:
         print(f"tagwise: warning: {summary['duplicate_ids']} example id(s) repeat within source "
               f"{summary['name']!r}; {kept}. Corrections that name an example by source + example_id "
               f"cannot tell such rows apart. Fix: --on-duplicate-id error|keep-first|keep-last.", file=sys.stderr)
+    for warning in summary.get("warnings", ()):
+        print(f"tagwise: warning: {warning}", file=sys.stderr)
     splits = ", ".join(f"{k}: {v}" for k, v in summary["splits"].items())
     print(f"added source {summary['name']!r}: {summary['n_examples']} examples ({splits})"
           + (f"; new labels: {len(summary['new_labels'])}" if summary["new_labels"] else "")
@@ -95,6 +97,7 @@ def cmd_embed(args) -> int:
     print(f"embedded {stats.n_texts} texts ({stats.n_unique} unique) with {project.default_encoder}: "
           f"{stats.n_encoded} encoded, {stats.n_unique - stats.n_encoded} from cache, "
           f"{stats.seconds:.1f}s, peak RSS {peak_mb:.0f} MB")
+    print_truncated(stats.n_truncated, stats.max_chars)
     return 0
 
 
@@ -150,15 +153,24 @@ def cmd_predict(args) -> int:
     t0 = time.perf_counter()
     header = not args.no_header
     engine = engine_from_args(args)
+    report: dict = {}
     try:
         n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
                          id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
                          source=args.source, source_column=_column(args.source_column, header), engine=engine,
-                         chunk_rows=args.chunk_rows)
+                         chunk_rows=args.chunk_rows, report=report)
     finally:
         engine.shutdown()
     print(f"wrote {n} predictions to {args.out} in {time.perf_counter() - t0:.1f}s")
+    print_truncated(report.get("truncated", 0), report.get("max_chars"))
     return 0
+
+
+def print_truncated(n: int, limit: int | None) -> None:
+    """Say once how many texts were cut to the encoder's input length."""
+    if n:
+        print(f"tagwise: note: {n} text(s) longer than the encoder reads were cut to their first {limit:,} "
+              f"characters before encoding", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> int:
@@ -228,7 +240,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("embed", help="embed every example (cached by content)")
     p.add_argument("project")
-    p.add_argument("--encoder", default=None, help="use (default) | hashing[:dim] | st:<model-or-path>")
+    p.add_argument("--encoder", default=None,
+                   help="use (default; 16 languages) | e5 (multilingual-e5-small, ~100 languages; the e5 extra) | "
+                        "hashing[:dim] (any language) | st:<model-or-path> | a+b")
     add_engine_args(p)
     p.set_defaults(handler=cmd_embed)
 

@@ -23,9 +23,25 @@ def pyplot():
     return plt
 
 
+def plain_log_ticks(fig) -> None:
+    """Tick labels of every log axis of ``fig`` as plain numbers (1, 10, 100, 1,000).
+
+    matplotlib's default log-axis labels are math text (``$\\mathdefault{10^{2}}$``); with math-text
+    parsing off (user labels are plain text) they would be drawn as that raw string."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    for ax in fig.get_axes():
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale in ("log", "symlog"):
+                axis.set_major_formatter(plain)
+                axis.set_minor_formatter(NullFormatter())
+
+
 def figure_to_img(fig, alt: str) -> str:
     """A matplotlib figure -> an inline ``<img>`` tag (PNG, base64)."""
     plt = pyplot()
+    plain_log_ticks(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

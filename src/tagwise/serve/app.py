@@ -26,6 +26,7 @@ from ..types import TagwiseError
 from ..workflows.sources import example_count, filter_options
 from . import pages
 from .batcher import Predictor
+from .people import require_user
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Request limits: a predict call is meant for online use (a page, a service); bulk files go through
@@ -47,6 +48,13 @@ class AnnotationIn(BaseModel):
 
 class TrainIn(BaseModel):
     mode: Optional[str] = None
+
+class ReleaseIn(BaseModel):
+    example_id: int = Field(..., description="a store id the label queue gave the requesting user")
+
+class AdjudicationIn(BaseModel):
+    example_id: int = Field(..., description="the disputed example's store id (as /api/team gives it)")
+    labels: list[str] = Field(..., description="the labels the reviewer decides on ([] for none)")
 
 
 
@@ -109,9 +117,15 @@ class Jobs:
 
 
 def create_app(project_path, token: str | None = None, annotator: str = "web", max_texts: int = MAX_TEXTS,
-               max_chars: int = MAX_CHARS, max_body_bytes: int = MAX_BODY_BYTES, predictor: Predictor | None = None):
-    """The app serving ``project_path``. With ``token``, every request needs ``Authorization: Bearer TOKEN``."""
+               max_chars: int = MAX_CHARS, max_body_bytes: int = MAX_BODY_BYTES, predictor: Predictor | None = None,
+               overlap: int = 1, trust_user_header: bool = False):
+    """The app serving ``project_path``. With ``token``, every request needs ``Authorization: Bearer TOKEN``.
+
+    overlap: how many distinct people label each queued example (``serve --overlap K``).
+    trust_user_header: TEST-ONLY stand-in for accounts (``serve/people.py``); no CLI option sets it."""
     project_path = Path(project_path)
+    if not isinstance(overlap, int) or overlap < 1:
+        raise TagwiseError(f"--overlap must be a whole number of at least 1 (got {overlap!r}).")
     Project.open(project_path).close()  # a clear error now, not on the first request
     predictor = predictor or Predictor(project_path)
     jobs = Jobs(project_path)
@@ -119,6 +133,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     app = FastAPI(title="tagwise", description="Label, review and use a tagwise project's model.",
                   version="1")
     app.state.predictor, app.state.jobs = predictor, jobs
+    app.state.annotator, app.state.overlap, app.state.trust_user_header = annotator, overlap, trust_user_header
 
     @contextmanager
     def opened():
@@ -178,11 +193,11 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         except TagwiseError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    def _queue(project: Project, kind: str, limit: int, filters: dict) -> dict:
-        from ..workflows.labels import label_queue, review_queue
+    def _queue(project: Project, kind: str, limit: int, filters: dict, user: dict, offset: int = 0) -> dict:
+        from ..workflows.queue import label_queue, review_queue
 
         if kind == "review":
-            return review_queue(project, limit=limit, filters=filters)
+            return review_queue(project, limit=limit, filters=filters, offset=offset)
         model = predictor.current_model()
         predict_fn = None
         if model is not None:
@@ -190,38 +205,90 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
                 futures = [predictor.submit([t], s) for t, s in zip(texts, sources)]
                 return [f.result(timeout=600)["predictions"][0] for f in futures]
         with queue_lock:
-            return label_queue(project, limit=limit, filters=filters, predict=predict_fn)
+            out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
+                              predict=predict_fn)
+        for it in out["items"]:
+            it["display_text"] = pages.decoded(it["text"])  # entities decoded; the page shows it as text
+        return out
 
     @app.get("/api/queue")
-    def queue(kind: str = Query("label", pattern="^(label|review)$"), limit: int = Query(20, ge=1, le=500),
+    def queue(request: Request, kind: str = Query("label", pattern="^(label|review)$"),
+              limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
               source: Optional[str] = None, split: Optional[str] = None, language: Optional[str] = None,
               label: Optional[str] = None, q: Optional[str] = None):
+        """kind=label: the next examples for the requesting user (leased to them; see workflows/queue.py);
+        kind=review: the latest audit's undecided rows, ``offset`` paging through them."""
+        user = require_user(request, *(("reviewer", "admin") if kind == "review" else ()))
         filters = {"source": source, "split": split, "language": language, "label": label, "q": q}
         with opened() as project:
-            return _queue(project, kind, limit, filters)
+            return _queue(project, kind, limit, filters, user, offset)
+
+    @app.post("/api/queue/release")
+    def release_item(body: ReleaseIn, request: Request):
+        """The requesting user gives a queued example back (skipped it), so another person may take it."""
+        from ..workflows.queue import release
+
+        user = require_user(request)
+        with opened() as project:
+            return {"released": release(project, user["name"], body.example_id)}
 
     @app.post("/api/annotations")
-    def add_annotation(body: AnnotationIn):
-        from ..workflows.labels import annotate
+    def add_annotation(body: AnnotationIn, request: Request):
+        from ..workflows.queue import OverlapReached, save_label
 
-        who = (body.annotator or annotator).strip()
+        user = require_user(request)
+        who = (body.annotator or user["name"]).strip()
+        if who != user["name"] and user["role"] != "admin":  # only an admin may record labels for someone else
+            raise HTTPException(403, f"{user['name']} cannot save labels as {who!r}; leave out 'annotator'.")
         origin = (body.origin or "api")[:200]
         with opened() as project:
-            return {"annotation_id": annotate(project, body.example_id, body.labels, who, origin=origin)}
+            try:
+                return {"annotation_id": save_label(project, body.example_id, body.labels, who, origin, overlap)}
+            except OverlapReached as exc:
+                raise HTTPException(409, str(exc)) from None
 
     @app.get("/api/annotations")
-    def recent_annotations(limit: int = Query(50, ge=1, le=1000)):
+    def recent_annotations(request: Request, limit: int = Query(50, ge=1, le=1000)):
+        """The latest annotations: everyone's for reviewers and admins, else only the requesting user's
+        (nobody sees another person's labels before giving their own)."""
         from ..workflows.labels import history
 
+        user = require_user(request)
+        mine = None if user["role"] in ("reviewer", "admin") else user["name"]
         with opened() as project:
-            return {"annotations": history(project, limit=limit)}
+            return {"annotations": history(project, limit=limit, annotator=mine)}
 
     @app.post("/api/annotations/{annotation_id}/undo")
-    def undo(annotation_id: int):
-        from ..workflows.labels import undo_annotation
+    def undo(annotation_id: int, request: Request):
+        from ..workflows.labels import NotYours, undo_annotation
 
+        user = require_user(request)
+        owner = None if user["role"] in ("reviewer", "admin") else user["name"]  # annotators undo only their own
         with opened() as project:
-            return undo_annotation(project, annotation_id)
+            try:
+                return undo_annotation(project, annotation_id, owner=owner)
+            except NotYours as exc:
+                raise HTTPException(403, str(exc)) from None
+
+    @app.get("/api/team")
+    def team(request: Request):
+        """Agreement per label, each person's quality and progress, and the disagreements to settle
+        (reviewers and admins)."""
+        from ..workflows.team import team_report
+
+        require_user(request, "reviewer", "admin")
+        with opened() as project:
+            return team_report(project, overlap=overlap)
+
+    @app.post("/api/adjudications")
+    def adjudication(body: AdjudicationIn, request: Request):
+        """A reviewer's decision on a disputed example: an annotation of origin ``adjudication``."""
+        from ..workflows.team import adjudicate
+
+        user = require_user(request, "reviewer", "admin")
+        with opened() as project:
+            return {"annotation_id": adjudicate(project, body.example_id, body.labels, user["name"]),
+                    "origin": "adjudication", "annotator": user["name"]}
 
     @app.post("/api/train")
     def train(body: TrainIn = Body(default=TrainIn())):
@@ -234,12 +301,12 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             raise HTTPException(404, f"no job {job_id!r}")
         return found
 
-    # -- pages ---------------------------------------------------------------------------------
-    def _options(project: Project) -> dict:
-        return filter_options(project)
-
+    # -- pages (templates in serve/templates/, rendered by pages.render) ---------------------------
     def _filters(request: Request) -> dict:
         return {k: request.query_params.get(k) for k in pages.FILTERS}
+
+    def _page(request, name, title, active, user, **context):
+        return pages.render(request, name, title, active, token, user, **context)
 
     @app.get("/", include_in_schema=False)
     def home():
@@ -247,33 +314,66 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     @app.get("/label", response_class=HTMLResponse, include_in_schema=False)
     def label_page(request: Request):
+        user = require_user(request)
         filters = _filters(request)
         with opened() as project:
-            q = _queue(project, "label", 20, filters)
-            return pages.label_page(q, list(project.labels.names), filters, _options(project), token, annotator)
+            # with overlap, a page holds one example at a time (the next is fetched after each save), so
+            # people working at once finish examples in pairs instead of each holding a stack
+            q = _queue(project, "label", 20 if overlap == 1 else 1, filters, user)
+            tax = project.taxonomy
+            names = list(project.labels.names)
+            return _page(request, "label.html", "Label", "label", user, queue=q, filters=filters,
+                         window=len(q["items"]) or 1,
+                         options=filter_options(project), labels=pages.label_buttons(names, tax.descriptions),
+                         guide=pages.guide(names, tax.descriptions, tax.examples))
+
+    REVIEW_PAGE = 50
 
     @app.get("/review", response_class=HTMLResponse, include_in_schema=False)
-    def review_page(request: Request):
+    def review_page(request: Request, offset: int = Query(0, ge=0, le=10_000_000)):
+        from urllib.parse import urlencode
+
         from ..workflows.labels import history
 
+        user = require_user(request, "reviewer", "admin")
         filters = _filters(request)
         with opened() as project:
-            q = _queue(project, "review", 50, filters)
-            return pages.review_page(q, list(project.labels.names), filters, _options(project), token, annotator,
-                                     history(project, limit=20))
+            q = _queue(project, "review", REVIEW_PAGE, filters, user, offset)
+
+            def url(at):
+                return "/review?" + urlencode({**{k: v for k, v in filters.items() if v}, "offset": at})
+
+            prev_url = url(max(0, offset - REVIEW_PAGE)) if offset > 0 else None
+            next_url = url(offset + REVIEW_PAGE) if offset + REVIEW_PAGE < q.get("matching", 0) else None
+            return _page(request, "review.html", "Review", "review", user, queue=q, filters=filters,
+                         options=filter_options(project), labels=list(project.labels.names),
+                         recent=history(project, limit=20), prev_url=prev_url, next_url=next_url,
+                         page_size=REVIEW_PAGE)
+
+    @app.get("/team", response_class=HTMLResponse, include_in_schema=False)
+    def team_page(request: Request):
+        from ..workflows.team import team_report
+
+        user = require_user(request, "reviewer", "admin")
+        with opened() as project:
+            report = team_report(project, overlap=overlap)
+        return _page(request, "team.html", "Team", "team", user, team=report,
+                     can_decide=user["role"] in ("reviewer", "admin"))
 
     @app.get("/model", response_class=HTMLResponse, include_in_schema=False)
-    def model_page():
+    def model_page(request: Request):
         from ..workflows.models import load_project_model
         from ..workflows.report import section_metrics, section_overview
 
+        user = require_user(request)
         with opened() as project:
             info = None
             if predictor.current_model() is not None:
                 loaded = load_project_model(project)
                 info = {**loaded.info, "name": loaded.name}
             sections = [s for s in (section_overview(project), section_metrics(project, "test")) if s]
-            return pages.model_page(info, sections, token, jobs.last_done())
+            return _page(request, "model.html", "Model", "model", user, info=info, sections=sections,
+                         job=jobs.last_done())
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str):
@@ -285,7 +385,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
 
 def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-               annotator: str = "web") -> None:
+               annotator: str = "web", overlap: int = 1) -> None:
     """Serve until interrupted. A host other than loopback needs a token."""
     import uvicorn
 
@@ -293,8 +393,9 @@ def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: s
         raise TagwiseError(f"--host {host} would let other machines reach this project without a password. "
                            f"Fix: add --token SECRET (clients send `Authorization: Bearer SECRET`), or keep "
                            f"the default --host 127.0.0.1.")
-    app = create_app(project_path, token=token, annotator=annotator)
-    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs{'; token required' if token else ''})")
+    app = create_app(project_path, token=token, annotator=annotator, overlap=overlap)
+    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs{'; token required' if token else ''}"
+          f"{f'; each example goes to {overlap} people' if overlap > 1 else ''})")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

@@ -1,7 +1,7 @@
 """Several annotators per example at project level: ingest, consensus targets, annotator report.
 
-- ``add_annotated_source(project, spec)``: ingest a source with per-annotator labels (long, wide
-  or votes layout, ``sources/annotations.py``): one example row per example (labels = the strict
+- ``add_annotated_source(project, spec)``: ingest a source with per-annotator labels (one row per
+  judgement, wide, votes or long layout, ``sources/annotations.py``): one example row per example (labels = the strict
   majority, as before) plus every judgement in the store's ``annotations`` table.
 - ``load_annotations(project)``: the project's judgements as ``learn.consensus.Annotations``.
 - ``consensus_targets(project, method)``: per (example, label) probabilities for training.
@@ -152,8 +152,18 @@ def consensus_overrides(project: Project, method: str = "model", min_judgements:
     if method == "majority":  # the strict majority decision; an exact tie stays undecided
         share = t["probabilities"]
         t["probabilities"] = np.where(share == 0.5, 0.5, (share > 0.5).astype(np.float64))
+    decided = adjudicated(project)  # a reviewer's decision stands: those examples train on it
     return {int(t["ids"][i]): (t["probabilities"][i], t["known"][i])
-            for i in np.flatnonzero(t["n_judgements"] >= min_judgements)}
+            for i in np.flatnonzero(t["n_judgements"] >= min_judgements) if int(t["ids"][i]) not in decided}
+
+
+def adjudicated(project: Project) -> set[int]:
+    """Store ids whose latest active annotation is a reviewer's decision (origin ``adjudication``,
+    the team page): their training labels are that decision, not a consensus."""
+    latest: dict[int, str] = {}
+    for a in project.store.annotations():
+        latest[a["example"]] = a["origin"]
+    return {e for e, origin in latest.items() if origin == "adjudication"}
 
 
 def _incidence_any(ann: Annotations) -> np.ndarray:

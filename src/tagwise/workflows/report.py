@@ -87,8 +87,11 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
         M = arrays.get("mask", np.ones_like(Y)).astype(bool)
         parts.append(_pr_curves(plt, Y, P, M, names, support))
         parts.append(_confusions(Y, arrays["pred"].astype(bool), M, names)) if "pred" in arrays else None
-    table = "".join(f"<tr><td>{html.escape(n)}</td><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
-                    f"<td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>" for n, m in metrics["per_label"].items())
+    def cell(m, key):  # a label with no positive in the split has no precision/recall/F1 to show: "—", not 0.000
+        return "—" if not m.get("support") else f"{m[key]:.3f}"
+
+    table = "".join(f"<tr><td>{html.escape(n)}</td><td>{cell(m, 'precision')}</td><td>{cell(m, 'recall')}</td>"
+                    f"<td>{cell(m, 'f1')}</td><td>{m['support']}</td></tr>" for n, m in metrics["per_label"].items())
     parts.append(f"<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
                  f"{table}</table>")
     return "".join(parts)

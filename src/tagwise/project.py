@@ -117,8 +117,8 @@ class Project:
             # per-annotator labels: one example per item (repeated ids are the layout)
             data = read_annotated(spec)
             rows = data.rows
-            judgements = [(rows.example_ids[e], a, labels)
-                          for e, a, labels in zip(data.example, data.annotator, data.labels)]
+            # by row position: the same id may name two items in two split files (ids are per split)
+            judgements = [(int(e), a, labels) for e, a, labels in zip(data.example, data.annotator, data.labels)]
         else:
             rows = ingest(spec, on_duplicate_id=on_duplicate_id)
         record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
     origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT, content TEXT);
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS assignments (
     example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
     PRIMARY KEY (example, annotator));
@@ -158,12 +160,12 @@ class Store:
                  "added_at": t} for n, s, a, k, t in rows]
 
     def add_source(self, rows: SourceRows, spec_record: dict, *, replace: bool, where: str,
-                   judgements: list[tuple[str, str, list[str]]] | None = None) -> list[str]:
+                   judgements: list[tuple[int, str, list[str]]] | None = None) -> list[str]:
         """Insert one source's rows and extend the taxonomy, atomically. Returns new label names.
 
         The taxonomy is read and extended inside the write transaction, so two processes adding
         sources at once both keep their labels. ``judgements``: the source's own per-annotator labels
-        ``(example_id, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
+        ``(row position in rows, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
         in the same transaction (a replaced source's earlier ones are dropped).
         """
         label_names = list(rows.annotated_labels)
@@ -197,12 +199,14 @@ class Store:
                           json.dumps(rows.annotated_labels, ensure_ascii=False), len(rows), utc_now()))
             self.set_meta("taxonomy", taxonomy.to_dict(), conn)
             if judgements:
-                store_id = dict((e, i) for i, e in conn.execute("SELECT id, example_id FROM examples WHERE source=?",
-                                                                (rows.name,)))
+                # rows were inserted in order, so the source's ids in ascending order are its rows' ids. Keyed
+                # by example_id alone, two split files' items with the same id got each other's judgements.
+                store_id = [i for (i,) in conn.execute("SELECT id FROM examples WHERE source=? ORDER BY id",
+                                                       (rows.name,))]
                 now = utc_now()
                 conn.executemany("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
                                  "VALUES (?,?,?,?,?)",
-                                 ((store_id[str(e)], json.dumps(list(labels), ensure_ascii=False), str(a),
+                                 ((store_id[int(e)], json.dumps(list(labels), ensure_ascii=False), str(a),
                                    f"ingest:{rows.name}", now) for e, a, labels in judgements))
         return new_labels
 
@@ -495,6 +499,27 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
+    # -- users of `tagwise serve` (issue 28): only a token's sha256 is stored ------------------------
+    def add_user(self, name: str, role: str, token_sha256: str, where: str) -> dict:
+        """Insert one user; a name that exists raises ``TagwiseError`` (naming ``where``) and changes nothing."""
+        now = utc_now()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone() is not None:
+                raise TagwiseError(f"{where}: a user named {name!r} already exists. Fix: pick another name, or "
+                                   f"`tagwise users remove {where} {name}` first (that also revokes the old link).")
+            conn.execute("INSERT INTO users(name, role, token_sha256, created_at) VALUES (?,?,?,?)",
+                         (name, role, token_sha256, now))
+        return {"name": name, "role": role, "created_at": now}
+
+    def users(self) -> list[dict]:
+        """Every user, by name: ``{"name", "role", "token_sha256", "created_at"}``."""
+        rows = self.conn.execute("SELECT name, role, token_sha256, created_at FROM users ORDER BY name").fetchall()
+        return [{"name": n, "role": r, "token_sha256": h, "created_at": c} for n, r, h, c in rows]
+
+    def remove_user(self, name: str) -> bool:
+        """Delete one user (their annotations stay, under their name); False if there was none."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
 
     # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
     def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:

@@ -14,9 +14,9 @@ import argparse
 import sys
 
 from ..types import TagwiseError
-from . import annotators, audit, core, labels, lf, suggest, taxonomy
+from . import annotators, audit, core, labels, lf, suggest, taxonomy, users
 
-COMMAND_MODULES = [core, suggest, audit, taxonomy, lf, labels, annotators]
+COMMAND_MODULES = [core, suggest, audit, taxonomy, lf, labels, annotators, users]
 
 
 def build_parser() -> argparse.ArgumentParser:

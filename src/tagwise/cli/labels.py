@@ -86,7 +86,7 @@ def cmd_serve(args) -> int:
 
     check_can_listen(args.host, args.port)
     run_server(args.project, host=args.host, port=args.port, token=args.token, annotator=args.annotator,
-               overlap=args.overlap)
+               allow_hosts=args.allow_host, overlap=args.overlap)
     return 0
 
 
@@ -120,10 +120,15 @@ def register(subparsers) -> None:
 
     s = subparsers.add_parser("serve", help="web app (label queue, review queue, model page) and HTTP API")
     s.add_argument("project")
-    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need --token)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need users or "
+                   "--token)")
     s.add_argument("--port", type=port_number, default=8765, help="TCP port, 0-65535 (default 8765)")
-    s.add_argument("--token", default=None, help="require `Authorization: Bearer TOKEN` on every request")
-    s.add_argument("--annotator", default="web", help="name stored with labels given in the web app")
+    s.add_argument("--token", default=None, help="an admin token: `Authorization: Bearer TOKEN`, or a browser's "
+                   "/login?token=TOKEN (users: `tagwise users add`)")
+    s.add_argument("--annotator", default="web", help="name stored with labels given without a user (the local "
+                   "person, or the --token admin)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (a reverse proxy's name); repeatable")
     s.add_argument("--overlap", type=_overlap, default=1, metavar="K",
                    help="give each queued example to K distinct people (default 1); /team shows their agreement")
     s.set_defaults(handler=cmd_serve)

@@ -19,8 +19,9 @@ import numpy as np
 
 from ..evaluate.agreement import alpha_per_label, pairwise_agreement
 from ..learn.consensus import Annotations, ConsensusModel, annotator_quality, majority_vote
+from ..learn.multisource import max_up
 from ..project import Project
-from ..types import TagwiseError
+from ..types import Examples, TagwiseError
 
 # What ``train``, ``labels export`` and ``suggest --relabel`` use for an example several people
 # annotated: ``model`` the annotator model's soft consensus (the default), ``model-classifier`` the
@@ -164,6 +165,20 @@ def adjudicated(project: Project) -> set[int]:
     for a in project.store.annotations():
         latest[a["example"]] = a["origin"]
     return {e for e, origin in latest.items() if origin == "adjudication"}
+
+
+def apply_consensus(project: Project, examples: Examples, Y: np.ndarray, method: str = "model") -> np.ndarray:
+    """``Y`` (n, K) of ``examples`` with the consensus (``workflows.annotators.consensus_overrides``)
+    in the cells several people judged; float32 soft targets where any row changed, else ``Y``."""
+    overrides = consensus_overrides(project, method)
+    rows = [(r, overrides[int(i)]) for r, i in enumerate(examples.ids.tolist()) if int(i) in overrides]
+    if not rows:
+        return Y
+    Y = Y.astype(np.float32)
+    for r, (proba, covered) in rows:
+        Y[r, covered] = proba[covered]
+    # a parent is at least as likely as each of its children (the hard labels were closed upward)
+    return max_up(Y, project.taxonomy.ancestor_matrix(project.labels))
 
 
 def _incidence_any(ann: Annotations) -> np.ndarray:

@@ -31,6 +31,16 @@ from ..types import Examples, TagwiseError
 # by default because issue 18 asks for them (they keep a split vote's doubt); not tuned on any data.
 CONSENSUS_METHODS = ("model", "model-classifier", "majority", "none")
 
+# A crowd is sparse when the median annotated example has at most this many judgements; then
+# ``model`` adds the classifier prior (as ``model-classifier``). With one or two votes per example the
+# votes cannot tell a label that annotators under-report from a rare one (sensitivity and prevalence
+# trade off along a flat likelihood), and the annotator model's prior settles it, wrongly where a
+# label is hard for everybody; the texts' out-of-fold classifier probabilities give each example
+# evidence of its own (issue 27 section 7; chosen on simulated crowds over SemEval train tweets,
+# seeds 100-101; the crowds the consensus defaults were chosen on have 3 or more judgements).
+SPARSE_CROWD_JUDGEMENTS = 2
+MIN_EXAMPLES_FOR_CLASSIFIER = 50
+
 
 def add_annotated_source(project: Project, spec, replace: bool = False) -> dict:
     """Ingest a source with per-annotator labels (its layout must be one of ``sources.annotations``').
@@ -81,7 +91,8 @@ def consensus_targets(project: Project, method: str = "model", pred_probs: np.nd
     """Training targets for the examples with per-annotator labels.
 
     method: ``model`` (``ConsensusModel`` with its defaults; ``pred_probs`` (n, K) out-of-fold
-    classifier probabilities aligned with the returned ``ids`` switch on its classifier prior),
+    classifier probabilities aligned with the returned ``ids`` switch on its classifier prior, and
+    so does a sparse crowd, ``is_sparse_crowd``, computing them as ``model-classifier`` does),
     ``model-classifier`` (the same, computing ``pred_probs`` itself when not given: ridge
     cross-fitting on the project's embeddings of the annotated examples) or ``majority`` (vote
     shares: above 0.5 is the strict majority). ``data``: ``load_annotations``' result, if already
@@ -97,13 +108,21 @@ def consensus_targets(project: Project, method: str = "model", pred_probs: np.nd
     if method == "majority":
         proba = majority_vote(ann, tie=0.5)
     else:
-        if method == "model-classifier" and pred_probs is None:
+        if pred_probs is None and (method == "model-classifier" or is_sparse_crowd(ann)):
             pred_probs = annotated_out_of_fold(project, data)
         model = ConsensusModel(use_classifier=pred_probs is not None).fit(ann, pred_probs)
         proba = model.proba_
     return {"ids": data["ids"], "labels": data["labels"], "probabilities": proba,
             "confidence": np.maximum(proba, 1 - proba), "known": known,
             "n_judgements": np.bincount(ann.example, minlength=ann.n_examples)}
+
+
+def is_sparse_crowd(ann: Annotations) -> bool:
+    """Whether the median annotated example has at most ``SPARSE_CROWD_JUDGEMENTS`` judgements (and
+    there are enough examples to cross-fit a classifier on)."""
+    n_judged = np.bincount(ann.example, minlength=ann.n_examples)
+    n_judged = n_judged[n_judged > 0]
+    return len(n_judged) >= MIN_EXAMPLES_FOR_CLASSIFIER and float(np.median(n_judged)) <= SPARSE_CROWD_JUDGEMENTS
 
 
 def annotated_out_of_fold(project: Project, data: dict) -> np.ndarray:

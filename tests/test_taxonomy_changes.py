@@ -86,8 +86,21 @@ def test_merge_is_the_union_and_undo_restores_the_dump(project):
     P0 = loaded.head.predict_proba(X)
     pa, pb = P0[:, loaded.labels.index("annoyance")], P0[:, loaded.labels.index("disapproval")]
 
+    from tagwise.workflows.weak import apply_lfs, load_votes
+
+    lfs = project.path.parent / "lfs.yaml"
+    lfs.write_text("lfs:\n  - {name: kw_annoy, label: annoyance, kind: keywords, any: [annoying, ugh]}\n"
+                   "  - {name: kw_disapprove, label: disapproval, kind: keywords, any: [wrong, bad]}\n")
+    assert apply_lfs(project, lfs, progress=False)["n_votes"] > 0
+    dump = project.store.dump_label_tables()
+    votes_before = load_votes(project)["votes"].nnz
+
     change = tc.merge_labels(project, ["annoyance", "disapproval"], into="irritation")
     assert change["train_suggested"]
+    votes = load_votes(project)
+    assert votes["votes"].nnz == votes_before
+    assert {votes["label_names"][k] for k in votes["lf_labels"]} == {"irritation"}
+    assert {lf["definition"]["labels"][0] for lf in project.store.lfs()} == {"irritation"}
     ex2, yc, kc = _known(project, "irritation")
     assert ex2.ids.tolist() == ex.ids.tolist()
     np.testing.assert_array_equal(yc, np.maximum(ya, yb))
@@ -128,6 +141,38 @@ def test_split_children_unknown_on_parent_positives_and_queued(project):
     rows, runs = _queued(project)
     assert positives <= set(rows) and {rows[e]["reason"] for e in positives} == {"split:amusement"}
     assert change["queued_batch"] in set(runs.values())
+    from tagwise.workflows.queue import label_queue
+
+    served = label_queue(project, user="ann1", limit=10, predict=lambda texts, sources: [
+        {"labels": [], "scores": {}} for _ in texts])
+    assert served["items"] and {it["reason"] for it in served["items"]} == {"split:amusement"}
+
+
+def test_split_then_label_the_queue_then_retrain_trains_the_children(project):
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.labels import annotate
+    from tagwise.workflows.models import load_project_model
+    from tagwise.workflows.train import train
+
+    tc.split_label(project, "amusement", ["laughter", "wit"], keep_parent=True)
+    queued = tc.split_examples(project)
+    ex = project.store.examples()
+    texts = dict(zip(ex.ids.tolist(), ex.texts))
+    # a person labels the queued examples: laughing out loud vs. the rest
+    for e in queued[:50]:
+        t = texts[e].lower()
+        child = "laughter" if any(w in t for w in ("lol", "haha", "lmao", "laugh", "funny")) else "wit"
+        annotate(project, e, ["amusement", child], "ann1")
+    assert tc.split_examples(project) == queued[50:]
+    # the old model still evaluates (on the labels it knows) until retrained
+    assert "amusement" in evaluate(project, split="train", save=False)["per_label"]
+    with pytest.raises(TagwiseError, match="labeled after the change"):
+        tc.undo(project)
+    train(project, mode="supervised", progress=False)
+    loaded = load_project_model(project)
+    assert {"laughter", "wit"} <= set(loaded.labels)
+    report = evaluate(project, split="train", save=False)
+    assert report["per_label"]["laughter"]["support"] > 0 and report["per_label"]["wit"]["support"] > 0
 
 
 def test_split_without_parent_and_add_retire_move(project):

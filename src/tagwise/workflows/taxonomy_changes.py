@@ -288,14 +288,14 @@ def _plan(kind: str, a: dict, where: str):
                 changes["sources"][rowid] = upd
         for rowid, r in rows["lfs"].items():
             definition = json.loads(r["definition"])
-            new = _map_definition(definition, lists)
+            new = _map_definition(definition, known)  # a vote on a dropped label is not its parent's
             if new is _DROP:
                 new = definition  # an LF of a dropped label keeps its definition; its votes go
             if new != definition:
                 changes["lfs"][rowid] = {"definition": json.dumps(new, ensure_ascii=False, default=str)}
         seen_cells = set()
         for rowid, r in rows["lf_votes"].items():
-            targets = lists.get(r["label"], [r["label"]])
+            targets = known.get(r["label"], [r["label"]])
             if not targets:
                 changes["lf_votes"][rowid] = None
                 continue
@@ -316,12 +316,13 @@ def _plan(kind: str, a: dict, where: str):
                       k: (None if v is _DROP else v) for k, v in model.items()}}
         if kind == "split":
             label = a["label"]
-            result["queued"] = sorted(int(i) for i, r in rows["examples"].items() if label in json.loads(r["labels"]))
+            names = {label, *old_tax.descendants(label)}  # A's positives: A or any label below it
+            result["queued"] = sorted(int(i) for i, r in rows["examples"].items() if names & set(json.loads(r["labels"])))
             people = {}
             for r in rows["annotations"].values():
                 if r["undone_at"] is None and not r["origin"].startswith("ingest:"):
                     people[r["example"]] = json.loads(r["labels"])  # latest wins (rowid order)
-            result["queued"] = sorted(set(result["queued"]) | {e for e, lab in people.items() if label in lab})
+            result["queued"] = sorted(set(result["queued"]) | {e for e, lab in people.items() if names & set(lab)})
         return {"meta": new_meta, "rows": changes, "result": result}
 
     return plan
@@ -485,3 +486,23 @@ def stale_audit_runs(project: Project) -> list[str]:
     stamp = at.replace("-", "").replace(":", "").replace("T", "-")
     return [r.name for r in project.runs("audit") if r.name[:15] < stamp]
 
+
+
+def labels_for_model(examples, taxonomy: Taxonomy, names) -> list[list[str] | None]:
+    """``examples.labels`` in a model's label set: a label the model does not know (added or split off
+    after it was trained) counts as its nearest ancestor the model knows, else is left out (so an
+    older model is evaluated on what it predicts, not refused)."""
+    known = set(names)
+
+    def lift(name: str) -> str | None:
+        if name in known:
+            return name
+        return next((a for a in taxonomy.ancestors(name) if a in known), None)
+
+    out = []
+    for lab in examples.labels:
+        if lab is None or all(n in known for n in lab):
+            out.append(lab)
+        else:
+            out.append(list(dict.fromkeys(x for x in map(lift, lab) if x is not None)))
+    return out

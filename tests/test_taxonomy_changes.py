@@ -216,7 +216,7 @@ def test_concurrent_changes_are_serialized(project):
              ("pride", "pride2")]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(4) as pool:
-        done = pool.map(_rename_in_process, [(path, a, b) for a, b in pairs])
+        done = pool.map_async(_rename_in_process, [(path, a, b) for a, b in pairs]).get(timeout=300)
     assert sorted(done) == sorted(b for _, b in pairs)
     p = Project.open(path)
     labels = set(p.taxonomy.labels)
@@ -264,3 +264,15 @@ def test_cli_every_command(project):
     assert p.store.dump_label_tables() == dump
     assert all(h["undone_at"] for h in tc.history(p))
     p.close()
+
+
+def test_undo_refuses_when_a_rewritten_row_changed_since(project):
+    ex, y, _ = _known(project, "gratitude")
+    tc.rename_label(project, "gratitude", "thanks")
+    target = int(ex.ids[np.flatnonzero(y)[0]])
+    project.store.set_labels({target: ["joy"]}, batch="manual-fix")
+    dump = project.store.dump_label_tables()
+    with pytest.raises(TagwiseError, match="changed after taxonomy change"):
+        tc.undo(project)
+    assert project.store.dump_label_tables() == dump          # nothing was undone
+    assert "thanks" in project.taxonomy.labels and tc.history(project)[-1]["undone_at"] is None

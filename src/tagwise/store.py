@@ -592,7 +592,8 @@ class Store:
         lost. files(result, prior) rewrites files (the models' label maps) just before the commit, filling
         ``prior`` {name: prior text} as it goes (kept in the record); restore_files(prior) puts them back
         when the transaction does not commit.
-        The record keeps the whole prior and new row of everything rewritten (``before`` / ``after``).
+        The record keeps, for every row rewritten, the prior and new values of the columns rewritten, and
+        the whole row of every row deleted (``before`` / ``after``).
         Returns ``{"id", "kind", "args", "created_at", "result"}``.
         """
         now = utc_now()
@@ -607,7 +608,8 @@ class Store:
     def _apply_label_change(self, kind, args, plan, files, now, prior_files: dict) -> dict:
         with self.transaction() as conn:
             meta = {k: self.get_meta(k) for k in LABEL_META_KEYS}
-            out = plan(meta, _label_rows(conn))
+            current = _label_rows(conn)
+            out = plan(meta, current)
             before = {"meta": {}, "rows": {}, "files": {}}
             after = {"meta": {}, "rows": {}}
             for key, value in out.get("meta", {}).items():
@@ -620,16 +622,19 @@ class Store:
             for table, changes in out.get("rows", {}).items():
                 if not changes:
                     continue
-                old = _full_rows(conn, table, changes)
+                # an update keeps only the columns it rewrote (old and new); a delete keeps the whole row
+                deleted = _full_rows(conn, table, [r for r, new in changes.items() if new is None])
+                updates_before, updates_after = [], []
                 for rowid, new in changes.items():
                     if new is None:
                         conn.execute(f"DELETE FROM {table} WHERE rowid=?", (int(rowid),))
                     else:
+                        updates_before.append([rowid, {c: current[table][rowid][c] for c in new}])
+                        updates_after.append([rowid, dict(new)])
                         conn.execute(f"UPDATE {table} SET {', '.join(f'{c}=?' for c in new)} WHERE rowid=?",
                                      (*new.values(), int(rowid)))
-                new_rows = _full_rows(conn, table, changes)
-                before["rows"][table] = [[r, old.get(r)] for r in changes]
-                after["rows"][table] = [[r, new_rows.get(r)] for r in changes]
+                before["rows"][table] = {"update": updates_before, "delete": [[r, row] for r, row in deleted.items()]}
+                after["rows"][table] = {"update": updates_after, "delete": sorted(deleted)}
             result = out.get("result", {})
             if files is not None:
                 before["files"] = files(result, prior_files)
@@ -640,7 +645,6 @@ class Store:
                                 json.dumps(after, ensure_ascii=False)))
             change = {"id": int(cur.lastrowid), "kind": kind, "args": args, "created_at": now, "result": result}
         return change
-
 
     def label_changes(self) -> list[dict]:
         """Recorded taxonomy changes, oldest first: ``{"id", "kind", "args", "created_at", "undone_at", "result"}``."""
@@ -672,18 +676,25 @@ class Store:
             for cid, kind, args, before_raw, after_raw in targets:
                 before, after = json.loads(before_raw), json.loads(after_raw)
                 for table, rows in after["rows"].items():
-                    now_rows = _full_rows(conn, table, [r for r, _ in rows])
-                    for rowid, row in rows:
-                        if now_rows.get(rowid) != row:
+                    for rowid, cols in rows["update"]:
+                        now_row = conn.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE rowid=?",
+                                               (int(rowid),)).fetchone()
+                        if now_row is None or list(now_row) != list(cols.values()):
                             raise TagwiseError(f"{where}: {table} row {rowid} changed after taxonomy change {cid} "
                                                f"({kind}); refusing to overwrite it. Nothing was undone.")
+                    if _full_rows(conn, table, rows["delete"]):
+                        raise TagwiseError(f"{where}: a {table} row that taxonomy change {cid} ({kind}) deleted exists "
+                                           f"again; refusing to overwrite it. Nothing was undone.")
                 for key, raw in before["meta"].items():
                     if raw is None:
                         conn.execute("DELETE FROM meta WHERE key=?", (key,))
                     else:
                         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, raw))
                 for table, rows in before["rows"].items():
-                    _put_rows(conn, table, {r: row for r, row in rows})
+                    for rowid, cols in rows["update"]:
+                        conn.execute(f"UPDATE {table} SET {', '.join(f'{c}=?' for c in cols)} WHERE rowid=?",
+                                     (*cols.values(), int(rowid)))
+                    _put_rows(conn, table, {r: row for r, row in rows["delete"]})
                 conn.execute("UPDATE taxonomy_changes SET undone_at=? WHERE id=?", (now, cid))
                 restored_files.append(before.get("files", {}))
             if check is not None:
@@ -692,7 +703,6 @@ class Store:
                 for prior in restored_files:  # newest first: the oldest change's prior texts are written last
                     files(prior)
         return [{"id": r[0], "kind": r[1], "args": json.loads(r[2])} for r in targets]
-
 
     def dump_label_tables(self) -> str:
         """Every label-bearing table and meta key as text, in rowid order (tests compare two dumps)."""

@@ -176,8 +176,6 @@ def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
         if len(merged) < 2 and into in merged:
             raise TagwiseError(f"{where}: merge needs at least two labels (or one label into another).")
         gone = [n for n in merged if n != into]
-        if into in t.parents and t.parents[into] in gone or any(into in t.ancestors(n) for n in gone):
-            pass  # merging a child into its ancestor (or the reverse) is fine: links are re-drawn below
         if into not in have:
             t.labels.insert(t.labels.index(merged[0]), into)
             parent = next((t.parents[n] for n in merged if n in t.parents and t.parents[n] not in gone), None)

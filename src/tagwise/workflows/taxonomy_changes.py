@@ -267,7 +267,6 @@ def _plan(kind: str, a: dict, where: str):
             upd = {c: v for c in ("old_labels", "new_labels") if (v := _map_json_list(r[c], lists)) is not None}
             if upd:
                 changes["corrections"][rowid] = upd
-        new_tax_labels = set(tax.labels)
         for rowid, r in rows["sources"].items():
             annotated = json.loads(r["annotated"])
             new = _map_list(annotated, known)

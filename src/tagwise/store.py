@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS annotations (
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS taxonomy_changes (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, args TEXT NOT NULL, created_at TEXT NOT NULL,
+    undone_at TEXT, result TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS assignments (
     example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
     PRIMARY KEY (example, annotator));
@@ -603,3 +606,185 @@ class Store:
         Y = csr_matrix((np.ones(sum(map(len, indices)), np.uint8), np.concatenate(indices or [np.zeros(0, np.int32)]),
                         np.concatenate(indptr)), shape=(done, len(column)))
         return Y if sparse else Y.toarray()
+
+    # -- taxonomy changes (issue 32) -------------------------------------------------
+    def apply_label_change(self, kind: str, args: dict, plan, files=None, restore_files=None) -> dict:
+        """Run one taxonomy change as one write transaction and record it for ``undo_label_changes``.
+
+        plan(meta: {key: value or None}, rows: ``_label_rows``) -> {"meta": {key: new value}, "rows":
+        {table: {rowid: {column: new value} or None to delete}}, "result": JSON-able summary}; it runs
+        inside the transaction on what is stored now, so two changes at once are serialized and neither is
+        lost. files(result, prior) rewrites files (the models' label maps) just before the commit, filling
+        ``prior`` {name: prior text} as it goes (kept in the record); restore_files(prior) puts them back
+        when the transaction does not commit.
+        The record keeps, for every row rewritten, the prior and new values of the columns rewritten, and
+        the whole row of every row deleted (``before`` / ``after``).
+        Returns ``{"id", "kind", "args", "created_at", "result"}``.
+        """
+        now = utc_now()
+        prior_files: dict = {}
+        try:
+            return self._apply_label_change(kind, args, plan, files, now, prior_files)
+        except BaseException:
+            if prior_files and restore_files is not None:  # the commit did not happen: put the files back
+                restore_files(prior_files)
+            raise
+
+    def _apply_label_change(self, kind, args, plan, files, now, prior_files: dict) -> dict:
+        with self.transaction() as conn:
+            meta = {k: self.get_meta(k) for k in LABEL_META_KEYS}
+            current = _label_rows(conn)
+            out = plan(meta, current)
+            before = {"meta": {}, "rows": {}, "files": {}}
+            after = {"meta": {}, "rows": {}}
+            for key, value in out.get("meta", {}).items():
+                if key not in LABEL_META_KEYS:
+                    raise ValueError(f"a label change may not set meta {key!r}")
+                row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+                before["meta"][key] = None if row is None else row[0]
+                self.set_meta(key, value, conn)
+                after["meta"][key] = json.dumps(value)
+            for table, changes in out.get("rows", {}).items():
+                if not changes:
+                    continue
+                # an update keeps only the columns it rewrote (old and new); a delete keeps the whole row
+                deleted = _full_rows(conn, table, [r for r, new in changes.items() if new is None])
+                updates_before, updates_after = [], []
+                for rowid, new in changes.items():
+                    if new is None:
+                        conn.execute(f"DELETE FROM {table} WHERE rowid=?", (int(rowid),))
+                    else:
+                        updates_before.append([rowid, {c: current[table][rowid][c] for c in new}])
+                        updates_after.append([rowid, dict(new)])
+                        conn.execute(f"UPDATE {table} SET {', '.join(f'{c}=?' for c in new)} WHERE rowid=?",
+                                     (*new.values(), int(rowid)))
+                before["rows"][table] = {"update": updates_before, "delete": [[r, row] for r, row in deleted.items()]}
+                after["rows"][table] = {"update": updates_after, "delete": sorted(deleted)}
+            result = out.get("result", {})
+            if files is not None:
+                before["files"] = files(result, prior_files)
+            cur = conn.execute("INSERT INTO taxonomy_changes(kind, args, created_at, undone_at, result, before, after) "
+                               "VALUES (?,?,?,?,?,?,?)",
+                               (kind, json.dumps(args, ensure_ascii=False), now, None,
+                                json.dumps(result, ensure_ascii=False), json.dumps(before, ensure_ascii=False),
+                                json.dumps(after, ensure_ascii=False)))
+            change = {"id": int(cur.lastrowid), "kind": kind, "args": args, "created_at": now, "result": result}
+        return change
+
+    def label_changes(self) -> list[dict]:
+        """Recorded taxonomy changes, oldest first: ``{"id", "kind", "args", "created_at", "undone_at", "result"}``."""
+        return [{"id": i, "kind": k, "args": json.loads(a), "created_at": c, "undone_at": u, "result": json.loads(r)}
+                for i, k, a, c, u, r in self.conn.execute(
+                    "SELECT id, kind, args, created_at, undone_at, result FROM taxonomy_changes ORDER BY id")]
+
+
+    def undo_label_changes(self, to: int | None, where: str, check=None, files=None) -> list[dict]:
+        """Undo the latest active taxonomy change, or with ``to`` that change and every later active one,
+        newest first, in one write transaction: each rewritten row (and meta key) gets back its exact prior
+        value. Refuses (``TagwiseError``, nothing changed) when a rewritten row changed since. check(meta,
+        rows) runs on the restored state before the commit and may refuse; files(prior texts) puts back the
+        rewritten files. Returns the changes undone (newest first)."""
+        now = utc_now()
+        with self.transaction() as conn:
+            active = conn.execute("SELECT id, kind, args, before, after FROM taxonomy_changes WHERE undone_at IS NULL "
+                                  "ORDER BY id DESC").fetchall()
+            if not active:
+                raise TagwiseError(f"{where}: no taxonomy change to undo.")
+            if to is None:
+                targets = active[:1]
+            else:
+                if int(to) not in {r[0] for r in active}:
+                    raise TagwiseError(f"{where}: change {to} is not an active taxonomy change; active ones: "
+                                       f"{sorted(r[0] for r in active)}. Fix: pick one from `tagwise taxonomy history`.")
+                targets = [r for r in active if r[0] >= int(to)]
+            restored_files: list[dict] = []
+            for cid, kind, args, before_raw, after_raw in targets:
+                before, after = json.loads(before_raw), json.loads(after_raw)
+                for table, rows in after["rows"].items():
+                    for rowid, cols in rows["update"]:
+                        now_row = conn.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE rowid=?",
+                                               (int(rowid),)).fetchone()
+                        if now_row is None or list(now_row) != list(cols.values()):
+                            raise TagwiseError(f"{where}: {table} row {rowid} changed after taxonomy change {cid} "
+                                               f"({kind}); refusing to overwrite it. Nothing was undone.")
+                    if _full_rows(conn, table, rows["delete"]):
+                        raise TagwiseError(f"{where}: a {table} row that taxonomy change {cid} ({kind}) deleted exists "
+                                           f"again; refusing to overwrite it. Nothing was undone.")
+                for key, raw in before["meta"].items():
+                    if raw is None:
+                        conn.execute("DELETE FROM meta WHERE key=?", (key,))
+                    else:
+                        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, raw))
+                for table, rows in before["rows"].items():
+                    for rowid, cols in rows["update"]:
+                        conn.execute(f"UPDATE {table} SET {', '.join(f'{c}=?' for c in cols)} WHERE rowid=?",
+                                     (*cols.values(), int(rowid)))
+                    _put_rows(conn, table, {r: row for r, row in rows["delete"]})
+                conn.execute("UPDATE taxonomy_changes SET undone_at=? WHERE id=?", (now, cid))
+                restored_files.append(before.get("files", {}))
+            if check is not None:
+                check({k: self.get_meta(k) for k in LABEL_META_KEYS}, _label_rows(conn))
+            if files is not None:
+                for prior in restored_files:  # newest first: the oldest change's prior texts are written last
+                    files(prior)
+        return [{"id": r[0], "kind": r[1], "args": json.loads(r[2])} for r in targets]
+
+    def dump_label_tables(self) -> str:
+        """Every label-bearing table and meta key as text, in rowid order (tests compare two dumps)."""
+        lines = []
+        for key in LABEL_META_KEYS:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            lines.append(f"meta {key} {row[0] if row else None}")
+        for table in LABEL_TABLES:
+            lines += [f"{table} {row!r}" for row in self.conn.execute(f"SELECT rowid, * FROM {table} ORDER BY rowid")]
+        return "\n".join(lines)
+
+
+
+# -- taxonomy changes (issue 32): every row that names a label, rewritten in one transaction ----------
+# table -> columns read for a label change (``rowid`` first; the full row, so a snapshot restores it exactly)
+LABEL_TABLES: dict[str, tuple[str, ...]] = {
+    "sources": ("name", "spec", "annotated", "n_examples", "added_at"),
+    "examples": ("labels",),
+    "annotations": ("example", "labels", "annotator", "origin", "created_at", "undone_at", "content"),
+    "corrections": ("batch", "example", "old_labels", "new_labels", "reason", "created_at", "undone_at"),
+    "lfs": ("name", "origin", "kind", "version", "definition", "applied_at"),
+    "lf_votes": ("lf", "col", "label", "example", "text_key", "vote"),
+}
+# the meta keys a label change may rewrite (restored exactly by undo)
+LABEL_META_KEYS = ("taxonomy", "retired_labels", "taxonomy_changed_at")
+
+
+def _label_rows(conn: sqlite3.Connection) -> dict[str, dict[int, dict]]:
+    """Every label-bearing row: ``{table: {rowid: {column: value}}}`` (examples: only labeled rows)."""
+    out = {}
+    for table, cols in LABEL_TABLES.items():
+        where = " WHERE labels IS NOT NULL" if table == "examples" else ""
+        out[table] = {r[0]: dict(zip(cols, r[1:])) for r in conn.execute(
+            f"SELECT rowid, {', '.join(cols)} FROM {table}{where} ORDER BY rowid")}
+    return out
+
+
+def _full_rows(conn: sqlite3.Connection, table: str, rowids) -> dict[int, tuple]:
+    """rowid -> the whole row (every column, in table order) for the rowids that exist."""
+    out, rowids = {}, sorted(int(r) for r in rowids)
+    for i in range(0, len(rowids), 900):
+        chunk = rowids[i:i + 900]
+        for row in conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid IN ({','.join('?' * len(chunk))})", chunk):
+            out[row[0]] = list(row[1:])
+    return out
+
+
+def _put_rows(conn: sqlite3.Connection, table: str, rows: dict[int, list | None]) -> None:
+    """Make each rowid hold exactly the given whole row (None: no row)."""
+    info = list(conn.execute(f"PRAGMA table_info({table})"))
+    cols = [r[1] for r in info]
+    # a single INTEGER PRIMARY KEY is the rowid itself (and is part of the row); other tables name it
+    alias = sum(r[5] > 0 for r in info) == 1 and any(r[5] == 1 and r[2].upper() == "INTEGER" for r in info)
+    names = ", ".join(cols) if alias else ", ".join(["rowid", *cols])
+    for rowid in rows:
+        conn.execute(f"DELETE FROM {table} WHERE rowid=?", (int(rowid),))
+    for rowid, row in rows.items():
+        if row is not None:
+            values = tuple(row) if alias else (int(rowid), *row)
+            conn.execute(f"INSERT INTO {table}({names}) VALUES ({', '.join('?' * len(values))})", values)

@@ -9,6 +9,7 @@ from ..learn.multisource import partial_targets
 from ..project import Project
 from ..types import LabelSpace, TagwiseError
 from .models import LoadedModel, load_project_model
+from .taxonomy_changes import labels_for_model
 
 
 def evaluate(project: Project, split: str = "test", model: str | None = None, source: str | None = None,
@@ -41,6 +42,7 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
                            f"{f' of source {source!r}' if source else ''}. Fix: pass --split with one of "
                            f"{project.splits()}.")
     space = LabelSpace(tuple(loaded.labels))
+    ex.labels = labels_for_model(ex, project.taxonomy, space.names)  # labels added since it was trained
     Y, mask = partial_targets(ex, project.taxonomy, space)
     mask &= claimed_mask(ex, project.taxonomy, space)
     if not mask.any():

@@ -135,21 +135,24 @@ def test_a_consensus_that_moves_the_positive_rate_is_named(abuse):
     from tagwise.workflows.train import training_data
 
     project, _, _ = abuse
-    data, lab, _ = training_data(project, progress=False)
-    stored, _ = partial_targets(lab, project.taxonomy, project.labels)
-    rows = lab.sources == "hs_votes"
-    moved = kinds(data_health(project, consensus="model", shared=False)["warnings"], "rate_changed", "hs_votes")
-    at_consensus = {w["label"] for w in moved if w["message"].startswith(STEP_CONSENSUS)}
-    for label in ("hate", "aggressive", "offensive"):
-        k = project.labels.index(label)
-        a = float((stored[rows, k] * data.mask[rows, k]).sum())  # expected positives before and after
-        b = float((data.Y[rows, k] * data.mask[rows, k]).sum())
-        assert (label in at_consensus) == (max(a, b) >= 5 and abs(b - a) >= MIN_CHANGE and abs(b - a) > RATE_CHANGE * a)
-        if label in at_consensus:
-            (w,) = [w for w in moved if w["label"] == label and w["message"].startswith(STEP_CONSENSUS)]
-            assert f"from {a:.0f} to {b:.0f}" in w["message"] and "--consensus" in w["fix"]
-    # the strict majority of the judgements is what is stored: that consensus moves nothing
-    assert not kinds(data_health(project, consensus="majority", shared=False)["warnings"], "rate_changed")
+    # the stored label is the strict majority of the six votes; "majority" keeps a 3-3 tie at 0.5, so it
+    # moves the expected positives by half the ties (enough for 'hate', whose ties outnumber half its
+    # positives), and "model" moves them by its own reading of the crowd: the same rule for both
+    for method in ("model", "majority"):
+        data, lab, _ = training_data(project, progress=False, consensus=method)
+        stored, _ = partial_targets(lab, project.taxonomy, project.labels)
+        rows = lab.sources == "hs_votes"
+        moved = kinds(data_health(project, consensus=method, shared=False)["warnings"], "rate_changed", "hs_votes")
+        at_consensus = {w["label"] for w in moved if w["message"].startswith(STEP_CONSENSUS)}
+        for label in ("hate", "aggressive", "offensive"):
+            k = project.labels.index(label)
+            a = float((stored[rows, k] * data.mask[rows, k]).sum())  # expected positives before and after
+            b = float((data.Y[rows, k] * data.mask[rows, k]).sum())
+            assert (label in at_consensus) == (max(a, b) >= 5 and abs(b - a) >= MIN_CHANGE
+                                               and abs(b - a) > RATE_CHANGE * a), (method, label, a, b)
+            if label in at_consensus:
+                (w,) = [w for w in moved if w["label"] == label and w["message"].startswith(STEP_CONSENSUS)]
+                assert f"from {a:.0f} to {b:.0f}" in w["message"] and "--consensus" in w["fix"]
     assert not kinds(data_health(project, consensus="none", shared=False)["warnings"], "rate_changed")
 
 

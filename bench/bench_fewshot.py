@@ -35,7 +35,6 @@ Protocol
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -51,7 +50,7 @@ from sklearn.multiclass import OneVsRestClassifier  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from _fewshot_data import CACHE, fewshot_cv_thresholds, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
-from common import peak_rss_mb  # noqa: E402
+from common import peak_rss_mb, save_figure, save_results  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
@@ -367,7 +366,7 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def main():
@@ -392,7 +391,7 @@ def main():
     setfit = None if args.setfit == "off" else (
         {"num_iterations": None, "max_steps": None} if args.setfit == "default" else {"num_iterations": 5, "max_steps": 100})
     out_path = Path(args.out)
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results = {}  # this run only: nothing is read back from an earlier file
     results["protocol"] = __doc__.split("Protocol", 1)[1].strip()
     results["encoder"] = "use (multilingual USE v3, 512-d), shared cache"
     for section in args.sections:
@@ -410,14 +409,15 @@ def main():
         if "semi" in args.sections:
             results.setdefault("semi_supervised", {})[name] = semi_section(name, names, data, embed,
                                                                           args.semi_shots, args.seeds)
-        out_path.write_text(json.dumps(results, indent=1))
+        save_results(out_path, results)
     if set(args.sections) & {"curves", "zeroshot", "semi"}:
         results.setdefault("peak_rss_mb", {})["+".join(args.sections) + ":" + "+".join(args.datasets)] = \
             peak_rss_mb()
-    out_path.write_text(json.dumps(results, indent=1))
+    save_results(out_path, results)
     print_table(results)
-    plot(results, RESULTS / "fewshot_curves.png")
-    print(f"wrote {out_path} and {RESULTS / 'fewshot_curves.png'}")
+    figure = out_path.with_name(out_path.stem + "_curves.png")
+    plot(results, figure)
+    print(f"wrote {out_path} and {figure}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from sklearn.multiclass import OneVsRestClassifier  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from _fewshot_data import CACHE, fewshot_cv_thresholds, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
+from _stats import compare, mean_sd  # noqa: E402
 from common import peak_rss_mb, save_figure, save_results  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
@@ -65,8 +66,8 @@ warnings.filterwarnings("ignore", category=RuntimeWarning)  # LabelSpreading div
 
 
 def ms(values) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+    """mean ± sample sd over seeds (bench/_stats.py)."""
+    return mean_sd(values, digits=6)
 
 
 def lr(balanced: bool):
@@ -150,6 +151,9 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=Non
         out[str(k)] = {m: {"macro_f1": ms(v["f1"]), "train_seconds": ms(v["sec"]), "per_seed": v["f1"]}
                        for m, v in rows.items()}
         out[str(k)]["n_train"] = ms(n_train)
+        # seed by seed on the same draws: tagwise against each peer (wins / losses, mean ± sd difference)
+        out[str(k)]["tagwise_vs"] = {m: compare(rows["tagwise"]["f1"], v["f1"]) for m, v in rows.items()
+                                     if m != "tagwise" and len(v["f1"]) == len(rows["tagwise"]["f1"])}
         if sf:
             out[str(k)]["setfit_seeds"] = sf_seeds
             out[str(k)]["tagwise_on_setfit_seeds"] = ms([rows["tagwise"]["f1"][seeds.index(s)] for s in sf_seeds])
@@ -302,6 +306,7 @@ def semi_section(name, names, data, embed, shots, seeds):
         for m in ("cotrain", "graph_self_training", "head_plus_lexical_labeled_only"):
             gain = np.subtract(rows[m]["f1"], rows["head_only"]["f1"])
             out[str(k)][f"gain_{m}_over_head"] = ms(gain)
+            out[str(k)][f"{m}_vs_head"] = compare(rows[m]["f1"], rows["head_only"]["f1"])
         print(f"{name} semi k={k}: " + "  ".join(
             f"{m} {np.mean(v['f1']):.3f}±{np.std(v['f1'], ddof=1) if len(v['f1']) > 1 else 0:.3f} ({np.mean(v['sec']):.1f}s)"
             for m, v in rows.items()), flush=True)

@@ -10,7 +10,7 @@ What is chosen (issue 29: these were set by hand or by test macro-F1):
 Protocol. Choice datasets: XED English and ISEAR (``--datasets``), both only ever used here for
 few-shot choices; the few-shot figures are reported on SemEval-2018, GoEmotions and Reuters
 (``bench_fewshot.py``, ``bench_active.py``), which take no part. Each choice dataset's train split
-is shuffled (seed 0) and cut in two halves: few-shot draws (``k`` positives per label, seeds
+is shuffled (seed 0), cut to ``--max-rows`` rows, and cut in two halves: few-shot draws (``k`` positives per label, seeds
 ``--seeds``) come from half A, the rest of half A is the unlabeled pool, and the draw's model is
 scored by macro-F1 on half B (at most ``--eval-rows`` rows). No test split is read. Each grid
 point's score is the mean over (dataset, k, seed); the chosen point is the best mean, reported
@@ -18,7 +18,7 @@ with its sample sd and its per-draw wins/losses against the current default (``b
 The script reports a choice; changing a default in ``src/`` is a separate, reviewed commit.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/choose_fewshot.py [--sections fewshot cotrain] \
-        [--datasets xed_en isear] [--k 8 32] [--seeds 100 101 102]
+        [--datasets xed_en isear] [--k 8 32] [--seeds 100 101 102] [--max-rows 6000]
 """
 from __future__ import annotations
 
@@ -31,14 +31,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fewshot_data import CACHE, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
+from _fewshot_data import CACHE, macro_f1, sample_k_per_label  # noqa: E402
 from _stats import compare, mean_sd  # noqa: E402
-from common import save_results  # noqa: E402
+from common import BENCH, save_results  # noqa: E402
 
-from tagwise.encoders import embed_texts  # noqa: E402
+from tagwise.encoders import embed_texts, get_encoder  # noqa: E402
 from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
+from tagwise.sources import ingest, load_spec  # noqa: E402
+from tagwise.types import LabelSpace  # noqa: E402
 
 FEWSHOT_GRID = {"C": (0.25, 1.0, 4.0), "prior_strength": (0.25, 1.0, 4.0), "threshold_shrink": (2.0, 5.0, 20.0)}
 COTRAIN_GRID = {"alpha": (1.0, 3.0, 10.0), "targets": ((2.0, -1.0), (1.0, -1.0), (3.0, -1.0))}
@@ -47,21 +49,27 @@ COTRAIN_DEFAULT = {"alpha": CoTrainingClassifier().alpha,
                    "targets": (CoTrainingClassifier().positive_target, CoTrainingClassifier().negative_target)}
 
 
-def halves(name: str, eval_rows: int):
-    """(names, A: Split-like dict, B: Split-like dict, embed) from the train split only."""
-    names, data, enc = load_dataset(name)
-    tr = data["train"]
-    keep = tr.Y.sum(0) >= 40  # labels rare enough to leave a draw without positives are dropped
-    order = np.random.default_rng(0).permutation(len(tr.Y))
-    a, b = order[: len(order) // 2], order[len(order) // 2:][:eval_rows]
-    pick = lambda idx: {"X": tr.X[idx], "Y": tr.Y[idx][:, keep], "texts": [tr.texts[i] for i in idx]}  # noqa: E731
+def halves(name: str, eval_rows: int, max_rows: int):
+    """(names, A, B, embed) from the train split only: a seeded sample of at most ``max_rows`` train
+    rows (only those are embedded), cut in half A (draws + pool) and half B (scoring, <= eval_rows)."""
+    rows = ingest(load_spec(BENCH / "specs" / f"{name}.yaml"))
+    names = list(rows.annotated_labels)
+    train = np.flatnonzero(np.asarray(rows.splits) == "train")
+    order = train[np.random.default_rng(0).permutation(len(train))][:max_rows]
+    texts = [rows.texts[i] for i in order]
+    enc = get_encoder("use")
+    X, _ = embed_texts(texts, enc, CACHE, progress=True)
+    Y = LabelSpace(tuple(names)).to_matrix([rows.labels[i] for i in order])
+    keep = Y.sum(0) >= 40  # labels rare enough to leave a draw without positives are dropped
+    a, b = np.arange(len(order) // 2), np.arange(len(order) // 2, len(order))[:eval_rows]
+    pick = lambda idx: {"X": X[idx], "Y": Y[idx][:, keep], "texts": [texts[i] for i in idx]}  # noqa: E731
     embed = lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0]  # noqa: E731
     return [n for n, k in zip(names, keep) if k], pick(a), pick(b), embed
 
 
-def draws(datasets, ks, seeds, eval_rows):
+def draws(datasets, ks, seeds, eval_rows, max_rows):
     for name in datasets:
-        names, A, B, embed = halves(name, eval_rows)
+        names, A, B, embed = halves(name, eval_rows, max_rows)
         zs = fit_zero_shot(names, A["X"], embed)  # half B stays unseen until it scores
         for k in ks:
             for seed in seeds:
@@ -74,7 +82,7 @@ def score_grid(grid_points, fit, args) -> dict:
     """{point: [macro-F1 per draw]} for every grid point on the same draws."""
     scores = {p: [] for p in grid_points}
     keys = []
-    for key, names, A, B, idx, rest, zs in draws(args.datasets, args.k, args.seeds, args.eval_rows):
+    for key, names, A, B, idx, rest, zs in draws(args.datasets, args.k, args.seeds, args.eval_rows, args.max_rows):
         t0 = time.perf_counter()
         keys.append(key)
         for p in grid_points:
@@ -120,6 +128,7 @@ def main():
     ap.add_argument("--k", nargs="+", type=int, default=[8, 32])
     ap.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102])
     ap.add_argument("--eval-rows", type=int, default=3000, help="rows of train half B that score a draw")
+    ap.add_argument("--max-rows", type=int, default=6000, help="seeded sample of each train split (embedded)")
     ap.add_argument("--cotrain-pool", type=int, default=2000, help="unlabeled rows of half A for co-training")
     ap.add_argument("--out", default="choose_fewshot")
     args = ap.parse_args()

@@ -67,6 +67,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _crowd_data import LOADERS  # noqa: E402
+from _stats import compare, mean_sd  # noqa: E402
 from common import CACHE, peak_rss_mb, save_results  # noqa: E402
 
 from tagwise.audit.oof import ridge_out_of_fold_proba  # noqa: E402
@@ -283,10 +284,14 @@ def part_sim(data, X, seeds, rows_name="test", methods=None, params=None):
                     per[m]["spearman"].append(float(spearmanr(qual[syn], planted[syn]).correlation))
             key = f"keep{keep}_{crowd}"
             out[key] = {m: {"seconds_so_far": secs[m], "macro_f1": float(np.mean(v["macro_f1"])), "macro_f1_seeds": v["macro_f1"],
+                            "macro_f1_mean_sd": mean_sd(v["macro_f1"]),
                             "spearman": float(np.nanmean(v["spearman"])), "spearman_seeds": v["spearman"]}
                         for m, v in per.items()}
+            # every tagwise method against every peer, seed by seed (a mean can hide 16 losses in 32)
+            out[key]["wins_losses_macro_f1"] = {f"{t} vs {p}": compare(per[t]["macro_f1"], per[p]["macro_f1"])
+                                                for t in per if t in TAGWISE for p in per if p not in TAGWISE}
             print(f"  {data['name']} sim {key}: " + ", ".join(
-                f"{m} {v['macro_f1']:.3f}/{v['spearman']:.2f}" for m, v in out[key].items()), flush=True)
+                f"{m} {v['macro_f1']:.3f}/{v['spearman']:.2f}" for m, v in out[key].items() if m in per), flush=True)
     return out
 
 

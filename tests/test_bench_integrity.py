@@ -235,3 +235,36 @@ def test_every_bench_import_is_installed_by_make_bench():
                 if package not in pinned:
                     missing.setdefault(package, []).append(script.name)
     assert not missing, f"bench scripts import packages no lock file pins: {missing}"
+
+
+@pytest.mark.parametrize("script", bench_scripts(), ids=lambda p: p.name)
+def test_spread_over_seeds_is_the_sample_sd(script):
+    """Every sd in bench/ is a sample sd (ddof=1): with 3 seeds a population sd is 18% too small."""
+    bad = []
+    for node in ast.walk(ast.parse(script.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name == "pstdev":
+            bad.append(node.lineno)
+        if name == "std":
+            ddof = [kw for kw in node.keywords if kw.arg == "ddof"]
+            if not ddof or _literal(ddof[0].value) != 1:
+                bad.append(node.lineno)
+    # per-label standardisation of scores (not a spread over seeds) is allowed where it says so
+    allowed = {line for line in bad if "not a spread over seeds" in script.read_text().splitlines()[line - 1]}
+    assert not set(bad) - allowed, f"{script.name}: population sd at lines {sorted(set(bad) - allowed)}"
+
+
+def test_stats_helper_reports_sample_sd_and_wins():
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    from _stats import compare, mean_sd
+
+    m = mean_sd([0.5, 0.6, 0.7])
+    assert m["mean"] == pytest.approx(0.6) and m["sd"] == pytest.approx(0.1) and m["n"] == 3
+    c = compare([0.5, 0.6, 0.7, 0.4], [0.45, 0.65, 0.6, 0.4])
+    assert (c["wins"], c["losses"], c["ties"], c["n"]) == (2, 1, 1, 4)
+    with pytest.raises(ValueError):
+        compare([1.0, 2.0], [1.0])

@@ -70,6 +70,8 @@ bench: $(VENV)/.torch $(VENV)/.ray
 		OMP_NUM_THREADS=1 PYTHONPATH=src $(PY) $$b || failed="$$failed $$b"; \
 		echo "== $$b: $$(( $$(date +%s) - start ))s"; \
 	done; \
+	OMP_NUM_THREADS=1 PYTHONPATH=src $(PY) bench/choose_fewshot.py --sections cotrain --out choose_cotrain \
+		|| failed="$$failed choose_fewshot.py(cotrain)"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; echo "every benchmark ran"
 
 clean:

@@ -14,7 +14,9 @@ is shuffled (seed 0), cut to ``--max-rows`` rows, and cut in two halves: few-sho
 ``--seeds``) come from half A, the rest of half A is the unlabeled pool, and the draw's model is
 scored by macro-F1 on half B (at most ``--eval-rows`` rows). No test split is read. Each grid
 point's score is the mean over (dataset, k, seed); the chosen point is the best mean, reported
-with its sample sd and its per-draw wins/losses against the current default (``bench/_stats.py``).
+with its sample sd and its per-draw wins/losses against the current default (``bench/_stats.py``),
+then reported against the default on the test split of ``--held-out`` datasets (SemEval-2018 by
+default), which took no part in the choice.
 The script reports a choice; changing a default in ``src/`` is a separate, reviewed commit.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/choose_fewshot.py [--sections fewshot|cotrain] \
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fewshot_data import CACHE, macro_f1, sample_k_per_label  # noqa: E402
+from _fewshot_data import CACHE, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
 from _stats import compare, mean_sd  # noqa: E402
 from common import BENCH, save_results  # noqa: E402
 
@@ -110,6 +112,30 @@ def summarise(keys, scores, default, label) -> dict:
     return out
 
 
+def held_out(datasets, ks, seeds, points: dict) -> dict:
+    """The chosen point against the default on datasets that took no part in the choice: k-per-label
+    draws from their train split (seeds ``seeds``), macro-F1 on their test split. A report, not a choice."""
+    out = {}
+    for name in datasets:
+        names, data, enc = load_dataset(name)
+        tr, te = data["train"], data["test"]
+        zs = fit_zero_shot(names, tr.X, lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0])
+        for k in ks:
+            f1 = {label: [] for label in points}
+            for seed in seeds:
+                idx = sample_k_per_label(tr.Y, k, seed)
+                zs.choose_expansion(tr.X[idx], tr.Y[idx])
+                for label, p in points.items():
+                    model = FewShotClassifier(random_state=seed, **p).fit(tr.X[idx], tr.Y[idx], zeroshot=zs,
+                                                                          X_corpus=tr.X)
+                    f1[label].append(macro_f1(te.Y, model.predict(te.X)))
+            out[f"{name}/k={k}"] = {**{label: mean_sd(v) for label, v in f1.items()},
+                                    "chosen_vs_default": compare(f1["chosen"], f1["default"])}
+            print(f"held out {name} k={k}: " + ", ".join(f"{label} {np.mean(v):.4f}" for label, v in f1.items()),
+                  flush=True)
+    return out
+
+
 def fit_fewshot(p, A, idx, rest, zs):
     return FewShotClassifier(**p).fit(A["X"][idx], A["Y"][idx], zeroshot=zs, X_corpus=A["X"])
 
@@ -130,6 +156,9 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102])
     ap.add_argument("--eval-rows", type=int, default=3000, help="rows of train half B that score a draw")
     ap.add_argument("--max-rows", type=int, default=6000, help="seeded sample of each train split (embedded)")
+    ap.add_argument("--held-out", nargs="*", default=["semeval2018"],
+                    help="datasets (no part in the choice) whose test split reports chosen vs default")
+    ap.add_argument("--held-out-seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--cotrain-pool", type=int, default=2000, help="unlabeled rows of half A for co-training")
     ap.add_argument("--out", default="choose_fewshot")
     args = ap.parse_args()
@@ -144,6 +173,11 @@ def main():
         keys, scores = score_grid(points, fit_fewshot, args)
         results["fewshot"] = summarise(keys, scores, FEWSHOT_DEFAULT, "FewShotClassifier")
         save_results(args.out, results)
+        if args.held_out:
+            results["fewshot"]["held_out_seeds"] = args.held_out_seeds
+            results["fewshot"]["held_out"] = held_out(args.held_out, args.k, args.held_out_seeds,
+                                                      {"default": FEWSHOT_DEFAULT, "chosen": results["fewshot"]["chosen"]})
+            save_results(args.out, results)
     if "cotrain" in args.sections:
         points = [tuple(sorted({"alpha": a, "targets": t}.items())) for a, t in
                   itertools.product(COTRAIN_GRID["alpha"], COTRAIN_GRID["targets"])]

@@ -113,23 +113,27 @@ def summarise(keys, scores, default, label) -> dict:
     return out
 
 
-def held_out(datasets, ks, seeds, points: dict) -> dict:
+def held_out(datasets, ks, seeds, points: dict, fit, pool_rows: int) -> dict:
     """The chosen point against the default on datasets that took no part in the choice: k-per-label
-    draws from their train split (seeds ``seeds``), macro-F1 on their test split. A report, not a choice."""
+    draws from their train split (seeds ``seeds``, the rest of train as the pool, at most
+    ``pool_rows``), macro-F1 on their test split. A report, not a choice."""
     out = {}
     for name in datasets:
         names, data, enc = load_dataset(name)
         tr, te = data["train"], data["test"]
+        split = {"X": tr.X, "Y": tr.Y, "texts": tr.texts}
         zs = fit_zero_shot(names, tr.X, lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0])
         for k in ks:
             f1 = {label: [] for label in points}
             for seed in seeds:
                 idx = sample_k_per_label(tr.Y, k, seed)
+                rest = np.setdiff1d(np.arange(len(tr.Y)), idx)
+                rest = rest[np.random.default_rng(seed).permutation(len(rest))[:pool_rows]]
                 zs.choose_expansion(tr.X[idx], tr.Y[idx])
                 for label, p in points.items():
-                    model = FewShotClassifier(random_state=seed, **p).fit(tr.X[idx], tr.Y[idx], zeroshot=zs,
-                                                                          X_corpus=tr.X)
-                    f1[label].append(macro_f1(te.Y, model.predict(te.X)))
+                    model = fit(dict(p), split, idx, rest, zs, seed)
+                    kw = {"texts": te.texts} if getattr(model, "needs_texts", False) else {}
+                    f1[label].append(macro_f1(te.Y, model.predict(te.X, **kw)))
             out[f"{name}/k={k}"] = {**{label: mean_sd(v) for label, v in f1.items()},
                                     "chosen_vs_default": compare(f1["chosen"], f1["default"])}
             print(f"held out {name} k={k}: " + ", ".join(f"{label} {np.mean(v):.4f}" for label, v in f1.items()),
@@ -137,13 +141,13 @@ def held_out(datasets, ks, seeds, points: dict) -> dict:
     return out
 
 
-def fit_fewshot(p, A, idx, rest, zs):
-    return FewShotClassifier(**p).fit(A["X"][idx], A["Y"][idx], zeroshot=zs, X_corpus=A["X"])
+def fit_fewshot(p, A, idx, rest, zs, seed=0):
+    return FewShotClassifier(random_state=seed, **p).fit(A["X"][idx], A["Y"][idx], zeroshot=zs, X_corpus=A["X"])
 
 
-def fit_cotrain(p, A, idx, rest, zs):
+def fit_cotrain(p, A, idx, rest, zs, seed=0):
     pos, neg = p.pop("targets")
-    return CoTrainingClassifier(positive_target=pos, negative_target=neg, **p).fit(
+    return CoTrainingClassifier(positive_target=pos, negative_target=neg, random_state=seed, **p).fit(
         A["X"][idx], A["Y"][idx], texts=[A["texts"][i] for i in idx], X_unlabeled=A["X"][rest],
         texts_unlabeled=[A["texts"][i] for i in rest], zeroshot=zs)
 
@@ -177,7 +181,8 @@ def main():
         if args.held_out:
             results["fewshot"]["held_out_seeds"] = args.held_out_seeds
             results["fewshot"]["held_out"] = held_out(args.held_out, args.k, args.held_out_seeds,
-                                                      {"default": FEWSHOT_DEFAULT, "chosen": results["fewshot"]["chosen"]})
+                                                      {"default": FEWSHOT_DEFAULT, "chosen": results["fewshot"]["chosen"]},
+                                                      fit_fewshot, 0)
             save_results(args.out, results)
     if "cotrain" in args.sections:
         points = [tuple(sorted({"alpha": a, "targets": t}.items())) for a, t in
@@ -189,6 +194,12 @@ def main():
 
         keys, scores = score_grid(points, fit, args)
         results["cotrain"] = summarise(keys, scores, COTRAIN_DEFAULT, "CoTrainingClassifier")
+        save_results(args.out, results)
+        if args.held_out:
+            results["cotrain"]["held_out_seeds"] = args.held_out_seeds
+            results["cotrain"]["held_out"] = held_out(args.held_out, args.k, args.held_out_seeds,
+                                                      {"default": COTRAIN_DEFAULT, "chosen": results["cotrain"]["chosen"]},
+                                                      fit_cotrain, args.cotrain_pool)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"results -> {save_results(args.out, results)}")
 

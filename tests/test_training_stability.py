@@ -9,7 +9,6 @@ of the label sets before it solved to a tolerance (``learn/fewshot.py``, ``_fit_
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -1,7 +1,7 @@
 """The whole human loop in a real browser (issue 17): Playwright drives Debian's chromium
 (/usr/bin/chromium; Playwright never downloads one) against `tagwise serve` with a token.
 
-Label 5 examples with the keyboard, review 3 audit rows (accept, edit, keep), undo one, retrain, see
+Label 5 examples with the keyboard (a model's guess is saved only when taken with G), review 3 audit rows (accept, edit, keep), undo one, retrain, see
 the model page change. Screenshots of each page go to $TAGWISE_TEST_OUTPUT (default: the test's
 tmp folder)."""
 import json
@@ -80,13 +80,19 @@ def test_label_review_undo_retrain_in_the_browser(server, tmp_path):
         expected = []
         for n in range(5):
             item = page.locator("article.item:not([hidden])")
-            example_id = int(item.get_attribute("data-example-id"))
-            chosen = set(json.loads(item.get_attribute("data-guess")))
             if n == 1:  # skip one, then label the next
                 page.keyboard.press("s")
                 item = page.locator("article.item:not([hidden])")
-                example_id = int(item.get_attribute("data-example-id"))
-                chosen = set(json.loads(item.get_attribute("data-guess")))
+            example_id = int(item.get_attribute("data-example-id"))
+            guess = set(json.loads(item.get_attribute("data-guess")))
+            # the model's guesses are marked apart from the person's choices, and nothing is chosen yet
+            shown_guess = set(page.locator("#toggles button.toggle.guess").evaluate_all(
+                "els => els.map(e => e.dataset.label)"))
+            assert shown_guess == guess and page.locator("#toggles button.toggle.on").count() == 0
+            chosen = set()
+            if n in (0, 3):                    # G takes the model's guesses as choices
+                page.keyboard.press("g")
+                chosen |= guess
             page.keyboard.press("1")          # toggles names[0]
             chosen ^= {names[0]}
             if n == 2:                         # type-to-filter: "/" focuses it, Enter toggles the match
@@ -131,12 +137,35 @@ def test_label_review_undo_retrain_in_the_browser(server, tmp_path):
         rows.nth(2).locator(".decision button.undo-row").click()
         page.wait_for_function("document.getElementById('status').textContent.startsWith('undid')")
         page.screenshot(path=str(shots / "review-decided.png"), full_page=False)
+        # the counter follows the decisions live (two kept, one undone)
+        total = int(page.locator("#review-progress").get_attribute("data-total"))
+        done0 = int(page.locator("#review-progress").get_attribute("data-done"))
+        assert page.locator("#review-progress .count").inner_text() == f"{done0 + 2} of {total} rows decided"
         active = {a["example"]: a for a in project.store.annotations() if a["origin"].startswith("audit:")}
         assert active[ids[0]]["labels"] == suggested
         assert sorted(active[ids[1]]["labels"]) == edited and "optimism" in edited
         assert ids[2] not in active
         undone = [a for a in project.store.annotations(include_undone=True) if a["undone_at"]]
         assert any(a["example"] == ids[2] and a["labels"] == given_2 for a in undone)
+        # keyboard: A accepts the current row's suggestion, G keeps the next row's given labels, U undoes
+        page.goto(f"{url}/review")
+        rows = page.locator("tr.review")
+        done0 = int(page.locator("#review-progress").get_attribute("data-done"))
+        keyed = [int(rows.nth(k).get_attribute("data-example-id")) for k in range(2)]
+        keyed_suggested = json.loads(rows.nth(0).get_attribute("data-suggested"))
+        given_1 = json.loads(rows.nth(1).get_attribute("data-given"))
+        page.keyboard.press("a")
+        rows.nth(0).locator(".decision button.undo-row").wait_for()
+        page.keyboard.press("g")
+        rows.nth(1).locator(".decision button.undo-row").wait_for()
+        assert page.locator("#review-progress .count").inner_text() == f"{done0 + 2} of {total} rows decided"
+        page.keyboard.press("u")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('undid')")
+        assert page.locator("#review-progress .count").inner_text() == f"{done0 + 1} of {total} rows decided"
+        keyed_active = {a["example"]: a for a in project.store.annotations() if a["origin"].startswith("audit:")}
+        assert keyed_active[keyed[0]]["labels"] == keyed_suggested and keyed[1] not in keyed_active
+        assert any(a["example"] == keyed[1] and a["labels"] == given_1 and a["undone_at"]
+                   for a in project.store.annotations(include_undone=True))
 
         # 4. model page: retrain in the background, then the page shows the new model and before/after
         page.goto(f"{url}/model")
@@ -150,6 +179,9 @@ def test_label_review_undo_retrain_in_the_browser(server, tmp_path):
         new_model = page.locator("#model-name b").inner_text()
         assert new_model != old_model
         assert page.locator("#before-after tr").count() >= 3  # header + dev/test figures
+        # which mode the retrain chose, and why (said apart when it changed)
+        note = page.locator("#mode-note").inner_text()
+        assert note.startswith(("Mode ", "The mode changed from ")) and len(note) > 20, note
         page.screenshot(path=str(shots / "model-after.png"), full_page=True)
         browser.close()
     assert not dialogs, dialogs

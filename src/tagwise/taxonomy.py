@@ -223,8 +223,8 @@ def propagate_partial_labels(Y: np.ndarray, known: np.ndarray, taxonomy: Taxonom
                              space: LabelSpace | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Make partial labels consistent with the hierarchy.
 
-    Y: (n, K) {0,1} labels; known: (n, K) bool, False where the example's source does not annotate
-    the label. Returns ``(Y2, known2)`` (uint8, bool) where
+    Y: (n, K) {0,1} labels or soft targets in [0, 1]; known: (n, K) bool, False where the example's
+    source does not annotate the label. Returns ``(Y2, known2)`` (float32, never rounded; bool) where
 
     - a positive label makes every ancestor positive and known (a child implies its parent);
     - a known negative label makes every descendant a known negative (no parent, no child);
@@ -237,17 +237,39 @@ def propagate_partial_labels(Y: np.ndarray, known: np.ndarray, taxonomy: Taxonom
 
 def propagate_with_ancestors(Y: np.ndarray, known: np.ndarray,
                              ancestors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``propagate_partial_labels`` for a (K, K) bool ancestor matrix (``[c, p]``: p is above c)."""
-    A = np.asarray(ancestors, dtype=np.int32)
-    Y2 = np.asarray(Y, dtype=np.uint8).copy()
+    """``propagate_partial_labels`` for a (K, K) bool ancestor matrix (``[c, p]``: p is above c).
+
+    Y: (n, K) {0,1} labels or soft targets in [0, 1] (a consensus probability); known: (n, K) bool.
+    Returns ``(Y2, known2)``: Y2 float32, never rounded (a uint8 cast here once turned every soft
+    target below 1 into 0 under a taxonomy with parents). With soft targets the same rules hold as
+    bounds, P(parent) >= P(child):
+
+    - a known parent is raised to its largest descendant; an unknown parent becomes known
+      when a descendant is at least 0.5 likely (the hard rule "a positive child makes its
+      parent positive"), with that descendant's value;
+    - a known ancestor below 0.5 makes every unknown descendant known, capped at the ancestor's
+      value (the hard rule "a negative parent has no positive child": 0 stays 0).
+    """
+    A = np.asarray(ancestors, dtype=bool)
+    Y2 = np.array(Y, dtype=np.float32, copy=True)
     known2 = np.asarray(known, dtype=bool).copy()
+    if Y2.size and (Y2.min() < 0 or Y2.max() > 1):
+        raise TagwiseError("targets must lie in [0, 1] (0/1 labels or soft targets).")
     if not A.any():
         return Y2, known2
-    implied_pos = (Y2.astype(np.int32) @ A) > 0      # some descendant positive
-    Y2[implied_pos] = 1
-    known2 |= implied_pos
-    implied_neg = ((known2 & (Y2 == 0)).astype(np.int32) @ A.T) > 0  # some ancestor a known negative
-    known2 |= implied_neg
+    for p in np.flatnonzero(A.any(axis=0)):
+        below = Y2[:, A[:, p]].max(axis=1)  # the largest descendant (unknown cells hold 0)
+        raise_known = known2[:, p] & (below > Y2[:, p])
+        Y2[raise_known, p] = below[raise_known]
+        implied = ~known2[:, p] & (below >= 0.5)
+        Y2[implied, p] = below[implied]
+        known2[:, p] |= implied
+    cap = np.where(known2 & (Y2 < 0.5), Y2, np.inf)  # known ancestors that say "probably not"
+    for c in np.flatnonzero(A.any(axis=1)):
+        upper = cap[:, A[c]].min(axis=1)
+        implied = ~known2[:, c] & np.isfinite(upper)
+        Y2[implied, c] = upper[implied]
+        known2[:, c] |= implied
     return Y2, known2
 
 

@@ -144,7 +144,8 @@ class CoTrainingClassifier(MultiLabelHead):
         T = lex.fit_transform(texts + texts_unlabeled)
         T_lab, T_pool = T[:n], T[n:]
         steps.update()
-        hard = np.where(Y > 0, self.positive_target, self.negative_target).astype(np.float32)
+        # a soft target sits between the two ridge targets in proportion (Y > 0 made 0.01 a full positive)
+        hard = (Y * self.positive_target + (1.0 - Y) * self.negative_target).astype(np.float32)
         coef, intercept = _ridge(T_lab, hard, M, self.alpha)
         steps.update()
         H_pool = head.decision_function(U)

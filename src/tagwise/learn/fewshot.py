@@ -174,7 +174,7 @@ class FewShotClassifier(MultiLabelHead):
         self.zeroshot_ = zeroshot if self.use_prior else None
         self.mean_ = (np.asarray(X_corpus, dtype=np.float32) if X_corpus is not None else X).mean(0)
         self.n_labels_ = K
-        self.support_ = (Y * M).sum(0).astype(np.int64)
+        self.support_ = (Y * M).sum(0, dtype=np.float64)  # expected positives: soft targets are not floored
         Xc = X - self.mean_
         prior = self._prior(X)
         a0 = np.ones(K, dtype=np.float32)
@@ -185,7 +185,7 @@ class FewShotClassifier(MultiLabelHead):
         if self.zeroshot_ is not None:
             # a label with no labeled positive (or no negative) has nothing to correct the prior with:
             # it stays exactly zero-shot instead of being pushed to "never" by its intercept
-            empty = (self.support_ == 0) | (((1 - Y) * M).sum(0) == 0)
+            empty = (self.support_ <= 0) | (((1 - Y) * M).sum(0) <= 0)
             self.coef_[:, empty] = 0.0
             self.intercept_[empty] = 0.0
             self.prior_coef_[empty] = 1.0
@@ -210,7 +210,7 @@ class FewShotClassifier(MultiLabelHead):
                                                      shrink=self.threshold_shrink, default=0.5)
         if self.zeroshot_ is None:
             # without a prior a label with no known positive cannot be predicted
-            self.threshold_[self.support_ == 0] = 1.0 + 1e-9
+            self.threshold_[self.support_ <= 0] = 1.0 + 1e-9
         return self
 
     def decision_function(self, X) -> np.ndarray:

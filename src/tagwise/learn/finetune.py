@@ -29,7 +29,7 @@ def contrastive_pairs(labels: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[
     labels: (n, K) {0,1}. Returns ``(a (m,), b (m,), target (m,) float32 in {0, 1})`` row indices
     and targets; m <= n_pairs when the data has too few positive or negative pairs.
     """
-    Y = np.asarray(labels).astype(bool)
+    Y = np.asarray(labels, dtype=np.float64) >= 0.5  # a pair needs a label both rows probably hold
     n = len(Y)
     rng = np.random.default_rng(seed)
     with_label = [np.flatnonzero(Y[:, k]) for k in range(Y.shape[1])]

@@ -310,8 +310,7 @@ class MultiLabelLinear(MultiLabelHead):
         d = X.shape[1]
         self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.n_labels_ = K
-        hard = Y >= 0.5  # soft targets (weak supervision) count as positive from 0.5
-        self.support_ = (hard & M).sum(0).astype(np.int64)
+        self.support_ = (Y * M).sum(0, dtype=np.float64)  # expected positives: soft targets are not floored
         grid = tuple(self.C_grid) if self.C == "cv" else (float(self.C),)
         # One preconditioner for every fit: it depends on the features only (no label), like the
         # centring mean, and only changes how fast the solver gets to each fit's optimum.
@@ -348,12 +347,12 @@ class MultiLabelLinear(MultiLabelHead):
             start = None
         self.theta_, self.pos_weight_ = self._fit_once(X, Y, M, self.C_, mean=self.mean_, P=P, W0=start)
         if self.thresholds == "cv":
-            self.threshold_ = best_f1_thresholds(hard.astype(np.float32), self.oof_proba_, M,
-                                                 shrink=self.threshold_shrink)
+            # soft targets enter the cut as expected counts (not rounded at 0.5, not counted whole)
+            self.threshold_ = best_f1_thresholds(Y, self.oof_proba_, M, shrink=self.threshold_shrink)
         else:
             self.threshold_ = np.full(K, float(self.thresholds))
         # a label with no known positive can never be predicted by this head
-        self.threshold_[self.support_ == 0] = 1.0 + 1e-9
+        self.threshold_[self.support_ <= 0] = 1.0 + 1e-9
         return self
 
     # -- prediction ------------------------------------------------------

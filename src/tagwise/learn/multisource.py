@@ -231,7 +231,8 @@ class MultiSourceLinear(MultiLabelHead):
     def fit(self, X, Y, sources: Sequence[str], mask=None, ancestors=None):
         """Fit on examples from several sources.
 
-        X: (n, d) float; Y: (n, K) {0,1}; sources: (n,) source name per row; mask: (n, K) bool,
+        X: (n, d) float; Y: (n, K) {0,1} or soft targets in [0, 1] (kept as they are: thresholds are
+        chosen on them as expected counts, ``thresholds.best_f1_thresholds``); sources: (n,) source name per row; mask: (n, K) bool,
         False = the row's source does not annotate the label (excluded from the loss);
         ancestors: optional (K, K) bool hierarchy (``Taxonomy.ancestor_matrix``); when given,
         labels and mask are made hierarchy-consistent first and predictions obey P(parent) >= P(child).
@@ -264,9 +265,11 @@ class MultiSourceLinear(MultiLabelHead):
         self.n_labels_ = K
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
-        self.support_ = (Y * Mf).sum(0).astype(np.int64)
-        self.source_support_ = np.stack([(Y[source_idx == s] * Mf[source_idx == s]).sum(0)
-                                         for s in range(S)]).astype(np.int64)  # (S, K)
+        # expected positives (soft targets summed, not floored: an int cast here made a label whose
+        # consensus probabilities sum below 1 unpredictable)
+        self.support_ = (Y * Mf).sum(0, dtype=np.float64)
+        self.source_support_ = np.stack([(Y[source_idx == s] * Mf[source_idx == s]).sum(0, dtype=np.float64)
+                                         for s in range(S)])  # (S, K)
         self.pos_weight_ = positive_weights(Y, Mf, self.pos_weight)
         l2 = (1.0 / self.C, 1.0 / self.adapter_C, 1.0 / self.bias_C)
         counts = np.bincount(source_idx, minlength=S).astype(np.float64)
@@ -311,8 +314,8 @@ class MultiSourceLinear(MultiLabelHead):
                 has = self.source_support_[s] >= 3
                 self.source_threshold_[s] = np.where(has, t, self.threshold_)
         # a label with no known positive anywhere can never be predicted
-        self.threshold_[self.support_ == 0] = 1.0 + 1e-9
-        self.source_threshold_[:, self.support_ == 0] = 1.0 + 1e-9
+        self.threshold_[self.support_ <= 0] = 1.0 + 1e-9
+        self.source_threshold_[:, self.support_ <= 0] = 1.0 + 1e-9
         return self
 
     def _fit_experts(self, X, Y, M, source_idx, oof):

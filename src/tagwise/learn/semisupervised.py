@@ -68,8 +68,9 @@ def propagate_labels(S: sp.csr_matrix, Y: np.ndarray, known: np.ndarray, alpha: 
     """
     Y = np.asarray(Y, dtype=np.float32)
     known = np.asarray(known, dtype=bool)
-    pos = (Y > 0) & known
-    neg = (Y <= 0) & known
+    # a soft target seeds both sides in proportion (Y > 0 made 0.01 a whole positive seed)
+    pos = np.where(known, Y, 0.0).astype(np.float32)
+    neg = np.where(known, 1.0 - Y, 0.0).astype(np.float32)
     F0 = np.concatenate([pos / np.maximum(pos.sum(0), 1), neg / np.maximum(neg.sum(0), 1)], axis=1)
     F0 = F0.astype(np.float32)
     F = F0.copy()

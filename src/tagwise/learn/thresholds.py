@@ -6,19 +6,33 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 
+def soft_targets(Y: np.ndarray) -> np.ndarray:
+    """(n, K) targets as float64 in [0, 1], never rounded: hard {0,1} labels stay 0/1, and a soft
+    (consensus, label-model) target keeps its value, so 0.6 counts as 0.6 of a positive.
+
+    Casting such targets to bool or an integer type was the bug class behind silent failures: bool
+    counts every nonzero consensus probability as a positive (cuts at 0, every label predicted), and
+    uint8 turns 0.97 into 0 (no positive left)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.size and (np.nanmin(Y) < 0 or np.nanmax(Y) > 1):
+        raise ValueError("targets must lie in [0, 1] (0/1 labels or soft targets)")
+    return Y
+
+
 def rate_thresholds(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Per-label threshold that predicts each label as often as it occurs (its base rate).
 
-    Y: (n, K) {0,1}; P: (n, K) scores; mask: (n, K) bool of known cells. Returns (K,) floats;
-    a label with no known positive gets a threshold above every score.
+    Y: (n, K) {0,1} or soft targets in [0, 1] (a soft target counts as that share of a positive);
+    P: (n, K) scores; mask: (n, K) bool of known cells. Returns (K,) floats; a label with no known
+    positive gets a threshold above every score.
     """
-    Y = np.asarray(Y, dtype=bool)
+    Y = soft_targets(Y)
     P = np.asarray(P, dtype=np.float64)
-    mask = np.ones_like(Y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    mask = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     out = np.full(Y.shape[1], 1.0 + 1e-9)
     for k in range(Y.shape[1]):
         m = mask[:, k]
-        n_pos = int(Y[m, k].sum())
+        n_pos = min(int(round(float(Y[m, k].sum()))), int(m.sum()))
         if n_pos:
             p = np.sort(P[m, k])[::-1]
             out[k] = (p[n_pos - 1] + p[min(n_pos, len(p) - 1)]) / 2
@@ -41,22 +55,24 @@ def best_f1_thresholds(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = N
                        default: float | None = None) -> np.ndarray:
     """Per-label threshold maximising F1 of ``P >= t`` against ``Y``, stabilised for rare labels.
 
-    Y: (n, K) {0,1}; P: (n, K) out-of-fold probabilities; mask: (n, K) bool, False = label
-    unknown (ignored). With few positives the F1-optimal cut is noisy, so it is shrunk towards the
+    Y: (n, K) {0,1} or soft targets in [0, 1]; P: (n, K) out-of-fold probabilities; mask: (n, K)
+    bool, False = label unknown (ignored). Soft targets enter F1 as expected counts (a row with
+    target 0.6 above the cut adds 0.6 true and 0.4 false positives), so a consensus probability is
+    neither rounded away nor counted as a whole positive. With few positives the F1-optimal cut is noisy, so it is shrunk towards the
     label's fallback with weight ``shrink / (shrink + n_pos)``. The fallback is the label's
     base-rate threshold (``rate_thresholds``), or the constant ``default`` when given; labels with
     fewer than ``min_positives`` known positives get the fallback alone. It matters for data with
     many rare labels (Reuters) and changes nothing for frequent ones. Returns (K,) floats.
     """
-    Y = np.asarray(Y, dtype=bool)
+    Y = soft_targets(Y)
     P = np.asarray(P, dtype=np.float64)
-    mask = np.ones_like(Y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    mask = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     out = rate_thresholds(Y, P, mask) if default is None else np.full(Y.shape[1], float(default))
     for k in range(Y.shape[1]):
         m = mask[:, k]
         y, p = Y[m, k], P[m, k]
-        n_pos = int(y.sum())
-        if n_pos < max(min_positives, 1):
+        n_pos = float(y.sum())
+        if n_pos < max(min_positives, 1) - 1e-9:
             continue
         w = shrink / (shrink + n_pos)
         out[k] = w * out[k] + (1 - w) * _best_threshold(y, p)
@@ -64,11 +80,13 @@ def best_f1_thresholds(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = N
 
 
 def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """Threshold maximising F1 for one binary problem, midway between adjacent scores."""
+    """Threshold maximising F1 for one binary problem, midway between adjacent scores.
+
+    y: (n,) targets in [0, 1] (soft targets count as expected true/false positives); p: (n,) scores."""
     order = np.argsort(-p, kind="stable")
-    p_sorted, y_sorted = p[order], y[order]
+    p_sorted, y_sorted = p[order], np.asarray(y, dtype=np.float64)[order]
     tp = np.cumsum(y_sorted)
-    fp = np.cumsum(~y_sorted)
+    fp = np.cumsum(1.0 - y_sorted)
     n_pos = tp[-1]
     # only cut between distinct scores
     last_of_run = np.r_[p_sorted[1:] != p_sorted[:-1], True]
@@ -114,23 +132,28 @@ def expected_f1_thresholds(Y: np.ndarray, oof_logits: np.ndarray, pool_logits: n
     cross-validated F1-best cuts; on random or stratified draws cross-validated cuts are as good or
     better, so they remain the default of ``tagwise train`` (bench/bench_active.py).
 
-    Y: (n, K) {0,1}; oof_logits: (n, K) out-of-fold logits of the labeled rows; pool_logits:
-    (m, K) logits of unlabeled rows from the fitted model; mask: (n, K) bool of known cells.
-    Labels with fewer than ``min_positives`` known positives (or negatives), or whose calibration
-    is not increasing, get ``default``. Returns (K,) thresholds in probability space.
+    Y: (n, K) {0,1} or soft targets in [0, 1]; oof_logits: (n, K) out-of-fold logits of the
+    labeled rows; pool_logits: (m, K) logits of unlabeled rows from the fitted model; mask: (n, K)
+    bool of known cells. A soft target enters the calibration as a positive with weight y and a
+    negative with weight 1 - y. Labels with fewer than ``min_positives`` known positives (or
+    negatives, as expected counts), or whose calibration is not increasing, get ``default``.
+    Returns (K,) thresholds in probability space.
     """
-    Y = np.asarray(Y, dtype=bool)
+    Y = soft_targets(Y)
     S = np.asarray(oof_logits, dtype=np.float64)
     Z = np.asarray(pool_logits, dtype=np.float64)
-    mask = np.ones_like(Y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    mask = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     out = np.full(Y.shape[1], float(default))
     for k in range(Y.shape[1]):
         y, s = Y[mask[:, k], k], S[mask[:, k], k]
-        if y.sum() < min_positives or (~y).sum() < min_positives or len(Z) == 0:
+        if y.sum() < min_positives or (1.0 - y).sum() < min_positives or len(Z) == 0:
             continue
         z_k = Z[:, k]
-        w = score_shift_weights(s, z_k, shift_bins) if shift_bins else None
-        cal = LogisticRegression(C=1.0).fit(s[:, None], y, sample_weight=w)
+        w = score_shift_weights(s, z_k, shift_bins) if shift_bins else np.ones(len(s))
+        # each row twice: as a positive weighted y, as a negative weighted 1 - y (hard rows: once)
+        both = np.r_[s, s][:, None], np.r_[np.ones(len(s)), np.zeros(len(s))], np.r_[w * y, w * (1.0 - y)]
+        keep = both[2] > 0
+        cal = LogisticRegression(C=1.0).fit(both[0][keep], both[1][keep], sample_weight=both[2][keep])
         if cal.coef_[0, 0] <= 0:
             continue
         z = np.sort(z_k)[::-1]

@@ -8,7 +8,9 @@ Import reads JSONL (``{"id"|"store_id"|"example_id", "source"?, "labels": [names
 (the same columns; ``labels`` a JSON list or names joined by ``,``) or a Label Studio JSON export of
 a ``tagwise suggest --format label-studio`` batch. A file is checked whole before anything is
 written: an unknown example, an unknown label or malformed JSON is one ``TagwiseError`` and nothing is
-imported.
+imported. Import is idempotent: a judgement is keyed by (example, annotator, labels), so a file imported
+again (or twice at once) adds nothing. Export writes JSONL, Label Studio JSON or CSV; CSV text cells that
+a spreadsheet would run as formulas get a leading ``'`` (``_io.neutralise_formula``, as the audit's CSV).
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, neutralise_formula, restore_formula
 from ..project import Project
+from ..text import check_unicode
 from ..types import TagwiseError
 
 EXPORT_FORMATS = ("jsonl", "label-studio", "csv")
@@ -39,19 +42,32 @@ def check_labels(project: Project, labels, where: str) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def annotate(project: Project, store_id: int, labels: list[str], annotator: str, origin: str = "web") -> int:
-    """Record one person's labels for one example (store id). Returns the annotation id."""
+class NotYours(TagwiseError):
+    """Someone tried to undo another person's annotation without the right to."""
+
+
+def annotate(project: Project, store_id: int, labels: list[str], annotator: str, origin: str = "web",
+             cap: int | None = None) -> int:
+    """Record one person's labels for one example (store id). Returns the annotation id.
+
+    cap: refuse (``store.OverlapReached``) when ``cap`` other people have labeled the example already."""
     if not isinstance(annotator, str) or not annotator.strip():
         raise TagwiseError("annotator must be a non-empty name.")
     labels = check_labels(project, labels, f"example {store_id}")
     return project.store.add_annotations([(int(store_id), labels, annotator.strip(), origin)],
-                                         str(project.path))[0]
+                                         str(project.path), cap=cap)[0]
 
 
-def undo_annotation(project: Project, annotation_id: int | None = None, annotator: str | None = None) -> dict:
-    """Undo annotation ``annotation_id`` (or ``annotator``'s latest). The row stays, marked ``undone_at``."""
+def undo_annotation(project: Project, annotation_id: int | None = None, annotator: str | None = None,
+                    owner: str | None = None) -> dict:
+    """Undo annotation ``annotation_id`` (or ``annotator``'s latest). The row stays, marked ``undone_at``.
+    owner: only an annotation of this person may be undone (``NotYours`` otherwise)."""
     if annotation_id is None and annotator is None:
         raise TagwiseError("name the annotation id or the annotator whose latest annotation to undo.")
+    if owner is not None and annotation_id is not None:
+        found = project.store.annotation(annotation_id)
+        if found is not None and found["annotator"] != owner:
+            raise NotYours(f"annotation {annotation_id} is not {owner}'s; only a reviewer may undo it.")
     return project.store.undo_annotation(annotation_id, annotator, str(project.path))
 
 
@@ -64,10 +80,15 @@ def _read_records(path: Path) -> tuple[list[dict], str]:
     """File -> (records ``{"key", "labels", "annotator"?, "row"}``, kind)."""
     if not path.exists():
         raise TagwiseError(f"{path}: no such file.")
+    if path.is_dir():
+        raise TagwiseError(f"{path}: is a folder, not a labels file. Fix: name the file inside it (JSONL, CSV or "
+                           f"a Label Studio JSON export).")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise TagwiseError(f"{path}: not UTF-8 (byte {exc.start}). Fix: save the file as UTF-8.") from None
+    except OSError as exc:
+        raise TagwiseError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     ext = path.suffix.lower()
     if ext == ".csv":
         try:
@@ -76,6 +97,8 @@ def _read_records(path: Path) -> tuple[list[dict], str]:
             raise TagwiseError(f"{path}: malformed CSV ({exc}).") from None
         out = []
         for n, r in enumerate(rows, 2):
+            # a cell our export (or a spreadsheet) wrote behind a ' to keep it from running as a formula
+            r = {k: restore_formula(v) for k, v in r.items()}
             raw = (r.get("labels") or "").strip()
             if raw.startswith("["):
                 try:
@@ -178,8 +201,12 @@ def _resolve_keys(project: Project, records: list[dict], path: Path) -> list[int
 def import_labels(project: Project, path, annotator: str = "import") -> dict:
     """Import a labeled file as annotations (origin ``import:<file name>``), all or nothing.
 
-    Returns ``{"imported", "skipped_unannotated" (Label Studio tasks nobody labeled), "format", "origin",
-    "annotation_ids"}``.
+    Idempotent: a judgement is keyed by (example, annotator, labels); one already imported (from this
+    or any file, and not undone) is not stored again, so importing a file twice, or twice at once,
+    adds it once and one person never counts double in the consensus.
+
+    Returns ``{"imported" (new annotations), "already_stored", "skipped_unannotated" (Label Studio
+    tasks nobody labeled), "format", "origin", "annotation_ids" (of the new ones)}``.
     """
     path = Path(path)
     records, kind = _read_records(path)
@@ -196,12 +223,15 @@ def import_labels(project: Project, path, annotator: str = "import") -> dict:
         if sid in seen:
             raise TagwiseError(f"{where}: example {sid} was already labeled in {seen[sid]}. Fix: keep one.")
         seen[sid] = r["row"]
-        rows.append((sid, labels, str(r.get("annotator") or annotator), origin))
-    new_ids = project.store.add_annotations(rows, str(path))
+        who = str(r.get("annotator") or annotator)
+        check_unicode(who, f"{where}: annotator")
+        rows.append((sid, labels, who, origin))
+    new_ids, already = project.store.import_annotations(rows, str(path))
     n_tasks = None
     if kind == "label-studio":
         n_tasks = len(json.loads(path.read_text(encoding="utf-8")))
-    return {"imported": len(new_ids), "format": kind, "origin": origin, "annotation_ids": new_ids,
+    return {"imported": len(new_ids), "already_stored": already, "format": kind, "origin": origin,
+            "annotation_ids": new_ids,
             "skipped_unannotated": (n_tasks - len(records)) if n_tasks is not None else 0}
 
 
@@ -258,7 +288,8 @@ def export_labels(project: Project, out, fmt: str = "jsonl", consensus: str = "m
         w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id", "labels"])
         w.writeheader()
         for r in rows:
-            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+            # cells a spreadsheet would run as formulas get a leading ' (as the audit's issues CSV)
+            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else neutralise_formula(v)
                         for k, v in r.items()})
         text = buf.getvalue()
     else:
@@ -272,107 +303,16 @@ def export_labels(project: Project, out, fmt: str = "jsonl", consensus: str = "m
             "consensus_rows": sum(r["origin"] == "consensus" for r in rows)}
 
 
-# -- queues (the web app's label and review lists) --------------------------------------------------
-def _filter(items: list[dict], filters: dict | None) -> list[dict]:
-    """Keep items matching every given filter: source, split, language, label (in labels/predicted/
-    suggested), q (case-insensitive text search)."""
-    f = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
-    out = []
-    for it in items:
-        if any(k in f and str(it.get(k)) != str(f[k]) for k in ("source", "split", "language")):
-            continue
-        if "label" in f and f["label"] not in set(it.get("labels") or []) | set(it.get("predicted") or []) \
-                | set(it.get("suggested_labels") or []):
-            continue
-        if "q" in f and str(f["q"]).lower() not in it["text"].lower():
-            continue
-        out.append(it)
-    return out
+# The web app's label and review queues live in workflows/queue.py.
 
 
-def _languages(project: Project, ids) -> dict[int, str]:
-    return {i: r["language"] for i, r in project.store.example_info(ids).items()}
-
-
-def label_queue(project: Project, limit: int = 20, filters: dict | None = None, batch_size: int = 50,
-                predict=None) -> dict:
-    """The next examples to label: the latest suggest batch (``runs/<id>-suggest/batch.jsonl``; a new
-    one, of ``batch_size``, when none is left) minus examples someone annotated since.
-
-    predict: optional ``(texts, sources) -> predictions`` (``{"labels", "scores"}`` each) of the current
-    model; default ``workflows.predict.predict_texts`` when a model exists, else the suggest head's.
-    Returns ``{"batch", "items": [{"example_id" (store id), "source_example_id", "text", "source", "split",
-    "language", "labels" (the model's guess), "scores", "reason", "origin"}], "done", "total"}``.
-    """
-    from .suggest import suggest
-
-    annotated = {a["example"] for a in project.store.annotations()}
-    batch_rows, run = None, None
-    for r in reversed(project.runs("suggest")):
-        path = r / "batch.jsonl"
-        if path.exists():
-            rows = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            if any(x["store_id"] not in annotated for x in rows):
-                batch_rows, run = rows, r
-            break
-    if batch_rows is None:
-        from .suggest import unlabeled_pool
-
-        if len(unlabeled_pool(project)) == 0:
-            return {"batch": None, "items": [], "done": 0, "total": 0,
-                    "message": "Every example is labeled (or a duplicate of a labeled one). Add unlabeled texts "
-                               "with `tagwise add-source` (split: unlabeled) to get suggestions."}
-        rows = suggest(project, budget=batch_size)
-        run = project.new_run("suggest", {"budget": batch_size, "by": "label queue"})
-        atomic_write_text(run / "batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
-        batch_rows = rows
-    todo = [x for x in batch_rows if x["store_id"] not in annotated]
-    lang = _languages(project, [x["store_id"] for x in todo])
-    items = [{"example_id": x["store_id"], "source_example_id": x["example_id"], "text": x["text"],
-              "source": x["source"], "split": x["split"], "language": lang.get(x["store_id"], ""),
-              "labels": list(x["predicted"]), "scores": dict(x["scores"]), "reason": x["reason"],
-              "origin": f"suggest:{run.name}"} for x in todo]
-    items = _filter(items, filters)[:max(0, int(limit))]
-    if items:
-        model_preds = None
-        if predict is not None:
-            model_preds = predict([it["text"] for it in items], [it["source"] for it in items])
-        elif (project.models_dir / "CURRENT").exists():
-            from .predict import predict_texts
-            model_preds = predict_texts(project, [it["text"] for it in items],
-                                        source=[it["source"] for it in items])["predictions"]
-        if model_preds is not None:
-            for it, p in zip(items, model_preds):
-                it["labels"], it["scores"] = list(p["labels"]), dict(p["scores"])
-    return {"batch": run.name, "items": items, "done": len(batch_rows) - len(todo), "total": len(batch_rows),
-            "message": None if items else "Nothing to label with these filters."}
-
-
-def review_queue(project: Project, limit: int = 20, filters: dict | None = None) -> dict:
-    """Rows of the latest audit run not decided yet, worst first: ``{"audit", "items": [{"example_id"
-    (store id), "text", "source", "split", "language", "labels" (given), "suggested_labels", "findings",
-    "label_quality", "origin"}], "done", "total"}`` (empty items and ``audit`` None without an audit)."""
-    runs = [r for r in project.runs("audit") if (r / "issues.jsonl").exists()]
-    if not runs:
-        return {"audit": None, "items": [], "done": 0, "total": 0}
-    run = runs[-1]
-    origin = f"audit:{run.name}"
-    decided = {a["example"] for a in project.store.annotations(origin=origin)}
-    rows = [json.loads(ln) for ln in (run / "issues.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
-    todo = [r for r in rows if r["store_id"] not in decided]
-    lang = _languages(project, [r["store_id"] for r in todo])
-    items = [{"example_id": r["store_id"], "source_example_id": r["example_id"], "text": r["text"],
-              "source": r["source"], "split": r["split"], "language": lang.get(r["store_id"], ""),
-              "labels": list(r["given_labels"]), "suggested_labels": list(r["suggested_labels"]),
-              "findings": r["findings"], "label_quality": r["label_quality"], "origin": origin}
-             for r in sorted(todo, key=lambda r: r["label_quality"])]
-    return {"audit": run.name, "items": _filter(items, filters)[:max(0, int(limit))],
-            "done": len(rows) - len(todo), "total": len(rows)}
-
-
-def history(project: Project, limit: int = 50) -> list[dict]:
-    """The latest annotations (undone ones too), newest first, with each example's text and source."""
-    anns = project.store.annotations(include_undone=True)[-limit:][::-1]
+def history(project: Project, limit: int = 50, annotator: str | None = None) -> list[dict]:
+    """The latest annotations (undone ones too), newest first, with each example's text and source
+    (only ``annotator``'s when given: a person sees their own labels, not the team's)."""
+    anns = project.store.annotations(include_undone=True)
+    if annotator is not None:
+        anns = [a for a in anns if a["annotator"] == annotator]
+    anns = anns[-limit:][::-1]
     info = project.store.example_info([a["example"] for a in anns])
     return [{**a, "text": info.get(a["example"], {}).get("text", ""),
              "source": info.get(a["example"], {}).get("source", "")} for a in anns]

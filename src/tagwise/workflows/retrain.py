@@ -28,7 +28,9 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
     included), evaluate it on the same splits.
 
     progress: optional ``(fraction 0..1, stage text) -> None``. Returns ``{"model", "previous_model",
-    "mode", "n_examples", "seconds", "before": {split: figures}, "after": {split: figures}}``.
+    "mode", "previous_mode", "mode_changed", "choice": {"mode", "reason", "cv"}, "mode_note" (which mode and
+    why, in words), "n_examples", "seconds", "before": {split: figures}, "after": {split: figures}, "warnings"}``
+    (``warnings``: the new model's training data health warnings, ``workflows.health``).
     """
     report = progress or (lambda f, s: None)
     t0 = time.perf_counter()
@@ -41,6 +43,25 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
     report(0.8, "scoring the new model")
     after = _figures(project, result["model"])
     report(1.0, "done")
+    previous_mode = _mode_of(project, previous)
+    choice = result.get("choice") or {"mode": result["mode"], "reason": ""}
+    changed = previous_mode is not None and previous_mode != result["mode"]
+    why = f": {choice['reason']}" if choice.get("reason") else ""
+    note = (f"The mode changed from {previous_mode} to {result['mode']}{why}." if changed
+            else f"Mode {result['mode']}{' (as before)' if previous_mode else ''}{why}.")
     return {"model": result["model"], "previous_model": previous, "mode": result["mode"],
+            "previous_mode": previous_mode, "mode_changed": changed, "choice": choice, "mode_note": note,
             "n_examples": result["n_examples"], "seconds": round(time.perf_counter() - t0, 2),
-            "before": before, "after": after}
+            "before": before, "after": after, "warnings": result["warnings"]}
+
+
+def _mode_of(project: Project, model: str | None) -> str | None:
+    """The mode ``model`` was trained in (None without a model or when its files say nothing)."""
+    if not model:
+        return None
+    from .models import load_project_model
+
+    try:
+        return load_project_model(project, model).info.get("mode")
+    except TagwiseError:
+        return None

@@ -24,27 +24,33 @@ from ..text import normalize_text
 from ..types import TagwiseError
 
 
-def unlabeled_pool(project: Project, splits=("train", "unlabeled")):
-    """The de-duplicated unlabeled examples that may be suggested, as ``Examples``."""
+def unlabeled_pool(project: Project, splits=("train", "unlabeled"), exclude=None):
+    """The de-duplicated unlabeled examples that may be suggested, as ``Examples`` (minus the store ids
+    in ``exclude``: e.g. those already queued for someone)."""
     labeled = project.examples(labeled=True)
     seen = {normalize_text(t) for t in labeled.texts}
     pool = project.examples(split=list(splits), labeled=False)
+    skip = set(int(i) for i in exclude or ())
     keep = []
     for i, t in enumerate(pool.texts):
         key = normalize_text(t)
-        if key and key not in seen:
+        if key and key not in seen and int(pool.ids[i]) not in skip:
             seen.add(key)
             keep.append(i)
     return pool.subset(np.asarray(keep, dtype=np.int64))
 
 
 def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, relabel: int = 0, seed: int = 0,
-            top_labels: int = 5) -> list[dict]:
-    """Rows to label next, best first.
+            top_labels: int = 5, exclude=None) -> list[dict]:
+    """Rows to label next, best first (never a store id in ``exclude``).
 
     Each row: ``{"example_id", "source", "split", "text", "score", "reason", "predicted" (label
-    names), "scores" ({label: probability} for the top labels), "store_id"}``; ``reason`` is one of
-    cold-start / uncertain / rare-label / diverse (pool rows) or relabel (labeled rows, only if ``relabel`` > 0).
+    names), "scores" ({label: probability} for the top labels), "predicted_by", "store_id"}``; ``reason``
+    is one of cold-start / uncertain / rare-label / diverse (pool rows) or relabel (labeled rows, only if
+    ``relabel`` > 0). ``predicted`` and ``scores`` come from the project's current model (its thresholds,
+    each row in its source's mode, and the taxonomy's hierarchy rule: what ``/api/predict`` answers), and
+    ``predicted_by`` names it; with no trained model they come from the selection's own few-shot (or
+    zero-shot) head and ``predicted_by`` says so.
     """
     if budget < 1:
         raise TagwiseError(f"--budget must be at least 1 (got {budget}).")
@@ -52,7 +58,7 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
     names = list(project.labels.names)
     if not names:
         raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy labels.yaml`.")
-    pool = unlabeled_pool(project)
+    pool = unlabeled_pool(project, exclude=exclude)
     if len(pool) == 0:
         raise TagwiseError(f"{project.path}: nothing left to suggest: every example is labeled (or a duplicate "
                            f"of a labeled one). Fix: add unlabeled texts with `tagwise add-source`.")
@@ -97,7 +103,27 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
             row = _row(labeled, i, float(s), "relabel", P_lab[i], thresholds, names, top_labels)
             row["current_labels"] = list(labeled.labels[i] or [])
             rows.append(row)
+    _predict_with_current_model(project, rows, mode, top_labels)
     return rows
+
+
+def _predict_with_current_model(project: Project, rows: list[dict], head_mode: str, top_labels: int) -> None:
+    """Replace each row's ``predicted``/``scores`` with the current model's answer (as ``/api/predict``)."""
+    from .models import load_project_model
+    from .predict import predict_with
+
+    if not rows or not (project.models_dir / "CURRENT").exists():
+        for r in rows:
+            r["predicted_by"] = f"{head_mode} head fitted for this selection (no trained model yet)"
+        return
+    loaded = load_project_model(project)
+    Z, P = predict_with(project, loaded, [r["text"] for r in rows], [r["source"] for r in rows])
+    names = list(loaded.labels)
+    for r, z, p in zip(rows, Z, P):
+        top = np.argsort(-p)[:top_labels]
+        r["predicted"] = [names[k] for k in np.flatnonzero(z)]
+        r["scores"] = {names[k]: round(float(p[k]), 4) for k in top}
+        r["predicted_by"] = f"model {loaded.name}"
 
 
 def _crowd_relabel(project: Project, n: int, names, top_labels) -> dict | None:

@@ -61,14 +61,25 @@ chromium:
 test: $(VENV)/.core $(VENV)/.torch $(VENV)/.e5 $(VENV)/.dev $(VENV)/.ray chromium
 	$(PY) -m pytest tests
 
-# every benchmark and every peer is rerun (no result is read back from an earlier run); SetFit runs
-# inside bench_fewshot.py and bench_fewshot_finetune.py on their draws, so bench_fewshot_setfit.py
-# (its standalone entry point) is not run twice; choose_defaults.py re-derives the head's defaults
-bench: $(VENV)/.torch
+# Every benchmark and every peer is rerun, each script writing its results files whole with the
+# command that wrote them (no result is read back from an earlier run; tests/test_bench_integrity.py).
+# Ray (bench_ray.py), torch (SetFit, MiniLM) and the peers (lock-bench.txt) are installed first.
+# A failing script does not stop the others: the failures are listed at the end and make exits 1.
+# SetFit runs inside bench_fewshot.py and bench_fewshot_finetune.py on their draws, so
+# bench_fewshot_setfit.py (its standalone entry point) is not run twice; bench_encoder_gpu.py needs
+# a GPU and records the CPU figures when there is none.
+BENCH_SCRIPTS ?= $(filter-out bench/bench_fewshot_setfit.py,$(sort $(wildcard bench/bench_*.py))) \
+                 bench/choose_defaults.py bench/choose_tol.py bench/choose_fewshot.py
+bench: $(VENV)/.torch $(VENV)/.ray
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-bench.txt
-	$(PY) bench/bench_core.py
-	for b in bench/bench_*.py; do case $$b in bench/bench_core.py|bench/bench_fewshot_setfit.py) ;; *) $(PY) $$b || exit 1;; esac; done
-	$(PY) bench/choose_defaults.py
+	@failed=""; for b in $(BENCH_SCRIPTS); do \
+		echo "== $$b"; start=$$(date +%s); \
+		OMP_NUM_THREADS=1 PYTHONPATH=src $(PY) $$b || failed="$$failed $$b"; \
+		echo "== $$b: $$(( $$(date +%s) - start ))s"; \
+	done; \
+	OMP_NUM_THREADS=1 PYTHONPATH=src $(PY) bench/choose_fewshot.py --sections cotrain --out choose_cotrain \
+		|| failed="$$failed choose_fewshot.py(cotrain)"; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; echo "every benchmark ran"
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

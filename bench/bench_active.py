@@ -26,7 +26,6 @@ the ``--semi-supervised`` model (co-training with the rest of the pool), scored 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,13 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from _fewshot_data import CACHE, load_dataset, macro_f1  # noqa: E402
+from common import RESULTS, save_figure, save_results  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
 from tagwise.select.active import select_batch  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def fit_head(X, Y, labeled, zs, seed: int, threshold_method: str = "pool") -> FewShotClassifier:
@@ -106,7 +104,7 @@ def labels_to_reach(n_labels, curve, target) -> float | None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", nargs="+", default=["semeval2018", "goemotions"])
+    ap.add_argument("--datasets", nargs="+", default=["semeval2018", "goemotions", "reuters"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--max-labels", type=int, default=1000)
@@ -172,8 +170,6 @@ def main():
             runs["cotrain_final_model"] = co_runs
             print(f"{key} (co-training model): random reaches {co_target:.3f} at {co_labels[-1]} labels; tagwise "
                   f"at {'never' if co_need is None else f'{co_need:.0f}'} labels", flush=True)
-        # re-read before writing: another run (e.g. --datasets reuters) may have written its dataset meanwhile
-        results = json.loads(out_path.read_text()) if out_path.exists() else {}
         results["protocol"] = __doc__.split("Protocol:", 1)[1].strip()
         results[key] = runs
         final_n = runs["random"]["labels"][-1]
@@ -181,7 +177,7 @@ def main():
         pct_s = "n/a" if need is None else f"{100 * need / final_n:.0f}%"
         print(f"{key}: random reaches {target:.3f} at {final_n} labels; tagwise reaches it at {need_s} labels "
               f"({pct_s}); per seed {per_seed}", flush=True)
-        out_path.write_text(json.dumps(results, indent=1))
+        save_results(out_path, results)
     plot(results, out_path.with_suffix(".png"))
 
 
@@ -213,7 +209,7 @@ def plot(results, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

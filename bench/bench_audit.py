@@ -1,7 +1,8 @@
 """Label audit benchmark: tagwise audit vs. what a user writes today with cleanlab.
 
-Peer (same embeddings, same process): ``cross_val_predict`` of ``OneVsRestClassifier(LogisticRegression)``
-(plain multinomial ``LogisticRegression`` for single-label data), then
+Peer (same embeddings, same process, same stratified fold ids as tagwise): ``cross_val_predict`` of
+``OneVsRestClassifier(LogisticRegression)`` (plain multinomial ``LogisticRegression`` for single-label
+data) with C and class weighting chosen from ``_peers.CLEANLAB_BASE_GRID`` by out-of-fold log loss, then
 ``cleanlab.multilabel_classification.filter.find_label_issues`` + ``rank.get_label_quality_scores``
 (``cleanlab.filter.find_label_issues`` + ``cleanlab.rank.get_label_quality_scores`` for single-label).
 
@@ -12,8 +13,8 @@ Times are end to end (cross-fitting included); below 20,000 rows each tool's tim
 
 Run (from the repo root)::
 
-    nice -n 10 .venv/bin/python bench/bench_audit.py                 # full grid, writes bench/results/audit.json
-    nice -n 10 .venv/bin/python bench/bench_audit.py --datasets isear --rates 0.1 --no-scale --out /tmp/a.json
+    nice -n 10 .venv/bin/python bench/bench_audit.py                 # full grid, seeds 1-4, writes bench/results/audit.json
+    nice -n 10 .venv/bin/python bench/bench_audit.py --datasets isear --rates 0.1 --seeds 1 --no-scale --out /tmp/a.json
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 
-from common import CACHE, peak_rss_mb  # noqa: E402
+from common import CACHE, peak_rss_mb, save_results  # noqa: E402
+from _peers import CLEANLAB_BASE_GRID, cleanlab_pred_probs  # noqa: E402
+from _stats import compare, fmt_mean_sd, mean_sd  # noqa: E402
 from tagwise.audit.core import audit_arrays  # noqa: E402
 from tagwise.audit.label_quality import cell_issue_scores, find_label_issues, label_quality_scores  # noqa: E402
 from tagwise.audit.noise import NOISE_MODELS, inject_noise, label_similarity  # noqa: E402
@@ -67,33 +70,34 @@ def run_tagwise(X, Yn, texts, multi_label):
     return -res.label_quality, res.flagged_rows, {**res.seconds, "estimate": res.estimated_errors}
 
 
-def run_peer(X, Yn, multi_label):
+def run_peer(X, Yn, multi_label, seed=0):
+    """cleanlab on the out-of-fold probabilities of a tuned base model over tagwise's folds
+    (``_peers.cleanlab_pred_probs``: grid ``CLEANLAB_BASE_GRID``, chosen by out-of-fold log loss)."""
     from cleanlab import filter as cl_filter
     from cleanlab import rank as cl_rank
     from cleanlab.multilabel_classification import filter as ml_filter
     from cleanlab.multilabel_classification import rank as ml_rank
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
-    from sklearn.multiclass import OneVsRestClassifier
+
+    from tagwise.folds import stratified_folds
 
     t0 = time.perf_counter()
+    P, info = cleanlab_pred_probs(X, Yn, multi_label, stratified_folds(Yn, 5, seed))
+    t1 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if multi_label:
-            P = cross_val_predict(OneVsRestClassifier(LogisticRegression(max_iter=1000)), X, Yn, cv=5,
-                                  method="predict_proba")
-            t1 = time.perf_counter()
             lists = [np.flatnonzero(r).tolist() for r in Yn]
             flagged = ml_filter.find_label_issues(labels=lists, pred_probs=P)
             quality = ml_rank.get_label_quality_scores(lists, P)
         else:
             y = Yn.argmax(1)
-            P = cross_val_predict(LogisticRegression(max_iter=1000), X, y, cv=5, method="predict_proba")
-            t1 = time.perf_counter()
             flagged = cl_filter.find_label_issues(labels=y, pred_probs=P)
             quality = cl_rank.get_label_quality_scores(y, P)
     t2 = time.perf_counter()
-    return -quality, np.asarray(flagged, dtype=bool), {"cross_fit": t1 - t0, "scoring": t2 - t1, "total": t2 - t0}
+    # "cross_fit" is the whole grid; "chosen_cross_fit" estimates the chosen model's share of it
+    return -quality, np.asarray(flagged, dtype=bool), {
+        "cross_fit": t1 - t0, "chosen_cross_fit": (t1 - t0) / info["grid_points"], "scoring": t2 - t1,
+        "total": t2 - t0, "chosen": info["chosen"]}
 
 
 def detection(truth, score, flagged):
@@ -114,18 +118,16 @@ def best_of(repeats, run, *args):
     return best
 
 
-def bench_dataset(name, rates, limit, seed, memory=True, repeats=None, peer_rows=None):
-    """peer_rows: {(noise, rate): row} of an earlier run of the same dataset and seed whose cleanlab
-    figures are reused (``--reuse-peer``: cleanlab's code path does not depend on tagwise's, and on
-    Reuters its runs take minutes each on the shared machine); the row says so."""
+def bench_dataset(name, rates, limit, seed, memory=True, repeats=None):
     texts, X, Y, names = load(name, limit)
     if repeats is None:
         repeats = 3 if len(Y) < 20_000 else 1  # sub-second audits: best of 3 for both tools
     _, multi_label = DATASETS[name]
     models = NOISE_MODELS if multi_label else ("uniform", "confusion")
     similarity = label_similarity(X, Y)
-    out = {"n": len(Y), "K": Y.shape[1], "multi_label": multi_label, "settings": []}
-    print(f"\n== {name}: n={len(Y)} K={Y.shape[1]} ({'multi' if multi_label else 'single'}-label)", flush=True)
+    out = {"n": len(Y), "K": Y.shape[1], "multi_label": multi_label, "seed": seed, "settings": []}
+    print(f"\n== {name} seed {seed}: n={len(Y)} K={Y.shape[1]} ({'multi' if multi_label else 'single'}-label)",
+          flush=True)
     print(f"{'noise':>10} {'rate':>5} {'achieved':>8} | {'AUPRC tw':>8} {'peer':>6} | {'P tw':>5} {'R tw':>5} "
           f"{'P peer':>6} {'R peer':>6} | {'s tw':>6} {'s peer':>6} {'speedup':>7}")
     for model in models:
@@ -133,23 +135,20 @@ def bench_dataset(name, rates, limit, seed, memory=True, repeats=None, peer_rows
             Yn, changed = inject_noise(Y, model, rate, similarity, seed=seed)
             truth = changed.any(1)
             tw_score, tw_flag, tw_sec = best_of(repeats, run_tagwise, X, Yn, texts, multi_label)
-            old = (peer_rows or {}).get((model, rate))
-            if old is None:
-                pe_score, pe_flag, pe_sec = best_of(repeats, run_peer, X, Yn, multi_label)
-            tw_sec = dict(tw_sec)
+            pe_score, pe_flag, pe_sec = best_of(repeats, run_peer, X, Yn, multi_label, seed)
+            tw_sec, pe_sec = dict(tw_sec), dict(pe_sec)
             estimate = tw_sec.pop("estimate")
+            chosen = pe_sec.pop("chosen")
             row = {"noise": model, "rate": rate, "achieved_rate": round(float(truth.mean()), 4),
                    "true_errors": int(truth.sum()),
                    "tagwise": {**detection(truth, tw_score, tw_flag), "seconds": {k: round(v, 2) for k, v in tw_sec.items()}},
-                   "peer": old["peer"] if old is not None else
-                   {**detection(truth, pe_score, pe_flag), "seconds": {k: round(v, 2) for k, v in pe_sec.items()}}}
-            if old is not None:
-                assert old["true_errors"] == row["true_errors"], "the reused run planted different noise"
-                row["peer_reused"] = True
-                pe_sec = {k: v for k, v in old["peer"]["seconds"].items()}
+                   "peer": {**detection(truth, pe_score, pe_flag), "chosen": chosen,
+                            "seconds": {k: round(v, 2) for k, v in pe_sec.items()}}}
             row["tagwise"]["estimate"] = round(float(estimate), 1)
             row["auprc_ratio"] = round(row["tagwise"]["auprc"] / max(row["peer"]["auprc"], 1e-9), 3)
             row["speedup"] = round(pe_sec["total"] / tw_sec["total"], 2)
+            row["speedup_vs_chosen_peer_model"] = round(
+                (pe_sec["chosen_cross_fit"] + pe_sec["scoring"]) / tw_sec["total"], 2)
             out["settings"].append(row)
             t, p = row["tagwise"], row["peer"]
             print(f"{model:>10} {rate:5.2f} {row['achieved_rate']:8.3f} | {t['auprc']:8.3f} {p['auprc']:6.3f} | "
@@ -244,42 +243,33 @@ def scale_check(n=200_000, d=512, K=100, seed=0):
     return out
 
 
-def summarize_seeds(paths, out_path):
-    """Mean and sd over seeds of each (dataset, noise, rate) setting's figures, both tools."""
+def summarize_seeds(runs):
+    """runs: [(seed, {dataset: bench_dataset output})] -> per (dataset, noise, rate) setting: mean ± sample
+    sd over seeds of both tools' figures and the per-seed win/loss count of tagwise vs cleanlab."""
     rows = {}
-    for path in paths:
-        res = json.loads(Path(path).read_text())
-        for name, ds in res["datasets"].items():
+    for seed, datasets in runs:
+        for name, ds in datasets.items():
             for st in ds["settings"]:
                 key = f"{name}/{st['noise']}/{st['rate']}"
                 r = rows.setdefault(key, {"tw_auprc": [], "cl_auprc": [], "tw_p": [], "tw_r": [], "cl_p": [], "cl_r": [],
-                                          "est_ratio": [], "flag_ratio": [], "cl_flag_ratio": [], "seeds": []})
-                true = st.get("true_errors") or round(st["achieved_rate"] * ds["n"])
+                                          "est_ratio": [], "flag_ratio": [], "cl_flag_ratio": []})
+                true = st["true_errors"]
                 r["tw_auprc"].append(st["tagwise"]["auprc"])
                 r["cl_auprc"].append(st["peer"]["auprc"])
                 r["tw_p"].append(st["tagwise"]["precision"])
                 r["tw_r"].append(st["tagwise"]["recall"])
                 r["cl_p"].append(st["peer"]["precision"])
                 r["cl_r"].append(st["peer"]["recall"])
-                r["est_ratio"].append(st["tagwise"].get("estimate", float("nan")) / max(true, 1))
+                r["est_ratio"].append(st["tagwise"]["estimate"] / max(true, 1))
                 r["flag_ratio"].append(st["tagwise"]["n_flagged"] / max(true, 1))
                 r["cl_flag_ratio"].append(st["peer"]["n_flagged"] / max(true, 1))
-                r["seeds"].append(res.get("seed"))
     summary = {}
-    print(f"{'setting':>30} | {'AUPRC tagwise':>15} {'cleanlab':>15} | {'est/true':>11} {'flags/true':>11} "
-          f"{'cl flags/true':>13} | {'P tw':>5} {'R tw':>5} {'P cl':>5} {'R cl':>5}")
     for key, r in rows.items():
-        summary[key] = {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4)}
-                        for k, v in r.items() if k != "seeds"}
-        summary[key]["seeds"] = r["seeds"]
-        summary[key]["tagwise_above_cleanlab"] = int(sum(a > b for a, b in zip(r["tw_auprc"], r["cl_auprc"])))
-        m = {k: v["mean"] for k, v in summary[key].items() if isinstance(v, dict)}
-        sd = {k: v["sd"] for k, v in summary[key].items() if isinstance(v, dict)}
-        print(f"{key:>30} | {m['tw_auprc']:.3f} ± {sd['tw_auprc']:.3f}   {m['cl_auprc']:.3f} ± {sd['cl_auprc']:.3f} | "
-              f"{m['est_ratio']:5.2f}±{sd['est_ratio']:4.2f} {m['flag_ratio']:5.2f}±{sd['flag_ratio']:4.2f} "
-              f"{m['cl_flag_ratio']:13.2f} | {m['tw_p']:.2f}  {m['tw_r']:.2f}  {m['cl_p']:.2f}  {m['cl_r']:.2f}")
-    Path(out_path).write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"wrote {out_path}")
+        summary[key] = {k: mean_sd(v) for k, v in r.items()}
+        summary[key]["auprc_tagwise_vs_cleanlab"] = compare(r["tw_auprc"], r["cl_auprc"])
+        print(f"{key:>30} | AUPRC tagwise {fmt_mean_sd(r['tw_auprc'])}  cleanlab {fmt_mean_sd(r['cl_auprc'])}  "
+              f"{summary[key]['auprc_tagwise_vs_cleanlab']['wins']}-{summary[key]['auprc_tagwise_vs_cleanlab']['losses']}")
+    return summary
 
 
 def main():
@@ -287,59 +277,40 @@ def main():
     ap.add_argument("--datasets", default="goemotions,reuters,ag_news,isear")
     ap.add_argument("--rates", default="0.05,0.1,0.2")
     ap.add_argument("--limit", type=int, default=None, help="subsample GoEmotions train to this many rows")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4],
+                    help="noise seeds; every seed is run here and summarised (mean ± sd, wins) in this file")
     ap.add_argument("--repeats", type=int, default=None, help="timing repeats per tool (default 3 below 20k rows)")
     ap.add_argument("--no-scale", action="store_true")
     ap.add_argument("--scale-n", type=int, default=200_000, help="examples in the synthetic scale check")
     ap.add_argument("--no-scoring", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--memory-only", action="store_true", help="only re-measure peak memory per dataset")
     ap.add_argument("--memory-child", nargs=2, default=None, metavar=("TOOL", "DATA"))
-    ap.add_argument("--out", default=str(BENCH / "results" / "audit.json"),
-                    help="results JSON; datasets already in it are kept unless re-run")
-    ap.add_argument("--reuse-peer", action="store_true",
-                    help="keep the cleanlab figures of --out's earlier run of the same dataset and seed; rerun tagwise only")
-    ap.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
-                    help="only summarise per-seed result files (mean ± sd) into --out")
+    ap.add_argument("--out", default="audit", help="results name under bench/results/ (or a .json path)")
     args = ap.parse_args()
-    if args.summarize:
-        summarize_seeds(args.summarize, args.out)
-        return
     if args.memory_child:
         memory_child(*args.memory_child)
         return
     names = [n for n in args.datasets.split(",") if n]
     rates = [float(r) for r in args.rates.split(",")]
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {"datasets": {}}
-    results.update({"encoder": "use", "folds": 5, "seed": args.seed,
-                    "cpu_threads": {v: os.environ.get(v, "default") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        limit = args.limit if name == "goemotions" else None
-        if args.memory_only:
-            texts, X, Y, _ = load(name, limit)
-            results["datasets"].setdefault(name, {})["peak_memory"] = peak_memory(name, X, Y, texts, args.seed)
-            out.write_text(json.dumps(results, indent=1))
-            continue
-        peer_rows, earlier = None, results["datasets"].get(name, {})
-        if args.reuse_peer and earlier:
-            peer_rows = {(r["noise"], r["rate"]): r for r in results["datasets"][name]["settings"]}
-        results["datasets"][name] = {**bench_dataset(name, rates, limit, args.seed, memory=not args.no_memory,
-                                                   repeats=args.repeats, peer_rows=peer_rows),
-                                     "limit": limit}
-        if args.no_memory and "peak_memory" in earlier:  # an earlier run's measurement stays
-            results["datasets"][name]["peak_memory"] = earlier["peak_memory"]
-        out.write_text(json.dumps(results, indent=1))
-    if args.memory_only:
-        return
+    results = {"encoder": "use", "folds": 5, "seeds": args.seeds, "peer_base_grid": CLEANLAB_BASE_GRID,
+               "cpu_threads": {v: os.environ.get(v, "default") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+               "runs": []}
+    for seed in args.seeds:
+        datasets = {}
+        results["runs"].append({"seed": seed, "datasets": datasets})
+        for name in names:
+            limit = args.limit if name == "goemotions" else None
+            datasets[name] = {**bench_dataset(name, rates, limit, seed, repeats=args.repeats,
+                                              memory=not args.no_memory and seed == args.seeds[0]), "limit": limit}
+            save_results(args.out, results)
+    results["summary"] = summarize_seeds([(r["seed"], r["datasets"]) for r in results["runs"]])
+    save_results(args.out, results)
     if not args.no_scoring:
         results["scoring_only"] = scoring_speed()
-        out.write_text(json.dumps(results, indent=1))
+        save_results(args.out, results)
     if not args.no_scale:
         results["scale_check"] = scale_check(n=args.scale_n)
-        out.write_text(json.dumps(results, indent=1))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {save_results(args.out, results)}")
 
 
 if __name__ == "__main__":

@@ -97,9 +97,8 @@ def main():
     if args.child:
         print(json.dumps(child(Path(args.child), args.child_partition or None)), flush=True)
         return
-    out_path = Path(args.out) if args.out else BENCH / "results" / "audit_partition.json"
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    results.setdefault("runs", [])
+    out = args.out or "audit_partition"
+    results = {"runs": []}  # this run only: nothing is read back from an earlier file
     results["threads"] = {k: os.environ.get(k, "default") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     with tempfile.TemporaryDirectory(prefix="bench-audit-part-", dir=os.environ.get("BENCH_TMP")) as tmp:
         t0 = time.perf_counter()
@@ -114,9 +113,8 @@ def main():
                 raise SystemExit(proc.returncode)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(json.dumps(r), flush=True)
-            results["runs"] = [x for x in results["runs"] if (x["n"], x["partition_rows"]) != (r["n"], r["partition_rows"])]
             results["runs"].append(r)
-            save_results(out_path.stem, results) if args.out is None else out_path.write_text(json.dumps(results, indent=2) + "\n")
+            save_results(out, results)
     by = {(r["n"], r["partition_rows"]): r for r in results["runs"]}
     if (args.n, None) in by and (args.n, args.partition_rows) in by:
         a, b = by[(args.n, None)], by[(args.n, args.partition_rows)]
@@ -124,7 +122,7 @@ def main():
                                       "wall_unpartitioned_over_partitioned": round(a["seconds"] / b["seconds"], 2),
                                       "cpu_unpartitioned_over_partitioned": round(a["cpu_seconds"] / b["cpu_seconds"], 2)}
         print(results[f"ratio_{args.n}"])
-        save_results(out_path.stem, results) if args.out is None else out_path.write_text(json.dumps(results, indent=2) + "\n")
+        save_results(out, results)
 
 
 if __name__ == "__main__":

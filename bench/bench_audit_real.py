@@ -48,6 +48,7 @@ sys.path.insert(0, str(BENCH.parent / "src"))
 sys.path.insert(0, str(BENCH))
 
 from _crowd_data import hs_brexit_votes  # noqa: E402
+from _peers import cleanlab_pred_probs  # noqa: E402
 from common import CACHE, save_results  # noqa: E402
 from tagwise.audit.core import audit_arrays  # noqa: E402
 from tagwise.audit.label_quality import estimate_label_errors  # noqa: E402
@@ -264,17 +265,13 @@ def run_peer(s: Setting, fold_ids):
     from cleanlab import rank as cl_rank
     from cleanlab.multilabel_classification import filter as ml_filter
     from cleanlab.multilabel_classification import rank as ml_rank
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import PredefinedSplit, cross_val_predict
-    from sklearn.multiclass import OneVsRestClassifier
 
-    cv = PredefinedSplit(fold_ids)
     t0 = time.perf_counter()
+    # tagwise's folds and a tuned base model (``_peers.CLEANLAB_BASE_GRID``, out-of-fold log loss)
+    P, info = cleanlab_pred_probs(s.X, s.Y, s.multi_label, fold_ids)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if s.multi_label:
-            P = cross_val_predict(OneVsRestClassifier(LogisticRegression(max_iter=1000)), s.X, s.Y, cv=cv,
-                                  method="predict_proba")
             lists = [np.flatnonzero(r).tolist() for r in s.Y]
             flagged = ml_filter.find_label_issues(labels=lists, pred_probs=P)
             quality = ml_rank.get_label_quality_scores(lists, P)
@@ -282,14 +279,13 @@ def run_peer(s: Setting, fold_ids):
             cell = 1.0 - np.asarray(per_class).T if np.asarray(per_class).shape[0] == s.Y.shape[1] else 1.0 - np.asarray(per_class)
         else:
             y = s.Y.argmax(1)
-            P = cross_val_predict(LogisticRegression(max_iter=1000), s.X, y, cv=cv, method="predict_proba")
             flagged = cl_filter.find_label_issues(labels=y, pred_probs=P)
             quality = cl_rank.get_label_quality_scores(y, P)
             cell = np.where(s.Y == 1, 1.0 - P, P)
     sec = time.perf_counter() - t0
     flagged = np.asarray(flagged, dtype=bool)
     return {"score": -np.asarray(quality), "flagged": flagged, "cell_scores": cell,
-            "estimate": float(flagged.sum()), "seconds": sec}
+            "estimate": float(flagged.sum()), "seconds": sec, "base_model": info["chosen"]}
 
 
 def detection(s: Setting, out: dict) -> dict:
@@ -419,11 +415,7 @@ def main():
     ap.add_argument("--instance-view", default="use", choices=("use", "hashing"),
                     help="features of the weak model that makes the instance-dependent noise")
     ap.add_argument("--out", default="audit_real")
-    ap.add_argument("--summarize", default=None, metavar="JSON", help="only print the README tables of a results file")
     args = ap.parse_args()
-    if args.summarize:
-        print(summarize(json.loads(Path(args.summarize).read_text())))
-        return
     fams = args.families.split(",")
     if args.ablation:
         VARIANTS.update({

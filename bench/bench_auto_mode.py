@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fewshot_data import load_dataset, macro_f1, sample_k_per_label  # noqa: E402
+from _stats import compare, mean_sd  # noqa: E402
 from common import save_results  # noqa: E402
 
 from tagwise.learn.registry import MODES, TrainingData, choose_mode  # noqa: E402
@@ -57,8 +58,10 @@ def main() -> None:
     for d in args.datasets:
         for k in args.k:
             sel = [r for r in rows if r["dataset"] == d and r["k"] == k]
-            summary[f"{d} k={k}"] = {m: f"{np.mean([r[m] for r in sel]):.4f} ± {np.std([r[m] for r in sel]):.4f}"
-                                     for m in ("test_chosen", "test_supervised", "test_best")}
+            # mean ± sample sd over seeds (bench/_stats.py) and seed-by-seed wins of the chosen mode
+            summary[f"{d} k={k}"] = {m: mean_sd([r[m] for r in sel]) for m in ("test_chosen", "test_supervised", "test_best")}
+            summary[f"{d} k={k}"]["chosen_vs_supervised"] = compare([r["test_chosen"] for r in sel],
+                                                                    [r["test_supervised"] for r in sel])
             summary[f"{d} k={k}"]["chosen"] = [r["chosen"] for r in sel]
     for key, v in summary.items():
         print(key, v)

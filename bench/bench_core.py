@@ -17,7 +17,6 @@ cross-validation on train. Before issue 16 the tuned peer used raw F1-optimal cu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH, RESULTS, load_dataset, save_results, timed  # noqa: E402
+from common import BENCH, load_dataset, save_results, timed  # noqa: E402
 
 from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
 from tagwise.folds import random_folds  # noqa: E402
@@ -129,10 +128,8 @@ def main() -> None:
     ap.add_argument("--skip-embed", action="store_true")
     ap.add_argument("--out", default="core", help="results name under bench/results/")
     args = ap.parse_args()
-    # other datasets' entries of an earlier run are kept (a --datasets subset reruns only those)
-    path = RESULTS / f"{args.out}.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results.setdefault("datasets", {})
+    # the file holds this run only (issue 29: a --datasets subset writes a file with only those)
+    results = {"datasets": {}}
     for name in args.datasets:
         r = bench_dataset(name)
         results["datasets"][name] = r

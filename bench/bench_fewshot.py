@@ -35,7 +35,6 @@ Protocol
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -51,7 +50,8 @@ from sklearn.multiclass import OneVsRestClassifier  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from _fewshot_data import CACHE, fewshot_cv_thresholds, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
-from common import peak_rss_mb  # noqa: E402
+from _stats import compare, mean_sd  # noqa: E402
+from common import peak_rss_mb, save_figure, save_results  # noqa: E402
 from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
@@ -66,8 +66,8 @@ warnings.filterwarnings("ignore", category=RuntimeWarning)  # LabelSpreading div
 
 
 def ms(values) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+    """mean ± sample sd over seeds (bench/_stats.py)."""
+    return mean_sd(values, digits=6)
 
 
 def lr(balanced: bool):
@@ -151,6 +151,9 @@ def curves(name, names, data, embed, shots, seeds, with_minilm=False, setfit=Non
         out[str(k)] = {m: {"macro_f1": ms(v["f1"]), "train_seconds": ms(v["sec"]), "per_seed": v["f1"]}
                        for m, v in rows.items()}
         out[str(k)]["n_train"] = ms(n_train)
+        # seed by seed on the same draws: tagwise against each peer (wins / losses, mean ± sd difference)
+        out[str(k)]["tagwise_vs"] = {m: compare(rows["tagwise"]["f1"], v["f1"]) for m, v in rows.items()
+                                     if m != "tagwise" and len(v["f1"]) == len(rows["tagwise"]["f1"])}
         if sf:
             out[str(k)]["setfit_seeds"] = sf_seeds
             out[str(k)]["tagwise_on_setfit_seeds"] = ms([rows["tagwise"]["f1"][seeds.index(s)] for s in sf_seeds])
@@ -303,6 +306,7 @@ def semi_section(name, names, data, embed, shots, seeds):
         for m in ("cotrain", "graph_self_training", "head_plus_lexical_labeled_only"):
             gain = np.subtract(rows[m]["f1"], rows["head_only"]["f1"])
             out[str(k)][f"gain_{m}_over_head"] = ms(gain)
+            out[str(k)][f"{m}_vs_head"] = compare(rows[m]["f1"], rows["head_only"]["f1"])
         print(f"{name} semi k={k}: " + "  ".join(
             f"{m} {np.mean(v['f1']):.3f}±{np.std(v['f1'], ddof=1) if len(v['f1']) > 1 else 0:.3f} ({np.mean(v['sec']):.1f}s)"
             for m, v in rows.items()), flush=True)
@@ -367,7 +371,7 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def main():
@@ -392,7 +396,7 @@ def main():
     setfit = None if args.setfit == "off" else (
         {"num_iterations": None, "max_steps": None} if args.setfit == "default" else {"num_iterations": 5, "max_steps": 100})
     out_path = Path(args.out)
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results = {}  # this run only: nothing is read back from an earlier file
     results["protocol"] = __doc__.split("Protocol", 1)[1].strip()
     results["encoder"] = "use (multilingual USE v3, 512-d), shared cache"
     for section in args.sections:
@@ -410,14 +414,15 @@ def main():
         if "semi" in args.sections:
             results.setdefault("semi_supervised", {})[name] = semi_section(name, names, data, embed,
                                                                           args.semi_shots, args.seeds)
-        out_path.write_text(json.dumps(results, indent=1))
+        save_results(out_path, results)
     if set(args.sections) & {"curves", "zeroshot", "semi"}:
         results.setdefault("peak_rss_mb", {})["+".join(args.sections) + ":" + "+".join(args.datasets)] = \
             peak_rss_mb()
-    out_path.write_text(json.dumps(results, indent=1))
+    save_results(out_path, results)
     print_table(results)
-    plot(results, RESULTS / "fewshot_curves.png")
-    print(f"wrote {out_path} and {RESULTS / 'fewshot_curves.png'}")
+    figure = out_path.with_name(out_path.stem + "_curves.png")
+    plot(results, figure)
+    print(f"wrote {out_path} and {figure}")
 
 
 if __name__ == "__main__":

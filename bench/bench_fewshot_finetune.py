@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from _fewshot_data import load_dataset, macro_f1, sample_k_per_label  # noqa: E402
+from common import save_results  # noqa: E402
 from tagwise.encoders import get_encoder  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.finetune import finetune_encoder  # noqa: E402
@@ -47,9 +48,10 @@ def main():
     ap.add_argument("--shots", nargs="+", type=int, default=[8])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out", default=str(RESULTS / "fewshot_finetune.json"))
-    ap.add_argument("--setfit-budget", choices=["default", "capped", "off"], default="capped",
+    ap.add_argument("--setfit-budget", choices=["default", "capped", "off"], default="default",
                     help="SetFit in the same run: its documented defaults, the budget the fine-tuning here "
-                         "mirrors (num_iterations=5, max_steps=100; the default), or off")
+                         "mirrors (num_iterations=5, max_steps=100), or off; default: SetFit's documented "
+                         "defaults (issue 29)")
     args = ap.parse_args()
     out_path = Path(args.out)
     results = {"runs": {}, "setfit_budget": args.setfit_budget}
@@ -88,7 +90,7 @@ def main():
                     sf = run_setfit(texts, Y, te.texts, te.Y, seed, **setfit_kw)
                     row["setfit"] = {v: sf[v] for v in ("setfit_default", "setfit_balanced", "setfit_cv_thresholds")}
                 results["runs"][key] = row
-                out_path.write_text(json.dumps(results, indent=1) + "\n")
+                save_results(out_path, results)
                 print(key, {m: (round(v["macro_f1"], 4), round(v["train_seconds"], 1))
                             for m, v in row.items() if isinstance(v, dict) and "macro_f1" in v},
                       {m: (round(v["macro_f1"], 4), round(v["train_seconds"], 1)) for m, v in row.get("setfit", {}).items()},
@@ -103,7 +105,7 @@ def main():
             summary[group].setdefault(m, []).append(v["macro_f1"])
     results["summary"] = {g: {m: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v, ddof=1)), 4) if len(v) > 1 else 0.0,
                                   "n": len(v)} for m, v in ms.items()} for g, ms in summary.items()}
-    out_path.write_text(json.dumps(results, indent=1) + "\n")
+    save_results(out_path, results)
     print(json.dumps(results["summary"], indent=1))
 
 

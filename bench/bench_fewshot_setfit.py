@@ -16,7 +16,6 @@ variant's training time = body fine-tuning + its own head fit. Predictions use S
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from _fewshot_data import fewshot_cv_thresholds, load_dataset, sample_k_per_label  # noqa: E402
+from common import save_results  # noqa: E402
 from tagwise.evaluate.metrics import multilabel_report  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fewshot_setfit.json"
@@ -122,7 +122,7 @@ def main():
                                  batch_size=args.batch_size)
                 res["n_train"] = int(len(idx))
                 results["runs"][key] = res
-                RESULTS.write_text(json.dumps(results, indent=1))
+                save_results(RESULTS, results)
                 print(key, {v: (round(r["macro_f1"], 3), round(r["train_seconds"], 1))
                             for v, r in res.items() if isinstance(r, dict)}, flush=True)
 

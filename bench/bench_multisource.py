@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TAGWISE_CACHE_DIR", str(ROOT / ".cache" / "emb"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from common import peak_rss_mb  # noqa: E402
+from _stats import compare, fmt_mean_sd, mean_sd  # noqa: E402
+from common import peak_rss_mb, save_results  # noqa: E402
 from tagwise.evaluate.transfer import drop_test_overlap, holdout_splits, macro_f1  # noqa: E402
 from tagwise.learn.linear import MultiLabelLinear  # noqa: E402
 from tagwise.learn.multisource import MultiSourceLinear, partial_targets  # noqa: E402
@@ -82,7 +83,7 @@ def own_columns(ex, space, source):
 
 # -- part 1: emotion group ------------------------------------------------------------------
 SOURCE_WEIGHT = None  # MultiSourceLinear(source_weight=...); set by --source-weight
-SEED = 0  # holdout split, GoEmotions subsample and every model's folds; set by --seed
+SEED = 0  # holdout split, GoEmotions subsample and every model's folds; set from --seeds
 
 
 def run_emotion(quick: bool) -> dict:
@@ -242,21 +243,21 @@ def run_suggest(quick: bool) -> dict:
     return result
 
 
-def summarize_seeds(paths: list[Path]) -> dict:
-    """Per-source mean and sd over seeds of the emotion part's (a), (b), (c) macro-F1, and the target
-    counts on the means (each path: a results JSON written with --seed)."""
-    runs = [json.loads(p.read_text())["emotion"] for p in paths]
+def summarize_seeds(runs: list[dict]) -> dict:
+    """Per-source mean ± sample sd over seeds of the emotion part's (a), (b), (c) macro-F1, the
+    per-seed win/loss count of (c) against (a) and (b), and the target counts on the means
+    (runs: the emotion part's results, one per seed, all from this run)."""
     out = {"seeds": [r.get("seed", 0) for r in runs], "per_source": {},
            "c_beats_a_count_per_seed": [r["targets"]["c_beats_a_count"] for r in runs]}
     for s in EMOTION_SOURCES:
-        row = {}
-        for k in ("alone", "naive_union", "tagwise"):
-            v = np.array([r["per_source"][s][k] for r in runs])
-            row[k] = {"mean": round(float(v.mean()), 4), "sd": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 4)}
+        per = {k: [r["per_source"][s][k] for r in runs] for k in ("alone", "naive_union", "tagwise")}
+        row = {k: mean_sd(v) for k, v in per.items()}
         row["c_minus_a_mean"] = round(row["tagwise"]["mean"] - row["alone"]["mean"], 4)
+        row["c_vs_a"] = compare(per["tagwise"], per["alone"])
+        row["c_vs_b"] = compare(per["tagwise"], per["naive_union"])
         out["per_source"][s] = row
-        print(f"  {s:20s} (a) {row['alone']['mean']:.4f}±{row['alone']['sd']:.4f}  (b) {row['naive_union']['mean']:.4f}"
-              f"  (c) {row['tagwise']['mean']:.4f}±{row['tagwise']['sd']:.4f}  c-a {row['c_minus_a_mean']:+.4f}")
+        print(f"  {s:20s} (a) {fmt_mean_sd(per['alone'])}  (b) {fmt_mean_sd(per['naive_union'])}  "
+              f"(c) {fmt_mean_sd(per['tagwise'])}  c vs a {row['c_vs_a']['wins']}-{row['c_vs_a']['losses']}")
     ps = out["per_source"]
     out["targets_on_means"] = {
         "c_beats_b_on_every_source": all(v["tagwise"]["mean"] > v["naive_union"]["mean"] for v in ps.values()),
@@ -275,35 +276,35 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "multisource.json"))
     parser.add_argument("--source-weight", default=None, choices=["sqrt", "balanced"],
                         help="MultiSourceLinear source_weight for the emotion part")
-    parser.add_argument("--seed", type=int, default=0, help="emotion part: holdout split, subsample and folds")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="emotion part: holdout split, subsample and folds; every seed runs here and is "
+                             "summarised (mean ± sd, wins) in this file")
     parser.add_argument("--C", type=float, default=4.0, help="inverse L2 strength, every method")
     parser.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "none"], help="every method")
-    parser.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
-                        help="only summarise the emotion part of these per-seed results into --out")
     args = parser.parse_args()
-    if args.summarize:
-        out_path = Path(args.out)
-        results = json.loads(out_path.read_text()) if out_path.exists() else {}
-        results["emotion_seeds"] = summarize_seeds([Path(p) for p in args.summarize])
-        out_path.write_text(json.dumps(results, indent=2) + "\n")
-        return
     global SOURCE_WEIGHT, SHARED_C, POS_WEIGHT, SEED
     SOURCE_WEIGHT = args.source_weight
-    SEED = args.seed
     SHARED_C = args.C
     POS_WEIGHT = None if args.pos_weight == "none" else args.pos_weight
-    out_path = Path(args.out)
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results = {}  # this run only: nothing is read back from an earlier file
     for part in args.parts:
-        print(f"== {part} ==")
-        t0 = time.perf_counter()
-        results[part] = PARTS[part](args.quick)
-        results[part]["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        results[part]["quick"] = args.quick
-        results[part]["peak_rss_mb"] = round(peak_rss_mb(), 1)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out_path}")
+        for seed in (args.seeds if part == "emotion" else args.seeds[:1]):
+            SEED = seed
+            print(f"== {part} (seed {seed}) ==")
+            t0 = time.perf_counter()
+            r = PARTS[part](args.quick)
+            r["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            r["quick"] = args.quick
+            r["peak_rss_mb"] = round(peak_rss_mb(), 1)
+            if part == "emotion":
+                results.setdefault("emotion_runs", []).append(r)
+                results["emotion"] = results["emotion_runs"][0]
+            else:
+                results[part] = r
+            save_results(args.out, results)
+    if "emotion_runs" in results and len(results["emotion_runs"]) > 1:
+        results["emotion_seeds"] = summarize_seeds(results["emotion_runs"])
+    print(f"wrote {save_results(args.out, results)}")
 
 
 if __name__ == "__main__":

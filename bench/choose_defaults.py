@@ -387,8 +387,7 @@ def main() -> None:
         report_sets = tuple(args.held_out_datasets)
         with multiprocessing.get_context("fork").Pool(args.workers) as pool:
             held = report({"old": OLD, "chosen": chosen}, report_sets, report_seeds, pool)
-        save_results(args.out, {"command": "OMP_NUM_THREADS=1 PYTHONPATH=src python bench/choose_defaults.py "
-                                           + " ".join(sys.argv[1:]), "old": OLD, "chosen": chosen,
+        save_results(args.out, {"old": OLD, "chosen": chosen,
                                 "held_out_seeds": list(report_seeds), "test": held})
         return
     # worker processes, one BLAS thread each. The old defaults' test runs do not depend on the
@@ -408,7 +407,6 @@ def main() -> None:
     data = CHOICE_DATASETS
     results = {
         "how": __doc__.split("Choice (training split only)", 1)[1].split("    OMP_NUM_THREADS")[0].strip(),
-        "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python bench/choose_defaults.py " + " ".join(sys.argv[1:]),
         "choice_datasets": list(CHOICE_DATASETS), "choice_max_rows": _CHOICE_MAX_ROWS,
         "held_out_datasets": [d for d in report_sets if d not in CHOICE_DATASETS], "held_out_seeds": list(report_seeds),
         "report_train_rows_held_out_seeds": _REPORT_TRAIN_ROWS or "90% of train",

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -45,8 +47,48 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def save_results(name: str, results: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def command_line() -> str:
+    """The command that wrote this run's results, to run from the repository root.
+
+    Every file in bench/results records it (top-level "command"), and that command, run alone,
+    rewrites the whole file: no script reads an earlier results file back or merges into it
+    (``tests/test_bench_integrity.py`` checks both)."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(BENCH.parent)
+    except ValueError:
+        pass
+    env = [f"{k}={os.environ[k]}" for k in THREAD_VARS if k in os.environ]
+    return " ".join(env + ["PYTHONPATH=src", "python", shlex.join([str(script), *sys.argv[1:]])])
+
+
+def results_path(name: str | Path) -> Path:
+    """A results name ("core") -> bench/results/core.json; a path ending in .json stays as given."""
+    name = str(name)
+    return Path(name) if name.endswith(".json") or "/" in name else RESULTS / f"{name}.json"
+
+
+def save_results(name: str | Path, results: dict) -> Path:
+    """Write ``results`` (whole, never merged into an earlier file) with the command that made them.
+
+    Scripts call it again as runs finish, so a long run leaves its partial results behind."""
+    path = results_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"command": command_line(), **{k: v for k, v in results.items() if k != "command"}}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def save_figure(fig, name: str | Path) -> Path:
+    """Save a matplotlib figure as bench/results/<name>.png (or the given path) and, beside it,
+    ``<file>.command``: the command that drew it (a PNG has no room for it)."""
+    path = Path(name) if str(name).endswith(".png") or "/" in str(name) else RESULTS / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    Path(str(path) + ".command").write_text(command_line() + "\n")
     return path

@@ -1,4 +1,10 @@
-"""Label audit against real human disagreement and planted noise rates (slices of ../shared/data, USE)."""
+"""Label audit against real human disagreement and planted noise rates (slices of ../shared/data, USE).
+
+Properties, not tuned outcomes (issue 29): the error estimate rises with the planted noise; real
+disagreements rank above agreements by more than chance allows, for every annotator with enough of
+them, not one hand-picked; the flagged set stays reviewable. Which internal view the audit picks on
+a dataset is not asserted: that rule was designed on these very datasets.
+"""
 from __future__ import annotations
 
 import csv
@@ -39,25 +45,45 @@ def ag_news(data_dir, use_cache):
     return X, Y
 
 
-@pytest.mark.parametrize("rate", [0.05, 0.2])
-def test_error_estimate_tracks_planted_rate(ag_news, rate):
+def _chance_margin(truth: np.ndarray, sds: float = 4.0) -> float:
+    """AUROC a random ranking exceeds with probability ~3e-5: 0.5 + sds x its null sd."""
+    n_pos, n_neg = int(truth.sum()), int((~truth.astype(bool)).sum())
+    return 0.5 + sds * np.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg))
+
+
+def test_error_estimate_rises_with_the_planted_noise(ag_news):
     X, Y = ag_news
-    noisy, changed = inject_noise(Y, "uniform", rate, seed=1)
+    estimates, truths = [], []
+    for rate in (0.02, 0.05, 0.1, 0.2):
+        noisy, changed = inject_noise(Y, "uniform", rate, seed=1)
+        res = audit_arrays(X, noisy, progress=False)
+        estimates.append(res.estimated_errors)
+        truths.append(int(changed.any(1).sum()))
+        # the flagged set is the estimate's worth of the lowest-quality rows
+        assert res.flagged_rows.sum() == res.flag_budget == round(res.estimated_errors)
+        # and it holds far more planted errors than a random set of its size would
+        hit = changed.any(1)[res.flagged_rows].mean()
+        assert hit > 2 * changed.any(1).mean(), (rate, hit)
+    assert np.all(np.diff(truths) > 0)
+    assert np.all(np.diff(estimates) > 0), estimates
+    # ... and not by a constant: four times the planted errors is at least twice the estimate
+    assert estimates[-1] > 2 * estimates[1], estimates
+
+
+def test_max_flags_caps_the_flagged_set_to_the_worst_rows(ag_news):
+    X, Y = ag_news
+    noisy, _ = inject_noise(Y, "uniform", 0.1, seed=2)
     res = audit_arrays(X, noisy, progress=False)
-    true_errors = int(changed.any(1).sum())
-    assert abs(res.estimated_errors - true_errors) <= 0.3 * true_errors, (res.estimated_errors, true_errors)
-    # the flagged set is the estimate's worth of the lowest-quality rows, and --max-flags caps it
-    assert res.flagged_rows.sum() == res.flag_budget == round(res.estimated_errors)
-    assert res.flagged_rows.sum() <= 1.5 * true_errors
     capped = audit_arrays(X, noisy, progress=False, max_flags=10)
     assert capped.flagged_rows.sum() == 10 and capped.issues.is_issue.sum() == 10
     assert set(np.flatnonzero(capped.flagged_rows)) <= set(np.flatnonzero(res.flagged_rows))
 
 
 @pytest.fixture(scope="module")
-def convabuse_annotator(data_dir, use_cache):
-    """Annotator3's ConvAbuse judgements on items that at least two others judged: given labels
-    (theirs, first judgement) and truth (the others' majority; a tie keeps the given value)."""
+def convabuse_annotators(data_dir, use_cache):
+    """For each ConvAbuse annotator: their judgements on items that at least two others judged,
+    given labels (theirs, first judgement) and truth (the others' majority; a tie keeps the given
+    value). -> {annotator: (texts, X, Y, errors)}"""
     judgements = defaultdict(lambda: defaultdict(list))  # item -> annotator -> label vectors
     text_of = {}
     with open(data_dir / "convabuse" / "1_full" / "ConvAbuseEMNLPfull.csv", encoding="utf-8") as f:
@@ -66,28 +92,32 @@ def convabuse_annotator(data_dir, use_cache):
             vec = [max(float(row[c]) for c in cols) for cols in CONVABUSE_COLUMNS.values()]
             judgements[key][row["annotator_id"]].append(vec)
             text_of[key] = row["user"]
-    me = "Annotator3"
-    keys = [k for k, by in judgements.items() if me in by and len(by) >= 3]
-    Y = np.array([judgements[k][me][0] for k in keys], dtype=np.uint8)
-    others = np.array([np.mean([np.mean(v, axis=0) for a, v in judgements[k].items() if a != me], axis=0)
-                       for k in keys])
-    truth = np.where(others > 0.5, 1, np.where(others < 0.5, 0, Y))
-    texts = [text_of[k] for k in keys]
-    X, _ = embed_texts(texts, get_encoder("use"), use_cache, progress=False)
-    return texts, X, Y, truth != Y
+    out = {}
+    for me in sorted({a for by in judgements.values() for a in by}):
+        keys = [k for k, by in judgements.items() if me in by and len(by) >= 3]
+        if len(keys) < 500:
+            continue
+        Y = np.array([judgements[k][me][0] for k in keys], dtype=np.uint8)
+        others = np.array([np.mean([np.mean(v, axis=0) for a, v in judgements[k].items() if a != me], axis=0)
+                           for k in keys])
+        truth = np.where(others > 0.5, 1, np.where(others < 0.5, 0, Y))
+        if (truth != Y).any(1).sum() < 30:
+            continue  # too few disagreements to rank
+        texts = [text_of[k] for k in keys]
+        X, _ = embed_texts(texts, get_encoder("use"), use_cache, progress=False)
+        out[me] = (texts, X, Y, truth != Y)
+    return out
 
 
-def test_real_disagreements_rank_above_agreements(convabuse_annotator):
-    texts, X, Y, errors = convabuse_annotator
-    assert len(Y) > 1000 and 40 < errors.any(1).sum() < 300
-    res = audit_arrays(X, Y, texts=texts, progress=False)
-    assert _auroc(errors.any(1), -res.label_quality) > 0.6
-    # the flagged set is reviewable: no more than 1.5x the real disagreements
-    assert res.flagged_rows.sum() <= 1.5 * errors.any(1).sum()
-    # "abusive" is implied by every abuse type and one slip moves several cells: the audit sees
-    # both in the data and ranks with the per-label view only
-    assert res.choices["dependency_echo"] >= 0.5 and res.choices["surprise_coupling"] >= 0.5
-    assert res.choices["views"] == "plain"
+def test_real_disagreements_rank_above_agreements_for_every_annotator(convabuse_annotators):
+    assert len(convabuse_annotators) >= 3
+    for me, (texts, X, Y, errors) in convabuse_annotators.items():
+        wrong = errors.any(1)
+        res = audit_arrays(X, Y, texts=texts, progress=False)
+        auroc = _auroc(wrong, -res.label_quality)
+        assert auroc > _chance_margin(wrong), (me, auroc, int(wrong.sum()), len(wrong))
+        # the flagged set is reviewable: never a large share of rows nobody disputes
+        assert res.flagged_rows.sum() <= max(2 * wrong.sum(), 0.1 * len(wrong)), (me, int(res.flagged_rows.sum()))
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +138,19 @@ def hs_brexit_annotator(data_dir, use_cache):
     return texts, X, Y, truth != Y
 
 
-def test_multi_label_estimate_tracks_real_disagreements(hs_brexit_annotator):
+def test_multi_label_audit_ranks_real_disagreements_and_its_estimate_rises_with_added_noise(hs_brexit_annotator):
     texts, X, Y, errors = hs_brexit_annotator
-    true_errors = int(errors.any(1).sum())
-    assert 250 < true_errors < 450
+    wrong = errors.any(1)
     res = audit_arrays(X, Y, texts=texts, progress=False)
-    assert abs(res.estimated_errors - true_errors) <= 0.3 * true_errors, (res.estimated_errors, true_errors)
-    assert res.flagged_rows.sum() <= 1.5 * true_errors
-    assert _auroc(errors.any(1), -res.label_quality) > 0.7
-    # the three labels do not echo each other: the label-dependency view joins the ranking
-    assert res.choices["views"] == "worst"
+    assert _auroc(wrong, -res.label_quality) > _chance_margin(wrong)
+    # planted noise on top of the annotator's own slips: more noise, a larger estimate
+    estimates = [res.estimated_errors]
+    rng = np.random.default_rng(3)
+    order = rng.permutation(len(Y))
+    for rate in (0.05, 0.15):  # nested: the 15% rows include the 5% ones; one random cell flipped per row
+        noisy = Y.copy()
+        for i in order[: int(rate * len(Y))]:
+            k = (i * 7 + 3) % Y.shape[1]
+            noisy[i, k] = 1 - noisy[i, k]
+        estimates.append(audit_arrays(X, noisy, texts=texts, progress=False).estimated_errors)
+    assert np.all(np.diff(estimates) > 0), estimates

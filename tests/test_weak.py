@@ -408,8 +408,15 @@ def test_label_coupling_lends_belief_to_co_occurring_labels(data_dir, tmp_path):
     anger = np.asarray((V[held_out][:, lf_labels == 0] > 0).sum(axis=1)).ravel() > 0
     joy = np.asarray((V[held_out][:, lf_labels == 2] > 0).sum(axis=1)).ravel() > 0
     assert P[anger, 1].min() > P0[0, 1] > P[joy & ~anger, 1].max()
-    # a constant belief scores 0.5: the coupled one ranks held-out disgust better than chance
-    assert roc_auc_score(Y[held_out, 1], P[:, 1]) > 0.54
+    # a constant belief scores 0.5: the coupled one ranks held-out disgust better than chance, by
+    # more than a random ranking reaches one time in a hundred (0.5 + 2.33 null sd), not by a pinned figure
+    y = Y[held_out, 1]
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    null_sd = np.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg))
+    auroc = roc_auc_score(y, P[:, 1])
+    assert auroc > 0.5 + 2.33 * null_sd, (auroc, null_sd)
+    # and the belief follows the evidence: held-out tweets with anger votes are likelier disgusted
+    assert y[anger].mean() > y[~anger].mean() and P[anger, 1].mean() > P[~anger, 1].mean()
     # strength 0 is the independent model; the gold rows alone give the same coupling
     off = WeakLabelModel(n_labels=4, coupling_strength=0.0).fit(V, lf_labels, class_balance=balance,
                                                                label_coupling=J)

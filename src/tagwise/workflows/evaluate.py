@@ -12,14 +12,17 @@ from .models import load_project_model
 
 
 def evaluate(project: Project, split: str = "test", model: str | None = None, source: str | None = None,
-             save: bool = True, agnostic: bool = False) -> dict:
+             save: bool = True, agnostic: bool = False, risk: str | None = None,
+             confidence: float | None = None) -> dict:
     """Metrics of the current (or named) model on the labeled examples of ``split``.
 
     Rows of a source the model has a mode for (a multi-source model's training sources) are scored in
     that mode with its thresholds; other rows, or all with ``agnostic=True``, in the source-agnostic
     mode. Cells a source does not annotate are left out of every metric. Returns the dict of
     ``evaluate.metrics.multilabel_report`` plus ``split``, ``model``, ``sources`` and ``modes``
-    ({source: mode used}; empty for a source-agnostic model); with ``save`` it is also written to ``runs/<id>/metrics.json`` with the
+    ({source: mode used}; empty for a source-agnostic model); with ``risk`` (e.g. ``"fnr=0.1"``) also
+    ``risk_control``: the promised sets' realised risk with a 95% CI, mean set size and abstention
+    rate (``workflows.conformal.risk_report``); with ``save`` it is also written to ``runs/<id>/metrics.json`` with the
     predictions (for the report).
     """
     loaded = load_project_model(project, model)
@@ -42,6 +45,9 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     report = multilabel_report(Y, Z, P, space.names, mask)
     report.update(split=split, model=loaded.name, sources=sorted(set(map(str, ex.sources))),
                   modes={s: m for s, m in zip(map(str, ex.sources), modes)} if loaded.sources else {})
+    if risk is not None:
+        from .conformal import risk_report
+        report["risk_control"] = risk_report(project, loaded, P, Y, mask, ex.sources, risk, confidence, split)
     if save:
         run = project.new_run("evaluate", {"split": split, "model": report["model"], "source": source})
         atomic_write_json(run / "metrics.json", report)

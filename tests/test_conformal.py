@@ -243,6 +243,11 @@ def test_predict_and_evaluate_with_risk_on_semeval(tmp_path, env):
     assert 1 < rc["mean_set_size"] < len(SEMEVAL_NAMES) * 0.75
     assert rc["calibration"]["ece_after"] <= rc["calibration"]["ece_before"] + 0.01
 
+    from tagwise.project import Project
+    from tagwise.workflows.predict import predict_texts
+    api = predict_texts(Project.open(project), ["I am furious and disgusted", "what a lovely day"], risk="precision=0.8")
+    assert api["promise"]["risk"] == "precision" and all({"uncertain", "abstain"} <= set(p) for p in api["predictions"])
+
     text = tagwise("evaluate", project, "--risk", "precision=0.7", "--confidence", "0.9", env=env).stdout
     assert "promised precision >= 0.7" in text and "95% CI" in text
     proc = tagwise("evaluate", project, "--split", "dev", "--risk", "fnr=0.1", env=env, check=False)

@@ -41,19 +41,36 @@ def predict_with(project: Project, loaded: LoadedModel, texts: list[str], source
 
 
 def predict_texts(project: Project, texts: list[str], model: str | None = None, source=None,
-                  progress: bool = False) -> dict:
-    """``{"model": name, "labels": label names, "predictions": [{"labels": [...], "scores": {label: p}}]}``."""
+                  progress: bool = False, risk: str | None = None, confidence: float | None = None) -> dict:
+    """``{"model": name, "labels": label names, "predictions": [{"labels": [...], "scores": {label: p}}]}``.
+
+    With ``risk`` (see ``predict_file``) each prediction also has ``uncertain`` and ``abstain`` and the
+    result a ``promise``."""
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if bad:
         raise TagwiseError(f"text {bad[0]} is {'empty' if isinstance(texts[bad[0]], str) else 'not a string'} "
                            f"({len(bad)} such). Fix: send non-empty strings.")
     loaded = load_project_model(project, model)
+    controller = None
+    if risk is not None:
+        from .conformal import fit_risk_controller
+        controller = fit_risk_controller(project, loaded, risk, confidence)
+    elif confidence is not None:
+        raise TagwiseError("confidence needs risk (e.g. risk fnr=0.1, confidence 0.95).")
     Z, P = predict_with(project, loaded, list(texts), source, progress=progress)
     names = loaded.labels
-    return {"model": loaded.name, "labels": names,
-            "predictions": [{"labels": [names[k] for k in np.flatnonzero(z)],
-                             "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}}
-                            for z, row in zip(Z, P)]}
+    sets = controller.predict(P, source) if controller is not None else None
+    if sets is not None:
+        Z = sets["labels"]
+    out = {"model": loaded.name, "labels": names,
+           "predictions": [{"labels": [names[k] for k in np.flatnonzero(z)],
+                            "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}}
+                           for z, row in zip(Z, P)]}
+    if sets is not None:
+        for pred, u, a in zip(out["predictions"], sets["uncertain"], sets["abstain"]):
+            pred.update(uncertain=[names[k] for k in np.flatnonzero(u)], abstain=bool(a))
+        out["promise"] = controller.promise_
+    return out
 
 
 def predict_file(project: Project, input_path: str | Path, out_path: str | Path, text_column: str | int = "text",

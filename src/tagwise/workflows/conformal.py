@@ -84,15 +84,16 @@ def calibration_data(project: Project, loaded: LoadedModel) -> dict:
 
 
 def fit_risk_controller(project: Project, loaded: LoadedModel, risk: str, confidence: float | None = None,
-                        by_source: bool = True) -> ConformalRiskController:
+                        by_source: bool = True, cal: dict | None = None) -> ConformalRiskController:
     """A ``ConformalRiskController`` for ``risk`` (``"fnr=0.1"``, ``"precision=0.9"``, ``"fdr=0.1"``)
-    fitted on the model's calibration rows; its ``promise_`` names the model and the calibration."""
+    fitted on the model's calibration rows (``cal``: ``calibration_data``'s result, computed when None);
+    its ``promise_`` names the model and the calibration."""
     parse_risk(risk)  # validates the form, with the accepted ones in its message
     name, _, level = str(risk).partition("=")
     name, level = name.strip().lower(), float(level)
     if confidence is not None and not 0 < confidence < 1:
         raise TagwiseError(f"--confidence must lie in (0, 1), e.g. 0.95; got {confidence}.")
-    cal = calibration_data(project, loaded)
+    cal = cal if cal is not None else calibration_data(project, loaded)
     controller = ConformalRiskController(name, level, confidence, by_source=by_source)
     controller.fit(cal["P"], cal["Y"], cal["mask"], cal["sources"])
     controller.promise_.update(model=loaded.name, calibration=cal["method"])
@@ -115,7 +116,8 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
     {"risk", "ci95", "n"}, "holds", "consistent", "mean_set_size", "abstention_rate", "per_source", "calibration":
     {"methods", "ece_before", "ece_after"}}``. Refuses to evaluate on the calibration split itself.
     """
-    controller = fit_risk_controller(project, loaded, risk, confidence)
+    cal = calibration_data(project, loaded)
+    controller = fit_risk_controller(project, loaded, risk, confidence, cal=cal)
     if split == "dev" and controller.promise_["calibration"].startswith("split conformal"):
         raise TagwiseError("evaluate --risk on the dev split measures the promise on its own calibration rows. "
                            "Fix: evaluate --risk on the test split (--split test).")
@@ -133,7 +135,6 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
         ls = losses[src == s]
         per_source[s] = {"n": int(len(ls)), "risk": flip(float(ls.mean())),
                          "ci95": sorted(flip(x) for x in _bootstrap_ci(ls))}
-    cal = calibration_data(project, loaded)
     calibrator = PerLabelCalibrator().fit(cal["P"], cal["Y"], cal["mask"])
     return {"promise": controller.promise_,
             "realised": {"risk": flip(realised), "ci95": ci, "n": int(len(losses)), "name": controller.risk},

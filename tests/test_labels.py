@@ -178,3 +178,19 @@ def test_cli_imports_csv_and_exports(project, tmp_path, capsys):
     assert main(["labels", str(project.path), "export", "--out", str(out), "--format", "csv"]) == 0
     assert "carol" in out.read_text() and "import:labels.csv" in out.read_text()
     assert main(["labels", str(project.path), "import", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_the_demo_sample_opens_the_label_queue_with_work(tmp_path, monkeypatch):
+    """`make demo` adds the sample's unlabeled pool, so the label queue `serve` opens on has examples to label."""
+    from conftest import SAMPLE
+    from tagwise.workflows.queue import label_queue
+
+    monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "cache"))
+    project = Project.init(tmp_path / "demo")
+    project.store.set_meta("encoder", "hashing")  # the queue's logic, not the encoder, is under test
+    project.add_source(SAMPLE / "spec.yaml")
+    pool = project.add_source(SAMPLE / "unlabeled.yaml")
+    assert pool["splits"] == {"unlabeled": 500}
+    queue = label_queue(project, limit=20)
+    assert len(queue["items"]) == 20 and queue["total"] > 0 and queue["done"] == 0
+    assert {it["source"] for it in queue["items"]} == {"goemotions-pool"}

@@ -85,6 +85,7 @@ def test_killed_ingest_leaves_previous_state(tmp_path):
 
 def test_embed_twice_encodes_nothing_the_second_time(tmp_path, monkeypatch):
     monkeypatch.delenv("TAGWISE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # a fresh user cache
     project = Project.init(tmp_path / "p")
     project.add_source(csv_source(tmp_path, "a", [(f"sentence {i}", "x") for i in range(40)]))
     first = project.embed("hashing:128", progress=False)
@@ -93,3 +94,26 @@ def test_embed_twice_encodes_nothing_the_second_time(tmp_path, monkeypatch):
     assert project.default_encoder == "hashing:128"
     X = project.features(project.examples())
     assert X.shape == (40, 128) and np.isfinite(X).all()
+
+
+def test_embedding_cache_is_shared_by_the_users_projects(tmp_path, monkeypatch, data_dir):
+    """By default the cache is the user's ($XDG_CACHE_HOME/tagwise/embeddings): a second project on the same
+    texts encodes nothing. TAGWISE_CACHE_DIR overrides it."""
+    monkeypatch.delenv("TAGWISE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    spec = tmp_path / "ge.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "ge", "path": str(data_dir / "goemotions/original_dev.tsv"), "header": False, "quoting": "none",
+        "columns": {"text": 0, "labels": 1}, "limit": 200,
+        "labels": {"names_file": str(data_dir / "goemotions/original_labels.txt")}}))
+    first = Project.init(tmp_path / "first")
+    first.add_source(spec)
+    assert first.cache_dir == tmp_path / "xdg" / "tagwise" / "embeddings"
+    assert first.embed("hashing", progress=False).n_encoded > 150
+    second = Project.init(tmp_path / "second")
+    second.add_source(spec)
+    stats = second.embed("hashing", progress=False)
+    assert stats.n_encoded == 0 and stats.n_unique > 150
+    assert not (tmp_path / "second" / "cache").exists()  # nothing was written into the project for it
+    monkeypatch.setenv("TAGWISE_CACHE_DIR", str(tmp_path / "own"))
+    assert Project.open(tmp_path / "second").embed("hashing", progress=False).n_encoded == stats.n_unique

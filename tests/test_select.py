@@ -190,3 +190,21 @@ def test_report_section_flags_labels_with_few_positives(project):
     rare = {n for n, c in zip(NAMES, Y.sum(0)) if c < 8}
     flagged_text = fragment.split("<table>")[0]
     assert rare and {n for n in NAMES if n in flagged_text} == rare
+
+
+def test_suggest_predicted_comes_from_the_current_model_as_predict_would(project):
+    """Last in this module: it trains the project's model. Before, ``predicted`` came from the selection's
+    own head; with a trained model it is the model's answer (thresholds, modes, hierarchy), as /api/predict's."""
+    from tagwise.workflows.predict import predict_texts
+    from tagwise.workflows.train import train
+
+    before = suggest(project, budget=20)
+    assert all(r["predicted_by"].endswith("(no trained model yet)") for r in before)
+    train(project, progress=False)
+    rows = suggest(project, budget=20, relabel=3)
+    for r in rows:
+        want = predict_texts(project, [r["text"]], source=r["source"])
+        assert r["predicted_by"] == f"model {want['model']}"
+        assert r["predicted"] == want["predictions"][0]["labels"]
+        top = max(want["predictions"][0]["scores"].items(), key=lambda kv: kv[1])
+        assert r["scores"][top[0]] == pytest.approx(top[1], abs=1e-4)

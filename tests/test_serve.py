@@ -22,6 +22,7 @@ from tagwise.workflows.train import train
 REPO = Path(__file__).resolve().parents[1]
 NASTY = ['<script>alert("x")</script> I love it', '"><img src=x onerror=alert(1)> so sad']
 TOKEN = "t0ken-for-tests"
+BASE = "http://127.0.0.1:8765"  # the Host a loopback-bound server answers (a TestClient's default "testserver" is refused)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def served(tmp_path_factory):
     train(project, mode="supervised", progress=False)
     audit(project, root / "issues.jsonl", progress=False)
     app = create_app(project.path, token=TOKEN)
-    client = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
+    client = TestClient(app, base_url=BASE, headers={"Authorization": f"Bearer {TOKEN}"})
     yield project, app, client
     app.state.predictor.stop()
 
@@ -84,7 +85,7 @@ def test_request_limits_give_413_with_a_clear_message(served):
 
 def test_every_request_needs_the_token(served):
     project, app, _ = served
-    bare = TestClient(app)
+    bare = TestClient(app, base_url=BASE)
     for method, url in (("get", "/api/health"), ("get", "/label"), ("get", "/docs"), ("get", "/openapi.json"),
                         ("post", "/api/predict"), ("get", "/static/app.js")):
         assert getattr(bare, method)(url).status_code == 401, url
@@ -124,7 +125,7 @@ def test_queues_filters_and_annotations(served):
     after = client.get("/api/queue", params={"kind": "label", "limit": 50}).json()["items"]
     assert item["example_id"] not in [x["example_id"] for x in after]
     assert client.post("/api/annotations", json={"example_id": item["example_id"], "labels": ["nope"]}).status_code == 400
-    assert client.post(f"/api/annotations/{aid}/undo").json()["undone_at"]
+    assert client.post(f"/api/annotations/{aid}/undo", json={}).json()["undone_at"]
     back = client.get("/api/queue", params={"kind": "label", "limit": 50}).json()["items"]
     assert item["example_id"] in [x["example_id"] for x in back]
 

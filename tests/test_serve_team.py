@@ -3,10 +3,12 @@ person seeing another's labels first, live agreement checked against the `krippe
 person's quality from the consensus model, adjudication stored with its origin, guidelines, and
 escaping in every template.
 
-People are told apart through the test-only seam of serve/people.py (`trust_user_header` + the
-`X-Tagwise-User` header); at the merge with accounts these clients log in with user tokens instead.
+Every person is a real account (`tagwise users add PROJECT NAME --role ROLE --json`) and each client
+sends its own `Authorization: Bearer TOKEN`, as a program would.
 """
 import concurrent.futures
+import contextlib
+import io
 import json
 import random
 
@@ -16,12 +18,16 @@ from fastapi.testclient import TestClient
 
 from serve_data import SAMPLE, make_project
 from tagwise.serve import pages
+from tagwise.cli import main as tagwise_cli
 from tagwise.serve.app import create_app
-from tagwise.serve.people import ROLE_HEADER, USER_HEADER
 
 NASTY = '<script>alert("team")</script> "><img src=x onerror=alert(1)> what a day'
 ENTITIES = "Tom &amp; Jerry &lt;3 forever"
 PEOPLE = ("Quentin", "Rosalind", "Sebastian")  # gold, noisy, random
+ANNOTATORS = (*PEOPLE, "Ulrike", "Vera", "Wanda", "Xavier")
+REVIEWERS = ("Ines",)
+BASE = "http://127.0.0.1:8765"  # the Host the server answers (serve/auth.py: HostPolicy)
+_TOKENS: dict[int, dict[str, str]] = {}  # id(app) -> {name: token}
 
 
 def _gold() -> dict[str, list[str]]:
@@ -34,14 +40,27 @@ def _gold() -> dict[str, list[str]]:
     return out
 
 
-def _as(app, name, role="annotator") -> TestClient:
-    return TestClient(app, headers={USER_HEADER: name, ROLE_HEADER: role})
+def add_user(project_path, name: str, role: str) -> dict:
+    """`tagwise users add PROJECT NAME --role ROLE --json` -> ``{"name", "role", "token", "login_url"}``."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert tagwise_cli(["users", "add", str(project_path), name, "--role", role, "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def _as(app, name) -> TestClient:
+    """A client acting as ``name`` with their own token (the role is the account's)."""
+    return TestClient(app, base_url=BASE, headers={"Authorization": f"Bearer {_TOKENS[id(app)][name]}"})
 
 
 def _team(root):
     project = make_project(root, n_train=150, n_pool=60, n_dev=30, n_test=30,
                            extra_rows=[f"{NASTY}\t25\tnasty", f"{ENTITIES}\t17\tentities"])
-    return project, create_app(project.path, overlap=2, trust_user_header=True)
+    made = [add_user(project.path, n, "annotator") for n in ANNOTATORS] + \
+        [add_user(project.path, n, "reviewer") for n in REVIEWERS]
+    app = create_app(project.path, overlap=2)
+    _TOKENS[id(app)] = {u["name"]: u["token"] for u in made}
+    return project, app
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +159,7 @@ def test_overlap_assignment_progress_and_privacy(team):
     assert r.status_code == 403 and len(project.store.annotations()) == before
     # an annotator undoes their own labels only (the answer would show another person's labels)
     theirs = next(a for a in mine if a["annotator"] == "Quentin")
-    r = _as(app, "Rosalind").post(f"/api/annotations/{theirs['id']}/undo")
+    r = _as(app, "Rosalind").post(f"/api/annotations/{theirs['id']}/undo", json={})
     assert r.status_code == 403 and "labels" not in r.json()
     assert project.store.annotation(theirs["id"])["undone_at"] is None
 
@@ -169,7 +188,7 @@ def test_team_agreement_matches_krippendorff_and_quality_ranks_people(team):
     project, app = team
     if not any(a["annotator"] in PEOPLE for a in project.store.annotations()):
         test_overlap_assignment_progress_and_privacy(team)
-    report = _as(app, "Ines", "reviewer").get("/api/team").json()
+    report = _as(app, "Ines").get("/api/team").json()
     judgements = [a for a in project.store.annotations(people_only=True) if a["origin"] != "adjudication"]
     who = sorted({a["annotator"] for a in judgements})
     examples = sorted({a["example"] for a in judgements})
@@ -192,7 +211,7 @@ def test_team_agreement_matches_krippendorff_and_quality_ranks_people(team):
     quality = {n: report["annotators"][n]["quality"] for n in PEOPLE}
     assert quality["Quentin"] > quality["Sebastian"] and quality["Rosalind"] > quality["Sebastian"], quality
     assert all(report["annotators"][n]["done"] == 10 for n in PEOPLE)
-    page = _as(app, "Ines", "reviewer").get("/team").text
+    page = _as(app, "Ines").get("/team").text
     assert "Krippendorff" in page and all(f'data-person="{n}"' in page for n in PEOPLE)
     assert f'{quality["Quentin"]:.3f}' in page
 
@@ -201,7 +220,7 @@ def test_adjudication_is_an_annotation_with_its_origin(team):
     project, app = team
     if not any(a["annotator"] in PEOPLE for a in project.store.annotations()):
         test_overlap_assignment_progress_and_privacy(team)
-    reviewer = _as(app, "Ines", "reviewer")
+    reviewer = _as(app, "Ines")
     disputes = reviewer.get("/api/team").json()["disagreements"]
     assert disputes and all(len({tuple(sorted(j["labels"])) for j in d["judgements"]}) > 1 for d in disputes)
     d = disputes[0]
@@ -250,7 +269,7 @@ def test_templates_escape_and_decode_and_show_guidelines(fresh_team):
     # the team page escapes texts in the disagreements
     for client, labels in ((person, ["joy"]), (_as(app, "Xavier"), ["anger"])):
         _label(client, client.get("/api/queue", params={"q": "onerror"}).json()["items"][0], labels)
-    team_page = _as(app, "Ines", "reviewer").get("/team").text
+    team_page = _as(app, "Ines").get("/team").text
     assert "onerror" in team_page and "<script>alert" not in team_page and "<img src=x" not in team_page
 
 
@@ -263,7 +282,7 @@ def test_review_template_decodes_entities_pages_and_model_page_dashes(tmp_path):
              "items": [{"example_id": 7, "origin": "audit:x", "text": ENTITIES + " " + NASTY, "source": "s",
                         "split": "train", "labels": ["joy"], "suggested_labels": ["anger"],
                         "findings": [{"type": "missing", "label": "anger"}], "label_quality": 0.1}]}
-    html = pages.render(request, "review.html", "Review", "review", None, {"name": "r", "role": "reviewer"},
+    html = pages.render(request, "review.html", "Review", "review", {"name": "r", "role": "reviewer"},
                         queue=queue, filters={}, options={}, labels=["joy", "anger"], recent=[],
                         prev_url="/review?offset=950", next_url="/review?offset=1050", page_size=50).body.decode()
     assert "Tom &amp; Jerry &lt;3 forever" in html and "&amp;amp;" not in html and "<script>alert" not in html
@@ -284,11 +303,13 @@ def test_model_page_dashes_unsupported_labels_and_retrain_says_why_the_mode_chan
     assert unsupported and supported  # 30 test rows do not cover GoEmotions' 28 labels
     app = create_app(project.path)
     try:
-        page = TestClient(app).get("/model").text
+        page = TestClient(app, base_url=BASE).get("/model").text
     finally:
         app.state.predictor.stop()
     for name in unsupported:
-        assert f"<tr><td>{name}</td><td>—</td><td>—</td><td>—</td><td>0</td></tr>" in page
+        # recall and F1 are undefined without support; precision only where the label was never predicted
+        precision = "—" if not metrics["per_label"][name].get("predicted") else "0.000"
+        assert f"<tr><td>{name}</td><td>{precision}</td><td>—</td><td>—</td><td>0</td>" in page
     m = metrics["per_label"][supported[0]]
     assert f"<tr><td>{supported[0]}</td><td>{m['precision']:.3f}</td>" in page
     same = retrain(project, mode="supervised")

@@ -135,3 +135,33 @@ def test_default_train_on_a_vote_source_under_a_parent(tmp_path, data_dir, share
         everything = 2 * rate / (1 + rate)
         assert per[name]["f1"] > everything, (name, per[name], everything, k)
     assert report["macro_f1"] > 0.3
+
+
+def test_a_vote_source_with_ids_repeated_across_split_files_keeps_each_items_votes(tmp_path, data_dir):
+    """Two split files whose ids both count from 1: each item keeps its own six votes (keyed by id alone,
+    the train item's votes landed on the test item with the same id, and a tweet nobody called hateful
+    trained as hateful with probability 1.0)."""
+    from tagwise import Project
+    from tagwise.workflows.annotators import consensus_targets
+
+    for split in ("train", "test"):
+        with open(tmp_path / f"{split}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "text", "hate_votes", "n"])
+            for i, it in enumerate(_hs_items(data_dir, split)[:60]):
+                w.writerow([i + 1, it["text"], sum(hs_brexit_votes(it)["hate"]), 6])
+    (tmp_path / "votes.yaml").write_text(
+        "name: crowd\nsplits: {train: train.csv, test: test.csv}\ncolumns: {text: text, id: id}\n"
+        "labels: {format: votes, columns: {hate: hate_votes}, count: n}\n")
+    project = Project.init(tmp_path / "p")
+    project.add_source(tmp_path / "votes.yaml")
+    t = consensus_targets(project, "majority")
+    assert (t["n_judgements"] == 6).all() and len(t["ids"]) == 120
+    ex = project.examples()
+    votes = {(s, i): sum(hs_brexit_votes(it)["hate"]) for s in ("train", "test")
+             for i, it in enumerate(_hs_items(data_dir, s)[:60], start=1)}
+    row = {int(store_id): r for r, store_id in enumerate(ex.ids)}
+    k = list(project.labels.names).index("hate")
+    for store_id, share in zip(t["ids"], t["probabilities"][:, k]):
+        r = row[int(store_id)]
+        assert share == pytest.approx(votes[(ex.splits[r], int(ex.example_ids[r]))] / 6)

@@ -67,3 +67,32 @@ def test_half_precision_is_close_and_cached_apart(mixed_texts):
     assert cos.min() > 0.98
     with pytest.raises(TagwiseError, match="unknown precision 'fp8'"):
         SentenceTransformerEncoder("all-minilm-l6-v2", device="cpu", precision="fp8")
+
+
+def test_a_hub_model_not_on_disk_fails_at_once_when_offline(monkeypatch):
+    """Before: sentence-transformers retried the hub for ~75 s before giving up. Now: a clear error at once."""
+    import time
+
+    from tagwise.encoders import sentence_transformers as st
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(TagwiseError, match=r"st:someone/no-such-model-here: the model is not on this machine.*"
+                                           r"HF_HUB_OFFLINE is set.*st:all-minilm-l6-v2"):
+        get_encoder("st:someone/no-such-model-here").encode(["a text"])
+    assert time.monotonic() - start < 30
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    if not st._hub_reachable():  # this machine is offline: the same error without the variable
+        with pytest.raises(TagwiseError, match="the hub cannot be reached"):
+            get_encoder("st:someone/no-such-model-here").encode(["a text"])
+    # the bundled model still loads offline
+    assert get_encoder("st:all-minilm-l6-v2").encode(["a text"]).shape == (1, 384)
+
+
+def test_the_character_cap_leaves_what_the_model_reads_unchanged(encoder, mixed_texts):
+    """The cap sits well past max_seq_length tokens: a long text gets the vector sentence-transformers gives
+    the whole text, so cached vectors stay valid (the cache keys a cut text by what is left)."""
+    long_text = " ".join(t for t in mixed_texts if t) * 3
+    assert len(long_text) > encoder.max_chars == 16 * encoder.model.max_seq_length
+    want = encoder.model.encode([long_text], convert_to_numpy=True, normalize_embeddings=True)
+    np.testing.assert_allclose(encoder.encode([long_text]), want, atol=2e-5)

@@ -19,6 +19,23 @@ from .types import TagwiseError
 # the document is walked or stored; no real spec, taxonomy or LF file comes near this many values.
 MAX_YAML_VALUES = 100_000
 
+# A CSV text cell starting with one of these is run as a formula by a spreadsheet (OWASP's
+# CSV-injection rule); every CSV we write for people to open goes through ``neutralise_formula``.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value):
+    """A CSV cell a spreadsheet would evaluate -> the same text behind a ``'`` (a cell already starting
+    with ``'`` gets one more, so ``restore_formula`` gives back the exact text)."""
+    if isinstance(value, str) and (value.startswith(_FORMULA_START) or value.startswith("'")):
+        return "'" + value
+    return value
+
+
+def restore_formula(value):
+    """The inverse of ``neutralise_formula`` (for files we wrote)."""
+    return value[1:] if isinstance(value, str) and value.startswith("'") else value
+
 
 def _atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temp file in the same folder, fsync, then rename over ``path``."""

@@ -3,7 +3,9 @@
 Layout::
 
     PROJECT/tagwise.db          examples, sources, taxonomy, corrections (SQLite)
-    PROJECT/cache/embeddings/   content-keyed vectors per encoder (memory-mapped shards)
+    USER CACHE/tagwise/embeddings/  content-keyed vectors per encoder (memory-mapped shards), shared by the
+                                user's projects: $TAGWISE_CACHE_DIR, else $XDG_CACHE_HOME/tagwise/embeddings,
+                                else ~/.cache/tagwise/embeddings (PROJECT/cache/embeddings if neither is writable)
     PROJECT/models/<name>/      model.json + .npy arrays (never pickle); models/CURRENT names the latest
     PROJECT/runs/<run id>/      metrics and artifacts of each train/evaluate/audit run
     PROJECT/report.html
@@ -20,6 +22,7 @@ import numpy as np
 
 from ._io import atomic_write_json, atomic_write_text, utc_stamp
 from .encoders import DEFAULT_ENCODER, EmbedStats, embed_texts, get_encoder
+from .encoders.registry import uncovered_languages_warning
 from .annotations import resolve_training_labels
 from .sources import ingest, load_spec, parse_spec
 from .store import Store
@@ -37,6 +40,17 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
+
+
+def user_cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/tagwise/embeddings`` (default ``~/.cache``), created; None when it cannot be."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = Path(base) / "tagwise" / "embeddings"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
 
 
 class Project:
@@ -59,11 +73,12 @@ class Project:
         path = Path(path)
         if (path / DB_NAME).exists() and not exist_ok:
             raise TagwiseError(f"{path}: a project already exists here.")
-        for sub in ("cache/embeddings", "models", "runs"):
+        # read the taxonomy before anything is created: a bad file must leave no half-made project behind
+        tax = taxonomy if isinstance(taxonomy, Taxonomy) or taxonomy is None else load_taxonomy(taxonomy)
+        for sub in ("models", "runs"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         store = Store(path / DB_NAME)
-        if taxonomy is not None:
-            tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+        if tax is not None:
             store.set_meta("taxonomy", tax.to_dict())
         store.set_meta("encoder", store.get_meta("encoder", DEFAULT_ENCODER))
         store.close()
@@ -85,7 +100,7 @@ class Project:
         every row and report the count; "error"; "keep-first"; "keep-last").
         ``annotated``: read per-annotator labels (long, wide or votes layout, ``sources.annotations``);
         None decides from the spec. Returns a summary ``{"name", "n_examples", "splits", "new_labels",
-        "skipped_empty", "duplicate_ids", "dropped_duplicates"}``, plus ``"n_annotations"`` and
+        "skipped_empty", "duplicate_ids", "dropped_duplicates", "warnings": [str]}``, plus ``"n_annotations"`` and
         ``"annotators"`` for a per-annotator source.
         """
         if isinstance(spec, (str, Path)):
@@ -102,8 +117,8 @@ class Project:
             # per-annotator labels: one example per item (repeated ids are the layout)
             data = read_annotated(spec)
             rows = data.rows
-            judgements = [(rows.example_ids[e], a, labels)
-                          for e, a, labels in zip(data.example, data.annotator, data.labels)]
+            # by row position: the same id may name two items in two split files (ids are per split)
+            judgements = [(int(e), a, labels) for e, a, labels in zip(data.example, data.annotator, data.labels)]
         else:
             rows = ingest(spec, on_duplicate_id=on_duplicate_id)
         record = {"spec_path": str(spec.spec_path), "raw": spec.raw, "files": {k: str(v) for k, v in spec.files.items()},
@@ -112,12 +127,15 @@ class Project:
             record["annotated_by"] = "several annotators"
         new_labels = self.store.add_source(rows, record, replace=replace, where=str(spec.spec_path),
                                            judgements=judgements)
+        language_warning = uncovered_languages_warning(rows.name, rows.languages, self.default_encoder)
+        if language_warning:
+            rows.warnings.append(language_warning)
         splits: dict[str, int] = {}
         for s in rows.splits:
             splits[s] = splits.get(s, 0) + 1
         out = {"name": rows.name, "n_examples": len(rows), "splits": splits, "new_labels": new_labels,
                "skipped_empty": rows.skipped_empty, "duplicate_ids": rows.duplicate_ids,
-               "dropped_duplicates": rows.dropped_duplicates}
+               "dropped_duplicates": rows.dropped_duplicates, "warnings": list(rows.warnings)}
         if judgements is not None:
             out.update(n_annotations=len(judgements), annotators=sorted({a for _, a, _ in judgements}))
         return out
@@ -164,8 +182,14 @@ class Project:
     # -- embeddings ------------------------------------------------------
     @property
     def cache_dir(self) -> Path:
-        """``TAGWISE_CACHE_DIR`` lets several projects (and benchmarks) share one cache."""
-        return Path(os.environ.get("TAGWISE_CACHE_DIR") or self.path / "cache" / "embeddings")
+        """The embedding cache, shared by all of the user's projects (vectors are keyed by encoder and
+        text, so a second project on the same texts encodes nothing): ``TAGWISE_CACHE_DIR``, else
+        ``$XDG_CACHE_HOME/tagwise/embeddings``, else ``~/.cache/tagwise/embeddings``; the project's own
+        ``cache/embeddings`` only when that folder cannot be created."""
+        override = os.environ.get("TAGWISE_CACHE_DIR")
+        if override:
+            return Path(override)
+        return user_cache_dir() or self.path / "cache" / "embeddings"
 
     @property
     def default_encoder(self) -> str:

@@ -41,12 +41,29 @@ CREATE TABLE IF NOT EXISTS lf_votes (
     text_key INTEGER NOT NULL, vote INTEGER NOT NULL, PRIMARY KEY (lf, col, example));
 CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY, example INTEGER NOT NULL, labels TEXT NOT NULL, annotator TEXT NOT NULL,
-    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT);
+    origin TEXT NOT NULL, created_at TEXT NOT NULL, undone_at TEXT, content TEXT);
 CREATE INDEX IF NOT EXISTS annotations_example ON annotations(example);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS taxonomy_changes (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, args TEXT NOT NULL, created_at TEXT NOT NULL,
+    undone_at TEXT, result TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS assignments (
     example INTEGER NOT NULL, annotator TEXT NOT NULL, assigned_at REAL NOT NULL,
     PRIMARY KEY (example, annotator));
 """
+
+# An imported judgement is keyed by (example, annotator, content): importing a file again, or twice
+# at once, stores each judgement once. ``content`` is the sorted label names as JSON, set on imported
+# rows only (a person relabeling an example in the web app always adds a row: the latest one decides).
+# Created after ``_migrate`` has added the column to a store made before it existed.
+IMPORT_KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS annotations_import_key ON annotations(example, annotator, "
+                    "content) WHERE content IS NOT NULL AND undone_at IS NULL")
+
+
+def judgement_content(labels) -> str:
+    """The content key of a judgement: its label names, deduplicated and sorted, as JSON."""
+    return json.dumps(sorted(set(labels)), ensure_ascii=False)
 
 
 def _signed(keys: np.ndarray) -> list[int]:
@@ -71,6 +88,36 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store made by an earlier version up to this schema, in one write transaction (two
+        processes opening an old store at once migrate it once).
+
+        - ``annotations.content`` (the import key): filled for the active imported rows; where the same
+          judgement was imported more than once (before imports were idempotent), the later copies are
+          marked undone, as if the re-import had added nothing; the count is kept in ``meta``
+          (``migrations``)."""
+        if "content" not in {r[1] for r in self.conn.execute("PRAGMA table_info(annotations)")}:
+            with self.transaction() as conn:
+                if "content" not in {r[1] for r in conn.execute("PRAGMA table_info(annotations)")}:
+                    conn.execute("ALTER TABLE annotations ADD COLUMN content TEXT")
+                    seen, doubles, now = set(), [], utc_now()
+                    for aid, example, annotator, labels in conn.execute(
+                            "SELECT id, example, annotator, labels FROM annotations WHERE origin LIKE 'import:%' "
+                            "AND undone_at IS NULL ORDER BY id").fetchall():
+                        key = (example, annotator, judgement_content(json.loads(labels)))
+                        if key in seen:
+                            doubles.append(aid)
+                            continue
+                        seen.add(key)
+                        conn.execute("UPDATE annotations SET content=? WHERE id=?", (key[2], aid))
+                    conn.executemany("UPDATE annotations SET undone_at=? WHERE id=?", ((now, a) for a in doubles))
+                    done = self.get_meta("migrations", {})
+                    done["annotations_import_key"] = {"at": now, "double_imports_undone": len(doubles)}
+                    self.set_meta("migrations", done, conn)
+                    conn.execute(IMPORT_KEY_INDEX)
+        self.conn.execute(IMPORT_KEY_INDEX)
 
     def close(self) -> None:
         self.conn.close()
@@ -116,12 +163,12 @@ class Store:
                  "added_at": t} for n, s, a, k, t in rows]
 
     def add_source(self, rows: SourceRows, spec_record: dict, *, replace: bool, where: str,
-                   judgements: list[tuple[str, str, list[str]]] | None = None) -> list[str]:
+                   judgements: list[tuple[int, str, list[str]]] | None = None) -> list[str]:
         """Insert one source's rows and extend the taxonomy, atomically. Returns new label names.
 
         The taxonomy is read and extended inside the write transaction, so two processes adding
         sources at once both keep their labels. ``judgements``: the source's own per-annotator labels
-        ``(example_id, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
+        ``(row position in rows, annotator, label names)``, stored as annotations of origin ``ingest:<source>``
         in the same transaction (a replaced source's earlier ones are dropped).
         """
         label_names = list(rows.annotated_labels)
@@ -155,12 +202,14 @@ class Store:
                           json.dumps(rows.annotated_labels, ensure_ascii=False), len(rows), utc_now()))
             self.set_meta("taxonomy", taxonomy.to_dict(), conn)
             if judgements:
-                store_id = dict((e, i) for i, e in conn.execute("SELECT id, example_id FROM examples WHERE source=?",
-                                                                (rows.name,)))
+                # rows were inserted in order, so the source's ids in ascending order are its rows' ids. Keyed
+                # by example_id alone, two split files' items with the same id got each other's judgements.
+                store_id = [i for (i,) in conn.execute("SELECT id FROM examples WHERE source=? ORDER BY id",
+                                                       (rows.name,))]
                 now = utc_now()
                 conn.executemany("INSERT INTO annotations(example, labels, annotator, origin, created_at) "
                                  "VALUES (?,?,?,?,?)",
-                                 ((store_id[str(e)], json.dumps(list(labels), ensure_ascii=False), str(a),
+                                 ((store_id[int(e)], json.dumps(list(labels), ensure_ascii=False), str(a),
                                    f"ingest:{rows.name}", now) for e, a, labels in judgements))
         return new_labels
 
@@ -345,16 +394,7 @@ class Store:
         """
         now = utc_now()
         with self.transaction() as conn:
-            ids = sorted({r[0] for r in rows})
-            have = set()
-            for i in range(0, len(ids), 900):
-                chunk = ids[i:i + 900]
-                have.update(x for (x,) in conn.execute(
-                    f"SELECT id FROM examples WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-            missing = [i for i in ids if i not in have]
-            if missing:
-                raise TagwiseError(f"{where}: example ids {missing[:5]} are not in this project; nothing was "
-                                   f"imported. Fix: use the ids the project's suggest/queue gave.")
+            self._check_examples_exist(conn, [r[0] for r in rows], where)
             out = []
             for example, labels, annotator, origin in rows:
                 if cap is not None:
@@ -369,6 +409,40 @@ class Store:
                                    (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin, now))
                 out.append(int(cur.lastrowid))
         return out
+
+    def import_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str) -> tuple[list[int], int]:
+        """Insert imported ``(store id, label names, annotator, origin)`` judgements once each, in one
+        transaction: a judgement already stored (same example, annotator and labels, in any order;
+        imported before, from any file, and not undone) is skipped. Two imports of one file at once
+        store it once. Returns ``(ids of the new rows, how many were already stored)``.
+
+        Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing.
+        """
+        now = utc_now()
+        with self.transaction() as conn:
+            self._check_examples_exist(conn, [r[0] for r in rows], where)
+            new = []
+            for example, labels, annotator, origin in rows:
+                cur = conn.execute("INSERT OR IGNORE INTO annotations(example, labels, annotator, origin, created_at, "
+                                   "content) VALUES (?,?,?,?,?,?)",
+                                   (int(example), json.dumps(list(labels), ensure_ascii=False), annotator, origin,
+                                    now, judgement_content(labels)))
+                if cur.rowcount:
+                    new.append(int(cur.lastrowid))
+        return new, len(rows) - len(new)
+
+    @staticmethod
+    def _check_examples_exist(conn: sqlite3.Connection, store_ids, where: str) -> None:
+        ids = sorted({int(i) for i in store_ids})
+        have = set()
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            have.update(x for (x,) in conn.execute(
+                f"SELECT id FROM examples WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        missing = [i for i in ids if i not in have]
+        if missing:
+            raise TagwiseError(f"{where}: example ids {missing[:5]} are not in this project; nothing was "
+                               f"imported. Fix: use the ids the project's suggest/queue gave.")
 
     def annotations(self, examples: list[int] | None = None, include_undone: bool = False,
                     origin: str | None = None, people_only: bool = False) -> list[dict]:
@@ -428,6 +502,27 @@ class Store:
             conn.execute("UPDATE annotations SET undone_at=? WHERE id=?", (utc_now(), int(annotation_id)))
         return next(a for a in self.annotations(include_undone=True) if a["id"] == int(annotation_id))
 
+    # -- users of `tagwise serve` (issue 28): only a token's sha256 is stored ------------------------
+    def add_user(self, name: str, role: str, token_sha256: str, where: str) -> dict:
+        """Insert one user; a name that exists raises ``TagwiseError`` (naming ``where``) and changes nothing."""
+        now = utc_now()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone() is not None:
+                raise TagwiseError(f"{where}: a user named {name!r} already exists. Fix: pick another name, or "
+                                   f"`tagwise users remove {where} {name}` first (that also revokes the old link).")
+            conn.execute("INSERT INTO users(name, role, token_sha256, created_at) VALUES (?,?,?,?)",
+                         (name, role, token_sha256, now))
+        return {"name": name, "role": role, "created_at": now}
+
+    def users(self) -> list[dict]:
+        """Every user, by name: ``{"name", "role", "token_sha256", "created_at"}``."""
+        rows = self.conn.execute("SELECT name, role, token_sha256, created_at FROM users ORDER BY name").fetchall()
+        return [{"name": n, "role": r, "token_sha256": h, "created_at": c} for n, r, h, c in rows]
+
+    def remove_user(self, name: str) -> bool:
+        """Delete one user (their annotations stay, under their name); False if there was none."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
 
     # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
     def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:
@@ -511,3 +606,185 @@ class Store:
         Y = csr_matrix((np.ones(sum(map(len, indices)), np.uint8), np.concatenate(indices or [np.zeros(0, np.int32)]),
                         np.concatenate(indptr)), shape=(done, len(column)))
         return Y if sparse else Y.toarray()
+
+    # -- taxonomy changes (issue 32) -------------------------------------------------
+    def apply_label_change(self, kind: str, args: dict, plan, files=None, restore_files=None) -> dict:
+        """Run one taxonomy change as one write transaction and record it for ``undo_label_changes``.
+
+        plan(meta: {key: value or None}, rows: ``_label_rows``) -> {"meta": {key: new value}, "rows":
+        {table: {rowid: {column: new value} or None to delete}}, "result": JSON-able summary}; it runs
+        inside the transaction on what is stored now, so two changes at once are serialized and neither is
+        lost. files(result, prior) rewrites files (the models' label maps) just before the commit, filling
+        ``prior`` {name: prior text} as it goes (kept in the record); restore_files(prior) puts them back
+        when the transaction does not commit.
+        The record keeps, for every row rewritten, the prior and new values of the columns rewritten, and
+        the whole row of every row deleted (``before`` / ``after``).
+        Returns ``{"id", "kind", "args", "created_at", "result"}``.
+        """
+        now = utc_now()
+        prior_files: dict = {}
+        try:
+            return self._apply_label_change(kind, args, plan, files, now, prior_files)
+        except BaseException:
+            if prior_files and restore_files is not None:  # the commit did not happen: put the files back
+                restore_files(prior_files)
+            raise
+
+    def _apply_label_change(self, kind, args, plan, files, now, prior_files: dict) -> dict:
+        with self.transaction() as conn:
+            meta = {k: self.get_meta(k) for k in LABEL_META_KEYS}
+            current = _label_rows(conn)
+            out = plan(meta, current)
+            before = {"meta": {}, "rows": {}, "files": {}}
+            after = {"meta": {}, "rows": {}}
+            for key, value in out.get("meta", {}).items():
+                if key not in LABEL_META_KEYS:
+                    raise ValueError(f"a label change may not set meta {key!r}")
+                row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+                before["meta"][key] = None if row is None else row[0]
+                self.set_meta(key, value, conn)
+                after["meta"][key] = json.dumps(value)
+            for table, changes in out.get("rows", {}).items():
+                if not changes:
+                    continue
+                # an update keeps only the columns it rewrote (old and new); a delete keeps the whole row
+                deleted = _full_rows(conn, table, [r for r, new in changes.items() if new is None])
+                updates_before, updates_after = [], []
+                for rowid, new in changes.items():
+                    if new is None:
+                        conn.execute(f"DELETE FROM {table} WHERE rowid=?", (int(rowid),))
+                    else:
+                        updates_before.append([rowid, {c: current[table][rowid][c] for c in new}])
+                        updates_after.append([rowid, dict(new)])
+                        conn.execute(f"UPDATE {table} SET {', '.join(f'{c}=?' for c in new)} WHERE rowid=?",
+                                     (*new.values(), int(rowid)))
+                before["rows"][table] = {"update": updates_before, "delete": [[r, row] for r, row in deleted.items()]}
+                after["rows"][table] = {"update": updates_after, "delete": sorted(deleted)}
+            result = out.get("result", {})
+            if files is not None:
+                before["files"] = files(result, prior_files)
+            cur = conn.execute("INSERT INTO taxonomy_changes(kind, args, created_at, undone_at, result, before, after) "
+                               "VALUES (?,?,?,?,?,?,?)",
+                               (kind, json.dumps(args, ensure_ascii=False), now, None,
+                                json.dumps(result, ensure_ascii=False), json.dumps(before, ensure_ascii=False),
+                                json.dumps(after, ensure_ascii=False)))
+            change = {"id": int(cur.lastrowid), "kind": kind, "args": args, "created_at": now, "result": result}
+        return change
+
+    def label_changes(self) -> list[dict]:
+        """Recorded taxonomy changes, oldest first: ``{"id", "kind", "args", "created_at", "undone_at", "result"}``."""
+        return [{"id": i, "kind": k, "args": json.loads(a), "created_at": c, "undone_at": u, "result": json.loads(r)}
+                for i, k, a, c, u, r in self.conn.execute(
+                    "SELECT id, kind, args, created_at, undone_at, result FROM taxonomy_changes ORDER BY id")]
+
+
+    def undo_label_changes(self, to: int | None, where: str, check=None, files=None) -> list[dict]:
+        """Undo the latest active taxonomy change, or with ``to`` that change and every later active one,
+        newest first, in one write transaction: each rewritten row (and meta key) gets back its exact prior
+        value. Refuses (``TagwiseError``, nothing changed) when a rewritten row changed since. check(meta,
+        rows) runs on the restored state before the commit and may refuse; files(prior texts) puts back the
+        rewritten files. Returns the changes undone (newest first)."""
+        now = utc_now()
+        with self.transaction() as conn:
+            active = conn.execute("SELECT id, kind, args, before, after FROM taxonomy_changes WHERE undone_at IS NULL "
+                                  "ORDER BY id DESC").fetchall()
+            if not active:
+                raise TagwiseError(f"{where}: no taxonomy change to undo.")
+            if to is None:
+                targets = active[:1]
+            else:
+                if int(to) not in {r[0] for r in active}:
+                    raise TagwiseError(f"{where}: change {to} is not an active taxonomy change; active ones: "
+                                       f"{sorted(r[0] for r in active)}. Fix: pick one from `tagwise taxonomy history`.")
+                targets = [r for r in active if r[0] >= int(to)]
+            restored_files: list[dict] = []
+            for cid, kind, args, before_raw, after_raw in targets:
+                before, after = json.loads(before_raw), json.loads(after_raw)
+                for table, rows in after["rows"].items():
+                    for rowid, cols in rows["update"]:
+                        now_row = conn.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE rowid=?",
+                                               (int(rowid),)).fetchone()
+                        if now_row is None or list(now_row) != list(cols.values()):
+                            raise TagwiseError(f"{where}: {table} row {rowid} changed after taxonomy change {cid} "
+                                               f"({kind}); refusing to overwrite it. Nothing was undone.")
+                    if _full_rows(conn, table, rows["delete"]):
+                        raise TagwiseError(f"{where}: a {table} row that taxonomy change {cid} ({kind}) deleted exists "
+                                           f"again; refusing to overwrite it. Nothing was undone.")
+                for key, raw in before["meta"].items():
+                    if raw is None:
+                        conn.execute("DELETE FROM meta WHERE key=?", (key,))
+                    else:
+                        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, raw))
+                for table, rows in before["rows"].items():
+                    for rowid, cols in rows["update"]:
+                        conn.execute(f"UPDATE {table} SET {', '.join(f'{c}=?' for c in cols)} WHERE rowid=?",
+                                     (*cols.values(), int(rowid)))
+                    _put_rows(conn, table, {r: row for r, row in rows["delete"]})
+                conn.execute("UPDATE taxonomy_changes SET undone_at=? WHERE id=?", (now, cid))
+                restored_files.append(before.get("files", {}))
+            if check is not None:
+                check({k: self.get_meta(k) for k in LABEL_META_KEYS}, _label_rows(conn))
+            if files is not None:
+                for prior in restored_files:  # newest first: the oldest change's prior texts are written last
+                    files(prior)
+        return [{"id": r[0], "kind": r[1], "args": json.loads(r[2])} for r in targets]
+
+    def dump_label_tables(self) -> str:
+        """Every label-bearing table and meta key as text, in rowid order (tests compare two dumps)."""
+        lines = []
+        for key in LABEL_META_KEYS:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            lines.append(f"meta {key} {row[0] if row else None}")
+        for table in LABEL_TABLES:
+            lines += [f"{table} {row!r}" for row in self.conn.execute(f"SELECT rowid, * FROM {table} ORDER BY rowid")]
+        return "\n".join(lines)
+
+
+
+# -- taxonomy changes (issue 32): every row that names a label, rewritten in one transaction ----------
+# table -> columns read for a label change (``rowid`` first; the full row, so a snapshot restores it exactly)
+LABEL_TABLES: dict[str, tuple[str, ...]] = {
+    "sources": ("name", "spec", "annotated", "n_examples", "added_at"),
+    "examples": ("labels",),
+    "annotations": ("example", "labels", "annotator", "origin", "created_at", "undone_at", "content"),
+    "corrections": ("batch", "example", "old_labels", "new_labels", "reason", "created_at", "undone_at"),
+    "lfs": ("name", "origin", "kind", "version", "definition", "applied_at"),
+    "lf_votes": ("lf", "col", "label", "example", "text_key", "vote"),
+}
+# the meta keys a label change may rewrite (restored exactly by undo)
+LABEL_META_KEYS = ("taxonomy", "retired_labels", "taxonomy_changed_at")
+
+
+def _label_rows(conn: sqlite3.Connection) -> dict[str, dict[int, dict]]:
+    """Every label-bearing row: ``{table: {rowid: {column: value}}}`` (examples: only labeled rows)."""
+    out = {}
+    for table, cols in LABEL_TABLES.items():
+        where = " WHERE labels IS NOT NULL" if table == "examples" else ""
+        out[table] = {r[0]: dict(zip(cols, r[1:])) for r in conn.execute(
+            f"SELECT rowid, {', '.join(cols)} FROM {table}{where} ORDER BY rowid")}
+    return out
+
+
+def _full_rows(conn: sqlite3.Connection, table: str, rowids) -> dict[int, tuple]:
+    """rowid -> the whole row (every column, in table order) for the rowids that exist."""
+    out, rowids = {}, sorted(int(r) for r in rowids)
+    for i in range(0, len(rowids), 900):
+        chunk = rowids[i:i + 900]
+        for row in conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid IN ({','.join('?' * len(chunk))})", chunk):
+            out[row[0]] = list(row[1:])
+    return out
+
+
+def _put_rows(conn: sqlite3.Connection, table: str, rows: dict[int, list | None]) -> None:
+    """Make each rowid hold exactly the given whole row (None: no row)."""
+    info = list(conn.execute(f"PRAGMA table_info({table})"))
+    cols = [r[1] for r in info]
+    # a single INTEGER PRIMARY KEY is the rowid itself (and is part of the row); other tables name it
+    alias = sum(r[5] > 0 for r in info) == 1 and any(r[5] == 1 and r[2].upper() == "INTEGER" for r in info)
+    names = ", ".join(cols) if alias else ", ".join(["rowid", *cols])
+    for rowid in rows:
+        conn.execute(f"DELETE FROM {table} WHERE rowid=?", (int(rowid),))
+    for rowid, row in rows.items():
+        if row is not None:
+            values = tuple(row) if alias else (int(rowid), *row)
+            conn.execute(f"INSERT INTO {table}({names}) VALUES ({', '.join('?' * len(values))})", values)

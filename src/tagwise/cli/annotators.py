@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import sys
+
 from ..project import Project
 from .core import print_json
 
@@ -27,6 +29,12 @@ def cmd_annotators(args) -> int:
     try:
         if args.add:
             added = add_annotated_source(project, args.add, replace=args.replace)
+            for warning in added.get("warnings", ()):
+                print(f"tagwise: warning: {warning}", file=sys.stderr)
+            from ..workflows.health import format_warning, shared_text_warnings, shared_texts
+
+            for w in shared_text_warnings(shared_texts(project, sources=[added["name"]]), project):
+                print(format_warning(w), file=sys.stderr)
             if not args.json:
                 print(f"added {added['name']}: {added['n_examples']} examples, {added['n_annotations']} "
                       f"judgements by {len(added['annotators'])} annotators")

@@ -39,7 +39,7 @@ def cmd_corrections_apply(args) -> int:
         print(f"no labels changed: every row of {args.file} already matches its example ({r['rows']} rows)")
         return 0
     print(f"applied {r['changed']} label corrections from {args.file} as batch {r['batch']} "
-          f"(undo with `tagwise corrections {args.project} undo`)")
+          f"(undo with `tagwise corrections undo {args.project}`)")
     return 0
 
 
@@ -81,14 +81,18 @@ def register(subparsers) -> None:
     add_engine_args(p)
     p.set_defaults(handler=cmd_audit)
 
-    c = subparsers.add_parser("corrections", help="apply or undo label corrections (kept with history)")
-    c.add_argument("project")
+    c = subparsers.add_parser("corrections", help="apply or undo label corrections (kept with history)",
+                              description="tagwise corrections ACTION PROJECT ... (the older `tagwise corrections "
+                                          "PROJECT ACTION ...` is accepted too)")
     sub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = sub.add_parser("apply", help="accept suggested_labels of every row of an issues file")
+    a.add_argument("project")
     a.add_argument("file")
     a.set_defaults(handler=cmd_corrections_apply)
     u = sub.add_parser("undo", help="undo the latest batch, or every batch after --to RUN ('start' = all)")
+    u.add_argument("project")
     u.add_argument("--to", default=None)
     u.set_defaults(handler=cmd_corrections_undo)
     ls = sub.add_parser("list", help="list correction batches")
+    ls.add_argument("project")
     ls.set_defaults(handler=cmd_corrections_list)

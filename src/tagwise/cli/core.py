@@ -40,14 +40,20 @@ def cmd_init(args) -> int:
 
 
 def cmd_add_source(args) -> int:
-    summary = Project.open(args.project).add_source(args.spec, replace=args.replace,
-                                                    on_duplicate_id=args.on_duplicate_id)
+    from ..workflows.health import format_warning, shared_text_warnings, shared_texts
+
+    project = Project.open(args.project)
+    summary = project.add_source(args.spec, replace=args.replace, on_duplicate_id=args.on_duplicate_id)
     if summary["duplicate_ids"]:
         kept = (f"kept one row each ({args.on_duplicate_id}), {summary['dropped_duplicates']} rows left out"
                 if summary["dropped_duplicates"] else "every row kept")
         print(f"tagwise: warning: {summary['duplicate_ids']} example id(s) repeat within source "
               f"{summary['name']!r}; {kept}. Corrections that name an example by source + example_id "
               f"cannot tell such rows apart. Fix: --on-duplicate-id error|keep-first|keep-last.", file=sys.stderr)
+    for warning in summary.get("warnings", ()):
+        print(f"tagwise: warning: {warning}", file=sys.stderr)
+    for w in shared_text_warnings(shared_texts(project, sources=[summary["name"]]), project):
+        print(format_warning(w), file=sys.stderr)
     splits = ", ".join(f"{k}: {v}" for k, v in summary["splits"].items())
     print(f"added source {summary['name']!r}: {summary['n_examples']} examples ({splits})"
           + (f"; new labels: {len(summary['new_labels'])}" if summary["new_labels"] else "")
@@ -58,13 +64,20 @@ def cmd_add_source(args) -> int:
 def cmd_sources(args) -> int:
     from ..workflows.sources import source_summary
 
-    summary = source_summary(Project.open(args.project))
+    summary = source_summary(Project.open(args.project), health=True)
     if args.json:
         print_json(summary)
         return 0
     for s in summary["sources"]:
         print(f"{s['name']}: {s['n_examples']} examples, {s['annotated_labels']} labels, splits {s['splits']}")
     print(f"taxonomy: {len(summary['labels'])} labels")
+    if summary.get("health"):
+        from ..workflows.health import format_health, format_warning
+
+        print(format_health(summary["health"], title=f"training data health (split {summary['health']['split']})",
+                            warnings=False))
+        for w in summary["health"]["warnings"]:
+            print(format_warning(w), file=sys.stderr)
     return 0
 
 
@@ -95,6 +108,7 @@ def cmd_embed(args) -> int:
     print(f"embedded {stats.n_texts} texts ({stats.n_unique} unique) with {project.default_encoder}: "
           f"{stats.n_encoded} encoded, {stats.n_unique - stats.n_encoded} from cache, "
           f"{stats.seconds:.1f}s, peak RSS {peak_mb:.0f} MB")
+    print_truncated(stats.n_truncated, stats.max_chars)
     return 0
 
 
@@ -109,8 +123,16 @@ def cmd_train(args) -> int:
         encoder = tuned["encoder"]
         print(f"fine-tuned {args.base_model} for {tuned['steps']} steps on {tuned['pairs']} pairs in "
               f"{tuned['seconds']:.1f}s (final loss {tuned['final_loss']:.3f}); encoder {encoder}")
+    from ..workflows.health import format_health, format_warning
+
+    def show_before(health: dict) -> None:
+        print(format_health(health, title="training data health, before training", warnings=False), flush=True)
+        for w in health["warnings"]:
+            print(format_warning(w), file=sys.stderr, flush=True)
+
     result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
-                   consensus=args.consensus)
+                   consensus=args.consensus, on_health=show_before,
+                   drop_shared_test_texts=args.drop_shared_test_texts, check_alone=not args.no_alone_check)
     choice = result["choice"]
     if args.model == "auto":
         scores = "; ".join(f"{m} {v:.3f}" for m, v in choice["cv"].items())
@@ -130,6 +152,14 @@ def cmd_train(args) -> int:
         else:
             print(f"used {pl['positive']} positive and {pl['negative']} negative pseudo-labels on "
                   f"{pl['examples']} of {pl['unlabeled_pool']} unlabeled examples")
+    after = result["health"]["after"]
+    print(format_health({"before": {"sources": result["health"]["before"]["sources"]}, "after": after},
+                        title="training data health, after training (out-of-fold, each source in its own mode)",
+                        warnings=False))
+    for w in after["warnings"]:
+        print(format_warning(w), file=sys.stderr)
+    n = len(result["warnings"])
+    print(f"{n} health warning(s) in all (kept in the model's model.json)" if n else "health: no warnings")
     return 0
 
 
@@ -150,14 +180,16 @@ def cmd_predict(args) -> int:
     t0 = time.perf_counter()
     header = not args.no_header
     engine = engine_from_args(args)
+    report: dict = {}
     try:
         n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
                          id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
                          source=args.source, source_column=_column(args.source_column, header), engine=engine,
-                         chunk_rows=args.chunk_rows, risk=args.risk, confidence=args.confidence)
+                         chunk_rows=args.chunk_rows, report=report, risk=args.risk, confidence=args.confidence)
     finally:
         engine.shutdown()
     print(f"wrote {n} predictions to {args.out} in {time.perf_counter() - t0:.1f}s")
+    print_truncated(report.get("truncated", 0), report.get("max_chars"))
     if args.risk:
         from ..workflows.predict import promise_path
         print(f"promise ({args.risk}{f', confidence {args.confidence}' if args.confidence else ''}) in "
@@ -165,24 +197,58 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def print_truncated(n: int, limit: int | None) -> None:
+    """Say once how many texts were cut to the encoder's input length."""
+    if n:
+        print(f"tagwise: note: {n} text(s) longer than the encoder reads were cut to their first {limit:,} "
+              f"characters before encoding", file=sys.stderr)
+
+
 def cmd_evaluate(args) -> int:
     if args.transfer:
         return cmd_evaluate_transfer(args)
+    from ..evaluate.metrics import format_metric
     from ..workflows.evaluate import evaluate
+    from ..workflows.health import format_warning
 
     report = evaluate(Project.open(args.project), split=args.split, model=args.model, source=args.source,
-                      agnostic=args.agnostic, risk=args.risk, confidence=args.confidence)
+                      agnostic=args.agnostic, as_source=args.as_source, risk=args.risk, confidence=args.confidence)
     if args.json:
         print_json(report)
         return 0
     modes = sorted({f"{s}: {m}" for s, m in report["modes"].items()})
     print(f"{report['split']}: {report['n_examples']} examples, model {report['model']}"
           + (f" (prediction mode per source: {', '.join(modes)})" if modes else ""))
-    print(f"  micro-F1 {report['micro_f1']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
-          f"macro-AP {report['macro_ap']:.4f}  ECE {report['ece']:.4f}")
-    print(f"  {'label':<24}{'prec':>7}{'rec':>7}{'f1':>7}{'support':>9}")
+    fmt = lambda v: format_metric(v, width=8)  # noqa: E731
+    if report.get("per_source"):
+        width = max(10, *(len(s) for s in report["per_source"])) + 2
+        print(f"  per source, each in its own mode (trivial predictors beside it):")
+        print(f"  {'source':<{width}}{'mode':<{width}}{'rows':>6}{'macro-F1':>9}{'all-pos':>8}{'prior':>8}{'micro-F1':>9}")
+        for s, m in report["per_source"].items():
+            b = m["baselines"]["macro_f1"]
+            macro = m["macro_f1"] if m["labels_with_support"] else None
+            print(f"  {s:<{width}}{m['mode']:<{width}}{m['n_examples']:>6}{format_metric(macro, width=9)}"
+                  f"{fmt(b['all_positive'])}{fmt(b['prior'])}{format_metric(m['micro_f1'], width=9)}")
+        print("  pooled over every row:")
+    has = any(m["support"] for m in report["per_label"].values())
+    print(f"  micro-F1 {report['micro_f1']:.4f}  macro-F1 {format_metric(report['macro_f1'] if has else None, digits=4)}  "
+          f"macro-AP {format_metric(report['macro_ap'], digits=4)}  ECE {format_metric(report['ece'], digits=4)}")
+    b = report["baselines"]["macro_f1"]
+    print(f"  trivial macro-F1: predict everything {format_metric(b['all_positive'], digits=4)}, prior (each label on "
+          f"a random share of rows equal to its training rate) {format_metric(b['prior'], digits=4)}, "
+          f"predict nothing {format_metric(b['all_negative'], digits=4)}")
+    print(f"  {'label':<24}{'prec':>7}{'rec':>7}{'f1':>7}{'support':>9}{'all-pos':>8}{'prior':>7}")
     for name, m in report["per_label"].items():
-        print(f"  {name:<24}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>9}")
+        base = report["baselines"]["per_label"][name]
+        prec_support = m["support"] or m.get("predicted", 1)
+        print(f"  {name:<24}{format_metric(m['precision'], prec_support, 7)}{format_metric(m['recall'], m['support'], 7)}"
+              f"{format_metric(m['f1'], m['support'], 7)}{m['support']:>9}"
+              f"{format_metric(base['all_positive'], m['support'], 8)}{format_metric(base['prior'], m['support'], 7)}")
+    if not all(m["support"] for m in report["per_label"].values()):
+        print("  (— : no positive of the label in the cells these rows' sources annotate, so recall and F1 are "
+              "undefined; macro averages leave such labels out)")
+    for w in report["warnings"]:
+        print(format_warning(w), file=sys.stderr)
     if "risk_control" in report:
         print(format_risk_control(report["risk_control"]))
     return 0
@@ -222,7 +288,8 @@ def cmd_evaluate_transfer(args) -> int:
     result = run_transfer(Project.open(args.project), sources=getattr(args, "sources", None),
                           encoder=getattr(args, "encoder", None), progress=not args.json)
     if args.json:
-        print_json({k: result[k] for k in ("metric", "matrix", "leave_one_out", "languages", "modes", "run")})
+        print_json({k: result[k] for k in ("metric", "matrix", "leave_one_out", "languages", "columns",
+                                                    "test_only", "modes", "run")})
         return 0
     print(format_transfer(result))
     print(f"\nsaved to {result['path']}")
@@ -260,7 +327,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("embed", help="embed every example (cached by content)")
     p.add_argument("project")
-    p.add_argument("--encoder", default=None, help="use (default) | hashing[:dim] | st:<model-or-path>")
+    p.add_argument("--encoder", default=None,
+                   help="use (default; 16 languages) | e5 (multilingual-e5-small, ~100 languages; the e5 extra) | "
+                        "hashing[:dim] (any language) | st:<model-or-path> | a+b")
     add_engine_args(p)
     p.set_defaults(handler=cmd_embed)
 
@@ -279,6 +348,12 @@ def register(sub) -> None:
                         "probabilities as a prior), majority (strict majority), none (stored / latest labels)")
     for mode in ("zero-shot", "few-shot", "semi-supervised", "weak"):
         p.add_argument(f"--{mode}", dest="model", action="store_const", const=mode, help=MODES[mode].help)
+    p.add_argument("--drop-shared-test-texts", action="store_true",
+                   help="leave out training rows whose text (case/punctuation/whitespace folded) is a test text "
+                        "of another source (train reports how many there are)")
+    p.add_argument("--no-alone-check", action="store_true",
+                   help="with several sources, skip re-training each source alone to compare its out-of-fold "
+                        "macro-F1 with the joint model's (about one more fit of the data)")
     p.add_argument("--fine-tune", action="store_true",
                    help="torch extra: first fine-tune a sentence-transformers body on contrastive pairs of the "
                         "labeled examples (SetFit-style), saved in PROJECT/encoders/, then train the head on it")
@@ -311,6 +386,9 @@ def register(sub) -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--agnostic", action="store_true",
                    help="score every row in the source-agnostic mode (default: each row in its source's mode)")
+    p.add_argument("--as-source", default=None, metavar="SOURCE",
+                   help="score every row in training source SOURCE's mode (e.g. a test-only gold source that "
+                        "labels the way SOURCE does)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--transfer", action="store_true", help="train on each source, test on every other: "
                    "matrix, leave-one-source-out, per-language macro-F1")

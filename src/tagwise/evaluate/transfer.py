@@ -81,12 +81,16 @@ def covered_columns(examples: Examples, taxonomy, space, sources) -> np.ndarray:
 def format_transfer(result: dict) -> str:
     """Plain-text rendering of ``transfer_evaluation``'s result for the terminal."""
     names = list(result["matrix"])
-    width = max(12, *(len(n) for n in names)) + 2
+    columns = list(result.get("columns") or names)
+    width = max(12, *(len(n) for n in columns)) + 2
     fmt = lambda v: "     -" if v is None else f"{v:6.3f}"  # noqa: E731
     lines = [f"{result['metric']}: rows = trained on, columns = tested on (labels both annotate)",
-             "".ljust(width) + "".join(n[:10].rjust(11) for n in names)]
+             "".ljust(width) + "".join(n[:10].rjust(11) for n in columns)]
     for a in names:
-        lines.append(a.ljust(width) + "".join(fmt(result["matrix"][a][b]).rjust(11) for b in names))
+        lines.append(a.ljust(width) + "".join(fmt(result["matrix"][a].get(b)).rjust(11) for b in columns))
+    if result.get("test_only"):
+        lines.append(f"test-only sources (no training rows; columns only, scored in the agnostic mode): "
+                     f"{', '.join(result['test_only'])}")
     lines.append("")
     lines.append("leave one source out (trained on all others):")
     lines += [f"  {s.ljust(width)}{fmt(v)}" for s, v in result["leave_one_out"].items()]

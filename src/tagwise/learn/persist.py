@@ -80,6 +80,8 @@ def load_model(directory: str | Path):
             raise TagwiseError(f"{directory}: {key}.npy cannot be read safely ({exc}). {fix}") from None
     try:
         model = cls.from_state(doc["meta"], arrays)
+        if "head_columns" in info:
+            model = RemappedHead(model, info["head_columns"])
         _smoke_test(model, info)
     except TagwiseError:
         raise
@@ -101,3 +103,42 @@ def _smoke_test(model, info: dict) -> None:
         raise TagwiseError(f"the model predicts {P.shape[1]} labels but info.labels names {len(labels)}")
     if model.thresholds_for(1).shape != P.shape:
         raise TagwiseError(f"thresholds have shape {model.thresholds_for(1).shape}, predictions {P.shape}")
+
+
+class RemappedHead:
+    """A fitted head seen through a taxonomy change (issue 32) until it is retrained.
+
+    ``head_columns[j]``: the head's output columns behind output label j (``info["labels"][j]``):
+    one column for a kept or renamed label, several for a merged one (its probability is the max of
+    those heads, its threshold their min, so an example any merged head called positive stays
+    positive); a retired label's columns are simply not listed. Written by ``workflows.taxonomy_changes``
+    into ``model.json``'s info; everything else is the wrapped head's.
+    """
+
+    def __init__(self, head, head_columns):
+        if not isinstance(head_columns, list) or not all(
+                isinstance(c, list) and c and all(isinstance(k, int) and k >= 0 for k in c) for c in head_columns):
+            raise TagwiseError("info.head_columns must list, per label, the head's column numbers")
+        self.head = head
+        self.head_columns = [list(c) for c in head_columns]
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["head"], name)
+
+    def _pool(self, M: np.ndarray, reduce) -> np.ndarray:
+        M = np.asarray(M)
+        if not self.head_columns:
+            return np.zeros((len(M), 0), dtype=M.dtype)
+        return np.stack([reduce(M[:, cols], axis=1) for cols in self.head_columns], axis=1)
+
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
+        return self._pool(self.head.predict_proba(X, texts=texts, source=source), np.max)
+
+    def thresholds_for(self, n: int, source=None) -> np.ndarray:
+        return self._pool(self.head.thresholds_for(n, source), np.min)
+
+    def decide(self, P, source=None) -> np.ndarray:
+        return (np.asarray(P) >= self.thresholds_for(len(P), source)).astype(np.uint8)
+
+    def predict(self, X, texts=None, source=None) -> np.ndarray:
+        return self.decide(self.predict_proba(X, texts=texts, source=source), source)

@@ -2,5 +2,6 @@
 
 ``app.create_app(project_path, ...)`` builds the FastAPI app; ``batcher.Predictor`` micro-batches
 predict requests; pages are Jinja2 templates (``templates/``, autoescaped, rendered by ``pages``) with one
-small script (``static/app.js``); ``people.request_user`` is the one place a request's user is learned.
+small script (``static/app.js``); ``auth.Guard`` checks every request, and ``auth.request_user`` is the one
+place a route learns who asks.
 """

@@ -2,13 +2,14 @@
 
 Every request that touches the store opens its own ``Project`` (SQLite connections stay in their
 thread; the store's WAL mode and busy timeout let the server and CLI commands write at once). Predict
-requests go to one ``Predictor`` (micro-batched, model loaded once).
+requests go to one ``Predictor`` (micro-batched, model loaded once). Every request first passes
+``auth.Guard`` (Host, Origin, content type, sign-in, CSRF, role, body size); routes read the requester
+with ``auth.current_user``.
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
+import json
 import secrets
 import threading
 import time
@@ -17,16 +18,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..project import Project
 from ..types import TagwiseError
 from ..workflows.sources import example_count, filter_options
+from ..workflows.team import ADJUDICATION
+from ..workflows.users import has_role
 from . import pages
+from .auth import Guard, HostPolicy, Sessions, Users, annotator_for, is_loopback, login_routes, require_user
 from .batcher import Predictor
-from .people import require_user
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Request limits: a predict call is meant for online use (a page, a service); bulk files go through
@@ -34,37 +39,87 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXTS = 256
 MAX_CHARS = 10_000
 MAX_BODY_BYTES = 4 * 1024 * 1024
+BODY_TIMEOUT_S = 30.0  # a body that announces more than it sends is answered 408 after this long
+MAX_ID = 2**63 - 1  # SQLite's INTEGER
+MAX_LABELS = 1000
+MAX_NAME = 100
+MAX_ORIGIN = 200
+SWAGGER_FILES = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png")
 
 
-class PredictIn(BaseModel):
-    texts: list[str] = Field(..., description="texts to label (at most MAX_TEXTS, each at most MAX_CHARS characters; HTTP 413 beyond)")
-    source: Optional[str] = Field(None, description="score in this training source's mode")
-
-class AnnotationIn(BaseModel):
-    example_id: int = Field(..., description="the example's store id (as the queue gives it)")
-    labels: list[str]
-    annotator: Optional[str] = None
-    origin: Optional[str] = Field(None, description="suggest:<run>, audit:<run>, ... (default: api)")
-
-class TrainIn(BaseModel):
-    mode: Optional[str] = None
-
-class ReleaseIn(BaseModel):
-    example_id: int = Field(..., description="a store id the label queue gave the requesting user")
-
-class AdjudicationIn(BaseModel):
-    example_id: int = Field(..., description="the disputed example's store id (as /api/team gives it)")
-    labels: list[str] = Field(..., description="the labels the reviewer decides on ([] for none)")
-
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _no_lone_surrogates(value: str) -> str:
+    """A JSON string may hold an unpaired surrogate (``"\\ud800"``) that no UTF-8 text can: refuse it."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"character {exc.start} is an unpaired UTF-16 surrogate ({ascii(value[exc.start])}); "
+                         f"send valid Unicode text") from None
+    return value
+
+
+def _short_label_names(labels: list[str]) -> list[str]:
+    long = [x for x in labels if len(x) > MAX_ORIGIN]
+    if long:
+        raise ValueError(f"a label name of {len(long[0])} characters; names are at most {MAX_ORIGIN}")
+    return labels
+
+
+class Strict(BaseModel):
+    """A request body: strict types (no "1" for 1, no true for 1), and text that is valid Unicode."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value):
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str):
+                _no_lone_surrogates(v)
+        return value
+
+
+class PredictIn(Strict):
+    texts: list[StrictStr] = Field(..., description="texts to label (at most MAX_TEXTS, each at most MAX_CHARS characters; HTTP 413 beyond)")
+    source: Optional[StrictStr] = Field(None, max_length=MAX_ORIGIN,
+                                        description="score in this training source's mode (a source of the project)")
+
+class AnnotationIn(Strict):
+    example_id: StrictInt = Field(..., ge=1, le=MAX_ID, description="the example's store id (as the queue gives it)")
+    labels: list[StrictStr] = Field(..., max_length=MAX_LABELS)
+    annotator: Optional[StrictStr] = Field(None, max_length=MAX_NAME,
+                                           description="leave out: the signed-in user (a user cannot name another)")
+    origin: Optional[StrictStr] = Field(None, max_length=MAX_ORIGIN, description="suggest:<run>, audit:<run>, ... (default: api)")
+
+    _short_labels = field_validator("labels")(_short_label_names)
+
+class ReleaseIn(Strict):
+    example_id: StrictInt = Field(..., ge=1, le=MAX_ID, description="a store id the label queue gave the requesting user")
+
+class AdjudicationIn(Strict):
+    example_id: StrictInt = Field(..., ge=1, le=MAX_ID, description="the disputed example's store id (as /api/team gives it)")
+    labels: list[StrictStr] = Field(..., max_length=MAX_LABELS, description="the labels the reviewer decides on ([] for none)")
+
+    _short_labels = field_validator("labels")(_short_label_names)
+
+class TrainIn(Strict):
+    mode: Optional[StrictStr] = Field(None, max_length=MAX_NAME, description="auto (default) or a training mode")
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, mode):
+        from ..learn.registry import resolve_mode
+
+        if mode not in (None, "auto"):
+            try:
+                resolve_mode(mode)
+            except TagwiseError as exc:
+                raise ValueError(str(exc)) from None
+        return mode
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: an error that echoes a bad input (a lone surrogate) still encodes."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 class Jobs:
@@ -118,22 +173,33 @@ class Jobs:
 
 def create_app(project_path, token: str | None = None, annotator: str = "web", max_texts: int = MAX_TEXTS,
                max_chars: int = MAX_CHARS, max_body_bytes: int = MAX_BODY_BYTES, predictor: Predictor | None = None,
-               overlap: int = 1, trust_user_header: bool = False):
-    """The app serving ``project_path``. With ``token``, every request needs ``Authorization: Bearer TOKEN``.
+               host: str = "127.0.0.1", port: int | None = None, allow_hosts=(), body_timeout_s: float = BODY_TIMEOUT_S,
+               overlap: int = 1):
+    """The app serving ``project_path``, bound (or reached) at ``host``:``port`` (port None: any).
 
-    overlap: how many distinct people label each queued example (``serve --overlap K``).
-    trust_user_header: TEST-ONLY stand-in for accounts (``serve/people.py``); no CLI option sets it."""
+    ``token``: an admin token (``Authorization: Bearer TOKEN``, or as a login token). Once the project has
+    users (``tagwise users add``), every request needs a user's token or session; without users and
+    without ``token``, a loopback-bound server answers its one local person. ``allow_hosts``: more names
+    the ``Host`` header may carry (a reverse proxy's). ``overlap``: how many distinct people label each
+    queued example (``serve --overlap K``)."""
     project_path = Path(project_path)
     if not isinstance(overlap, int) or overlap < 1:
         raise TagwiseError(f"--overlap must be a whole number of at least 1 (got {overlap!r}).")
     Project.open(project_path).close()  # a clear error now, not on the first request
     predictor = predictor or Predictor(project_path)
     jobs = Jobs(project_path)
-    queue_lock = threading.Lock()  # two label-queue requests must not both start a new suggest batch
-    app = FastAPI(title="tagwise", description="Label, review and use a tagwise project's model.",
-                  version="1")
+    queue_lock = threading.Lock()  # two label-queue requests must not both suggest a new batch
+    app = FastAPI(title="tagwise", description="Label, review and use a tagwise project's model. Sign in with "
+                  "`Authorization: Bearer TOKEN` (a program) or POST /api/login (a browser; then send the "
+                  "csrf_token as X-CSRF-Token). State-changing requests need `Content-Type: application/json`.",
+                  version="1", docs_url=None, redoc_url=None, default_response_class=SafeJSONResponse)
     app.state.predictor, app.state.jobs = predictor, jobs
-    app.state.annotator, app.state.overlap, app.state.trust_user_header = annotator, overlap, trust_user_header
+    guard_config = {"users": Users(project_path), "sessions": Sessions(), "admin_token": token,
+                    "local_name": annotator}
+    app.add_middleware(Guard, hosts=HostPolicy(host, port, allow_hosts), allow_anonymous=is_loopback(host),
+                       max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, **guard_config)
+    app.include_router(login_routes(project_path, guard_config))
+    app.state.annotator, app.state.overlap = annotator, overlap
 
     @contextmanager
     def opened():
@@ -143,29 +209,23 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         finally:
             project.close()
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return JSONResponse({"detail": "missing or wrong token: send `Authorization: Bearer TOKEN`."},
-                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse({"detail": f"request body of {int(length)} bytes is over the limit of "
-                                           f"{max_body_bytes}; send fewer or shorter texts per request."},
-                                status_code=413)
-        response = await call_next(request)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        if request.url.path not in ("/docs", "/redoc"):  # FastAPI's API pages load their own scripts; no project data there
-            response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
-                                                           "style-src 'self' 'unsafe-inline'; script-src 'self'")
-        return response
-
     @app.exception_handler(TagwiseError)
     async def tagwise_error(request: Request, exc: TagwiseError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return SafeJSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # one line per problem, naming the field; the offending input is not echoed back
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+            problems.append({"field": where, "message": str(err.get("msg", "invalid"))[:500], "type": err.get("type")})
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return SafeJSONResponse({"detail": detail, "errors": problems}, status_code=422)
 
     # -- API -----------------------------------------------------------------------------------
     @app.get("/api/health")
@@ -176,6 +236,14 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     @app.post("/api/predict")
     async def predict(body: PredictIn):
+        if body.source is not None:
+            from ..workflows.sources import source_names
+
+            with opened() as project:
+                known = source_names(project)
+            if body.source not in known:
+                raise HTTPException(422, f"unknown source {body.source!r}; this project's sources are: "
+                                         f"{', '.join(known) or 'none'} (leave `source` out to score without one).")
         if len(body.texts) > max_texts:
             raise HTTPException(413, f"{len(body.texts)} texts in one request; the limit is {max_texts}. "
                                      f"Send them in several requests, or use `tagwise predict FILE` for files.")
@@ -204,9 +272,8 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             def predict_fn(texts, sources):
                 futures = [predictor.submit([t], s) for t, s in zip(texts, sources)]
                 return [f.result(timeout=600)["predictions"][0] for f in futures]
-        with queue_lock:
-            out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
-                              predict=predict_fn)
+        out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
+                          predict=predict_fn, batch_lock=queue_lock)
         for it in out["items"]:
             it["display_text"] = pages.decoded(it["text"])  # entities decoded; the page shows it as text
         return out
@@ -214,11 +281,13 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     @app.get("/api/queue")
     def queue(request: Request, kind: str = Query("label", pattern="^(label|review)$"),
               limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
-              source: Optional[str] = None, split: Optional[str] = None, language: Optional[str] = None,
-              label: Optional[str] = None, q: Optional[str] = None):
+              source: Optional[str] = Query(None, max_length=MAX_ORIGIN),
+              split: Optional[str] = Query(None, max_length=MAX_ORIGIN),
+              language: Optional[str] = Query(None, max_length=MAX_ORIGIN),
+              label: Optional[str] = Query(None, max_length=MAX_ORIGIN), q: Optional[str] = Query(None, max_length=MAX_ORIGIN)):
         """kind=label: the next examples for the requesting user (leased to them; see workflows/queue.py);
         kind=review: the latest audit's undecided rows, ``offset`` paging through them."""
-        user = require_user(request, *(("reviewer", "admin") if kind == "review" else ()))
+        user = require_user(request, "reviewer" if kind == "review" else "annotator")
         filters = {"source": source, "split": split, "language": language, "label": label, "q": q}
         with opened() as project:
             return _queue(project, kind, limit, filters, user, offset)
@@ -236,11 +305,10 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     def add_annotation(body: AnnotationIn, request: Request):
         from ..workflows.queue import OverlapReached, save_label
 
-        user = require_user(request)
-        who = (body.annotator or user["name"]).strip()
-        if who != user["name"] and user["role"] != "admin":  # only an admin may record labels for someone else
-            raise HTTPException(403, f"{user['name']} cannot save labels as {who!r}; leave out 'annotator'.")
-        origin = (body.origin or "api")[:200]
+        who = annotator_for(request, body.annotator)
+        origin = body.origin or "api"
+        if origin == ADJUDICATION:  # a reviewer's decision goes through its own route (and its role check)
+            raise HTTPException(422, "origin 'adjudication' is a reviewer's decision: POST /api/adjudications.")
         with opened() as project:
             try:
                 return {"annotation_id": save_label(project, body.example_id, body.labels, who, origin, overlap)}
@@ -254,16 +322,16 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         from ..workflows.labels import history
 
         user = require_user(request)
-        mine = None if user["role"] in ("reviewer", "admin") else user["name"]
+        mine = None if has_role(user, "reviewer") else user["name"]
         with opened() as project:
             return {"annotations": history(project, limit=limit, annotator=mine)}
 
     @app.post("/api/annotations/{annotation_id}/undo")
-    def undo(annotation_id: int, request: Request):
+    def undo(request: Request, annotation_id: int = PathParam(..., ge=1, le=MAX_ID)):
         from ..workflows.labels import NotYours, undo_annotation
 
         user = require_user(request)
-        owner = None if user["role"] in ("reviewer", "admin") else user["name"]  # annotators undo only their own
+        owner = None if has_role(user, "reviewer") else user["name"]  # annotators undo only their own
         with opened() as project:
             try:
                 return undo_annotation(project, annotation_id, owner=owner)
@@ -276,7 +344,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         (reviewers and admins)."""
         from ..workflows.team import team_report
 
-        require_user(request, "reviewer", "admin")
+        require_user(request, "reviewer")
         with opened() as project:
             return team_report(project, overlap=overlap)
 
@@ -285,17 +353,17 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         """A reviewer's decision on a disputed example: an annotation of origin ``adjudication``."""
         from ..workflows.team import adjudicate
 
-        user = require_user(request, "reviewer", "admin")
+        user = require_user(request, "reviewer")
         with opened() as project:
             return {"annotation_id": adjudicate(project, body.example_id, body.labels, user["name"]),
-                    "origin": "adjudication", "annotator": user["name"]}
+                    "origin": ADJUDICATION, "annotator": user["name"]}
 
     @app.post("/api/train")
     def train(body: TrainIn = Body(default=TrainIn())):
         return {"job_id": jobs.start(body.mode)}
 
     @app.get("/api/jobs/{job_id}")
-    def job(job_id: str):
+    def job(job_id: str = PathParam(..., max_length=64)):
         found = jobs.get(job_id)
         if found is None:
             raise HTTPException(404, f"no job {job_id!r}")
@@ -303,10 +371,14 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     # -- pages (templates in serve/templates/, rendered by pages.render) ---------------------------
     def _filters(request: Request) -> dict:
-        return {k: request.query_params.get(k) for k in pages.FILTERS}
+        filters = {k: request.query_params.get(k) for k in pages.FILTERS}
+        long = [k for k, v in filters.items() if v is not None and len(v) > MAX_ORIGIN]
+        if long:
+            raise HTTPException(422, f"filter {long[0]!r} is over {MAX_ORIGIN} characters.")
+        return filters
 
     def _page(request, name, title, active, user, **context):
-        return pages.render(request, name, title, active, token, user, **context)
+        return pages.render(request, name, title, active, user, **context)
 
     @app.get("/", include_in_schema=False)
     def home():
@@ -335,7 +407,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
         from ..workflows.labels import history
 
-        user = require_user(request, "reviewer", "admin")
+        user = require_user(request, "reviewer")
         filters = _filters(request)
         with opened() as project:
             q = _queue(project, "review", REVIEW_PAGE, filters, user, offset)
@@ -354,11 +426,11 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     def team_page(request: Request):
         from ..workflows.team import team_report
 
-        user = require_user(request, "reviewer", "admin")
+        user = require_user(request, "reviewer")
         with opened() as project:
             report = team_report(project, overlap=overlap)
         return _page(request, "team.html", "Team", "team", user, team=report,
-                     can_decide=user["role"] in ("reviewer", "admin"))
+                     can_decide=has_role(user, "reviewer"))
 
     @app.get("/model", response_class=HTMLResponse, include_in_schema=False)
     def model_page(request: Request):
@@ -377,24 +449,59 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str):
-        if name not in ("app.js", "app.css"):
+        if name not in ("app.js", "app.css", "docs.js"):
             raise HTTPException(404)
         return FileResponse(STATIC / name, media_type="text/javascript" if name.endswith(".js") else "text/css")
+
+    # -- /docs: Swagger UI from the swagger-ui-bundle package, not a CDN (works offline) -------------
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs():
+        return HTMLResponse("""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tagwise API</title>
+<link rel="stylesheet" href="/docs-assets/swagger-ui.css"><link rel="icon" href="/docs-assets/favicon-32x32.png">
+</head><body><div id="swagger-ui"></div><script src="/docs-assets/swagger-ui-bundle.js"></script>
+<script src="/static/docs.js"></script></body></html>""")
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_assets(name: str):
+        try:
+            from swagger_ui_bundle import swagger_ui_path
+        except ImportError:
+            raise HTTPException(404, "the API page needs the swagger-ui-bundle package: "
+                                     "pip install swagger-ui-bundle") from None
+        if name not in SWAGGER_FILES:
+            raise HTTPException(404)
+        kind = {"css": "text/css", "js": "text/javascript", "png": "image/png"}[name.rsplit(".", 1)[1]]
+        return FileResponse(Path(swagger_ui_path) / name, media_type=kind,
+                            headers={"Cache-Control": "public, max-age=86400"})
 
     return app
 
 
 def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-               annotator: str = "web", overlap: int = 1) -> None:
-    """Serve until interrupted. A host other than loopback needs a token."""
+               annotator: str = "web", allow_hosts=(), overlap: int = 1) -> None:
+    """Serve until interrupted. A host other than loopback needs a token or users."""
     import uvicorn
 
+    from ..workflows.users import list_users
+
+    if not 0 < int(port) < 65536:
+        raise TagwiseError(f"--port {port} is not a TCP port; use 1-65535 (default 8765).")
+    project = Project.open(project_path)
+    try:
+        n_users = len(list_users(project))
+    finally:
+        project.close()
     if not is_loopback(host) and not token:
-        raise TagwiseError(f"--host {host} would let other machines reach this project without a password. "
-                           f"Fix: add --token SECRET (clients send `Authorization: Bearer SECRET`), or keep "
-                           f"the default --host 127.0.0.1.")
-    app = create_app(project_path, token=token, annotator=annotator, overlap=overlap)
-    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs{'; token required' if token else ''}"
+        if not n_users:
+            raise TagwiseError(f"--host {host} would let other machines reach this project without a password. "
+                               f"Fix: add users (`tagwise users add {project_path} NAME`, each gets a login link) "
+                               f"or --token SECRET (clients send `Authorization: Bearer SECRET`), or keep the "
+                               f"default --host 127.0.0.1.")
+    app = create_app(project_path, token=token, annotator=annotator, host=host, port=port, allow_hosts=allow_hosts,
+                     overlap=overlap)
+    who = (f"{n_users} users sign in with their links (`tagwise users list`)" if n_users else
+           "admin token required" if token else "one local person, no sign-in; `tagwise users add` for a team")
+    print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs; {who}"
           f"{f'; each example goes to {overlap} people' if overlap > 1 else ''})")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -9,6 +9,7 @@ import html
 import string
 from pathlib import Path
 
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -18,6 +19,7 @@ FILTERS = ("source", "split", "language", "label", "q")
 TOGGLE_KEYS = list("123456789") + [c for c in string.ascii_lowercase if c not in "sug"]
 NAV = (("label", "/label", "Label"), ("review", "/review", "Review"), ("team", "/team", "Team"),
        ("model", "/model", "Model"), ("docs", "/docs", "API"))
+PAGE_PATHS = frozenset(href for _, href, _ in NAV)  # where a sign-in may move on to (``/login?next=``)
 REVIEWERS_ONLY = ("review", "team")  # pages an annotator does not see (they show other people's labels)
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -38,12 +40,30 @@ def _environment() -> Environment:
 templates = Jinja2Templates(env=_environment())
 
 
-def render(request, name: str, title: str, active: str, token: str | None, user: dict | None, **context):
-    """The ``name`` template as an HTML response, with the layout's context."""
-    nav = [n for n in NAV if not (user and user["role"] == "annotator" and n[0] in REVIEWERS_ONLY)]
-    return templates.TemplateResponse(request, name, {"title": title, "active": active, "token": token,
-                                                      "user": user, "nav": nav, "filter_keys": FILTERS,
-                                                      **context})
+def _layout(title: str, active: str, user: dict | None) -> dict:
+    """The base template's context: the menu the user may use (none before signing in) and who they are."""
+    nav = [] if user is None else [n for n in NAV if not (user["role"] == "annotator" and n[0] in REVIEWERS_ONLY)]
+    return {"title": title, "active": active, "user": user, "nav": nav, "filter_keys": FILTERS}
+
+
+def render(request, name: str, title: str, active: str, user: dict | None, **context):
+    """The ``name`` template as an HTML response, with the layout's context. ``user``: ``{"name", "role",
+    "via"}`` (the header says who is signed in; a browser session gets a sign-out button)."""
+    return templates.TemplateResponse(request, name, {**_layout(title, active, user), **context})
+
+
+def landing(next_path: str | None) -> str:
+    """Where a sign-in moves on to: ``next_path`` if it is one of the pages (never another site), else /label."""
+    return next_path if next_path in PAGE_PATHS else "/label"
+
+
+def sign_in_page(message: str, status: int = 401, next_path: str | None = None) -> HTMLResponse:
+    """The sign-in page (``message`` says why; after signing in, on to ``next_path``, one of the pages),
+    for the guard that has no ``Request`` yet."""
+    next_path = next_path if next_path in PAGE_PATHS else None
+    body = templates.env.get_template("sign_in.html").render(**_layout("Sign in", "sign-in", None), message=message,
+                                                             next_path=next_path)
+    return HTMLResponse(body, status_code=status)
 
 
 def label_buttons(names: list[str], descriptions: dict) -> list[dict]:

@@ -1,5 +1,6 @@
 """Sources: declarative specs that map raw datasets onto one taxonomy, with provenance."""
-from .ingest import SourceRows, ingest
+from .ingest import SourceRows
+from .read import ingest
 from .readers import read_columns
 from .spec import SourceSpec, load_spec, parse_spec
 

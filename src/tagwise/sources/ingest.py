@@ -1,4 +1,5 @@
-"""Turn one validated source spec into rows with taxonomy label names and provenance."""
+"""Turn one validated source spec (one row per example, or per judgement) into rows with taxonomy label
+names and provenance; ``sources/read.py``'s ``ingest`` reads every layout."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text import check_unicode
 from ..types import TagwiseError
+from .holdout import apply_holdout
 from .readers import read_columns
 from .spec import SourceSpec, label_name
 
@@ -32,6 +35,7 @@ class SourceRows:
     skipped_empty: int = 0
     duplicate_ids: int = 0      # example ids that more than one row of the source carries
     dropped_duplicates: int = 0  # rows left out by --on-duplicate-id keep-first/keep-last
+    warnings: list[str] = field(default_factory=list)  # what the user should hear about (add-source prints them)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -111,8 +115,20 @@ def _tokens(value: Any, spec: SourceSpec, path: Path, row: int) -> list[Any]:
     return [t for t in str(value).split(spec.labels.delimiter) if t.strip()]
 
 
-def _onehot_value(value: Any, path: Path, row: int, col: Any) -> bool | None:
-    """A one-hot cell -> True / False, or None when blank (the label's value is unknown)."""
+def _number(value: Any) -> float | None:
+    """A cell as a finite number, or None when it is not one."""
+    try:
+        f = float(str(value).strip())
+    except ValueError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _onehot_value(value: Any, path: Path, row: int, col: Any, threshold: float | None = None) -> bool | None:
+    """A one-hot cell -> True / False, or None when blank (the label's value is unknown).
+
+    With ``threshold`` a fractional or probability cell (a number in [0, 1]) is positive when it is
+    ``>= threshold``; without one only 0/1 (and true/false, yes/no) are accepted."""
     if isinstance(value, bool):
         return value
     if _is_missing(value) or not str(value).strip():
@@ -122,14 +138,22 @@ def _onehot_value(value: Any, path: Path, row: int, col: Any) -> bool | None:
         return True
     if text in _FALSE:
         return False
-    raise TagwiseError(f"{path}: row {row}: one-hot column {col!r} has {value!r}; expected 0/1.")
+    number = _number(text)
+    if number is not None and 0 <= number <= 1:
+        if threshold is not None:
+            return number >= threshold
+        raise TagwiseError(f"{path}: row {row}: one-hot column {col!r} has {value!r}, a fraction; expected 0/1. "
+                           f"Fix: set labels/threshold (a cell >= threshold is positive), e.g. threshold: 0.5.")
+    raise TagwiseError(f"{path}: row {row}: one-hot column {col!r} has {value!r}; expected 0/1"
+                       + (" or a fraction from 0 to 1." if threshold is not None else "."))
 
 
-def _onehot_labels(values: list, label_cols: list, path: Path, row: int) -> list[str] | None:
+def _onehot_labels(values: list, label_cols: list, path: Path, row: int,
+                   threshold: float | None = None) -> list[str] | None:
     """The row's positive one-hot columns; None (unlabeled) when every cell is blank. Blank means
     unknown, never negative, so a test file whose label columns are empty is stored unlabeled instead of
     "all negative"; a row with some blank and some filled cells is an error (the store keeps whole rows)."""
-    flags = [_onehot_value(v, path, row, c) for v, c in zip(values, label_cols)]
+    flags = [_onehot_value(v, path, row, c, threshold) for v, c in zip(values, label_cols)]
     if all(f is None for f in flags):
         return None
     if any(f is None for f in flags):
@@ -140,16 +164,62 @@ def _onehot_labels(values: list, label_cols: list, path: Path, row: int) -> list
     return [str(c) for f, c in zip(flags, label_cols) if f]
 
 
-def ingest(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
-    """Read every file of ``spec``; validate every row; return rows with taxonomy label names.
+def apply_constant(labels: list[str] | None, spec: SourceSpec, path: Path, row: int) -> list[str] | None:
+    """``labels/constant``: add every label the spec gives 1; a row carrying a label it gives 0 is an error."""
+    if labels is None or not spec.labels.constant:
+        return labels
+    out = list(labels)
+    for name, flag in spec.labels.constant.items():
+        if flag and name not in out:
+            out.append(name)
+        elif not flag and name in out:
+            raise TagwiseError(f"{path}: row {row}: the row has label {name!r}, but labels/constant says no row of "
+                               f"source {spec.name!r} has it ({name}: 0). Fix: correct the row or labels/constant.")
+    return out
+
+
+def with_constant_labels(annotated: list[str], spec: SourceSpec) -> list[str]:
+    """The labels a source annotates, plus those ``labels/constant`` names (the source knows them too)."""
+    return list(annotated) + [n for n in spec.labels.constant if n not in annotated]
+
+
+def _looks_numeric(name: str) -> bool:
+    return _number(name) is not None
+
+
+def finish_rows(rows: SourceRows, spec: SourceSpec) -> SourceRows:
+    """What every layout does last: the holdout cut and the warnings about label names."""
+    if spec.holdout is not None:
+        apply_holdout(rows, spec.holdout, default_ids="id" not in spec.columns and spec.labels.item_column is None)
+    numeric = [n for n in rows.annotated_labels if _looks_numeric(n)]
+    if numeric:
+        shown = ", ".join(repr(n) for n in numeric[:6]) + (", …" if len(numeric) > 6 else "")
+        rows.warnings.append(
+            f"source {spec.name!r}: label name(s) {shown} look like numbers: a rating, a count or a label id was "
+            f"read as a label name. Fix: give labels/names (ids -> names), use labels/format long for a file with "
+            f"one row per (item, label) and one rating column per annotator, or labels/format votes for vote counts "
+            f"(docs/reference.md).")
+    return rows
+
+
+def ingest_rows(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
+    """Read every file of a one-row-per-example ``spec`` (or one row per judgement, with
+    columns/annotator); validate every row; return rows with taxonomy label names.
 
     Raises TagwiseError naming file, row and fix on the first bad row; nothing is written here.
     Label names are NFC-normalised. Example ids that repeat within the source are counted in
     ``duplicate_ids``; ``on_duplicate_id`` is "warn" (keep every row, the caller warns), "error",
-    "keep-first" or "keep-last".
+    "keep-first" or "keep-last". ``sources.ingest`` (``sources/read.py``) reads every layout.
     """
     if on_duplicate_id not in DUPLICATE_ID_POLICIES:
         raise TagwiseError(f"--on-duplicate-id {on_duplicate_id!r}: use one of {list(DUPLICATE_ID_POLICIES)}.")
+    rows = read_rows(spec)
+    return finish_rows(_handle_duplicate_ids(rows, spec, on_duplicate_id), spec)
+
+
+def read_rows(spec: SourceSpec) -> SourceRows:
+    """Every row of a one-row-per-example (or per-judgement, with columns/annotator) layout, as written:
+    no holdout, duplicate ids kept."""
     mapper = _LabelMapper(spec)
     out = SourceRows(name=spec.name)
     observed: list[str] = []
@@ -184,7 +254,8 @@ def ingest(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
             if split == "unlabeled":
                 labels = None
             elif spec.labels.format == "onehot":
-                names = _onehot_labels([data[c][i] for c in label_cols], label_cols, path, row)
+                names = _onehot_labels([data[c][i] for c in label_cols], label_cols, path, row,
+                                       spec.labels.threshold)
                 labels = None if names is None else []
                 for n in (mapper.token_to_source_name(n, path, row) if mapper.names else
                           label_name(n, path, f"row {row}: label") for n in names or ()):
@@ -194,22 +265,30 @@ def ingest(spec: SourceSpec, on_duplicate_id: str = "warn") -> SourceRows:
                 for tok in _tokens(data[label_cols[0]][i], spec, path, row):
                     labels += mapper.to_taxonomy(mapper.token_to_source_name(tok, path, row))
             if labels is not None:
-                labels = list(dict.fromkeys(labels))
+                labels = apply_constant(list(dict.fromkeys(labels)), spec, path, row)
                 for n in labels:
                     if n not in observed:
                         observed.append(n)
+            example_id = str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}"
+            language = str(data[cols["language"]][i]) if "language" in cols else spec.language
+            annotator = str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator
+            fields = (("text", text), ("id", example_id), ("language", language), ("annotator", annotator),
+                      *(("label", n) for n in labels or ()))
+            if not all(not isinstance(v, str) or v.isascii() for _, v in fields):  # the common case: one pass
+                for what, value in fields:
+                    check_unicode(value, f"{path}: row {row}: {what}")
             out.texts.append(text)
             out.labels.append(labels)
             out.splits.append(split)
             out.rows.append(row)
-            out.example_ids.append(str(data[cols["id"]][i]) if "id" in cols else f"{split}:{row}")
-            out.languages.append(str(data[cols["language"]][i]) if "language" in cols else spec.language)
-            out.annotators.append(str(data[cols["annotator"]][i]) if "annotator" in cols else spec.annotator)
+            out.example_ids.append(example_id)
+            out.languages.append(language)
+            out.annotators.append(annotator)
     declared = mapper.declared_labels()
-    out.annotated_labels = declared if declared is not None else observed
+    out.annotated_labels = with_constant_labels(declared if declared is not None else observed, spec)
     if not out.texts:
         raise TagwiseError(f"{spec.spec_path}: source {spec.name!r} has no rows.")
-    return _handle_duplicate_ids(out, spec, on_duplicate_id)
+    return out
 
 
 def _handle_duplicate_ids(out: SourceRows, spec: SourceSpec, policy: str) -> SourceRows:

@@ -1,7 +1,43 @@
 """The declarative source spec (YAML) and its validation.
 
 A spec maps one dataset's files, columns and label format onto the project's taxonomy.
-Every error names the spec file, the field and the fix.
+Every error names the spec file, the field and the fix. docs/reference.md lists every field; the
+label layouts, with an example each:
+
+One row per example, its labels in one column (``labels/format`` delimited, list or single)::
+
+    path: train.tsv
+    columns: {text: 0, labels: 1, id: 2}
+    labels: {format: delimited, delimiter: ",", names_file: labels.txt}   # ids 0.. -> names
+
+One 0/1 column per label; ``threshold`` reads fractional or probability cells (>= threshold is
+positive; without it a fraction is an error)::
+
+    labels: {format: onehot, onehot_columns: [hate, offensive], threshold: 0.5}
+
+Vote counts (``format: votes``): per label a column holding how many annotators chose it, and
+``count`` the column holding how many annotated the row. The votes become judgements of one pooled
+anonymous annotator and training uses their consensus; with ``threshold`` the row is instead labeled
+with every label whose share of votes (votes / count) is >= threshold, and no judgements are kept::
+
+    labels: {format: votes, columns: {hate: hate_votes, offensive: offensive_votes}, count: n_annotators}
+
+Several annotators, wide: one label column per annotator (``annotator_columns`` with format
+delimited, list or single); or one row per judgement (``columns: {annotator: rater}``).
+
+Several annotators, long (``format: long``): one row per (item, label), one rating column per
+annotator (blank = not rated); a rating >= ``threshold`` means the annotator chose the label (0/1
+ratings need no threshold; others do). Rows with the same ``item_column`` value (default
+``columns/id``, else the same text) are one item::
+
+    columns: {text: text}
+    labels: {format: long, item_column: item_id, label_column: label, annotator_columns: [r1, r2, r3],
+             threshold: 2}
+
+Every layout also takes ``labels/constant`` (``{abuse: 1}``: every row of the source has label
+abuse; ``{spam: 0}``: no row has spam; either way the source annotates it), and a source read from
+one file without splits takes ``holdout: {test: 0.2, dev: 0.1, seed: 0}`` to cut label-stratified,
+reproducible test/dev splits from it (``sources/holdout.py``).
 """
 from __future__ import annotations
 
@@ -16,16 +52,18 @@ from .._io import check_yaml_size, read_yaml
 from ..types import SPLITS, TagwiseError
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf", "lines")
-LABEL_FORMATS = ("delimited", "list", "onehot", "single", "votes")
+LABEL_FORMATS = ("delimited", "list", "onehot", "single", "votes", "long")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
                ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _SPLIT_ALIASES = {"validation": "dev", "val": "dev", "valid": "dev", "development": "dev"}
 
 _TOP_KEYS = {"name", "path", "splits", "format", "header", "separator", "quoting", "columns", "labels",
-             "split", "language", "annotator", "skip_empty_text", "limit", "description", "text_join"}
+             "split", "language", "annotator", "skip_empty_text", "limit", "description", "text_join",
+             "holdout"}
 _COLUMN_KEYS = {"text", "labels", "id", "language", "annotator"}
 _LABEL_KEYS = {"format", "delimiter", "names_file", "names", "onehot_columns", "map", "id_base",
-               "annotator_columns", "columns", "count"}
+               "annotator_columns", "columns", "count", "threshold", "constant", "item_column", "label_column"}
+_HOLDOUT_KEYS = {"test", "dev", "seed"}
 
 
 def _check_keys(given: dict, allowed: set, where: str, spec_path: Path) -> None:
@@ -94,6 +132,19 @@ class LabelSpec:
     annotator_columns: list[Any] | None = None  # wide format: one label column per annotator
     vote_columns: dict[str, Any] | None = None  # format votes: label name -> column of vote counts
     count_column: Any = None                # format votes: column with how many annotated the row
+    threshold: float | None = None          # onehot cells / votes shares / long ratings: >= threshold is positive
+    constant: dict[str, int] = field(default_factory=dict)  # label -> 1 (every row has it) | 0 (no row has it)
+    item_column: Any = None                 # format long: the column naming the item (default: columns/id, else the text)
+    label_column: Any = None                # format long: the column naming the label a row rates
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """``holdout: {test, dev, seed}``: cut test/dev splits from a source's labeled train rows."""
+
+    test: float = 0.0
+    dev: float = 0.0
+    seed: int = 0
 
 
 @dataclass
@@ -115,6 +166,7 @@ class SourceSpec:
     limit: int | None = None
     description: str = ""
     text_join: str = " "
+    holdout: Holdout | None = None
     raw: dict = field(default_factory=dict)  # the spec as written, kept for provenance
 
     @property
@@ -251,8 +303,9 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
             raise TagwiseError(f"{spec_path}: labels/annotator_columns must list the label columns, one per "
                                f"annotator, e.g. [rater1, rater2, rater3].")
         if label_spec.format in ("onehot", "votes"):
-            raise TagwiseError(f"{spec_path}: labels/annotator_columns holds each annotator's labels as text; "
-                               f"use labels/format delimited, list or single with it.")
+            raise TagwiseError(f"{spec_path}: labels/annotator_columns holds each annotator's labels as text "
+                               f"(or, with labels/format long, each annotator's rating of one label); use "
+                               f"labels/format delimited, list, single or long with it.")
         label_spec.annotator_columns = [_column_ref(c, spec_path, "annotator_columns", False) for c in cols]
     if label_spec.format == "votes":
         vcols, count = labels_raw.get("columns"), labels_raw.get("count")
@@ -265,6 +318,9 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
         label_spec.count_column = _column_ref(count, spec_path, "labels/count", False)
     elif "columns" in labels_raw or "count" in labels_raw:
         raise TagwiseError(f"{spec_path}: labels/columns and labels/count belong to labels/format votes.")
+    _parse_long(labels_raw, label_spec, columns, spec_path)
+    _parse_threshold(labels_raw, label_spec, spec_path)
+    label_spec.constant = _parse_constant(labels_raw.get("constant"), spec_path)
     mapping = labels_raw.get("map") or {}
     if not isinstance(mapping, dict):
         raise TagwiseError(f"{spec_path}: labels/map must map source label names to taxonomy names "
@@ -296,11 +352,110 @@ def parse_spec(raw: Any, spec_path: str | Path) -> SourceSpec:
     language = _text(raw, "language", "und", spec_path, "en")
     if not language.strip():
         raise TagwiseError(f"{spec_path}: 'language' is empty. Fix: a language code such as en, or und.")
+    holdout = _parse_holdout(raw, files, spec_path)
     return SourceSpec(
-        name=name.strip(), files=files, format=fmt, spec_path=spec_path, header=header,
+        holdout=holdout, name=name.strip(), files=files, format=fmt, spec_path=spec_path, header=header,
         separator=separator, quoting=quoting, columns=columns, labels=label_spec,
         language=language.strip(), annotator=_text(raw, "annotator", None, spec_path, "crowd"),
         skip_empty_text=_flag(raw, "skip_empty_text", False, spec_path), limit=limit,
         description=_text(raw, "description", "", spec_path, "'what the source is'", allow_none=True) or "",
         text_join=_text(raw, "text_join", " ", spec_path, "' '"), raw=raw,
     )
+
+
+def _parse_long(labels_raw: dict, label_spec: LabelSpec, columns: dict, spec_path: Path) -> None:
+    """``labels/format long``: one row per (item, label), one rating column per annotator."""
+    if label_spec.format != "long":
+        for key in ("item_column", "label_column"):
+            if key in labels_raw:
+                raise TagwiseError(f"{spec_path}: labels/{key} belongs to labels/format long (one row per item and "
+                                   f"label, one rating column per annotator).")
+        return
+    example = ("e.g. labels: {format: long, item_column: item, label_column: label, annotator_columns: [r1, r2, r3], "
+               "threshold: 1}")
+    if "label_column" not in labels_raw or not label_spec.annotator_columns:
+        raise TagwiseError(f"{spec_path}: labels/format long needs labels/label_column (the column naming the label "
+                           f"each row rates) and labels/annotator_columns (one rating column per annotator), "
+                           f"{example}.")
+    label_spec.label_column = _column_ref(labels_raw["label_column"], spec_path, "label_column", False)
+    if "item_column" in labels_raw:
+        label_spec.item_column = _column_ref(labels_raw["item_column"], spec_path, "item_column", False)
+        if "id" in columns and columns["id"] != label_spec.item_column:
+            raise TagwiseError(f"{spec_path}: labels/item_column is {label_spec.item_column!r} but columns/id is "
+                               f"{columns['id']!r}; with labels/format long the item column is the example id. "
+                               f"Fix: give one of them.")
+    elif "id" in columns:
+        label_spec.item_column = columns["id"]
+    if "labels" in columns:
+        raise TagwiseError(f"{spec_path}: columns/labels is not read with labels/format long; the label of each row "
+                           f"is labels/label_column. Fix: drop columns/labels.")
+
+
+def _parse_threshold(labels_raw: dict, label_spec: LabelSpec, spec_path: Path) -> None:
+    if "threshold" not in labels_raw:
+        return
+    value = labels_raw["threshold"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise TagwiseError(f"{spec_path}: labels/threshold is {value!r}; it must be a number, e.g. threshold: 0.5.")
+    fmt = label_spec.format
+    if fmt not in ("onehot", "votes", "long"):
+        raise TagwiseError(f"{spec_path}: labels/threshold applies to labels/format onehot (fractional or "
+                           f"probability cells), votes (the share of annotators) and long (each annotator's "
+                           f"rating); this source's format is {fmt!r}. Fix: drop labels/threshold.")
+    if fmt in ("onehot", "votes") and not 0 < value <= 1:
+        what = "cell" if fmt == "onehot" else "share of votes"
+        raise TagwiseError(f"{spec_path}: labels/threshold is {value!r}; a {what} >= threshold is positive, so it "
+                           f"must lie in (0, 1], e.g. threshold: 0.5.")
+    label_spec.threshold = float(value)
+
+
+def _parse_constant(value: Any, spec_path: Path) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not value:
+        raise TagwiseError(f"{spec_path}: labels/constant is {value!r}; it maps label names to 1 (every row of the "
+                           f"source has the label) or 0 (no row has it), e.g. constant: {{abuse: 1}}.")
+    out = {}
+    for key, flag in value.items():
+        name = label_name(key, spec_path, f"labels/constant key {key!r}")
+        if isinstance(flag, bool):
+            flag = int(flag)
+        if flag not in (0, 1) or isinstance(flag, float) and not flag.is_integer():
+            raise TagwiseError(f"{spec_path}: labels/constant/{name} is {flag!r}; use 1 (every row of the source "
+                               f"has {name!r}) or 0 (no row has it).")
+        out[name] = int(flag)
+    return out
+
+
+def _fraction(value: Any, spec_path: Path, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise TagwiseError(f"{spec_path}: holdout/{key} is {value!r}; it must be a fraction of the rows from 0 to "
+                           f"below 1, e.g. holdout: {{test: 0.2, dev: 0.1, seed: 0}}.")
+    return float(value)
+
+
+def _parse_holdout(raw: dict, files: dict, spec_path: Path) -> Holdout | None:
+    value = raw.get("holdout")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TagwiseError(f"{spec_path}: 'holdout' is {value!r}; it must be a mapping such as "
+                           f"holdout: {{test: 0.2, dev: 0.1, seed: 0}}.")
+    _check_keys(value, _HOLDOUT_KEYS, "holdout/", spec_path)
+    test, dev = _fraction(value.get("test", 0), spec_path, "test"), _fraction(value.get("dev", 0), spec_path, "dev")
+    seed = value.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TagwiseError(f"{spec_path}: holdout/seed is {seed!r}; it must be a whole number.")
+    if test + dev <= 0 or test + dev >= 1:
+        raise TagwiseError(f"{spec_path}: holdout cuts test {test} + dev {dev} of the rows; the sum must be above 0 "
+                           f"and below 1 (the rest trains), e.g. holdout: {{test: 0.2, dev: 0.1}}.")
+    if "split" in raw:
+        raise TagwiseError(f"{spec_path}: 'holdout' cuts splits from a file that has none, but the spec also sets "
+                           f"split: {raw['split']!r}. Fix: drop one of the two (holdout cuts test/dev rows from "
+                           f"the train rows; split: puts every row in one split).")
+    given = sorted(s for s in files if s not in ("train", "unlabeled"))
+    if given:
+        raise TagwiseError(f"{spec_path}: 'holdout' cuts test/dev splits, but the source already has split(s) "
+                           f"{given}. Fix: drop 'holdout' to keep the file's own splits, or give only the train "
+                           f"(and unlabeled) files.")
+    return Holdout(test=test, dev=dev, seed=seed)

@@ -1,7 +1,7 @@
 """Several annotators per example at project level: ingest, consensus targets, annotator report.
 
-- ``add_annotated_source(project, spec)``: ingest a source with per-annotator labels (long, wide
-  or votes layout, ``sources/annotations.py``): one example row per example (labels = the strict
+- ``add_annotated_source(project, spec)``: ingest a source with per-annotator labels (one row per
+  judgement, wide, votes or long layout, ``sources/annotations.py``): one example row per example (labels = the strict
   majority, as before) plus every judgement in the store's ``annotations`` table.
 - ``load_annotations(project)``: the project's judgements as ``learn.consensus.Annotations``.
 - ``consensus_targets(project, method)``: per (example, label) probabilities for training.
@@ -19,8 +19,9 @@ import numpy as np
 
 from ..evaluate.agreement import alpha_per_label, pairwise_agreement
 from ..learn.consensus import Annotations, ConsensusModel, annotator_quality, majority_vote
+from ..learn.multisource import max_up
 from ..project import Project
-from ..types import TagwiseError
+from ..types import Examples, TagwiseError
 
 # What ``train``, ``labels export`` and ``suggest --relabel`` use for an example several people
 # annotated: ``model`` the annotator model's soft consensus (the default), ``model-classifier`` the
@@ -29,6 +30,16 @@ from ..types import TagwiseError
 # labels, or the latest annotation a person gave: the rule before consensus existed). Soft targets
 # by default because issue 18 asks for them (they keep a split vote's doubt); not tuned on any data.
 CONSENSUS_METHODS = ("model", "model-classifier", "majority", "none")
+
+# A crowd is sparse when the median annotated example has at most this many judgements; then
+# ``model`` adds the classifier prior (as ``model-classifier``). With one or two votes per example the
+# votes cannot tell a label that annotators under-report from a rare one (sensitivity and prevalence
+# trade off along a flat likelihood), and the annotator model's prior settles it, wrongly where a
+# label is hard for everybody; the texts' out-of-fold classifier probabilities give each example
+# evidence of its own (issue 27 section 7; chosen on simulated crowds over SemEval train tweets,
+# seeds 100-101; the crowds the consensus defaults were chosen on have 3 or more judgements).
+SPARSE_CROWD_JUDGEMENTS = 2
+MIN_EXAMPLES_FOR_CLASSIFIER = 50
 
 
 def add_annotated_source(project: Project, spec, replace: bool = False) -> dict:
@@ -80,7 +91,8 @@ def consensus_targets(project: Project, method: str = "model", pred_probs: np.nd
     """Training targets for the examples with per-annotator labels.
 
     method: ``model`` (``ConsensusModel`` with its defaults; ``pred_probs`` (n, K) out-of-fold
-    classifier probabilities aligned with the returned ``ids`` switch on its classifier prior),
+    classifier probabilities aligned with the returned ``ids`` switch on its classifier prior, and
+    so does a sparse crowd, ``is_sparse_crowd``, computing them as ``model-classifier`` does),
     ``model-classifier`` (the same, computing ``pred_probs`` itself when not given: ridge
     cross-fitting on the project's embeddings of the annotated examples) or ``majority`` (vote
     shares: above 0.5 is the strict majority). ``data``: ``load_annotations``' result, if already
@@ -96,13 +108,21 @@ def consensus_targets(project: Project, method: str = "model", pred_probs: np.nd
     if method == "majority":
         proba = majority_vote(ann, tie=0.5)
     else:
-        if method == "model-classifier" and pred_probs is None:
+        if pred_probs is None and (method == "model-classifier" or is_sparse_crowd(ann)):
             pred_probs = annotated_out_of_fold(project, data)
         model = ConsensusModel(use_classifier=pred_probs is not None).fit(ann, pred_probs)
         proba = model.proba_
     return {"ids": data["ids"], "labels": data["labels"], "probabilities": proba,
             "confidence": np.maximum(proba, 1 - proba), "known": known,
             "n_judgements": np.bincount(ann.example, minlength=ann.n_examples)}
+
+
+def is_sparse_crowd(ann: Annotations) -> bool:
+    """Whether the median annotated example has at most ``SPARSE_CROWD_JUDGEMENTS`` judgements (and
+    there are enough examples to cross-fit a classifier on)."""
+    n_judged = np.bincount(ann.example, minlength=ann.n_examples)
+    n_judged = n_judged[n_judged > 0]
+    return len(n_judged) >= MIN_EXAMPLES_FOR_CLASSIFIER and float(np.median(n_judged)) <= SPARSE_CROWD_JUDGEMENTS
 
 
 def annotated_out_of_fold(project: Project, data: dict) -> np.ndarray:
@@ -145,6 +165,20 @@ def adjudicated(project: Project) -> set[int]:
     for a in project.store.annotations():
         latest[a["example"]] = a["origin"]
     return {e for e, origin in latest.items() if origin == "adjudication"}
+
+
+def apply_consensus(project: Project, examples: Examples, Y: np.ndarray, method: str = "model") -> np.ndarray:
+    """``Y`` (n, K) of ``examples`` with the consensus (``workflows.annotators.consensus_overrides``)
+    in the cells several people judged; float32 soft targets where any row changed, else ``Y``."""
+    overrides = consensus_overrides(project, method)
+    rows = [(r, overrides[int(i)]) for r, i in enumerate(examples.ids.tolist()) if int(i) in overrides]
+    if not rows:
+        return Y
+    Y = Y.astype(np.float32)
+    for r, (proba, covered) in rows:
+        Y[r, covered] = proba[covered]
+    # a parent is at least as likely as each of its children (the hard labels were closed upward)
+    return max_up(Y, project.taxonomy.ancestor_matrix(project.labels))
 
 
 def _incidence_any(ann: Annotations) -> np.ndarray:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .._io import neutralise_formula as _neutralise
+from .._io import restore_formula as _restore
 from ..audit.core import PARTITION_ROWS, AuditResult, audit_arrays, check_audit_inputs
 from ..project import Project
 from ..types import Examples, LabelSpace, TagwiseError
@@ -25,20 +27,6 @@ from ..types import Examples, LabelSpace, TagwiseError
 ISSUE_COLUMNS = ["rank", "store_id", "example_id", "source", "split", "text", "given_labels",
                  "suggested_labels", "label_quality", "findings"]
 FORMATS = (".csv", ".jsonl", ".parquet")
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _neutralise(value):
-    """A CSV cell a spreadsheet would evaluate -> the same text behind a ``'``."""
-    if isinstance(value, str) and (value.startswith(_FORMULA_START) or value.startswith("'")):
-        return "'" + value
-    return value
-
-
-def _restore(value):
-    return value[1:] if isinstance(value, str) and value.startswith("'") else value
 
 
 def check_output_path(path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..encoders import EmbeddingCache, EmbedStats, get_encoder, text_keys
-from ..encoders.base import join_parts
+from ..encoders.base import cap_texts, join_parts, max_chars
 from ..encoders.cache import write_shard
 from ..engine import LocalEngine
 from ..project import Project
@@ -53,23 +53,31 @@ def embed_texts_on(engine, texts: list[str], encoder_name: str, cache_dir, shard
     """
     t0 = time.perf_counter()
     parts = [p.strip() for p in encoder_name.split("+")] if "+" in encoder_name else [encoder_name]
-    keys = text_keys(texts)
-    uniq, first = np.unique(keys, return_index=True)
-    vectors, n_encoded = [], 0
+    full_keys = text_keys(texts)
+    n_unique = len(np.unique(full_keys))
+    vectors, n_encoded, n_cut, limit = [], 0, 0, None
     for part in parts:
         encoder = get_encoder(part)
+        # as encoders.embed_texts: a text longer than the encoder reads is cut and keyed by what is left
+        part_texts, cut = cap_texts(texts, max_chars(encoder))
+        keys = full_keys.copy()
+        if cut:
+            keys[cut] = text_keys([part_texts[i] for i in cut])
+        if len(cut) >= n_cut:
+            n_cut, limit = len(cut), max_chars(encoder)
+        uniq, first = np.unique(keys, return_index=True)
         cache = EmbeddingCache(cache_dir, encoder.id)
         missing = np.sort(first[cache.lookup(uniq) < 0])
         if len(missing):
             rows = shard_rows or int(np.clip(-(-len(missing) // (4 * engine.workers)), 256, 50_000))
-            shards = [([texts[i] for i in missing[s:s + rows]], keys[missing[s:s + rows]])
+            shards = [([part_texts[i] for i in missing[s:s + rows]], keys[missing[s:s + rows]])
                       for s in range(0, len(missing), rows)]
             done = engine.map(encode_shard, shards, shared={"encoder_name": part, "cache_dir": str(cache_dir)})
             n_encoded = max(n_encoded, int(sum(done)))
             cache = EmbeddingCache(cache_dir, encoder.id)  # registers the new shards
         vectors.append(cache.gather(keys, encoder.dim))
     X = vectors[0] if len(vectors) == 1 else join_parts(vectors)
-    return X, EmbedStats(len(texts), len(uniq), n_encoded, time.perf_counter() - t0)
+    return X, EmbedStats(len(texts), n_unique, n_encoded, time.perf_counter() - t0, n_cut, limit)
 
 
 def embed_project(project: Project, encoder: str | None = None, engine=None, progress: bool = True) -> EmbedStats:

@@ -8,7 +8,9 @@ Import reads JSONL (``{"id"|"store_id"|"example_id", "source"?, "labels": [names
 (the same columns; ``labels`` a JSON list or names joined by ``,``) or a Label Studio JSON export of
 a ``tagwise suggest --format label-studio`` batch. A file is checked whole before anything is
 written: an unknown example, an unknown label or malformed JSON is one ``TagwiseError`` and nothing is
-imported.
+imported. Import is idempotent: a judgement is keyed by (example, annotator, labels), so a file imported
+again (or twice at once) adds nothing. Export writes JSONL, Label Studio JSON or CSV; CSV text cells that
+a spreadsheet would run as formulas get a leading ``'`` (``_io.neutralise_formula``, as the audit's CSV).
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, neutralise_formula, restore_formula
 from ..project import Project
+from ..text import check_unicode
 from ..types import TagwiseError
 
 EXPORT_FORMATS = ("jsonl", "label-studio", "csv")
@@ -77,10 +80,15 @@ def _read_records(path: Path) -> tuple[list[dict], str]:
     """File -> (records ``{"key", "labels", "annotator"?, "row"}``, kind)."""
     if not path.exists():
         raise TagwiseError(f"{path}: no such file.")
+    if path.is_dir():
+        raise TagwiseError(f"{path}: is a folder, not a labels file. Fix: name the file inside it (JSONL, CSV or "
+                           f"a Label Studio JSON export).")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise TagwiseError(f"{path}: not UTF-8 (byte {exc.start}). Fix: save the file as UTF-8.") from None
+    except OSError as exc:
+        raise TagwiseError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     ext = path.suffix.lower()
     if ext == ".csv":
         try:
@@ -89,6 +97,8 @@ def _read_records(path: Path) -> tuple[list[dict], str]:
             raise TagwiseError(f"{path}: malformed CSV ({exc}).") from None
         out = []
         for n, r in enumerate(rows, 2):
+            # a cell our export (or a spreadsheet) wrote behind a ' to keep it from running as a formula
+            r = {k: restore_formula(v) for k, v in r.items()}
             raw = (r.get("labels") or "").strip()
             if raw.startswith("["):
                 try:
@@ -191,8 +201,12 @@ def _resolve_keys(project: Project, records: list[dict], path: Path) -> list[int
 def import_labels(project: Project, path, annotator: str = "import") -> dict:
     """Import a labeled file as annotations (origin ``import:<file name>``), all or nothing.
 
-    Returns ``{"imported", "skipped_unannotated" (Label Studio tasks nobody labeled), "format", "origin",
-    "annotation_ids"}``.
+    Idempotent: a judgement is keyed by (example, annotator, labels); one already imported (from this
+    or any file, and not undone) is not stored again, so importing a file twice, or twice at once,
+    adds it once and one person never counts double in the consensus.
+
+    Returns ``{"imported" (new annotations), "already_stored", "skipped_unannotated" (Label Studio
+    tasks nobody labeled), "format", "origin", "annotation_ids" (of the new ones)}``.
     """
     path = Path(path)
     records, kind = _read_records(path)
@@ -209,12 +223,15 @@ def import_labels(project: Project, path, annotator: str = "import") -> dict:
         if sid in seen:
             raise TagwiseError(f"{where}: example {sid} was already labeled in {seen[sid]}. Fix: keep one.")
         seen[sid] = r["row"]
-        rows.append((sid, labels, str(r.get("annotator") or annotator), origin))
-    new_ids = project.store.add_annotations(rows, str(path))
+        who = str(r.get("annotator") or annotator)
+        check_unicode(who, f"{where}: annotator")
+        rows.append((sid, labels, who, origin))
+    new_ids, already = project.store.import_annotations(rows, str(path))
     n_tasks = None
     if kind == "label-studio":
         n_tasks = len(json.loads(path.read_text(encoding="utf-8")))
-    return {"imported": len(new_ids), "format": kind, "origin": origin, "annotation_ids": new_ids,
+    return {"imported": len(new_ids), "already_stored": already, "format": kind, "origin": origin,
+            "annotation_ids": new_ids,
             "skipped_unannotated": (n_tasks - len(records)) if n_tasks is not None else 0}
 
 
@@ -271,7 +288,8 @@ def export_labels(project: Project, out, fmt: str = "jsonl", consensus: str = "m
         w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id", "labels"])
         w.writeheader()
         for r in rows:
-            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+            # cells a spreadsheet would run as formulas get a leading ' (as the audit's issues CSV)
+            w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else neutralise_formula(v)
                         for k, v in r.items()})
         text = buf.getvalue()
     else:

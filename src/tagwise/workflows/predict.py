@@ -14,7 +14,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..project import Project
+from ..encoders.base import max_chars
 from ..sources.spec import _EXTENSIONS
+from ..text import check_unicode
 from ..types import TagwiseError
 from .models import LoadedModel, load_project_model
 
@@ -50,6 +52,9 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
     if bad:
         raise TagwiseError(f"text {bad[0]} is {'empty' if isinstance(texts[bad[0]], str) else 'not a string'} "
                            f"({len(bad)} such). Fix: send non-empty strings.")
+    for i, t in enumerate(texts):
+        if not t.isascii():
+            check_unicode(t, f"text {i}")
     loaded = load_project_model(project, model)
     controller = None
     if risk is not None:
@@ -76,8 +81,8 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
 def predict_file(project: Project, input_path: str | Path, out_path: str | Path, text_column: str | int = "text",
                  id_column: str | int | None = None, fmt: str | None = None, model: str | None = None,
                  header: bool = True, source: str | None = None, source_column: str | int | None = None,
-                 engine=None, chunk_rows: int = 8192, progress: bool | None = None, risk: str | None = None,
-                 confidence: float | None = None) -> int:
+                 engine=None, chunk_rows: int = 8192, progress: bool | None = None,
+                 report: dict | None = None, risk: str | None = None, confidence: float | None = None) -> int:
     """Predict every row of a csv/tsv/jsonl/parquet file; write ``{"id", "labels", "scores"}`` rows.
 
     The input is streamed in chunks of ``chunk_rows`` rows (never whole in memory) and the output is
@@ -88,7 +93,8 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     ``source`` scores every row in that training source's mode; ``source_column`` names a column with
     each row's source. For csv/tsv without a header pass ``header=False`` and 0-based positions.
     ``engine``: a ``tagwise.engine`` engine (default local); on Ray the chunks go to actors that each
-    load the model once. Returns the number of rows written.
+    load the model once. Returns the number of rows written. ``report``: a dict to receive
+    ``{"truncated": texts longer than the encoder reads (cut to its input length), "max_chars"}``.
 
     ``risk`` (``"fnr=0.1"``, ``"precision=0.9"``, ``"fdr=0.1"``; ``confidence`` for a high-probability
     promise): ``labels`` become the risk-controlled set (``workflows.conformal``), each row gains
@@ -128,10 +134,15 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
         controller = fit_risk_controller(project, loaded, risk, confidence)
     elif confidence is not None:
         raise TagwiseError("--confidence needs --risk (e.g. --risk fnr=0.1 --confidence 0.95).")
+    limit = max_chars(project.encoder(loaded.encoder))
+    truncated = 0
 
     def chunks():
+        nonlocal truncated
         for cols, rows in iter_columns(input_path, fmt, columns, header=header, chunk_rows=chunk_rows):
             texts = _check_texts(cols[text_column], rows, input_path, text_column)
+            if limit is not None:  # the encoder cuts these (encoders.base.cap_texts); counted to say so once
+                truncated += sum(len(t) > limit for t in texts)
             ids = cols[id_key] if id_key is not None else rows
             sources = (source if source_column is None else
                        [None if s in (None, "") else str(s) for s in cols[source_column]])
@@ -206,6 +217,8 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
         atomic_write_json(promise_path(out_path), {"promise": controller.promise_, "rows": written})
     else:  # a promise left by an earlier --risk run would describe rows that are no longer there
         promise_path(out_path).unlink(missing_ok=True)
+    if report is not None:
+        report.update(truncated=truncated, max_chars=limit)
     return written
 
 
@@ -221,6 +234,9 @@ def _check_texts(raw: list, rows: list[int], input_path: Path, text_column) -> l
             raise TagwiseError(f"{input_path}: row {rows[i]}: column {text_column!r} holds a "
                                f"{type(t).__name__}, not text. Fix: quote it as a string.")
     texts = ["" if t is None else t for t in raw]
+    for i, t in enumerate(texts):
+        if not t.isascii():
+            check_unicode(t, f"{input_path}: row {rows[i]}: column {text_column!r}")
     empty = [rows[i] for i, t in enumerate(texts) if not t.strip()]
     if empty:
         raise TagwiseError(f"{input_path}: row {empty[0]}: empty text in column {text_column!r} "

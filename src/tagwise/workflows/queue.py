@@ -16,6 +16,7 @@ A new batch is suggested when nothing is left for the asking person.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -120,9 +121,11 @@ def _new_batch(project: Project, batch_size: int, exclude) -> str | None:
 
 
 def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: int = 20, filters: dict | None = None,
-                batch_size: int = 50, predict=None, lease_s: float = LEASE_S, lease: bool = True) -> dict:
+                batch_size: int = 50, predict=None, lease_s: float = LEASE_S, lease: bool = True,
+                batch_lock=None) -> dict:
     """The next examples for ``user`` to label (see the module docstring), leased to them unless
-    ``lease`` is False.
+    ``lease`` is False. ``batch_lock``: a lock (``threading.Lock``) held while a new batch is suggested,
+    so that requests at once do not each suggest one.
 
     predict: optional ``(texts, sources) -> predictions`` (``{"labels", "scores"}`` each) of the current
     model; default ``workflows.predict.predict_texts`` when a model exists, else the suggest head's.
@@ -137,14 +140,20 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
     now = time.time()
     leases, judged = project.store.queue_state(list(rows))
     if not any(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows):
-        still_open = [e for e in rows if len(judged.get(e, ())) < overlap]
-        if _new_batch(project, batch_size, exclude=still_open) is None and not rows:
-            return {"batch": None, "user": user, "overlap": overlap, "items": [], "done": 0, "remaining": 0,
-                    "total": 0,
-                    "message": "Every example is labeled (or a duplicate of a labeled one). Add unlabeled texts "
-                               "with `tagwise add-source` (split: unlabeled) to get suggestions."}
-        rows, runs = _queued(project)
-        leases, judged = project.store.queue_state(list(rows))
+        # only suggesting a new batch is done one request at a time (``batch_lock``): the leases are
+        # atomic in the store, and the model's guesses below need no lock
+        with batch_lock if batch_lock is not None else contextlib.nullcontext():
+            rows, runs = _queued(project)  # another request may have suggested one meanwhile
+            leases, judged = project.store.queue_state(list(rows))
+            if not any(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows):
+                still_open = [e for e in rows if len(judged.get(e, ())) < overlap]
+                if _new_batch(project, batch_size, exclude=still_open) is None and not rows:
+                    return {"batch": None, "user": user, "overlap": overlap, "items": [], "done": 0,
+                            "remaining": 0, "total": 0,
+                            "message": "Every example is labeled (or a duplicate of a labeled one). Add unlabeled "
+                                       "texts with `tagwise add-source` (split: unlabeled) to get suggestions."}
+                rows, runs = _queued(project)
+                leases, judged = project.store.queue_state(list(rows))
     lang = _languages(project, list(rows))
     items = [{"example_id": e, "source_example_id": x["example_id"], "text": x["text"], "source": x["source"],
               "split": x["split"], "language": lang.get(e, ""), "labels": list(x["predicted"]),

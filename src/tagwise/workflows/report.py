@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_text, load_npy
+from ..evaluate.metrics import format_metric
 from ..evaluate.plots import figure_to_img, pyplot as _plt, transfer_heatmap_png
 from ..project import Project
 from ..types import TagwiseError
@@ -78,8 +79,8 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
     ax.set_title(f"Per-label F1 ({split})")
     parts = [f"<h2>Evaluation on {html.escape(split)}</h2>",
              f"<p>{metrics['n_examples']} examples · micro-F1 <b>{metrics['micro_f1']:.3f}</b> · macro-F1 "
-             f"<b>{metrics['macro_f1']:.3f}</b> · macro-AP <b>{metrics['macro_ap']:.3f}</b> · ECE "
-             f"{metrics['ece']:.3f} · model <code>{html.escape(str(metrics.get('model')))}</code></p>",
+             f"<b>{format_metric(metrics['macro_f1'] if support.any() else None)}</b> · macro-AP "
+             f"<b>{format_metric(metrics['macro_ap'])}</b> · ECE {format_metric(metrics['ece'])} · model <code>{html.escape(str(metrics.get('model')))}</code></p>",
              _modes_line(metrics.get("modes")),
              figure_to_img(fig, "per-label F1")]
     if "proba" in arrays:
@@ -87,14 +88,70 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
         M = arrays.get("mask", np.ones_like(Y)).astype(bool)
         parts.append(_pr_curves(plt, Y, P, M, names, support))
         parts.append(_confusions(Y, arrays["pred"].astype(bool), M, names)) if "pred" in arrays else None
-    def cell(m, key):  # a label with no positive in the split has no precision/recall/F1 to show: "—", not 0.000
-        return "—" if not m.get("support") else f"{m[key]:.3f}"
-
-    table = "".join(f"<tr><td>{html.escape(n)}</td><td>{cell(m, 'precision')}</td><td>{cell(m, 'recall')}</td>"
-                    f"<td>{cell(m, 'f1')}</td><td>{m['support']}</td></tr>" for n, m in metrics["per_label"].items())
-    parts.append(f"<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
-                 f"{table}</table>")
+    base = (metrics.get("baselines") or {}).get("per_label", {})
+    dash = lambda v, support=None: html.escape(format_metric(v, support))  # noqa: E731
+    table = "".join(f"<tr><td>{html.escape(n)}</td><td>{dash(m['precision'], m['support'] or m.get('predicted', 1))}</td>"
+                    f"<td>{dash(m['recall'], m['support'])}</td><td>{dash(m['f1'], m['support'])}</td>"
+                    f"<td>{m['support']}</td><td>{dash(base.get(n, {}).get('all_positive'), m['support'])}</td>"
+                    f"<td>{dash(base.get(n, {}).get('prior'), m['support'])}</td></tr>"
+                    for n, m in metrics["per_label"].items())
+    parts.append(f"<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>"
+                 f"<th>F1 predicting everything</th><th>F1 of the prior</th></tr>{table}</table>"
+                 f"<p>— : no positive of the label in the cells the rows' sources annotate (recall and F1 undefined; left out "
+                 f"of macro averages).</p>")
+    if metrics.get("baselines"):
+        b = metrics["baselines"]["macro_f1"]
+        parts.insert(2, f"<p>Trivial macro-F1: predict everything {dash(b['all_positive'])} · prior (each label on a "
+                        f"random share of rows equal to its training rate) {dash(b['prior'])} · predict nothing "
+                        f"{dash(b['all_negative'])}</p>")
+    if metrics.get("per_source"):
+        rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{html.escape(str(m['mode']))}</td><td>{m['n_examples']}</td>"
+                       f"<td>{dash(m['macro_f1'] if m['labels_with_support'] else None)}</td>"
+                       f"<td>{dash(m['baselines']['macro_f1']['all_positive'])}</td>"
+                       f"<td>{dash(m['baselines']['macro_f1']['prior'])}</td></tr>"
+                       for s, m in metrics["per_source"].items())
+        parts.insert(2, "<h3>Per source, each in its own mode</h3><table><tr><th>source</th><th>mode</th><th>rows</th>"
+                        "<th>macro-F1</th><th>predict everything</th><th>prior</th></tr>" + rows + "</table>")
+    warnings = metrics.get("warnings") or []
+    if warnings:
+        parts.append("<h3>Warnings</h3><ul>" + "".join(
+            f"<li>{html.escape(w['message'])} <b>Fix:</b> {html.escape(w['fix'])}</li>" for w in warnings) + "</ul>")
     return "".join(parts)
+
+
+def section_health(project: Project, split: str = "test") -> str | None:
+    """Training data health: the current model's (``model.json`` info ``health``, with its out-of-fold
+    figures) or, without a model, the health of the train split's targets now (``workflows.health``)."""
+    from .health import project_health
+
+    if not len(project.examples(split="train", labeled=True)) and not project.models_dir.joinpath("CURRENT").exists():
+        return None
+    health = project_health(project)
+    before, after = health.get("before", {}), health.get("after") or {}
+    scored = after.get("sources", {})
+    dash = lambda v: html.escape(format_metric(v))  # noqa: E731
+    rows = []
+    for source, entry in before.get("sources", {}).items():
+        for label, c in entry["labels"].items():
+            m = scored.get(source, {}).get("labels", {}).get(label, {})
+            rows.append(f"<tr><td>{html.escape(source)}</td><td>{html.escape(label)}</td><td>{c['positives']}</td>"
+                        f"<td>{c['negatives']}</td><td>{c['unknown']}</td><td>{c['expected_positives']:.1f}</td>"
+                        f"<td>{dash(m.get('f1'))}</td><td>{dash(m.get('all_positive'))}</td><td>{dash(m.get('prior'))}</td></tr>")
+    summary = "".join(
+        f"<li>{html.escape(s)}: out-of-fold macro-F1 {dash(m.get('macro_f1'))} in its own mode; predicting everything "
+        f"{dash(m['trivial_macro_f1']['all_positive'])}, the prior {dash(m['trivial_macro_f1']['prior'])}"
+        + (f"; trained alone {dash(m['alone_macro_f1'])}" if m.get("alone_macro_f1") is not None else "") + "</li>"
+        for s, m in scored.items())
+    warnings = health["warnings"]
+    items = "".join(f"<li><b>{html.escape(w['kind'])}</b> {html.escape(w['message'])} <b>Fix:</b> "
+                    f"{html.escape(w['fix'])}</li>" for w in warnings)
+    return ("<h2>Training data health</h2><p>Per source and label: the training targets' positives (from 0.5), "
+            "negatives, unknown cells and expected positives (the sum of soft targets); after training, each "
+            "source's out-of-fold F1 in its own mode beside the trivial predictors.</p>"
+            "<table><tr><th>source</th><th>label</th><th>positives</th><th>negatives</th><th>unknown</th>"
+            "<th>expected positives</th><th>out-of-fold F1</th><th>predict everything</th><th>prior</th></tr>"
+            + "".join(rows) + "</table>" + (f"<ul>{summary}</ul>" if summary else "")
+            + (f"<h3>{len(warnings)} warning(s)</h3><ul>{items}</ul>" if warnings else "<p>No warnings.</p>"))
 
 
 def _modes_line(modes: dict | None) -> str:
@@ -315,7 +372,7 @@ def section_annotators(project: Project, split: str = "test") -> str | None:
 
 
 # every section is (project, split) -> HTML fragment | None, rendered in this order
-SECTIONS = [section_overview, section_label_frequencies, section_metrics, section_audit, section_transfer,
+SECTIONS = [section_overview, section_health, section_label_frequencies, section_metrics, section_audit, section_transfer,
             section_low_label, section_annotators]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}

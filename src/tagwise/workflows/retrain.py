@@ -29,7 +29,8 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
 
     progress: optional ``(fraction 0..1, stage text) -> None``. Returns ``{"model", "previous_model",
     "mode", "previous_mode", "mode_changed", "choice": {"mode", "reason", "cv"}, "mode_note" (which mode and
-    why, in words), "n_examples", "seconds", "before": {split: figures}, "after": {split: figures}}``.
+    why, in words), "n_examples", "seconds", "before": {split: figures}, "after": {split: figures}, "warnings"}``
+    (``warnings``: the new model's training data health warnings, ``workflows.health``).
     """
     report = progress or (lambda f, s: None)
     t0 = time.perf_counter()
@@ -51,7 +52,7 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
     return {"model": result["model"], "previous_model": previous, "mode": result["mode"],
             "previous_mode": previous_mode, "mode_changed": changed, "choice": choice, "mode_note": note,
             "n_examples": result["n_examples"], "seconds": round(time.perf_counter() - t0, 2),
-            "before": before, "after": after}
+            "before": before, "after": after, "warnings": result["warnings"]}
 
 
 def _mode_of(project: Project, model: str | None) -> str | None:

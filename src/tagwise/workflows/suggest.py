@@ -45,8 +45,12 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
     """Rows to label next, best first (never a store id in ``exclude``).
 
     Each row: ``{"example_id", "source", "split", "text", "score", "reason", "predicted" (label
-    names), "scores" ({label: probability} for the top labels), "store_id"}``; ``reason`` is one of
-    cold-start / uncertain / rare-label / diverse (pool rows) or relabel (labeled rows, only if ``relabel`` > 0).
+    names), "scores" ({label: probability} for the top labels), "predicted_by", "store_id"}``; ``reason``
+    is one of cold-start / uncertain / rare-label / diverse (pool rows) or relabel (labeled rows, only if
+    ``relabel`` > 0). ``predicted`` and ``scores`` come from the project's current model (its thresholds,
+    each row in its source's mode, and the taxonomy's hierarchy rule: what ``/api/predict`` answers), and
+    ``predicted_by`` names it; with no trained model they come from the selection's own few-shot (or
+    zero-shot) head and ``predicted_by`` says so.
     """
     if budget < 1:
         raise TagwiseError(f"--budget must be at least 1 (got {budget}).")
@@ -99,7 +103,27 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
             row = _row(labeled, i, float(s), "relabel", P_lab[i], thresholds, names, top_labels)
             row["current_labels"] = list(labeled.labels[i] or [])
             rows.append(row)
+    _predict_with_current_model(project, rows, mode, top_labels)
     return rows
+
+
+def _predict_with_current_model(project: Project, rows: list[dict], head_mode: str, top_labels: int) -> None:
+    """Replace each row's ``predicted``/``scores`` with the current model's answer (as ``/api/predict``)."""
+    from .models import load_project_model
+    from .predict import predict_with
+
+    if not rows or not (project.models_dir / "CURRENT").exists():
+        for r in rows:
+            r["predicted_by"] = f"{head_mode} head fitted for this selection (no trained model yet)"
+        return
+    loaded = load_project_model(project)
+    Z, P = predict_with(project, loaded, [r["text"] for r in rows], [r["source"] for r in rows])
+    names = list(loaded.labels)
+    for r, z, p in zip(rows, Z, P):
+        top = np.argsort(-p)[:top_labels]
+        r["predicted"] = [names[k] for k in np.flatnonzero(z)]
+        r["scores"] = {names[k]: round(float(p[k]), 4) for k in top}
+        r["predicted_by"] = f"model {loaded.name}"
 
 
 def _crowd_relabel(project: Project, n: int, names, top_labels) -> dict | None:

@@ -9,7 +9,7 @@ import numpy as np
 from ..project import Project
 from ..sources.harmonize import (SIGNALS, SourceLabels, centroid_similarity, combine, cooccurrence_scores,
                                  name_similarity)
-from ..sources.ingest import ingest
+from ..sources import ingest
 from ..sources.spec import parse_spec
 from ..text import normalize_text
 from ..types import TagwiseError

@@ -8,23 +8,27 @@ import numpy as np
 
 from .._io import unique_name
 from ..learn.lowlabel import zero_shot_prior
-from ..learn.multisource import max_up, partial_targets
+from ..learn.multisource import partial_targets
 from ..learn.persist import save_model
 from ..learn.registry import MODES, ModeChoice, TrainingData, check_params, choose_mode, resolve_mode
 from ..learn.semisupervised import SemiSupervisedClassifier
 from ..learn.cotrain import CoTrainingClassifier
 from ..project import Project
 from ..types import Examples, TagwiseError
+from .annotators import apply_consensus  # noqa: F401  (it lived here; callers import it from train)
 
 
 def training_data(project: Project, split: str | list[str] = "train", encoder: str | None = None,
-                  progress: bool = True, consensus: str = "model") -> tuple[TrainingData, Examples, Examples]:
+                  progress: bool = True, consensus: str = "model",
+                  drop_shared_test_texts: bool = False) -> tuple[TrainingData, Examples, Examples]:
     """The project's labeled ``split`` and unlabeled rows (train/unlabeled splits) as a ``TrainingData``.
 
     Labels are closed upward over the taxonomy's hierarchy, and a cell is known where the row's source
     annotates the label (``learn.multisource.partial_targets``). An example with several judgements
     trains on their consensus (``consensus``, one of ``workflows.annotators.CONSENSUS_METHODS``): soft
-    targets in [0, 1] on the cells the judgements cover. Returns ``(data, labeled, unlabeled)``.
+    targets in [0, 1] on the cells the judgements cover. ``drop_shared_test_texts``: leave out training
+    rows whose text is a test text of another source (``workflows.health.shared_texts`` counts them).
+    Returns ``(data, labeled, unlabeled)``.
     """
     encoder = encoder or project.default_encoder
     tax = project.taxonomy
@@ -33,6 +37,10 @@ def training_data(project: Project, split: str | list[str] = "train", encoder: s
         raise TagwiseError(f"{project.path}: the taxonomy has no labels. Fix: `tagwise init --taxonomy "
                            f"labels.yaml` or add a labeled source.")
     lab = project.examples(split=split, labeled=True)
+    if drop_shared_test_texts and len(lab):
+        from .health import drop_shared_test_rows
+
+        lab = lab.subset(drop_shared_test_rows(project, lab))
     unl = project.examples(split=["train", "unlabeled"], labeled=False)
     Y, known = partial_targets(lab, tax, space)
     Y = apply_consensus(project, lab, Y, consensus)
@@ -46,22 +54,6 @@ def training_data(project: Project, split: str | list[str] = "train", encoder: s
         embed=lambda texts: project.embed_texts(list(texts), encoder, progress=False)[0],
         descriptions=tax.descriptions, examples=tax.examples, sub_labels=tax.zero_shot_sub_labels())
     return data, lab, unl
-
-
-def apply_consensus(project: Project, examples: Examples, Y: np.ndarray, method: str = "model") -> np.ndarray:
-    """``Y`` (n, K) of ``examples`` with the consensus (``workflows.annotators.consensus_overrides``)
-    in the cells several people judged; float32 soft targets where any row changed, else ``Y``."""
-    from .annotators import consensus_overrides
-
-    overrides = consensus_overrides(project, method)
-    rows = [(r, overrides[int(i)]) for r, i in enumerate(examples.ids.tolist()) if int(i) in overrides]
-    if not rows:
-        return Y
-    Y = Y.astype(np.float32)
-    for r, (proba, covered) in rows:
-        Y[r, covered] = proba[covered]
-    # a parent is at least as likely as each of its children (the hard labels were closed upward)
-    return max_up(Y, project.taxonomy.ancestor_matrix(project.labels))
 
 
 def weak_training_data(project: Project, encoder: str | None = None,
@@ -87,6 +79,25 @@ def weak_training_data(project: Project, encoder: str | None = None,
     return data, ex, ex.subset(np.zeros(0, dtype=np.int64))
 
 
+def _dev_health(project: Project, head, mode: str, encoder: str, names: list[str], seed: int) -> dict | None:
+    """``workflows.health.model_health`` on the labeled dev rows, for a head without out-of-fold predictions;
+    None when the project has no labeled dev row."""
+    from ..types import LabelSpace
+    from .health import claimed_columns, model_health
+
+    dev = project.examples(split="dev", labeled=True)
+    if len(dev) == 0:
+        return None
+    space = LabelSpace(tuple(names))
+    Y, M = partial_targets(dev, project.taxonomy, space)
+    X = project.features(dev, encoder, progress=False)
+    known = set(getattr(head, "sources_", []) or [])
+    modes = [str(s) if str(s) in known else "agnostic" for s in dev.sources] if known else None
+    P = head.predict_proba(X, texts=list(dev.texts), source=modes)
+    return model_health(head, X, Y, M, dev.sources, names, claimed_columns(dev, project.taxonomy, space),
+                        mode=mode, alone=False, seed=seed, proba=np.asarray(P))
+
+
 def fine_tune_encoder(project: Project, split: str = "train", base: str | None = None,
                       max_steps: int = 100) -> dict:
     """SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra).
@@ -108,16 +119,27 @@ def fine_tune_encoder(project: Project, split: str = "train", base: str | None =
 
 def train(project: Project, mode: str = "auto", split: str | list[str] = "train", encoder: str | None = None,
           params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True,
-          consensus: str = "model") -> dict:
+          consensus: str = "model", on_health=None, drop_shared_test_texts: bool = False,
+          check_alone: bool = True) -> dict:
     """Fit ``mode`` (or, with "auto", the mode ``learn.registry.choose_mode`` picks) and make it current.
 
     ``consensus``: what an example several people annotated trains on (``workflows.annotators``'
     ``CONSENSUS_METHODS``; default the annotator model's soft consensus).
 
+    Training data health (``workflows.health``) is checked before the fit (``data_health``: per source
+    x label positives / negatives / unknown / expected positives, shared test texts) and after it
+    (``model_health``: each source's out-of-fold F1 in its own mode against the trivial predictors and,
+    with several sources, the source trained alone unless ``check_alone`` is False). ``on_health``:
+    called as ``on_health(data_health_dict)`` before the fit (the CLI prints it at once).
+    ``drop_shared_test_texts``: train without rows whose text is another source's test text.
+
     Returns ``{"model", "mode", "choice": {"mode", "reason", "cv"}, "n_examples", "n_unlabeled",
-    "n_labels", "seconds", "thresholds", "pseudo_labels"?, "sub_labels"?}``.
+    "n_labels", "seconds", "thresholds", "health": {"before", "after"}, "warnings": [{"kind", "source",
+    "label", "message", "fix"}], "pseudo_labels"?, "sub_labels"?}``; ``health`` and ``warnings`` are
+    also saved in the model's ``model.json`` info.
     """
     from .annotators import check_consensus_method
+    from .health import claimed_columns, data_health, model_health
 
     check_consensus_method(consensus)
     encoder = encoder or project.default_encoder
@@ -125,7 +147,12 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     if mode == "weak":
         data, lab, unl = weak_training_data(project, encoder, progress=progress)
     else:
-        data, lab, unl = training_data(project, split, encoder, progress=progress, consensus=consensus)
+        data, lab, unl = training_data(project, split, encoder, progress=progress, consensus=consensus,
+                                       drop_shared_test_texts=drop_shared_test_texts)
+    before = data_health(project, split, consensus if mode != "weak" else "weak", examples=lab,
+                         targets=(data.Y, data.mask), compare_stored=mode != "weak")
+    if on_health is not None:
+        on_health(before)
     if mode == "auto" and params:
         # parameters name one head's options: they go to the supervised head, the default before "auto"
         choice = ModeChoice("supervised", "--params given without a mode")
@@ -151,16 +178,33 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
                            f"{' '.join(str(exc).split())[:200]}). Fix: give each parameter a value of its "
                            f"default's type.") from None
     seconds = time.perf_counter() - t0
+    Y_health, M_health = data.Y, data.mask
+    if data.ancestors is not None and data.ancestors.any():
+        from ..taxonomy import propagate_with_ancestors
+
+        Y_health, M_health = propagate_with_ancestors(data.Y, data.mask, data.ancestors)
+    after = model_health(head, data.X, Y_health, M_health,
+                         data.sources if data.sources is not None else np.full(len(data.Y), "all", dtype=object),
+                         data.label_names,
+                         None if mode == "weak" else claimed_columns(lab, project.taxonomy, project.taxonomy.space),
+                         mode=chosen.name, alone=check_alone and chosen.name == "multisource", seed=seed)
+    if not after["checked"] and mode != "weak":
+        after = _dev_health(project, head, chosen.name, encoder, list(data.label_names), seed) or after
+    health = {"before": before, "after": after}
+    warnings = before["warnings"] + after["warnings"]
     name = name or unique_name(chosen.name.replace("-", ""))
     names = list(data.label_names)
     info = {"labels": names, "encoder": encoder, "mode": chosen.name,
             "choice": {"mode": choice.mode, "reason": choice.reason, "cv": choice.cv},
             "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": len(unl),
-                           "sources": sorted(set(map(str, lab.sources))), "consensus": consensus},
+                           "sources": sorted(set(map(str, lab.sources))), "consensus": consensus,
+                           "drop_shared_test_texts": drop_shared_test_texts},
             "fit_seconds": round(seconds, 3)}
     out = {"model": name, "mode": chosen.name, "choice": info["choice"], "n_examples": len(lab),
            "n_unlabeled": len(unl), "n_labels": len(names), "seconds": seconds,
-           "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0])))}
+           "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0]))),
+           "health": health, "warnings": warnings}
+    info["health"], info["warnings"] = health, warnings
     if isinstance(head, (SemiSupervisedClassifier, CoTrainingClassifier)):
         info["pseudo_labels"] = out["pseudo_labels"] = head.n_pseudo_
     prior = zero_shot_prior(head)

@@ -26,8 +26,11 @@ def transfer_evaluation(project: Project, sources: list[str] | None = None, enco
     encoder: feature encoder (default: the project's); test_frac/seed: holdout for sources that
     have no test split; model_params: ``MultiSourceLinear`` parameters (defaults are fast).
 
-    Returns ``{"metric": "macro_f1", "matrix": {train_source: {test_source: value}},
-    "leave_one_out": {source: value}, "languages": {lang: value}, "n_test": {source: n},
+    A source with test rows but no training rows (a test-only gold source) is a test column only: it
+    is in no training set, and its rows are scored in the agnostic mode.
+
+    Returns ``{"metric": "macro_f1", "matrix": {train_source: {test_source: value}}, "columns": every
+    tested source, "test_only": [sources that are columns only], "leave_one_out": {source: value}, "languages": {lang: value}, "n_test": {source: n},
     "labels": {source: [label, ...]}, "modes": which prediction mode each figure used}``; a value
     is None where the two sides share no label.
     """
@@ -52,9 +55,30 @@ def transfer_evaluation(project: Project, sources: list[str] | None = None, enco
     params = {"C": 4.0, "adapter_C": 1.0, "cv": 3, "max_iter": 100, **(model_params or {})}
     own_cols = {s: source_columns(examples, taxonomy, space, s) for s in names}
 
+    trainable = [s for s in names if (train & (examples.sources == s) & known.any(axis=1)).any()]
+    test_only = [s for s in names if s not in trainable]
+    if not trainable:
+        raise TagwiseError(f"{project.path}: none of the sources {names} has training rows with a known label "
+                           f"(all are test-only). Fix: add a source with train rows, or pass --sources.")
+
+    fitted: dict[tuple, MultiSourceLinear] = {}
+
     def fit(train_sources):
+        key = tuple(sorted(train_sources))
+        if key not in fitted:
+            fitted[key] = _fit(train_sources)
+        return fitted[key]
+
+    def _fit(train_sources):
         rows = train & np.isin(examples.sources, train_sources)
-        return MultiSourceLinear(**params).fit(X[rows], Y[rows], examples.sources[rows], known[rows], A)
+        if not (known[rows].any()):
+            raise TagwiseError(f"{project.path}: transfer: source(s) {list(train_sources)} have no training row with "
+                               f"a known label (every label is masked). Fix: give them train rows, or leave them "
+                               f"out with --sources.")
+        try:
+            return MultiSourceLinear(**params).fit(X[rows], Y[rows], examples.sources[rows], known[rows], A)
+        except TagwiseError as exc:
+            raise TagwiseError(f"{project.path}: transfer: training on source(s) {list(train_sources)}: {exc}") from None
 
     def score(model, test_source, train_sources):
         rows = test & (examples.sources == test_source)
@@ -69,25 +93,26 @@ def transfer_evaluation(project: Project, sources: list[str] | None = None, enco
         return None if np.isnan(value) else round(float(value), 4)
 
     modes_used: dict[str, dict[str, str]] = {}
-    train_key = lambda srcs: "+".join(srcs) if len(srcs) < len(names) else "all"  # noqa: E731
-    jobs = len(names) * 2 + 1
+    train_key = lambda srcs: "+".join(srcs) if len(srcs) < len(trainable) else "all"  # noqa: E731
+    jobs = len(trainable) + len(names) + 1
     bar = tqdm(total=jobs, desc="transfer", disable=not progress)
     matrix: dict[str, dict[str, float | None]] = {}
-    for a in names:
+    for a in trainable:  # a test-only source is a column, never a row
         model = fit([a])
         matrix[a] = {b: score(model, b, [a]) for b in names}
         bar.update()
     leave_one_out = {}
     for b in names:
-        others = [s for s in names if s != b]
-        leave_one_out[b] = score(fit(others), b, others)
+        others = [s for s in trainable if s != b]
+        leave_one_out[b] = score(fit(others), b, others) if others else None
         bar.update()
-    full = fit(names)
+    full = fit(trainable)
     bar.update()
     bar.close()
     languages = {}
     langs = examples.languages.astype(str)
-    pred = full.predict(X[test], source=examples.sources[test])
+    # a test-only source has no mode of its own: its rows are scored in the agnostic mode
+    pred = full.predict(X[test], source=[s if s in full.sources_ else "agnostic" for s in examples.sources[test]])
     for lang in sorted(set(langs[test])):
         rows = langs[test] == lang
         cols = np.unique(np.concatenate([own_cols[s] for s in set(examples.sources[test][rows])]))
@@ -96,7 +121,8 @@ def transfer_evaluation(project: Project, sources: list[str] | None = None, enco
         rep = multilabel_report(Y[test][rows][:, cols], pred[rows][:, cols], None,
                                 [space.names[c] for c in cols], mask=sub_known)
         languages[lang] = round(float(rep["macro_f1"]), 4)
-    return {"metric": METRIC, "matrix": matrix, "leave_one_out": leave_one_out, "languages": languages,
+    return {"metric": METRIC, "matrix": matrix, "columns": names, "test_only": test_only,
+            "leave_one_out": leave_one_out, "languages": languages,
             "n_test": {s: int((test & (examples.sources == s)).sum()) for s in names},
             "labels": {s: [space.names[c] for c in own_cols[s]] for s in names},
             "modes": {"matrix": "a row's own source mode where the model was trained on it; the only source's "

@@ -3,13 +3,23 @@
 // Text reaches the page only through the server's escaped HTML or through textContent here.
 "use strict";
 (function () {
-  const tokenMeta = document.querySelector('meta[name="tagwise-token"]');
-  const headers = {"Content-Type": "application/json"};
-  if (tokenMeta) headers["Authorization"] = "Bearer " + tokenMeta.content;
+  // A signed-in page sends its session's CSRF token (the login sets it in a readable cookie) with every
+  // request; annotations are stored under the signed-in user, so bodies name no annotator.
+  const port = location.port || "default";
+  function csrfToken() {
+    const all = document.cookie.split("; ").filter((c) => c.startsWith("tagwise_csrf_"));
+    // this port's cookie; else the only one there is (a proxy that rewrites the Host's port)
+    const found = all.find((c) => c.startsWith(`tagwise_csrf_${port}=`)) || (all.length === 1 ? all[0] : null);
+    return found ? decodeURIComponent(found.slice(found.indexOf("=") + 1)) : null;
+  }
   const status = (msg) => { const el = document.getElementById("status"); if (el) el.textContent = msg; };
 
   async function api(method, url, body) {
-    const r = await fetch(url, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+    const headers = {"Content-Type": "application/json"};
+    const csrf = csrfToken();
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+    const r = await fetch(url, {method, headers, credentials: "same-origin",
+                                body: body === undefined ? undefined : JSON.stringify(body)});
     const data = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : r.statusText);
     return data;
@@ -301,6 +311,13 @@
       } catch (e) { stage.textContent = "error: " + e.message; button.disabled = false; }
     });
   }
+
+  // -- every page: a browser session signs out (the server forgets the session; the cookies go) --------
+  const signOut = document.getElementById("sign-out");
+  if (signOut) signOut.addEventListener("click", async () => {
+    try { await api("POST", "/api/logout", {}); window.location.assign("/login"); }
+    catch (e) { status("error: " + e.message); }
+  });
 
   const page = document.body.dataset.page;
   if (page === "label" && document.getElementById("labeler")) labelQueue(document.getElementById("labeler"));

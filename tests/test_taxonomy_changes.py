@@ -1,0 +1,278 @@
+"""Label-set changes on a live project (issue 32): a GoEmotions + XED slice on the emotion taxonomy
+(Ekman families as parents), the fast hashing encoder so no weights are needed."""
+import json
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import emotion_project
+from tagwise.learn.multisource import partial_targets
+from tagwise.project import Project
+from tagwise.types import TagwiseError
+from tagwise.workflows import taxonomy_changes as tc
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 300
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """A project with a trained current model, copied fresh for each test that changes it."""
+    from tagwise.workflows.train import train
+
+    root = tmp_path_factory.mktemp("taxchg")
+    project = emotion_project(root, LIMIT)
+    project.store.set_meta("encoder", "hashing:256")
+    train(project, mode="supervised", progress=False)
+    project.close()
+    return root / "p"
+
+
+@pytest.fixture
+def project(trained, tmp_path):
+    import shutil
+
+    shutil.copytree(trained, tmp_path / "p")
+    p = Project.open(tmp_path / "p")
+    yield p
+    p.close()
+
+
+def _known(project, label):
+    ex = project.examples(labeled=True)
+    tax = project.taxonomy
+    Y, known = partial_targets(ex, tax)
+    k = tax.labels.index(label)
+    return ex, Y[:, k], known[:, k]
+
+
+def test_rename_keeps_judgements_and_model(project):
+    from tagwise.workflows.evaluate import evaluate
+
+    before = evaluate(project, split="train", save=False)
+    ex0, y0, k0 = _known(project, "amusement")
+    assert y0.sum() > 0
+    change = tc.rename_label(project, "amusement", "fun")
+    assert change["train_suggested"]
+    tax = project.taxonomy
+    assert "fun" in tax.labels and "amusement" not in tax.labels and tax.parents["fun"] == "joy"
+    ex1, y1, k1 = _known(project, "fun")
+    np.testing.assert_array_equal(y0, y1)
+    np.testing.assert_array_equal(k0, k1)
+    # the source's spec now maps its own label onto the new name, so a re-ingest lands on it
+    spec = next(s for s in project.store.sources() if s["name"] == "goemotions")["spec"]
+    assert spec["raw"]["labels"]["map"]["amusement"] == "fun"
+    after = evaluate(project, split="train", save=False)
+    assert after["per_label"]["fun"] == before["per_label"]["amusement"]
+    for key in ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_ap", "ece", "subset_accuracy"):
+        assert after[key] == before[key]
+
+
+def test_merge_is_the_union_and_undo_restores_the_dump(project):
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.models import load_project_model
+
+    dump = project.store.dump_label_tables()
+    model_json = (project.models_dir / project.models_dir.joinpath("CURRENT").read_text().strip() / "model.json").read_text()
+    ex, ya, ka = _known(project, "annoyance")
+    _, yb, kb = _known(project, "disapproval")
+    assert ya.sum() > 0 and yb.sum() > 0
+    loaded = load_project_model(project)
+    X = project.features(ex, loaded.encoder)
+    P0 = loaded.head.predict_proba(X)
+    pa, pb = P0[:, loaded.labels.index("annoyance")], P0[:, loaded.labels.index("disapproval")]
+
+    from tagwise.workflows.weak import apply_lfs, load_votes
+
+    lfs = project.path.parent / "lfs.yaml"
+    lfs.write_text("lfs:\n  - {name: kw_annoy, label: annoyance, kind: keywords, any: [annoying, ugh]}\n"
+                   "  - {name: kw_disapprove, label: disapproval, kind: keywords, any: [wrong, bad]}\n")
+    assert apply_lfs(project, lfs, progress=False)["n_votes"] > 0
+    dump = project.store.dump_label_tables()
+    votes_before = load_votes(project)["votes"].nnz
+
+    change = tc.merge_labels(project, ["annoyance", "disapproval"], into="irritation")
+    assert change["train_suggested"]
+    votes = load_votes(project)
+    assert votes["votes"].nnz == votes_before
+    assert {votes["label_names"][k] for k in votes["lf_labels"]} == {"irritation"}
+    assert {lf["definition"]["labels"][0] for lf in project.store.lfs()} == {"irritation"}
+    ex2, yc, kc = _known(project, "irritation")
+    assert ex2.ids.tolist() == ex.ids.tolist()
+    np.testing.assert_array_equal(yc, np.maximum(ya, yb))
+    np.testing.assert_array_equal(kc, ka | kb)
+    assert project.taxonomy.parents["irritation"] == "anger"
+    # the current model serves the merged label as the max of the two heads
+    loaded = load_project_model(project)
+    assert "irritation" in loaded.labels and "annoyance" not in loaded.labels
+    P1 = loaded.head.predict_proba(X)
+    np.testing.assert_allclose(P1[:, loaded.labels.index("irritation")], np.maximum(pa, pb))
+    assert "irritation" in evaluate(project, split="train", save=False)["per_label"]
+
+    undone = tc.undo(project)
+    assert [u["id"] for u in undone] == [change["id"]]
+    assert project.store.dump_label_tables() == dump
+    name = project.models_dir.joinpath("CURRENT").read_text().strip()
+    assert (project.models_dir / name / "model.json").read_text() == model_json
+    assert tc.history(project)[-1]["undone_at"] is not None
+    with pytest.raises(TagwiseError, match="no taxonomy change to undo"):
+        tc.undo(project)
+
+
+def test_split_children_unknown_on_parent_positives_and_queued(project):
+    from tagwise.workflows.queue import _queued
+
+    ex, ya, ka = _known(project, "amusement")
+    change = tc.split_label(project, "amusement", ["wit", "silliness"], keep_parent=True)
+    tax = project.taxonomy
+    assert tax.parents["wit"] == "amusement" and tax.parents["silliness"] == "amusement"
+    for child in ("wit", "silliness"):
+        ex2, yc, kc = _known(project, child)
+        assert not kc[ya > 0].any()          # unknown on the parent's positives
+        neg = ka & (ya == 0)
+        assert neg.any() and kc[neg].all() and (yc[neg] == 0).all()   # the parent's negatives stay negatives
+    queued = tc.split_examples(project)
+    positives = set(ex.ids[ya > 0].tolist())
+    assert set(queued) == positives and positives
+    rows, runs = _queued(project)
+    assert positives <= set(rows) and {rows[e]["reason"] for e in positives} == {"split:amusement"}
+    assert change["queued_batch"] in set(runs.values())
+    from tagwise.workflows.queue import label_queue
+
+    served = label_queue(project, user="ann1", limit=10, predict=lambda texts, sources: [
+        {"labels": [], "scores": {}} for _ in texts])
+    assert served["items"] and {it["reason"] for it in served["items"]} == {"split:amusement"}
+
+
+def test_split_then_label_the_queue_then_retrain_trains_the_children(project):
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.labels import annotate
+    from tagwise.workflows.models import load_project_model
+    from tagwise.workflows.train import train
+
+    tc.split_label(project, "amusement", ["laughter", "wit"], keep_parent=True)
+    queued = tc.split_examples(project)
+    ex = project.store.examples()
+    texts = dict(zip(ex.ids.tolist(), ex.texts))
+    # a person labels the queued examples: laughing out loud vs. the rest
+    for e in queued[:50]:
+        t = texts[e].lower()
+        child = "laughter" if any(w in t for w in ("lol", "haha", "lmao", "laugh", "funny")) else "wit"
+        annotate(project, e, ["amusement", child], "ann1")
+    assert tc.split_examples(project) == queued[50:]
+    # the old model still evaluates (on the labels it knows) until retrained
+    assert "amusement" in evaluate(project, split="train", save=False)["per_label"]
+    with pytest.raises(TagwiseError, match="labeled after the change"):
+        tc.undo(project)
+    train(project, mode="supervised", progress=False)
+    loaded = load_project_model(project)
+    assert {"laughter", "wit"} <= set(loaded.labels)
+    report = evaluate(project, split="train", save=False)
+    assert report["per_label"]["laughter"]["support"] > 0 and report["per_label"]["wit"]["support"] > 0
+
+
+def test_split_without_parent_and_add_retire_move(project):
+    ex, yj, kj = _known(project, "joy")
+    tc.split_label(project, "gratitude", ["thanks", "appreciation"])
+    tax = project.taxonomy
+    assert "gratitude" not in tax.labels and tax.parents["thanks"] == "joy"
+    _, yj2, kj2 = _known(project, "joy")
+    np.testing.assert_array_equal(yj, yj2)     # gratitude's positives stay joy positives
+    np.testing.assert_array_equal(kj, kj2)
+    tc.add_label(project, "awe", parent="surprise", description="Wonder mixed with reverence.")
+    _, ya, ka = _known(project, "awe")
+    assert project.taxonomy.parents["awe"] == "surprise" and ya.sum() == 0
+    tc.move_label(project, "awe", None)
+    assert "awe" not in project.taxonomy.parents
+    with pytest.raises(TagwiseError, match="cycle"):
+        tc.move_label(project, "joy", "amusement")
+    tc.retire_label(project, "excitement")
+    assert "excitement" not in project.taxonomy.labels
+    assert "excitement" in project.store.get_meta("retired_labels")
+    assert all("excitement" not in (lab or []) for lab in project.examples().labels)
+    from tagwise.workflows.models import load_project_model
+    assert "excitement" not in load_project_model(project).labels
+    dump_all = [c["kind"] for c in tc.history(project)]
+    assert dump_all == ["split", "add", "move", "retire"]
+
+
+def _rename_in_process(args):
+    path, old, new = args
+    p = Project.open(path)
+    try:
+        tc.rename_label(p, old, new)
+    finally:
+        p.close()
+    return new
+
+
+def test_concurrent_changes_are_serialized(project):
+    path = str(project.path)
+    pairs = [("annoyance", "annoyance2"), ("nervousness", "nervousness2"), ("approval", "approval2"),
+             ("pride", "pride2")]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        done = pool.map_async(_rename_in_process, [(path, a, b) for a, b in pairs]).get(timeout=300)
+    assert sorted(done) == sorted(b for _, b in pairs)
+    p = Project.open(path)
+    labels = set(p.taxonomy.labels)
+    assert all(b in labels and a not in labels for a, b in pairs)    # no change lost
+    assert len(tc.history(p)) == 4
+    for s in p.store.sources():
+        assert not {a for a, _ in pairs} & set(s["annotated"])
+    p.close()
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tagwise", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
+
+
+def test_cli_every_command(project):
+    path = str(project.path)
+    dump = project.store.dump_label_tables()
+    project.close()
+    r = _cli("taxonomy", "add", path, "awe", "--parent", "surprise", "--description", "wonder")
+    assert r.returncode == 0, r.stderr
+    r = _cli("taxonomy", "rename", path, "awe", "wonder")
+    assert r.returncode == 0 and "train" in r.stdout, r.stderr
+    r = _cli("taxonomy", "merge", path, "annoyance", "disapproval", "--into", "irritation")
+    assert r.returncode == 0 and "train" in r.stdout, r.stderr
+    r = _cli("taxonomy", "split", path, "amusement", "--into", "wit", "silliness", "--keep-parent")
+    assert r.returncode == 0 and "queued" in r.stdout, r.stderr
+    r = _cli("taxonomy", "move", path, "wonder", "--root")
+    assert r.returncode == 0, r.stderr
+    r = _cli("taxonomy", path, "retire", "pride")            # the older GROUP PROJECT ACTION order
+    assert r.returncode == 0 and "train" in r.stdout, r.stderr
+    r = _cli("taxonomy", "rename", path, "nope", "x")
+    assert r.returncode == 2 and "no label 'nope'" in r.stderr
+    r = _cli("taxonomy", "history", path, "--json")
+    assert r.returncode == 0, r.stderr
+    hist = json.loads(r.stdout)
+    assert [h["kind"] for h in hist] == ["add", "rename", "merge", "split", "move", "retire"]
+    r = _cli("taxonomy", "history", path)
+    assert r.returncode == 0 and "merge" in r.stdout
+    r = _cli("taxonomy", "undo", path)
+    assert r.returncode == 0 and "retire" in r.stdout, r.stderr
+    r = _cli("taxonomy", "undo", path, "--to", str(hist[0]["id"]))
+    assert r.returncode == 0, r.stderr
+    p = Project.open(path)
+    assert p.store.dump_label_tables() == dump
+    assert all(h["undone_at"] for h in tc.history(p))
+    p.close()
+
+
+def test_undo_refuses_when_a_rewritten_row_changed_since(project):
+    ex, y, _ = _known(project, "gratitude")
+    tc.rename_label(project, "gratitude", "thanks")
+    target = int(ex.ids[np.flatnonzero(y)[0]])
+    project.store.set_labels({target: ["joy"]}, batch="manual-fix")
+    dump = project.store.dump_label_tables()
+    with pytest.raises(TagwiseError, match="changed after taxonomy change"):
+        tc.undo(project)
+    assert project.store.dump_label_tables() == dump          # nothing was undone
+    assert "thanks" in project.taxonomy.labels and tc.history(project)[-1]["undone_at"] is None

@@ -185,11 +185,15 @@ def cmd_predict(args) -> int:
         n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
                          id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
                          source=args.source, source_column=_column(args.source_column, header), engine=engine,
-                         chunk_rows=args.chunk_rows, report=report)
+                         chunk_rows=args.chunk_rows, report=report, risk=args.risk, confidence=args.confidence)
     finally:
         engine.shutdown()
     print(f"wrote {n} predictions to {args.out} in {time.perf_counter() - t0:.1f}s")
     print_truncated(report.get("truncated", 0), report.get("max_chars"))
+    if args.risk:
+        from ..workflows.predict import promise_path
+        print(f"promise ({args.risk}{f', confidence {args.confidence}' if args.confidence else ''}) in "
+              f"{promise_path(args.out)}")
     return 0
 
 
@@ -208,7 +212,7 @@ def cmd_evaluate(args) -> int:
     from ..workflows.health import format_warning
 
     report = evaluate(Project.open(args.project), split=args.split, model=args.model, source=args.source,
-                      agnostic=args.agnostic, as_source=args.as_source)
+                      agnostic=args.agnostic, as_source=args.as_source, risk=args.risk, confidence=args.confidence)
     if args.json:
         print_json(report)
         return 0
@@ -245,7 +249,35 @@ def cmd_evaluate(args) -> int:
               "undefined; macro averages leave such labels out)")
     for w in report["warnings"]:
         print(format_warning(w), file=sys.stderr)
+    if "risk_control" in report:
+        print(format_risk_control(report["risk_control"]))
     return 0
+
+
+def format_risk_control(rc: dict) -> str:
+    """``evaluate --risk``'s block: promise, realised risk with its 95% CI, set size, abstentions."""
+    pr, re_ = rc["promise"], rc["realised"]
+    lo, hi = re_["ci95"]
+    lines = [f"risk control ({pr['guarantee']}; calibration: {pr['calibration']}, {pr['n_calibration']} rows)",
+             f"  promised {pr['risk']} {'>=' if pr['risk'] == 'precision' else '<='} {pr['target']}: realised "
+             f"{re_['risk']:.4f} (95% CI {lo:.4f}-{hi:.4f}, {re_['n']} rows) "
+             f"{'holds' if rc['holds'] else 'above target, within noise' if rc['consistent'] else 'MISSED'}",
+             f"  mean set size {rc['mean_set_size']:.2f}  abstention rate {rc['abstention_rate']:.3f}",
+             f"  ECE {rc['calibration']['ece_before']:.4f} -> {rc['calibration']['ece_after']:.4f} after per-label "
+             f"calibration"]
+    lines += [f"  {s}: {v['risk']:.4f} ({v['n']} rows)" for s, v in rc["per_source"].items()
+              if len(rc["per_source"]) > 1]
+    return "\n".join(lines)
+
+
+def add_risk_args(p) -> None:
+    """``--risk NAME=LEVEL`` and ``--confidence`` (workflows.conformal)."""
+    p.add_argument("--risk", default=None, metavar="NAME=LEVEL",
+                   help="promise an error rate: fnr=0.1 (miss at most 10%% of true labels), precision=0.9 or "
+                        "fdr=0.1 (at most 10%% of predicted labels wrong); calibrated on the dev split, else on "
+                        "the training rows' out-of-fold scores")
+    p.add_argument("--confidence", default=None, type=float,
+                   help="with --risk: hold the promise with this probability (e.g. 0.95) instead of on average")
 
 
 def cmd_evaluate_transfer(args) -> int:
@@ -343,6 +375,7 @@ def register(sub) -> None:
                    help="score every row as this training source would label it (a multi-source model's mode)")
     p.add_argument("--source-column", default=None, help="column holding each row's source (its mode)")
     p.add_argument("--chunk-rows", type=int, default=8192, help="rows read, embedded and written at a time")
+    add_risk_args(p)
     add_engine_args(p)
     p.set_defaults(handler=cmd_predict)
 
@@ -359,6 +392,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--transfer", action="store_true", help="train on each source, test on every other: "
                    "matrix, leave-one-source-out, per-language macro-F1")
+    add_risk_args(p)
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("report", help="write PROJECT/report.html with plots")

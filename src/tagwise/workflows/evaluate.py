@@ -13,7 +13,8 @@ from .taxonomy_changes import labels_for_model
 
 
 def evaluate(project: Project, split: str = "test", model: str | None = None, source: str | None = None,
-             save: bool = True, agnostic: bool = False, as_source: str | None = None) -> dict:
+             save: bool = True, agnostic: bool = False, as_source: str | None = None, risk: str | None = None,
+             confidence: float | None = None) -> dict:
     """Metrics of the current (or named) model on the labeled examples of ``split``.
 
     Rows of a source the model has a mode for (a multi-source model's training sources) are scored in
@@ -115,6 +116,9 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     report["warnings"] = warnings
     report.update(split=split, model=loaded.name, sources=names, as_source=as_source,
                   modes={s: m for s, m in zip(map(str, ex.sources), shown_modes)} if loaded.sources else {})
+    if risk is not None:
+        from .conformal import risk_report
+        report["risk_control"] = risk_report(project, loaded, P, Y, mask, ex.sources, risk, confidence, split)
     if save:
         run = project.new_run("evaluate", {"split": split, "model": report["model"], "source": source,
                                            "as_source": as_source})

@@ -43,8 +43,11 @@ def predict_with(project: Project, loaded: LoadedModel, texts: list[str], source
 
 
 def predict_texts(project: Project, texts: list[str], model: str | None = None, source=None,
-                  progress: bool = False) -> dict:
-    """``{"model": name, "labels": label names, "predictions": [{"labels": [...], "scores": {label: p}}]}``."""
+                  progress: bool = False, risk: str | None = None, confidence: float | None = None) -> dict:
+    """``{"model": name, "labels": label names, "predictions": [{"labels": [...], "scores": {label: p}}]}``.
+
+    With ``risk`` (see ``predict_file``) each prediction also has ``uncertain`` and ``abstain`` and the
+    result a ``promise``."""
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if bad:
         raise TagwiseError(f"text {bad[0]} is {'empty' if isinstance(texts[bad[0]], str) else 'not a string'} "
@@ -53,19 +56,33 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
         if not t.isascii():
             check_unicode(t, f"text {i}")
     loaded = load_project_model(project, model)
+    controller = None
+    if risk is not None:
+        from .conformal import fit_risk_controller
+        controller = fit_risk_controller(project, loaded, risk, confidence)
+    elif confidence is not None:
+        raise TagwiseError("confidence needs risk (e.g. risk fnr=0.1, confidence 0.95).")
     Z, P = predict_with(project, loaded, list(texts), source, progress=progress)
     names = loaded.labels
-    return {"model": loaded.name, "labels": names,
-            "predictions": [{"labels": [names[k] for k in np.flatnonzero(z)],
-                             "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}}
-                            for z, row in zip(Z, P)]}
+    sets = controller.predict(P, source) if controller is not None else None
+    if sets is not None:
+        Z = sets["labels"]
+    out = {"model": loaded.name, "labels": names,
+           "predictions": [{"labels": [names[k] for k in np.flatnonzero(z)],
+                            "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}}
+                           for z, row in zip(Z, P)]}
+    if sets is not None:
+        for pred, u, a in zip(out["predictions"], sets["uncertain"], sets["abstain"]):
+            pred.update(uncertain=[names[k] for k in np.flatnonzero(u)], abstain=bool(a))
+        out["promise"] = controller.promise_
+    return out
 
 
 def predict_file(project: Project, input_path: str | Path, out_path: str | Path, text_column: str | int = "text",
                  id_column: str | int | None = None, fmt: str | None = None, model: str | None = None,
                  header: bool = True, source: str | None = None, source_column: str | int | None = None,
                  engine=None, chunk_rows: int = 8192, progress: bool | None = None,
-                 report: dict | None = None) -> int:
+                 report: dict | None = None, risk: str | None = None, confidence: float | None = None) -> int:
     """Predict every row of a csv/tsv/jsonl/parquet file; write ``{"id", "labels", "scores"}`` rows.
 
     The input is streamed in chunks of ``chunk_rows`` rows (never whole in memory) and the output is
@@ -78,6 +95,11 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     ``engine``: a ``tagwise.engine`` engine (default local); on Ray the chunks go to actors that each
     load the model once. Returns the number of rows written. ``report``: a dict to receive
     ``{"truncated": texts longer than the encoder reads (cut to its input length), "max_chars"}``.
+
+    ``risk`` (``"fnr=0.1"``, ``"precision=0.9"``, ``"fdr=0.1"``; ``confidence`` for a high-probability
+    promise): ``labels`` become the risk-controlled set (``workflows.conformal``), each row gains
+    ``uncertain`` (labels the promise cannot settle) and ``abstain`` (send to a person), and the promise
+    is written to the sidecar ``<out_path>.promise.json`` (the output rows keep their format).
     """
     from .._io import _atomic_write
     from ..engine import LocalEngine
@@ -106,6 +128,12 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     loaded = load_project_model(project, model)
     names = loaded.labels
     engine = engine or LocalEngine()
+    controller = None
+    if risk is not None:
+        from .conformal import fit_risk_controller
+        controller = fit_risk_controller(project, loaded, risk, confidence)
+    elif confidence is not None:
+        raise TagwiseError("--confidence needs --risk (e.g. --risk fnr=0.1 --confidence 0.95).")
     limit = max_chars(project.encoder(loaded.encoder))
     truncated = 0
 
@@ -121,18 +149,22 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
             yield texts, ids, sources
 
     if isinstance(engine, LocalEngine):
-        results = ((ids, *predict_with(project, loaded, texts, sources)) for texts, ids, sources in chunks())
+        results = ((ids, *predict_with(project, loaded, texts, sources), sources) for texts, ids, sources in chunks())
     else:
         pending_ids: deque = deque()
 
         def work():
             for texts, ids, sources in chunks():
-                pending_ids.append(ids)
+                pending_ids.append((ids, sources))
                 yield texts, sources
         state = _model_state(loaded)
-        results = ((pending_ids.popleft(), *zp) for zp in
-                   engine.map_stream(ChunkPredictor, work(), init={"state": state,
-                                                                    "cache_dir": str(project.cache_dir)}))
+
+        def remote():
+            for Z, P in engine.map_stream(ChunkPredictor, work(), init={"state": state,
+                                                                         "cache_dir": str(project.cache_dir)}):
+                ids, sources = pending_ids.popleft()
+                yield ids, Z, P, sources
+        results = remote()
     total = _row_count(input_path, fmt)
     show = progress if progress is not None else (total is None or total > 1000)
     written = 0
@@ -144,13 +176,24 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
         writer = None
         bar = tqdm(total=total, desc=f"predict [{engine.name}]", unit="row", disable=not show)
         try:
-            for ids, Z, P in results:
+            for ids, Z, P, sources in results:
+                sets = None
+                if controller is not None:
+                    sets = controller.predict(P, sources)
+                    Z = sets["labels"]
                 if parquet:
-                    table = _parquet_chunk(ids, Z, P, names)
+                    table = _parquet_chunk(ids, Z, P, names, sets)
                     if writer is None:
                         import pyarrow.parquet as pq
                         writer = pq.ParquetWriter(fh, table.schema)
                     writer.write_table(table)
+                elif sets is not None:
+                    fh.write("".join(json.dumps({"id": i, "labels": [names[k] for k in np.flatnonzero(z)],
+                                                 "scores": {n: round(float(p), 6) for n, p in zip(names, row)},
+                                                 "uncertain": [names[k] for k in np.flatnonzero(u)],
+                                                 "abstain": bool(a)}, ensure_ascii=False) + "\n"
+                                     for i, z, row, u, a in zip(ids, Z, P, sets["uncertain"], sets["abstain"])
+                                     ).encode("utf-8"))
                 else:
                     fh.write("".join(json.dumps({"id": i, "labels": [names[k] for k in np.flatnonzero(z)],
                                                  "scores": {n: round(float(p), 6) for n, p in zip(names, row)}},
@@ -161,16 +204,28 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
             if parquet:
                 if writer is None:  # an empty input still gets a readable file
                     import pyarrow.parquet as pq
-                    writer = pq.ParquetWriter(fh, _parquet_chunk([], np.zeros((0, len(names))),
-                                                                  np.zeros((0, len(names))), names).schema)
+                    empty = np.zeros((0, len(names)))
+                    writer = pq.ParquetWriter(fh, _parquet_chunk(
+                        [], empty, empty, names, None if controller is None else controller.predict(empty)).schema)
                 writer.close()
         finally:
             bar.close()
 
     _atomic_write(out_path, write)
+    if controller is not None:
+        from .._io import atomic_write_json
+        atomic_write_json(promise_path(out_path), {"promise": controller.promise_, "rows": written})
+    else:  # a promise left by an earlier --risk run would describe rows that are no longer there
+        promise_path(out_path).unlink(missing_ok=True)
     if report is not None:
         report.update(truncated=truncated, max_chars=limit)
     return written
+
+
+def promise_path(out_path: str | Path) -> Path:
+    """The sidecar holding a risk-controlled output's promise: ``<out>.promise.json``."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".promise.json")
 
 
 def _check_texts(raw: list, rows: list[int], input_path: Path, text_column) -> list[str]:
@@ -201,13 +256,18 @@ def _row_count(path: Path, fmt: str) -> int | None:
         return None
 
 
-def _parquet_chunk(ids, Z: np.ndarray, P: np.ndarray, names: list[str]):
+def _parquet_chunk(ids, Z: np.ndarray, P: np.ndarray, names: list[str], sets: dict | None = None):
     import pyarrow as pa
 
     labels = pa.array([[names[k] for k in np.flatnonzero(z)] for z in Z], type=pa.list_(pa.string()))
     scores = pa.StructArray.from_arrays([pa.array(np.round(P[:, k], 6).astype(np.float32)) for k in range(len(names))],
                                         fields=[pa.field(n, pa.float32()) for n in names])
-    return pa.table({"id": pa.array([str(i) for i in ids], pa.string()), "labels": labels, "scores": scores})
+    columns = {"id": pa.array([str(i) for i in ids], pa.string()), "labels": labels, "scores": scores}
+    if sets is not None:  # --risk: the labels the promise cannot settle, and whether a person should look
+        columns["uncertain"] = pa.array([[names[k] for k in np.flatnonzero(u)] for u in sets["uncertain"]],
+                                        type=pa.list_(pa.string()))
+        columns["abstain"] = pa.array([bool(a) for a in sets["abstain"]], type=pa.bool_())
+    return pa.table(columns)
 
 
 def _model_state(loaded: LoadedModel) -> dict:

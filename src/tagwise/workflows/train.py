@@ -213,5 +213,8 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
         info["sub_labels"] = out["sub_labels"] = {"used": [names[k] for k in has if prior.expanded_[k]],
                                                   "off": [names[k] for k in has if not prior.expanded_[k]]}
     save_model(head, project.models_dir / name, info)
+    # cross-conformal calibration data for `predict --risk` when the project has no dev split
+    from .conformal import save_calibration_oof
+    save_calibration_oof(head, data.Y, data.mask, data.sources, project.models_dir / name)
     project.set_current_model(name)
     return out

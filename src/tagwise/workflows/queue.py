@@ -140,11 +140,15 @@ def _refill_child(project_path: str, batch_size: int, exclude: list[int], nice: 
     written) or ``EXIT_POOL_EMPTY``."""
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice on Windows
         os.nice(nice)
-    project = Project.open(project_path)
     try:
-        made = _new_batch(project, batch_size, exclude=exclude)
-    finally:
-        project.close()
+        project = Project.open(project_path)
+        try:
+            made = _new_batch(project, batch_size, exclude=exclude)
+        finally:
+            project.close()
+    except TagwiseError as exc:  # e.g. a taxonomy without labels: one line in the server's log, no traceback
+        print(f"tagwise serve: the label queue's next batch could not be suggested: {exc}", file=sys.stderr)
+        sys.exit(BatchRefill.EXIT_FAILED)
     sys.exit(0 if made else BatchRefill.EXIT_POOL_EMPTY)
 
 
@@ -157,6 +161,7 @@ class BatchRefill:
     ``runs/<id>-suggest/batch.jsonl`` atomically, so a reader sees a whole batch or none."""
 
     EXIT_POOL_EMPTY = 3
+    EXIT_FAILED = 4
 
     def __init__(self, project_path, batch_size: int = 50, nice: int = 10, retry_s: float = 30.0):
         self.project_path = Path(project_path)

@@ -41,6 +41,8 @@ def team_server(tmp_path):
     links = {n: add_user(project.path, n, "annotator")["login_url"] for n in PEOPLE}
     links[REVIEWER] = add_user(project.path, REVIEWER, "reviewer")["login_url"]
     app = create_app(project.path, overlap=2, port=port)
+    # the label queue's first batch, prepared in the background as `tagwise serve` does at start
+    assert app.state.label_batches.start() and app.state.label_batches.wait(600)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -54,6 +56,7 @@ def team_server(tmp_path):
     srv.should_exit = True
     thread.join(timeout=10)
     app.state.predictor.stop()
+    app.state.label_batches.stop()
 
 
 def _wait_saved(page, n: int, before: str) -> None:

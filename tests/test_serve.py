@@ -33,9 +33,12 @@ def served(tmp_path_factory):
     train(project, mode="supervised", progress=False)
     audit(project, root / "issues.jsonl", progress=False)
     app = create_app(project.path, token=TOKEN)
+    # the label queue's first batch, prepared in the background as `tagwise serve` does at start
+    assert app.state.label_batches.start() and app.state.label_batches.wait(600)
     client = TestClient(app, base_url=BASE, headers={"Authorization": f"Bearer {TOKEN}"})
     yield project, app, client
     app.state.predictor.stop()
+    app.state.label_batches.stop()
 
 
 def test_health_and_predict_go_through_the_fitted_head(served):

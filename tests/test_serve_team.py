@@ -60,7 +60,15 @@ def _team(root):
         [add_user(project.path, n, "reviewer") for n in REVIEWERS]
     app = create_app(project.path, overlap=2)
     _TOKENS[id(app)] = {u["name"]: u["token"] for u in made}
+    ready(app)
     return project, app
+
+
+def ready(app):
+    """Prepare the label queue's first batch and wait for it (`tagwise serve` starts it at start; the
+    queue requests never wait for one)."""
+    assert app.state.label_batches.start() and app.state.label_batches.wait(600)
+    assert app.state.label_batches.batches == 1
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +76,7 @@ def team(tmp_path_factory):
     project, app = _team(tmp_path_factory.mktemp("team"))
     yield project, app
     app.state.predictor.stop()
+    app.state.label_batches.stop()
 
 
 @pytest.fixture()
@@ -75,6 +84,7 @@ def fresh_team(tmp_path):
     project, app = _team(tmp_path)
     yield project, app
     app.state.predictor.stop()
+    app.state.label_batches.stop()
 
 
 def _judge(name: str, text: str, gold: dict, names: list[str], rng: random.Random) -> list[str]:
@@ -175,6 +185,8 @@ def test_overlap_assignment_progress_and_privacy(team):
         offered = fresh.get("/api/queue", params={"limit": 200}).json()["items"]
         batch = {}
         for run in project.runs("suggest"):
+            if not (run / "batch.jsonl").exists():
+                continue  # the next batch, still being prepared
             for line in (run / "batch.jsonl").read_text(encoding="utf-8").splitlines():
                 row = json.loads(line)
                 batch.setdefault(row["store_id"], row)
@@ -306,6 +318,7 @@ def test_model_page_dashes_unsupported_labels_and_retrain_says_why_the_mode_chan
         page = TestClient(app, base_url=BASE).get("/model").text
     finally:
         app.state.predictor.stop()
+        app.state.label_batches.stop()
     for name in unsupported:
         # recall and F1 are undefined without support; precision only where the label was never predicted
         precision = "—" if not metrics["per_label"][name].get("predicted") else "0.000"
@@ -332,3 +345,50 @@ def test_serve_overlap_option(tmp_path, capsys):
     project = make_project(tmp_path, n_train=20, n_pool=5, n_dev=5, n_test=5)
     with pytest.raises(TagwiseError, match="overlap"):
         create_app(project.path, overlap=0)
+
+
+def test_a_queue_request_never_waits_for_a_suggest_fit(tmp_path):
+    """The next batch is suggested in a background child process (workflows/queue.py: BatchRefill): with
+    no batch yet, the first request answers 'preparing' while the fit still runs; with a batch, a request
+    answers from it while the next one is prepared; the page's next request then gets the new batch."""
+    project = make_project(tmp_path, n_train=150, n_pool=60, n_dev=30, n_test=30)
+    made = [add_user(project.path, n, "annotator") for n in PEOPLE]
+    app = create_app(project.path, overlap=2)
+    _TOKENS[id(app)] = {u["name"]: u["token"] for u in made}
+    refill = app.state.label_batches
+    try:
+        first = _as(app, PEOPLE[0]).get("/api/queue", params={"limit": 1})
+        # the request returned while the suggest fit (a child process importing tagwise and fitting a
+        # head: seconds) had only just started
+        assert first.status_code == 200 and refill.running, first.text
+        q = first.json()
+        assert q["items"] == [] and q["preparing"] is True and "Preparing" in q["message"]
+        assert not list(project.runs("suggest")) or not any((r / "batch.jsonl").exists() for r in project.runs("suggest"))
+        page = _as(app, PEOPLE[0]).get("/label").text
+        assert 'data-preparing="true"' in page and "Preparing the next batch" in page
+        assert refill.wait(600) and refill.batches == 1 and refill.failures == 0
+
+        # a batch exists: the people take it down to the low-water mark; the request that crosses it
+        # starts the next refill and is answered from the batch at hand, not after the fit
+        people = {n: _as(app, n) for n in PEOPLE}
+        runs = [r for r in project.runs("suggest") if (r / "batch.jsonl").exists()]
+        first_batch = {json.loads(ln)["store_id"] for ln in (runs[0] / "batch.jsonl").read_text(encoding="utf-8").splitlines()}
+        q = people[PEOPLE[1]].get("/api/queue", params={"limit": 40}).json()
+        assert len(q["items"]) == 40 and q["preparing"] is False and not refill.running  # 60 of 100 places left
+        q = people[PEOPLE[2]].get("/api/queue", params={"limit": 40}).json()
+        assert len(q["items"]) == 40 and q["preparing"] is True and refill.running  # 20 left: under the mark
+        assert refill.wait(600) and refill.batches == 2
+        runs = [r for r in project.runs("suggest") if (r / "batch.jsonl").exists()]
+        assert len(runs) == 2
+        second = {json.loads(ln)["store_id"] for ln in (runs[-1] / "batch.jsonl").read_text(encoding="utf-8").splitlines()}
+        assert second and not second & first_batch  # the open examples of the first batch are not suggested again
+        # overlap still holds across batches: nobody gets an example twice, none goes to three people
+        held: dict[int, set] = {}
+        for n in PEOPLE:
+            for it in people[n].get("/api/queue", params={"limit": 200}).json()["items"]:
+                assert n not in held.setdefault(it["example_id"], set())
+                held[it["example_id"]].add(n)
+        assert max(len(v) for v in held.values()) <= 2
+    finally:
+        refill.stop()
+        app.state.predictor.stop()

@@ -28,6 +28,7 @@ from ..project import Project
 from ..types import TagwiseError
 from ..workflows.sources import example_count, filter_options
 from ..workflows.team import ADJUDICATION
+from ..workflows.queue import BatchRefill
 from ..workflows.users import has_role
 from . import pages
 from .auth import Guard, HostPolicy, Sessions, Users, annotator_for, is_loopback, login_routes, require_user
@@ -188,12 +189,15 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     Project.open(project_path).close()  # a clear error now, not on the first request
     predictor = predictor or Predictor(project_path)
     jobs = Jobs(project_path)
-    queue_lock = threading.Lock()  # two label-queue requests must not both suggest a new batch
+    # the label queue's next batch is suggested ahead of time in a low-priority child process, never
+    # inside a request: a suggest fit is seconds of CPU that predict requests would wait behind
+    # (workflows/queue.py explains; bench/bench_serve.py --team measures it)
+    label_batches = BatchRefill(project_path)
     app = FastAPI(title="tagwise", description="Label, review and use a tagwise project's model. Sign in with "
                   "`Authorization: Bearer TOKEN` (a program) or POST /api/login (a browser; then send the "
                   "csrf_token as X-CSRF-Token). State-changing requests need `Content-Type: application/json`.",
                   version="1", docs_url=None, redoc_url=None, default_response_class=SafeJSONResponse)
-    app.state.predictor, app.state.jobs = predictor, jobs
+    app.state.predictor, app.state.jobs, app.state.label_batches = predictor, jobs, label_batches
     guard_config = {"users": Users(project_path), "sessions": Sessions(), "admin_token": token,
                     "local_name": annotator}
     app.add_middleware(Guard, hosts=HostPolicy(host, port, allow_hosts), allow_anonymous=is_loopback(host),
@@ -273,7 +277,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
                 futures = [predictor.submit([t], s) for t, s in zip(texts, sources)]
                 return [f.result(timeout=600)["predictions"][0] for f in futures]
         out = label_queue(project, user=user["name"], overlap=overlap, limit=limit, filters=filters,
-                          predict=predict_fn, batch_lock=queue_lock)
+                          predict=predict_fn, refill=label_batches)
         for it in out["items"]:
             it["display_text"] = pages.decoded(it["text"])  # entities decoded; the page shows it as text
         return out
@@ -499,6 +503,13 @@ def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: s
                                f"default --host 127.0.0.1.")
     app = create_app(project_path, token=token, annotator=annotator, host=host, port=port, allow_hosts=allow_hosts,
                      overlap=overlap)
+    from ..workflows.queue import refill_if_low
+
+    project = Project.open(project_path)
+    try:  # the first batch is prepared while the server starts, so the first person has work at once
+        refill_if_low(project, app.state.label_batches, overlap)
+    finally:
+        project.close()
     who = (f"{n_users} users sign in with their links (`tagwise users list`)" if n_users else
            "admin token required" if token else "one local person, no sign-in; `tagwise users add` for a team")
     print(f"tagwise serve: http://{host}:{port}/label  (API docs at /docs; {who}"
@@ -506,4 +517,5 @@ def run_server(project_path, host: str = "127.0.0.1", port: int = 8765, token: s
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
+        app.state.label_batches.stop()
         app.state.predictor.stop()

@@ -12,13 +12,28 @@ batch.jsonl``), each meant for ``overlap`` distinct people. An example is offere
 A person never sees another's labels before giving their own: an item shows the model's guess, and
 once somebody has labeled the example it shows the guess stored with the batch (made before anyone
 labeled it), not the current model's, which may have been trained on that person's labels.
-A new batch is suggested when nothing is left for the asking person.
+Where the next batch comes from: suggesting one fits the few-shot head (seconds of CPU). Done inside a
+queue request, as it once was, that request waited ~40 s (p99) and took the CPU from every predict
+request meanwhile (bench/bench_serve.py --team: predict p99 2.9x alone). So the web app gives
+``label_queue`` a ``BatchRefill``: the next batch is suggested ahead of time, when the places left
+unassigned drop under a low-water mark, one at a time, in a child process at a lower CPU priority
+(``os.nice``: a thread would share the server's GIL and its scheduling priority), which writes the
+batch file atomically. A request only reads batches that exist; with none open for the person it
+answers at once with ``preparing`` (the page asks again by itself). Without a ``BatchRefill`` (the
+library, a single call) a new batch is suggested inline when nothing is left for the asking person.
+The overlap and assignment guarantees do not depend on where a batch comes from: the store checks them
+in its write transactions (``lease_examples``, ``annotate(cap=...)``).
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
+import os
+import sys
+import threading
 import time
+from pathlib import Path
 
 from .._io import atomic_write_text
 from ..project import Project
@@ -120,26 +135,144 @@ def _new_batch(project: Project, batch_size: int, exclude) -> str | None:
     return run.name
 
 
+def _refill_child(project_path: str, batch_size: int, exclude: list[int], nice: int) -> None:
+    """The child process of ``BatchRefill``: lower its CPU priority, suggest one batch, exit 0 (a batch
+    written) or ``EXIT_POOL_EMPTY``."""
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice on Windows
+        os.nice(nice)
+    try:
+        project = Project.open(project_path)
+        try:
+            made = _new_batch(project, batch_size, exclude=exclude)
+        finally:
+            project.close()
+    except TagwiseError as exc:  # e.g. a taxonomy without labels: one line in the server's log, no traceback
+        print(f"tagwise serve: the label queue's next batch could not be suggested: {exc}", file=sys.stderr)
+        sys.exit(BatchRefill.EXIT_FAILED)
+    sys.exit(0 if made else BatchRefill.EXIT_POOL_EMPTY)
+
+
+class BatchRefill:
+    """Suggests the label queue's next batch off the request path (see the module docstring): at most
+    one child process at a time, ``nice`` steps below the server, so predict requests keep the CPU.
+
+    ``start(exclude)`` starts one unless one is running (or the pool was found empty / a refill failed
+    less than ``retry_s`` ago); ``running``; ``wait(timeout)``; ``stop()``. The child writes
+    ``runs/<id>-suggest/batch.jsonl`` atomically, so a reader sees a whole batch or none."""
+
+    EXIT_POOL_EMPTY = 3
+    EXIT_FAILED = 4
+
+    def __init__(self, project_path, batch_size: int = 50, nice: int = 10, retry_s: float = 30.0):
+        self.project_path = Path(project_path)
+        self.batch_size, self.nice, self.retry_s = int(batch_size), int(nice), float(retry_s)
+        self._lock = threading.Lock()
+        self._proc = None
+        self._gave_up_at = None  # when the last refill found the pool empty or failed
+        self.batches = 0         # refills that wrote a batch
+        self.pool_empty = False  # the last refill found nothing left to suggest
+        self.failures = 0
+
+    def _reap(self) -> bool:
+        """Whether a refill is running; collects a finished one (caller holds the lock)."""
+        if self._proc is None:
+            return False
+        if self._proc.is_alive():
+            return True
+        self._proc.join()
+        code, self._proc = self._proc.exitcode, None
+        self.pool_empty = code == self.EXIT_POOL_EMPTY
+        if code == 0:
+            self.batches += 1
+            self._gave_up_at = None
+        else:  # the pool is empty, or the child failed (its traceback went to the server's stderr)
+            self.failures += code != self.EXIT_POOL_EMPTY
+            self._gave_up_at = time.monotonic()
+        return False
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._reap()
+
+    def start(self, exclude=()) -> bool:
+        """Start a refill leaving out ``exclude`` (store ids still open in earlier batches); False when one
+        is running or it is too soon after an empty pool or a failure."""
+        with self._lock:
+            if self._reap():
+                return False
+            if self._gave_up_at is not None and time.monotonic() - self._gave_up_at < self.retry_s:
+                return False
+            # spawn, not fork: the server has threads (uvicorn, the predictor) that a fork would copy
+            # mid-flight; the child imports what it needs
+            ctx = multiprocessing.get_context("spawn")
+            self._proc = ctx.Process(target=_refill_child, daemon=True, name="tagwise-label-queue-refill",
+                                     args=(str(self.project_path), self.batch_size, [int(e) for e in exclude],
+                                           self.nice))
+            self._proc.start()
+            return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a running refill; True once none runs."""
+        proc = self._proc
+        if proc is not None:
+            proc.join(timeout)
+        return not self.running
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._proc is not None and self._proc.is_alive():
+                self._proc.terminate()  # the batch file is written atomically: nothing half-written stays
+                self._proc.join(10)
+            self._proc = None
+
+
+def low_water(overlap: int, active: int, batch_size: int) -> int:
+    """Open places under which the next batch is prepared: two examples ahead for each person at work
+    (``overlap`` places each), and at least half a batch, so that a refill (seconds, at low priority)
+    lands before the people working run out."""
+    return max(2 * overlap * max(active, 1), (batch_size * overlap) // 2)
+
+
+def refill_if_low(project: Project, refill: BatchRefill, overlap: int = 1, lease_s: float = LEASE_S) -> bool:
+    """Start ``refill`` if the label queue's open places are under the low-water mark (``tagwise serve``
+    calls it at start, so the first person finds a batch ready). Returns whether one started."""
+    rows, _ = _queued(project)
+    leases, judged = project.store.queue_state(list(rows))
+    return _refill_if_low(refill, rows, leases, judged, overlap, time.time(), lease_s)
+
+
+def _refill_if_low(refill, rows, leases, judged, overlap, now, lease_s) -> bool:
+    # the places nobody has taken yet (labeled or leased); under the low-water mark the next batch is
+    # prepared now, while the people at work still have examples
+    free = sum(max(0, overlap - places_taken(e, leases, judged, now, lease_s)) for e in rows)
+    active = len({a for e in rows for a, t in leases.get(e, {}).items() if now - t < lease_s})
+    if free >= low_water(overlap, active, refill.batch_size):
+        return False
+    return refill.start(exclude=[e for e in rows if len(judged.get(e, ())) < overlap])
+
+
 def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: int = 20, filters: dict | None = None,
                 batch_size: int = 50, predict=None, lease_s: float = LEASE_S, lease: bool = True,
-                batch_lock=None) -> dict:
+                batch_lock=None, refill: BatchRefill | None = None) -> dict:
     """The next examples for ``user`` to label (see the module docstring), leased to them unless
-    ``lease`` is False. ``batch_lock``: a lock (``threading.Lock``) held while a new batch is suggested,
-    so that requests at once do not each suggest one.
+    ``lease`` is False. ``refill``: prepares the next batch in the background (see the module docstring);
+    without it a new batch is suggested inline when nothing is left for ``user``, holding ``batch_lock``
+    (a ``threading.Lock``) so that requests at once do not each suggest one.
 
     predict: optional ``(texts, sources) -> predictions`` (``{"labels", "scores"}`` each) of the current
     model; default ``workflows.predict.predict_texts`` when a model exists, else the suggest head's.
     Returns ``{"batch", "user", "overlap", "items": [{"example_id" (store id), "source_example_id",
     "text", "source", "split", "language", "labels" (the model's guess), "scores", "reason", "origin"}],
     "done" (examples of the queue ``user`` labeled), "remaining" (examples still open to them),
-    "total" (done + remaining), "message"}``.
+    "total" (done + remaining), "preparing" (a refill is under way: ask again in a few seconds), "message"}``.
     """
     if overlap < 1:
         raise TagwiseError(f"overlap must be at least 1 (got {overlap}).")
     rows, runs = _queued(project)
     now = time.time()
     leases, judged = project.store.queue_state(list(rows))
-    if not any(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows):
+    if refill is None and not any(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows):
         # only suggesting a new batch is done one request at a time (``batch_lock``): the leases are
         # atomic in the store, and the model's guesses below need no lock
         with batch_lock if batch_lock is not None else contextlib.nullcontext():
@@ -149,7 +282,7 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
                 still_open = [e for e in rows if len(judged.get(e, ())) < overlap]
                 if _new_batch(project, batch_size, exclude=still_open) is None and not rows:
                     return {"batch": None, "user": user, "overlap": overlap, "items": [], "done": 0,
-                            "remaining": 0, "total": 0,
+                            "remaining": 0, "total": 0, "preparing": False,
                             "message": "Every example is labeled (or a duplicate of a labeled one). Add unlabeled "
                                        "texts with `tagwise add-source` (split: unlabeled) to get suggestions."}
                 rows, runs = _queued(project)
@@ -195,11 +328,23 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
     done = sum(user in judged.get(e, ()) for e in rows)
     remaining = sum(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows)
     latest = max(runs.values()) if runs else None
+    preparing = False
+    if refill is not None:
+        _refill_if_low(refill, rows, leases, judged, overlap, now, lease_s)
+        preparing = refill.running
+    if chosen:
+        message = None
+    elif remaining:
+        message = "Nothing to label with these filters."
+    elif preparing:
+        message = "Preparing the next batch of examples: this page asks again in a few seconds."
+    elif refill is not None and refill.pool_empty and not rows:
+        message = ("Every example is labeled (or a duplicate of a labeled one). Add unlabeled texts with "
+                   "`tagwise add-source` (split: unlabeled) to get suggestions.")
+    else:
+        message = "Nothing left for you right now: the open examples are with other people. Reload later."
     return {"batch": latest, "user": user, "overlap": overlap, "items": chosen, "done": done,
-            "remaining": remaining, "total": done + remaining,
-            "message": None if chosen else ("Nothing to label with these filters." if remaining else
-                                            "Nothing left for you right now: the open examples are with "
-                                            "other people. Reload later.")}
+            "remaining": remaining, "total": done + remaining, "preparing": preparing, "message": message}
 
 
 def progress(project: Project, overlap: int = 1, people: list[str] = (), lease_s: float = LEASE_S) -> dict:

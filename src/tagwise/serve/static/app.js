@@ -78,7 +78,11 @@
         done = q.done; total = Math.max(q.total, done); showProgress();
         const empty = document.getElementById("queue-empty");
         if (empty) empty.hidden = index < items.length;
-        if (index >= items.length) status(q.message || "Nothing left for you right now: reload later.");
+        if (index >= items.length) {
+          status(q.message || "Nothing left for you right now: reload later.");
+          // the server prepares the next batch in the background: ask again shortly, then show it
+          if (q.preparing) setTimeout(async () => { if (index >= items.length) { await refill(); show(index); } }, 3000);
+        }
       } catch (e) { status("error: " + e.message); }
     }
     async function next() {
@@ -153,6 +157,7 @@
       if (t) { t.classList.toggle("on"); }
     });
     showProgress(); show(0);
+    if (!items.length && root.dataset.preparing === "true") refill().then(() => show(index));
   }
 
   // -- review queue ---------------------------------------------------------------------------

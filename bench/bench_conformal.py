@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from common import BENCH, CACHE, RESULTS, save_results
+from common import BENCH, CACHE, RESULTS, save_figure, save_results
 from tagwise.encoders import embed_texts, get_encoder
 from tagwise.learn.conformal import LTT_GRID, ConformalRiskController, fdr_loss, fnr_loss
 from tagwise.learn.linear import MultiLabelLinear
@@ -169,7 +169,7 @@ def plot(results: dict, path) -> None:
         ax.set_ylabel("realised test FNR (mean over splits)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from common import save_results  # noqa: E402
 import test_scenarios as T  # noqa: E402  (the scenario tests' crowd simulation and plain Dawid-Skene)
 
 from tagwise.learn.consensus import Annotations, ConsensusModel, majority_vote  # noqa: E402
@@ -131,15 +132,14 @@ def part_project() -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", nargs="+", default=["strength", "project"], choices=["strength", "project"])
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "consensus_sparse.json"))
+    ap.add_argument("--out", default="consensus_sparse", help="results name under bench/results")
     args = ap.parse_args()
     res = {}
     if "strength" in args.part:
         res["strength"] = part_strength()
     if "project" in args.part:
         res["project"] = part_project()
-    Path(args.out).write_text(json.dumps(res, indent=1))
-    print("wrote", args.out)
+    print("wrote", save_results(args.out, res))  # whole, with the command that wrote it
 
 
 if __name__ == "__main__":

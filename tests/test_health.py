@@ -494,3 +494,56 @@ def test_report_and_model_page_data_show_the_health(abuse):
     html = write_report(project).read_text(encoding="utf-8")
     assert "Training data health" in html and "no_negatives" in html and "convabuse_abusive" in html
     assert "—" in html  # the gold source's labels without support
+
+
+EMOTIONS = """labels:
+  - {name: negative}
+  - {name: anger, parent: negative}
+  - {name: disgust, parent: negative}
+  - {name: fear, parent: negative}
+  - {name: sadness, parent: negative}
+  - {name: joy}
+"""
+
+
+def test_a_source_mapping_labels_to_the_parent_of_its_own_children_gets_a_note_not_a_warning(tmp_path):
+    """docs/your-data.md's pattern on ISEAR: shame and guilt map to ``negative``, whose children (anger,
+    disgust, fear, sadness) ISEAR annotates too; the hierarchy raising ``negative`` is by design."""
+    from tagwise.workflows.health import data_health, format_health
+
+    (tmp_path / "emotions.yaml").write_text(EMOTIONS)
+    (tmp_path / "isear.yaml").write_text(
+        f"name: isear\npath: {DATA / 'isear' / 'isear.csv'}\nformat: csv\nseparator: '|'\nquoting: none\n"
+        "columns: {text: SIT, labels: Field1, id: MYKEY}\nlabels: {format: single, map: {shame: negative, guilt: negative}}\n"
+        "holdout: {test: 0.2, dev: 0.1, seed: 0}\nskip_empty_text: true\nlimit: 800\n")
+    project = Project.init(tmp_path / "p", taxonomy=tmp_path / "emotions.yaml")
+    project.add_source(tmp_path / "isear.yaml")
+    health = data_health(project, shared=False)
+    c = health["sources"]["isear"]["labels"]["negative"]
+    assert c["steps"]["the hierarchy (children imply parents)"] > 2 * c["steps"]["stored labels"]  # the rise is real
+    assert not kinds(health["warnings"], "rate_changed", "isear", "negative")
+    (note,) = kinds(health["notes"], "hierarchy_family", "isear", "negative")
+    assert "sadness" in note["message"] and "by design" in note["message"] and "leaf" in note["fix"]
+    assert "note: " in format_health(health)
+    project.close()
+
+
+def test_a_hierarchy_step_on_a_parent_without_the_sources_children_still_warns():
+    from tagwise.workflows.health import STEP_CLOSURE, target_health
+
+    n = 40
+    stored = np.zeros((n, 2))
+    stored[:4, 0] = 1                      # the source says 'parent' on 4 rows ...
+    moved = stored.copy()
+    moved[:20, 0] = 1                      # ... a hierarchy step makes it 20
+    mask = np.ones((n, 2), dtype=bool)
+    A = np.array([[False, False], [True, False]])  # 'child' (1) has ancestor 'parent' (0)
+    sources = np.array(["s"] * n, dtype=object)
+    stages = [("stored labels", stored), (STEP_CLOSURE, moved)]
+    only_parent = {"s": np.array([0])}
+    health = target_health(stages, moved, mask, sources, ["parent", "child"], only_parent, only_parent,
+                           {"parent"}, A)
+    assert kinds(health["warnings"], "rate_changed", "s", "parent") and not health["notes"]
+    both = {"s": np.array([0, 1])}
+    health = target_health(stages, moved, mask, sources, ["parent", "child"], both, both, {"parent"}, A)
+    assert not kinds(health["warnings"], "rate_changed") and kinds(health["notes"], "hierarchy_family", "s", "parent")

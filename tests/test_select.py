@@ -90,7 +90,7 @@ def test_suggest_asking_for_more_than_the_pool_gives_the_whole_pool_once(project
     _check_rows(project, rows, n_pool)
 
 
-def test_cold_start_cli_jsonl_and_label_studio(tmp_path):
+def test_cold_start_cli_jsonl_and_label_studio(tmp_path, capsys):
     root = tmp_path / "cold"
     assert main(["init", str(root)]) == 0
     # the only labeled rows are in the test split (never learned from), so this is a cold start
@@ -104,8 +104,17 @@ def test_cold_start_cli_jsonl_and_label_studio(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     _check_rows(Project.open(root), rows, 25)
     assert {r["reason"] for r in rows} == {"cold-start"}
+    # the printed hint is the command that brings the labels back (docs/your-data.md §9), and it works
+    printed = capsys.readouterr().out
+    assert f"tagwise labels import {root} answers.jsonl" in printed and "add-source" not in printed
+    name = Project.open(root).labels.names[0]
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({**r, "labels": [name]}) + "\n" for r in rows[:3]))
+    assert main(["labels", "import", str(root), str(answers)]) == 0
+    assert "3" in capsys.readouterr().out
     ls = tmp_path / "batch.json"
     assert main(["suggest", str(root), "--budget", "10", "--out", str(ls), "--format", "label-studio"]) == 0
+    assert "tagwise labels import" in capsys.readouterr().out
     tasks = json.loads(ls.read_text())
     assert len(tasks) == 10 and all("text" in t["data"] and t["predictions"][0]["result"] for t in tasks)
 

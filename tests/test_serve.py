@@ -182,3 +182,69 @@ def test_server_writes_while_cli_commands_run(served, tmp_path):
         assert p.returncode == 0 and "locked" not in err, err
     assert set(codes) == {200}
     assert len(project.store.annotations(include_undone=True)) == before + len(codes) + 150
+
+
+def _model_page_project(root: Path):
+    project = make_project(root, n_train=160, n_pool=20, n_dev=60, n_test=60, extra_rows=[f"{NASTY[0]}\t17\tn1"])
+    train(project, mode="supervised", progress=False)
+    app = create_app(project.path, token=TOKEN)
+    return project, app, TestClient(app, base_url=BASE, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def _shown_run(page: str):
+    import re
+
+    found = re.search(r"id='evaluation-run'>Run <code>([^<]+)</code>[^<]*<b>([^<]+)</b>", page)
+    return found and found.groups()
+
+
+def test_model_page_shows_the_health_table_train_saved(tmp_path):
+    from tagwise.workflows.health import project_health
+
+    project, app, client = _model_page_project(tmp_path)
+    try:
+        page = client.get("/model").text
+        health = project_health(project)
+        assert 'id="health"' in page and health["model"] in page and "<td>goemotions-sample</td>" in page
+        assert all(w["kind"] in page for w in health["warnings"])
+        for label, c in health["before"]["sources"]["goemotions-sample"]["labels"].items():
+            shown = label if c.get("claimed", True) else label + "*"
+            assert f"<td>{shown}</td><td>{c['positives']}</td><td>{c['negatives']}</td>" in page
+        macro = health["after"]["sources"]["goemotions-sample"]["macro_f1"]
+        assert f"out-of-fold macro-F1 {macro:.3f}" in page and "<script>alert" not in page
+    finally:
+        app.state.predictor.stop()
+        project.close()
+
+
+def test_model_page_and_report_show_the_current_models_own_evaluation(tmp_path):
+    """The newest evaluate run of the current model on test in each source's own mode; not a later
+    --as-source / --agnostic run, not an older model's run; dev when test has none, saying so."""
+    import json
+
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.report import write_report
+
+    project, app, client = _model_page_project(tmp_path)
+    try:
+        old = evaluate(project, split="test")
+        train(project, mode="supervised", params={"C": 0.5}, progress=False)  # a newer current model
+        page = client.get("/model").text
+        assert _shown_run(page) is None and "No evaluation of the current model" in page
+        dev = evaluate(project, split="dev")
+        assert _shown_run(client.get("/model").text)[1] == "dev"
+        test = evaluate(project, split="test")
+        evaluate(project, split="test", as_source="goemotions-sample")
+        evaluate(project, split="test", agnostic=True)
+        evaluate(project, split="dev")
+        (plain,) = [r.name for r in project.runs("evaluate") if json.loads((r / "params.json").read_text())
+                    in ({"kind": "evaluate", "split": "test", "model": test["model"], "source": None,
+                         "as_source": None, "agnostic": False},)]
+        page = client.get("/model").text
+        run, split = _shown_run(page)
+        assert split == "test" and run == plain  # the plain test run, not the three that came after it
+        assert f"{test['macro_f1']:.3f}" in page and dev["model"] == test["model"] != old["model"]
+        assert _shown_run(write_report(project).read_text(encoding="utf-8")) == (run, "test")
+    finally:
+        app.state.predictor.stop()
+        project.close()

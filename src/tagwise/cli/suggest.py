@@ -14,8 +14,10 @@ def cmd_suggest(args) -> int:
     for r in rows:
         counts[r["reason"]] = counts.get(r["reason"], 0) + 1
     print(f"wrote {len(rows)} suggestions to {args.out} ({', '.join(f'{k}: {v}' for k, v in counts.items())}). "
-          f"Label them, then bring them back with `tagwise add-source {args.project} answers.yaml` "
-          f"(format: jsonl, columns: {{text: text, id: example_id, labels: labels}}, labels: {{format: list}}).")
+          + (f"Label them in Label Studio, export the result as JSON, then bring it back with "
+             f"`tagwise labels import {args.project} export.json`." if args.format == "label-studio" else
+             f"Label them (a \"labels\" list of label names on each line, keeping \"example_id\" and "
+             f"\"source\"), then bring them back with `tagwise labels import {args.project} answers.jsonl`."))
     return 0
 
 

@@ -438,6 +438,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     @app.get("/model", response_class=HTMLResponse, include_in_schema=False)
     def model_page(request: Request):
+        from ..workflows.health import project_health
         from ..workflows.models import load_project_model
         from ..workflows.report import section_metrics, section_overview
 
@@ -447,9 +448,11 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             if predictor.current_model() is not None:
                 loaded = load_project_model(project)
                 info = {**loaded.info, "name": loaded.name}
+            health = (project_health(project) if info is not None
+                      or len(project.examples(split="train", labeled=True)) else None)
             sections = [s for s in (section_overview(project), section_metrics(project, "test")) if s]
             return _page(request, "model.html", "Model", "model", user, info=info, sections=sections,
-                         job=jobs.last_done())
+                         health=health, job=jobs.last_done())
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str):

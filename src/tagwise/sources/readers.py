@@ -28,12 +28,21 @@ def decode_utf8(data: bytes, path: Path) -> str:
         ) from None
 
 
+class MissingColumnError(TagwiseError):
+    """A wanted column the file lacks; ``column``, ``available`` and ``header`` let a caller that is not
+    reading a spec (``predict``) name its own fix."""
+
+    def __init__(self, message: str, path: Path, column: Any, available: Sequence[Any], header: bool):
+        super().__init__(message)
+        self.path, self.column, self.available, self.header = path, column, list(available), header
+
+
 def _missing_column(path: Path, col: Any, available: Sequence[Any], header: bool) -> TagwiseError:
     if isinstance(col, int) or not header:
-        return TagwiseError(f"{path}: column position {col!r} does not exist; rows have "
-                            f"{len(available)} columns (0..{len(available) - 1}).")
-    return TagwiseError(f"{path}: column {col!r} not found. Available columns: {list(available)}. "
-                        f"Fix the 'columns:' mapping in the spec.")
+        return MissingColumnError(f"{path}: column position {col!r} does not exist; rows have "
+                                  f"{len(available)} columns (0..{len(available) - 1}).", path, col, available, False)
+    return MissingColumnError(f"{path}: column {col!r} not found. Available columns: {list(available)}. "
+                              f"Fix the 'columns:' mapping in the spec.", path, col, available, True)
 
 
 def read_delimited(path: Path, wanted: Sequence[Any], *, separator: str, header: bool,
@@ -96,6 +105,8 @@ def _delimited_chunks(fh, path: Path, wanted: Sequence[Any], *, separator: str, 
                                f"Fix: re-encode the file as UTF-8.") from None
         if not values or values == [""]:
             continue
+        if len(values) <= need and names is None and n_rows == 0:  # the first row: the position is wrong
+            raise _missing_column(path, next(c for c, p in positions.items() if p == need), values, header)
         if len(values) <= need:
             raise TagwiseError(f"{path}: line {reader.line_num}: row has {len(values)} fields, expected at "
                                f"least {need + 1} (separator {separator!r}). Fix the row or the "

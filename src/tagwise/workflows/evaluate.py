@@ -114,14 +114,14 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     report["shared_texts"] = pairs
     warnings += shared_text_warnings(pairs, project)
     report["warnings"] = warnings
-    report.update(split=split, model=loaded.name, sources=names, as_source=as_source,
+    report.update(split=split, model=loaded.name, sources=names, as_source=as_source, agnostic=agnostic,
                   modes={s: m for s, m in zip(map(str, ex.sources), shown_modes)} if loaded.sources else {})
     if risk is not None:
         from .conformal import risk_report
         report["risk_control"] = risk_report(project, loaded, P, Y, mask, ex.sources, risk, confidence, split)
     if save:
         run = project.new_run("evaluate", {"split": split, "model": report["model"], "source": source,
-                                           "as_source": as_source})
+                                           "as_source": as_source, "agnostic": agnostic})
         atomic_write_json(run / "metrics.json", report)
         atomic_save_npy(run / "y_true.npy", Y)
         atomic_save_npy(run / "proba.npy", P.astype(np.float32))

@@ -55,7 +55,7 @@ def claimed_columns(examples: Examples, taxonomy, space) -> dict[str, np.ndarray
 
 def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.ndarray, sources,
                   label_names, claimed: dict[str, np.ndarray], direct: dict[str, np.ndarray] | None = None,
-                  parents: set[str] | frozenset = frozenset()) -> dict:
+                  parents: set[str] | frozenset = frozenset(), ancestors: np.ndarray | None = None) -> dict:
     """The health table and data warnings of training targets, from arrays.
 
     stages: ``[(step name, (n, K) targets)]`` in the order the steps run, the first being the stored
@@ -64,11 +64,14 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
     Y: (n, K) final targets in [0, 1] (soft allowed); mask: (n, K) bool known cells;
     sources: (n,) source per row; claimed: {source: columns it annotates}; direct: {source: columns its
     stored labels name} (the rate checks run on these; default ``claimed``); parents: label names
-    with children in the taxonomy (for the wording).
+    with children in the taxonomy (for the wording); ancestors: (K, K) bool, ``[child, ancestor]``
+    (``Taxonomy.ancestor_matrix``): a hierarchy step that raises a parent the source names itself
+    *and* whose children it annotates is by design (the parent is the family of those children) and
+    is a note, not a warning.
 
     Returns ``{"labels", "sources": {source: {"n_rows", "labels": {label: {"positives", "negatives",
     "unknown", "expected_positives", "positive_rate", "steps": {step: expected positives}, "claimed"}}}},
-    "warnings"}``;
+    "warnings", "notes"}`` (notes: by-design changes worth a line, same shape as warnings);
     a label the source does not claim is listed (claimed False) where the hierarchy implies positives of it.
     """
     Y = np.asarray(Y, dtype=np.float64)
@@ -78,6 +81,8 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
     direct = claimed if direct is None else direct
     table: dict[str, dict] = {}
     warnings: list[dict] = []
+    notes: list[dict] = []
+    A = None if ancestors is None else np.asarray(ancestors, dtype=bool)
     for source in sorted(set(map(str, sources))):
         rows = sources == source
         n = int(rows.sum())
@@ -142,13 +147,27 @@ def target_health(stages: list[tuple[str, np.ndarray]], Y: np.ndarray, mask: np.
                 if max(a, b) < FEW or abs(b - a) < MIN_CHANGE or abs(b - a) <= RATE_CHANGE * a:
                     continue
                 known = int(Ms[:, k].sum())
+                family = ([names[c] for c in sorted(direct_cols) if A[c, k]]
+                          if A is not None and "hierarchy" in step else [])
+                if family:
+                    # the source annotates the parent and its children: children imply the parent by design
+                    notes.append(_warning(
+                        "hierarchy_family", source, names[k],
+                        f"{step} raises the positives of source {source!r} for label {names[k]!r} from {a:.0f} "
+                        f"to {b:.0f} of {known} rows: {source!r} names {names[k]!r} itself and also annotates "
+                        f"its children ({', '.join(family)}), each of which implies {names[k]!r}. This is by "
+                        f"design when {names[k]!r} is the family of those labels.",
+                        f"If the labels {source!r} maps to {names[k]!r} belong to that family, nothing to do; if "
+                        f"they mean something narrower (one emotion, not the whole family), map them to a leaf "
+                        f"label of their own instead of the parent."))
+                    continue
                 warnings.append(_warning(
                     "rate_changed", source, names[k],
                     f"{step} changes the positives of source {source!r} for label {names[k]!r} from {a:.0f} to "
                     f"{b:.0f} of {known} rows ({a / max(known, 1):.1%} -> {b / max(known, 1):.1%}; soft targets "
                     f"summed, {int(pos[k])} at 0.5 or more in the end): the model trains on a different label "
                     f"than {source!r} gives.", _rate_fix(step)))
-    return {"labels": names, "sources": table, "warnings": warnings}
+    return {"labels": names, "sources": table, "warnings": warnings, "notes": notes}
 
 
 def _rate_fix(step: str) -> str:
@@ -205,7 +224,7 @@ def data_health(project: Project, split: str | list[str] = "train", consensus: s
         if stages:
             stages.append((STEP_HEAD, Y))
     parents = {space.names[p] for p in np.flatnonzero(A.any(axis=0))}
-    out = target_health(stages, Y, known, lab.sources, space.names, claimed, direct, parents)
+    out = target_health(stages, Y, known, lab.sources, space.names, claimed, direct, parents, A)
     out.update(split=split, consensus=consensus, shared_texts=[])
     if shared:
         pairs = shared_texts(project, training=lab)
@@ -446,6 +465,7 @@ def format_health(health: dict, title: str = "training data health", warnings: b
                          f"{triv['all_positive']:.3f}, prior {triv['prior']:.3f}, all-negative 0.000"
                          + (f"; trained alone {m['alone_macro_f1']:.3f}" if m.get("alone_macro_f1") is not None else "")
                          + ")")
+    lines += [f"  note: {n['message']} {n['fix']}" for n in before.get("notes", [])]
     if after and not after.get("checked", True):
         lines.append(f"  not checked after training: {after.get('reason')}")
     if warnings:

@@ -103,7 +103,7 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     """
     from .._io import _atomic_write
     from ..engine import LocalEngine
-    from ..sources.readers import iter_columns
+    from ..sources.readers import MissingColumnError, iter_columns
 
     input_path = Path(input_path)
     if not input_path.exists():
@@ -125,6 +125,10 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     else:
         id_key = id_column
     columns = wanted + ([id_key] if id_key is not None and id_key not in wanted else [])
+    try:  # every column is checked before the model loads, with predict's own fix (no spec here)
+        next(iter_columns(input_path, fmt, columns, header=header, chunk_rows=1), None)
+    except MissingColumnError as exc:
+        raise TagwiseError(_missing_column_fix(exc)) from None
     loaded = load_project_model(project, model)
     names = loaded.labels
     engine = engine or LocalEngine()
@@ -304,3 +308,16 @@ class ChunkPredictor:
         return predict_with(None, self.loaded, texts, sources,
                             embed=lambda t: embed_texts(t, self.encoder, self.cache_dir, progress=False,
                                                         caches=self.caches)[0])
+
+
+def _missing_column_fix(exc) -> str:
+    """``predict``'s message for a column the input lacks (``sources.readers.MissingColumnError``)."""
+    options = "--text-column / --id-column / --source-column"
+    if not exc.header:
+        n = len(exc.available)
+        return (f"{exc.path}: column position {exc.column!r} does not exist; rows have {n} columns (0..{n - 1}). "
+                f"Fix: pass {options} a position from 0 to {n - 1}.")
+    shown = [str(c)[:40] for c in exc.available]
+    return (f"{exc.path}: column {exc.column!r} not found in the header row {shown}. Fix: if the file has no "
+            f"header row (its first line is data), add --no-header and pass {options} 0-based positions "
+            f"(e.g. --text-column 0); otherwise pass them the header's column names.")

@@ -20,18 +20,61 @@ from ..types import TagwiseError
 from .models import load_project_model
 
 
-def latest_evaluation(project: Project, split: str = "test") -> tuple[dict, dict[str, np.ndarray]] | None:
-    """The newest evaluate run of ``split``: (metrics, arrays y_true/proba/mask/thresholds)."""
-    for run in reversed(project.runs("evaluate")):
-        metrics_path = run / "metrics.json"
-        if not metrics_path.exists():
-            continue
+def latest_evaluation(project: Project, split: str = "test", model: str | None = None,
+                      plain: bool = False) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """The newest evaluate run of ``split``: (metrics, arrays y_true/proba/mask/thresholds).
+
+    model: only runs of that model; plain: only runs that score rows in their own sources' modes
+    (no ``--as-source``, no ``--agnostic``), whole-split runs preferred to ``--source`` ones. The
+    metrics gain ``"run"`` (the run folder's name)."""
+    fallback = None
+    # run names sort by second, then at random: runs of one second are ordered by when they were written
+    runs = [(run, run / "metrics.json") for run in project.runs("evaluate")]
+    runs = sorted(((r, m) for r, m in runs if m.exists()), key=lambda rm: (rm[0].name[:15], rm[1].stat().st_mtime_ns))
+    for run, metrics_path in reversed(runs):
         metrics = json.loads(metrics_path.read_text())
-        if metrics.get("split") != split:
+        if metrics.get("split") != split or (model is not None and metrics.get("model") != model):
             continue
-        arrays = {k: load_npy(run / f"{k}.npy") for k in ("y_true", "proba", "mask", "pred")
-                  if (run / f"{k}.npy").exists()}
-        return metrics, arrays
+        params = _run_params(run)
+        if plain and (metrics.get("as_source") or params.get("as_source") or metrics.get("agnostic")
+                      or params.get("agnostic")):
+            continue
+        if plain and params.get("source") and fallback is None:
+            fallback = (run, metrics)  # one source only: shown if no whole-split run exists
+            continue
+        if plain and params.get("source"):
+            continue
+        return _with_arrays(run, metrics)
+    return _with_arrays(*fallback) if fallback else None
+
+
+def _run_params(run: Path) -> dict:
+    try:
+        return json.loads((run / "params.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _with_arrays(run: Path, metrics: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    arrays = {k: load_npy(run / f"{k}.npy") for k in ("y_true", "proba", "mask", "pred")
+              if (run / f"{k}.npy").exists()}
+    return {**metrics, "run": run.name, "source": _run_params(run).get("source")}, arrays
+
+
+def model_evaluation(project: Project, split: str = "test") -> tuple[dict, dict[str, np.ndarray]] | None:
+    """What the model page and the report show as the current model's evaluation: its newest plain
+    evaluate run (``latest_evaluation(plain=True)``) of ``split``, else (for the test split) of dev;
+    None without a current model or such a run."""
+    from .models import model_name
+
+    try:
+        current = model_name(project)
+    except TagwiseError:
+        return None
+    for which in dict.fromkeys([split, "dev"] if split == "test" else [split]):
+        found = latest_evaluation(project, which, model=current, plain=True)
+        if found is not None:
+            return found
     return None
 
 
@@ -63,10 +106,18 @@ def section_label_frequencies(project: Project, split: str = "test") -> str | No
 
 
 def section_metrics(project: Project, split: str = "test") -> str | None:
-    found = latest_evaluation(project, split)
+    """The current model's evaluation (``model_evaluation``): which run, split and mode it is."""
+    found = model_evaluation(project, split)
     if found is None:
-        return f"<h2>Evaluation</h2><p>No evaluation of split {split!r} yet: run <code>tagwise evaluate</code>.</p>"
+        return (f"<h2>Evaluation</h2><p>No evaluation of the current model on split {html.escape(split)} yet "
+                f"(runs with <code>--as-source</code> or <code>--agnostic</code>, and runs of older models, are not "
+                f"shown here): run <code>tagwise evaluate {html.escape(str(project.path))} --split "
+                f"{html.escape(split)}</code>.</p>")
     metrics, arrays = found
+    shown = metrics["split"]
+    instead = (f" (no evaluation of split {html.escape(split)} for this model yet: showing {html.escape(shown)})"
+               if shown != split else "")
+    only = (f" · only source <code>{html.escape(str(metrics['source']))}</code>" if metrics.get("source") else "")
     plt = _plt()
     names = list(metrics["per_label"])
     f1 = np.array([metrics["per_label"][n]["f1"] for n in names])
@@ -76,8 +127,10 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
     ax.barh([names[k] for k in order], f1[order], color="#59a14f")
     ax.set_xlim(0, 1)
     ax.set_xlabel("F1")
-    ax.set_title(f"Per-label F1 ({split})")
-    parts = [f"<h2>Evaluation on {html.escape(split)}</h2>",
+    ax.set_title(f"Per-label F1 ({shown})")
+    parts = [f"<h2>Evaluation on {html.escape(shown)}</h2>",
+             f"<p id='evaluation-run'>Run <code>{html.escape(metrics['run'])}</code> of the current model on split "
+             f"<b>{html.escape(shown)}</b>, each row in its source's own mode{only}{instead}.</p>",
              f"<p>{metrics['n_examples']} examples · micro-F1 <b>{metrics['micro_f1']:.3f}</b> · macro-F1 "
              f"<b>{format_metric(metrics['macro_f1'] if support.any() else None)}</b> · macro-AP "
              f"<b>{format_metric(metrics['macro_ap'])}</b> · ECE {format_metric(metrics['ece'])} · model <code>{html.escape(str(metrics.get('model')))}</code></p>",
@@ -101,7 +154,7 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
                  f"of macro averages).</p>")
     if metrics.get("baselines"):
         b = metrics["baselines"]["macro_f1"]
-        parts.insert(2, f"<p>Trivial macro-F1: predict everything {dash(b['all_positive'])} · prior (each label on a "
+        parts.insert(3, f"<p>Trivial macro-F1: predict everything {dash(b['all_positive'])} · prior (each label on a "
                         f"random share of rows equal to its training rate) {dash(b['prior'])} · predict nothing "
                         f"{dash(b['all_negative'])}</p>")
     if metrics.get("per_source"):
@@ -110,7 +163,7 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
                        f"<td>{dash(m['baselines']['macro_f1']['all_positive'])}</td>"
                        f"<td>{dash(m['baselines']['macro_f1']['prior'])}</td></tr>"
                        for s, m in metrics["per_source"].items())
-        parts.insert(2, "<h3>Per source, each in its own mode</h3><table><tr><th>source</th><th>mode</th><th>rows</th>"
+        parts.insert(3, "<h3>Per source, each in its own mode</h3><table><tr><th>source</th><th>mode</th><th>rows</th>"
                         "<th>macro-F1</th><th>predict everything</th><th>prior</th></tr>" + rows + "</table>")
     warnings = metrics.get("warnings") or []
     if warnings:
@@ -142,6 +195,7 @@ def section_health(project: Project, split: str = "test") -> str | None:
         f"{dash(m['trivial_macro_f1']['all_positive'])}, the prior {dash(m['trivial_macro_f1']['prior'])}"
         + (f"; trained alone {dash(m['alone_macro_f1'])}" if m.get("alone_macro_f1") is not None else "") + "</li>"
         for s, m in scored.items())
+    notes = "".join(f"<p>Note: {html.escape(n['message'])} {html.escape(n['fix'])}</p>" for n in before.get("notes", []))
     warnings = health["warnings"]
     items = "".join(f"<li><b>{html.escape(w['kind'])}</b> {html.escape(w['message'])} <b>Fix:</b> "
                     f"{html.escape(w['fix'])}</li>" for w in warnings)
@@ -150,7 +204,7 @@ def section_health(project: Project, split: str = "test") -> str | None:
             "source's out-of-fold F1 in its own mode beside the trivial predictors.</p>"
             "<table><tr><th>source</th><th>label</th><th>positives</th><th>negatives</th><th>unknown</th>"
             "<th>expected positives</th><th>out-of-fold F1</th><th>predict everything</th><th>prior</th></tr>"
-            + "".join(rows) + "</table>" + (f"<ul>{summary}</ul>" if summary else "")
+            + "".join(rows) + "</table>" + (f"<ul>{summary}</ul>" if summary else "") + notes
             + (f"<h3>{len(warnings)} warning(s)</h3><ul>{items}</ul>" if warnings else "<p>No warnings.</p>"))
 
 

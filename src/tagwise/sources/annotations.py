@@ -132,6 +132,19 @@ def _read_per_judgement(spec: SourceSpec) -> AnnotatedRows:
     return out
 
 
+def _row_text(spec: SourceSpec, data: dict, i: int, row: int, path: Path, out: AnnotatedRows) -> str | None:
+    """Row ``i``'s text (its text columns joined); None for an empty one the spec skips (counted)."""
+    parts = ["" if _is_missing(data[c][i]) else str(data[c][i]).strip() for c in spec.text_columns]
+    text = spec.text_join.join(p for p in parts if p)
+    if not text:
+        if spec.skip_empty_text:
+            out.rows.skipped_empty += 1
+            return None
+        raise TagwiseError(f"{path}: row {row}: empty text in column(s) {spec.text_columns}. Fix: fill or "
+                           f"remove the row, or set 'skip_empty_text: true' in the spec.")
+    return text
+
+
 def _read_wide_or_votes(spec: SourceSpec) -> AnnotatedRows:
     mapper = _LabelMapper(spec)
     votes = spec.labels.format == "votes"
@@ -153,14 +166,9 @@ def _read_wide_or_votes(spec: SourceSpec) -> AnnotatedRows:
             kind = "labels/columns or labels/count" if votes else "labels/annotator_columns"
             raise TagwiseError(f"{exc} (a column named in {kind} of {spec.spec_path})") from None
         for i, row in enumerate(rows):
-            parts = ["" if _is_missing(data[c][i]) else str(data[c][i]).strip() for c in spec.text_columns]
-            text = spec.text_join.join(p for p in parts if p)
-            if not text:
-                if spec.skip_empty_text:
-                    out.rows.skipped_empty += 1
-                    continue
-                raise TagwiseError(f"{path}: row {row}: empty text in column(s) {spec.text_columns}. Fix: fill or "
-                                   f"remove the row, or set 'skip_empty_text: true' in the spec.")
+            text = _row_text(spec, data, i, row, path, out)
+            if text is None:
+                continue
             judgements, labels_by_share = [], None
             if votes:
                 count = _count(data[spec.labels.count_column][i], path, row, spec.labels.count_column)
@@ -281,14 +289,9 @@ def _read_item_label_rows(spec: SourceSpec) -> AnnotatedRows:
         except TagwiseError as exc:
             raise TagwiseError(f"{exc} (a column of labels/format long in {spec.spec_path})") from None
         for i, row in enumerate(rows):
-            parts = ["" if _is_missing(data[c][i]) else str(data[c][i]).strip() for c in spec.text_columns]
-            text = spec.text_join.join(p for p in parts if p)
-            if not text:
-                if spec.skip_empty_text:
-                    out.rows.skipped_empty += 1
-                    continue
-                raise TagwiseError(f"{path}: row {row}: empty text in column(s) {spec.text_columns}. Fix: fill or "
-                                   f"remove the row, or set 'skip_empty_text: true' in the spec.")
+            text = _row_text(spec, data, i, row, path, out)
+            if text is None:
+                continue
             raw_label = data[ls.label_column][i]
             if _is_missing(raw_label) or not str(raw_label).strip():
                 raise TagwiseError(f"{path}: row {row}: empty label in column {ls.label_column!r} (labels/"

@@ -1,5 +1,7 @@
 """A small real project for the `tagwise serve` tests: the bundled GoEmotions sample split into a
 labeled train slice, an unlabeled pool, dev and test, embedded with the fast `hashing:256` encoder."""
+import threading
+import time
 from pathlib import Path
 
 from tagwise.project import Project
@@ -26,3 +28,24 @@ def make_project(root: Path, n_train: int = 240, n_pool: int = 200, n_dev: int =
     project.add_source(root / "spec.yaml")
     project.store.set_meta("encoder", "hashing:256")
     return project
+
+
+class Server:
+    """A real uvicorn server on a loopback port, in a thread (``stop()`` ends it)."""
+
+    def __init__(self, app, port: int):
+        import uvicorn
+
+        self.port, self.url = port, f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(400):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+        assert self.server.started
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

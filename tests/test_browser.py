@@ -7,13 +7,11 @@ tmp folder)."""
 import json
 import os
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from serve_data import make_project
+from serve_data import Server, make_project
 from tagwise.workflows.audit import audit
 from tagwise.workflows.train import train
 
@@ -34,7 +32,6 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def server(tmp_path):
-    import uvicorn
 
     from tagwise.serve.app import create_app
 
@@ -44,16 +41,9 @@ def server(tmp_path):
     audit(project, tmp_path / "issues.jsonl", progress=False)
     app = create_app(project.path, token=TOKEN, annotator="tester")
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield project, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    srv = Server(app, port)
+    yield project, srv.url
+    srv.stop()
     app.state.predictor.stop()
 
 

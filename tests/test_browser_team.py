@@ -9,13 +9,11 @@ server's port).
 """
 import json
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from serve_data import make_project
+from serve_data import Server, make_project
 from tagwise.workflows.train import train
 from test_serve_team import add_user
 from test_browser import ARGS, CHROMIUM, _free_port
@@ -27,7 +25,6 @@ REVIEWER = "Dagny"
 
 @pytest.fixture()
 def team_server(tmp_path):
-    import uvicorn
 
     from tagwise.serve.app import create_app
 
@@ -43,18 +40,11 @@ def team_server(tmp_path):
     app = create_app(project.path, overlap=2, port=port)
     # the label queue's first batch, prepared in the background as `tagwise serve` does at start
     assert app.state.label_batches.start() and app.state.label_batches.wait(600)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
+    srv = Server(app, port)
+    url = srv.url
     # the links name the default address; this server listens on another port
     yield project, url, {n: link.replace("http://127.0.0.1:8765", url) for n, link in links.items()}
-    srv.should_exit = True
-    thread.join(timeout=10)
+    srv.stop()
     app.state.predictor.stop()
     app.state.label_batches.stop()
 

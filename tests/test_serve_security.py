@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from serve_data import make_project
+from serve_data import Server, make_project
 from tagwise.serve.app import create_app
 from tagwise.workflows.train import train
 from tagwise.workflows.users import add_user, remove_user
@@ -53,27 +53,6 @@ class Recorder:
                 self.seen.append((scope["method"], scope["path"], message["status"]))
             await send(message)
         await self.app(scope, receive, record)
-
-
-class Server:
-    """A real uvicorn server on a loopback port, in a thread."""
-
-    def __init__(self, app, port: int):
-        import uvicorn
-
-        self.port, self.url = port, f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(400):
-            if self.server.started:
-                break
-            time.sleep(0.05)
-        assert self.server.started
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -250,14 +250,18 @@ def shared_texts(project: Project, sources: list[str] | None = None, train_split
     splits = ex.splits.astype(str)
     labeled = np.array([lab is not None for lab in ex.labels], dtype=bool)
     names = np.array([str(s) for s in ex.sources], dtype=object)
-    keys = np.array([normalize_text(t, social=True) for t in ex.texts], dtype=object)
     train_rows = labeled & np.isin(splits, list(train_splits))
     test_rows = splits == test_split
-    train_keys = {s: set(keys[train_rows & (names == s)]) for s in set(names[train_rows])}
+    # normalise only the texts compared (train passes its own rows: the store's train rows are not read)
+    needed = test_rows if training is not None else test_rows | train_rows
+    keys = np.full(len(ex), None, dtype=object)
+    keys[needed] = [normalize_text(ex.texts[i], social=True) for i in np.flatnonzero(needed)]
     if training is not None:
-        train_keys = {}
+        train_keys: dict[str, set] = {}
         for text, s in zip(training.texts, training.sources):
             train_keys.setdefault(str(s), set()).add(normalize_text(text, social=True))
+    else:
+        train_keys = {s: set(keys[train_rows & (names == s)]) for s in set(names[train_rows])}
     out = []
     for b in sorted(set(map(str, names[test_rows]))):
         tested = set(keys[test_rows & (names == b)])

@@ -276,3 +276,66 @@ def test_undo_refuses_when_a_rewritten_row_changed_since(project):
         tc.undo(project)
     assert project.store.dump_label_tables() == dump          # nothing was undone
     assert "thanks" in project.taxonomy.labels and tc.history(project)[-1]["undone_at"] is None
+
+
+def test_a_judgement_speaks_only_for_the_labels_that_existed_when_it_was_made(project):
+    """A person's full-taxonomy annotation is not a negative for a label added, or split off a label it
+    had, after it was made; a judgement made after the change is known for every label."""
+    from tagwise.workflows.labels import annotate
+
+    ex, ya, _ = _known(project, "amusement")
+    with_amusement = [int(e) for e in ex.ids[ya > 0][:2]]
+    without = [int(e) for e in ex.ids[ya == 0][:2]]
+    for e in with_amusement:
+        annotate(project, e, ["amusement", "joy"], "ann1")
+    for e in without:
+        annotate(project, e, ["anger"], "ann1")
+    earlier = with_amusement + without
+    tc.add_label(project, "awe", description="Wonder mixed with reverence.")
+    ex1, y1, k1 = _known(project, "awe")
+    row = {int(e): i for i, e in enumerate(ex1.ids)}
+    assert not k1[[row[e] for e in earlier]].any()          # labeled before awe existed: unknown
+    later_pos, later_neg = without[0], with_amusement[0]
+    annotate(project, later_pos, ["awe", "surprise"], "ann2")
+    annotate(project, later_neg, ["amusement", "joy"], "ann2")
+    ex2, y2, k2 = _known(project, "awe")
+    row = {int(e): i for i, e in enumerate(ex2.ids)}
+    assert k2[row[later_pos]] and y2[row[later_pos]] == 1
+    assert k2[row[later_neg]] and y2[row[later_neg]] == 0     # judged after the add: a known negative
+    assert not k2[row[without[1]]]
+
+    tc.split_label(project, "amusement", ["wit", "silliness"], keep_parent=True)
+    for child in ("wit", "silliness"):
+        ex3, yc, kc = _known(project, child)
+        row = {int(e): i for i, e in enumerate(ex3.ids)}
+        assert not kc[[row[e] for e in with_amusement]].any()   # the judgement had amusement: which child?
+        assert kc[[row[e] for e in without]].all() and (yc[[row[e] for e in without]] == 0).all()
+    assert set(with_amusement) <= set(tc.split_examples(project))
+    assert not set(without) & set(tc.split_examples(project))
+    # renaming an added label carries its unknown cells; undoing the add removes them
+    tc.rename_label(project, "awe", "wonder")
+    ex4, _, k4 = _known(project, "wonder")
+    row = {int(e): i for i, e in enumerate(ex4.ids)}
+    assert not k4[row[without[1]]] and k4[row[later_pos]]
+
+
+def test_split_without_parent_keeps_the_parents_negatives_for_the_children(project):
+    ex, yg, kg = _known(project, "gratitude")
+    assert (kg & (yg == 0)).any() and (yg > 0).any()
+    tc.split_label(project, "gratitude", ["thanks", "appreciation"])
+    for child in ("thanks", "appreciation"):
+        ex2, yc, kc = _known(project, child)
+        assert ex2.ids.tolist() == ex.ids.tolist()
+        np.testing.assert_array_equal(kc, kg & (yg == 0))    # unknown on the positives, negatives stay
+        assert (yc == 0).all()
+    # the same cells count in evaluate's claimed mask
+    from tagwise.workflows.evaluate import claimed_mask
+
+    tax = project.taxonomy
+    ex2 = project.examples(labeled=True)
+    mask = claimed_mask(ex2, tax, tax.space)
+    assert not mask[yg > 0][:, tax.labels.index("thanks")].any()
+    tc.undo(project)
+    _, yg2, kg2 = _known(project, "gratitude")
+    np.testing.assert_array_equal(kg, kg2)
+    assert project.examples(labeled=True).unknown_labels is None

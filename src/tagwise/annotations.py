@@ -18,3 +18,65 @@ def resolve_training_labels(stored: list[str] | None, annotations: list[dict]) -
     if not annotations:
         return stored
     return list(annotations[-1]["labels"])
+
+
+def labels_unknown_after_changes(changes: list[dict], decided_by: dict[int, dict]) -> dict[int, frozenset[str]]:
+    """The labels each example's judgement cannot speak for, because they came after it (issue 32).
+
+    changes: the project's active taxonomy changes, oldest first (``Store.label_changes`` rows:
+    ``{"id", "kind", "args", "created_at", "result"}``).
+    decided_by: {store id: the person's annotation that decides the example's training labels} (a dict
+    with ``id`` and ``created_at``); examples not in it are decided by their source's stored labels,
+    which predate every change.
+    Returns {store id: label names (as named now)}, only for examples with some:
+
+    - ``add NAME``: a person who labeled the example before NAME existed said nothing about NAME;
+    - ``split A --into A1 ...``: on an example whose judgement (made before the split) had A or a label
+      below A positive, the children are unknown (which child holds is the open question); where A
+      was a negative they stay known negatives, as A's judgement covered them;
+    - later renames, merges (known where any merged label is known) and retirements carry the names.
+    """
+    queued = {c["id"]: set(c["result"].get("queued", [])) for c in changes if c["kind"] == "split"}
+    if not any(c["kind"] in ("add", "split") for c in changes):
+        return {}
+    candidates = set(decided_by)
+    for ids in queued.values():
+        candidates |= ids
+
+    def predates(ann: dict | None, change: dict) -> bool:
+        if ann is None:
+            return True
+        last = change["result"].get("last_annotation")
+        return ann["id"] <= last if last is not None else ann["created_at"] < change["created_at"]
+
+    out: dict[int, frozenset[str]] = {}
+    for e in candidates:
+        ann = decided_by.get(e)
+        unknown: set[str] = set()
+        for c in changes:
+            kind, a = c["kind"], c["args"]
+            if kind == "add":
+                if ann is not None and predates(ann, c):
+                    unknown.add(a["name"])
+            elif kind == "split":
+                if predates(ann, c) and (e in queued[c["id"]] or a["label"] in unknown):
+                    unknown.update(a["into"])
+                if not a.get("keep_parent"):
+                    unknown.discard(a["label"])
+            elif kind == "rename":
+                if a["old"] in unknown:
+                    unknown.discard(a["old"])
+                    unknown.add(a["new"])
+            elif kind == "merge":
+                into, merged = a["into"], list(a["labels"])
+                into_new = c["result"].get("into_new", into not in merged)
+                names = set(merged) | (set() if into_new else {into})
+                all_unknown = names <= unknown
+                unknown -= names
+                if all_unknown:
+                    unknown.add(into)
+            elif kind == "retire":
+                unknown.discard(a["name"])
+        if unknown:
+            out[e] = frozenset(unknown)
+    return out

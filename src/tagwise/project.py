@@ -23,7 +23,7 @@ import numpy as np
 from ._io import atomic_write_json, atomic_write_text, utc_stamp
 from .encoders import DEFAULT_ENCODER, EmbedStats, embed_texts, get_encoder
 from .encoders.registry import uncovered_languages_warning
-from .annotations import resolve_training_labels
+from .annotations import labels_unknown_after_changes, resolve_training_labels
 from .sources import ingest, load_spec, parse_spec
 from .store import Store
 from .taxonomy import Taxonomy, load_taxonomy
@@ -151,12 +151,14 @@ class Project:
     def examples(self, split=None, source=None, labeled: bool | None = None) -> Examples:
         """Examples with their training labels: the stored labels, or for an example people annotated,
         what ``annotations.resolve_training_labels`` makes of its active annotations (such a row's
-        labels are then known for the whole taxonomy, ``Examples.fully_known``). A pool example
-        (split ``unlabeled``) that people labeled counts as a ``train`` example."""
+        labels are then known for the whole taxonomy, ``Examples.fully_known``, less the labels added
+        or split off after the judgement: ``Examples.unknown_labels``). A pool example (split
+        ``unlabeled``) that people labeled counts as a ``train`` example."""
         # a source's own per-annotator judgements (origin "ingest:<source>") are already summarised in its
         # stored labels (the strict majority); only labels people gave later override them
         active = self.store.annotations(people_only=True)
-        if not active:
+        changes = [c for c in self.store.label_changes() if c["undone_at"] is None]
+        if not active and not any(c["kind"] == "split" for c in changes):
             return self.store.examples(split=split, source=source, labeled=labeled)
         ex = self.store.examples(source=source)
         by_example: dict[int, list[dict]] = {}
@@ -171,6 +173,11 @@ class Project:
                 if fully_known[i] and ex.splits[i] == "unlabeled":
                     ex.splits[i] = "train"
         ex.fully_known = fully_known
+        # the judgement that decides a row is its latest annotation (``resolve_training_labels``' rule)
+        unknown = labels_unknown_after_changes(changes, {e: anns[-1] for e, anns in by_example.items()})
+        if unknown:
+            ex.unknown_labels = np.empty(len(ex), dtype=object)
+            ex.unknown_labels[:] = [unknown.get(e, frozenset()) for e in ex.ids.tolist()]
         keep = np.ones(len(ex), dtype=bool)
         if split is not None:
             keep &= np.isin(ex.splits.astype(str), [split] if isinstance(split, str) else list(split))

@@ -82,6 +82,10 @@ class Examples:
     # (n,) bool or None: True where a person annotated the row against the whole taxonomy, so every
     # label is known for it whatever its source annotates
     fully_known: np.ndarray | None = None
+    # (n,) object or None: per row, the label names its judgement cannot speak for (frozenset, maybe
+    # empty): labels added, or split off a label it had, after it was made (``annotations.
+    # labels_unknown_after_changes``); they are unknown for the row whatever its source annotates
+    unknown_labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -99,8 +103,19 @@ class Examples:
             mask[np.ix_(rows, cols)] = True
         if self.fully_known is not None:
             mask[self.fully_known] = True
+        self.clear_unknown(mask, space)
         unlabeled = np.array([lab is None for lab in self.labels], dtype=bool)
         mask[unlabeled] = False
+        return mask
+
+    def clear_unknown(self, mask: np.ndarray, space: LabelSpace) -> np.ndarray:
+        """Set ``mask`` (n, K) bool False on each row's ``unknown_labels`` cells, in place; returns it."""
+        if self.unknown_labels is None:
+            return mask
+        for i, names in enumerate(self.unknown_labels):
+            if names:
+                cols = [space.index(n) for n in names if n in space._lookup]
+                mask[i, cols] = False
         return mask
 
     def subset(self, index) -> "Examples":
@@ -111,7 +126,7 @@ class Examples:
             ids=self.ids[idx], texts=[self.texts[i] for i in idx], labels=[self.labels[i] for i in idx],
             sources=self.sources[idx], splits=self.splits[idx], languages=self.languages[idx],
             example_ids=self.example_ids[idx], annotators=pick(self.annotators), annotated=self.annotated,
-            fully_known=pick(self.fully_known),
+            fully_known=pick(self.fully_known), unknown_labels=pick(self.unknown_labels),
         )
 
 

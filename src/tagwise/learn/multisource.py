@@ -54,6 +54,7 @@ def partial_targets(examples: Examples, taxonomy: Taxonomy,
             known[np.ix_(rows, cols)] = True
     if examples.fully_known is not None:  # rows a person annotated against the whole taxonomy
         known[examples.fully_known] = True
+    examples.clear_unknown(known, space)  # labels added or split off after the row's judgement
     known[np.array([lab is None for lab in examples.labels], dtype=bool)] = False
     return propagate_partial_labels(Y, known, taxonomy, space)
 

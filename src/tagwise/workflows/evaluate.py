@@ -142,7 +142,7 @@ def claimed_mask(examples, taxonomy, space: LabelSpace) -> np.ndarray:
         keep[np.ix_(sources == source, cols)] = True
     if examples.fully_known is not None:
         keep[np.asarray(examples.fully_known, dtype=bool)] = True
-    return keep
+    return examples.clear_unknown(keep, space)
 
 
 def prior_rates(loaded: LoadedModel, project: Project, modes, space: LabelSpace, split: str = "test") -> np.ndarray:

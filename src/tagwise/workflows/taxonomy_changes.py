@@ -20,10 +20,11 @@ Semantics (what is positive / known afterwards):
 - ``rename OLD NEW``: every judgement keeps its meaning under the new name; models are relabeled.
 - ``merge A B --into C``: C is positive where any merged label was, and known for a source where any
   was known; a saved model serves C as the max of the merged heads (threshold: their min) until retrained.
-- ``split A --into A1 A2``: the children are unknown on A's positives. With ``keep_parent`` A stays as
-  their parent, so A's known negatives stay known negatives for every child (the hierarchy rules of
-  ``propagate_partial_labels``). Without it A leaves the taxonomy: its positives become positives of
-  A's parent (if any) and the children are unknown wherever no person labeled them. A's positives are
+- ``split A --into A1 A2``: the children are unknown on A's positives and known negatives where A was a
+  known negative. With ``keep_parent`` A stays as their parent (the hierarchy rules of
+  ``propagate_partial_labels`` carry A's negatives down). Without it A leaves the taxonomy: its
+  positives become positives of A's parent (if any), and a source that annotated A annotates the
+  children (its rows with A are unknown for them: ``Examples.unknown_labels``). A's positives are
   queued for labeling: a label-queue batch (``runs/<id>-suggest-*/batch.jsonl``, reason ``split:A``)
   is written, which the label queue serves first, and ``split_examples`` returns them.
 - ``add NAME``: unknown everywhere until labeled. ``move``: changes the parent only.
@@ -34,14 +35,15 @@ Semantics (what is positive / known afterwards):
 - Audit runs made before the latest change are stale (``stale_audit_runs``); meta
   ``taxonomy_changed_at`` holds the time.
 
-Known limits: an example a person annotated counts as known for the whole taxonomy
-(``Examples.fully_known``), so after ``add``/``split`` the new labels count as negatives on examples
-people labeled before the change; the model serves no score for added or split labels until retrained.
+A person's judgement speaks for the labels that existed when it was made: after ``add`` the new label
+is unknown on examples people labeled before, after ``split`` the children are unknown where that
+judgement had A (``annotations.labels_unknown_after_changes``, applied by ``Project.examples``).
 """
 from __future__ import annotations
 
 import json
 from .._io import atomic_write_json, atomic_write_text, utc_now
+from ..annotations import resolve_training_labels
 from ..project import Project
 from ..store import judgement_content
 from ..taxonomy import Taxonomy
@@ -131,8 +133,9 @@ def _check_name(name: str, what: str) -> str:
 
 # -- the taxonomy itself -----------------------------------------------------------------------------
 def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
-    """-> (new taxonomy, lists mapping, known mapping, model mapping {output: new name | _DROP}, retired
-    {name: record}). Raises ``TagwiseError`` on a bad request."""
+    """-> (new taxonomy, lists mapping, known mapping (LFs), annotated mapping (sources' annotated labels),
+    model mapping {output: new name | _DROP}, retired {name: record}). Raises ``TagwiseError`` on a bad
+    request."""
     t = Taxonomy.from_dict(json.loads(json.dumps(tax.to_dict())))
     have = set(t.labels)
 
@@ -155,6 +158,7 @@ def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
     known: dict[str, list[str]] = {}
     model: dict[str, object] = {}
     retired: dict[str, dict] = {}
+    annotated: dict[str, list[str]] | None = None  # None: as ``known``
     if kind == "add":
         name = fresh(a["name"], "NAME")
         t.labels.append(name)
@@ -218,6 +222,9 @@ def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
             for d in (t.descriptions, t.examples, t.sub_labels):
                 d.pop(label, None)
             lists, known = {label: [parent] if parent else []}, {label: []}
+            # a source that annotated A annotates its children: A's negatives are theirs (A's positives
+            # are unknown for them, per row: ``annotations.labels_unknown_after_changes``)
+            annotated = {label: kids}
             model = {label: _DROP}
     elif kind == "move":
         name = need(a["name"])
@@ -243,14 +250,14 @@ def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
     else:
         raise TagwiseError(f"unknown taxonomy change {kind!r}")
     t.validate(where)
-    return t, lists, known, model, retired
+    return t, lists, known, known if annotated is None else annotated, model, retired
 
 
 # -- the whole change ------------------------------------------------------------------------------
 def _plan(kind: str, a: dict, where: str):
     def plan(meta: dict, rows: dict) -> dict:
         old_tax = Taxonomy.from_dict(meta.get("taxonomy") or {})
-        tax, lists, known, model, retired = _plan_taxonomy(old_tax, kind, a, where)
+        tax, lists, known, annotated_map, model, retired = _plan_taxonomy(old_tax, kind, a, where)
         changes: dict[str, dict] = {t: {} for t in rows}
         for rowid, r in rows["examples"].items():
             new = _map_json_list(r["labels"], lists)
@@ -269,7 +276,7 @@ def _plan(kind: str, a: dict, where: str):
                 changes["corrections"][rowid] = upd
         for rowid, r in rows["sources"].items():
             annotated = json.loads(r["annotated"])
-            new = _map_list(annotated, known)
+            new = _map_list(annotated, annotated_map)
             # a label the source covered before (itself or all its children) stays known for it
             covered_before = old_tax.covered(annotated)
             after = tax.covered(new)
@@ -310,16 +317,22 @@ def _plan(kind: str, a: dict, where: str):
             new_meta["retired_labels"] = {**(meta.get("retired_labels") or {}), **retired}
         result = {"labels_before": len(old_tax.labels), "labels_after": len(tax.labels),
                   "rows_rewritten": {t: len(c) for t, c in changes.items() if c}, "model_map": {
-                      k: (None if v is _DROP else v) for k, v in model.items()}}
+                      k: (None if v is _DROP else v) for k, v in model.items()},
+                  # judgements up to this annotation id predate the change (labels_unknown_after_changes)
+                  "last_annotation": max(rows["annotations"], default=0)}
+        if kind == "merge":
+            result["into_new"] = a["into"] not in old_tax.labels
         if kind == "split":
             label = a["label"]
             names = {label, *old_tax.descendants(label)}  # A's positives: A or any label below it
-            result["queued"] = sorted(int(i) for i, r in rows["examples"].items() if names & set(json.loads(r["labels"])))
-            people = {}
+            people: dict[int, list[dict]] = {}
             for r in rows["annotations"].values():
                 if r["undone_at"] is None and not r["origin"].startswith("ingest:"):
-                    people[r["example"]] = json.loads(r["labels"])  # latest wins (rowid order)
-            result["queued"] = sorted(set(result["queued"]) | {e for e, lab in people.items() if names & set(lab)})
+                    people.setdefault(r["example"], []).append({**r, "labels": json.loads(r["labels"])})
+            stored = {int(i): json.loads(r["labels"]) for i, r in rows["examples"].items()}
+            # the examples whose training labels (a person's judgement, else the stored labels) have A
+            result["queued"] = sorted(e for e in set(stored) | set(people)
+                                      if names & set(resolve_training_labels(stored.get(e), people.get(e, [])) or []))
         return {"meta": new_meta, "rows": changes, "result": result}
 
     return plan

@@ -383,14 +383,15 @@ class Store:
 
     # -- annotations (issue 17): every label a person gives, never a silent overwrite ---------------
     def add_annotations(self, rows: list[tuple[int, list[str], str, str]], where: str,
-                        cap: int | None = None) -> list[int]:
+                        cap: int | None = None, since: int = 0) -> list[int]:
         """Insert ``(store id, label names, annotator, origin)`` rows in one transaction; returns their ids.
 
         Unknown store ids raise ``TagwiseError`` (naming ``where``) and insert nothing. Two writers
         annotating the same example both keep their row: annotations are only ever appended.
         cap: refuse (``OverlapReached``, nothing inserted) a row whose example already has ``cap`` other
         people's active judgements (a reviewer's decision, origin ``adjudication``, is not one); checked
-        inside the write transaction, so two people saving at once cannot both pass it.
+        inside the write transaction, so two people saving at once cannot both pass it. since: count only
+        judgements after this annotation id (an example a taxonomy split queued again).
         """
         now = utc_now()
         with self.transaction() as conn:
@@ -399,8 +400,8 @@ class Store:
             for example, labels, annotator, origin in rows:
                 if cap is not None:
                     others = conn.execute("SELECT COUNT(DISTINCT annotator) FROM annotations WHERE example=? AND "
-                                          "undone_at IS NULL AND origin <> 'adjudication' AND annotator <> ?",
-                                          (int(example), annotator)).fetchone()[0]
+                                          "undone_at IS NULL AND origin <> 'adjudication' AND annotator <> ? AND id > ?",
+                                          (int(example), annotator, int(since))).fetchone()[0]
                     if others >= cap:
                         raise OverlapReached(f"{where}: example {example} already has {others} judgements from other "
                                              f"people (overlap {cap}); nothing was saved. Skip it (S) for the next one.")
@@ -525,9 +526,10 @@ class Store:
             return conn.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
 
     # -- assignments (issue 28): which person holds which queued example, so overlap K means K people ----
-    def _queue_state(self, conn: sqlite3.Connection, examples: list[int]) -> tuple[dict, dict]:
+    def _queue_state(self, conn: sqlite3.Connection, examples: list[int], since: dict | None = None) -> tuple[dict, dict]:
         """-> (leases {example: {annotator: assigned_at (epoch s)}}, judged {example: {annotator}} from the
-        active annotations; a reviewer's decision, origin ``adjudication``, is not a judgement) for ``examples``."""
+        active annotations; a reviewer's decision, origin ``adjudication``, is not a judgement) for ``examples``.
+        since: {example: annotation id}: only later judgements count for it (a taxonomy split queued it again)."""
         leases: dict[int, dict[str, float]] = {}
         judged: dict[int, set[str]] = {}
         for i in range(0, len(examples), 900):
@@ -536,22 +538,24 @@ class Store:
             for e, a, t in conn.execute(f"SELECT example, annotator, assigned_at FROM assignments WHERE example IN "
                                         f"({marks})", chunk):
                 leases.setdefault(e, {})[a] = t
-            for e, a in conn.execute(f"SELECT example, annotator FROM annotations WHERE undone_at IS NULL AND "
-                                     f"origin <> 'adjudication' AND example IN ({marks})", chunk):
-                judged.setdefault(e, set()).add(a)
+            for i_, e, a in conn.execute(f"SELECT id, example, annotator FROM annotations WHERE undone_at IS NULL AND "
+                                         f"origin <> 'adjudication' AND example IN ({marks})", chunk):
+                if since is None or i_ > since.get(e, 0):
+                    judged.setdefault(e, set()).add(a)
         return leases, judged
 
-    def queue_state(self, examples: list[int]) -> tuple[dict, dict]:
+    def queue_state(self, examples: list[int], since: dict | None = None) -> tuple[dict, dict]:
         """Read-only ``_queue_state``: who holds and who has judged each of ``examples``."""
-        return self._queue_state(self.conn, list(examples))
+        return self._queue_state(self.conn, list(examples), since)
 
-    def lease_examples(self, annotator: str, examples: list[int], choose, now: float) -> list[int]:
+    def lease_examples(self, annotator: str, examples: list[int], choose, now: float,
+                       since: dict | None = None) -> list[int]:
         """Give ``annotator`` the examples ``choose(leases, judged) -> [example]`` picks, atomically: the
         state is read and the leases written in one write transaction, so two people asking at once
         cannot both take the last open place of an example. Among ``examples``, the person keeps only the
         new picks (a later request replaces an earlier one's leases). Returns the picks (leases renewed)."""
         with self.transaction() as conn:
-            leases, judged = self._queue_state(conn, examples)
+            leases, judged = self._queue_state(conn, examples, since)
             picks = [int(e) for e in choose(leases, judged)]
             drop = [int(e) for e in examples if annotator in leases.get(int(e), {}) and int(e) not in set(picks)]
             for i in range(0, len(drop), 900):

@@ -21,7 +21,7 @@ from typing import Optional
 from fastapi import Body, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
-from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..project import Project
@@ -114,6 +114,47 @@ class TrainIn(Strict):
             except TagwiseError as exc:
                 raise ValueError(str(exc)) from None
         return mode
+
+
+class AddLabelIn(Strict):
+    name: StrictStr = Field(..., min_length=1, max_length=MAX_ORIGIN, description="the new label")
+    parent: Optional[StrictStr] = Field(None, max_length=MAX_ORIGIN, description="its parent (a label), or none")
+    description: Optional[StrictStr] = Field(None, max_length=MAX_CHARS, description="what it means (guidelines, zero-shot)")
+
+class RenameLabelIn(Strict):
+    old: StrictStr = Field(..., min_length=1, max_length=MAX_ORIGIN)
+    new: StrictStr = Field(..., min_length=1, max_length=MAX_ORIGIN)
+
+class MergeLabelsIn(Strict):
+    labels: list[StrictStr] = Field(..., min_length=1, max_length=MAX_LABELS, description="the labels to merge")
+    into: StrictStr = Field(..., min_length=1, max_length=MAX_ORIGIN, description="the merged label (new or one of them)")
+
+    _short_labels = field_validator("labels")(_short_label_names)
+
+class SplitLabelIn(Strict):
+    label: StrictStr = Field(..., min_length=1, max_length=MAX_ORIGIN)
+    into: list[StrictStr] = Field(..., min_length=1, max_length=MAX_LABELS, description="the new labels")
+    keep_parent: StrictBool = Field(False, description="keep the label as the new labels' parent")
+
+    _short_labels = field_validator("into")(_short_label_names)
+
+class MoveLabelIn(Strict):
+    name: StrictStr = Field(..., min_length=1, max_length=MAX_ORIGIN)
+    parent: Optional[StrictStr] = Field(None, max_length=MAX_ORIGIN, description="the new parent; null: a root label")
+
+class RetireLabelIn(Strict):
+    name: StrictStr = Field(..., min_length=1, max_length=MAX_ORIGIN)
+
+class UndoChangeIn(Strict):
+    to: Optional[StrictInt] = Field(None, ge=1, le=MAX_ID, description="undo this change and every later one (default: the latest)")
+
+
+def _change_out(change: dict) -> dict:
+    """A taxonomy change for a JSON answer: the queued store ids as a count."""
+    result = dict(change.get("result") or {})
+    if "queued" in result:
+        result["n_queued"] = len(result.pop("queued"))
+    return {**change, "result": result}
 
 
 class SafeJSONResponse(JSONResponse):
@@ -373,6 +414,59 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             raise HTTPException(404, f"no job {job_id!r}")
         return found
 
+    # -- taxonomy changes (issue 32; admins): one route per change, each one store transaction ----------
+    def _taxonomy_change(fn, **args) -> dict:
+        from ..workflows import taxonomy_changes as tc
+
+        with opened() as project:
+            return _change_out(getattr(tc, fn)(project, **args))
+
+    @app.get("/api/taxonomy")
+    def taxonomy_info():
+        """The label tree with counts, retired labels, the change history (newest first) and what splits
+        left to label (admins)."""
+        from ..workflows.taxonomy_changes import taxonomy_overview
+
+        with opened() as project:
+            return taxonomy_overview(project)
+
+    @app.post("/api/taxonomy/add")
+    def taxonomy_add(body: AddLabelIn):
+        """A new label: unknown everywhere until people label it."""
+        return _taxonomy_change("add_label", name=body.name, parent=body.parent, description=body.description)
+
+    @app.post("/api/taxonomy/rename")
+    def taxonomy_rename(body: RenameLabelIn):
+        """Every judgement and the current model keep their meaning under the new name."""
+        return _taxonomy_change("rename_label", old=body.old, new=body.new)
+
+    @app.post("/api/taxonomy/merge")
+    def taxonomy_merge(body: MergeLabelsIn):
+        """``into`` is positive where any merged label was; the model serves the max of their heads."""
+        return _taxonomy_change("merge_labels", labels=body.labels, into=body.into)
+
+    @app.post("/api/taxonomy/split")
+    def taxonomy_split(body: SplitLabelIn):
+        """The new labels are unknown on the label's positives, which go to the label queue."""
+        return _taxonomy_change("split_label", label=body.label, into=body.into, keep_parent=body.keep_parent)
+
+    @app.post("/api/taxonomy/move")
+    def taxonomy_move(body: MoveLabelIn):
+        return _taxonomy_change("move_label", name=body.name, parent=body.parent)
+
+    @app.post("/api/taxonomy/retire")
+    def taxonomy_retire(body: RetireLabelIn):
+        """The label leaves queues, models and exports; its history is kept."""
+        return _taxonomy_change("retire_label", name=body.name)
+
+    @app.post("/api/taxonomy/undo")
+    def taxonomy_undo(body: UndoChangeIn = Body(default=UndoChangeIn())):
+        """Undo the latest change (or ``to`` and every later one) exactly."""
+        from ..workflows import taxonomy_changes as tc
+
+        with opened() as project:
+            return {"undone": tc.undo(project, body.to)}
+
     # -- pages (templates in serve/templates/, rendered by pages.render) ---------------------------
     def _filters(request: Request) -> dict:
         filters = {k: request.query_params.get(k) for k in pages.FILTERS}
@@ -400,7 +494,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             names = list(project.labels.names)
             return _page(request, "label.html", "Label", "label", user, queue=q, filters=filters,
                          window=len(q["items"]) or 1,
-                         options=filter_options(project), labels=pages.label_buttons(names, tax.descriptions),
+                         options=filter_options(project), labels=pages.label_tree(tax),
                          guide=pages.guide(names, tax.descriptions, tax.examples))
 
     REVIEW_PAGE = 50
@@ -435,6 +529,14 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
             report = team_report(project, overlap=overlap)
         return _page(request, "team.html", "Team", "team", user, team=report,
                      can_decide=has_role(user, "reviewer"))
+
+    @app.get("/taxonomy", response_class=HTMLResponse, include_in_schema=False)
+    def taxonomy_page(request: Request):
+        from ..workflows.taxonomy_changes import taxonomy_overview
+
+        user = require_user(request, "admin")
+        with opened() as project:
+            return _page(request, "taxonomy.html", "Taxonomy", "taxonomy", user, overview=taxonomy_overview(project))
 
     @app.get("/model", response_class=HTMLResponse, include_in_schema=False)
     def model_page(request: Request):

@@ -59,6 +59,8 @@ ROUTE_ROLES: list[tuple[str, str, Optional[str], Optional[str], str]] = [
     ("POST", "/api/adjudications", None, None, "reviewer"),
     ("POST", "/api/train", None, None, "admin"),
     ("*", "/api/users", None, None, "admin"),
+    ("*", "/api/taxonomy", None, None, "admin"),  # the label set's changes (issue 32)
+    ("GET", "/taxonomy", None, None, "admin"),
 ]
 
 

@@ -4,7 +4,8 @@ One worker thread owns the project, the encoder and the loaded model. Each reque
 future; the worker takes the first waiting request plus every request already queued behind it (and,
 with ``max_wait_s`` > 0, what arrives within that time), up to ``max_batch`` texts, predicts them all in one ``workflows.predict.predict_with``
 call (each row in its source's mode) and resolves every future. The model is loaded once and again
-only when ``models/CURRENT`` changes (a retrain, or ``tagwise train`` from another process).
+only when ``models/CURRENT`` changes (a retrain, or ``tagwise train`` from another process) or the
+current model's ``model.json`` does (a taxonomy change renames its labels).
 """
 from __future__ import annotations
 
@@ -67,11 +68,14 @@ class Predictor:
 
     # -- worker ------------------------------------------------------------------------------------
     def _model(self, project: Project):
-        """The current model, reloaded when ``models/CURRENT`` changed since the last batch."""
+        """The current model, reloaded when ``models/CURRENT`` changed since the last batch, or its
+        ``model.json`` (a taxonomy change rewrites the label map in place)."""
         current = project.models_dir / "CURRENT"
         try:
             st = os.stat(current)
-            stamp = (st.st_mtime_ns, st.st_size, current.read_text(encoding="utf-8").strip())
+            name = current.read_text(encoding="utf-8").strip()
+            info = os.stat(project.models_dir / name / "model.json")
+            stamp = (st.st_mtime_ns, st.st_size, name, info.st_mtime_ns, info.st_size, info.st_ino)
         except FileNotFoundError:
             raise TagwiseError(f"{project.path}: no trained model yet. Fix: run `tagwise train {project.path}` "
                                f"or POST /api/train.") from None

@@ -18,9 +18,10 @@ FILTERS = ("source", "split", "language", "label", "q")
 # (s skip, u undo, g take the model's guesses)
 TOGGLE_KEYS = list("123456789") + [c for c in string.ascii_lowercase if c not in "sug"]
 NAV = (("label", "/label", "Label"), ("review", "/review", "Review"), ("team", "/team", "Team"),
-       ("model", "/model", "Model"), ("docs", "/docs", "API"))
+       ("model", "/model", "Model"), ("taxonomy", "/taxonomy", "Taxonomy"), ("docs", "/docs", "API"))
 PAGE_PATHS = frozenset(href for _, href, _ in NAV)  # where a sign-in may move on to (``/login?next=``)
 REVIEWERS_ONLY = ("review", "team")  # pages an annotator does not see (they show other people's labels)
+ADMINS_ONLY = ("taxonomy",)  # pages that change the project's label set
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
@@ -42,7 +43,8 @@ templates = Jinja2Templates(env=_environment())
 
 def _layout(title: str, active: str, user: dict | None) -> dict:
     """The base template's context: the menu the user may use (none before signing in) and who they are."""
-    nav = [] if user is None else [n for n in NAV if not (user["role"] == "annotator" and n[0] in REVIEWERS_ONLY)]
+    nav = [] if user is None else [n for n in NAV if not (user["role"] == "annotator" and n[0] in REVIEWERS_ONLY)
+                                   and not (user["role"] != "admin" and n[0] in ADMINS_ONLY)]
     return {"title": title, "active": active, "user": user, "nav": nav, "filter_keys": FILTERS}
 
 
@@ -66,10 +68,25 @@ def sign_in_page(message: str, status: int = 401, next_path: str | None = None) 
     return HTMLResponse(body, status_code=status)
 
 
-def label_buttons(names: list[str], descriptions: dict) -> list[dict]:
-    """One toggle per label: ``{"name", "key" ('' past the last key), "description"}``."""
-    return [{"name": n, "key": TOGGLE_KEYS[k] if k < len(TOGGLE_KEYS) else "", "description": descriptions.get(n, "")}
-            for k, n in enumerate(names)]
+def label_tree(taxonomy) -> list[dict]:
+    """The label queue's toggles as a tree (``workflows.taxonomy_changes.label_tree``), each node with its
+    ``key`` ('' past the last key; keys follow the tree's order) and ``ancestors`` (nearest first: choosing
+    a label chooses them too)."""
+    from ..workflows.taxonomy_changes import label_tree as tree_of
+
+    tree = tree_of(taxonomy)
+    order = [0]
+
+    def keyed(nodes):
+        for n in nodes:
+            k = order[0]
+            order[0] += 1
+            n["key"] = TOGGLE_KEYS[k] if k < len(TOGGLE_KEYS) else ""
+            n["ancestors"] = taxonomy.ancestors(n["name"])
+            keyed(n["children"])
+        return nodes
+
+    return keyed(tree)
 
 
 def guide(names: list[str], descriptions: dict, examples: dict) -> list[dict]:

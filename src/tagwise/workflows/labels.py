@@ -47,15 +47,16 @@ class NotYours(TagwiseError):
 
 
 def annotate(project: Project, store_id: int, labels: list[str], annotator: str, origin: str = "web",
-             cap: int | None = None) -> int:
+             cap: int | None = None, since: int = 0) -> int:
     """Record one person's labels for one example (store id). Returns the annotation id.
 
-    cap: refuse (``store.OverlapReached``) when ``cap`` other people have labeled the example already."""
+    cap: refuse (``store.OverlapReached``) when ``cap`` other people have labeled the example already
+    (after annotation id ``since``)."""
     if not isinstance(annotator, str) or not annotator.strip():
         raise TagwiseError("annotator must be a non-empty name.")
     labels = check_labels(project, labels, f"example {store_id}")
     return project.store.add_annotations([(int(store_id), labels, annotator.strip(), origin)],
-                                         str(project.path), cap=cap)[0]
+                                         str(project.path), cap=cap, since=since)[0]
 
 
 def undo_annotation(project: Project, annotation_id: int | None = None, annotator: str | None = None,

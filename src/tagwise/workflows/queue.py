@@ -96,7 +96,16 @@ def save_label(project: Project, store_id: int, labels: list[str], user: str, or
     refused (``OverlapReached``) once ``overlap`` other people have labeled it (a lease that ran out
     while others took its place). Returns the annotation id."""
     cap = overlap if origin.startswith("suggest:") else None
-    return annotate(project, store_id, labels, user, origin=origin, cap=cap)
+    since = 0
+    if cap is not None:  # an example a taxonomy split queued again: only judgements since the split count
+        run = origin[len("suggest:"):]
+        batch = project.path / "runs" / run / "batch.jsonl"
+        if run.replace("-", "").isalnum() and batch.is_file():  # a run name, never a path
+            for ln in batch.read_text(encoding="utf-8").splitlines():
+                if ln.strip() and (x := json.loads(ln)).get("store_id") == int(store_id):
+                    since = int(x.get("after_annotation") or 0)
+                    break
+    return annotate(project, store_id, labels, user, origin=origin, cap=cap, since=since)
 
 
 def _batches(project: Project) -> list[tuple[str, list[dict]]]:
@@ -113,12 +122,22 @@ def _batches(project: Project) -> list[tuple[str, list[dict]]]:
 
 
 def _queued(project: Project) -> tuple[dict[int, dict], dict[int, str]]:
-    """Every example of the recent batches (first batch wins): ``({store id: batch row}, {store id: run})``."""
+    """Every example of the recent batches (first batch wins): ``({store id: batch row}, {store id: run})``.
+
+    A taxonomy split's batch (reason ``split:<label>``, ``taxonomy_changes``) comes first and wins: its
+    examples need the new labels before anything else can be trained on them."""
     rows, runs = {}, {}
     for run, batch in _batches(project):
         for x in batch:
-            if x["store_id"] not in rows:
-                rows[x["store_id"]], runs[x["store_id"]] = x, run
+            e = x["store_id"]
+            if e not in rows or (str(x.get("reason", "")).startswith("split:")
+                                 and not str(rows[e].get("reason", "")).startswith("split:")):
+                rows[e], runs[e] = x, run
+    first = [e for e, x in rows.items() if str(x.get("reason", "")).startswith("split:")]
+    if first:
+        seen = set(first)
+        order = first + [e for e in rows if e not in seen]
+        rows, runs = {e: rows[e] for e in order}, {e: runs[e] for e in order}
     return rows, runs
 
 
@@ -238,8 +257,15 @@ def refill_if_low(project: Project, refill: BatchRefill, overlap: int = 1, lease
     """Start ``refill`` if the label queue's open places are under the low-water mark (``tagwise serve``
     calls it at start, so the first person finds a batch ready). Returns whether one started."""
     rows, _ = _queued(project)
-    leases, judged = project.store.queue_state(list(rows))
+    leases, judged = project.store.queue_state(list(rows), _since(rows))
     return _refill_if_low(refill, rows, leases, judged, overlap, time.time(), lease_s)
+
+
+def _since(rows: dict[int, dict]) -> dict[int, int] | None:
+    """{store id: annotation id} for the rows a taxonomy split queued again: judgements made up to that
+    id (before the split) do not count for the queue."""
+    out = {e: int(x["after_annotation"]) for e, x in rows.items() if x.get("after_annotation")}
+    return out or None
 
 
 def _refill_if_low(refill, rows, leases, judged, overlap, now, lease_s) -> bool:
@@ -271,13 +297,13 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
         raise TagwiseError(f"overlap must be at least 1 (got {overlap}).")
     rows, runs = _queued(project)
     now = time.time()
-    leases, judged = project.store.queue_state(list(rows))
+    leases, judged = project.store.queue_state(list(rows), _since(rows))
     if refill is None and not any(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows):
         # only suggesting a new batch is done one request at a time (``batch_lock``): the leases are
         # atomic in the store, and the model's guesses below need no lock
         with batch_lock if batch_lock is not None else contextlib.nullcontext():
             rows, runs = _queued(project)  # another request may have suggested one meanwhile
-            leases, judged = project.store.queue_state(list(rows))
+            leases, judged = project.store.queue_state(list(rows), _since(rows))
             if not any(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows):
                 still_open = [e for e in rows if len(judged.get(e, ())) < overlap]
                 if _new_batch(project, batch_size, exclude=still_open) is None and not rows:
@@ -286,7 +312,7 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
                             "message": "Every example is labeled (or a duplicate of a labeled one). Add unlabeled "
                                        "texts with `tagwise add-source` (split: unlabeled) to get suggestions."}
                 rows, runs = _queued(project)
-                leases, judged = project.store.queue_state(list(rows))
+                leases, judged = project.store.queue_state(list(rows), _since(rows))
     lang = _languages(project, list(rows))
     items = [{"example_id": e, "source_example_id": x["example_id"], "text": x["text"], "source": x["source"],
               "split": x["split"], "language": lang.get(e, ""), "labels": list(x["predicted"]),
@@ -307,8 +333,8 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
         return (held + fresh)[:limit]
 
     if lease and limit:
-        picks = project.store.lease_examples(user, wanted, choose, now)
-        leases, judged = project.store.queue_state(list(rows))
+        picks = project.store.lease_examples(user, wanted, choose, now, _since(rows))
+        leases, judged = project.store.queue_state(list(rows), _since(rows))
     else:
         picks = choose(leases, judged)
     by_id = {it["example_id"]: it for it in items}
@@ -352,7 +378,7 @@ def progress(project: Project, overlap: int = 1, people: list[str] = (), lease_s
     ``overlap`` people), "people": {name: {"done", "remaining"}}}`` for everyone who labeled a queued
     example or holds one, plus ``people``."""
     rows, _ = _queued(project)
-    leases, judged = project.store.queue_state(list(rows))
+    leases, judged = project.store.queue_state(list(rows), _since(rows))
     now = time.time()
     names = set(people)
     for e in rows:

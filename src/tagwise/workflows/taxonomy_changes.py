@@ -482,7 +482,7 @@ def _queue_split(project: Project, change: dict) -> str | None:
         rows.append({"example_id": str(ex.example_ids[i]), "source": str(ex.sources[i]), "split": str(ex.splits[i]),
                      "text": ex.texts[i],
                      "score": 1.0, "reason": f"split:{label}", "predicted": [], "scores": {k: 0.0 for k in kids},
-                     "store_id": int(e)})
+                     "store_id": int(e), "after_annotation": int(change["result"].get("last_annotation") or 0)})
     run = project.new_run("suggest", {"budget": len(rows), "by": f"taxonomy split {change['id']}"})
     atomic_write_text(run / "batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
     return run.name
@@ -516,3 +516,57 @@ def labels_for_model(examples, taxonomy: Taxonomy, names) -> list[list[str] | No
         else:
             out.append(list(dict.fromkeys(x for x in map(lift, lab) if x is not None)))
     return out
+
+
+def label_tree(taxonomy: Taxonomy) -> list[dict]:
+    """The taxonomy as a tree, roots first in taxonomy order: ``[{"name", "depth", "parent",
+    "description", "children": [...]}]``."""
+
+    def node(name: str, depth: int, seen: frozenset) -> dict:
+        kids = [c for c in taxonomy.children(name) if c not in seen]  # a cycle cannot pass validate; still safe
+        return {"name": name, "depth": depth, "parent": taxonomy.parents.get(name),
+                "description": taxonomy.descriptions.get(name, ""),
+                "children": [node(c, depth + 1, seen | {c}) for c in kids]}
+
+    return [node(r, 0, frozenset({r})) for r in taxonomy.roots()]
+
+
+def taxonomy_overview(project: Project) -> dict:
+    """What the taxonomy page shows: ``{"labels": [{"name", "parent", "depth", "description",
+    "positives", "known", "unknown"}] (tree order), "tree": label_tree, "retired": {name: record},
+    "history": history (newest first), "to_label": [{"change", "label", "into", "open"}] (the active
+    splits' examples nobody labeled since), "stale_audit_runs"}``. ``positives``/``known``: labeled
+    examples where the label holds / is known (after the hierarchy rules), ``unknown``: labeled examples
+    where it is not known."""
+    from ..learn.multisource import partial_targets
+
+    tax = project.taxonomy
+    ex = project.examples(labeled=True)
+    if len(ex):
+        Y, known = partial_targets(ex, tax)
+        pos = ((Y >= 0.5) & known).sum(axis=0)
+        kn = known.sum(axis=0)
+    else:
+        pos = kn = [0] * len(tax.labels)
+    counts = {n: (int(pos[k]), int(kn[k])) for k, n in enumerate(tax.labels)}
+    tree = label_tree(tax)
+    rows: list[dict] = []
+
+    def walk(nodes):
+        for n in nodes:
+            p, k = counts[n["name"]]
+            rows.append({"name": n["name"], "parent": n["parent"], "depth": n["depth"],
+                         "description": n["description"], "positives": p, "known": k, "unknown": len(ex) - k})
+            walk(n["children"])
+
+    walk(tree)
+    changes = history(project)
+    to_label = [{"change": c["id"], "label": c["args"]["label"], "into": c["args"]["into"],
+                 "open": len(split_examples(project, c["id"]))}
+                for c in changes if c["kind"] == "split" and c["undone_at"] is None]
+    for c in changes:
+        c["result"] = {k: v for k, v in c["result"].items() if k != "queued"} | (
+            {"n_queued": len(c["result"]["queued"])} if "queued" in c["result"] else {})
+    return {"labels": rows, "tree": tree, "n_labeled": len(ex),
+            "retired": project.store.get_meta("retired_labels") or {}, "history": changes[::-1],
+            "to_label": to_label, "stale_audit_runs": stale_audit_runs(project)}

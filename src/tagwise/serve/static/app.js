@@ -27,7 +27,8 @@
 
   // -- label queue ----------------------------------------------------------------------------
   // Two marks per label: "guess" (the model's, outlined) and "on" (the person's choice, filled).
-  // Only choices are saved; G turns the guesses into choices.
+  // Only choices are saved; G turns the guesses into choices. The labels are a tree: choosing a label
+  // chooses its parents (a child implies its parent), dropping one drops what is below it.
   function labelQueue(root) {
     const items = Array.from(root.querySelectorAll("article.item"));
     const toggles = Array.from(root.querySelectorAll("button.toggle"));
@@ -92,8 +93,19 @@
     }
     function current() { return items[index]; }
     function chosen() { return toggles.filter((t) => t.classList.contains("on")).map((t) => t.dataset.label); }
+    const byLabel = new Map(toggles.map((t) => [t.dataset.label, t]));
+    function choose(t, on) {
+      t.classList.toggle("on", on);
+      if (on) {
+        JSON.parse(t.dataset.ancestors || "[]").forEach((a) => { const p = byLabel.get(a); if (p) p.classList.add("on"); });
+      } else {
+        const li = t.closest("li");
+        if (li) li.querySelectorAll("button.toggle").forEach((d) => d.classList.remove("on"));
+      }
+    }
+    function flip(t) { choose(t, !t.classList.contains("on")); }
     function takeGuesses() {
-      const n = toggles.filter((t) => t.classList.contains("guess")).map((t) => t.classList.add("on")).length;
+      const n = toggles.filter((t) => t.classList.contains("guess")).map((t) => choose(t, true)).length;
       status(n ? `took the model's ${n} guess${n > 1 ? "es" : ""}: Enter saves` : "the model guessed no label");
     }
     async function save() {
@@ -129,16 +141,23 @@
       await next(); status("skipped");
     }
     function toggleGuide(open) { if (guide) guide.hidden = open === undefined ? !guide.hidden : !open; }
-    toggles.forEach((t) => t.addEventListener("click", () => t.classList.toggle("on")));
+    toggles.forEach((t) => t.addEventListener("click", () => flip(t)));
+    // the search box keeps a label that matches, with its parents (shown for context, dimmed)
+    const nodes = Array.from(root.querySelectorAll("#toggles li")).reverse();  // children before parents
     filter.addEventListener("input", () => {
       const q = filter.value.toLowerCase();
-      toggles.forEach((t) => { t.hidden = q !== "" && !t.dataset.label.toLowerCase().includes(q); });
+      nodes.forEach((li) => {
+        const self = q === "" || li.dataset.label.toLowerCase().includes(q);
+        const below = Array.from(li.querySelectorAll(":scope > ul > li")).some((c) => !c.hidden);
+        li.hidden = !(self || below);
+        li.querySelector(":scope > button.toggle").classList.toggle("context", !self);
+      });
     });
     filter.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter") {  // Enter in the filter toggles the only (or first) visible label
+      if (ev.key === "Enter") {  // Enter in the filter toggles the only (or first) matching label
         ev.preventDefault();
-        const first = toggles.find((t) => !t.hidden);
-        if (first) first.classList.toggle("on");
+        const first = toggles.find((t) => !t.closest("li").hidden && !t.classList.contains("context"));
+        if (first) flip(first);
         filter.value = ""; filter.dispatchEvent(new Event("input")); filter.blur();
       } else if (ev.key === "Escape") { filter.blur(); }
     });
@@ -154,7 +173,7 @@
       if (key === "g") { takeGuesses(); return; }
       if (ev.key === "/") { ev.preventDefault(); filter.focus(); return; }
       const t = toggles.find((b) => b.dataset.key === key);
-      if (t) { t.classList.toggle("on"); }
+      if (t) flip(t);
     });
     showProgress(); show(0);
     if (!items.length && root.dataset.preparing === "true") refill().then(() => show(index));
@@ -317,6 +336,40 @@
     });
   }
 
+  // -- taxonomy page (admins): each form is one change through its JSON route; the page then reloads --------
+  function taxonomyPage() {
+    const KEY = "tagwise-taxonomy-status";
+    const say = (msg) => { const el = document.getElementById("tax-status"); if (el) el.textContent = msg; };
+    const kept = sessionStorage.getItem(KEY);
+    if (kept) { say(kept); sessionStorage.removeItem(KEY); }
+    function done(msg) { sessionStorage.setItem(KEY, msg); window.location.reload(); }
+    function describe(c) {
+      const r = c.result || {};
+      let msg = `${c.kind} #${c.id}: ${r.labels_before} → ${r.labels_after} labels`;
+      if (r.n_queued) msg += ` · ${r.n_queued} examples queued for labeling the new labels`;
+      if (c.train_suggested) msg += " · the model serves the new names; retrain on the Model page when ready";
+      return msg;
+    }
+    document.querySelectorAll("form.change").forEach((form) => form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = {};
+      form.querySelectorAll("[name]").forEach((el) => {
+        if (el.type === "checkbox") body[el.name] = el.checked;
+        else if (el.multiple) body[el.name] = Array.from(el.selectedOptions).map((o) => o.value);
+        else if (el.dataset.list === "true") body[el.name] = el.value.split(",").map((x) => x.trim()).filter(Boolean);
+        else body[el.name] = el.value.trim() === "" ? null : el.value.trim();
+      });
+      try { done(describe(await api("POST", `/api/taxonomy/${form.dataset.kind}`, body))); }
+      catch (e) { say("error: " + e.message); }
+    }));
+    document.querySelectorAll("button.undo-change").forEach((b) => b.addEventListener("click", async () => {
+      try {
+        const r = await api("POST", "/api/taxonomy/undo", {to: parseInt(b.dataset.to, 10)});
+        done(`undid ${r.undone.map((c) => `${c.kind} #${c.id}`).join(", ")}`);
+      } catch (e) { say("error: " + e.message); }
+    }));
+  }
+
   // -- every page: a browser session signs out (the server forgets the session; the cookies go) --------
   const signOut = document.getElementById("sign-out");
   if (signOut) signOut.addEventListener("click", async () => {
@@ -329,4 +382,5 @@
   if (page === "review" && document.getElementById("reviewer")) reviewQueue(document.getElementById("reviewer"));
   if (page === "model") modelPage();
   if (page === "team") teamPage();
+  if (page === "taxonomy") taxonomyPage();
 })();

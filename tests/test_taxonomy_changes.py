@@ -1,9 +1,13 @@
 """Label-set changes on a live project (issue 32): a GoEmotions + XED slice on the emotion taxonomy
 (Ekman families as parents), the fast hashing encoder so no weights are needed."""
 import json
+import contextlib
+import io
 import multiprocessing
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -201,42 +205,65 @@ def test_split_without_parent_and_add_retire_move(project):
 
 
 def _rename_in_process(args):
-    path, old, new = args
+    path, renames = args
     p = Project.open(path)
     try:
-        tc.rename_label(p, old, new)
+        for old, new in renames:
+            tc.rename_label(p, old, new)
     finally:
         p.close()
-    return new
+    return [new for _, new in renames]
 
 
 def test_concurrent_changes_are_serialized(project):
+    """A second process (a CLI beside the server, say) renames four labels while four threads of this one,
+    each on its own connection, rename four others: every change is kept, each in the history once."""
     path = str(project.path)
     pairs = [("annoyance", "annoyance2"), ("nervousness", "nervousness2"), ("approval", "approval2"),
-             ("pride", "pride2")]
+             ("pride", "pride2"), ("grief", "grief2"), ("relief", "relief2"), ("desire", "desire2"),
+             ("caring", "caring2")]
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        done = pool.map_async(_rename_in_process, [(path, a, b) for a, b in pairs]).get(timeout=300)
+    with ctx.Pool(1) as pool:
+        other = pool.map_async(_rename_in_process, [(path, pairs[k:k + 1]) for k in range(0, 4)])
+        for _ in range(600):  # start while the other process is at work (it needs seconds to import)
+            if tc.history(project) or other.ready():
+                break
+            time.sleep(0.05)
+        with ThreadPoolExecutor(4) as threads:
+            here = list(threads.map(_rename_in_process, [(path, pairs[k:k + 1]) for k in range(4, 8)]))
+        done = [n for names in other.get(timeout=300) + here for n in names]
     assert sorted(done) == sorted(b for _, b in pairs)
     p = Project.open(path)
     labels = set(p.taxonomy.labels)
     assert all(b in labels and a not in labels for a, b in pairs)    # no change lost
-    assert len(tc.history(p)) == 4
+    assert len(tc.history(p)) == 8
     for s in p.store.sources():
         assert not {a for a, _ in pairs} & set(s["annotated"])
+    name = p.models_dir.joinpath("CURRENT").read_text().strip()
+    model_labels = set(json.loads((p.models_dir / name / "model.json").read_text())["info"]["labels"])
+    assert {b for _, b in pairs} <= model_labels                     # the model's map kept every rename too
     p.close()
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tagwise", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
+    """``tagwise ARGS`` in this process (the parser and commands as the console runs them)."""
+    from types import SimpleNamespace
+
+    from tagwise.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_cli_every_command(project):
     path = str(project.path)
     dump = project.store.dump_label_tables()
     project.close()
-    r = _cli("taxonomy", "add", path, "awe", "--parent", "surprise", "--description", "wonder")
+    r = subprocess.run([sys.executable, "-m", "tagwise", "taxonomy", "add", path, "awe", "--parent", "surprise",
+                        "--description", "wonder"], capture_output=True, text=True, cwd=ROOT,
+                       env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
     assert r.returncode == 0, r.stderr
     r = _cli("taxonomy", "rename", path, "awe", "wonder")
     assert r.returncode == 0 and "train" in r.stdout, r.stderr
@@ -339,3 +366,27 @@ def test_split_without_parent_keeps_the_parents_negatives_for_the_children(proje
     _, yg2, kg2 = _known(project, "gratitude")
     np.testing.assert_array_equal(kg, kg2)
     assert project.examples(labeled=True).unknown_labels is None
+
+
+def test_split_prefills_the_queue_with_the_childrens_zero_shot_scores(project):
+    """The split's batch carries each child's zero-shot score from its name (and description), the
+    guess being the children above their cut plus the kept parent; the label queue keeps them beside
+    the current model's scores (which has no head for the children)."""
+    from tagwise.workflows.queue import _queued, label_queue
+
+    change = tc.split_label(project, "amusement", ["funny", "sarcasm"], keep_parent=True)
+    rows, _ = _queued(project)
+    batch = [rows[e] for e in change["result"]["queued"]]
+    assert batch and all(set(x["scores"]) == {"funny", "sarcasm"} for x in batch)
+    for x in batch:
+        assert all(0 < v < 1 for v in x["scores"].values())
+        assert x["predicted"] == ["amusement"] + [k for k in ("funny", "sarcasm") if x["scores"][k] >= 0.5]
+    has_word = np.array(["funny" in x["text"].lower() for x in batch])
+    funny = np.array([x["scores"]["funny"] for x in batch])
+    assert has_word.any() and (~has_word).any()
+    assert funny[has_word].mean() > funny[~has_word].mean()     # the name's word ranks its texts higher
+    served = label_queue(project, user="ann1", limit=len(batch))
+    by_id = {x["store_id"]: x for x in batch}
+    for it in served["items"]:
+        assert it["scores"]["funny"] == by_id[it["example_id"]]["scores"]["funny"]
+        assert "joy" in it["scores"]                                  # the model's own labels, too

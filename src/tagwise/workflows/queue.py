@@ -349,8 +349,12 @@ def label_queue(project: Project, user: str = "web", overlap: int = 1, limit: in
             model_preds = predict_texts(project, [it["text"] for it in fresh_guess],
                                         source=[it["source"] for it in fresh_guess])["predictions"]
         if model_preds is not None:
+            current = set(project.labels.names)
             for it, p in zip(fresh_guess, model_preds):
-                it["labels"], it["scores"] = list(p["labels"]), dict(p["scores"])
+                # labels the model was not trained on (a split's new labels) keep the batch's zero-shot guess
+                extra = {k: v for k, v in it["scores"].items() if k not in p["scores"] and k in current}
+                it["labels"] = list(p["labels"]) + [n for n in it["labels"] if n in extra and n not in p["labels"]]
+                it["scores"] = {**dict(p["scores"]), **extra}
     done = sum(user in judged.get(e, ()) for e in rows)
     remaining = sum(open_for(user, e, leases, judged, overlap, now, lease_s) for e in rows)
     latest = max(runs.values()) if runs else None

@@ -42,6 +42,9 @@ judgement had A (``annotations.labels_unknown_after_changes``, applied by ``Proj
 from __future__ import annotations
 
 import json
+
+import numpy as np
+
 from .._io import atomic_write_json, atomic_write_text, utc_now
 from ..annotations import resolve_training_labels
 from ..project import Project
@@ -466,22 +469,51 @@ def split_examples(project: Project, change: int | None = None) -> list[int]:
     return [e for e in c["result"].get("queued", []) if e not in labeled]
 
 
+ZERO_SHOT_CORPUS = 2000  # project texts (a seeded sample) that standardise the zero-shot scores of new labels
+
+
+def zero_shot_scores(project: Project, names: list[str], texts: list[str], encoder: str | None = None) -> np.ndarray:
+    """(len(texts), len(names)) zero-shot probabilities (``learn.zeroshot``: 0.5 is each label's cut) of
+    ``names``, labels of the taxonomy no model was trained on yet (added or split off), from their
+    names, descriptions and examples. The zero-shot head scores every label of the taxonomy (so each
+    text's scores are centred over the whole label set, as in ``train --zero-shot``) over a sample of
+    the project's texts, and the columns of ``names`` are returned."""
+    from ..learn.lowlabel import fit_zero_shot
+
+    tax = project.taxonomy
+    encoder = encoder or project.default_encoder
+    embed = lambda t: project.embed_texts(list(t), encoder, progress=False)[0]  # noqa: E731
+    ex = project.store.examples()
+    if len(ex) > ZERO_SHOT_CORPUS:
+        keep = np.sort(np.random.default_rng(0).choice(len(ex), ZERO_SHOT_CORPUS, replace=False))
+        corpus = [ex.texts[i] for i in keep]
+    else:
+        corpus = list(ex.texts)
+    model = fit_zero_shot(tax.labels, embed(corpus), embed, descriptions=tax.descriptions, examples=tax.examples,
+                          sub_labels=tax.zero_shot_sub_labels())
+    P = model.predict_proba(embed(texts)) if texts else np.zeros((0, len(tax.labels)))
+    return np.asarray(P, dtype=np.float64)[:, [tax.labels.index(n) for n in names]]
+
+
 def _queue_split(project: Project, change: dict) -> str | None:
-    """A label-queue batch of the split label's positives (reason ``split:<label>``)."""
+    """A label-queue batch of the split label's positives (reason ``split:<label>``), each with the new
+    labels' zero-shot scores and, as the guess, those above their cut (and the kept parent)."""
     ids = change["result"].get("queued", [])
     if not ids:
         return None
     ex = project.store.examples()
     row_of = {int(i): r for r, i in enumerate(ex.ids.tolist())}
     label, kids = change["args"]["label"], change["args"]["into"]
+    ids = [e for e in ids if e in row_of]
+    P = zero_shot_scores(project, kids, [ex.texts[row_of[e]] for e in ids])
+    parent = [label] if change["args"].get("keep_parent") else []
     rows = []
-    for e in ids:
-        if e not in row_of:
-            continue
+    for e, p in zip(ids, P):
         i = row_of[e]
+        scores = {k: round(float(v), 4) for k, v in zip(kids, p)}
         rows.append({"example_id": str(ex.example_ids[i]), "source": str(ex.sources[i]), "split": str(ex.splits[i]),
-                     "text": ex.texts[i],
-                     "score": 1.0, "reason": f"split:{label}", "predicted": [], "scores": {k: 0.0 for k in kids},
+                     "text": ex.texts[i], "score": 1.0, "reason": f"split:{label}",
+                     "predicted": parent + [k for k in kids if scores[k] >= 0.5], "scores": scores,
                      "store_id": int(e), "after_annotation": int(change["result"].get("last_annotation") or 0)})
     run = project.new_run("suggest", {"budget": len(rows), "by": f"taxonomy split {change['id']}"})
     atomic_write_text(run / "batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))

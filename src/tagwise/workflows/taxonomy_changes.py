@@ -25,8 +25,10 @@ Semantics (what is positive / known afterwards):
   ``propagate_partial_labels`` carry A's negatives down). Without it A leaves the taxonomy: its
   positives become positives of A's parent (if any), and a source that annotated A annotates the
   children (its rows with A are unknown for them: ``Examples.unknown_labels``). A's positives are
-  queued for labeling: a label-queue batch (``runs/<id>-suggest-*/batch.jsonl``, reason ``split:A``)
-  is written, which the label queue serves first, and ``split_examples`` returns them.
+  queued for labeling: a label-queue batch (``runs/<id>-suggest-*/batch.jsonl``, reason ``split:A``,
+  each row with the children's zero-shot scores, ``zero_shot_scores``, and those above their cut as
+  the guess) is written, which the label queue serves first, counting only judgements made after the
+  split (an example a person labeled before comes back); ``split_examples`` returns them.
 - ``add NAME``: unknown everywhere until labeled. ``move``: changes the parent only.
 - ``retire NAME``: the label leaves the taxonomy (queues, training, exports) and models' outputs; its
   definition is kept in meta ``retired_labels`` and every rewritten row in the change's record.
@@ -38,6 +40,9 @@ Semantics (what is positive / known afterwards):
 A person's judgement speaks for the labels that existed when it was made: after ``add`` the new label
 is unknown on examples people labeled before, after ``split`` the children are unknown where that
 judgement had A (``annotations.labels_unknown_after_changes``, applied by ``Project.examples``).
+
+Known limit: the current model serves no score for an added or split-off label until retrained (only
+the split's queue carries their zero-shot scores).
 """
 from __future__ import annotations
 
@@ -505,15 +510,18 @@ def _queue_split(project: Project, change: dict) -> str | None:
     row_of = {int(i): r for r, i in enumerate(ex.ids.tolist())}
     label, kids = change["args"]["label"], change["args"]["into"]
     ids = [e for e in ids if e in row_of]
-    P = zero_shot_scores(project, kids, [ex.texts[row_of[e]] for e in ids])
+    try:
+        P = zero_shot_scores(project, kids, [ex.texts[row_of[e]] for e in ids])
+    except (TagwiseError, ImportError, OSError):  # the change is made; the queue goes without a guess
+        P = np.full((len(ids), len(kids)), np.nan)
     parent = [label] if change["args"].get("keep_parent") else []
     rows = []
     for e, p in zip(ids, P):
         i = row_of[e]
-        scores = {k: round(float(v), 4) for k, v in zip(kids, p)}
+        scores = {k: round(float(v), 4) for k, v in zip(kids, p) if np.isfinite(v)}
         rows.append({"example_id": str(ex.example_ids[i]), "source": str(ex.sources[i]), "split": str(ex.splits[i]),
                      "text": ex.texts[i], "score": 1.0, "reason": f"split:{label}",
-                     "predicted": parent + [k for k in kids if scores[k] >= 0.5], "scores": scores,
+                     "predicted": parent + [k for k in kids if scores.get(k, 0.0) >= 0.5], "scores": scores,
                      "store_id": int(e), "after_annotation": int(change["result"].get("last_annotation") or 0)})
     run = project.new_run("suggest", {"budget": len(rows), "by": f"taxonomy split {change['id']}"})
     atomic_write_text(run / "batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))

@@ -390,3 +390,44 @@ def test_split_prefills_the_queue_with_the_childrens_zero_shot_scores(project):
     for it in served["items"]:
         assert it["scores"]["funny"] == by_id[it["example_id"]]["scores"]["funny"]
         assert "joy" in it["scores"]                                  # the model's own labels, too
+
+
+def test_each_judgement_speaks_for_the_labels_of_its_time_in_the_team_and_consensus_views(project):
+    """The team's agreement and the annotator consensus read a judgement made before a split, or before
+    an add, as no vote on the new labels (the split's children: only where it had the split label)."""
+    from tagwise.workflows.annotators import load_annotations
+    from tagwise.workflows.labels import annotate
+    from tagwise.workflows.team import team_annotations
+
+    ex, yg, _ = _known(project, "gratitude")
+    had, had_not = [int(e) for e in ex.ids[yg > 0][:2]], [int(e) for e in ex.ids[yg == 0][:2]]
+    for who in ("ann1", "ann2"):
+        for e in had:
+            annotate(project, e, ["gratitude", "joy"], who)
+        for e in had_not:
+            annotate(project, e, ["anger"], who)
+    tc.split_label(project, "gratitude", ["thanks", "appreciation"])
+    tc.add_label(project, "awe")
+    annotate(project, had_not[0], ["awe"], "ann3")             # after both changes: known for every label
+
+    team = team_annotations(project)
+    data = load_annotations(project)
+    for view in (team, data):
+        ann, ids, names = view["annotations"], list(view["ids"]), view["labels"]
+        M = ann.votes()
+        rows_of = {e: np.flatnonzero(ann.example == ids.index(e)) for e in had + had_not}
+        for child in ("thanks", "appreciation"):
+            k = names.index(child)
+            assert not M[np.concatenate([rows_of[e] for e in had]), k].any()      # it had gratitude: no vote
+        awe = names.index("awe")
+        before = [r for e in had + had_not for r in rows_of[e] if ann.annotator[r] != view["annotators"].index("ann3")]
+        assert not M[before, awe].any()
+    # the team view: a judgement made after the add votes on it (the consensus view knows only the
+    # labels a source annotates)
+    ann, ids = team["annotations"], list(team["ids"])
+    after = np.flatnonzero((ann.example == ids.index(had_not[0])) & (ann.annotator == team["annotators"].index("ann3")))
+    assert len(after) == 1 and ann.votes()[after, team["labels"].index("awe")].all()
+    # people's judgements without gratitude are known negatives for its children (their source annotated it)
+    M = team["annotations"].votes()
+    rows = np.concatenate([np.flatnonzero(team["annotations"].example == list(team["ids"]).index(e)) for e in had_not])
+    assert M[rows, team["labels"].index("thanks")].all()

@@ -20,6 +20,45 @@ def resolve_training_labels(stored: list[str] | None, annotations: list[dict]) -
     return list(annotations[-1]["labels"])
 
 
+def _predates(ann: dict | None, change: dict) -> bool:
+    """Whether annotation ``ann`` (None: a source's stored labels) was made before ``change``."""
+    if ann is None:
+        return True
+    last = change["result"].get("last_annotation")
+    return ann["id"] <= last if last is not None else ann["created_at"] < change["created_at"]
+
+
+def _unknown_after(changes: list[dict], ann: dict | None, had_split_label) -> set[str]:
+    """The labels judgement ``ann`` (None: a source's stored labels) cannot speak for, as named now;
+    had_split_label(change) -> whether it had the split label (or one below it) positive."""
+    unknown: set[str] = set()
+    for c in changes:
+        kind, a = c["kind"], c["args"]
+        if kind == "add":
+            if ann is not None and _predates(ann, c):
+                unknown.add(a["name"])
+        elif kind == "split":
+            if _predates(ann, c) and (a["label"] in unknown or had_split_label(c)):
+                unknown.update(a["into"])
+            if not a.get("keep_parent"):
+                unknown.discard(a["label"])
+        elif kind == "rename":
+            if a["old"] in unknown:
+                unknown.discard(a["old"])
+                unknown.add(a["new"])
+        elif kind == "merge":  # known where any merged label is known
+            into, merged = a["into"], list(a["labels"])
+            into_new = c["result"].get("into_new", into not in merged)
+            names = set(merged) | (set() if into_new else {into})
+            all_unknown = names <= unknown
+            unknown -= names
+            if all_unknown:
+                unknown.add(into)
+        elif kind == "retire":
+            unknown.discard(a["name"])
+    return unknown
+
+
 def labels_unknown_after_changes(changes: list[dict], decided_by: dict[int, dict]) -> dict[int, frozenset[str]]:
     """The labels each example's judgement cannot speak for, because they came after it (issue 32).
 
@@ -31,52 +70,38 @@ def labels_unknown_after_changes(changes: list[dict], decided_by: dict[int, dict
     Returns {store id: label names (as named now)}, only for examples with some:
 
     - ``add NAME``: a person who labeled the example before NAME existed said nothing about NAME;
-    - ``split A --into A1 ...``: on an example whose judgement (made before the split) had A or a label
-      below A positive, the children are unknown (which child holds is the open question); where A
-      was a negative they stay known negatives, as A's judgement covered them;
+    - ``split A --into A1 ...``: on an example whose training labels (before the split) had A or a label
+      below A positive (the split's ``result["queued"]``), the children are unknown (which child holds
+      is the open question); where A was a negative they stay known negatives, as A's judgement
+      covered them;
     - later renames, merges (known where any merged label is known) and retirements carry the names.
     """
-    queued = {c["id"]: set(c["result"].get("queued", [])) for c in changes if c["kind"] == "split"}
     if not any(c["kind"] in ("add", "split") for c in changes):
         return {}
+    queued = {c["id"]: set(c["result"].get("queued", [])) for c in changes if c["kind"] == "split"}
     candidates = set(decided_by)
     for ids in queued.values():
         candidates |= ids
-
-    def predates(ann: dict | None, change: dict) -> bool:
-        if ann is None:
-            return True
-        last = change["result"].get("last_annotation")
-        return ann["id"] <= last if last is not None else ann["created_at"] < change["created_at"]
-
     out: dict[int, frozenset[str]] = {}
     for e in candidates:
-        ann = decided_by.get(e)
-        unknown: set[str] = set()
-        for c in changes:
-            kind, a = c["kind"], c["args"]
-            if kind == "add":
-                if ann is not None and predates(ann, c):
-                    unknown.add(a["name"])
-            elif kind == "split":
-                if predates(ann, c) and (e in queued[c["id"]] or a["label"] in unknown):
-                    unknown.update(a["into"])
-                if not a.get("keep_parent"):
-                    unknown.discard(a["label"])
-            elif kind == "rename":
-                if a["old"] in unknown:
-                    unknown.discard(a["old"])
-                    unknown.add(a["new"])
-            elif kind == "merge":
-                into, merged = a["into"], list(a["labels"])
-                into_new = c["result"].get("into_new", into not in merged)
-                names = set(merged) | (set() if into_new else {into})
-                all_unknown = names <= unknown
-                unknown -= names
-                if all_unknown:
-                    unknown.add(into)
-            elif kind == "retire":
-                unknown.discard(a["name"])
+        unknown = _unknown_after(changes, decided_by.get(e), lambda c: e in queued[c["id"]])
         if unknown:
             out[e] = frozenset(unknown)
     return out
+
+
+def judgement_unknown_labels(changes: list[dict], judgements: list[dict]) -> list[frozenset[str]]:
+    """Per judgement (an annotation dict with ``id``, ``example`` and ``created_at``), the labels it
+    cannot speak for (``labels_unknown_after_changes``' rules, per judgement: a split's children are
+    unknown for a judgement made before it that had the split label, ``result["annotations_with_label"]``)."""
+    if not any(c["kind"] in ("add", "split") for c in changes):
+        return [frozenset()] * len(judgements)
+    had = {c["id"]: set(c["result"].get("annotations_with_label", ())) for c in changes if c["kind"] == "split"}
+    queued = {c["id"]: set(c["result"].get("queued", [])) for c in changes if c["kind"] == "split"}
+
+    def had_label(j):
+        # records made before ``annotations_with_label`` existed: the example's training labels had it
+        return lambda c: (j["id"] in had[c["id"]]) if "annotations_with_label" in c["result"] \
+            else j["example"] in queued[c["id"]]
+
+    return [frozenset(_unknown_after(changes, j, had_label(j))) for j in judgements]

@@ -477,14 +477,18 @@ class Store:
         return {"id": i, "example": e, "labels": json.loads(lab), "annotator": a, "origin": o, "created_at": c,
                 "undone_at": u}
 
-    def annotation_records(self, source: str | None = None) -> list[tuple[int, str, list[str], str]]:
+    def annotation_records(self, source: str | None = None, ids: bool = False) -> list[tuple]:
         """Active annotations joined to their examples: ``(store example id, annotator, label names,
-        source)`` in insertion order (a source's ingested judgements and people's labels alike)."""
-        sql = ("SELECT a.example, a.annotator, a.labels, e.source FROM annotations a JOIN examples e "
-               "ON e.id = a.example WHERE a.undone_at IS NULL" + (" AND e.source=?" if source else "")
+        source)`` in insertion order (a source's ingested judgements and people's labels alike); with
+        ``ids``, also the annotation's ``{"id", "example", "created_at"}``."""
+        sql = ("SELECT a.example, a.annotator, a.labels, e.source, a.id, a.created_at FROM annotations a JOIN "
+               "examples e ON e.id = a.example WHERE a.undone_at IS NULL" + (" AND e.source=?" if source else "")
                + " ORDER BY a.id")
-        return [(i, ann, json.loads(lab), src)
-                for i, ann, lab, src in self.conn.execute(sql, (source,) if source else ())]
+        rows = self.conn.execute(sql, (source,) if source else ())
+        if ids:
+            return [(i, ann, json.loads(lab), src, {"id": aid, "example": i, "created_at": at})
+                    for i, ann, lab, src, aid, at in rows]
+        return [(i, ann, json.loads(lab), src) for i, ann, lab, src, _, _ in rows]
 
     def undo_annotation(self, annotation_id: int | None, annotator: str | None, where: str) -> dict:
         """Mark one annotation undone (the given id, or ``annotator``'s latest active one); returns it."""

@@ -149,14 +149,6 @@ class UndoChangeIn(Strict):
     to: Optional[StrictInt] = Field(None, ge=1, le=MAX_ID, description="undo this change and every later one (default: the latest)")
 
 
-def _change_out(change: dict) -> dict:
-    """A taxonomy change for a JSON answer: the queued store ids as a count."""
-    result = dict(change.get("result") or {})
-    if "queued" in result:
-        result["n_queued"] = len(result.pop("queued"))
-    return {**change, "result": result}
-
-
 class SafeJSONResponse(JSONResponse):
     """JSON with non-ASCII escaped: an error that echoes a bad input (a lone surrogate) still encodes."""
 
@@ -419,7 +411,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         from ..workflows import taxonomy_changes as tc
 
         with opened() as project:
-            return _change_out(getattr(tc, fn)(project, **args))
+            return tc.change_summary(getattr(tc, fn)(project, **args))
 
     @app.get("/api/taxonomy")
     def taxonomy_info():

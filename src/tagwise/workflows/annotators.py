@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..annotations import judgement_unknown_labels
 from ..evaluate.agreement import alpha_per_label, pairwise_agreement
 from ..learn.consensus import Annotations, ConsensusModel, annotator_quality, majority_vote
 from ..learn.multisource import max_up
@@ -55,8 +56,9 @@ def load_annotations(project: Project, source: str | None = None) -> dict:
     """-> {"annotations": Annotations over the annotated examples, "ids": (n,) store example ids,
     "annotators": [annotator id] (index -> id), "labels": [label name] (column -> name)}.
 
-    A judgement knows only the labels its source annotates (``known`` False elsewhere)."""
-    records = project.store.annotation_records(source)
+    A judgement knows only the labels its source annotates (``known`` False elsewhere), less those added
+    or split off after it (``annotations.judgement_unknown_labels``)."""
+    records = project.store.annotation_records(source, ids=True)
     if not records:
         raise TagwiseError(f"{project.path}: no per-annotator labels in this project. Fix: add a source "
                            f"with columns/annotator, labels/annotator_columns or labels/format votes "
@@ -69,8 +71,12 @@ def load_annotations(project: Project, source: str | None = None) -> dict:
     Y = np.zeros((len(records), len(names)), np.uint8)
     known = np.zeros((len(records), len(names)), bool)
     source_known = {s: np.isin(names, sorted(labs)) for s, labs in annotated.items()}
-    for j, (_, _, labels, src) in enumerate(records):
+    # a judgement speaks for the labels of its time: not for a label added, or split off one it had, since
+    unknown = judgement_unknown_labels([c for c in project.store.label_changes() if c["undone_at"] is None],
+                                       [r[4] for r in records])
+    for j, (_, _, labels, src, _) in enumerate(records):
         known[j] = source_known.get(src, np.ones(len(names), bool))
+        known[j, [col[n] for n in unknown[j] if n in col]] = False
         for name in labels:
             if name in col:
                 Y[j, col[name]] = 1

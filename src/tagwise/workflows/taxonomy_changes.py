@@ -337,6 +337,9 @@ def _plan(kind: str, a: dict, where: str):
             for r in rows["annotations"].values():
                 if r["undone_at"] is None and not r["origin"].startswith("ingest:"):
                     people.setdefault(r["example"], []).append({**r, "labels": json.loads(r["labels"])})
+            # the judgements (people's and a crowd source's) that had A: not judgements on its children
+            result["annotations_with_label"] = sorted(int(i) for i, r in rows["annotations"].items()
+                                                      if names & set(json.loads(r["labels"])))
             stored = {int(i): json.loads(r["labels"]) for i, r in rows["examples"].items()}
             # the examples whose training labels (a person's judgement, else the stored labels) have A
             result["queued"] = sorted(e for e in set(stored) | set(people)
@@ -558,6 +561,15 @@ def labels_for_model(examples, taxonomy: Taxonomy, names) -> list[list[str] | No
     return out
 
 
+def change_summary(change: dict) -> dict:
+    """A change for a person or a JSON answer: the store ids it queued as a count (``n_queued``), without
+    the ids of the judgements it records (``annotations_with_label``)."""
+    result = {k: v for k, v in (change.get("result") or {}).items() if k not in ("queued", "annotations_with_label")}
+    if "queued" in (change.get("result") or {}):
+        result["n_queued"] = len(change["result"]["queued"])
+    return {**change, "result": result}
+
+
 def label_tree(taxonomy: Taxonomy) -> list[dict]:
     """The taxonomy as a tree, roots first in taxonomy order: ``[{"name", "depth", "parent",
     "description", "children": [...]}]``."""
@@ -604,9 +616,7 @@ def taxonomy_overview(project: Project) -> dict:
     to_label = [{"change": c["id"], "label": c["args"]["label"], "into": c["args"]["into"],
                  "open": len(split_examples(project, c["id"]))}
                 for c in changes if c["kind"] == "split" and c["undone_at"] is None]
-    for c in changes:
-        c["result"] = {k: v for k, v in c["result"].items() if k != "queued"} | (
-            {"n_queued": len(c["result"]["queued"])} if "queued" in c["result"] else {})
     return {"labels": rows, "tree": tree, "n_labeled": len(ex),
-            "retired": project.store.get_meta("retired_labels") or {}, "history": changes[::-1],
+            "retired": project.store.get_meta("retired_labels") or {},
+            "history": [change_summary(c) for c in changes[::-1]],
             "to_label": to_label, "stale_audit_runs": stale_audit_runs(project)}

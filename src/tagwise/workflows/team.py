@@ -3,7 +3,8 @@ progress, and the disagreements a reviewer settles.
 
 The team's judgements are the labels people gave (``store.annotations(people_only=True)``: not a
 source's ingested votes), each person's latest per example, minus adjudications. A web annotator
-picks among every label of the taxonomy, so every label of a judgement is known (0 or 1).
+picks among every label of the taxonomy, so every label of a judgement is known (0 or 1), except the labels
+added or split off after it (``annotations.judgement_unknown_labels``).
 
 - Agreement: nominal Krippendorff's alpha of each label's 0/1 judgements
   (``evaluate.agreement.alpha_per_label``); None where undefined (no example with two judgements, or
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..annotations import judgement_unknown_labels
 from ..evaluate.agreement import alpha_per_label
 from ..learn.consensus import Annotations, ConsensusModel, annotator_quality
 from ..project import Project
@@ -49,11 +51,16 @@ def team_annotations(project: Project, judgements: list[dict] | None = None) -> 
     ids, ex = np.unique(np.array([j["example"] for j in judgements], dtype=np.int64), return_inverse=True)
     who, an = np.unique(np.array([j["annotator"] for j in judgements], dtype=object), return_inverse=True)
     Y = np.zeros((len(judgements), len(names)), np.uint8)
+    known = np.ones(Y.shape, bool)  # a judgement speaks for the labels of its time (issue 32)
+    unknown = judgement_unknown_labels([c for c in project.store.label_changes() if c["undone_at"] is None],
+                                       judgements)
     for r, j in enumerate(judgements):
         for n in j["labels"]:
             if n in col:
                 Y[r, col[n]] = 1
-    ann = Annotations.from_arrays(ex.ravel(), an.ravel(), Y, n_examples=len(ids), n_annotators=len(who))
+        known[r, [col[n] for n in unknown[r] if n in col]] = False
+    ann = Annotations.from_arrays(ex.ravel(), an.ravel(), Y, known=None if known.all() else known,
+                                  n_examples=len(ids), n_annotators=len(who))
     return {"annotations": ann, "ids": ids, "annotators": [str(w) for w in who], "labels": names}
 
 

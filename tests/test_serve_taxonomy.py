@@ -68,7 +68,16 @@ def test_admins_change_the_taxonomy_through_json_routes_and_undo_it(served):
     assert r.status_code == 422 and "keep_parent" in r.json()["detail"]
     assert admin.post("/api/taxonomy/add", content=b'{"name": "x"}',
                       headers={"Content-Type": "text/plain"}).status_code == 415
+    # a browser session must send its CSRF token with a change
+    browser = TestClient(app, base_url=BASE)
+    csrf = browser.post("/api/login", json={"token": users["ada"]["token"]}).json()["csrf_token"]
+    r = browser.post("/api/taxonomy/retire", json={"name": "joy"})
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]
     assert project.store.dump_label_tables() == dump           # none of those changed anything
+    r = browser.post("/api/taxonomy/add", json={"name": "awe0"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    assert browser.post("/api/taxonomy/undo", json={}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert project.store.dump_label_tables() == dump
 
     # the served model follows a rename at once (its label map is rewritten; the predictor reloads it)
     before = admin.post("/api/predict", json={"texts": ["thank you so much!"]}).json()["predictions"][0]
@@ -82,7 +91,7 @@ def test_admins_change_the_taxonomy_through_json_routes_and_undo_it(served):
     assert r.status_code == 200, r.text
     page = admin.get("/taxonomy").text
     assert 'data-label="irritation"' in page and 'data-label="awe"' in page and "merge" in page
-    hist = admin.get("/api/taxonomy").json()["history"]
+    hist = [h for h in admin.get("/api/taxonomy").json()["history"] if not h["undone_at"]]
     assert [h["kind"] for h in hist] == ["add", "merge", "rename"]       # newest first
     r = admin.post("/api/taxonomy/undo", json={"to": hist[-1]["id"]})
     assert r.status_code == 200 and len(r.json()["undone"]) == 3

@@ -472,8 +472,13 @@ def split_examples(project: Project, change: int | None = None) -> list[int]:
     if not splits:
         return []
     c = splits[-1]
-    labeled = {a["example"] for a in project.store.annotations(people_only=True) if a["created_at"] >= c["created_at"]
-               and set(c["args"]["into"]) & set(a["labels"])}
+    last = c["result"].get("last_annotation")  # judgements after this id came after the split
+
+    def after(a):
+        return a["id"] > last if last is not None else a["created_at"] >= c["created_at"]
+
+    labeled = {a["example"] for a in project.store.annotations(people_only=True)
+               if after(a) and set(c["args"]["into"]) & set(a["labels"])}
     return [e for e in c["result"].get("queued", []) if e not in labeled]
 
 

@@ -12,6 +12,12 @@ added or split off after it (``annotations.judgement_unknown_labels``).
 - Quality: the project's annotator model (``learn.consensus.ConsensusModel``, the one ``train``'s
   consensus and ``tagwise annotators`` use) fitted on the team's judgements;
   ``annotator_quality`` = its evidence-weighted balanced accuracy (0.5 = no better than chance).
+  A team labeling with overlap 2 is a sparse crowd: two people who disagree on an example give the
+  model no way to tell which one is right, so, as ``train``'s consensus does for sparse crowds
+  (``workflows.annotators.is_sparse_crowd``), the model gets a classifier prior: a linear model fitted
+  on the project's labeled examples that nobody on the team judged (so it is independent of the
+  judgements it helps to weigh), scoring the judged examples. Without it a perfect annotator paired
+  with a random one scored no higher than the random one (tests/test_serve_team.py).
 - Disagreements: examples two or more people labeled differently and no reviewer decided yet. A
   decision (``adjudicate``) is one more annotation, origin ``adjudication``, by the reviewer.
 """
@@ -24,6 +30,7 @@ from ..evaluate.agreement import alpha_per_label
 from ..learn.consensus import Annotations, ConsensusModel, annotator_quality
 from ..project import Project
 from ..types import TagwiseError
+from .annotators import MIN_EXAMPLES_FOR_CLASSIFIER
 from .labels import annotate
 from .queue import LEASE_S, progress
 
@@ -92,7 +99,8 @@ def team_report(project: Project, overlap: int = 1, max_disagreements: int = 50,
     out["labels"] = {names[k]: {"alpha": _num(alpha[k]), "n_pairable": int((n_judged >= 2).sum()),
                                 "positives": int(positives[k]), "pairable_positives": int(ann.labels[pairable, k].sum())}
                      for k in range(len(names))}
-    res = ConsensusModel().fit(ann).result()
+    prior = _classifier_prior(project, data["ids"])
+    res = ConsensusModel(use_classifier=prior is not None).fit(ann, prior).result()
     quality = annotator_quality(res)
     for a, name in enumerate(who):
         mine = ann.annotator == a
@@ -101,6 +109,27 @@ def team_report(project: Project, overlap: int = 1, max_disagreements: int = 50,
         rec["n_examples"] = int(len(np.unique(ann.example[mine])))
     out["disagreements"] = _disagreements(project, judgements, data, res.proba, max_disagreements)
     return out
+
+
+def _classifier_prior(project: Project, judged_ids: np.ndarray) -> np.ndarray | None:
+    """(n, K) probabilities of the judged examples (``judged_ids`` (n,) store ids) from
+    ``MultiLabelLinear`` (fixed 0.5 cut: only its probabilities are used) fitted on the project's
+    labeled train examples outside them, in the order of ``project.labels``; None with fewer than
+    ``MIN_EXAMPLES_FOR_CLASSIFIER`` such examples (the consensus then has no prior)."""
+    from ..learn.linear import MultiLabelLinear
+
+    labeled = project.examples(split="train", labeled=True)
+    outside = ~np.isin(labeled.ids, judged_ids)
+    if outside.sum() < MIN_EXAMPLES_FOR_CLASSIFIER:
+        return None
+    train = labeled.subset(outside)
+    every = project.examples()
+    row_of = {int(i): r for r, i in enumerate(every.ids)}
+    judged = every.subset(np.array([row_of[int(i)] for i in judged_ids], dtype=np.int64))
+    space = project.labels
+    model = MultiLabelLinear(thresholds=0.5).fit(project.features(train), train.label_matrix(space),
+                                                 train.known_mask(space))
+    return np.clip(model.predict_proba(project.features(judged)).astype(np.float64), 0.0, 1.0)
 
 
 def _disagreements(project: Project, judgements: list[dict], data: dict, proba: np.ndarray, limit: int) -> list[dict]:

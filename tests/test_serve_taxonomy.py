@@ -89,6 +89,9 @@ def test_admins_change_the_taxonomy_through_json_routes_and_undo_it(served):
     assert r.status_code == 200, r.text
     r = admin.post("/api/taxonomy/add", json={"name": "awe", "parent": "surprise", "description": "wonder"})
     assert r.status_code == 200, r.text
+    # until retrained, the served model scores the added label zero-shot
+    scores = admin.post("/api/predict", json={"texts": ["what a wonder"]}).json()["predictions"][0]["scores"]
+    assert 0 < scores["awe"] < 1 and "irritation" in scores
     page = admin.get("/taxonomy").text
     assert 'data-label="irritation"' in page and 'data-label="awe"' in page and "merge" in page
     hist = [h for h in admin.get("/api/taxonomy").json()["history"] if not h["undone_at"]]
@@ -96,6 +99,7 @@ def test_admins_change_the_taxonomy_through_json_routes_and_undo_it(served):
     r = admin.post("/api/taxonomy/undo", json={"to": hist[-1]["id"]})
     assert r.status_code == 200 and len(r.json()["undone"]) == 3
     assert project.store.dump_label_tables() == dump
+    assert "awe" not in admin.post("/api/predict", json={"texts": ["what a wonder"]}).json()["predictions"][0]["scores"]
     assert admin.post("/api/taxonomy/undo", json={}).status_code == 400   # nothing left to undo
 
 

@@ -387,9 +387,34 @@ def test_split_prefills_the_queue_with_the_childrens_zero_shot_scores(project):
     assert funny[has_word].mean() > funny[~has_word].mean()     # the name's word ranks its texts higher
     served = label_queue(project, user="ann1", limit=len(batch))
     by_id = {x["store_id"]: x for x in batch}
-    for it in served["items"]:
-        assert it["scores"]["funny"] == by_id[it["example_id"]]["scores"]["funny"]
+    for it in served["items"]:   # the model serves the children's zero-shot scores until retrained
+        assert it["scores"]["funny"] == pytest.approx(by_id[it["example_id"]]["scores"]["funny"], abs=1e-4)
         assert "joy" in it["scores"]                                  # the model's own labels, too
+
+
+def test_until_retrained_the_model_serves_zero_shot_scores_for_an_added_label(project):
+    from tagwise.workflows.predict import predict_texts
+    from tagwise.workflows.train import train
+
+    texts = ["I am in awe of this view, simply wonderful", "the bus was late again"]
+    before = predict_texts(project, texts)
+    tc.add_label(project, "awe", parent="surprise", description="Wonder mixed with reverence.")
+    out = predict_texts(project, texts)
+    assert out["labels"] == before["labels"] + ["awe"] and out["model"] == before["model"]
+    expected = tc.zero_shot_scores(project, ["awe"], texts)[:, 0]
+    for pred, old, p in zip(out["predictions"], before["predictions"], expected):
+        assert pred["scores"]["awe"] == pytest.approx(p, abs=1e-5)
+        assert {k: v for k, v in pred["scores"].items() if k != "awe"} == old["scores"]
+        assert ("awe" in pred["labels"]) == (p >= 0.5)
+    assert out["predictions"][0]["scores"]["awe"] > out["predictions"][1]["scores"]["awe"]
+    tc.undo(project)
+    assert predict_texts(project, texts)["labels"] == before["labels"]
+    tc.add_label(project, "awe", parent="surprise")
+    train(project, mode="supervised", progress=False)            # retrained: the label is the head's own
+    from tagwise.workflows.models import load_project_model
+
+    loaded = load_project_model(project)
+    assert "awe" in loaded.labels and tc.with_zero_shot_labels(project, loaded) is loaded
 
 
 def test_each_judgement_speaks_for_the_labels_of_its_time_in_the_team_and_consensus_views(project):

@@ -686,6 +686,11 @@ class Store:
                     "SELECT id, kind, args, created_at, undone_at, result FROM taxonomy_changes ORDER BY id")]
 
 
+    def label_changes_stamp(self) -> tuple[int, int]:
+        """(changes recorded, changes undone): moves with every taxonomy change and undo (a cheap check)."""
+        n, undone = self.conn.execute("SELECT COUNT(*), COUNT(undone_at) FROM taxonomy_changes").fetchone()
+        return int(n), int(undone)
+
     def undo_label_changes(self, to: int | None, where: str, check=None, files=None) -> list[dict]:
         """Undo the latest active taxonomy change, or with ``to`` that change and every later active one,
         newest first, in one write transaction: each rewritten row (and meta key) gets back its exact prior

@@ -267,3 +267,35 @@ class ZeroShotClassifier(MultiLabelHead):
         model.sub_z_cut_ = arrays.get("sub_z_cut", model.z_cut_)
         model.expanded_ = arrays.get("expanded", np.zeros(K, np.uint8)).astype(bool)
         return model
+
+
+class WithZeroShotLabels:
+    """A fitted head plus zero-shot scores for labels it was not trained on (issue 32: labels added or
+    split off after training), until it is retrained.
+
+    ``zero_shot``: a fitted ``ZeroShotClassifier``; ``columns``: its columns appended, in order, after
+    the head's own. Probabilities (n, K + len(columns)); each appended label's threshold is the zero-shot
+    one (``threshold_``). Everything else is the wrapped head's.
+    """
+
+    def __init__(self, head, zero_shot: ZeroShotClassifier, columns: Sequence[int]):
+        self.head, self.zero_shot, self.columns = head, zero_shot, [int(c) for c in columns]
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["head"], name)
+
+    def predict_proba(self, X, texts=None, source=None) -> np.ndarray:
+        P = np.asarray(self.head.predict_proba(X, texts=texts, source=source))
+        Q = np.asarray(self.zero_shot.predict_proba(X))[:, self.columns]
+        return np.hstack([P, Q.astype(P.dtype, copy=False)])
+
+    def thresholds_for(self, n: int, source=None) -> np.ndarray:
+        T = np.asarray(self.head.thresholds_for(n, source), dtype=np.float64)
+        extra = np.broadcast_to(np.asarray(self.zero_shot.threshold_, dtype=np.float64)[self.columns], (n, len(self.columns)))
+        return np.hstack([T, extra])
+
+    def decide(self, P, source=None) -> np.ndarray:
+        return (np.asarray(P) >= self.thresholds_for(len(P), source)).astype(np.uint8)
+
+    def predict(self, X, texts=None, source=None) -> np.ndarray:
+        return self.decide(self.predict_proba(X, texts=texts, source=source), source)

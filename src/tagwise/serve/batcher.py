@@ -5,7 +5,8 @@ future; the worker takes the first waiting request plus every request already qu
 with ``max_wait_s`` > 0, what arrives within that time), up to ``max_batch`` texts, predicts them all in one ``workflows.predict.predict_with``
 call (each row in its source's mode) and resolves every future. The model is loaded once and again
 only when ``models/CURRENT`` changes (a retrain, or ``tagwise train`` from another process) or the
-current model's ``model.json`` does (a taxonomy change renames its labels).
+current model's ``model.json`` or the taxonomy does (a taxonomy change renames its labels, or brings in
+labels it serves with zero-shot scores until retrained: ``taxonomy_changes.with_zero_shot_labels``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..project import Project
 from ..types import TagwiseError
 from ..workflows.models import load_project_model
 from ..workflows.predict import predict_with
+from ..workflows.taxonomy_changes import changes_stamp, with_zero_shot_labels
 
 
 class Predictor:
@@ -75,12 +77,14 @@ class Predictor:
             st = os.stat(current)
             name = current.read_text(encoding="utf-8").strip()
             info = os.stat(project.models_dir / name / "model.json")
-            stamp = (st.st_mtime_ns, st.st_size, name, info.st_mtime_ns, info.st_size, info.st_ino)
+            stamp = (st.st_mtime_ns, st.st_size, name, info.st_mtime_ns, info.st_size, info.st_ino,
+                     changes_stamp(project))
         except FileNotFoundError:
             raise TagwiseError(f"{project.path}: no trained model yet. Fix: run `tagwise train {project.path}` "
                                f"or POST /api/train.") from None
         if stamp != self._stamp:
-            self._loaded = load_project_model(project)
+            # labels a taxonomy change brought in are served with zero-shot scores until retrained
+            self._loaded = with_zero_shot_labels(project, load_project_model(project))
             self._stamp = stamp
         return self._loaded
 

@@ -57,6 +57,10 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
             check_unicode(t, f"text {i}")
     loaded = load_project_model(project, model)
     controller = None
+    if risk is None:  # labels a taxonomy change brought in get zero-shot scores until retrained
+        from .taxonomy_changes import with_zero_shot_labels
+
+        loaded = with_zero_shot_labels(project, loaded)
     if risk is not None:
         from .conformal import fit_risk_controller
         controller = fit_risk_controller(project, loaded, risk, confidence)

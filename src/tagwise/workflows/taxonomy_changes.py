@@ -41,8 +41,8 @@ A person's judgement speaks for the labels that existed when it was made: after 
 is unknown on examples people labeled before, after ``split`` the children are unknown where that
 judgement had A (``annotations.labels_unknown_after_changes``, applied by ``Project.examples``).
 
-Known limit: the current model serves no score for an added or split-off label until retrained (only
-the split's queue carries their zero-shot scores).
+Until retrained, the current model predicts (``predict``, ``tagwise serve``) zero-shot scores for the
+labels it was not trained on (``with_zero_shot_labels``); ``evaluate`` scores it on the labels it knows.
 """
 from __future__ import annotations
 
@@ -485,12 +485,10 @@ def split_examples(project: Project, change: int | None = None) -> list[int]:
 ZERO_SHOT_CORPUS = 2000  # project texts (a seeded sample) that standardise the zero-shot scores of new labels
 
 
-def zero_shot_scores(project: Project, names: list[str], texts: list[str], encoder: str | None = None) -> np.ndarray:
-    """(len(texts), len(names)) zero-shot probabilities (``learn.zeroshot``: 0.5 is each label's cut) of
-    ``names``, labels of the taxonomy no model was trained on yet (added or split off), from their
-    names, descriptions and examples. The zero-shot head scores every label of the taxonomy (so each
-    text's scores are centred over the whole label set, as in ``train --zero-shot``) over a sample of
-    the project's texts, and the columns of ``names`` are returned."""
+def zero_shot_head(project: Project, encoder: str | None = None):
+    """A ``ZeroShotClassifier`` over every label of the taxonomy (``label_names_``), from their names,
+    descriptions and examples, standardised over a seeded sample of the project's texts (so each text's
+    scores are centred over the whole label set, as in ``train --zero-shot``)."""
     from ..learn.lowlabel import fit_zero_shot
 
     tax = project.taxonomy
@@ -502,10 +500,66 @@ def zero_shot_scores(project: Project, names: list[str], texts: list[str], encod
         corpus = [ex.texts[i] for i in keep]
     else:
         corpus = list(ex.texts)
-    model = fit_zero_shot(tax.labels, embed(corpus), embed, descriptions=tax.descriptions, examples=tax.examples,
-                          sub_labels=tax.zero_shot_sub_labels())
-    P = model.predict_proba(embed(texts)) if texts else np.zeros((0, len(tax.labels)))
-    return np.asarray(P, dtype=np.float64)[:, [tax.labels.index(n) for n in names]]
+    return fit_zero_shot(tax.labels, embed(corpus), embed, descriptions=tax.descriptions, examples=tax.examples,
+                         sub_labels=tax.zero_shot_sub_labels())
+
+
+def zero_shot_scores(project: Project, names: list[str], texts: list[str], encoder: str | None = None) -> np.ndarray:
+    """(len(texts), len(names)) zero-shot probabilities (``learn.zeroshot``: 0.5 is each label's cut) of
+    ``names``, labels of the taxonomy no model was trained on yet (added or split off), by
+    ``zero_shot_head``."""
+    encoder = encoder or project.default_encoder
+    model = zero_shot_head(project, encoder)
+    P = model.predict_proba(project.embed_texts(list(texts), encoder, progress=False)[0]) if texts \
+        else np.zeros((0, len(model.label_names_)))
+    return np.asarray(P, dtype=np.float64)[:, [model.label_names_.index(n) for n in names]]
+
+
+def changes_stamp(project: Project) -> tuple[int, int]:
+    """Moves with every taxonomy change and undo (what a long-lived predictor checks before each batch)."""
+    return project.store.label_changes_stamp()
+
+
+def introduced_labels(project: Project) -> list[str]:
+    """The labels the active taxonomy changes brought in (added, split off; under their current names),
+    in taxonomy order."""
+    names: set[str] = set()
+    for c in history(project):
+        if c["undone_at"] is not None:
+            continue
+        kind, a = c["kind"], c["args"]
+        if kind == "add":
+            names.add(a["name"])
+        elif kind == "split":
+            names.update(a["into"])
+        elif kind == "rename" and a["old"] in names:
+            names.discard(a["old"])
+            names.add(a["new"])
+        elif kind == "merge":
+            if set(a["labels"]) & names:
+                names.add(a["into"])
+            names -= set(a["labels"]) - {a["into"]}
+        elif kind == "retire":
+            names.discard(a["name"])
+    return [n for n in project.taxonomy.labels if n in names]
+
+
+def with_zero_shot_labels(project: Project, loaded):
+    """``loaded`` (a ``LoadedModel``) serving, besides its own labels, zero-shot scores for the labels the
+    taxonomy changes brought in that it was not trained on (``introduced_labels``), until retrained:
+    the same ``LoadedModel`` when there are none, else a copy whose head is ``learn.zeroshot.
+    WithZeroShotLabels`` and whose ``info["labels"]`` lists them after its own (``info["zero_shot_labels"]``)."""
+    from dataclasses import replace
+
+    from ..learn.zeroshot import WithZeroShotLabels
+
+    new = [n for n in introduced_labels(project) if n not in set(loaded.labels)]
+    if not new:
+        return loaded
+    zs = zero_shot_head(project, loaded.encoder)
+    head = WithZeroShotLabels(loaded.head, zs, [zs.label_names_.index(n) for n in new])
+    info = {**loaded.info, "labels": loaded.labels + new, "zero_shot_labels": new}
+    return replace(loaded, head=head, info=info)
 
 
 def _queue_split(project: Project, change: dict) -> str | None:

@@ -246,8 +246,13 @@ def test_audit_cli_max_flags_and_all(project, tmp_path, capsys):
     assert f"most estimated errors: {top_name} {top_count:.0f}" in printed
     page = section_audit(project)
     assert "errors estimated" in page and f"<tr><td>{top_name}</td><td>{top_count:.0f}</td>" in page
-    label_rows = [r for r in read_issues(out) if any(f["type"] in ("missing", "wrong") for f in r["findings"])]
+    written = read_issues(out)
+    label_rows = [r for r in written if any(f["type"] in ("missing", "wrong") for f in r["findings"])]
     assert len(label_rows) == 5
+    # the budget is a row count: duplicates and outliers do not add rows beyond it (the file, the run's
+    # flagged rows and its summary agree)
+    assert len(written) == 5 and summary["n_flagged"] == 5
+    assert int(np.load(run / "flagged.npy").sum()) == 5
     every = tmp_path / "every.jsonl"
     assert cli_main(["audit", str(project.path), "--out", str(every), "--quiet", "--all"]) == 0
     assert len(read_issues(every)) == len(project.examples())

@@ -27,6 +27,9 @@ def cmd_audit(args) -> int:
         print("most estimated errors: " + ", ".join(f"{name} {count:.0f}" for name, count in top))
     print(f"flagged {r['n_flagged']} examples: "
           + (", ".join(f"{v} {k}" for k, v in sorted(r["findings_by_type"].items())) or "no findings"))
+    if r.get("beyond_budget"):
+        print(f"left out {r['beyond_budget']} more flagged rows (conflicting duplicates or outliers, more "
+              f"trustworthy than the {r['n_flagged']} kept): raise --max-flags to see them")
     print(f"wrote {r['rows_written']} rows to {r['out']} (run {r['run']})")
     return 0
 

@@ -218,10 +218,18 @@ def estimates_by_label(result: AuditResult, label_names) -> dict[str, float]:
     return {label_names[k]: round(float(per_label[k]), 1) for k in order if per_label[k] >= 0.5}
 
 
+def _flagged_mask(ex: Examples, rows: list[dict]) -> np.ndarray:
+    """(n,) bool over ``ex``: the rows of the issues file."""
+    written = {r["store_id"] for r in rows}
+    return np.array([int(i) in written for i in ex.ids.tolist()], dtype=bool)
+
+
 def save_audit_run(project: Project, result: AuditResult, rows: list[dict], params: dict,
-                   estimated_by_label: dict[str, float] | None = None) -> Path:
+                   estimated_by_label: dict[str, float] | None = None, flagged: np.ndarray | None = None) -> Path:
     """Keep the audit in ``runs/<id>-audit``: summary.json, issues.jsonl, score arrays (for the report).
-    ``estimated_by_label``: ``estimates_by_label`` of the result, kept in the summary."""
+    ``estimated_by_label``: ``estimates_by_label`` of the result, kept in the summary. ``flagged``:
+    (n,) bool, the flagged rows when a row budget cut ``result.is_flagged``."""
+    flagged = result.is_flagged if flagged is None else flagged
     run = project.new_run("audit", params)
     counts: dict[str, int] = {}
     by_label: dict[str, dict[str, int]] = {}
@@ -231,7 +239,7 @@ def save_audit_run(project: Project, result: AuditResult, rows: list[dict], para
             if f["type"] in ("missing", "wrong"):
                 by_label.setdefault(f["label"], {"missing": 0, "wrong": 0})[f["type"]] += 1
     summary = {"n_examples": int(len(result.label_quality)), "n_flagged": len(rows) if not params.get("all") else
-               int(result.is_flagged.sum()), "findings_by_type": counts, "findings_by_label": by_label,
+               int(flagged.sum()), "findings_by_type": counts, "findings_by_label": by_label,
                "multi_label": result.multi_label, "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
                "estimated_errors": round(float(result.estimated_errors), 1), "flag_budget": int(result.flag_budget)}
     if estimated_by_label is not None:
@@ -239,7 +247,7 @@ def save_audit_run(project: Project, result: AuditResult, rows: list[dict], para
     atomic_write_json(run / "summary.json", summary)
     write_issues([r for r in rows if r["findings"]][:1000], run / "issues.jsonl")
     atomic_save_npy(run / "label_quality.npy", result.label_quality)
-    atomic_save_npy(run / "flagged.npy", result.is_flagged)
+    atomic_save_npy(run / "flagged.npy", flagged)
     return run
 
 
@@ -264,11 +272,17 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     result, ex, space = audit_project(project, split=split, folds=folds, k=k, encoder=encoder, progress=progress,
                                       max_flags=max_flags, engine=engine, partition_rows=partition_rows)
     rows = issue_rows(result, ex, space, all_rows=all_rows)
+    # --max-flags is a row budget: conflicting duplicates and outliers are flagged besides the label
+    # issues, so without this cut a budget of 200 wrote 210 rows; the least trustworthy rows stay.
+    beyond_budget = 0
+    if max_flags is not None and not all_rows and len(rows) > max_flags:
+        beyond_budget, rows = len(rows) - max_flags, rows[:max_flags]
     write_issues(rows, out)
     params = {"split": split, "folds": folds, "k": int(result.neighbors.shape[1]), "all": all_rows, "out": str(out),
               "partitions": int(result.choices.get("partitions", 1))}
     by_label = estimates_by_label(result, list(space.names))
-    run = save_audit_run(project, result, rows, params, estimated_by_label=by_label)
+    run = save_audit_run(project, result, rows, params, estimated_by_label=by_label,
+                         flagged=_flagged_mask(ex, rows) if beyond_budget else None)
     by_type: dict[str, int] = {}
     for r in rows:
         for f in r["findings"]:
@@ -276,6 +290,7 @@ def audit(project: Project, out, split: str | None = "train", folds: int = 5, k:
     return {"n_examples": len(ex), "multi_label": bool(result.multi_label), "folds": folds, "k": params["k"],
             "estimated_errors": float(result.estimated_errors), "flag_budget": int(result.flag_budget),
             "estimated_errors_by_label": by_label,
-            "n_flagged": int(result.is_flagged.sum()), "findings_by_type": by_type, "rows_written": len(rows),
+            "n_flagged": len(rows) if beyond_budget else int(result.is_flagged.sum()),
+            "beyond_budget": beyond_budget, "findings_by_type": by_type, "rows_written": len(rows),
             "out": str(out), "run": run.name, "seconds": time.perf_counter() - t0, "partitions": params["partitions"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import DATA, SEMEVAL_NAMES
 from tagwise.learn.conformal import (LOSSES, LTT_GRID, ConformalRiskController, PerLabelCalibrator, crc_cut, fdr_loss,
-                                     fnr_loss, ltt_cut, masked_ece, parse_risk, risk_curve)
+                                     fnr_loss, ltt_cut, masked_ece, parse_risk, risk_curve, selective_cut)
 from tagwise.types import TagwiseError
 
 K = 8
@@ -150,7 +150,7 @@ def test_per_source_cuts_keep_the_promise_per_source():
     assert np.mean(pooled_b) > alpha + 0.02
 
 
-def test_uncertain_labels_lie_between_the_cuts_and_drive_abstention():
+def test_uncertain_labels_lie_between_the_cuts():
     rng = np.random.default_rng(6)
     P, Y = planted(rng, 2000)
     c = ConformalRiskController("fnr", 0.2).fit(P, Y)
@@ -159,8 +159,41 @@ def test_uncertain_labels_lie_between_the_cuts_and_drive_abstention():
     assert lo < hi
     assert np.array_equal(out["labels"], P[:300] >= lo)
     assert np.array_equal(out["uncertain"], (P[:300] >= lo) & (P[:300] < hi))
-    assert np.array_equal(out["abstain"], out["uncertain"].any(1))
-    assert 0 < out["abstain"].mean() < 1
+
+
+@pytest.mark.parametrize("risk, level", [("fnr", 0.2), ("precision", 0.8)])
+def test_kept_rows_keep_the_promise_per_row_and_abstention_is_selective(risk, level):
+    """Of the rows not abstained, at most row_violation break the promise on their own (fresh rows of
+    the planted model), the abstained rows are the worse ones, and abstention is neither none nor all."""
+    rng = np.random.default_rng(9)
+    alpha, share = (level if risk == "fnr" else 1 - level), 0.1
+    kept_viol, rates, gaps = [], [], []
+    for _ in range(40):
+        P, Y = planted(rng, 600, a=0.3, b=0.9)
+        Pt, Yt = planted(rng, 3000, a=0.3, b=0.9)
+        c = ConformalRiskController(risk, level, row_violation=share).fit(P, Y)
+        out = c.predict(Pt)
+        loss = LOSSES[c.promise_["controlled"]](Yt, out["labels"])
+        keep = ~out["abstain"]
+        kept_viol.append(np.mean(loss[keep] > alpha))
+        rates.append(out["abstain"].mean())
+        gaps.append(loss[~keep].mean() - loss[keep].mean())
+        assert np.array_equal(out["labels"], c.predict(Pt)["labels"])  # the sets do not depend on abstention
+    assert np.mean(kept_viol) <= share + 3 * np.std(kept_viol) / np.sqrt(40)
+    assert 0.02 < np.mean(rates) < 0.9
+    assert np.mean(gaps) > 0
+    assert c.promise_["abstain"]["row_violation"] == share and c.promise_["abstain"]["cut"] is not None
+
+
+def test_selective_cut_edges():
+    doubt = np.linspace(0, 1, 200)
+    assert selective_cut(doubt, np.zeros(200, bool), 0.1) == np.inf  # nothing breaks: keep every row
+    assert selective_cut(doubt, np.ones(200, bool), 0.1) == -np.inf  # everything breaks: keep none
+    violated = doubt > 0.5  # the doubt ranks perfectly: keep up to the share's worth of violations
+    cut = selective_cut(doubt, violated, 0.1)
+    kept = doubt <= cut
+    assert 0.5 < cut < 1 and (violated[kept].sum() + 1) / (kept.sum() + 1) <= 0.1
+    assert selective_cut(np.zeros(5), np.zeros(5, bool), 0.1) == -np.inf  # fewer rows than 1/share
 
 
 def test_too_few_rows_or_bad_targets_are_clear_errors():
@@ -232,7 +265,8 @@ def test_predict_and_evaluate_with_risk_on_semeval(tmp_path, env):
     cut = promise["sources"]["semeval"]["lambda"]
     for r in rows:
         assert all(p >= cut - 1e-6 if k in r["labels"] else p < cut + 1e-6 for k, p in r["scores"].items())
-        assert r["abstain"] == bool(r["uncertain"])
+        assert isinstance(r["abstain"], bool)
+    assert "row_violation" in promise["abstain"]
 
     report = json.loads(tagwise("evaluate", project, "--json", "--risk", "fnr=0.15", env=env).stdout)
     rc = report["risk_control"]

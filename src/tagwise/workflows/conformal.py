@@ -100,6 +100,43 @@ def fit_risk_controller(project: Project, loaded: LoadedModel, risk: str, confid
     return controller
 
 
+def check_risk(risk: str | None, confidence: float | None = None) -> None:
+    """Validate a ``risk`` / ``confidence`` pair before any work (a request's 4xx, a command's exit 2):
+    raises ``TagwiseError`` with the accepted forms."""
+    if risk is None:
+        if confidence is not None:
+            raise TagwiseError("confidence needs risk (e.g. risk fnr=0.1, confidence 0.95).")
+        return
+    parse_risk(risk)
+    if confidence is not None and not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise TagwiseError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}.")
+
+
+class PromiseCache:
+    """Risk controllers of one loaded model, fitted once per (risk, confidence) for a long-running
+    process (``serve``'s predictor): calibrating scores the dev split, an encoder pass, so it is done
+    once per model, and again only when the model object changes (a retrain)."""
+
+    def __init__(self, max_items: int = 32):
+        self.max_items = max_items
+        self._loaded = None
+        self._cal = None
+        self._items: dict = {}
+
+    def get(self, project: Project, loaded: LoadedModel, risk: str, confidence: float | None = None
+            ) -> ConformalRiskController:
+        if loaded is not self._loaded:
+            self._loaded, self._cal, self._items = loaded, None, {}
+        key = (parse_risk(risk), str(risk).split("=")[0].strip().lower(), confidence)
+        if key not in self._items:
+            if self._cal is None:
+                self._cal = calibration_data(project, loaded)
+            if len(self._items) >= self.max_items:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = fit_risk_controller(project, loaded, risk, confidence, cal=self._cal)
+        return self._items[key]
+
+
 def _bootstrap_ci(losses: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
     if len(losses) == 0:

@@ -63,19 +63,26 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
     elif confidence is not None:
         raise TagwiseError("confidence needs risk (e.g. risk fnr=0.1, confidence 0.95).")
     Z, P = predict_with(project, loaded, list(texts), source, progress=progress)
-    names = loaded.labels
-    sets = controller.predict(P, source) if controller is not None else None
-    if sets is not None:
-        Z = sets["labels"]
-    out = {"model": loaded.name, "labels": names,
-           "predictions": [{"labels": [names[k] for k in np.flatnonzero(z)],
-                            "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}}
-                           for z, row in zip(Z, P)]}
-    if sets is not None:
-        for pred, u, a in zip(out["predictions"], sets["uncertain"], sets["abstain"]):
-            pred.update(uncertain=[names[k] for k in np.flatnonzero(u)], abstain=bool(a))
+    out = {"model": loaded.name, "labels": loaded.labels,
+           "predictions": prediction_rows(loaded.labels, Z, P, controller, source)}
+    if controller is not None:
         out["promise"] = controller.promise_
     return out
+
+
+def prediction_rows(names: list[str], Z: np.ndarray, P: np.ndarray, controller=None, sources=None) -> list[dict]:
+    """``[{"labels": [...], "scores": {label: p}}]`` for (n, K) decisions Z and scores P; with a fitted
+    ``ConformalRiskController`` the labels are its promised sets and each row gains ``uncertain`` and
+    ``abstain`` (sources: (n,) names / one name / None, for per-source cuts)."""
+    sets = controller.predict(P, sources) if controller is not None else None
+    if sets is not None:
+        Z = sets["labels"]
+    rows = [{"labels": [names[k] for k in np.flatnonzero(z)],
+             "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}} for z, row in zip(Z, P)]
+    if sets is not None:
+        for pred, u, a in zip(rows, sets["uncertain"], sets["abstain"]):
+            pred.update(uncertain=[names[k] for k in np.flatnonzero(u)], abstain=bool(a))
+    return rows
 
 
 def predict_file(project: Project, input_path: str | Path, out_path: str | Path, text_column: str | int = "text",

@@ -11,7 +11,8 @@ import yaml
 
 from conftest import DATA, SEMEVAL_NAMES
 from tagwise.learn.conformal import (LOSSES, LTT_GRID, ConformalRiskController, PerLabelCalibrator, crc_cut, fdr_loss,
-                                     fnr_loss, ltt_cut, masked_ece, parse_risk, risk_curve, selective_cut)
+                                     fnr_loss, ltt_cut, masked_ece, parse_risk,
+                                     reliability_bins, risk_curve, selective_cut)
 from tagwise.types import TagwiseError
 
 K = 8
@@ -134,19 +135,24 @@ def test_per_source_cuts_keep_the_promise_per_source():
         Pb, Yb = planted(rng, m)
         return np.vstack([Pa, Pb ** 3]), np.vstack([Ya, Yb]), np.array(["a"] * m + ["b"] * m, dtype=object)
 
-    pooled_b, mondrian = [], {"a": [], "b": []}
+    pooled_b, mondrian, kept_viol = [], {"a": [], "b": []}, {"a": [], "b": []}
     for _ in range(60):
         P, Y, S = draw(n)
         Pt, Yt, St = draw(2000)
         c = ConformalRiskController("fnr", alpha).fit(P, Y, sources=S)
-        sets = c.predict(Pt, St)["labels"]
+        out = c.predict(Pt, St)
+        sets = out["labels"]
         for s in ("a", "b"):
             mondrian[s].append(fnr_loss(Yt[St == s], sets[St == s]).mean())
+            keep = (St == s) & ~out["abstain"]  # each source's kept rows keep the per-row promise
+            kept_viol[s].append(np.mean(fnr_loss(Yt[keep], sets[keep]) > alpha) if keep.any() else 0.0)
         pooled = ConformalRiskController("fnr", alpha, by_source=False).fit(P, Y, sources=S)
         pooled_b.append(fnr_loss(Yt[St == "b"], pooled.predict(Pt, St)["labels"][St == "b"]).mean())
     assert c.promise_["sources"]["b"]["n_calibration"] == n and not c.promise_["sources"]["b"]["pooled"]
     for s in ("a", "b"):
         assert np.mean(mondrian[s]) <= alpha + 3 * np.std(mondrian[s]) / np.sqrt(60)
+        assert np.mean(kept_viol[s]) <= 0.1 + 3 * np.std(kept_viol[s]) / np.sqrt(60)
+    assert set(c.source_abstain_cuts_) == {"a", "b"}
     assert np.mean(pooled_b) > alpha + 0.02
 
 
@@ -215,6 +221,10 @@ def test_calibration_lowers_ece_on_held_out_rows():
     before, after = masked_ece(Y[3000:], distorted[3000:]), masked_ece(Y[3000:], cal.transform(distorted[3000:]))
     assert after < before / 3
     assert set(cal.methods_) <= {"temperature", "isotonic"}
+    bins = reliability_bins(Y[3000:], distorted[3000:])  # the curve the report plots is the ECE's
+    gap = np.abs(np.subtract(bins["mean_score"], bins["observed"]))
+    assert np.isclose((np.array(bins["count"]) * gap).sum() / sum(bins["count"]), before)
+    assert sum(bins["count"]) == Y[3000:].size
 
 
 # ---------------------------------------------------------------- end to end through the CLI
@@ -286,6 +296,12 @@ def test_predict_and_evaluate_with_risk_on_semeval(tmp_path, env):
     assert "promised precision >= 0.7" in text and "95% CI" in text
     proc = tagwise("evaluate", project, "--split", "dev", "--risk", "fnr=0.1", env=env, check=False)
     assert proc.returncode == 2 and "own calibration rows" in proc.stderr
+    # the report plots the reliability curves of the newest evaluation, which has calibration data
+    tagwise("report", project, env=env)
+    page = (project / "report.html").read_text(encoding="utf-8")
+    assert "id='reliability'" in page and "ECE" in page and "dev split" in page
+    plain = tagwise("evaluate", project, "--calibrate", env=env).stdout
+    assert "calibration (split conformal (dev split), 800 rows): ECE" in plain
 
 
 def test_cross_conformal_without_dev_and_a_clear_error_when_nothing_to_calibrate(tmp_path, env):

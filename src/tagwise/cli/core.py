@@ -212,7 +212,8 @@ def cmd_evaluate(args) -> int:
     from ..workflows.health import format_warning
 
     report = evaluate(Project.open(args.project), split=args.split, model=args.model, source=args.source,
-                      agnostic=args.agnostic, as_source=args.as_source, risk=args.risk, confidence=args.confidence)
+                      agnostic=args.agnostic, as_source=args.as_source, risk=args.risk, confidence=args.confidence,
+                      calibrate=args.calibrate)
     if args.json:
         print_json(report)
         return 0
@@ -251,6 +252,10 @@ def cmd_evaluate(args) -> int:
         print(format_warning(w), file=sys.stderr)
     if "risk_control" in report:
         print(format_risk_control(report["risk_control"]))
+    elif "calibration" in report:
+        c = report["calibration"]
+        print(f"calibration ({c['fitted_on']}, {c['n_calibration']} rows): ECE {c['ece_before']:.4f} -> "
+              f"{c['ece_after']:.4f} after per-label calibration (reliability plot: `tagwise report`)")
     return 0
 
 
@@ -393,6 +398,10 @@ def register(sub) -> None:
     p.add_argument("--transfer", action="store_true", help="train on each source, test on every other: "
                    "matrix, leave-one-source-out, per-language macro-F1")
     add_risk_args(p)
+    p.add_argument("--calibrate", action="store_true",
+                   help="fit per-label calibration on the dev split (else the training rows' out-of-fold scores) "
+                        "and report ECE before/after; `tagwise report` then plots the reliability curves "
+                        "(implied by --risk)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("report", help="write PROJECT/report.html with plots")

@@ -281,7 +281,8 @@ class ConformalRiskController:
         their own (see ``selective_cut``).
 
     Fitted attributes: ``cut_`` (pooled (lo, hi) cuts: the fnr cut and the fdr cut at alpha),
-    ``source_cuts_`` {source: (lo, hi)}, ``abstain_cut_`` (the doubt above which a row abstains),
+    ``source_cuts_`` {source: (lo, hi)}, ``abstain_cut_`` (the doubt above which a row abstains) and
+    ``source_abstain_cuts_`` {source: cut} (a source with its own cuts and at least 1 / row_violation rows),
     ``promise_`` (a JSON-able dict).
     """
 
@@ -346,11 +347,24 @@ class ConformalRiskController:
         if not 0 < self.row_violation < 1:
             raise TagwiseError(f"row_violation must lie in (0, 1), got {self.row_violation}.")
         cal_sources = None if sources is None else np.asarray(sources, dtype=object)[rows]
+        # the labels each source annotates: a new row of that source is judged on those only, so its
+        # doubt is too (a row of an unknown source, or without one, on every label)
+        self.source_columns_ = {} if cal_sources is None else {
+            str(s): M[cal_sources == s].any(0) for s in {x for x in cal_sources if x is not None}}
         labels = self._sets(P, cal_sources)[0]
         doubt = row_expected_loss(P, labels, risk, M)
         violated = LOSSES[risk](Y, labels, M) > alpha
         self.abstain_cut_ = selective_cut(doubt, violated, self.row_violation)
-        kept = doubt <= self.abstain_cut_
+        # Mondrian here too: a source with its own cut gets its own abstention cut, so the kept rows'
+        # per-row promise holds per source (one pooled cut would let an easy source pay for a hard one)
+        self.source_abstain_cuts_ = {}
+        for s in self.source_cuts_:
+            sel = np.asarray([None if x is None else str(x) for x in cal_sources], dtype=object) == s
+            if sel.sum() >= 1.0 / self.row_violation:
+                self.source_abstain_cuts_[s] = selective_cut(doubt[sel], violated[sel], self.row_violation)
+                per_source[s]["abstain_cut"] = (None if not np.isfinite(self.source_abstain_cuts_[s])
+                                                else float(self.source_abstain_cuts_[s]))
+        kept = doubt <= self._abstain_cuts(cal_sources, n)
         self.promise_ = {"risk": self.risk, "target": float(self.alpha), "controlled": risk,
                          "controlled_level": alpha, "confidence": self.confidence,
                          "guarantee": ("in expectation (conformal risk control)" if risk == "fnr" and
@@ -385,8 +399,27 @@ class ConformalRiskController:
         "abstain": (n,) bool}``."""
         P = np.asarray(P, dtype=np.float64)
         labels, uncertain = self._sets(P, sources)
-        doubt = row_expected_loss(P, labels, self._target()[0])
-        return {"labels": labels, "uncertain": uncertain, "abstain": doubt > self.abstain_cut_}
+        columns = getattr(self, "source_columns_", {})
+        mask = None
+        if columns and sources is not None:
+            names = [sources] * len(P) if isinstance(sources, str) else sources
+            mask = np.ones(P.shape, dtype=bool)
+            for i, s in enumerate(names):
+                if s is not None and str(s) in columns:
+                    mask[i] = columns[str(s)]
+        doubt = row_expected_loss(P, labels, self._target()[0], mask)
+        return {"labels": labels, "uncertain": uncertain, "abstain": doubt > self._abstain_cuts(sources, len(P))}
+
+    def _abstain_cuts(self, sources, n: int) -> np.ndarray:
+        """(n,) each row's abstention cut: its source's own, else the pooled one."""
+        cuts = np.full(n, self.abstain_cut_, dtype=np.float64)
+        own = getattr(self, "source_abstain_cuts_", {})
+        if own and sources is not None:
+            names = [sources] * n if isinstance(sources, str) else sources
+            for i, s in enumerate(names):
+                if s is not None and str(s) in own:
+                    cuts[i] = own[str(s)]
+        return cuts
 
     def _sets(self, P: np.ndarray, sources) -> tuple[np.ndarray, np.ndarray]:
         """(labels, uncertain), both (n, K) bool, with each row's own source cuts (else the pooled ones)."""
@@ -420,6 +453,23 @@ def masked_ece(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = None, n_b
     count = np.bincount(bins, minlength=n_bins)
     gap = np.abs(np.bincount(bins, p, n_bins) - np.bincount(bins, y, n_bins))
     return float(gap.sum() / len(p)) if count.sum() else 0.0
+
+
+def reliability_bins(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None = None, n_bins: int = 15) -> dict:
+    """The calibration curve over the known cells, in ``masked_ece``'s equal-width bins.
+
+    Returns ``{"mean_score": [...], "observed": [...], "count": [...]}`` (non-empty bins only, lists
+    of floats / ints, JSON-able): the mean probability of a bin's cells and the share of them that are
+    positive. ``sum(count * |mean_score - observed|) / sum(count)`` is ``masked_ece``.
+    """
+    Y, P, M = _as_arrays(Y, P, mask)
+    y, p = Y[M], P[M]
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1) if len(p) else np.zeros(0, int)
+    count = np.bincount(bins, minlength=n_bins)
+    used = count > 0
+    return {"mean_score": (np.bincount(bins, p, n_bins)[used] / count[used]).tolist(),
+            "observed": (np.bincount(bins, y, n_bins)[used] / count[used]).tolist(),
+            "count": count[used].astype(int).tolist()}
 
 
 def _log_loss(y, p):

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_save_npy, atomic_write_json, load_npy
-from ..learn.conformal import (LOSSES, ConformalRiskController, PerLabelCalibrator, masked_ece, parse_risk)
+from ..learn.conformal import (LOSSES, ConformalRiskController, PerLabelCalibrator, masked_ece, parse_risk,
+                               reliability_bins)
 from ..learn.multisource import partial_targets
 from ..project import Project
 from ..types import LabelSpace, TagwiseError
@@ -145,6 +146,26 @@ def _bootstrap_ci(losses: np.ndarray, level: float = 0.95, n_boot: int = 2000, s
     return [float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))]
 
 
+def calibration_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndarray, mask: np.ndarray,
+                       split: str = "test", cal: dict | None = None) -> dict:
+    """Per-label calibration fitted on the model's calibration rows, measured on already-scored rows.
+
+    P, Y, mask: (n, K) of the evaluated split. Returns ``{"methods": {label: method}, "ece_before",
+    "ece_after", "fitted_on", "reliability": {"before": bins, "after": bins}}`` (``reliability_bins``).
+    Refuses (``TagwiseError``) to measure on the dev split when that split is the calibration rows.
+    """
+    cal = cal if cal is not None else calibration_data(project, loaded)
+    if split == "dev" and cal["method"].startswith("split conformal"):
+        raise TagwiseError("calibration on the dev split would be measured on its own calibration rows. "
+                           "Fix: evaluate the test split (--split test).")
+    calibrator = PerLabelCalibrator().fit(cal["P"], cal["Y"], cal["mask"])
+    after = calibrator.transform(P)
+    return {"methods": dict(zip(loaded.labels, calibrator.methods_)),
+            "ece_before": masked_ece(Y, P, mask), "ece_after": masked_ece(Y, after, mask),
+            "fitted_on": cal["method"], "n_calibration": int(np.asarray(cal["mask"], bool).any(1).sum()),
+            "reliability": {"before": reliability_bins(Y, P, mask), "after": reliability_bins(Y, after, mask)}}
+
+
 def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndarray, mask: np.ndarray,
                 sources, risk: str, confidence: float | None = None, split: str = "test") -> dict:
     """Realised risk of the promised sets on already-scored rows (``evaluate --risk``).
@@ -172,7 +193,6 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
         ls = losses[src == s]
         per_source[s] = {"n": int(len(ls)), "risk": flip(float(ls.mean())),
                          "ci95": sorted(flip(x) for x in _bootstrap_ci(ls))}
-    calibrator = PerLabelCalibrator().fit(cal["P"], cal["Y"], cal["mask"])
     return {"promise": controller.promise_,
             "realised": {"risk": flip(realised), "ci95": ci, "n": int(len(losses)), "name": controller.risk},
             # a single test split is one draw: the point estimate may exceed an in-expectation target by
@@ -183,7 +203,4 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
             "mean_set_size": float(sets["labels"][known].sum(1).mean()) if known.any() else 0.0,
             "abstention_rate": float(sets["abstain"][known].mean()) if known.any() else 0.0,
             "per_source": per_source,
-            "calibration": {"methods": dict(zip(loaded.labels, calibrator.methods_)),
-                            "ece_before": masked_ece(Y, P, mask),
-                            "ece_after": masked_ece(Y, calibrator.transform(P), mask),
-                            "fitted_on": cal["method"]}}
+            "calibration": calibration_report(project, loaded, P, Y, mask, split, cal)}

@@ -321,3 +321,35 @@ def test_cross_conformal_without_dev_and_a_clear_error_when_nothing_to_calibrate
     proc = tagwise("predict", project, src, "--out", tmp_path / "o.jsonl", "--risk", "fnr=0.1", env=env, check=False)
     assert proc.returncode == 2 and "nothing to calibrate --risk on" in proc.stderr and "dev split" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.jsonl").exists()
+
+
+def test_suggest_draws_the_rows_the_model_abstains_on(tmp_path):
+    """`suggest --strategy abstain`: pool rows the current model sends to a person under the promise,
+    abstained before merely doubtful, each group most doubtful first; clear errors otherwise."""
+    from serve_data import make_project
+    from tagwise.workflows.conformal import fit_risk_controller
+    from tagwise.workflows.models import load_project_model
+    from tagwise.workflows.predict import predict_with
+    from tagwise.workflows.suggest import suggest, unlabeled_pool
+    from tagwise.workflows.train import train
+
+    project = make_project(tmp_path, n_train=200, n_pool=120, n_dev=150, n_test=20)
+    with pytest.raises(TagwiseError, match="no trained model"):
+        suggest(project, 10, strategy="abstain")
+    train(project, mode="supervised", progress=False)
+    with pytest.raises(TagwiseError, match="--strategy abstain"):
+        suggest(project, 10, risk="fnr=0.2")
+    rows = suggest(project, 40, strategy="abstain", risk="precision=0.7")
+    pool = unlabeled_pool(project)
+    assert len(rows) == 40 and {r["store_id"] for r in rows} <= set(pool.ids.tolist())
+    loaded = load_project_model(project)
+    out = fit_risk_controller(project, loaded, "precision=0.7").predict(
+        predict_with(project, loaded, list(pool.texts), list(pool.sources))[1], list(pool.sources))
+    n_abstain = int(out["abstain"].sum())
+    assert 0 < n_abstain < len(pool)  # the rule routes some rows, not all
+    reasons = [r["reason"] for r in rows]
+    assert reasons == ["abstain"] * min(40, n_abstain) + ["doubtful"] * max(0, 40 - n_abstain)
+    for group in ("abstain", "doubtful"):
+        scores = [r["score"] for r in rows if r["reason"] == group]
+        assert scores == sorted(scores, reverse=True)
+    assert min(r["score"] for r in rows) >= np.sort(out["doubt"])[::-1][39] - 1e-6  # the most doubtful rows

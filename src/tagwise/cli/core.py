@@ -267,7 +267,10 @@ def format_risk_control(rc: dict) -> str:
              f"  promised {pr['risk']} {'>=' if pr['risk'] == 'precision' else '<='} {pr['target']}: realised "
              f"{re_['risk']:.4f} (95% CI {lo:.4f}-{hi:.4f}, {re_['n']} rows) "
              f"{'holds' if rc['holds'] else 'above target, within noise' if rc['consistent'] else 'MISSED'}",
-             f"  mean set size {rc['mean_set_size']:.2f}  abstention rate {rc['abstention_rate']:.3f}",
+             f"  mean set size {rc['mean_set_size']:.2f}  abstention rate {rc['abstention_rate']:.3f}"
+             + (f"  kept rows: {pr['risk']} {rc['kept']['risk']:.4f}, {rc['kept']['row_violation']:.3f} of them break "
+                f"the promise alone (rule: at most {pr['abstain']['row_violation']:g})"
+                if rc.get("kept", {}).get("n") else ""),
              f"  ECE {rc['calibration']['ece_before']:.4f} -> {rc['calibration']['ece_after']:.4f} after per-label "
              f"calibration"]
     lines += [f"  {s}: {v['risk']:.4f} ({v['n']} rows)" for s, v in rc["per_source"].items()

@@ -396,9 +396,15 @@ class ConformalRiskController:
     def predict(self, P: np.ndarray, sources=None) -> dict:
         """P: (n, K) scores; sources: (n,) names / one name / None (rows of a source without its own
         cut use the pooled one). Returns ``{"labels": (n, K) bool, "uncertain": (n, K) bool,
-        "abstain": (n,) bool}``."""
+        "doubt": (n,) float (the row's expected loss), "abstain": (n,) bool (doubt above its cut)}``."""
         P = np.asarray(P, dtype=np.float64)
         labels, uncertain = self._sets(P, sources)
+        doubt = self._doubt(P, labels, sources)
+        return {"labels": labels, "uncertain": uncertain, "doubt": doubt,
+                "abstain": doubt > self._abstain_cuts(sources, len(P))}
+
+    def _doubt(self, P: np.ndarray, labels: np.ndarray, sources) -> np.ndarray:
+        """(n,) each row's expected loss (``row_expected_loss``) over its source's own labels."""
         columns = getattr(self, "source_columns_", {})
         mask = None
         if columns and sources is not None:
@@ -407,8 +413,7 @@ class ConformalRiskController:
             for i, s in enumerate(names):
                 if s is not None and str(s) in columns:
                     mask[i] = columns[str(s)]
-        doubt = row_expected_loss(P, labels, self._target()[0], mask)
-        return {"labels": labels, "uncertain": uncertain, "abstain": doubt > self._abstain_cuts(sources, len(P))}
+        return row_expected_loss(P, labels, self._target()[0], mask)
 
     def _abstain_cuts(self, sources, n: int) -> np.ndarray:
         """(n,) each row's abstention cut: its source's own, else the pooled one."""

@@ -171,8 +171,9 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
     """Realised risk of the promised sets on already-scored rows (``evaluate --risk``).
 
     P, Y, mask: (n, K) of the evaluated split; sources: (n,) names. Returns ``{"promise", "realised":
-    {"risk", "ci95", "n"}, "holds", "consistent", "mean_set_size", "abstention_rate", "per_source", "calibration":
-    {"methods", "ece_before", "ece_after"}}``. Refuses to evaluate on the calibration split itself.
+    {"risk", "ci95", "n"}, "holds", "consistent", "mean_set_size", "abstention_rate", "kept": {"n",
+    "risk", "row_violation"} (the rows not abstained), "per_source", "calibration": ``calibration_report``}``.
+    Refuses to evaluate on the calibration split itself.
     """
     cal = calibration_data(project, loaded)
     controller = fit_risk_controller(project, loaded, risk, confidence, cal=cal)
@@ -187,6 +188,7 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
     target = controller.promise_["controlled_level"]
     flip = (lambda x: 1.0 - x) if controller.risk == "precision" else (lambda x: x)
     ci = sorted(flip(x) for x in _bootstrap_ci(losses))
+    kept = ~sets["abstain"][known]
     src = np.asarray([str(s) for s in sources], dtype=object)[known]
     per_source = {}
     for s in sorted(set(src)):
@@ -202,5 +204,9 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
             else bool(max(ci) >= flip(target)),
             "mean_set_size": float(sets["labels"][known].sum(1).mean()) if known.any() else 0.0,
             "abstention_rate": float(sets["abstain"][known].mean()) if known.any() else 0.0,
+            # the rows not sent to a person: their realised risk, and the share that break the promise
+            # alone (the abstention rule promises at most promise["abstain"]["row_violation"])
+            "kept": {"n": int(kept.sum()), "risk": flip(float(losses[kept].mean())) if kept.any() else None,
+                     "row_violation": float((losses[kept] > target).mean()) if kept.any() else None},
             "per_source": per_source,
             "calibration": calibration_report(project, loaded, P, Y, mask, split, cal)}

@@ -297,11 +297,13 @@ def test_predict_and_evaluate_with_risk_on_semeval(tmp_path, env):
     proc = tagwise("evaluate", project, "--split", "dev", "--risk", "fnr=0.1", env=env, check=False)
     assert proc.returncode == 2 and "own calibration rows" in proc.stderr
     # the report plots the reliability curves of the newest evaluation, which has calibration data
-    tagwise("report", project, env=env)
-    page = (project / "report.html").read_text(encoding="utf-8")
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.report import write_report
+    page = write_report(Project.open(project)).read_text(encoding="utf-8")
     assert "id='reliability'" in page and "ECE" in page and "dev split" in page
-    plain = tagwise("evaluate", project, "--calibrate", env=env).stdout
-    assert "calibration (split conformal (dev split), 800 rows): ECE" in plain
+    calibrated = evaluate(Project.open(project), calibrate=True, save=False)["calibration"]
+    assert calibrated["n_calibration"] == 800 and "dev split" in calibrated["fitted_on"]
+    assert sum(calibrated["reliability"]["after"]["count"]) == sum(calibrated["reliability"]["before"]["count"])
 
 
 def test_cross_conformal_without_dev_and_a_clear_error_when_nothing_to_calibrate(tmp_path, env):

@@ -246,8 +246,12 @@ def _reliability(plt, calibration: dict) -> str:
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
     for key, colour, name in (("before", "#e15759", "model scores"), ("after", "#4c78a8", "calibrated")):
         bins = calibration["reliability"][key]
-        ax.plot(bins["mean_score"], bins["observed"], "-o", color=colour, ms=3,
+        ax.plot(bins["mean_score"], bins["observed"], "-", color=colour, lw=1,
                 label=f"{name} (ECE {calibration[f'ece_{key}']:.4f})")
+        # a bin's marker area follows its cell count: a sparse bin's swing is visibly a small sample
+        count = np.asarray(bins["count"], dtype=np.float64)
+        ax.scatter(bins["mean_score"], bins["observed"], s=6 + 200 * count / max(count.sum(), 1.0), color=colour,
+                   alpha=0.8)
     ax.set_xlabel("predicted probability (bin mean)")
     ax.set_ylabel("observed share positive")
     ax.set_xlim(0, 1)
@@ -256,9 +260,9 @@ def _reliability(plt, calibration: dict) -> str:
     ax.set_title("Reliability (known cells)")
     methods = calibration.get("methods", {})
     counts = {m: list(methods.values()).count(m) for m in dict.fromkeys(methods.values())}
-    return (f"<h3 id='reliability'>Calibration</h3><p>Per-label calibration fitted on "
-            f"{html.escape(str(calibration['fitted_on']))} ({calibration.get('n_calibration', '?')} rows), method per "
-            f"label chosen by cross-validated log loss ({html.escape(', '.join(f'{m}: {c}' for m, c in counts.items()))}"
+    return (f"<h3 id='reliability'>Calibration</h3><p>Per-label calibration fitted on the model's calibration rows "
+            f"({html.escape(str(calibration['fitted_on']))}, {calibration.get('n_calibration', '?')} rows; marker area: "
+            f"cells in the bin), method per label chosen by cross-validated log loss ({html.escape(', '.join(f'{m}: {c}' for m, c in counts.items()))}"
             f"): ECE {calibration['ece_before']:.4f} → {calibration['ece_after']:.4f} on these rows.</p>"
             + figure_to_img(fig, "reliability curves before and after calibration"))
 

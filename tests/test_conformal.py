@@ -289,8 +289,10 @@ def test_predict_and_evaluate_with_risk_on_semeval(tmp_path, env):
 
     from tagwise.project import Project
     from tagwise.workflows.predict import predict_texts
-    api = predict_texts(Project.open(project), ["I am furious and disgusted", "what a lovely day"], risk="precision=0.8")
+    api = predict_texts(Project.open(project), ["I am furious and disgusted", "what a lovely day"], risk="precision=0.8",
+                        row_violation=0.25)
     assert api["promise"]["risk"] == "precision" and all({"uncertain", "abstain"} <= set(p) for p in api["predictions"])
+    assert api["promise"]["abstain"]["row_violation"] == 0.25
 
     text = tagwise("evaluate", project, "--risk", "precision=0.7", "--confidence", "0.9", env=env).stdout
     assert "promised precision >= 0.7" in text and "95% CI" in text

@@ -268,10 +268,13 @@ def test_predict_with_a_risk_promise_and_its_4xx(served, tmp_path):
     tight = client.post("/api/predict", json={"texts": texts, "risk": "precision=0.6", "confidence": 0.8}).json()
     assert tight["promise"]["confidence"] == 0.8 and tight["promise"]["controlled"] == "fdr"
 
+    loose = client.post("/api/predict", json={"texts": texts, "risk": "fnr=0.2", "row_violation": 0.3}).json()
+    assert loose["promise"]["abstain"]["row_violation"] == 0.3 and loose["promise"]["pooled"] == promise["pooled"]
     for bad in ({"risk": "recall=0.9"}, {"risk": "fnr=1.5"}, {"risk": "fnr=0.1", "confidence": 2.0},
-                {"confidence": 0.9}):
+                {"confidence": 0.9}, {"risk": "fnr=0.1", "row_violation": 0}):
         r = client.post("/api/predict", json={"texts": texts, **bad})
-        assert r.status_code == 422 and ("NAME=LEVEL" in r.text or "confidence" in r.text), (bad, r.text)
+        assert r.status_code == 422 and ("NAME=LEVEL" in r.text or "confidence" in r.text
+                                         or "row_violation" in r.text), (bad, r.text)
     r = client.post("/api/predict", json={"texts": texts, "risk": "fnr=0.005"})  # 60 dev rows cannot promise it
     assert r.status_code == 409 and "calibration rows" in r.json()["detail"]
 

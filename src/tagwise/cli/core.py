@@ -185,7 +185,8 @@ def cmd_predict(args) -> int:
         n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
                          id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
                          source=args.source, source_column=_column(args.source_column, header), engine=engine,
-                         chunk_rows=args.chunk_rows, report=report, risk=args.risk, confidence=args.confidence)
+                         chunk_rows=args.chunk_rows, report=report, risk=args.risk, confidence=args.confidence,
+                         row_violation=args.row_violation)
     finally:
         engine.shutdown()
     print(f"wrote {n} predictions to {args.out} in {time.perf_counter() - t0:.1f}s")
@@ -213,7 +214,7 @@ def cmd_evaluate(args) -> int:
 
     report = evaluate(Project.open(args.project), split=args.split, model=args.model, source=args.source,
                       agnostic=args.agnostic, as_source=args.as_source, risk=args.risk, confidence=args.confidence,
-                      calibrate=args.calibrate)
+                      calibrate=args.calibrate, row_violation=args.row_violation)
     if args.json:
         print_json(report)
         return 0
@@ -286,6 +287,9 @@ def add_risk_args(p) -> None:
                         "the training rows' out-of-fold scores")
     p.add_argument("--confidence", default=None, type=float,
                    help="with --risk: hold the promise with this probability (e.g. 0.95) instead of on average")
+    p.add_argument("--row-violation", default=None, type=float, metavar="SHARE",
+                   help="with --risk: a row abstains (goes to a person) unless, of the rows kept, at most this share "
+                        "break the promise on their own (default 0.1; larger keeps more rows)")
 
 
 def cmd_evaluate_transfer(args) -> int:

@@ -86,6 +86,8 @@ class PredictIn(Strict):
                                       description="a promise on the label sets: fnr=0.1 (at most 10% of true labels "
                                                   "missed), precision=0.9 or fdr=0.1; rows gain uncertain and "
                                                   "abstain, the response a promise")
+    row_violation: Optional[float] = Field(None, description="with risk: of the rows not abstained, at most this share "
+                                                             "break the promise on their own (default 0.1)")
     confidence: Optional[float] = Field(None, description="with risk: hold the promise with this probability "
                                                           "(e.g. 0.95) instead of on average")
 
@@ -248,7 +250,7 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
     @app.post("/api/predict")
     async def predict(body: PredictIn):
         try:
-            check_risk(body.risk, body.confidence)
+            check_risk(body.risk, body.confidence, body.row_violation)
         except TagwiseError as exc:
             raise HTTPException(422, str(exc)) from None
         if body.source is not None:
@@ -272,7 +274,8 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         if not body.texts:
             return {"model": predictor.current_model(), "predictions": []}
         try:
-            return await asyncio.wrap_future(predictor.submit(body.texts, body.source, body.risk, body.confidence))
+            return await asyncio.wrap_future(predictor.submit(body.texts, body.source, body.risk, body.confidence,
+                                                                body.row_violation))
         except TagwiseError as exc:
             raise HTTPException(409, str(exc)) from None
 

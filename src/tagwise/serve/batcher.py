@@ -57,12 +57,12 @@ class Predictor:
             self._thread.join(timeout=10)
 
     def submit(self, texts: list[str], source: str | None = None, risk: str | None = None,
-               confidence: float | None = None) -> Future:
+               confidence: float | None = None, row_violation: float | None = None) -> Future:
         """``risk``/``confidence``: the request's promise (``workflows.conformal``); its rows gain
         ``uncertain`` and ``abstain`` and the result a ``promise``."""
         fut: Future = Future()
         self.start()
-        self._queue.put((list(texts), source, fut, (risk, confidence)))
+        self._queue.put((list(texts), source, fut, (risk, confidence, row_violation)))
         return fut
 
     def current_model(self) -> str | None:
@@ -127,10 +127,10 @@ class Predictor:
         self.batches += 1
         self.requests += len(batch)
         start = 0
-        for texts, source, fut, (risk, confidence) in batch:
+        for texts, source, fut, (risk, confidence, row_violation) in batch:
             stop = start + len(texts)
             try:  # a request's promise is its own: its calibration error fails it alone
-                controller = self._promises.get(project, loaded, risk, confidence) if risk else None
+                controller = self._promises.get(project, loaded, risk, confidence, row_violation) if risk else None
                 result = {"model": loaded.name,
                           "predictions": prediction_rows(loaded.labels, Z[start:stop], P[start:stop], controller,
                                                          source)}

@@ -27,6 +27,7 @@ from ..types import LabelSpace, TagwiseError
 from .models import LoadedModel
 
 CALIBRATION_DIR = "calibration"
+ROW_VIOLATION = 0.1  # abstention: at most this share of the kept rows may break the promise alone
 
 
 def save_calibration_oof(head, Y: np.ndarray, mask: np.ndarray, sources, model_dir: str | Path) -> bool:
@@ -85,32 +86,36 @@ def calibration_data(project: Project, loaded: LoadedModel) -> dict:
 
 
 def fit_risk_controller(project: Project, loaded: LoadedModel, risk: str, confidence: float | None = None,
-                        by_source: bool = True, cal: dict | None = None) -> ConformalRiskController:
+                        by_source: bool = True, cal: dict | None = None,
+                        row_violation: float | None = None) -> ConformalRiskController:
     """A ``ConformalRiskController`` for ``risk`` (``"fnr=0.1"``, ``"precision=0.9"``, ``"fdr=0.1"``)
     fitted on the model's calibration rows (``cal``: ``calibration_data``'s result, computed when None);
-    its ``promise_`` names the model and the calibration."""
-    parse_risk(risk)  # validates the form, with the accepted ones in its message
+    its ``promise_`` names the model and the calibration. ``row_violation``: the abstention rule's
+    largest share of kept rows that may break the promise on their own (None: ``ROW_VIOLATION``)."""
+    check_risk(risk, confidence, row_violation)  # validates the forms, with the accepted ones in its message
+    row_violation = ROW_VIOLATION if row_violation is None else row_violation
     name, _, level = str(risk).partition("=")
     name, level = name.strip().lower(), float(level)
-    if confidence is not None and not 0 < confidence < 1:
-        raise TagwiseError(f"--confidence must lie in (0, 1), e.g. 0.95; got {confidence}.")
     cal = cal if cal is not None else calibration_data(project, loaded)
-    controller = ConformalRiskController(name, level, confidence, by_source=by_source)
+    controller = ConformalRiskController(name, level, confidence, by_source=by_source, row_violation=row_violation)
     controller.fit(cal["P"], cal["Y"], cal["mask"], cal["sources"])
     controller.promise_.update(model=loaded.name, calibration=cal["method"])
     return controller
 
 
-def check_risk(risk: str | None, confidence: float | None = None) -> None:
-    """Validate a ``risk`` / ``confidence`` pair before any work (a request's 4xx, a command's exit 2):
-    raises ``TagwiseError`` with the accepted forms."""
+def check_risk(risk: str | None, confidence: float | None = None, row_violation: float | None = None) -> None:
+    """Validate ``risk`` / ``confidence`` / ``row_violation`` before any work (a request's 4xx, a
+    command's exit 2): raises ``TagwiseError`` with the accepted forms."""
     if risk is None:
-        if confidence is not None:
-            raise TagwiseError("confidence needs risk (e.g. risk fnr=0.1, confidence 0.95).")
+        if confidence is not None or row_violation is not None:
+            raise TagwiseError("confidence and row_violation need risk (e.g. risk fnr=0.1, confidence 0.95).")
         return
     parse_risk(risk)
     if confidence is not None and not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
         raise TagwiseError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}.")
+    if row_violation is not None and not (isinstance(row_violation, (int, float)) and 0 < row_violation < 1):
+        raise TagwiseError(f"row_violation must lie in (0, 1), e.g. 0.1 (of the rows not sent to a person, the "
+                           f"largest share that may break the promise on their own); got {row_violation!r}.")
 
 
 class PromiseCache:
@@ -124,17 +129,18 @@ class PromiseCache:
         self._cal = None
         self._items: dict = {}
 
-    def get(self, project: Project, loaded: LoadedModel, risk: str, confidence: float | None = None
-            ) -> ConformalRiskController:
+    def get(self, project: Project, loaded: LoadedModel, risk: str, confidence: float | None = None,
+            row_violation: float | None = None) -> ConformalRiskController:
         if loaded is not self._loaded:
             self._loaded, self._cal, self._items = loaded, None, {}
-        key = (parse_risk(risk), str(risk).split("=")[0].strip().lower(), confidence)
+        key = (parse_risk(risk), str(risk).split("=")[0].strip().lower(), confidence, row_violation)
         if key not in self._items:
             if self._cal is None:
                 self._cal = calibration_data(project, loaded)
             if len(self._items) >= self.max_items:
                 self._items.pop(next(iter(self._items)))
-            self._items[key] = fit_risk_controller(project, loaded, risk, confidence, cal=self._cal)
+            self._items[key] = fit_risk_controller(project, loaded, risk, confidence, cal=self._cal,
+                                                   row_violation=row_violation)
         return self._items[key]
 
 
@@ -167,7 +173,8 @@ def calibration_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: 
 
 
 def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndarray, mask: np.ndarray,
-                sources, risk: str, confidence: float | None = None, split: str = "test") -> dict:
+                sources, risk: str, confidence: float | None = None, split: str = "test",
+                row_violation: float | None = None) -> dict:
     """Realised risk of the promised sets on already-scored rows (``evaluate --risk``).
 
     P, Y, mask: (n, K) of the evaluated split; sources: (n,) names. Returns ``{"promise", "realised":
@@ -176,7 +183,7 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
     Refuses to evaluate on the calibration split itself.
     """
     cal = calibration_data(project, loaded)
-    controller = fit_risk_controller(project, loaded, risk, confidence, cal=cal)
+    controller = fit_risk_controller(project, loaded, risk, confidence, cal=cal, row_violation=row_violation)
     if split == "dev" and controller.promise_["calibration"].startswith("split conformal"):
         raise TagwiseError("evaluate --risk on the dev split measures the promise on its own calibration rows. "
                            "Fix: evaluate --risk on the test split (--split test).")

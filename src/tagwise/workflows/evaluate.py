@@ -14,7 +14,8 @@ from .taxonomy_changes import labels_for_model
 
 def evaluate(project: Project, split: str = "test", model: str | None = None, source: str | None = None,
              save: bool = True, agnostic: bool = False, as_source: str | None = None, risk: str | None = None,
-             confidence: float | None = None, calibrate: bool = False) -> dict:
+             confidence: float | None = None, calibrate: bool = False,
+             row_violation: float | None = None) -> dict:
     """Metrics of the current (or named) model on the labeled examples of ``split``.
 
     Rows of a source the model has a mode for (a multi-source model's training sources) are scored in
@@ -121,7 +122,8 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
                   modes={s: m for s, m in zip(map(str, ex.sources), shown_modes)} if loaded.sources else {})
     if risk is not None:
         from .conformal import risk_report
-        report["risk_control"] = risk_report(project, loaded, P, Y, mask, ex.sources, risk, confidence, split)
+        report["risk_control"] = risk_report(project, loaded, P, Y, mask, ex.sources, risk, confidence, split,
+                                             row_violation=row_violation)
         report["calibration"] = report["risk_control"]["calibration"]
     elif calibrate:
         from .conformal import calibration_report

@@ -11,7 +11,8 @@ import yaml
 
 from conftest import DATA, SEMEVAL_NAMES
 from tagwise.learn.conformal import (LOSSES, LTT_GRID, ConformalRiskController, PerLabelCalibrator, crc_cut, fdr_loss,
-                                     fnr_loss, ltt_cut, masked_ece, parse_risk, risk_curve)
+                                     fnr_loss, ltt_cut, masked_ece, parse_risk,
+                                     reliability_bins, risk_curve, selective_cut)
 from tagwise.types import TagwiseError
 
 K = 8
@@ -134,23 +135,28 @@ def test_per_source_cuts_keep_the_promise_per_source():
         Pb, Yb = planted(rng, m)
         return np.vstack([Pa, Pb ** 3]), np.vstack([Ya, Yb]), np.array(["a"] * m + ["b"] * m, dtype=object)
 
-    pooled_b, mondrian = [], {"a": [], "b": []}
+    pooled_b, mondrian, kept_viol = [], {"a": [], "b": []}, {"a": [], "b": []}
     for _ in range(60):
         P, Y, S = draw(n)
         Pt, Yt, St = draw(2000)
         c = ConformalRiskController("fnr", alpha).fit(P, Y, sources=S)
-        sets = c.predict(Pt, St)["labels"]
+        out = c.predict(Pt, St)
+        sets = out["labels"]
         for s in ("a", "b"):
             mondrian[s].append(fnr_loss(Yt[St == s], sets[St == s]).mean())
+            keep = (St == s) & ~out["abstain"]  # each source's kept rows keep the per-row promise
+            kept_viol[s].append(np.mean(fnr_loss(Yt[keep], sets[keep]) > alpha) if keep.any() else 0.0)
         pooled = ConformalRiskController("fnr", alpha, by_source=False).fit(P, Y, sources=S)
         pooled_b.append(fnr_loss(Yt[St == "b"], pooled.predict(Pt, St)["labels"][St == "b"]).mean())
     assert c.promise_["sources"]["b"]["n_calibration"] == n and not c.promise_["sources"]["b"]["pooled"]
     for s in ("a", "b"):
         assert np.mean(mondrian[s]) <= alpha + 3 * np.std(mondrian[s]) / np.sqrt(60)
+        assert np.mean(kept_viol[s]) <= 0.1 + 3 * np.std(kept_viol[s]) / np.sqrt(60)
+    assert set(c.source_abstain_cuts_) == {"a", "b"}
     assert np.mean(pooled_b) > alpha + 0.02
 
 
-def test_uncertain_labels_lie_between_the_cuts_and_drive_abstention():
+def test_uncertain_labels_lie_between_the_cuts():
     rng = np.random.default_rng(6)
     P, Y = planted(rng, 2000)
     c = ConformalRiskController("fnr", 0.2).fit(P, Y)
@@ -159,8 +165,41 @@ def test_uncertain_labels_lie_between_the_cuts_and_drive_abstention():
     assert lo < hi
     assert np.array_equal(out["labels"], P[:300] >= lo)
     assert np.array_equal(out["uncertain"], (P[:300] >= lo) & (P[:300] < hi))
-    assert np.array_equal(out["abstain"], out["uncertain"].any(1))
-    assert 0 < out["abstain"].mean() < 1
+
+
+@pytest.mark.parametrize("risk, level", [("fnr", 0.2), ("precision", 0.8)])
+def test_kept_rows_keep_the_promise_per_row_and_abstention_is_selective(risk, level):
+    """Of the rows not abstained, at most row_violation break the promise on their own (fresh rows of
+    the planted model), the abstained rows are the worse ones, and abstention is neither none nor all."""
+    rng = np.random.default_rng(9)
+    alpha, share = (level if risk == "fnr" else 1 - level), 0.1
+    kept_viol, rates, gaps = [], [], []
+    for _ in range(40):
+        P, Y = planted(rng, 600, a=0.3, b=0.9)
+        Pt, Yt = planted(rng, 3000, a=0.3, b=0.9)
+        c = ConformalRiskController(risk, level, row_violation=share).fit(P, Y)
+        out = c.predict(Pt)
+        loss = LOSSES[c.promise_["controlled"]](Yt, out["labels"])
+        keep = ~out["abstain"]
+        kept_viol.append(np.mean(loss[keep] > alpha))
+        rates.append(out["abstain"].mean())
+        gaps.append(loss[~keep].mean() - loss[keep].mean())
+        assert np.array_equal(out["labels"], c.predict(Pt)["labels"])  # the sets do not depend on abstention
+    assert np.mean(kept_viol) <= share + 3 * np.std(kept_viol) / np.sqrt(40)
+    assert 0.02 < np.mean(rates) < 0.9
+    assert np.mean(gaps) > 0
+    assert c.promise_["abstain"]["row_violation"] == share and c.promise_["abstain"]["cut"] is not None
+
+
+def test_selective_cut_edges():
+    doubt = np.linspace(0, 1, 200)
+    assert selective_cut(doubt, np.zeros(200, bool), 0.1) == np.inf  # nothing breaks: keep every row
+    assert selective_cut(doubt, np.ones(200, bool), 0.1) == -np.inf  # everything breaks: keep none
+    violated = doubt > 0.5  # the doubt ranks perfectly: keep up to the share's worth of violations
+    cut = selective_cut(doubt, violated, 0.1)
+    kept = doubt <= cut
+    assert 0.5 < cut < 1 and (violated[kept].sum() + 1) / (kept.sum() + 1) <= 0.1
+    assert selective_cut(np.zeros(5), np.zeros(5, bool), 0.1) == -np.inf  # fewer rows than 1/share
 
 
 def test_too_few_rows_or_bad_targets_are_clear_errors():
@@ -182,6 +221,10 @@ def test_calibration_lowers_ece_on_held_out_rows():
     before, after = masked_ece(Y[3000:], distorted[3000:]), masked_ece(Y[3000:], cal.transform(distorted[3000:]))
     assert after < before / 3
     assert set(cal.methods_) <= {"temperature", "isotonic"}
+    bins = reliability_bins(Y[3000:], distorted[3000:])  # the curve the report plots is the ECE's
+    gap = np.abs(np.subtract(bins["mean_score"], bins["observed"]))
+    assert np.isclose((np.array(bins["count"]) * gap).sum() / sum(bins["count"]), before)
+    assert sum(bins["count"]) == Y[3000:].size
 
 
 # ---------------------------------------------------------------- end to end through the CLI
@@ -232,7 +275,8 @@ def test_predict_and_evaluate_with_risk_on_semeval(tmp_path, env):
     cut = promise["sources"]["semeval"]["lambda"]
     for r in rows:
         assert all(p >= cut - 1e-6 if k in r["labels"] else p < cut + 1e-6 for k, p in r["scores"].items())
-        assert r["abstain"] == bool(r["uncertain"])
+        assert isinstance(r["abstain"], bool)
+    assert "row_violation" in promise["abstain"]
 
     report = json.loads(tagwise("evaluate", project, "--json", "--risk", "fnr=0.15", env=env).stdout)
     rc = report["risk_control"]
@@ -245,13 +289,23 @@ def test_predict_and_evaluate_with_risk_on_semeval(tmp_path, env):
 
     from tagwise.project import Project
     from tagwise.workflows.predict import predict_texts
-    api = predict_texts(Project.open(project), ["I am furious and disgusted", "what a lovely day"], risk="precision=0.8")
+    api = predict_texts(Project.open(project), ["I am furious and disgusted", "what a lovely day"], risk="precision=0.8",
+                        row_violation=0.25)
     assert api["promise"]["risk"] == "precision" and all({"uncertain", "abstain"} <= set(p) for p in api["predictions"])
+    assert api["promise"]["abstain"]["row_violation"] == 0.25
 
     text = tagwise("evaluate", project, "--risk", "precision=0.7", "--confidence", "0.9", env=env).stdout
     assert "promised precision >= 0.7" in text and "95% CI" in text
     proc = tagwise("evaluate", project, "--split", "dev", "--risk", "fnr=0.1", env=env, check=False)
     assert proc.returncode == 2 and "own calibration rows" in proc.stderr
+    # the report plots the reliability curves of the newest evaluation, which has calibration data
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.report import write_report
+    page = write_report(Project.open(project)).read_text(encoding="utf-8")
+    assert "id='reliability'" in page and "ECE" in page and "dev split" in page
+    calibrated = evaluate(Project.open(project), calibrate=True, save=False)["calibration"]
+    assert calibrated["n_calibration"] == 800 and "dev split" in calibrated["fitted_on"]
+    assert sum(calibrated["reliability"]["after"]["count"]) == sum(calibrated["reliability"]["before"]["count"])
 
 
 def test_cross_conformal_without_dev_and_a_clear_error_when_nothing_to_calibrate(tmp_path, env):
@@ -271,3 +325,35 @@ def test_cross_conformal_without_dev_and_a_clear_error_when_nothing_to_calibrate
     proc = tagwise("predict", project, src, "--out", tmp_path / "o.jsonl", "--risk", "fnr=0.1", env=env, check=False)
     assert proc.returncode == 2 and "nothing to calibrate --risk on" in proc.stderr and "dev split" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.jsonl").exists()
+
+
+def test_suggest_draws_the_rows_the_model_abstains_on(tmp_path):
+    """`suggest --strategy abstain`: pool rows the current model sends to a person under the promise,
+    abstained before merely doubtful, each group most doubtful first; clear errors otherwise."""
+    from serve_data import make_project
+    from tagwise.workflows.conformal import fit_risk_controller
+    from tagwise.workflows.models import load_project_model
+    from tagwise.workflows.predict import predict_with
+    from tagwise.workflows.suggest import suggest, unlabeled_pool
+    from tagwise.workflows.train import train
+
+    project = make_project(tmp_path, n_train=200, n_pool=120, n_dev=150, n_test=20)
+    with pytest.raises(TagwiseError, match="no trained model"):
+        suggest(project, 10, strategy="abstain")
+    train(project, mode="supervised", progress=False)
+    with pytest.raises(TagwiseError, match="--strategy abstain"):
+        suggest(project, 10, risk="fnr=0.2")
+    rows = suggest(project, 40, strategy="abstain", risk="precision=0.7")
+    pool = unlabeled_pool(project)
+    assert len(rows) == 40 and {r["store_id"] for r in rows} <= set(pool.ids.tolist())
+    loaded = load_project_model(project)
+    out = fit_risk_controller(project, loaded, "precision=0.7").predict(
+        predict_with(project, loaded, list(pool.texts), list(pool.sources))[1], list(pool.sources))
+    n_abstain = int(out["abstain"].sum())
+    assert 0 < n_abstain < len(pool)  # the rule routes some rows, not all
+    reasons = [r["reason"] for r in rows]
+    assert reasons == ["abstain"] * min(40, n_abstain) + ["doubtful"] * max(0, 40 - n_abstain)
+    for group in ("abstain", "doubtful"):
+        scores = [r["score"] for r in rows if r["reason"] == group]
+        assert scores == sorted(scores, reverse=True)
+    assert min(r["score"] for r in rows) >= np.sort(out["doubt"])[::-1][39] - 1e-6  # the most doubtful rows

@@ -248,3 +248,44 @@ def test_model_page_and_report_show_the_current_models_own_evaluation(tmp_path):
     finally:
         app.state.predictor.stop()
         project.close()
+
+
+def test_predict_with_a_risk_promise_and_its_4xx(served, tmp_path):
+    """`risk` on /api/predict: the promised sets (scores at or above the source's cut), `uncertain`,
+    `abstain` and the promise; a bad risk string is a 422, a promise the calibration rows cannot
+    support, or a model with nothing to calibrate on, a 409, each with the fix."""
+    project, app, client = served
+    texts = ["thank you so much for this", "I am so angry at them", "what does this even mean?"]
+    body = client.post("/api/predict", json={"texts": texts, "risk": "fnr=0.2"}).json()
+    promise = body["promise"]
+    assert promise["risk"] == "fnr" and promise["target"] == 0.2 and "dev" in promise["calibration"]
+    cut = promise["pooled"]["lambda"]
+    for pred in body["predictions"]:
+        assert {"labels", "scores", "uncertain", "abstain"} <= set(pred) and isinstance(pred["abstain"], bool)
+        assert sorted(pred["labels"]) == sorted(k for k, p in pred["scores"].items() if p >= cut - 1e-6)
+    plain = client.post("/api/predict", json={"texts": texts}).json()
+    assert "promise" not in plain and set(plain["predictions"][0]) == {"labels", "scores"}
+    tight = client.post("/api/predict", json={"texts": texts, "risk": "precision=0.6", "confidence": 0.8}).json()
+    assert tight["promise"]["confidence"] == 0.8 and tight["promise"]["controlled"] == "fdr"
+
+    loose = client.post("/api/predict", json={"texts": texts, "risk": "fnr=0.2", "row_violation": 0.3}).json()
+    assert loose["promise"]["abstain"]["row_violation"] == 0.3 and loose["promise"]["pooled"] == promise["pooled"]
+    for bad in ({"risk": "recall=0.9"}, {"risk": "fnr=1.5"}, {"risk": "fnr=0.1", "confidence": 2.0},
+                {"confidence": 0.9}, {"risk": "fnr=0.1", "row_violation": 0}):
+        r = client.post("/api/predict", json={"texts": texts, **bad})
+        assert r.status_code == 422 and ("NAME=LEVEL" in r.text or "confidence" in r.text
+                                         or "row_violation" in r.text), (bad, r.text)
+    r = client.post("/api/predict", json={"texts": texts, "risk": "fnr=0.005"})  # 60 dev rows cannot promise it
+    assert r.status_code == 409 and "calibration rows" in r.json()["detail"]
+
+    bare = make_project(tmp_path / "bare", n_train=120, n_pool=20, n_dev=0, n_test=20)
+    train(bare, mode="zero-shot", progress=False)  # keeps no out-of-fold scores, and there is no dev split
+    bare_app = create_app(bare.path, token=TOKEN)
+    try:
+        c = TestClient(bare_app, base_url=BASE, headers={"Authorization": f"Bearer {TOKEN}"})
+        r = c.post("/api/predict", json={"texts": texts, "risk": "fnr=0.1"})
+        assert r.status_code == 409 and "nothing to calibrate" in r.json()["detail"]
+        assert c.post("/api/predict", json={"texts": texts}).status_code == 200
+    finally:
+        bare_app.state.predictor.stop()
+        bare_app.state.label_batches.stop()

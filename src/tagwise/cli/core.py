@@ -185,7 +185,8 @@ def cmd_predict(args) -> int:
         n = predict_file(project, args.input, args.out, text_column=_column(args.text_column, header),
                          id_column=_column(args.id_column, header), fmt=args.format, model=args.model, header=header,
                          source=args.source, source_column=_column(args.source_column, header), engine=engine,
-                         chunk_rows=args.chunk_rows, report=report, risk=args.risk, confidence=args.confidence)
+                         chunk_rows=args.chunk_rows, report=report, risk=args.risk, confidence=args.confidence,
+                         row_violation=args.row_violation)
     finally:
         engine.shutdown()
     print(f"wrote {n} predictions to {args.out} in {time.perf_counter() - t0:.1f}s")
@@ -212,7 +213,8 @@ def cmd_evaluate(args) -> int:
     from ..workflows.health import format_warning
 
     report = evaluate(Project.open(args.project), split=args.split, model=args.model, source=args.source,
-                      agnostic=args.agnostic, as_source=args.as_source, risk=args.risk, confidence=args.confidence)
+                      agnostic=args.agnostic, as_source=args.as_source, risk=args.risk, confidence=args.confidence,
+                      calibrate=args.calibrate, row_violation=args.row_violation)
     if args.json:
         print_json(report)
         return 0
@@ -251,6 +253,10 @@ def cmd_evaluate(args) -> int:
         print(format_warning(w), file=sys.stderr)
     if "risk_control" in report:
         print(format_risk_control(report["risk_control"]))
+    elif "calibration" in report:
+        c = report["calibration"]
+        print(f"calibration ({c['fitted_on']}, {c['n_calibration']} rows): ECE {c['ece_before']:.4f} -> "
+              f"{c['ece_after']:.4f} after per-label calibration (reliability plot: `tagwise report`)")
     return 0
 
 
@@ -262,7 +268,10 @@ def format_risk_control(rc: dict) -> str:
              f"  promised {pr['risk']} {'>=' if pr['risk'] == 'precision' else '<='} {pr['target']}: realised "
              f"{re_['risk']:.4f} (95% CI {lo:.4f}-{hi:.4f}, {re_['n']} rows) "
              f"{'holds' if rc['holds'] else 'above target, within noise' if rc['consistent'] else 'MISSED'}",
-             f"  mean set size {rc['mean_set_size']:.2f}  abstention rate {rc['abstention_rate']:.3f}",
+             f"  mean set size {rc['mean_set_size']:.2f}  abstention rate {rc['abstention_rate']:.3f}"
+             + (f"  kept rows: {pr['risk']} {rc['kept']['risk']:.4f}, {rc['kept']['row_violation']:.3f} of them break "
+                f"the promise alone (rule: at most {pr['abstain']['row_violation']:g})"
+                if rc.get("kept", {}).get("n") else ""),
              f"  ECE {rc['calibration']['ece_before']:.4f} -> {rc['calibration']['ece_after']:.4f} after per-label "
              f"calibration"]
     lines += [f"  {s}: {v['risk']:.4f} ({v['n']} rows)" for s, v in rc["per_source"].items()
@@ -278,6 +287,9 @@ def add_risk_args(p) -> None:
                         "the training rows' out-of-fold scores")
     p.add_argument("--confidence", default=None, type=float,
                    help="with --risk: hold the promise with this probability (e.g. 0.95) instead of on average")
+    p.add_argument("--row-violation", default=None, type=float, metavar="SHARE",
+                   help="with --risk: a row abstains (goes to a person) unless, of the rows kept, at most this share "
+                        "break the promise on their own (default 0.1; larger keeps more rows)")
 
 
 def cmd_evaluate_transfer(args) -> int:
@@ -393,6 +405,10 @@ def register(sub) -> None:
     p.add_argument("--transfer", action="store_true", help="train on each source, test on every other: "
                    "matrix, leave-one-source-out, per-language macro-F1")
     add_risk_args(p)
+    p.add_argument("--calibrate", action="store_true",
+                   help="fit per-label calibration on the dev split (else the training rows' out-of-fold scores) "
+                        "and report ECE before/after; `tagwise report` then plots the reliability curves "
+                        "(implied by --risk)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("report", help="write PROJECT/report.html with plots")

@@ -8,7 +8,8 @@ def cmd_suggest(args) -> int:
     from ..workflows.suggest import suggest, write_suggestions
 
     project = Project.open(args.project)
-    rows = suggest(project, args.budget, encoder=args.encoder, relabel=args.relabel, seed=args.seed)
+    rows = suggest(project, args.budget, encoder=args.encoder, relabel=args.relabel, seed=args.seed,
+                   strategy=args.strategy, risk=args.risk, confidence=args.confidence)
     write_suggestions(rows, args.out, args.format, project.labels.names)
     counts: dict[str, int] = {}
     for r in rows:
@@ -33,4 +34,11 @@ def register(sub) -> None:
                         "the consensus (every row then carries error_reduction on one scale)")
     p.add_argument("--encoder", default=None, help="defaults to the project's encoder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strategy", default="default", choices=["default", "abstain"],
+                   help="default: boundary rows per label, rare labels and diverse rows; abstain: the rows the current "
+                        "model would send to a person under --risk (default fnr=0.1), most doubtful first")
+    p.add_argument("--risk", default=None, metavar="NAME=LEVEL", help="with --strategy abstain: the promise "
+                   "(fnr=0.1, precision=0.9, fdr=0.1; default fnr=0.1)")
+    p.add_argument("--confidence", default=None, type=float, help="with --strategy abstain: hold the promise with "
+                   "this probability")
     p.set_defaults(handler=cmd_suggest)

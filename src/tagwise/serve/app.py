@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..project import Project
 from ..types import TagwiseError
+from ..workflows.conformal import check_risk
 from ..workflows.sources import example_count, filter_options
 from ..workflows.team import ADJUDICATION
 from ..workflows.queue import BatchRefill
@@ -81,6 +82,14 @@ class PredictIn(Strict):
     texts: list[StrictStr] = Field(..., description="texts to label (at most MAX_TEXTS, each at most MAX_CHARS characters; HTTP 413 beyond)")
     source: Optional[StrictStr] = Field(None, max_length=MAX_ORIGIN,
                                         description="score in this training source's mode (a source of the project)")
+    risk: Optional[StrictStr] = Field(None, max_length=40,
+                                      description="a promise on the label sets: fnr=0.1 (at most 10% of true labels "
+                                                  "missed), precision=0.9 or fdr=0.1; rows gain uncertain and "
+                                                  "abstain, the response a promise")
+    row_violation: Optional[float] = Field(None, description="with risk: of the rows not abstained, at most this share "
+                                                             "break the promise on their own (default 0.1)")
+    confidence: Optional[float] = Field(None, description="with risk: hold the promise with this probability "
+                                                          "(e.g. 0.95) instead of on average")
 
 class AnnotationIn(Strict):
     example_id: StrictInt = Field(..., ge=1, le=MAX_ID, description="the example's store id (as the queue gives it)")
@@ -273,6 +282,10 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
 
     @app.post("/api/predict")
     async def predict(body: PredictIn):
+        try:
+            check_risk(body.risk, body.confidence, body.row_violation)
+        except TagwiseError as exc:
+            raise HTTPException(422, str(exc)) from None
         if body.source is not None:
             from ..workflows.sources import source_names
 
@@ -294,7 +307,8 @@ def create_app(project_path, token: str | None = None, annotator: str = "web", m
         if not body.texts:
             return {"model": predictor.current_model(), "predictions": []}
         try:
-            return await asyncio.wrap_future(predictor.submit(body.texts, body.source))
+            return await asyncio.wrap_future(predictor.submit(body.texts, body.source, body.risk, body.confidence,
+                                                                body.row_violation))
         except TagwiseError as exc:
             raise HTTPException(409, str(exc)) from None
 

@@ -17,13 +17,13 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
-import numpy as np
 
 from ..encoders import get_encoder
 from ..project import Project
 from ..types import TagwiseError
 from ..workflows.models import load_project_model
-from ..workflows.predict import predict_with
+from ..workflows.conformal import PromiseCache
+from ..workflows.predict import prediction_rows, predict_with
 from ..workflows.taxonomy_changes import changes_stamp, with_zero_shot_labels
 
 
@@ -40,6 +40,7 @@ class Predictor:
         self._stamp = None
         self._loaded = None
         self._encoders: dict[str, object] = {}
+        self._promises = PromiseCache()
         self.batches = 0   # encoder calls made (for tests and the bench)
         self.requests = 0
         self._thread = threading.Thread(target=self._run, name="tagwise-predictor", daemon=True)
@@ -58,10 +59,13 @@ class Predictor:
             self._queue.put(None)
             self._thread.join(timeout=10)
 
-    def submit(self, texts: list[str], source: str | None = None) -> Future:
+    def submit(self, texts: list[str], source: str | None = None, risk: str | None = None,
+               confidence: float | None = None, row_violation: float | None = None) -> Future:
+        """``risk``/``confidence``: the request's promise (``workflows.conformal``); its rows gain
+        ``uncertain`` and ``abstain`` and the result a ``promise``."""
         fut: Future = Future()
         self.start()
-        self._queue.put((list(texts), source, fut))
+        self._queue.put((list(texts), source, fut, (risk, confidence, row_violation)))
         return fut
 
     def current_model(self) -> str | None:
@@ -120,22 +124,27 @@ class Predictor:
     def _predict(self, project: Project, batch: list) -> None:
         try:
             loaded = self._model(project)
-            texts = [t for texts, _, _ in batch for t in texts]
-            sources = [s for texts, s, _ in batch for _ in texts]
+            texts = [t for texts, _, _, _ in batch for t in texts]
+            sources = [s for texts, s, _, _ in batch for _ in texts]
             encoder = self._encoder(loaded.encoder)
             Z, P = predict_with(project, loaded, texts, sources, embed=encoder.encode)
         except Exception as exc:  # every waiting request gets the error, the worker keeps serving
-            for _, _, fut in batch:
+            for _, _, fut, _ in batch:
                 fut.set_exception(exc)
             return
         self.batches += 1
         self.requests += len(batch)
-        names = loaded.labels
         start = 0
-        for texts, _, fut in batch:
+        for texts, source, fut, (risk, confidence, row_violation) in batch:
             stop = start + len(texts)
-            preds = [{"labels": [names[k] for k in np.flatnonzero(Z[i])],
-                      "scores": {nm: round(float(p), 6) for nm, p in zip(names, P[i])}}
-                     for i in range(start, stop)]
-            fut.set_result({"model": loaded.name, "predictions": preds})
+            try:  # a request's promise is its own: its calibration error fails it alone
+                controller = self._promises.get(project, loaded, risk, confidence, row_violation) if risk else None
+                result = {"model": loaded.name,
+                          "predictions": prediction_rows(loaded.labels, Z[start:stop], P[start:stop], controller,
+                                                         source)}
+                if controller is not None:
+                    result["promise"] = controller.promise_
+                fut.set_result(result)
+            except Exception as exc:
+                fut.set_exception(exc)
             start = stop

@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_save_npy, atomic_write_json, load_npy
-from ..learn.conformal import (LOSSES, ConformalRiskController, PerLabelCalibrator, masked_ece, parse_risk)
+from ..learn.conformal import (LOSSES, ConformalRiskController, PerLabelCalibrator, masked_ece, parse_risk,
+                               reliability_bins)
 from ..learn.multisource import partial_targets
 from ..project import Project
 from ..types import LabelSpace, TagwiseError
 from .models import LoadedModel
 
 CALIBRATION_DIR = "calibration"
+ROW_VIOLATION = 0.1  # abstention: at most this share of the kept rows may break the promise alone
 
 
 def save_calibration_oof(head, Y: np.ndarray, mask: np.ndarray, sources, model_dir: str | Path) -> bool:
@@ -84,20 +86,62 @@ def calibration_data(project: Project, loaded: LoadedModel) -> dict:
 
 
 def fit_risk_controller(project: Project, loaded: LoadedModel, risk: str, confidence: float | None = None,
-                        by_source: bool = True, cal: dict | None = None) -> ConformalRiskController:
+                        by_source: bool = True, cal: dict | None = None,
+                        row_violation: float | None = None) -> ConformalRiskController:
     """A ``ConformalRiskController`` for ``risk`` (``"fnr=0.1"``, ``"precision=0.9"``, ``"fdr=0.1"``)
     fitted on the model's calibration rows (``cal``: ``calibration_data``'s result, computed when None);
-    its ``promise_`` names the model and the calibration."""
-    parse_risk(risk)  # validates the form, with the accepted ones in its message
+    its ``promise_`` names the model and the calibration. ``row_violation``: the abstention rule's
+    largest share of kept rows that may break the promise on their own (None: ``ROW_VIOLATION``)."""
+    check_risk(risk, confidence, row_violation)  # validates the forms, with the accepted ones in its message
+    row_violation = ROW_VIOLATION if row_violation is None else row_violation
     name, _, level = str(risk).partition("=")
     name, level = name.strip().lower(), float(level)
-    if confidence is not None and not 0 < confidence < 1:
-        raise TagwiseError(f"--confidence must lie in (0, 1), e.g. 0.95; got {confidence}.")
     cal = cal if cal is not None else calibration_data(project, loaded)
-    controller = ConformalRiskController(name, level, confidence, by_source=by_source)
+    controller = ConformalRiskController(name, level, confidence, by_source=by_source, row_violation=row_violation)
     controller.fit(cal["P"], cal["Y"], cal["mask"], cal["sources"])
     controller.promise_.update(model=loaded.name, calibration=cal["method"])
     return controller
+
+
+def check_risk(risk: str | None, confidence: float | None = None, row_violation: float | None = None) -> None:
+    """Validate ``risk`` / ``confidence`` / ``row_violation`` before any work (a request's 4xx, a
+    command's exit 2): raises ``TagwiseError`` with the accepted forms."""
+    if risk is None:
+        if confidence is not None or row_violation is not None:
+            raise TagwiseError("confidence and row_violation need risk (e.g. risk fnr=0.1, confidence 0.95).")
+        return
+    parse_risk(risk)
+    if confidence is not None and not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise TagwiseError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}.")
+    if row_violation is not None and not (isinstance(row_violation, (int, float)) and 0 < row_violation < 1):
+        raise TagwiseError(f"row_violation must lie in (0, 1), e.g. 0.1 (of the rows not sent to a person, the "
+                           f"largest share that may break the promise on their own); got {row_violation!r}.")
+
+
+class PromiseCache:
+    """Risk controllers of one loaded model, fitted once per (risk, confidence) for a long-running
+    process (``serve``'s predictor): calibrating scores the dev split, an encoder pass, so it is done
+    once per model, and again only when the model object changes (a retrain)."""
+
+    def __init__(self, max_items: int = 32):
+        self.max_items = max_items
+        self._loaded = None
+        self._cal = None
+        self._items: dict = {}
+
+    def get(self, project: Project, loaded: LoadedModel, risk: str, confidence: float | None = None,
+            row_violation: float | None = None) -> ConformalRiskController:
+        if loaded is not self._loaded:
+            self._loaded, self._cal, self._items = loaded, None, {}
+        key = (parse_risk(risk), str(risk).split("=")[0].strip().lower(), confidence, row_violation)
+        if key not in self._items:
+            if self._cal is None:
+                self._cal = calibration_data(project, loaded)
+            if len(self._items) >= self.max_items:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = fit_risk_controller(project, loaded, risk, confidence, cal=self._cal,
+                                                   row_violation=row_violation)
+        return self._items[key]
 
 
 def _bootstrap_ci(losses: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> list[float]:
@@ -108,16 +152,38 @@ def _bootstrap_ci(losses: np.ndarray, level: float = 0.95, n_boot: int = 2000, s
     return [float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))]
 
 
+def calibration_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndarray, mask: np.ndarray,
+                       split: str = "test", cal: dict | None = None) -> dict:
+    """Per-label calibration fitted on the model's calibration rows, measured on already-scored rows.
+
+    P, Y, mask: (n, K) of the evaluated split. Returns ``{"methods": {label: method}, "ece_before",
+    "ece_after", "fitted_on", "reliability": {"before": bins, "after": bins}}`` (``reliability_bins``).
+    Refuses (``TagwiseError``) to measure on the dev split when that split is the calibration rows.
+    """
+    cal = cal if cal is not None else calibration_data(project, loaded)
+    if split == "dev" and cal["method"].startswith("split conformal"):
+        raise TagwiseError("calibration on the dev split would be measured on its own calibration rows. "
+                           "Fix: evaluate the test split (--split test).")
+    calibrator = PerLabelCalibrator().fit(cal["P"], cal["Y"], cal["mask"])
+    after = calibrator.transform(P)
+    return {"methods": dict(zip(loaded.labels, calibrator.methods_)),
+            "ece_before": masked_ece(Y, P, mask), "ece_after": masked_ece(Y, after, mask),
+            "fitted_on": cal["method"], "n_calibration": int(np.asarray(cal["mask"], bool).any(1).sum()),
+            "reliability": {"before": reliability_bins(Y, P, mask), "after": reliability_bins(Y, after, mask)}}
+
+
 def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndarray, mask: np.ndarray,
-                sources, risk: str, confidence: float | None = None, split: str = "test") -> dict:
+                sources, risk: str, confidence: float | None = None, split: str = "test",
+                row_violation: float | None = None) -> dict:
     """Realised risk of the promised sets on already-scored rows (``evaluate --risk``).
 
     P, Y, mask: (n, K) of the evaluated split; sources: (n,) names. Returns ``{"promise", "realised":
-    {"risk", "ci95", "n"}, "holds", "consistent", "mean_set_size", "abstention_rate", "per_source", "calibration":
-    {"methods", "ece_before", "ece_after"}}``. Refuses to evaluate on the calibration split itself.
+    {"risk", "ci95", "n"}, "holds", "consistent", "mean_set_size", "abstention_rate", "kept": {"n",
+    "risk", "row_violation"} (the rows not abstained), "per_source", "calibration": ``calibration_report``}``.
+    Refuses to evaluate on the calibration split itself.
     """
     cal = calibration_data(project, loaded)
-    controller = fit_risk_controller(project, loaded, risk, confidence, cal=cal)
+    controller = fit_risk_controller(project, loaded, risk, confidence, cal=cal, row_violation=row_violation)
     if split == "dev" and controller.promise_["calibration"].startswith("split conformal"):
         raise TagwiseError("evaluate --risk on the dev split measures the promise on its own calibration rows. "
                            "Fix: evaluate --risk on the test split (--split test).")
@@ -129,13 +195,13 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
     target = controller.promise_["controlled_level"]
     flip = (lambda x: 1.0 - x) if controller.risk == "precision" else (lambda x: x)
     ci = sorted(flip(x) for x in _bootstrap_ci(losses))
+    kept = ~sets["abstain"][known]
     src = np.asarray([str(s) for s in sources], dtype=object)[known]
     per_source = {}
     for s in sorted(set(src)):
         ls = losses[src == s]
         per_source[s] = {"n": int(len(ls)), "risk": flip(float(ls.mean())),
                          "ci95": sorted(flip(x) for x in _bootstrap_ci(ls))}
-    calibrator = PerLabelCalibrator().fit(cal["P"], cal["Y"], cal["mask"])
     return {"promise": controller.promise_,
             "realised": {"risk": flip(realised), "ci95": ci, "n": int(len(losses)), "name": controller.risk},
             # a single test split is one draw: the point estimate may exceed an in-expectation target by
@@ -145,8 +211,9 @@ def risk_report(project: Project, loaded: LoadedModel, P: np.ndarray, Y: np.ndar
             else bool(max(ci) >= flip(target)),
             "mean_set_size": float(sets["labels"][known].sum(1).mean()) if known.any() else 0.0,
             "abstention_rate": float(sets["abstain"][known].mean()) if known.any() else 0.0,
+            # the rows not sent to a person: their realised risk, and the share that break the promise
+            # alone (the abstention rule promises at most promise["abstain"]["row_violation"])
+            "kept": {"n": int(kept.sum()), "risk": flip(float(losses[kept].mean())) if kept.any() else None,
+                     "row_violation": float((losses[kept] > target).mean()) if kept.any() else None},
             "per_source": per_source,
-            "calibration": {"methods": dict(zip(loaded.labels, calibrator.methods_)),
-                            "ece_before": masked_ece(Y, P, mask),
-                            "ece_after": masked_ece(Y, calibrator.transform(P), mask),
-                            "fitted_on": cal["method"]}}
+            "calibration": calibration_report(project, loaded, P, Y, mask, split, cal)}

@@ -14,7 +14,8 @@ from .taxonomy_changes import labels_for_model
 
 def evaluate(project: Project, split: str = "test", model: str | None = None, source: str | None = None,
              save: bool = True, agnostic: bool = False, as_source: str | None = None, risk: str | None = None,
-             confidence: float | None = None) -> dict:
+             confidence: float | None = None, calibrate: bool = False,
+             row_violation: float | None = None) -> dict:
     """Metrics of the current (or named) model on the labeled examples of ``split``.
 
     Rows of a source the model has a mode for (a multi-source model's training sources) are scored in
@@ -31,7 +32,10 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
     row's mode), ``per_source`` ({source: {"mode", "n_examples", "macro_f1", "micro_f1", "baselines"}}
     when the split holds several sources), ``shared_texts`` (``workflows.health.shared_texts`` pairs
     whose test source is evaluated here) and ``warnings`` ([{"kind", "source", "label", "message",
-    "fix"}]: labels predicted on >= 95% of a source's rows, shared texts). With ``save`` it is also
+    "fix"}]: labels predicted on >= 95% of a source's rows, shared texts). With ``risk`` (``"fnr=0.1"``
+    etc., ``confidence``) it gains ``risk_control`` (``workflows.conformal.risk_report``); with ``risk`` or
+    ``calibrate`` also ``calibration`` (per-label calibration fitted on the model's calibration rows: ECE
+    before/after and the reliability curves the report plots). With ``save`` it is also
     written to ``runs/<id>/metrics.json`` with the predictions (for the report).
     """
     from .health import shared_text_warnings, shared_texts
@@ -118,7 +122,12 @@ def evaluate(project: Project, split: str = "test", model: str | None = None, so
                   modes={s: m for s, m in zip(map(str, ex.sources), shown_modes)} if loaded.sources else {})
     if risk is not None:
         from .conformal import risk_report
-        report["risk_control"] = risk_report(project, loaded, P, Y, mask, ex.sources, risk, confidence, split)
+        report["risk_control"] = risk_report(project, loaded, P, Y, mask, ex.sources, risk, confidence, split,
+                                             row_violation=row_violation)
+        report["calibration"] = report["risk_control"]["calibration"]
+    elif calibrate:
+        from .conformal import calibration_report
+        report["calibration"] = calibration_report(project, loaded, P, Y, mask, split)
     if save:
         run = project.new_run("evaluate", {"split": split, "model": report["model"], "source": source,
                                            "as_source": as_source, "agnostic": agnostic})

@@ -43,7 +43,8 @@ def predict_with(project: Project, loaded: LoadedModel, texts: list[str], source
 
 
 def predict_texts(project: Project, texts: list[str], model: str | None = None, source=None,
-                  progress: bool = False, risk: str | None = None, confidence: float | None = None) -> dict:
+                  progress: bool = False, risk: str | None = None, confidence: float | None = None,
+                  row_violation: float | None = None) -> dict:
     """``{"model": name, "labels": label names, "predictions": [{"labels": [...], "scores": {label: p}}]}``.
 
     With ``risk`` (see ``predict_file``) each prediction also has ``uncertain`` and ``abstain`` and the
@@ -63,30 +64,38 @@ def predict_texts(project: Project, texts: list[str], model: str | None = None, 
         loaded = with_zero_shot_labels(project, loaded)
     if risk is not None:
         from .conformal import fit_risk_controller
-        controller = fit_risk_controller(project, loaded, risk, confidence)
-    elif confidence is not None:
-        raise TagwiseError("confidence needs risk (e.g. risk fnr=0.1, confidence 0.95).")
+        controller = fit_risk_controller(project, loaded, risk, confidence, row_violation=row_violation)
+    elif confidence is not None or row_violation is not None:
+        raise TagwiseError("confidence and row_violation need risk (e.g. risk fnr=0.1, confidence 0.95).")
     Z, P = predict_with(project, loaded, list(texts), source, progress=progress)
-    names = loaded.labels
-    sets = controller.predict(P, source) if controller is not None else None
-    if sets is not None:
-        Z = sets["labels"]
-    out = {"model": loaded.name, "labels": names,
-           "predictions": [{"labels": [names[k] for k in np.flatnonzero(z)],
-                            "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}}
-                           for z, row in zip(Z, P)]}
-    if sets is not None:
-        for pred, u, a in zip(out["predictions"], sets["uncertain"], sets["abstain"]):
-            pred.update(uncertain=[names[k] for k in np.flatnonzero(u)], abstain=bool(a))
+    out = {"model": loaded.name, "labels": loaded.labels,
+           "predictions": prediction_rows(loaded.labels, Z, P, controller, source)}
+    if controller is not None:
         out["promise"] = controller.promise_
     return out
+
+
+def prediction_rows(names: list[str], Z: np.ndarray, P: np.ndarray, controller=None, sources=None) -> list[dict]:
+    """``[{"labels": [...], "scores": {label: p}}]`` for (n, K) decisions Z and scores P; with a fitted
+    ``ConformalRiskController`` the labels are its promised sets and each row gains ``uncertain`` and
+    ``abstain`` (sources: (n,) names / one name / None, for per-source cuts)."""
+    sets = controller.predict(P, sources) if controller is not None else None
+    if sets is not None:
+        Z = sets["labels"]
+    rows = [{"labels": [names[k] for k in np.flatnonzero(z)],
+             "scores": {nm: round(float(p), 6) for nm, p in zip(names, row)}} for z, row in zip(Z, P)]
+    if sets is not None:
+        for pred, u, a in zip(rows, sets["uncertain"], sets["abstain"]):
+            pred.update(uncertain=[names[k] for k in np.flatnonzero(u)], abstain=bool(a))
+    return rows
 
 
 def predict_file(project: Project, input_path: str | Path, out_path: str | Path, text_column: str | int = "text",
                  id_column: str | int | None = None, fmt: str | None = None, model: str | None = None,
                  header: bool = True, source: str | None = None, source_column: str | int | None = None,
                  engine=None, chunk_rows: int = 8192, progress: bool | None = None,
-                 report: dict | None = None, risk: str | None = None, confidence: float | None = None) -> int:
+                 report: dict | None = None, risk: str | None = None, confidence: float | None = None,
+                 row_violation: float | None = None) -> int:
     """Predict every row of a csv/tsv/jsonl/parquet file; write ``{"id", "labels", "scores"}`` rows.
 
     The input is streamed in chunks of ``chunk_rows`` rows (never whole in memory) and the output is
@@ -139,9 +148,9 @@ def predict_file(project: Project, input_path: str | Path, out_path: str | Path,
     controller = None
     if risk is not None:
         from .conformal import fit_risk_controller
-        controller = fit_risk_controller(project, loaded, risk, confidence)
-    elif confidence is not None:
-        raise TagwiseError("--confidence needs --risk (e.g. --risk fnr=0.1 --confidence 0.95).")
+        controller = fit_risk_controller(project, loaded, risk, confidence, row_violation=row_violation)
+    elif confidence is not None or row_violation is not None:
+        raise TagwiseError("--confidence and --row-violation need --risk (e.g. --risk fnr=0.1 --confidence 0.95).")
     limit = max_chars(project.encoder(loaded.encoder))
     truncated = 0
 

@@ -141,6 +141,8 @@ def section_metrics(project: Project, split: str = "test") -> str | None:
         M = arrays.get("mask", np.ones_like(Y)).astype(bool)
         parts.append(_pr_curves(plt, Y, P, M, names, support))
         parts.append(_confusions(Y, arrays["pred"].astype(bool), M, names)) if "pred" in arrays else None
+    if metrics.get("calibration"):
+        parts.append(_reliability(plt, metrics["calibration"]))
     base = (metrics.get("baselines") or {}).get("per_label", {})
     dash = lambda v, support=None: html.escape(format_metric(v, support))  # noqa: E731
     table = "".join(f"<tr><td>{html.escape(n)}</td><td>{dash(m['precision'], m['support'] or m.get('predicted', 1))}</td>"
@@ -235,6 +237,34 @@ def _pr_curves(plt, Y, P, M, names, support) -> str:
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title("Precision-recall")
     return figure_to_img(fig, "precision-recall curves")
+
+
+def _reliability(plt, calibration: dict) -> str:
+    """The calibration curve of the evaluated rows' scores before and after per-label calibration
+    (``workflows.conformal.calibration_report``), with each ECE."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for key, colour, name in (("before", "#e15759", "model scores"), ("after", "#4c78a8", "calibrated")):
+        bins = calibration["reliability"][key]
+        ax.plot(bins["mean_score"], bins["observed"], "-", color=colour, lw=1,
+                label=f"{name} (ECE {calibration[f'ece_{key}']:.4f})")
+        # a bin's marker area follows its cell count: a sparse bin's swing is visibly a small sample
+        count = np.asarray(bins["count"], dtype=np.float64)
+        ax.scatter(bins["mean_score"], bins["observed"], s=6 + 200 * count / max(count.sum(), 1.0), color=colour,
+                   alpha=0.8)
+    ax.set_xlabel("predicted probability (bin mean)")
+    ax.set_ylabel("observed share positive")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Reliability (known cells)")
+    methods = calibration.get("methods", {})
+    counts = {m: list(methods.values()).count(m) for m in dict.fromkeys(methods.values())}
+    return (f"<h3 id='reliability'>Calibration</h3><p>Per-label calibration fitted on the model's calibration rows "
+            f"({html.escape(str(calibration['fitted_on']))}, {calibration.get('n_calibration', '?')} rows; marker area: "
+            f"cells in the bin), method per label chosen by cross-validated log loss ({html.escape(', '.join(f'{m}: {c}' for m, c in counts.items()))}"
+            f"): ECE {calibration['ece_before']:.4f} → {calibration['ece_after']:.4f} on these rows.</p>"
+            + figure_to_img(fig, "reliability curves before and after calibration"))
 
 
 def _confusions(Y, Z, M, names, top: int = 12) -> str:

@@ -40,8 +40,12 @@ def unlabeled_pool(project: Project, splits=("train", "unlabeled"), exclude=None
     return pool.subset(np.asarray(keep, dtype=np.int64))
 
 
+STRATEGIES = ("default", "abstain")
+
+
 def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, relabel: int = 0, seed: int = 0,
-            top_labels: int = 5, exclude=None) -> list[dict]:
+            top_labels: int = 5, exclude=None, strategy: str = "default", risk: str | None = None,
+            confidence: float | None = None) -> list[dict]:
     """Rows to label next, best first (never a store id in ``exclude``).
 
     Each row: ``{"example_id", "source", "split", "text", "score", "reason", "predicted" (label
@@ -51,9 +55,21 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
     each row in its source's mode, and the taxonomy's hierarchy rule: what ``/api/predict`` answers), and
     ``predicted_by`` names it; with no trained model they come from the selection's own few-shot (or
     zero-shot) head and ``predicted_by`` says so.
+
+    ``strategy="abstain"``: the rows the current model would send to a person under the promise
+    ``risk`` (default ``"fnr=0.1"``; ``confidence``; ``workflows.conformal``), most doubtful first (``score`` = the row's
+    expected loss, reason *abstain*; when fewer rows abstain than ``budget``, the next most doubtful,
+    reason *doubtful*). Needs a trained model and calibration rows, as ``predict --risk`` does.
     """
     if budget < 1:
         raise TagwiseError(f"--budget must be at least 1 (got {budget}).")
+    if strategy not in STRATEGIES:
+        raise TagwiseError(f"unknown --strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
+    if strategy == "abstain":
+        return _suggest_abstained(project, budget, risk or "fnr=0.1", confidence, top_labels, exclude)
+    if risk is not None or confidence is not None:
+        raise TagwiseError("--risk and --confidence choose the promise of --strategy abstain; the default strategy "
+                           "has none. Fix: add --strategy abstain, or leave them out.")
     encoder = encoder or project.default_encoder
     names = list(project.labels.names)
     if not names:
@@ -109,6 +125,39 @@ def suggest(project: Project, budget: int = 100, *, encoder: str | None = None, 
             row["current_labels"] = list(labeled.labels[i] or [])
             rows.append(row)
     _predict_with_current_model(project, rows, mode, top_labels)
+    return rows
+
+
+def _suggest_abstained(project: Project, budget: int, risk: str, confidence: float | None, top_labels: int,
+                       exclude) -> list[dict]:
+    """``suggest(strategy="abstain")``: the pool rows the current model abstains on under ``risk``."""
+    from .conformal import check_risk, fit_risk_controller
+    from .models import load_project_model
+    from .predict import predict_with
+
+    check_risk(risk, confidence)
+    if not (project.models_dir / "CURRENT").exists():
+        raise TagwiseError(f"{project.path}: --strategy abstain draws the rows the current model abstains on, and "
+                           f"there is no trained model yet. Fix: `tagwise train {project.path}` first, or use the "
+                           f"default strategy.")
+    loaded = load_project_model(project)
+    controller = fit_risk_controller(project, loaded, risk, confidence)
+    pool = unlabeled_pool(project, exclude=exclude)
+    if len(pool) == 0:
+        raise TagwiseError(f"{project.path}: nothing left to suggest: every example is labeled (or a duplicate "
+                           f"of a labeled one). Fix: add unlabeled texts with `tagwise add-source`.")
+    sources = [str(s) for s in pool.sources]
+    Z, P = predict_with(project, loaded, list(pool.texts), sources)
+    out = controller.predict(P, sources)
+    order = np.lexsort((-out["doubt"], ~out["abstain"]))[:budget]  # abstained first, then by doubt
+    names = list(loaded.labels)
+    rows = []
+    for i in order:
+        row = _row(pool, int(i), float(out["doubt"][i]), "abstain" if out["abstain"][i] else "doubtful", P[i],
+                   np.full(len(names), np.inf), names, top_labels)
+        row.update(predicted=[names[k] for k in np.flatnonzero(out["labels"][i])], predicted_by=f"model {loaded.name} "
+                   f"under the promise {risk}" + (f" at confidence {confidence}" if confidence else ""))
+        rows.append(row)
     return rows
 
 

@@ -31,7 +31,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, str, argpars
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return " ".join(str(text).split()).replace("%%", "%").replace("|", "\\|")  # argparse escapes % as %%
 
 
 def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:

@@ -118,38 +118,26 @@ class _LogisticBlocks:
         return f, gW, gb
 
 
-def _fit_logistic(X, Y, M, pos_weight, l2, *, mean, P, rows=None, W0=None, max_iter=100, tol=1e-3,
-                  memory=10):
-    """Minimise, for each label k separately, (1/n) [sum_i M_ik w_ik logloss((x_i - mean).W_k + b_k, Y_ik)
-    + 0.5 l2_k |W_k|^2] by one L-BFGS per label, all run in lock-step.
+def lbfgs_by_column(evaluate, theta, g_norm0, *, max_iter=100, tol=1e-3, memory=10, start_eval=None):
+    """Minimise K independent smooth convex objectives, one per column of ``theta``, by one L-BFGS each,
+    all run in lock-step.
 
-    X: (N, d) float32; Y, M: (N, K); rows: fitted row indices (None = all); pos_weight, l2: (K,);
-    P: (d, d) preconditioner (``_preconditioner``); W0: optional warm start [W.ravel(), b].
-    The labels' problems are independent, so each label keeps its own curvature pairs, step
-    length and stopping test; one pass over X evaluates every label still running, and a label
-    leaves the pass once its gradient norm fell below ``tol`` times its starting norm (or after
-    ``max_iter`` iterations), so easy labels stop costing anything early.
-    Returns theta = [W.ravel(), b], float64, W (d, K) in the centred space.
+    evaluate(T, labels) -> (f (k,), G (p, k)): the objectives and gradients of columns ``labels``
+    (k label indices) at the points T (p, k). theta: (p, K) float64 start; g_norm0: (K,) reference
+    gradient norms; start_eval: ``evaluate(theta, all labels)`` when the caller has it already.
+    Each column keeps its own curvature pairs, step length and stopping test; one
+    call to ``evaluate`` serves every column still running (one pass over the data), and a column
+    leaves the pass once its gradient norm fell below ``tol * g_norm0`` (or after ``max_iter``
+    iterations, or when no step along its direction lowers its objective any more: rounding), so
+    easy columns stop costing anything early. Returns theta (p, K) float64.
     """
-    d, K = X.shape[1], Y.shape[1]
-    objective = _LogisticBlocks(X, Y, M, rows, mean, pos_weight, l2)
-
-    def evaluate(V, b, labels):  # in the preconditioned variables v, W = P v
-        f, gW, gb = objective(P @ V, b, labels)
-        return f, np.vstack([P @ gW, gb[None, :]])
-
-    theta = np.zeros((d + 1, K))
+    theta = np.array(theta, dtype=np.float64)
+    p_dim, K = theta.shape
     everyone = np.arange(K)
-    f, g = evaluate(theta[:d], theta[d], everyone)
-    # the stopping test is relative to the gradient at zero, so a warm start stops at the same point
-    g_norm0 = np.maximum(np.linalg.norm(g, axis=0), 1e-12)
-    if W0 is not None:  # warm start given in W-space
-        theta[:d] = np.linalg.solve(P, W0[: d * K].reshape(d, K))
-        theta[d] = W0[d * K:]
-        f, g = evaluate(theta[:d], theta[d], everyone)
+    f, g = evaluate(theta, everyone) if start_eval is None else (np.array(start_eval[0]), np.array(start_eval[1]))
     running = np.linalg.norm(g, axis=0) > tol * g_norm0
-    S = np.zeros((memory, d + 1, K))
-    Yh = np.zeros((memory, d + 1, K))
+    S = np.zeros((memory, p_dim, K))
+    Yh = np.zeros((memory, p_dim, K))
     rho = np.zeros((memory, K))
     gamma = np.ones(K)
     n_pairs = 0
@@ -178,12 +166,12 @@ def _fit_logistic(X, Y, M, pos_weight, l2, *, mean, P, rows=None, W0=None, max_i
         # backtracking line search (Armijo), each label its own step; only failing labels re-evaluate
         step = np.ones(len(act))
         f_new = np.empty(len(act))
-        g_new = np.empty((d + 1, len(act)))
+        g_new = np.empty((p_dim, len(act)))
         pending = np.arange(len(act))
         for _ in range(20):
             cols = act[pending]
             trial = theta[:, cols] + step[pending] * p[:, pending]
-            ft, gt = evaluate(trial[:d], trial[d], cols)
+            ft, gt = evaluate(trial, cols)
             ok = ft <= f[cols] + 1e-4 * step[pending] * slope[pending]
             f_new[pending[ok]], g_new[:, pending[ok]] = ft[ok], gt[:, ok]
             fail = pending[~ok]
@@ -213,6 +201,37 @@ def _fit_logistic(X, Y, M, pos_weight, l2, *, mean, P, rows=None, W0=None, max_i
         theta[:, act] += s
         f[act], g[:, act] = f_new, g_new
         running[act] &= np.linalg.norm(g_new, axis=0) > tol * g_norm0[act]
+    return theta
+
+
+def _fit_logistic(X, Y, M, pos_weight, l2, *, mean, P, rows=None, W0=None, max_iter=100, tol=1e-3,
+                  memory=10):
+    """Minimise, for each label k separately, (1/n) [sum_i M_ik w_ik logloss((x_i - mean).W_k + b_k, Y_ik)
+    + 0.5 l2_k |W_k|^2] by one L-BFGS per label, all run in lock-step (``lbfgs_by_column``).
+
+    X: (N, d) float32; Y, M: (N, K); rows: fitted row indices (None = all); pos_weight, l2: (K,);
+    P: (d, d) preconditioner (``_preconditioner``); W0: optional warm start [W.ravel(), b].
+    A label stops once its gradient norm fell below ``tol`` times its norm at zero (or after
+    ``max_iter`` iterations).
+    Returns theta = [W.ravel(), b], float64, W (d, K) in the centred space.
+    """
+    d, K = X.shape[1], Y.shape[1]
+    objective = _LogisticBlocks(X, Y, M, rows, mean, pos_weight, l2)
+
+    def evaluate(T, labels):  # in the preconditioned variables v, W = P v; T = [v; b]
+        f, gW, gb = objective(P @ T[:d], T[d], labels)
+        return f, np.vstack([P @ gW, gb[None, :]])
+
+    theta = np.zeros((d + 1, K))
+    at_zero = evaluate(theta, np.arange(K))
+    # the stopping test is relative to the gradient at zero, so a warm start stops at the same point
+    g_norm0 = np.maximum(np.linalg.norm(at_zero[1], axis=0), 1e-12)
+    if W0 is not None:  # warm start given in W-space
+        theta[:d] = np.linalg.solve(P, W0[: d * K].reshape(d, K))
+        theta[d] = W0[d * K:]
+        at_zero = None
+    theta = lbfgs_by_column(evaluate, theta, g_norm0, max_iter=max_iter, tol=tol, memory=memory,
+                            start_eval=at_zero)
     return np.concatenate([(P @ theta[:d]).ravel(), theta[d]])
 
 

@@ -18,8 +18,9 @@ by default) together with a linear multi-label head, on the same loss as every t
   on the dev rows' probabilities) use the ``dev`` rows given to ``fit`` or, without them, a random
   ``dev_fraction`` of the training rows held out (never a test split).
 - **Source conditioning.** With several sources, a learned per-source vector is added to the pooled
-  text vector before the head (the agnostic mode is the zero vector; rows are trained in it with
-  probability ``source_dropout``), so the same text can be labeled as each source would.
+  text vector before the head, and a per-source offset to each label's logit (as the multi-source
+  linear head's beta_s); the agnostic mode has its own, and training rows are put in it with
+  probability ``source_dropout``, so the same text can be labeled as each source would.
 
 Saved through ``learn.persist`` as JSON + one ``model.safetensors`` (no pickle): the trained top
 layers, the source vectors and the head; the frozen lower layers and the tokenizer are the base
@@ -160,7 +161,7 @@ class FineTunedTransformer(MultiLabelHead):
     weights_format = "safetensors"  # learn.persist writes the arrays as one model.safetensors
 
     def __init__(self, base=DEFAULT_BASE, budget_minutes=5.0, top_layers="auto", max_epochs=10, min_epochs=3,
-                 patience=2, max_seq_len=128, batch_size=32, lr=1e-4, head_lr=2e-3, weight_decay=0.01, dropout=0.1,
+                 patience=2, max_seq_len=128, batch_size=32, lr=1e-4, head_lr=5e-3, weight_decay=0.01, dropout=0.1,
                  pos_weight="sqrt", dev_fraction=0.15, source_conditioning="auto", source_dropout=0.2,
                  device="cpu", random_state=0, progress=False):
         self.base = base
@@ -209,6 +210,7 @@ class FineTunedTransformer(MultiLabelHead):
             p.requires_grad_(True)
         hidden = int(body.config.hidden_size)
         self._source_vec = torch.nn.Parameter(torch.zeros(n_sources + 1, hidden, device=device))
+        self._source_bias = torch.nn.Parameter(torch.zeros(n_sources + 1, n_labels, device=device))
         self._head = torch.nn.Linear(hidden, n_labels).to(device)
         return path, L, hidden
 
@@ -264,7 +266,7 @@ class FineTunedTransformer(MultiLabelHead):
         z = _mean_pool(h, am) + self._source_vec[source_idx]
         if train and self.dropout:
             z = F.dropout(z, p=float(self.dropout), training=True)
-        return self._head(z)
+        return self._head(z) + self._source_bias[source_idx]
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self._tok(list(texts), truncation=True, max_length=int(self.max_seq_len), padding=False)
@@ -349,6 +351,11 @@ class FineTunedTransformer(MultiLabelHead):
                     break
         else:
             top = int(self.top_layers)
+        # the learning-rate schedule spans the epochs the budget is expected to afford
+        left = deadline - time.perf_counter()
+        cache = (tok_train + tok_dev) * (n_layers - top) * L_probe
+        epoch_cost = (3.0 * tok_train + tok_dev) * top * L_probe
+        planned_epochs = int(np.clip(np.floor((0.9 * left - cache) / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
         path, n_layers, hidden = self._build(K, len(self.sources_), top, device, loaded)
         self.base_fingerprint_ = weights_fingerprint(path) if (Path(path) / "model.safetensors").exists() else ""
         self.n_layers_ = n_layers
@@ -377,12 +384,12 @@ class FineTunedTransformer(MultiLabelHead):
         M_t = torch.as_tensor(M_all, dtype=torch.bool)
 
         body_params = [p for p in self._top.parameters()]
-        head_params = [self._source_vec, *self._head.parameters()]
+        head_params = [self._source_vec, self._source_bias, *self._head.parameters()]
         optimizer = torch.optim.AdamW([{"params": body_params, "lr": float(self.lr)},
                                        {"params": head_params, "lr": float(self.head_lr)}],
                                       weight_decay=float(self.weight_decay))
         steps_per_epoch = math.ceil(len(train_rows) / self.batch_size)
-        total_steps = max(1, steps_per_epoch * int(self.max_epochs))
+        total_steps = max(1, steps_per_epoch * planned_epochs)
         warmup = max(1, int(0.06 * total_steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1.0 - s / total_steps))
@@ -401,6 +408,7 @@ class FineTunedTransformer(MultiLabelHead):
         t_dev_eval = tok_dev * top * L_probe * 1.5
         from tqdm.auto import tqdm
 
+        self.planned_epochs_ = planned_epochs
         bar = tqdm(total=total_steps, desc="fine-tune", unit="step", disable=not self.progress)
         epoch = 0
         for epoch in range(1, int(self.max_epochs) + 1):
@@ -442,6 +450,7 @@ class FineTunedTransformer(MultiLabelHead):
                 best_ap, best_P, since_best = ap, P, 0
                 best_state = {"top": copy.deepcopy(self._top.state_dict()),
                               "source": self._source_vec.detach().clone(),
+                              "source_bias": self._source_bias.detach().clone(),
                               "head": copy.deepcopy(self._head.state_dict())}
             else:
                 since_best += 1
@@ -456,6 +465,7 @@ class FineTunedTransformer(MultiLabelHead):
             self._top.load_state_dict(best_state["top"])
             with torch.no_grad():
                 self._source_vec.copy_(best_state["source"])
+                self._source_bias.copy_(best_state["source_bias"])
             self._head.load_state_dict(best_state["head"])
         else:  # the budget allowed no step: the head's start (base rates) is the model
             best_P = dev_proba()
@@ -548,6 +558,7 @@ class FineTunedTransformer(MultiLabelHead):
         arrays = {f"top_{i}": p.detach().cpu().numpy().astype(np.float32)
                   for i, p in enumerate(self._top.parameters())}
         arrays.update(source_vectors=self._source_vec.detach().cpu().numpy().astype(np.float32),
+                      source_bias=self._source_bias.detach().cpu().numpy().astype(np.float32),
                       head_weight=self._head.weight.detach().cpu().numpy().astype(np.float32),
                       head_bias=self._head.bias.detach().cpu().numpy().astype(np.float32),
                       threshold=np.asarray(self.threshold_, dtype=np.float64))
@@ -574,7 +585,8 @@ class FineTunedTransformer(MultiLabelHead):
                     raise TagwiseError(f"saved top layer tensor {names[i]} has shape {tuple(a.shape)}, the body "
                                        f"{tuple(p.shape)}. Fix: retrain.")
                 p.copy_(a)
-            for target, key in ((model._source_vec, "source_vectors"), (model._head.weight, "head_weight"),
+            for target, key in ((model._source_vec, "source_vectors"), (model._source_bias, "source_bias"),
+                                (model._head.weight, "head_weight"),
                                 (model._head.bias, "head_bias")):
                 a = torch.as_tensor(np.asarray(arrays[key]))
                 if a.shape != target.shape:

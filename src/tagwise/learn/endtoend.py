@@ -342,7 +342,9 @@ class FineTunedTransformer(MultiLabelHead):
         s_idx = self._source_index(list(src_all), len(src_all)) if conditioned else np.zeros(len(src_all), np.int64)
 
         device = self._device()
+        timings = {}
         loaded = load_body(self.base, device)
+        timings["load"] = time.perf_counter() - t_start
         self._tok, body = loaded[0], loaded[1]
         ids = self._tokenize(all_texts)
         lengths = np.array([len(x) for x in ids])
@@ -372,7 +374,9 @@ class FineTunedTransformer(MultiLabelHead):
         self.top_layers_ = top
 
         # the frozen part, once
+        t0 = time.perf_counter()
         states = self._lower_states(ids, np.arange(len(ids)), n_layers - top, device)
+        timings["cache"] = time.perf_counter() - t0
 
         # loss weights and head start from known cells only
         Yt, Mt = Y_all[train_rows], M_all[train_rows]
@@ -425,7 +429,9 @@ class FineTunedTransformer(MultiLabelHead):
             # linear probing first (LP-FT, Kumar et al. 2022): the head starts from the best linear head on the
             # frozen body's pooled vectors, so fine-tuning starts from the frozen head's quality (epoch 0 of
             # the history, kept if no epoch beats it on dev) and does not distort the body with a random head
+            t0 = time.perf_counter()
             l2 = self._linear_probe(states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device)
+            timings["linear_probe"] = time.perf_counter() - t0
             P = dev_proba()
             best_ap, best_P, best_state = score(P), P, snapshot()
             history.append({"epoch": 0, "train_loss": None, "dev_map": round(best_ap, 5), "l2": l2,
@@ -500,6 +506,7 @@ class FineTunedTransformer(MultiLabelHead):
         self.history_ = history
         self.n_labels_ = K
         self.fit_seconds_ = time.perf_counter() - t_start
+        self.timings_ = {k: round(v, 2) for k, v in timings.items()}
         return self
 
     def _linear_probe(self, states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device) -> float:

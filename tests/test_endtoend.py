@@ -155,3 +155,16 @@ def test_fine_tune_refuses_zero_shot(tmp_path):
 
     with pytest.raises(TagwiseError, match="trains on labels"):
         train_fine_tuned(Project.init(tmp_path / "p"), mode="zero-shot")
+
+
+def test_minilm_alias_stacks_with_use_on_the_same_cache():
+    from tagwise.encoders import get_encoder
+    from tagwise.encoders.registry import encoder_languages
+
+    minilm = get_encoder("minilm")
+    assert minilm.id == get_encoder("st:all-minilm-l6-v2").id  # same vectors, same cache entry
+    stack = get_encoder("hashing:64+minilm")
+    assert stack.dim == 64 + 384 and stack.id == f"{get_encoder('hashing:64').id}+{minilm.id}"
+    assert encoder_languages("use+minilm") == encoder_languages("use") | encoder_languages("st:all-minilm-l6-v2")
+    X = stack.encode(["a happy text", "a sad text"])
+    assert np.allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)  # each part unit, scaled: rows stay unit

@@ -347,7 +347,8 @@ def register(sub) -> None:
     p.add_argument("project")
     p.add_argument("--encoder", default=None,
                    help="use (default; 16 languages) | e5 (multilingual-e5-small, ~100 languages; the e5 extra) | "
-                        "hashing[:dim] (any language) | st:<model-or-path> | a+b")
+                        "hashing[:dim] (any language) | st:<model-or-path> | minilm (= st:all-minilm-l6-v2) | "
+                        "a+b side by side, e.g. use+minilm")
     add_engine_args(p)
     p.set_defaults(handler=cmd_embed)
 
@@ -377,7 +378,8 @@ def register(sub) -> None:
                         "head on the same masked, soft targets (lower layers cached; thresholds and early stopping "
                         "on dev), within --budget-minutes; saved as safetensors + JSON")
     p.add_argument("--fine-tune-method", default=None, choices=["end-to-end", "contrastive"],
-                   help="end-to-end (default; contrastive when --fine-tune-steps is given) or contrastive: SetFit-style pairs fine-tune a sentence-transformers "
+                   help="end-to-end (default; contrastive when --fine-tune-steps is given) or contrastive: "
+                        "SetFit-style pairs fine-tune a sentence-transformers "
                         "body (saved in PROJECT/encoders/), then the chosen head is trained on its embeddings")
     p.add_argument("--budget-minutes", type=float, default=5.0,
                    help="end-to-end fine-tuning: wall-clock budget of the fit; it decides how many top layers "

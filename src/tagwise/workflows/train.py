@@ -100,7 +100,8 @@ def _dev_health(project: Project, head, mode: str, encoder: str, names: list[str
 
 def fine_tune_encoder(project: Project, split: str = "train", base: str | None = None,
                       max_steps: int = 100) -> dict:
-    """(``train --fine-tune --fine-tune-method contrastive``) SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra).
+    """SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra;
+    ``train --fine-tune --fine-tune-method contrastive``).
 
     The body lands in ``PROJECT/encoders/<name>``. Returns ``{"encoder": "st:<folder>", "steps",
     "pairs", "seconds", "final_loss"}``.

@@ -134,7 +134,7 @@ def test_cli_fine_tune_stops_at_the_budget_then_predicts(tmp_path, capsys):
     root = str(tmp_path / "p")
     assert main(["init", root]) == 0
     assert main(["add-source", root, str(tmp_path / "s.yaml")]) == 0
-    budget = 0.15  # minutes: far less than 60 epochs of 400 texts take
+    budget = 0.25  # minutes: far less than 60 epochs of 400 texts take
     assert main(["train", root, "--fine-tune", "--budget-minutes", str(budget),
                  "--params", json.dumps({"max_epochs": 60, "patience": 60, "max_seq_len": 32})]) == 0
     assert "stopped: budget" in capsys.readouterr().out
@@ -168,3 +168,25 @@ def test_minilm_alias_stacks_with_use_on_the_same_cache():
     assert encoder_languages("use+minilm") == encoder_languages("use") | encoder_languages("st:all-minilm-l6-v2")
     X = stack.encode(["a happy text", "a sad text"])
     assert np.allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)  # each part unit, scaled: rows stay unit
+
+
+def test_multisource_project_fine_tunes_on_partial_labels_with_a_mode_per_source(tmp_path, data_dir):
+    """GoEmotions + XED en under the emotion taxonomy: each source annotates part of the labels (the rest
+    are unknown cells), the model gets a mode per source, and predict/evaluate use it like any model."""
+    from conftest import emotion_project
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.predict import predict_texts
+    from tagwise.workflows.train import train_fine_tuned
+
+    project = emotion_project(tmp_path, 60)
+    out = train_fine_tuned(project, mode="multisource", budget_minutes=2.0, progress=False,
+                           params={"top_layers": 1, "max_epochs": 2, "max_seq_len": 32})
+    assert out["mode"] == "fine-tune" and out["fine_tune"]["stop_reason"] in ("max_epochs", "early_stopping")
+    sources = sorted(set(map(str, project.examples(split="train", labeled=True).sources)))
+    assert len(sources) == 2 and sorted(out["fine_tune"]["source_conditioning"]) == sources
+    assert out["health"]["after"]["checked"]
+    text = ["I can't believe you did that, I'm furious"]
+    a, b = (predict_texts(project, text, source=s)["predictions"][0]["scores"] for s in sources)
+    assert a != b
+    report = evaluate(project, split="test")
+    assert report["n_examples"] > 0 and 0.0 <= report["macro_f1"] <= 1.0

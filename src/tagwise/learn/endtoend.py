@@ -218,25 +218,34 @@ class FineTunedTransformer(MultiLabelHead):
         self._head = torch.nn.Linear(hidden, n_labels).to(device)
         return path, L, hidden
 
-    def _lower_states(self, ids: list[list[int]], rows: np.ndarray, n_frozen: int, device: str):
+    def _lower_states(self, ids: list[list[int]], rows: np.ndarray, n_frozen: int, device: str,
+                      out: list | None = None, stop_at: float | None = None, chunk: int = 128) -> list:
         """Hidden states after the embeddings + ``n_frozen`` frozen layers for ``rows``, one (t_i, h) float32
-        CPU tensor per row (no padding), computed in length-bucketed batches without gradients."""
+        CPU tensor per row (no padding; into ``out``, a list over all rows, None = not computed), in
+        length-bucketed batches without gradients. Rows are taken ``chunk`` at a time in the given order
+        (each chunk sorted by length), and no new chunk starts after ``stop_at`` (perf_counter seconds)."""
         torch = _torch()
-        out: list = [None] * len(ids)
-        lengths = np.array([len(ids[r]) for r in rows])
+        out = [None] * len(ids) if out is None else out
         with torch.inference_mode():
-            for batch in _length_batches(lengths, 64):
-                idx = rows[batch]
-                input_ids, am = self._pad_ids([ids[r] for r in idx], device)
-                h = self._lower.embeddings(input_ids=input_ids)
-                ext = _extended_mask(am, h.dtype)
-                for layer in self._lower.encoder.layer[:n_frozen]:
-                    h = layer(h, attention_mask=ext)
-                    h = h[0] if isinstance(h, tuple) else h
-                h = h.float().cpu()
-                for j, r in enumerate(idx):
-                    out[r] = h[j, :len(ids[r])].clone()
+            for c in range(0, len(rows), chunk):
+                if stop_at is not None and time.perf_counter() > stop_at:
+                    break
+                self._lower_chunk(ids, rows[c:c + chunk], n_frozen, device, out)
         return out
+
+    def _lower_chunk(self, ids, rows: np.ndarray, n_frozen: int, device: str, out: list) -> None:
+        lengths = np.array([len(ids[r]) for r in rows])
+        for batch in _length_batches(lengths, 64):
+            idx = rows[batch]
+            input_ids, am = self._pad_ids([ids[r] for r in idx], device)
+            h = self._lower.embeddings(input_ids=input_ids)
+            ext = _extended_mask(am, h.dtype)
+            for layer in self._lower.encoder.layer[:n_frozen]:
+                h = layer(h, attention_mask=ext)
+                h = h[0] if isinstance(h, tuple) else h
+            h = h.float().cpu()
+            for j, r in enumerate(idx):
+                out[r] = h[j, :len(ids[r])].clone()
 
     def _pad_ids(self, seqs: list[list[int]], device: str):
         torch = _torch()
@@ -374,8 +383,17 @@ class FineTunedTransformer(MultiLabelHead):
         self.top_layers_ = top
 
         # the frozen part, once
+        # the frozen part, once: the dev rows, then the training rows in random order until the budget
+        # leaves just enough for the dev evaluation (a budget too small for all of them trains on fewer)
         t0 = time.perf_counter()
-        states = self._lower_states(ids, np.arange(len(ids)), n_layers - top, device)
+        t_dev_eval = tok_dev * top * L_probe * 1.5
+        states = self._lower_states(ids, dev_rows, n_layers - top, device)
+        # what the dev rows just cost says more about this machine's speed right now than the probe did
+        t_dev_eval = max(t_dev_eval, 1.5 * (time.perf_counter() - t0) * top / max(1, n_layers - top))
+        states = self._lower_states(ids, rng.permutation(train_rows), n_layers - top, device, out=states,
+                                    stop_at=deadline - t_dev_eval - 1.0)
+        self.n_train_used_ = int(sum(states[r] is not None for r in train_rows))
+        train_rows = np.array([r for r in train_rows if states[r] is not None], dtype=np.int64)
         timings["cache"] = time.perf_counter() - t0
 
         # loss weights and head start from known cells only
@@ -408,8 +426,9 @@ class FineTunedTransformer(MultiLabelHead):
             optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1.0 - s / total_steps))
 
         # seconds per training step (a first guess from the probe, then measured) and per dev evaluation
-        t_step = 3.0 * float(np.mean(lengths[train_rows])) * self.batch_size * top * L_probe
-        t_dev_eval = tok_dev * top * L_probe * 1.5
+        slow = max(1.0, t_dev_eval / max(tok_dev * top * L_probe * 1.5, 1e-9))  # the probe's speed / today's
+        t_step = 3.0 * float(np.mean(lengths[train_rows]) if len(train_rows) else 1.0) * self.batch_size * top * L_probe
+        t_step *= slow
 
         def dev_proba():
             self._top.eval()  # no dropout in the dev figures
@@ -425,7 +444,8 @@ class FineTunedTransformer(MultiLabelHead):
 
         best_state, best_ap, best_P, since_best = None, -1.0, None, 0
         history = []
-        if self.warm_start == "probe" and time.perf_counter() + 2 * t_dev_eval < deadline:
+        t_probe = float(lengths[train_rows].sum() + tok_dev) * top * L_probe * 1.5 * slow + 1.0
+        if self.warm_start == "probe" and len(train_rows) and time.perf_counter() + t_probe + t_dev_eval < deadline:
             # linear probing first (LP-FT, Kumar et al. 2022): the head starts from the best linear head on the
             # frozen body's pooled vectors, so fine-tuning starts from the frozen head's quality (epoch 0 of
             # the history, kept if no epoch beats it on dev) and does not distort the body with a random head

@@ -209,7 +209,8 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
     name = name or unique_name("finetune")
     fine = {"base": head.base, "top_layers": head.top_layers_, "n_layers": head.n_layers_, "epochs": head.epochs_,
             "best_epoch": head.best_epoch_, "stop_reason": head.stop_reason_, "budget_minutes": float(budget_minutes),
-            "fit_seconds": round(head.fit_seconds_, 3), "device": head._device(), "history": head.history_,
+            "fit_seconds": round(head.fit_seconds_, 3), "timings": head.timings_, "n_train_used": head.n_train_used_,
+            "device": head._device(), "history": head.history_,
             "source_conditioning": list(head.sources_), "dev": "dev split" if dev_ex is not None else
             f"{len(head.dev_rows_)} held-out training rows"}
     choice = {"mode": "fine-tune", "reason": f"--fine-tune (labels as {mode})", "cv": {}}

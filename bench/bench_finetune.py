@@ -20,8 +20,9 @@ macro-F1 (labels with a test positive) and micro-F1 as mean ± sample sd over se
 ``finetune`` against each other method, fit seconds, predict throughput (texts/s over the test rows,
 encoding included, one process on this shared 2-core machine), peak RSS.
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/bench_finetune.py --seeds 0 1 --budget-minutes 3
-Writes bench/results/finetune.json.
+    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/bench_finetune.py --seeds 0 1 --n-train 1500 --n-dev 300 --n-test 600 --budget-minutes 4
+    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/bench_finetune.py --seeds 0 1 --n-train 1500 --n-dev 300 --n-test 600 --budget-minutes 6 --out finetune_6min
+Write bench/results/finetune.json and finetune_6min.json (about 20 and 28 minutes on the shared 2-core machine).
 """
 from __future__ import annotations
 

@@ -113,13 +113,18 @@ def cmd_embed(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ..workflows.train import fine_tune_encoder, train
+    from ..workflows.train import fine_tune_encoder, train, train_fine_tuned
 
     project = Project.open(args.project)
     params = parse_params(args.params)
     encoder = args.encoder
-    if args.fine_tune:
-        tuned = fine_tune_encoder(project, split=args.split, base=args.base_model, max_steps=args.fine_tune_steps)
+    # --fine-tune-steps only means something to the contrastive method: the form `--fine-tune
+    # --fine-tune-steps N` (from before end-to-end fine-tuning) keeps running it
+    method = args.fine_tune_method or ("contrastive" if args.fine_tune_steps is not None else "end-to-end")
+    end_to_end = args.fine_tune and method == "end-to-end"
+    if args.fine_tune and not end_to_end:
+        tuned = fine_tune_encoder(project, split=args.split, base=args.base_model,
+                                  max_steps=args.fine_tune_steps or 100)
         encoder = tuned["encoder"]
         print(f"fine-tuned {args.base_model} for {tuned['steps']} steps on {tuned['pairs']} pairs in "
               f"{tuned['seconds']:.1f}s (final loss {tuned['final_loss']:.3f}); encoder {encoder}")
@@ -130,9 +135,20 @@ def cmd_train(args) -> int:
         for w in health["warnings"]:
             print(format_warning(w), file=sys.stderr, flush=True)
 
-    result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
-                   consensus=args.consensus, on_health=show_before,
-                   drop_shared_test_texts=args.drop_shared_test_texts, check_alone=not args.no_alone_check)
+    if end_to_end:
+        result = train_fine_tuned(project, mode=args.model, split=args.split, base=args.base_model,
+                                  budget_minutes=args.budget_minutes, device=args.device, params=params,
+                                  consensus=args.consensus, on_health=show_before,
+                                  drop_shared_test_texts=args.drop_shared_test_texts)
+        ft = result["fine_tune"]
+        print(f"fine-tuned the top {ft['top_layers']} of {ft['n_layers']} layers of {ft['base']} with the head on "
+              f"{ft['device']}: {ft['epochs']} epochs (best {ft['best_epoch']}, stopped: {ft['stop_reason']}) in "
+              f"{ft['fit_seconds']:.1f}s of a {ft['budget_minutes']:g}-minute budget; thresholds and early "
+              f"stopping on {ft['dev']}")
+    else:
+        result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
+                       consensus=args.consensus, on_health=show_before,
+                       drop_shared_test_texts=args.drop_shared_test_texts, check_alone=not args.no_alone_check)
     choice = result["choice"]
     if args.model == "auto":
         scores = "; ".join(f"{m} {v:.3f}" for m, v in choice["cv"].items())
@@ -154,7 +170,9 @@ def cmd_train(args) -> int:
                   f"{pl['examples']} of {pl['unlabeled_pool']} unlabeled examples")
     after = result["health"]["after"]
     print(format_health({"before": {"sources": result["health"]["before"]["sources"]}, "after": after},
-                        title="training data health, after training (out-of-fold, each source in its own mode)",
+                        title="training data health, after training ("
+                              + ("dev rows" if after.get("rows") == "dev" else "out-of-fold")
+                              + ", each source in its own mode)",
                         warnings=False))
     for w in after["warnings"]:
         print(format_warning(w), file=sys.stderr)
@@ -341,7 +359,8 @@ def register(sub) -> None:
     p.add_argument("project")
     p.add_argument("--encoder", default=None,
                    help="use (default; 16 languages) | e5 (multilingual-e5-small, ~100 languages; the e5 extra) | "
-                        "hashing[:dim] (any language) | st:<model-or-path> | a+b")
+                        "hashing[:dim] (any language) | st:<model-or-path> | minilm (= st:all-minilm-l6-v2) | "
+                        "a+b side by side, e.g. use+minilm")
     add_engine_args(p)
     p.set_defaults(handler=cmd_embed)
 
@@ -367,11 +386,23 @@ def register(sub) -> None:
                    help="with several sources, skip re-training each source alone to compare its out-of-fold "
                         "macro-F1 with the joint model's (about one more fit of the data)")
     p.add_argument("--fine-tune", action="store_true",
-                   help="torch extra: first fine-tune a sentence-transformers body on contrastive pairs of the "
-                        "labeled examples (SetFit-style), saved in PROJECT/encoders/, then train the head on it")
-    p.add_argument("--fine-tune-steps", type=int, default=100, help="most optimisation steps (default 100)")
+                   help="torch extra: train the top layers of a transformer body end to end with a multi-label "
+                        "head on the same masked, soft targets (lower layers cached; thresholds and early stopping "
+                        "on dev), within --budget-minutes; saved as safetensors + JSON")
+    p.add_argument("--fine-tune-method", default=None, choices=["end-to-end", "contrastive"],
+                   help="end-to-end (default; contrastive when --fine-tune-steps is given) or contrastive: "
+                        "SetFit-style pairs fine-tune a sentence-transformers "
+                        "body (saved in PROJECT/encoders/), then the chosen head is trained on its embeddings")
+    p.add_argument("--budget-minutes", type=float, default=5.0,
+                   help="end-to-end fine-tuning: wall-clock budget of the fit; it decides how many top layers "
+                        "are trained and for how many epochs (default 5)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="end-to-end fine-tuning: where to train (default cpu; auto = cuda when available)")
+    p.add_argument("--fine-tune-steps", type=int, default=None,
+                   help="contrastive fine-tuning: most optimisation steps (default 100)")
     p.add_argument("--base-model", default="all-minilm-l6-v2",
-                   help="body to fine-tune: the bundled all-minilm-l6-v2 or any sentence-transformers name/path")
+                   help="body to fine-tune: the bundled all-minilm-l6-v2 or a local transformers / "
+                        "sentence-transformers folder")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("predict", help="predict labels for a csv/tsv/jsonl/parquet file")

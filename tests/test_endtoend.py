@@ -1,0 +1,192 @@
+"""End-to-end fine-tuning (learn/endtoend.py, `train --fine-tune`) on small real GoEmotions slices.
+
+Every fit trains one top layer of the bundled MiniLM on short (32-token) texts for a few epochs, so
+each test takes seconds; what they check is the loss and the plumbing, not the accuracy.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tagwise.learn.endtoend import FineTunedTransformer, masked_soft_bce  # noqa: E402
+from tagwise.learn.persist import load_model, save_model  # noqa: E402
+from tagwise.types import TagwiseError  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
+LABELS = Path(__file__).resolve().parents[1] / "examples" / "goemotions-sample" / "labels.txt"
+FAST = dict(top_layers=1, max_seq_len=32, batch_size=16, budget_minutes=10.0, patience=50)
+
+
+def goemotions(n: int, skip: int = 0) -> tuple[list[str], np.ndarray]:
+    """The first ``n`` rows (after ``skip``) of GoEmotions' train split: texts and (n, 28) float32 targets."""
+    rows = []
+    with open(DATA / "original_train.tsv", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i >= skip + n:
+                break
+            if i >= skip:
+                rows.append(line.rstrip("\n").split("\t"))
+    Y = np.zeros((len(rows), 28), np.float32)
+    for i, r in enumerate(rows):
+        Y[i, [int(k) for k in r[1].split(",")]] = 1.0
+    return [r[0] for r in rows], Y
+
+
+def weights(model: FineTunedTransformer) -> dict:
+    return model.get_state()[1]
+
+
+def test_unknown_cells_carry_no_loss_and_no_gradient():
+    texts, Y = goemotions(60)
+    rng = np.random.default_rng(0)
+    M = rng.random(Y.shape) > 0.3  # 30% of the cells unknown
+    Y_other = Y.copy()
+    Y_other[~M] = rng.random(int((~M).sum())).astype(np.float32)  # anything at all in the unknown cells
+    a = FineTunedTransformer(max_epochs=2, **FAST).fit(texts, Y, M)
+    b = FineTunedTransformer(max_epochs=2, **FAST).fit(texts, Y_other, M)
+    wa, wb = weights(a), weights(b)
+    assert sorted(wa) == sorted(wb)
+    for key in wa:
+        assert np.array_equal(wa[key], wb[key]), key  # bit for bit: unknown cells changed nothing
+    assert a.history_ == [{**h, "seconds": ha["seconds"]} for h, ha in zip(b.history_, a.history_)]
+
+    # the loss itself: the gradient of an unknown cell is exactly zero, that of a known cell is not
+    logits = torch.zeros((2, 3), requires_grad=True)
+    mask = torch.tensor([[True, False, True], [False, True, True]])
+    masked_soft_bce(logits, torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]]), mask, torch.ones(3)).backward()
+    assert (logits.grad[~mask] == 0).all() and (logits.grad[mask] != 0).all()
+
+
+def test_soft_targets_are_expected_losses_not_rounded():
+    logits = torch.tensor([[0.4]])
+    mask = torch.tensor([[True]])
+    pw = torch.ones(1)
+    loss = {y: float(masked_soft_bce(logits, torch.tensor([[y]]), mask, pw)) for y in (0.0, 0.3, 1.0)}
+    assert loss[0.3] == pytest.approx(0.3 * loss[1.0] + 0.7 * loss[0.0], rel=1e-6)
+    assert loss[0.0] != loss[0.3] != loss[1.0]
+
+    # a whole label at 0.3 trains towards a probability between the all-0 and the all-1 label's
+    texts, Y = goemotions(80)
+    Y[:, 0], Y[:, 1], Y[:, 2] = 0.3, 0.0, 1.0
+    model = FineTunedTransformer(max_epochs=2, **FAST).fit(texts, Y)
+    P = model.predict_proba(None, texts=texts[:40]).mean(0)
+    assert P[1] < P[0] < P[2], P[:3]
+    assert 0.1 < P[0] < 0.7, P[0]
+
+
+def test_source_conditioning_gives_each_source_its_own_predictions():
+    texts, Y = goemotions(60)
+    # the same texts from two sources that disagree on one label (column 0): "a" says yes, "b" says no
+    Ya, Yb = Y.copy(), Y.copy()
+    Ya[:, 0], Yb[:, 0] = 1.0, 0.0
+    model = FineTunedTransformer(max_epochs=5, **FAST).fit(texts + texts, np.vstack([Ya, Yb]),
+                                                           sources=["a"] * 60 + ["b"] * 60)
+    assert model.sources_ == ["a", "b"]
+    held_out, _ = goemotions(20, skip=60)
+    pa = model.predict_proba(None, texts=held_out, source="a")[:, 0]
+    pb = model.predict_proba(None, texts=held_out, source="b")[:, 0]
+    p0 = model.predict_proba(None, texts=held_out, source="agnostic")[:, 0]
+    assert pa.mean() > pb.mean() + 0.1, (pa.mean(), pb.mean())
+    assert pb.mean() < p0.mean() < pa.mean()
+    # other labels barely depend on the source (both sources agree on them)
+    rest_a = model.predict_proba(None, texts=held_out, source="a")[:, 1:]
+    rest_b = model.predict_proba(None, texts=held_out, source="b")[:, 1:]
+    assert np.abs(rest_a - rest_b).mean() < 0.1
+
+
+def test_save_load_round_trip_is_exact_and_safe(tmp_path):
+    texts, Y = goemotions(60)
+    model = FineTunedTransformer(max_epochs=1, **FAST).fit(texts, Y, sources=["a"] * 30 + ["b"] * 30)
+    names = [ln.strip() for ln in LABELS.read_text().splitlines() if ln.strip()]
+    save_model(model, tmp_path / "m", {"labels": names})
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert files == {"model.json", "model.safetensors"}  # no pickle, no .bin
+    loaded, info = load_model(tmp_path / "m")
+    for source in (None, "a", "b", ["a", "b"] * 5):
+        assert np.array_equal(loaded.predict_proba(None, texts=texts[:10], source=source),
+                              model.predict_proba(None, texts=texts[:10], source=source))
+    assert np.array_equal(loaded.predict(None, texts=texts[:10]), model.predict(None, texts=texts[:10]))
+    assert info["labels"] == names
+
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    doc["meta"]["base_fingerprint"] = "0" * 16  # trained on other base weights
+    (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(TagwiseError, match="base weights"):
+        load_model(tmp_path / "m")
+
+
+def test_cli_fine_tune_stops_at_the_budget_then_predicts(tmp_path, capsys):
+    from tagwise.cli import main
+    from tagwise.project import Project
+    from tagwise.workflows.models import load_project_model
+
+    spec = {"name": "ge", "path": str(DATA / "original_train.tsv"), "split": "train", "format": "tsv",
+            "header": False, "quoting": "none", "limit": 400, "columns": {"text": 0, "labels": 1, "id": 2},
+            "labels": {"format": "delimited", "delimiter": ",", "names_file": str(LABELS)}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    root = str(tmp_path / "p")
+    assert main(["init", root]) == 0
+    assert main(["add-source", root, str(tmp_path / "s.yaml")]) == 0
+    budget = 0.25  # minutes: far less than 60 epochs of 400 texts take
+    assert main(["train", root, "--fine-tune", "--budget-minutes", str(budget),
+                 "--params", json.dumps({"max_epochs": 60, "patience": 60, "max_seq_len": 32})]) == 0
+    assert "stopped: budget" in capsys.readouterr().out
+    loaded = load_project_model(Project.open(root))
+    fine = loaded.info["fine_tune"]
+    assert fine["stop_reason"] == "budget"
+    assert fine["fit_seconds"] <= 1.1 * budget * 60, fine  # the budget is kept within 10%
+    assert isinstance(loaded.head, FineTunedTransformer) and loaded.info["mode"] == "fine-tune"
+    (tmp_path / "in.csv").write_text("text\nthank you so much, this is great\nwhat the hell is this\n")
+    assert main(["predict", root, str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and len(rows[0]["scores"]) == 28
+
+
+def test_fine_tune_refuses_zero_shot(tmp_path):
+    from tagwise.project import Project
+    from tagwise.workflows.train import train_fine_tuned
+
+    with pytest.raises(TagwiseError, match="trains on labels"):
+        train_fine_tuned(Project.init(tmp_path / "p"), mode="zero-shot")
+
+
+def test_minilm_alias_stacks_with_use_on_the_same_cache():
+    from tagwise.encoders import get_encoder
+    from tagwise.encoders.registry import encoder_languages
+
+    minilm = get_encoder("minilm")
+    assert minilm.id == get_encoder("st:all-minilm-l6-v2").id  # same vectors, same cache entry
+    stack = get_encoder("hashing:64+minilm")
+    assert stack.dim == 64 + 384 and stack.id == f"{get_encoder('hashing:64').id}+{minilm.id}"
+    assert encoder_languages("use+minilm") == encoder_languages("use") | encoder_languages("st:all-minilm-l6-v2")
+    X = stack.encode(["a happy text", "a sad text"])
+    assert np.allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)  # each part unit, scaled: rows stay unit
+
+
+def test_multisource_project_fine_tunes_on_partial_labels_with_a_mode_per_source(tmp_path, data_dir):
+    """GoEmotions + XED en under the emotion taxonomy: each source annotates part of the labels (the rest
+    are unknown cells), the model gets a mode per source, and predict/evaluate use it like any model."""
+    from conftest import emotion_project
+    from tagwise.workflows.evaluate import evaluate
+    from tagwise.workflows.predict import predict_texts
+    from tagwise.workflows.train import train_fine_tuned
+
+    project = emotion_project(tmp_path, 60)
+    out = train_fine_tuned(project, mode="multisource", budget_minutes=2.0, progress=False,
+                           params={"top_layers": 1, "max_epochs": 2, "max_seq_len": 32})
+    assert out["mode"] == "fine-tune" and out["fine_tune"]["stop_reason"] in ("max_epochs", "early_stopping")
+    sources = sorted(set(map(str, project.examples(split="train", labeled=True).sources)))
+    assert len(sources) == 2 and sorted(out["fine_tune"]["source_conditioning"]) == sources
+    assert out["health"]["after"]["checked"]
+    text = ["I can't believe you did that, I'm furious"]
+    a, b = (predict_texts(project, text, source=s)["predictions"][0]["scores"] for s in sources)
+    assert a != b
+    report = evaluate(project, split="test")
+    assert report["n_examples"] > 0 and 0.0 <= report["macro_f1"] <= 1.0

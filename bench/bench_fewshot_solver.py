@@ -21,7 +21,7 @@ Measured:
   ``preconditioned`` against the two others. Nothing is chosen here.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/bench_fewshot_solver.py [--repeats 3] [--k 8 32] \
-        [--seeds 100 101 102] [--datasets xed_en isear]
+        [--seeds 100 101 102] [--datasets xed_en isear] [--versions capped preconditioned --out NAME]
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def quality(modules, args):
     out = {"draws": keys, "macro_f1": {v: mean_sd(s) for v, s in f1.items()},
            "per_draw": {v: [round(x, 4) for x in s] for v, s in f1.items()}}
     for other in modules:
-        if other != "preconditioned":
+        if other != "preconditioned" and "preconditioned" in modules:
             out[f"preconditioned_vs_{other}"] = compare(f1["preconditioned"], f1[other])
     return out
 
@@ -161,9 +161,11 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102])
     ap.add_argument("--eval-rows", type=int, default=2000)
     ap.add_argument("--max-rows", type=int, default=6000)
+    ap.add_argument("--versions", nargs="+", choices=list(VERSIONS), default=list(VERSIONS),
+                    help="versions to run (the tol1e-6 one takes ~100 s per demo fit; leave it out for more repeats)")
     ap.add_argument("--out", default="fewshot_solver")
     args = ap.parse_args()
-    modules = {version: module_at(commit) for version, commit in VERSIONS.items()}
+    modules = {version: module_at(VERSIONS[version]) for version in args.versions}
     enc = get_encoder("use")
     embed = lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0]  # noqa: E731
     names, Xd, Yd, Ud = demo_data(enc)
@@ -179,7 +181,7 @@ def main():
             "semeval_300_cv_cuts": (Xs, Ys, zs_sem, np.concatenate([Xs, Us]), Us, "cv")}, args.repeats)
         stable = stability(modules, Xs, Ys, Us, Xst, zs_sem, args.perturbations)
         scores = quality(modules, args)
-    save_results(args.out, {"versions": {v: c or "working tree" for v, c in VERSIONS.items()}, "params": PARAMS,
+    save_results(args.out, {"versions": {v: VERSIONS[v] or "working tree" for v in args.versions}, "params": PARAMS,
                             "fit_time": times, "stability_1e-6": stable, "macro_f1": scores})
 
 

@@ -145,18 +145,20 @@ def lbfgs_by_column(evaluate, theta, g_norm0, *, max_iter=100, tol=1e-3, memory=
         act = np.flatnonzero(running)
         if len(act) == 0:
             break
-        # two-loop recursion, column by column (each label its own inverse-Hessian estimate)
+        # two-loop recursion, column by column (each label its own inverse-Hessian estimate); while
+        # every label runs, the memory is read in place instead of copied column by column
+        cols = slice(None) if len(act) == K else act
         q = g[:, act].copy()
         order = [(n_pairs - 1 - j) % memory for j in range(min(n_pairs, memory))]
         alpha = []
         for slot in order:
-            a = rho[slot, act] * np.einsum("ij,ij->j", S[slot][:, act], q)
-            q -= a * Yh[slot][:, act]
+            a = rho[slot, act] * np.einsum("ij,ij->j", S[slot][:, cols], q)
+            q -= a * Yh[slot][:, cols]
             alpha.append(a)
         q *= gamma[act]
         for slot, a in zip(reversed(order), reversed(alpha)):
-            beta = rho[slot, act] * np.einsum("ij,ij->j", Yh[slot][:, act], q)
-            q += S[slot][:, act] * (a - beta)
+            beta = rho[slot, act] * np.einsum("ij,ij->j", Yh[slot][:, cols], q)
+            q += S[slot][:, cols] * (a - beta)
         p = -q
         slope = np.einsum("ij,ij->j", g[:, act], p)
         bad = slope >= 0  # not a descent direction: fall back to the gradient

@@ -138,7 +138,10 @@ class FineTunedTransformer(MultiLabelHead):
         Wall-clock budget of the whole ``fit`` (loading, caching, training, thresholds).
     top_layers : "auto" | int
         Layers trained (the rest are frozen and cached); "auto" = the most the budget affords
-        ``min_epochs`` epochs of.
+        ``min_epochs`` epochs of, and at least ``min_top_layers`` when the budget affords ``min_epochs``
+        epochs of that many without the planning margin.
+    min_top_layers : int
+        The floor of "auto" (default 2; see ``fit``).
     max_epochs, min_epochs, patience : int
         At most ``max_epochs``; ``min_epochs`` is what "auto" plans for; stop when dev mean AP has not
         improved for ``patience`` epochs.
@@ -163,13 +166,14 @@ class FineTunedTransformer(MultiLabelHead):
     needs_texts = True
     weights_format = "safetensors"  # learn.persist writes the arrays as one model.safetensors
 
-    def __init__(self, base=DEFAULT_BASE, budget_minutes=5.0, top_layers="auto", max_epochs=10, min_epochs=3,
-                 patience=2, max_seq_len=128, batch_size=32, lr=1e-4, head_lr=5e-3, weight_decay=0.01, dropout=0.1,
+    def __init__(self, base=DEFAULT_BASE, budget_minutes=5.0, top_layers="auto", min_top_layers=2, max_epochs=10,
+                 min_epochs=3, patience=2, max_seq_len=128, batch_size=32, lr=1e-4, head_lr=5e-3, weight_decay=0.01, dropout=0.1,
                  pos_weight="sqrt", dev_fraction=0.15, source_conditioning="auto", source_dropout=0.2,
                  warm_start="probe", device="cpu", random_state=0, progress=False):
         self.base = base
         self.budget_minutes = budget_minutes
         self.top_layers = top_layers
+        self.min_top_layers = min_top_layers
         self.max_epochs = max_epochs
         self.min_epochs = min_epochs
         self.patience = patience
@@ -361,14 +365,23 @@ class FineTunedTransformer(MultiLabelHead):
         L_probe = self._probe_cost(body, ids, lengths, device)  # seconds per token per layer, forward
         tok_train, tok_dev = float(lengths[train_rows].sum()), float(lengths[dev_rows].sum())
         if self.top_layers == "auto":
-            top = 1
             left = deadline - time.perf_counter()
-            for N in range(n_layers, 0, -1):
+
+            def affords(N: int, share: float) -> bool:
                 cache = (tok_train + tok_dev) * (n_layers - N) * L_probe
                 epoch = (3.0 * tok_train + tok_dev) * N * L_probe
-                if cache + self.min_epochs * epoch <= 0.9 * left:
-                    top = N
-                    break
+                return cache + self.min_epochs * epoch <= share * left
+
+            top = next((N for N in range(n_layers, 0, -1) if affords(N, 0.9)), 1)
+            # A floor: the probe timed one forward pass of 32 texts, and on a shared, loaded machine one
+            # slow pass made it plan for a single layer, which adapts too little (bench_finetune's runs on
+            # GoEmotions: 1 trained layer 0.268 vs 4 layers 0.366 macro-F1). The run re-measures its own
+            # step time and stops at the budget whatever was planned, and the linear-probe head (epoch 0)
+            # is kept if no epoch beats it, so planning without the 10% margin for the floor risks fewer
+            # epochs, not the budget. 2 is not tuned: it is the least that is more than one layer.
+            floor = min(int(self.min_top_layers or 1), n_layers)
+            if top < floor:
+                top = next((N for N in range(floor, top, -1) if affords(N, 1.0)), top)
         else:
             top = int(self.top_layers)
         # the learning-rate schedule spans the epochs the budget is expected to afford
@@ -579,16 +592,19 @@ class FineTunedTransformer(MultiLabelHead):
         return best[1]
 
     def _probe_cost(self, body, ids, lengths, device) -> float:
-        """Seconds per token per layer of a forward pass, timed on up to 32 texts of median length."""
+        """Seconds per token per layer of a forward pass, the fastest of three timings on up to 32 texts of median
+        length."""
         torch = _torch()
         order = np.argsort(lengths, kind="stable")
         mid = order[max(0, len(order) // 2 - 16):len(order) // 2 + 16]
         input_ids, am = self._pad_ids([ids[i] for i in mid], device)
         with torch.inference_mode():
             body(input_ids=input_ids, attention_mask=am)  # warm-up
-            t0 = time.perf_counter()
-            body(input_ids=input_ids, attention_mask=am)
-            took = time.perf_counter() - t0
+            took = math.inf
+            for _ in range(3):  # other processes only ever slow a pass down: the fastest is this body's speed
+                t0 = time.perf_counter()
+                body(input_ids=input_ids, attention_mask=am)
+                took = min(took, time.perf_counter() - t0)
         return took / max(1.0, float(input_ids.numel())) / len(body.encoder.layer)
 
     def _proba_from_states(self, states: list, s_idx: np.ndarray, device: str) -> np.ndarray:

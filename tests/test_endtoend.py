@@ -190,3 +190,85 @@ def test_multisource_project_fine_tunes_on_partial_labels_with_a_mode_per_source
     assert a != b
     report = evaluate(project, split="test")
     assert report["n_examples"] > 0 and 0.0 <= report["macro_f1"] <= 1.0
+
+
+# ---- distill: the fast head on a fine-tuned teacher's soft labels ------------------------------------
+
+@pytest.fixture(scope="module")
+def teacher_project(tmp_path_factory):
+    """GoEmotions + XED en (60 rows each; partial labels: each source annotates part of the emotion
+    taxonomy), GoEmotions' dev rows, 100 unlabeled GoEmotions texts, and a one-layer fine-tuned teacher."""
+    if not DATA.exists():
+        pytest.skip(f"shared data not found at {DATA}")
+    from conftest import emotion_project
+    from tagwise.workflows.train import train_fine_tuned
+
+    root = tmp_path_factory.mktemp("distill")
+    project = emotion_project(root, 60)
+    pool, _ = goemotions(100, skip=60)
+    (root / "pool.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in pool))
+    (root / "pool.yaml").write_text(yaml.safe_dump({"name": "pool", "path": str(root / "pool.jsonl"),
+                                                    "split": "unlabeled", "columns": {"text": "text"}}))
+    project.add_source(root / "pool.yaml")
+    out = train_fine_tuned(project, mode="multisource", budget_minutes=2.0, progress=False,
+                           params={"top_layers": 1, "max_epochs": 2, "max_seq_len": 32})
+    return project, out["model"]
+
+
+def test_distill_trains_on_soft_teacher_targets_and_keeps_human_labels(teacher_project):
+    from tagwise.learn.linear import MultiLabelLinear
+    from tagwise.learn.multisource import partial_targets
+    from tagwise.workflows.distill import distill
+    from tagwise.workflows.models import load_project_model
+    from tagwise.workflows.predict import predict_texts, predict_with
+
+    project, teacher_name = teacher_project
+    out = distill(project, teacher=teacher_name, student="hashing", progress=False)
+    student = load_project_model(project)
+    assert student.name == out["model"] and student.encoder == "hashing:256"
+    assert student.info["distilled_from"]["teacher"] == teacher_name
+    assert isinstance(student.head, MultiLabelLinear)
+    assert {p.suffix for p in student.path.iterdir()} <= {".json", ".npy"}  # no pickle
+    assert out["n_unlabeled"] >= 100 and out["thresholds_on"].startswith("dev split")
+    dev = out["dev"]  # the project has GoEmotions' dev rows: teacher, student and frozen head on them
+    assert all(0.0 <= dev[k] <= 1.0 for k in ("teacher", "student", "frozen_head"))
+
+    # the same targets rebuilt from the outside: human labels on known cells, teacher probabilities elsewhere
+    lab = project.examples(split="train", labeled=True)
+    pool = project.examples(split=["train", "unlabeled"], labeled=False)
+    Y, known = partial_targets(lab, project.taxonomy, project.taxonomy.space)
+    assert (~known).any() and known.any()  # partial labels: both kinds of cells exist
+    teacher = load_project_model(project, teacher_name)
+    P_lab = predict_with(project, teacher, list(lab.texts), sources=[str(s) for s in lab.sources])[1]
+    P_pool = predict_with(project, teacher, list(pool.texts), sources=[str(s) for s in pool.sources])[1]
+    assert ((P_pool > 0.05) & (P_pool < 0.95)).mean() > 0.05  # the teacher's labels really are soft
+    X = np.vstack([project.features(lab, "hashing:256"), project.features(pool, "hashing:256")])
+
+    def fit(T):
+        return MultiLabelLinear(random_state=0, thresholds=0.5).fit(X, T.astype(np.float32)).predict_proba(X)
+
+    soft = np.vstack([np.where(known, Y, P_lab), P_pool])
+    got = student.head.predict_proba(X)
+    assert np.allclose(got, fit(soft), atol=1e-5)
+    # ... and not what the teacher's rounded labels, or its probabilities on the human-labeled cells, give
+    assert np.abs(got - fit((soft >= 0.5).astype(np.float32))).max() > 1e-2
+    assert np.abs(got - fit(np.vstack([P_lab, P_pool]))).max() > 1e-2
+
+    # round trip through predict: the saved student scores texts as the fitted head does
+    texts = list(pool.texts[:5])
+    scores = [row["scores"] for row in predict_texts(project, texts)["predictions"]]
+    names = student.labels
+    direct = student.head.predict_proba(project.embed_texts(texts, "hashing:256", progress=False)[0])
+    assert np.allclose([[s[n] for n in names] for s in scores], direct, atol=1e-5)
+
+
+def test_cli_distill_prints_teacher_student_and_kept_gain(teacher_project, capsys):
+    from tagwise.cli import main
+    from tagwise.workflows.models import load_project_model
+
+    project, teacher_name = teacher_project
+    assert main(["distill", str(project.path), "--student", "hashing", "--teacher", teacher_name]) == 0
+    out = capsys.readouterr().out
+    assert f"distilled {teacher_name} into" in out and "dev macro-F1: teacher" in out and "student" in out
+    assert load_project_model(project).info["distilled_from"]["teacher"] == teacher_name
+    assert main(["distill", str(project.path), "--teacher", "no-such-model"]) != 0

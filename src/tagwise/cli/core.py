@@ -112,6 +112,29 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def cmd_distill(args) -> int:
+    from ..workflows.distill import distill
+    from ..workflows.health import format_warning
+
+    project = Project.open(args.project)
+    result = distill(project, teacher=args.teacher, student=args.student, split=args.split,
+                     params=parse_params(args.params), consensus=args.consensus)
+    print(f"distilled {result['teacher']} into {result['model']} (supervised head on {result['student']}) on "
+          f"{result['n_examples']} labeled and {result['n_unlabeled']} unlabeled examples, {result['n_labels']} "
+          f"labels: teacher predictions {result['teacher_seconds']:.1f}s, fit {result['seconds']:.1f}s; thresholds "
+          f"on {result['thresholds_on']}; it is now the current model")
+    dev = result["dev"]
+    if dev is not None:
+        kept = "n/a (the teacher is no better than the frozen head)" if dev["kept"] is None else f"{dev['kept']:.0%}"
+        print(f"dev macro-F1: teacher {dev['teacher']:.3f}, student {dev['student']:.3f}, plain frozen head "
+              f"{dev['frozen_head']:.3f}; the student keeps {kept} of the teacher's gain")
+    else:
+        print("no labeled dev split: add one to compare teacher, student and the plain frozen head")
+    for w in result["warnings"]:
+        print(format_warning(w), file=sys.stderr)
+    return 0
+
+
 def cmd_train(args) -> int:
     from ..workflows.train import fine_tune_encoder, train, train_fine_tuned
 
@@ -404,6 +427,19 @@ def register(sub) -> None:
                    help="body to fine-tune: the bundled all-minilm-l6-v2 or a local transformers / "
                         "sentence-transformers folder")
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("distill", help="train the fast head on frozen features on a teacher model's soft labels "
+                                       "(e.g. a --fine-tune model), so serving runs at frozen-encoder speed")
+    p.add_argument("project")
+    p.add_argument("--student", default=None,
+                   help="the student's encoder: use | hashing (= hashing:256) | any --encoder name (default: the "
+                        "project's encoder)")
+    p.add_argument("--teacher", default=None, help="the teacher model's name (default: the current model)")
+    p.add_argument("--split", default="train", help="labeled split whose rows (and human labels) the student trains on")
+    p.add_argument("--params", default=None, help='JSON of the supervised head\'s parameters, e.g. \'{"C": 2.0}\'')
+    p.add_argument("--consensus", default="model", choices=["model", "model-classifier", "majority", "none"],
+                   help="what an example several people annotated trains on (as in train)")
+    p.set_defaults(handler=cmd_distill)
 
     p = sub.add_parser("predict", help="predict labels for a csv/tsv/jsonl/parquet file")
     p.add_argument("project")

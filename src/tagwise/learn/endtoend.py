@@ -237,17 +237,21 @@ class FineTunedTransformer(MultiLabelHead):
                 self._lower_chunk(ids, rows[c:c + chunk], n_frozen, device, out)
         return out
 
+    def _frozen_states(self, input_ids, attention_mask, n_frozen: int):
+        """(b, t, hidden) states after the embeddings and the first ``n_frozen`` (frozen) layers."""
+        h = self._lower.embeddings(input_ids=input_ids)
+        ext = _extended_mask(attention_mask, h.dtype)
+        for layer in self._lower.encoder.layer[:n_frozen]:
+            h = layer(h, attention_mask=ext)
+            h = h[0] if isinstance(h, tuple) else h
+        return h
+
     def _lower_chunk(self, ids, rows: np.ndarray, n_frozen: int, device: str, out: list) -> None:
         lengths = np.array([len(ids[r]) for r in rows])
         for batch in _length_batches(lengths, 64):
             idx = rows[batch]
             input_ids, am = self._pad_ids([ids[r] for r in idx], device)
-            h = self._lower.embeddings(input_ids=input_ids)
-            ext = _extended_mask(am, h.dtype)
-            for layer in self._lower.encoder.layer[:n_frozen]:
-                h = layer(h, attention_mask=ext)
-                h = h[0] if isinstance(h, tuple) else h
-            h = h.float().cpu()
+            h = self._frozen_states(input_ids, am, n_frozen).float().cpu()
             for j, r in enumerate(idx):
                 out[r] = h[j, :len(ids[r])].clone()
 
@@ -645,11 +649,7 @@ class FineTunedTransformer(MultiLabelHead):
         with torch.inference_mode():
             for batch in _length_batches(lengths, 64):
                 input_ids, am = self._pad_ids([ids[i] for i in batch], device)
-                h = self._lower.embeddings(input_ids=input_ids)
-                ext = _extended_mask(am, h.dtype)
-                for layer in self._lower.encoder.layer[:n_frozen]:
-                    h = layer(h, attention_mask=ext)
-                    h = h[0] if isinstance(h, tuple) else h
+                h = self._frozen_states(input_ids, am, n_frozen)
                 logits = self._logits_from_states(h, am, torch.as_tensor(s_idx[batch], device=device), train=False)
                 out[batch] = torch.sigmoid(logits.float()).cpu().numpy()
         return out

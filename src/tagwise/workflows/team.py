@@ -23,6 +23,8 @@ added or split off after it (``annotations.judgement_unknown_labels``).
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..annotations import judgement_unknown_labels
@@ -111,6 +113,13 @@ def team_report(project: Project, overlap: int = 1, max_disagreements: int = 50,
     return out
 
 
+# The prior's model depends only on the labeled rows outside the team's judgements, their labels and
+# the encoder; /team refreshes every 10 seconds while people label pool rows (which join the judged
+# set, not these rows), so the fit is kept while those stay the same.
+_PRIOR_MODELS: dict[tuple, object] = {}
+_PRIOR_MODELS_MAX = 4
+
+
 def _classifier_prior(project: Project, judged_ids: np.ndarray) -> np.ndarray | None:
     """(n, K) probabilities of the judged examples (``judged_ids`` (n,) store ids) from
     ``MultiLabelLinear`` (fixed 0.5 cut: only its probabilities are used) fitted on the project's
@@ -127,8 +136,15 @@ def _classifier_prior(project: Project, judged_ids: np.ndarray) -> np.ndarray | 
     row_of = {int(i): r for r, i in enumerate(every.ids)}
     judged = every.subset(np.array([row_of[int(i)] for i in judged_ids], dtype=np.int64))
     space = project.labels
-    model = MultiLabelLinear(thresholds=0.5).fit(project.features(train), train.label_matrix(space),
-                                                 train.known_mask(space))
+    Y, M = train.label_matrix(space), train.known_mask(space)
+    key = (str(project.path), project.default_encoder, tuple(space.names),
+           hashlib.sha1(train.ids.tobytes() + Y.tobytes() + M.tobytes()).hexdigest())
+    model = _PRIOR_MODELS.get(key)
+    if model is None:
+        model = MultiLabelLinear(thresholds=0.5).fit(project.features(train), Y, M)
+        while len(_PRIOR_MODELS) >= _PRIOR_MODELS_MAX:
+            _PRIOR_MODELS.pop(next(iter(_PRIOR_MODELS)))
+        _PRIOR_MODELS[key] = model
     return np.clip(model.predict_proba(project.features(judged)).astype(np.float64), 0.0, 1.0)
 
 

@@ -120,8 +120,7 @@ def distill(project: Project, teacher: str | None = None, student: str | None = 
     if dev is not None:
         # the cuts come from dev below: the head needs no out-of-fold pass for them
         head = MultiLabelLinear(**{**settings, "thresholds": 0.5}).fit(X, T, M)
-        space_dev = LabelSpace(tuple(names))
-        Yd, Md = partial_targets(dev, tax, space_dev)
+        Yd, Md = partial_targets(dev, tax, space)
         Yd = apply_consensus(project, dev, Yd, consensus)
         Pd = head.predict_proba(project.features(dev, encoder, progress=False))
         head.threshold_ = best_f1_thresholds(Yd, Pd, Md, shrink=head.threshold_shrink)

@@ -127,12 +127,13 @@ def _classifier_prior(project: Project, judged_ids: np.ndarray) -> np.ndarray | 
     ``MIN_EXAMPLES_FOR_CLASSIFIER`` such examples (the consensus then has no prior)."""
     from ..learn.linear import MultiLabelLinear
 
-    labeled = project.examples(split="train", labeled=True)
-    outside = ~np.isin(labeled.ids, judged_ids)
+    every = project.examples()  # one read of the store: the training rows and the judged rows come from it
+    is_judged = np.isin(every.ids, judged_ids)
+    labeled = np.array([lab is not None for lab in every.labels], dtype=bool)
+    outside = labeled & (every.splits.astype(str) == "train") & ~is_judged
     if outside.sum() < MIN_EXAMPLES_FOR_CLASSIFIER:
         return None
-    train = labeled.subset(outside)
-    every = project.examples()
+    train = every.subset(outside)
     row_of = {int(i): r for r, i in enumerate(every.ids)}
     judged = every.subset(np.array([row_of[int(i)] for i in judged_ids], dtype=np.int64))
     space = project.labels
@@ -145,7 +146,7 @@ def _classifier_prior(project: Project, judged_ids: np.ndarray) -> np.ndarray | 
         while len(_PRIOR_MODELS) >= _PRIOR_MODELS_MAX:
             _PRIOR_MODELS.pop(next(iter(_PRIOR_MODELS)))
         _PRIOR_MODELS[key] = model
-    return np.clip(model.predict_proba(project.features(judged)).astype(np.float64), 0.0, 1.0)
+    return model.predict_proba(project.features(judged)).astype(np.float64)
 
 
 def _disagreements(project: Project, judgements: list[dict], data: dict, proba: np.ndarray, limit: int) -> list[dict]:

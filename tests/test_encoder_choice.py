@@ -97,3 +97,7 @@ def test_cli_prints_what_was_tried_and_what_the_budget_ruled_out(semeval, capsys
     for line in out.splitlines():
         if line.strip().startswith(f"{BASE}+"):
             assert "ruled out" in line and "budget" in line
+    # a named mode keeps its encoder, and the budget says it did nothing instead of passing in silence
+    assert main(["train", str(semeval.path), "--few-shot", "--budget-minutes", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "encoder stack" not in captured.out and "with --model few-shot it does nothing" in captured.err

@@ -8,7 +8,8 @@ what is left of the budget:
 
 - embedding: per part, the distinct texts its cache lacks (cached vectors cost nothing) divided by
   a texts-per-second probe of that part on a few of those texts;
-- cross-validation: the project encoder's own CV time, scaled by the vector width.
+- cross-validation: the CV time per vector dimension of the candidates tried so far (the project
+  encoder's to begin with; the most any took), times the candidate's width.
 
 Each candidate tried is scored by ``learn.registry.choose_mode`` on its vectors: the same folds
 (label-stratified, seeded), the same metric (out-of-fold macro-F1, each fold model with its own
@@ -115,7 +116,8 @@ def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, b
     choice, score = _score(base_data, params, seed, base_choice)
     # what choose_mode spent comparing modes on the base, plus the CV of the picked mode if it did not
     base_cv_seconds = base_choice_seconds + time.perf_counter() - start
-    base_dim = max(int(base_data.X.shape[1]), 1)
+    # CV seconds per vector dimension, the most any candidate tried so far took (the base's to begin)
+    cv_per_dim = base_cv_seconds / max(int(base_data.X.shape[1]), 1)
     rows: list[dict] = [{"encoder": base, "status": "tried", "mode": choice.mode, "cv": score,
                          "cv_by_mode": dict(choice.cv), "to_embed": 0, "embed_seconds": 0.0,
                          "cv_seconds": round(base_cv_seconds, 2)}]
@@ -141,7 +143,7 @@ def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, b
         except TagwiseError as exc:
             row.update(status="unavailable", reason=str(exc))
             continue
-        cv_estimate = base_cv_seconds * dim / base_dim
+        cv_estimate = cv_per_dim * dim
         estimate = embed_estimate + cv_estimate
         row.update(to_embed=n_missing, estimate_seconds=round(estimate, 1))
         left = budget - (time.perf_counter() - start)
@@ -160,6 +162,7 @@ def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, b
         c_choice, c_score = _score(built[0], params, seed)
         row.update(status="tried", mode=c_choice.mode, cv=c_score, cv_by_mode=dict(c_choice.cv),
                    embed_seconds=round(t1 - t0, 2), cv_seconds=round(time.perf_counter() - t1, 2))
+        cv_per_dim = max(cv_per_dim, (time.perf_counter() - t1) / max(dim, 1))
         if c_score is not None and c_score > best[0]:
             best = (c_score, name, built, c_choice)
         del built

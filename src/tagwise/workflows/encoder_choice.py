@@ -96,13 +96,14 @@ def _probe_seconds(project: Project, name: str, texts: Sequence[str]) -> tuple[f
 def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, base_choice: ModeChoice,
                          build: Callable[[str], tuple], texts: Sequence[str], budget_minutes: float,
                          candidates: Sequence[str] | None = None, params: dict | None = None, seed: int = 0,
-                         progress: bool = True, base_choice_seconds: float = 0.0) -> tuple[dict, str, tuple | None, ModeChoice]:
+                         progress: bool = True, base_choice_seconds: float = 0.0
+                         ) -> tuple[dict, str, tuple | None, ModeChoice]:
     """Pick the encoder stack within ``budget_minutes`` (module docstring).
 
     ``base_data`` / ``base_choice``: the project encoder's training data and ``auto``'s mode choice on
-    it, which took ``base_choice_seconds``; ``build(name)`` -> ``(TrainingData, labeled, unlabeled)`` with encoder ``name`` (embedding
-    through the project's cache); ``texts``: the texts ``build`` embeds; ``candidates``: the encoders
-    to try besides ``base`` (default ``stack_candidates(base)``).
+    it, which took ``base_choice_seconds``; ``build(name)`` -> ``(TrainingData, labeled, unlabeled)``
+    with encoder ``name`` (embedding through the project's cache); ``texts``: the texts ``build``
+    embeds; ``candidates``: the encoders to try besides ``base`` (default ``stack_candidates(base)``).
 
     Returns ``(report, chosen encoder, build(chosen) or None when it is base, chosen mode choice)``;
     ``report`` = ``{"budget_minutes", "seconds", "chosen", "reason", "candidates": [{"encoder",

@@ -125,9 +125,9 @@ FINE_TUNE_MODES = ("auto", "supervised", "linear", "few-shot", "semi-supervised"
 
 
 def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str] = "train", base: str | None = None,
-                     budget_minutes: float = FINE_TUNE_BUDGET_MINUTES, device: str = "cpu", params: dict | None = None,
-                     name: str | None = None, seed: int = 0, progress: bool = True, consensus: str = "model",
-                     on_health=None, drop_shared_test_texts: bool = False) -> dict:
+                     budget_minutes: float = FINE_TUNE_BUDGET_MINUTES, device: str = "cpu",
+                     params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True,
+                     consensus: str = "model", on_health=None, drop_shared_test_texts: bool = False) -> dict:
     """Fine-tune a transformer body end to end with a multi-label head (``learn.endtoend``) and make it current.
 
     Every mode that trains on labels trains the same network on the same masked, soft targets

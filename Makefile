@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# make test: one pytest worker per core of the 2-core CI machine (each test file runs whole on one worker)
+TEST_WORKERS ?= 2
 PIP    := $(PY) -m pip
 TAGWISE := $(PY) -m tagwise
 DEMO   ?= demo-project
@@ -59,7 +61,7 @@ chromium:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
 test: $(VENV)/.core $(VENV)/.torch $(VENV)/.e5 $(VENV)/.dev $(VENV)/.ray chromium
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 # Every benchmark and every peer is rerun, each script writing its results files whole with the
 # command that wrote them (no result is read back from an earlier run; tests/test_bench_integrity.py).

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,17 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def use_cache(tmp_path_factory) -> Path:
-    """One embedding cache for the whole session, so each text is encoded once across tests."""
-    return tmp_path_factory.mktemp("emb-cache")
+    """One embedding cache for the whole session, so each text is encoded once across tests.
+
+    Under ``pytest -n 2`` (make test) the workers share it: their base temp folders are siblings, and the
+    cache is made for concurrent writers (content-addressed, atomic writes), so a text one worker
+    embedded is not embedded again by the other."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    path = base / "emb-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")

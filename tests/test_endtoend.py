@@ -179,7 +179,7 @@ def test_multisource_project_fine_tunes_on_partial_labels_with_a_mode_per_source
     from tagwise.workflows.train import train_fine_tuned
 
     project = emotion_project(tmp_path, 60)
-    out = train_fine_tuned(project, mode="multisource", budget_minutes=2.0, progress=False,
+    out = train_fine_tuned(project, mode="multisource", budget_minutes=10.0, progress=False,
                            params={"top_layers": 1, "max_epochs": 2, "max_seq_len": 32})
     assert out["mode"] == "fine-tune" and out["fine_tune"]["stop_reason"] in ("max_epochs", "early_stopping")
     sources = sorted(set(map(str, project.examples(split="train", labeled=True).sources)))
@@ -210,7 +210,7 @@ def teacher_project(tmp_path_factory):
     (root / "pool.yaml").write_text(yaml.safe_dump({"name": "pool", "path": str(root / "pool.jsonl"),
                                                     "split": "unlabeled", "columns": {"text": "text"}}))
     project.add_source(root / "pool.yaml")
-    out = train_fine_tuned(project, mode="multisource", budget_minutes=2.0, progress=False,
+    out = train_fine_tuned(project, mode="multisource", budget_minutes=10.0, progress=False,
                            params={"top_layers": 1, "max_epochs": 2, "max_seq_len": 32})
     return project, out["model"]
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._io import atomic_write_json, atomic_write_text, utc_stamp
 from .encoders import DEFAULT_ENCODER, EmbedStats, embed_texts, get_encoder
+from .encoders.cache import uncached_texts
 from .encoders.registry import uncovered_languages_warning
 from .annotations import labels_unknown_after_changes, resolve_training_labels
 from .sources import ingest, load_spec, parse_spec
@@ -214,6 +215,10 @@ class Project:
         ``out`` (n, dim): an array (e.g. a ``np.memmap``) to fill instead of a new one."""
         return embed_texts(texts, self.encoder(encoder), self.cache_dir, progress=progress, out=out,
                            caches=self._embedding_caches)
+
+    def uncached_texts(self, texts, encoder: str | None = None) -> list[tuple[object, list[str]]]:
+        """Per leaf encoder of ``encoder``: the distinct texts its cache lacks (``encoders.cache.uncached_texts``)."""
+        return uncached_texts(texts, self.encoder(encoder), self.cache_dir, caches=self._embedding_caches)
 
     def embed(self, encoder: str | None = None, progress: bool = True) -> EmbedStats:
         """Embed every example of the project (cached ones are not re-encoded); sets the default encoder."""

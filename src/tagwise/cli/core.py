@@ -12,6 +12,7 @@ import time
 from ..learn.registry import MODES
 from ..project import Project
 from ..types import TagwiseError
+from ..workflows.train import FINE_TUNE_BUDGET_MINUTES
 
 
 def print_json(obj) -> None:
@@ -160,7 +161,8 @@ def cmd_train(args) -> int:
 
     if end_to_end:
         result = train_fine_tuned(project, mode=args.model, split=args.split, base=args.base_model,
-                                  budget_minutes=args.budget_minutes, device=args.device, params=params,
+                                  budget_minutes=FINE_TUNE_BUDGET_MINUTES if args.budget_minutes is None
+                                  else args.budget_minutes, device=args.device, params=params,
                                   consensus=args.consensus, on_health=show_before,
                                   drop_shared_test_texts=args.drop_shared_test_texts)
         ft = result["fine_tune"]
@@ -169,9 +171,19 @@ def cmd_train(args) -> int:
               f"{ft['fit_seconds']:.1f}s of a {ft['budget_minutes']:g}-minute budget; thresholds and early "
               f"stopping on {ft['dev']}")
     else:
+        budget = None if args.fine_tune else args.budget_minutes  # contrastive: the tuned body is the encoder
+        if budget is not None and args.model != "auto":
+            print(f"tagwise: note: --budget-minutes without --fine-tune bounds the encoder stack `auto` chooses; "
+                  f"with --model {args.model} it does nothing. Fix: drop --model to let auto choose mode and "
+                  f"encoder within the budget, or add --fine-tune.", file=sys.stderr)
         result = train(project, mode=args.model, split=args.split, encoder=encoder, params=params,
                        consensus=args.consensus, on_health=show_before,
-                       drop_shared_test_texts=args.drop_shared_test_texts, check_alone=not args.no_alone_check)
+                       drop_shared_test_texts=args.drop_shared_test_texts, check_alone=not args.no_alone_check,
+                       budget_minutes=budget)
+    if result.get("encoder_choice"):
+        from ..workflows.encoder_choice import format_encoder_choice
+
+        print(format_encoder_choice(result["encoder_choice"]))
     choice = result["choice"]
     if args.model == "auto":
         scores = "; ".join(f"{m} {v:.3f}" for m, v in choice["cv"].items())
@@ -416,9 +428,13 @@ def register(sub) -> None:
                    help="end-to-end (default; contrastive when --fine-tune-steps is given) or contrastive: "
                         "SetFit-style pairs fine-tune a sentence-transformers "
                         "body (saved in PROJECT/encoders/), then the chosen head is trained on its embeddings")
-    p.add_argument("--budget-minutes", type=float, default=5.0,
-                   help="end-to-end fine-tuning: wall-clock budget of the fit; it decides how many top layers "
-                        "are trained and for how many epochs (default 5)")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="with --fine-tune (end-to-end): wall-clock budget of the fit; it decides how many top "
+                        f"layers are trained and for how many epochs (default {FINE_TUNE_BUDGET_MINUTES:g}). "
+                        "Without --fine-tune, mode auto and no --encoder: auto also chooses the encoder stack, "
+                        "the project's encoder or it stacked with the bundled MiniLM / e5, by the same "
+                        "cross-validation that picks the mode, trying only what an estimate says fits in the "
+                        "budget (cached vectors cost nothing); the winner is the model's encoder")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="end-to-end fine-tuning: where to train (default cpu; auto = cuda when available)")
     p.add_argument("--fine-tune-steps", type=int, default=None,

@@ -208,3 +208,24 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
         bar.close()
     X = cache.gather(keys, encoder.dim, out=out)
     return X, EmbedStats(len(texts), len(uniq), len(missing), time.perf_counter() - t0, len(cut), limit)
+
+
+def uncached_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path,
+                   caches: dict[str, EmbeddingCache] | None = None) -> list[tuple[Encoder, list[str]]]:
+    """What embedding ``texts`` with ``encoder`` would encode: per leaf encoder (each part of a
+    concatenated one, else the encoder itself), ``(leaf, distinct texts its cache lacks)``, each text
+    cut as that leaf reads it. Reads the cache only; encodes nothing."""
+    if hasattr(encoder, "parts"):
+        return [pair for part in encoder.parts for pair in uncached_texts(texts, part, cache_root, caches)]
+    where = str(EmbeddingCache.directory(cache_root, encoder.id))
+    cache = None if caches is None else caches.get(where)
+    if cache is None:
+        cache = EmbeddingCache(cache_root, encoder.id)
+        if caches is not None:
+            caches[where] = cache
+    else:
+        cache.refresh()
+    cut_texts = cap_texts(texts, max_chars(encoder))[0]
+    uniq, first = np.unique(text_keys(cut_texts), return_index=True)
+    missing = np.sort(first[cache.lookup(uniq) < 0])
+    return [(encoder, [cut_texts[i] for i in missing])]

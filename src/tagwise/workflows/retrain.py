@@ -39,7 +39,9 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
     report(0.05, "scoring the current model")
     before = _figures(project, previous) if previous else {}
     report(0.3, "training")
-    result = train(project, mode=mode or "auto", progress=False)
+    # a stack `train --budget-minutes` chose stays: a retrain on a few more labels does not re-run that choice
+    kept_encoder = _chosen_encoder(project, previous)
+    result = train(project, mode=mode or "auto", progress=False, encoder=kept_encoder)
     report(0.8, "scoring the new model")
     after = _figures(project, result["model"])
     report(1.0, "done")
@@ -49,10 +51,25 @@ def retrain(project: Project, mode: str = "auto", progress=None) -> dict:
     why = f": {choice['reason']}" if choice.get("reason") else ""
     note = (f"The mode changed from {previous_mode} to {result['mode']}{why}." if changed
             else f"Mode {result['mode']}{' (as before)' if previous_mode else ''}{why}.")
+    if kept_encoder:
+        note += f" Encoder {kept_encoder}, as the current model's (chosen by train --budget-minutes)."
     return {"model": result["model"], "previous_model": previous, "mode": result["mode"],
             "previous_mode": previous_mode, "mode_changed": changed, "choice": choice, "mode_note": note,
             "n_examples": result["n_examples"], "seconds": round(time.perf_counter() - t0, 2),
             "before": before, "after": after, "warnings": result["warnings"]}
+
+
+def _chosen_encoder(project: Project, model: str | None) -> str | None:
+    """The encoder of ``model`` when ``train --budget-minutes`` chose it (its info has ``encoder_choice``)."""
+    if not model:
+        return None
+    from .models import load_project_model
+
+    try:
+        info = load_project_model(project, model).info
+    except TagwiseError:
+        return None
+    return str(info["encoder"]) if info.get("encoder_choice") and info.get("encoder") else None
 
 
 def _mode_of(project: Project, model: str | None) -> str | None:

@@ -120,13 +120,14 @@ def fine_tune_encoder(project: Project, split: str = "train", base: str | None =
 
 FINE_TUNE_ENCODER = "hashing:8"  # what info["encoder"] names for a fine-tuned model: it reads the texts itself,
 # and the few hashed numbers predict/evaluate/serve compute for it are ignored (cheap, any language)
+FINE_TUNE_BUDGET_MINUTES = 5.0  # `train --fine-tune` without --budget-minutes
 FINE_TUNE_MODES = ("auto", "supervised", "linear", "few-shot", "semi-supervised", "multisource", "weak")
 
 
 def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str] = "train", base: str | None = None,
-                     budget_minutes: float = 5.0, device: str = "cpu", params: dict | None = None,
-                     name: str | None = None, seed: int = 0, progress: bool = True, consensus: str = "model",
-                     on_health=None, drop_shared_test_texts: bool = False) -> dict:
+                     budget_minutes: float = FINE_TUNE_BUDGET_MINUTES, device: str = "cpu",
+                     params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True,
+                     consensus: str = "model", on_health=None, drop_shared_test_texts: bool = False) -> dict:
     """Fine-tune a transformer body end to end with a multi-label head (``learn.endtoend``) and make it current.
 
     Every mode that trains on labels trains the same network on the same masked, soft targets
@@ -230,7 +231,8 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
 def train(project: Project, mode: str = "auto", split: str | list[str] = "train", encoder: str | None = None,
           params: dict | None = None, name: str | None = None, seed: int = 0, progress: bool = True,
           consensus: str = "model", on_health=None, drop_shared_test_texts: bool = False,
-          check_alone: bool = True) -> dict:
+          check_alone: bool = True, budget_minutes: float | None = None,
+          encoder_candidates: list[str] | None = None) -> dict:
     """Fit ``mode`` (or, with "auto", the mode ``learn.registry.choose_mode`` picks) and make it current.
 
     ``consensus``: what an example several people annotated trains on (``workflows.annotators``'
@@ -243,15 +245,22 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     called as ``on_health(data_health_dict)`` before the fit (the CLI prints it at once).
     ``drop_shared_test_texts``: train without rows whose text is another source's test text.
 
+    ``budget_minutes`` with mode "auto" and no ``encoder`` named: choose the encoder stack too
+    (``workflows.encoder_choice``): the project's encoder and, within the budget, ``encoder_candidates``
+    (default: it stacked with each bundled encoder installed), each scored by the cross-validation that
+    picks the mode; the winner is the model's encoder (``predict``/``serve`` embed with it). Without
+    a budget, or with ``encoder`` named, the encoder is ``encoder`` or the project's, as before.
+
     Returns ``{"model", "mode", "choice": {"mode", "reason", "cv"}, "n_examples", "n_unlabeled",
     "n_labels", "seconds", "thresholds", "health": {"before", "after"}, "warnings": [{"kind", "source",
-    "label", "message", "fix"}], "pseudo_labels"?, "sub_labels"?}``; ``health`` and ``warnings`` are
-    also saved in the model's ``model.json`` info.
+    "label", "message", "fix"}], "pseudo_labels"?, "sub_labels"?, "encoder", "encoder_choice"?}``;
+    ``health``, ``warnings`` and ``encoder_choice`` are also saved in the model's ``model.json`` info.
     """
     from .annotators import check_consensus_method
     from .health import claimed_columns, data_health, model_health
 
     check_consensus_method(consensus)
+    named_encoder = encoder is not None
     encoder = encoder or project.default_encoder
     project.clean_orphans()
     if mode == "weak":
@@ -267,9 +276,29 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
         # parameters name one head's options: they go to the supervised head, the default before "auto"
         choice = ModeChoice("supervised", "--params given without a mode")
     elif mode == "auto":
+        t0 = time.perf_counter()
         choice = choose_mode(data, seed=seed, progress=progress)
+        choice_seconds = time.perf_counter() - t0
     else:
         choice = ModeChoice(resolve_mode(mode).name, "asked for")
+    encoder_choice = None
+    if budget_minutes is not None and mode == "auto":
+        if named_encoder:
+            encoder_choice = {"budget_minutes": float(budget_minutes), "chosen": encoder, "candidates": [],
+                              "reason": "--encoder named: it is used as given; the budget chose no encoder"}
+        else:
+            from .encoder_choice import choose_encoder_stack
+
+            def build(name: str):
+                return training_data(project, split, name, progress=progress, consensus=consensus,
+                                     drop_shared_test_texts=drop_shared_test_texts)
+
+            encoder_choice, encoder, built, choice = choose_encoder_stack(
+                project, encoder, data, choice, build, [*lab.texts, *unl.texts], budget_minutes,
+                candidates=encoder_candidates, params=params, seed=seed, progress=progress,
+                base_choice_seconds=0.0 if params else choice_seconds)
+            if built is not None:
+                data, lab, unl = built
     chosen = MODES[choice.mode]
     check_params(chosen.name, params)
     if chosen.name not in ("zero-shot",) and len(lab) == 0:
@@ -313,7 +342,9 @@ def train(project: Project, mode: str = "auto", split: str | list[str] = "train"
     out = {"model": name, "mode": chosen.name, "choice": info["choice"], "n_examples": len(lab),
            "n_unlabeled": len(unl), "n_labels": len(names), "seconds": seconds,
            "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0]))),
-           "health": health, "warnings": warnings}
+           "health": health, "warnings": warnings, "encoder": encoder}
+    if encoder_choice is not None:
+        info["encoder_choice"] = out["encoder_choice"] = encoder_choice
     info["health"], info["warnings"] = health, warnings
     if isinstance(head, (SemiSupervisedClassifier, CoTrainingClassifier)):
         info["pseudo_labels"] = out["pseudo_labels"] = head.n_pseudo_

@@ -97,3 +97,31 @@ def test_fine_tune_on_the_e5_body_saves_and_loads_exactly(tmp_path):
     (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
     with pytest.raises(TagwiseError, match="base weights"):
         load_model(tmp_path / "m")
+
+
+def test_a_budget_spent_before_training_says_so(tmp_path):
+    """`train --fine-tune --base-model e5` with a budget that loading alone overruns: the model is saved (a
+    run never loses its work) but the warning says that nothing, or only part of the rows, was trained."""
+    import yaml
+
+    from tagwise.project import Project
+    from tagwise.workflows.train import train_fine_tuned
+
+    texts, Y = xed("fi", 40)
+    names = ["anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust"]
+    (tmp_path / "fi.tsv").write_text("".join(f"{t}\t{', '.join(str(k + 1) for k in np.flatnonzero(y))}\n"
+                                             for t, y in zip(texts, Y)), encoding="utf-8")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "name": "xed_fi", "path": str(tmp_path / "fi.tsv"), "split": "train", "format": "tsv", "header": False,
+        "quoting": "none", "columns": {"text": 0, "labels": 1},
+        "labels": {"format": "delimited", "delimiter": ",", "names": names}}))
+    project = Project.init(tmp_path / "p")
+    project.add_source(tmp_path / "s.yaml")
+    out = train_fine_tuned(project, mode="supervised", base="e5", budget_minutes=0.002, progress=False,
+                           params={"max_seq_len": 32})
+    assert out["fine_tune"]["base"] == "e5" and out["fine_tune"]["n_layers"] == 12
+    budget = [w for w in out["warnings"] if w["kind"] == "budget"]
+    assert len(budget) == 1 and "ran out early" in budget[0]["message"], out["warnings"]
+    from tagwise.workflows.models import load_project_model
+
+    assert load_project_model(project).name == out["model"]  # saved and current, with the warning in it

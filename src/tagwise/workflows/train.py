@@ -205,6 +205,16 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
         claimed = None if mode == "weak" else claimed_columns(lab, tax, space)
     after = model_health(head, None, Yh, Mh, src_h, names, claimed, mode="fine-tune", alone=False, seed=seed,
                          proba=head.dev_proba_)
+    n_train = len(lab) - (len(head.dev_rows_) if head.dev_rows_ is not None else 0)
+    if not head.history_ or head.n_train_used_ < n_train:  # the budget ran out before the training did
+        spent = ", ".join(f"{k} {v:.0f} s" for k, v in head.timings_.items())
+        what = ("nothing was trained: the model is the head's starting point (each label's base rate)"
+                if not head.history_ else f"only {head.n_train_used_} of the {n_train} training rows were used")
+        after["warnings"].append({
+            "kind": "budget", "source": None, "label": None,
+            "message": f"the {float(budget_minutes):g}-minute budget ran out early ({spent}): {what}.",
+            "fix": "give --budget-minutes more minutes (on a busy machine loading and caching take longer), "
+                   "fewer rows, or a shorter max_seq_len in --params."})
     health = {"before": before, "after": after}
     warnings = before["warnings"] + after["warnings"]
     name = name or unique_name("finetune")

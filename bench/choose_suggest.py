@@ -1,9 +1,10 @@
 """Choose `suggest`'s selection rule and its head's ``threshold_method`` on training data only (issue 29).
 
-What is chosen. ``tagwise suggest`` fits the few-shot head with ``threshold_method="pool"`` and picks
-half of each batch at the labels' cuts (``select.active.select_batch``: closeness exp(-|logit p -
-logit cut|), label-wise round robin, boundary share 0.5) and half k-means-diverse rows. Both were
-chosen on SemEval-2018 *test* curves (``bench_active_variants.py``, ``bench_active.py``). Here every
+What is chosen. Before this choice ``tagwise suggest`` fitted the few-shot head with
+``threshold_method="pool"`` and picked half of each batch at the labels' cuts
+(``select.active.select_batch(rule="closeness")``: closeness exp(-|logit p - logit cut|), label-wise
+round robin, boundary share 0.5) and half k-means-diverse rows; grid point ``suggest/pool`` here.
+Both were chosen on SemEval-2018 *test* curves (``bench_active_variants.py``, ``bench_active.py``). Here every
 rule that comparison tried (``bench_active_variants.VARIANTS`` but random: boundary shares 30/50/70%,
 BALD over a fold committee, information density and its inverse, co-testing, the two views' summed
 score, Gumbel-perturbed picks) is crossed with ``threshold_method`` in {pool, cv}.
@@ -62,9 +63,9 @@ RULES = ["suggest"] + [v for v in VARIANTS if v not in ("random", "suggest")]
 # BALD refits a 5-head committee every batch (6x the cost of the others); it is in the grid only when named
 DEFAULT_RULES = [r for r in RULES if r != "bald"]
 THRESHOLD_METHODS = ["pool", "cv"]
-# The shipped default this choice is compared with (fixed here, so the script rewrites the same file
-# after a default has been changed to its choice): select_batch's closeness at boundary share 0.5,
-# and `suggest`'s FewShotClassifier(threshold_method="pool").
+# The default this choice is compared with (fixed here, so the script rewrites the same file after a
+# default has been changed to its choice): select_batch's closeness alone at boundary share 0.5
+# (rule="closeness"), and `suggest`'s FewShotClassifier(threshold_method="pool") of before issue 29.
 DEFAULT = ("suggest", "pool")
 
 
@@ -96,7 +97,7 @@ def run_points(points, A, B, names, embed, seeds, batch, max_labels, jobs):
     tasks = [("random", "pool")] + list(points)
     jobs_list = []
     for rule, method in tasks:
-        boundary = None if rule in ("random", "suggest") else partial(boundary_criterion, rule, density, tfidf)
+        boundary = None if rule == "random" else partial(boundary_criterion, rule, density, tfidf)
         for s in seeds:
             jobs_list.append(((rule, method), s, boundary))
     runs = Parallel(n_jobs=jobs, backend="multiprocessing")(delayed(simulate)(  # fork: __main__ is shared

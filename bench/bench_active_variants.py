@@ -68,12 +68,13 @@ def boundary_criterion(variant: str, density: np.ndarray, tfidf, ctx: dict) -> t
     cuts alone (``select_batch(rule="closeness")``, the shipped rule before issue 29; ``sparse`` is
     the one ``bench/choose_suggest.py`` chose)."""
     P, cut = ctx["P"], logit(np.clip(ctx["model"].threshold_, 1e-7, 1 - 1e-7))
+    if variant == "suggest" or variant.startswith("boundary"):
+        # in float64, exactly as select_batch(rule="closeness") computes it
+        Z64 = logit(np.clip(np.asarray(P, dtype=np.float64), 1e-7, 1 - 1e-7))
+        near64 = np.exp(-np.abs(Z64 - cut[None, :]))
+        return near64, 0.5 if variant == "suggest" else int(variant[8:]) / 100
     Z = logit(np.clip(P, 1e-7, 1 - 1e-7))
     near = np.exp(-np.abs(Z - cut[None, :]))
-    if variant == "suggest":
-        return near, 0.5
-    if variant.startswith("boundary"):
-        return near, int(variant[8:]) / 100
     if variant == "density":
         return near * density[ctx["pool"], None], 0.5
     if variant == "sparse":

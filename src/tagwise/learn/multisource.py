@@ -173,8 +173,9 @@ class MultiSourceLinear(MultiLabelHead):
     ----------
     C : float
         Inverse L2 strength of the shared head (as in scikit-learn; the loss is a sum over cells).
-        ``C=1`` with ``source_weight="balanced"`` was chosen on out-of-fold scores of training rows
-        (bench/choose_multisource.py; the default was ``C=4``, no source weighting, before issue 29).
+        bench/choose_multisource.py prefers ``C=1`` with ``source_weight="balanced"`` on training rows
+        of XED-en + ISEAR; not adopted (issue 29): ``C=1`` drops the abuse scenario of
+        tests/test_scenarios.py below 0.9x each source alone (docs/benchmarks.md, "Several sources").
     adapter_C : float
         Inverse L2 strength of each source's residual weights V_s (smaller = more sharing).
     bias_C : float
@@ -196,8 +197,7 @@ class MultiSourceLinear(MultiLabelHead):
         L-BFGS iterations per fit.
     source_weight : "balanced" | "sqrt" | None
         Re-weight rows so small sources are not drowned by large ones: each source's rows weigh
-        (n_largest / n_source) ** 1 (default: every source weighs the same in the loss) or ** 0.5
-        (normalised to mean 1); None weighs every row 1.
+        (n_largest / n_source) ** 1 or ** 0.5 (normalised to mean 1); None weighs every row 1.
     experts : bool
         Also fit one plain head per source on its own rows and mix it into that source's mode,
         with a per-source weight from ``expert_mix`` chosen on out-of-fold mean AP (0.5 when
@@ -212,8 +212,8 @@ class MultiSourceLinear(MultiLabelHead):
         to force the agnostic mode.
     """
 
-    def __init__(self, C=1.0, adapter_C=1.0, bias_C=4.0, adapters=True, pos_weight="sqrt",
-                 thresholds="cv", cv=3, refit=False, max_iter=100, target_source=None, source_weight="balanced",
+    def __init__(self, C=4.0, adapter_C=1.0, bias_C=4.0, adapters=True, pos_weight="sqrt",
+                 thresholds="cv", cv=3, refit=False, max_iter=100, target_source=None, source_weight=None,
                  experts=True, expert_mix=(0.0, 0.25, 0.5, 0.75, 1.0), random_state=0):
         self.C = C
         self.adapter_C = adapter_C

@@ -386,8 +386,8 @@ def model_health(head, X: np.ndarray, Y: np.ndarray, mask: np.ndarray, sources, 
                     f"source {source!r}: the {mode or 'trained'} model's out-of-fold macro-F1 in the mode of {source!r} is "
                     f"{entry['macro_f1']:.3f}, below {alone_f1:.3f} for the same head trained on {source!r} alone "
                     f"(same rows, same folds count): the other sources pull it down.",
-                    f"train {source!r} on its own (a project with only it; the multisource head already weighs "
-                    f"every source the same, `source_weight: balanced`); check the other sources' "
+                    f"train {source!r} on its own (a project with only it, or `--params "
+                    f"'{{\"source_weight\": \"balanced\"}}'` so small sources weigh more); check the other sources' "
                     f"label maps against the one of {source!r} (the same name may mean different things)."))
         out[source] = entry
     return {"checked": True, "rows": where, "sources": out, "warnings": warnings}

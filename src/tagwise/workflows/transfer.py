@@ -52,7 +52,7 @@ def transfer_evaluation(project: Project, sources: list[str] | None = None, enco
     Y, known = partial_targets(examples, taxonomy, space)
     X = project.features(examples, encoder, progress=progress)
     A = taxonomy.ancestor_matrix(space)
-    params = {"C": 4.0, "adapter_C": 1.0, "cv": 3, "max_iter": 100, "source_weight": None, **(model_params or {})}
+    params = {"C": 4.0, "adapter_C": 1.0, "cv": 3, "max_iter": 100, **(model_params or {})}
     own_cols = {s: source_columns(examples, taxonomy, space, s) for s in names}
 
     trainable = [s for s in names if (train & (examples.sources == s) & known.any(axis=1)).any()]

@@ -14,11 +14,11 @@ Protocol: the pool is the official train split with its labels hidden; the oracl
 labels when it is selected. Round 0 starts from 0 labels: tagwise takes a coverage cold start
 (k-means representatives), random takes a random batch. After each batch of 50 both fit the same
 head (tagwise ``FewShotClassifier`` with the zero-shot label-name prior) and are scored by macro-F1
-on the official test split. Thresholds: by default ``threshold_method="pool"`` for both, as
-``tagwise suggest`` does (out-of-fold scores of the labeled rows, Platt-calibrated with weights that
-match their score distribution to the pool's, cut at the best expected F1 on the still-unlabeled
-pool), since actively chosen rows are not a representative sample; ``--thresholds cv`` gives the
-cross-validated cuts of ``tagwise train --few-shot``.
+on the official test split. Thresholds: by default ``threshold_method="cv"`` for both, as
+``tagwise suggest`` does since issue 29 (the cross-validated cuts of ``tagwise train --few-shot``;
+chosen with the selection rule by ``bench/choose_suggest.py``); ``--thresholds pool`` gives the cuts
+at the best expected F1 on the still-unlabeled pool (out-of-fold scores of the labeled rows,
+Platt-calibrated with weights that match their score distribution to the pool's).
 Headline: labels tagwise needs to reach random's macro-F1 at 1,000 labels (mean curve over seeds;
 linear interpolation between batches). Every ``--cotrain-every`` labels both labeled sets also train
 the ``--semi-supervised`` model (co-training with the rest of the pool), scored the same way.
@@ -108,8 +108,8 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--max-labels", type=int, default=1000)
-    ap.add_argument("--thresholds", default="pool", choices=["pool", "cv"],
-                    help="FewShotClassifier threshold_method for both strategies (suggest uses pool)")
+    ap.add_argument("--thresholds", default="cv", choices=["pool", "cv"],
+                    help="FewShotClassifier threshold_method for both strategies (suggest uses cv)")
     ap.add_argument("--cotrain-every", type=int, default=100,
                     help="also score a co-training model (--semi-supervised) every N labels; 0 = off")
     ap.add_argument("--encoder", default="use",

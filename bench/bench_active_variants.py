@@ -61,15 +61,18 @@ def _binary_entropy(p):
 
 
 def boundary_criterion(variant: str, density: np.ndarray, tfidf, ctx: dict) -> tuple[np.ndarray | None, float]:
-    """(closeness (n_pool, K) or None for the shipped one, boundary share) of one variant.
+    """(closeness (n_pool, K), boundary share) of one variant.
 
     density: (n,) pool density rank of every train row; tfidf: (n, V) CSR n-grams of the train
-    texts; ctx: the loop's state (see ``bench_active.simulate``)."""
-    if variant == "suggest":
-        return None, 0.5
-    if variant.startswith("boundary"):
-        return None, int(variant[8:]) / 100
+    texts; ctx: the loop's state (see ``bench_active.simulate``). ``suggest`` is the closeness to the
+    cuts alone (``select_batch(rule="closeness")``, the shipped rule before issue 29; ``sparse`` is
+    the one ``bench/choose_suggest.py`` chose)."""
     P, cut = ctx["P"], logit(np.clip(ctx["model"].threshold_, 1e-7, 1 - 1e-7))
+    if variant == "suggest" or variant.startswith("boundary"):
+        # in float64, exactly as select_batch(rule="closeness") computes it
+        Z64 = logit(np.clip(np.asarray(P, dtype=np.float64), 1e-7, 1 - 1e-7))
+        near64 = np.exp(-np.abs(Z64 - cut[None, :]))
+        return near64, 0.5 if variant == "suggest" else int(variant[8:]) / 100
     Z = logit(np.clip(P, 1e-7, 1 - 1e-7))
     near = np.exp(-np.abs(Z - cut[None, :]))
     if variant == "density":

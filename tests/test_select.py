@@ -10,7 +10,7 @@ import yaml
 
 from tagwise.cli import main
 from tagwise.project import Project
-from tagwise.select.active import relabel_candidates, select_batch, uncertainty_scores
+from tagwise.select.active import pool_density_rank, relabel_candidates, select_batch, uncertainty_scores
 from tagwise.text import normalize_text
 from tagwise.workflows.suggest import suggest
 from tagwise.types import TagwiseError
@@ -132,7 +132,7 @@ def test_select_batch_takes_rows_at_each_labels_cut_rare_labels_first():
     P[40:60, 1] = np.linspace(0.58, 0.62, 20)  # at the cut of label 1 (5 labeled positives)
     P[60:80, 1] = 0.99                         # sure positives of label 1: nothing to learn
     n_pos = np.array([50, 5])
-    sel = select_batch(X, 30, P, thresholds, n_pos, boundary_share=1.0, seed=0)
+    sel = select_batch(X, 30, P, thresholds, n_pos, boundary_share=1.0, seed=0, rule="closeness")
     assert len(set(sel.index.tolist())) == 30
     rare, uncertain = sel.index[sel.reason == "rare-label"], sel.index[sel.reason == "uncertain"]
     # label 1 has 10x fewer positives, so it gets most slots; each takes the rows nearest its cut
@@ -178,6 +178,23 @@ def test_select_batch_closeness_override_replaces_the_distance_to_the_cut():
     assert not set(default.index.tolist()) >= set(range(300, 305))
     with pytest.raises(TagwiseError, match="closeness"):
         select_batch(X, 20, P, np.array([0.5, 0.5]), n_pos, closeness=own[:, :1])
+
+
+def test_default_sparse_rule_prefers_rows_in_thin_regions_among_rows_equally_near_a_cut():
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=16)
+    X = np.concatenate([centre + 0.05 * rng.normal(size=(450, 16)), rng.normal(size=(50, 16))]).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)   # 450 near-duplicates of one text, 50 scattered ones
+    density = pool_density_rank(X)
+    assert density.shape == (500,) and density.max() == 1.0 and density[:450].min() > density[450:].max()
+    P = np.full((500, 2), 0.5)                       # every row at both cuts: closeness alone ties them
+    n_pos = np.array([30, 30])
+    sparse = select_batch(X, 20, P, np.array([0.5, 0.5]), n_pos, boundary_share=1.0, seed=0)
+    assert np.isin(sparse.index, np.arange(450, 500)).all()
+    plain = select_batch(X, 20, P, np.array([0.5, 0.5]), n_pos, boundary_share=1.0, seed=0, rule="closeness")
+    assert np.isin(plain.index, np.arange(450)).sum() > 10  # ties broken by row order, not by density
+    with pytest.raises(TagwiseError, match="rule"):
+        select_batch(X, 20, P, np.array([0.5, 0.5]), n_pos, rule="bald")
 
 
 def test_relabel_candidates_find_flipped_labels():

@@ -173,6 +173,9 @@ class MultiSourceLinear(MultiLabelHead):
     ----------
     C : float
         Inverse L2 strength of the shared head (as in scikit-learn; the loss is a sum over cells).
+        bench/choose_multisource.py prefers ``C=1`` with ``source_weight="balanced"`` on training rows
+        of XED-en + ISEAR; not adopted (issue 29): ``C=1`` drops the abuse scenario of
+        tests/test_scenarios.py below 0.9x each source alone (docs/benchmarks.md, "Several sources").
     adapter_C : float
         Inverse L2 strength of each source's residual weights V_s (smaller = more sharing).
     bias_C : float

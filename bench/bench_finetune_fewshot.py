@@ -38,7 +38,8 @@ over the test texts with a fresh encoding, one process on this shared 2-core mac
 
     OMP_NUM_THREADS=2 PYTHONPATH=src nice -n 10 python bench/bench_finetune_fewshot.py --per-label 8 32 --seeds 1 2 3 --budget-minutes 3 --n-pool 500 --n-test 600 --jobs 6
     OMP_NUM_THREADS=2 PYTHONPATH=src nice -n 10 python bench/bench_finetune_fewshot.py --per-label 8 --seeds 1 2 3 --budget-minutes 4 --n-pool 500 --n-test 600 --jobs 3 --methods finetune finetune_pool --out finetune_fewshot_pool
-Write bench/results/finetune_fewshot.json and finetune_fewshot_pool.json. At a load average of ~20 on the
+    OMP_NUM_THREADS=2 PYTHONPATH=src nice -n 10 python bench/bench_finetune_fewshot.py --per-label 8 --seeds 1 2 3 --budget-minutes 2 --n-pool 500 --n-test 600 --jobs 3 --methods finetune finetune_pool --out finetune_fewshot_pool_2min
+Write bench/results/finetune_fewshot.json, finetune_fewshot_pool.json and finetune_fewshot_pool_2min.json. At a load average of ~20 on the
 shared 2-core machine the 8-per-label draws of the first take about 40 minutes without SetFit, whose
 default budget then takes over an hour (docs/benchmarks.md says what such a run does and does not measure).
 """

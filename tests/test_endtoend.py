@@ -15,7 +15,7 @@ import yaml
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tagwise.learn.endtoend import FineTunedTransformer, masked_soft_bce  # noqa: E402
+from tagwise.learn.endtoend import FineTunedTransformer, masked_soft_bce, pool_soft_targets  # noqa: E402
 from tagwise.learn.persist import load_model, save_model  # noqa: E402
 from tagwise.types import TagwiseError  # noqa: E402
 
@@ -190,6 +190,70 @@ def test_multisource_project_fine_tunes_on_partial_labels_with_a_mode_per_source
     assert a != b
     report = evaluate(project, split="test")
     assert report["n_examples"] > 0 and 0.0 <= report["macro_f1"] <= 1.0
+
+
+# ---- semi-supervised fine-tuning: the unlabeled pool on a frozen head's soft targets ----------------
+
+def frozen_head_on_pool(texts, Y, pool_texts):
+    """A frozen head (the supervised head on hashed vectors) fitted on ``texts`` and its soft targets for
+    ``pool_texts`` (``pool_soft_targets``: centred on its cuts, unconfident cells masked)."""
+    from tagwise.encoders import get_encoder
+    from tagwise.learn.linear import MultiLabelLinear
+
+    enc = get_encoder("hashing:256")
+    head = MultiLabelLinear(random_state=0).fit(enc.encode(texts), Y)
+    P = head.predict_proba(enc.encode(pool_texts))
+    return P, head.thresholds_for(len(pool_texts)), pool_soft_targets(P, head.thresholds_for(len(pool_texts)))
+
+
+def test_pool_targets_are_soft_centred_on_the_frozen_heads_cuts_and_masked_where_unsure():
+    pool, _ = goemotions(150, skip=300)
+    P, cut, (T, M) = frozen_head_on_pool(*goemotions(300), pool)
+    assert T.dtype == np.float32 and ((T > 0) & (T < 1)).all()  # never rounded to 0/1
+    assert len(np.unique(T)) > 0.5 * T.size
+    assert np.array_equal(T >= 0.5, P >= cut)  # 0.5 is the frozen head's own decision, label by label
+    assert np.array_equal(M, np.maximum(T, 1 - T) >= 0.8)  # unsure cells (near the cut) carry no loss
+    assert M.any() and (~M).any() and (M & (T > 0.01) & (T < 0.99)).sum() > 100  # kept cells stay soft
+
+
+def test_pool_rows_train_on_their_soft_targets_and_their_masked_cells_teach_nothing():
+    texts, Y = goemotions(40)
+    pool, _ = goemotions(40, skip=300)
+    _, _, (T, M) = frozen_head_on_pool(*goemotions(300), pool)  # a frozen head that knows more than 40 rows
+    settings = dict(max_epochs=1, warm_start=None, **FAST)
+
+    def fit(pool_targets=None):
+        model = FineTunedTransformer(**settings)
+        return model.fit(texts, Y, pool=None if pool_targets is None else (pool, pool_targets, M))
+
+    with_pool = fit(T)
+    assert with_pool.n_pool_ == with_pool.n_pool_used_ == 40
+    T_other = np.where(M, T, np.random.default_rng(1).random(T.shape)).astype(np.float32)
+    same = weights(fit(T_other))
+    for key, value in weights(with_pool).items():  # the masked pool cells changed, nothing else: bit for bit
+        assert np.array_equal(value, same[key]), key
+    for other in (fit(None), fit((T >= 0.5).astype(np.float32))):  # no pool / the pool's targets rounded
+        assert np.abs(weights(other)["head_weight"] - weights(with_pool)["head_weight"]).max() > 1e-4
+
+
+def test_semi_supervised_fine_tune_trains_on_the_unlabeled_pool(tmp_path, shared_embedding_cache):
+    from conftest import semeval_labeled_and_pool_specs
+    from tagwise.project import Project
+    from tagwise.workflows.models import load_project_model
+    from tagwise.workflows.train import train_fine_tuned
+
+    labeled, pool = semeval_labeled_and_pool_specs(tmp_path, n_labeled=60, n_pool=120)
+    project = Project.init(tmp_path / "p")
+    project.add_source(labeled)
+    params = {"top_layers": 1, "max_epochs": 1, "max_seq_len": 32, "warm_start": None}
+    with pytest.raises(TagwiseError, match="unlabeled"):  # no pool: said, not silently supervised
+        train_fine_tuned(project, mode="semi-supervised", budget_minutes=2.0, progress=False, params=params)
+    project.add_source(pool)
+    out = train_fine_tuned(project, mode="semi-supervised", budget_minutes=2.0, progress=False, params=params)
+    info = out["fine_tune"]["pool"]
+    assert out["n_unlabeled"] == info["used"] == info["rows"] == 120
+    assert 0.0 < info["cells_kept"] < 1.0 and info["teacher"].startswith("semi-supervised")
+    assert load_project_model(project).info["trained_on"]["n_unlabeled"] == 120
 
 
 # ---- distill: the fast head on a fine-tuned teacher's soft labels ------------------------------------

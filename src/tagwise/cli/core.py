@@ -170,6 +170,11 @@ def cmd_train(args) -> int:
               f"{ft['device']}: {ft['epochs']} epochs (best {ft['best_epoch']}, stopped: {ft['stop_reason']}) in "
               f"{ft['fit_seconds']:.1f}s of a {ft['budget_minutes']:g}-minute budget; thresholds and early "
               f"stopping on {ft['dev']}")
+        if ft.get("pool"):
+            pool = ft["pool"]
+            print(f"unlabeled pool: {pool['used']} of {pool['pool_rows']} rows trained on the soft targets of the "
+                  f"frozen {pool['teacher']} head ({pool['cells_kept']:.0%} of their cells confident enough to "
+                  f"carry a loss; together they weigh {pool['weight']:g} x the labeled rows)")
     else:
         budget = None if args.fine_tune else args.budget_minutes  # contrastive: the tuned body is the encoder
         if budget is not None and args.model != "auto":
@@ -423,7 +428,9 @@ def register(sub) -> None:
     p.add_argument("--fine-tune", action="store_true",
                    help="torch extra: train the top layers of a transformer body end to end with a multi-label "
                         "head on the same masked, soft targets (lower layers cached; thresholds and early stopping "
-                        "on dev), within --budget-minutes; saved as safetensors + JSON")
+                        "on dev), within --budget-minutes; saved as safetensors + JSON. In the semi-supervised mode "
+                        "(or when auto picks it) the unlabeled pool trains too, on the frozen semi-supervised head's "
+                        "soft targets")
     p.add_argument("--fine-tune-method", default=None, choices=["end-to-end", "contrastive"],
                    help="end-to-end (default; contrastive when --fine-tune-steps is given) or contrastive: "
                         "SetFit-style pairs fine-tune a sentence-transformers "

@@ -122,19 +122,45 @@ def _length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generat
     return batches
 
 
-def masked_soft_bce(logits, targets, mask, pos_weight):
+def masked_soft_bce(logits, targets, mask, pos_weight, row_weight=None):
     """Mean expected BCE over known cells: ``-(pw * y * log p + (1 - y) * log(1 - p))`` where mask is True.
 
-    logits, targets: (b, K) float; mask: (b, K) bool; pos_weight: (K,). Unknown cells are replaced by
-    zeros with ``torch.where`` before anything is computed, so whatever they hold, they contribute no
-    loss and no gradient."""
+    logits, targets: (b, K) float; mask: (b, K) bool; pos_weight: (K,); row_weight: (b,) float or None
+    (a weighted mean over the known cells: the unlabeled pool's rows weigh less than labeled ones).
+    Unknown cells are replaced by zeros with ``torch.where`` before anything is computed, so whatever
+    they hold, they contribute no loss and no gradient."""
     import torch
     import torch.nn.functional as F
 
     y = torch.where(mask, targets, torch.zeros_like(targets))
     cell = -(pos_weight * y * F.logsigmoid(logits) + (1.0 - y) * F.logsigmoid(-logits))
     cell = torch.where(mask, cell, torch.zeros_like(cell))
-    return cell.sum() / mask.sum().clamp(min=1)
+    if row_weight is None:
+        return cell.sum() / mask.sum().clamp(min=1)
+    w = mask.to(cell.dtype) * row_weight[:, None].to(cell.dtype)
+    return (cell * w).sum() / w.sum().clamp(min=1e-12)
+
+
+def pool_soft_targets(proba, thresholds, confidence: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Soft targets and a confidence mask for unlabeled pool rows from a frozen head's predictions.
+
+    proba: (m, K) the frozen head's ``predict_proba``; thresholds: (K,) or (m, K) its cuts
+    (``thresholds_for``). Returns ``(T, M)``: T (m, K) float32 = sigmoid(logit(p) - logit(cut)), and M (m, K)
+    bool = ``max(T, 1 - T) >= confidence``.
+
+    Why centred on the cut: tagwise's frozen heads decide ``p >= cut`` with a per-label cut chosen by
+    cross-validation, and a co-training or few-shot head's ``p`` is a score, not a calibrated
+    probability, so ``p`` itself would make a label whose cut is 0.2 look negative on rows the head
+    calls positive. Centred, 0.5 is the head's own decision and the distance from it, in the head's
+    logit units, is how sure it is. T stays soft (never rounded: a 0.85 is taught as 0.85), and the
+    cells near the cut, where the head is guessing, carry no loss at all (mask False), as in
+    confidence-thresholded self-training (FixMatch, Noisy Student)."""
+    from scipy.special import expit, logit
+
+    P = np.clip(np.asarray(proba, dtype=np.float64), 1e-6, 1 - 1e-6)
+    cut = np.clip(np.broadcast_to(np.asarray(thresholds, dtype=np.float64), P.shape), 1e-6, 1 - 1e-6)
+    T = expit(logit(P) - logit(cut))
+    return T.astype(np.float32), np.maximum(T, 1.0 - T) >= float(confidence)
 
 
 class FineTunedTransformer(MultiLabelHead):
@@ -171,6 +197,11 @@ class FineTunedTransformer(MultiLabelHead):
     warm_start : "probe" | None
         "probe": fit the head alone on the frozen pooled vectors first (linear probing, then fine-tuning);
         that head is epoch 0, kept when no fine-tuned epoch beats it on dev.
+    pool_weight : float
+        With ``fit(..., pool=...)``: the pool's rows together weigh ``pool_weight`` times the labeled
+        training rows together (each pool row ``pool_weight * n_labeled / n_pool``), so a pool 30 times the
+        labeled rows adds evidence without drowning the human labels (the unlabeled-loss weight of UDA /
+        FixMatch; 0.5 is not tuned: it keeps the labels in charge).
     device : "cpu" | "cuda" | "auto"
     """
 
@@ -180,7 +211,7 @@ class FineTunedTransformer(MultiLabelHead):
     def __init__(self, base=DEFAULT_BASE, budget_minutes=5.0, top_layers="auto", min_top_layers=2, max_epochs=10,
                  min_epochs=3, patience=2, max_seq_len=128, batch_size=32, lr=1e-4, head_lr=5e-3, weight_decay=0.01, dropout=0.1,
                  pos_weight="sqrt", dev_fraction=0.15, source_conditioning="auto", source_dropout=0.2,
-                 warm_start="probe", device="cpu", random_state=0, progress=False):
+                 warm_start="probe", pool_weight=0.5, device="cpu", random_state=0, progress=False):
         self.base = base
         self.budget_minutes = budget_minutes
         self.top_layers = top_layers
@@ -199,6 +230,7 @@ class FineTunedTransformer(MultiLabelHead):
         self.source_conditioning = source_conditioning
         self.source_dropout = source_dropout
         self.warm_start = warm_start
+        self.pool_weight = pool_weight
         self.device = device
         self.random_state = random_state
         self.progress = progress
@@ -319,12 +351,16 @@ class FineTunedTransformer(MultiLabelHead):
         return np.array([known.get(str(s), 0) if s is not None else 0 for s in source], dtype=np.int64)
 
     # ---- fit ---------------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], Y, mask=None, sources=None, dev=None):
+    def fit(self, texts: Sequence[str], Y, mask=None, sources=None, dev=None, pool=None):
         """Train on ``texts`` (n strings), ``Y`` (n, K) targets in [0, 1] (soft allowed), ``mask`` (n, K)
         bool (False = unknown: no loss, no gradient), ``sources`` (n,) names or None.
 
         dev: optional ``(texts, Y, mask, sources)`` of held-out rows for early stopping and thresholds;
-        without it a random ``dev_fraction`` of the rows is held out. Sets ``threshold_`` (K,),
+        without it a random ``dev_fraction`` of the rows is held out (labeled rows only).
+        pool: optional ``(texts, T, mask)`` of unlabeled rows with soft targets (``pool_soft_targets``: a
+        frozen semi-supervised head's predictions); they train in the agnostic mode with a total weight of
+        ``pool_weight`` times the labeled rows', their lower states are cached after the labeled rows' (a
+        budget too small for all of them trains on fewer), and they never enter dev. Sets ``threshold_`` (K,),
         ``sources_``, ``top_layers_``, ``epochs_``, ``stop_reason_`` ("budget" | "max_epochs" |
         "early_stopping"), ``fit_seconds_``, ``history_`` (per epoch: train loss, dev mean AP, seconds),
         ``dev_proba_`` / ``dev_rows_`` (the held-out rows' probabilities; rows index ``texts`` when no
@@ -364,6 +400,24 @@ class FineTunedTransformer(MultiLabelHead):
             dev_rows, train_rows = np.sort(perm[:n_dev]), np.sort(perm[n_dev:])
             all_texts, Y_all, M_all, src_all = texts, Y, M, src
             self.dev_rows_ = dev_rows
+        W_all = np.ones(len(all_texts), dtype=np.float32)  # per-row loss weight: 1 for the labeled rows
+        pool_rows = np.zeros(0, dtype=np.int64)
+        if pool is not None and len(pool[0]):
+            p_texts, p_T, p_M = pool
+            p_T = soft_targets(p_T).astype(np.float32)
+            p_M = np.ones(p_T.shape, bool) if p_M is None else np.asarray(p_M, dtype=bool)
+            if p_T.shape != (len(p_texts), K) or p_M.shape != p_T.shape:
+                raise TagwiseError(f"fine-tune: pool targets {p_T.shape} / mask {p_M.shape} for {len(p_texts)} texts "
+                                   f"and {K} labels; give one (K,) row per pool text.")
+            start = len(all_texts)
+            pool_rows = np.arange(start, start + len(p_texts))
+            all_texts = list(all_texts) + [str(t) for t in p_texts]
+            Y_all, M_all = np.vstack([Y_all, p_T]), np.vstack([M_all, p_M])
+            src_all = np.concatenate([src_all, np.array([AGNOSTIC] * len(p_texts), dtype=object)])
+            W_all = np.concatenate([W_all, np.full(len(p_texts), float(self.pool_weight) * len(train_rows)
+                                                   / len(p_texts), dtype=np.float32)])
+            train_rows = np.concatenate([train_rows, pool_rows])
+        self.n_pool_ = int(len(pool_rows))
         conditioned = (self.source_conditioning is True
                        or (self.source_conditioning == "auto" and len(set(src[M.any(1)])) >= 2))
         self.sources_ = sorted(set(map(str, src))) if conditioned else []
@@ -418,16 +472,19 @@ class FineTunedTransformer(MultiLabelHead):
         states = self._lower_states(ids, dev_rows, n_layers - top, device)
         # what the dev rows just cost says more about this machine's speed right now than the probe did
         t_dev_eval = max(t_dev_eval, 1.5 * (time.perf_counter() - t0) * top / max(1, n_layers - top))
-        states = self._lower_states(ids, rng.permutation(train_rows), n_layers - top, device, out=states,
+        labeled_rows = np.setdiff1d(train_rows, pool_rows)
+        order = np.concatenate([rng.permutation(labeled_rows), rng.permutation(pool_rows)])  # labels first
+        states = self._lower_states(ids, order, n_layers - top, device, out=states,
                                     stop_at=deadline - t_dev_eval - 1.0)
-        self.n_train_used_ = int(sum(states[r] is not None for r in train_rows))
+        self.n_train_used_ = int(sum(states[r] is not None for r in labeled_rows))
+        self.n_pool_used_ = int(sum(states[r] is not None for r in pool_rows))
         train_rows = np.array([r for r in train_rows if states[r] is not None], dtype=np.int64)
         timings["cache"] = time.perf_counter() - t0
 
         # loss weights and head start from known cells only
-        Yt, Mt = Y_all[train_rows], M_all[train_rows]
-        pos = (Yt * Mt).sum(0)
-        neg = ((1.0 - Yt) * Mt).sum(0)
+        Yt, Mt, Wt = Y_all[train_rows], M_all[train_rows], W_all[train_rows][:, None]
+        pos = (Yt * Mt * Wt).sum(0)
+        neg = ((1.0 - Yt) * Mt * Wt).sum(0)
         if self.pos_weight == "sqrt":
             pw = np.clip(np.sqrt(neg / np.maximum(pos, 1e-3)), 1.0, 30.0)
         elif self.pos_weight is None:
@@ -441,6 +498,7 @@ class FineTunedTransformer(MultiLabelHead):
         pw_t = torch.as_tensor(pw, dtype=torch.float32, device=device)
         Y_t = torch.as_tensor(Y_all, dtype=torch.float32)
         M_t = torch.as_tensor(M_all, dtype=torch.bool)
+        W_t = torch.as_tensor(W_all, dtype=torch.float32) if len(pool_rows) else None
 
         body_params = [p for p in self._top.parameters()]
         head_params = [self._source_vec, self._source_bias, *self._head.parameters()]
@@ -478,7 +536,7 @@ class FineTunedTransformer(MultiLabelHead):
             # frozen body's pooled vectors, so fine-tuning starts from the frozen head's quality (epoch 0 of
             # the history, kept if no epoch beats it on dev) and does not distort the body with a random head
             t0 = time.perf_counter()
-            l2 = self._linear_probe(states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device)
+            l2 = self._linear_probe(states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all)
             timings["linear_probe"] = time.perf_counter() - t0
             P = dev_proba()
             best_ap, best_P, best_state = score(P), P, snapshot()
@@ -506,7 +564,8 @@ class FineTunedTransformer(MultiLabelHead):
                 if self.sources_ and self.source_dropout:
                     si[rng.random(len(si)) < self.source_dropout] = 0
                 logits = self._logits_from_states(h, am, torch.as_tensor(si, device=device), train=True)
-                loss = masked_soft_bce(logits, Y_t[rows].to(device), M_t[rows].to(device), pw_t)
+                loss = masked_soft_bce(logits, Y_t[rows].to(device), M_t[rows].to(device), pw_t,
+                                       None if W_t is None else W_t[rows].to(device))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -557,7 +616,7 @@ class FineTunedTransformer(MultiLabelHead):
         self.timings_ = {k: round(v, 2) for k, v in timings.items()}
         return self
 
-    def _linear_probe(self, states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device) -> float:
+    def _linear_probe(self, states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all=None) -> float:
         """Fit the head (and the per-source offsets) alone on the pooled vectors of the (still frozen) top
         layers: full-batch L-BFGS on the masked soft BCE + l2 ||W||^2, the l2 of three chosen on dev mean
         AP. Leaves the head at the chosen fit; returns that l2."""
@@ -578,6 +637,7 @@ class FineTunedTransformer(MultiLabelHead):
         si_dev_t = torch.as_tensor(s_idx[dev_rows], device=device)
         Yt = torch.as_tensor(Y_all[train_rows], device=device)
         Mt = torch.as_tensor(M_all[train_rows], device=device)
+        Wt = None if W_all is None else torch.as_tensor(W_all[train_rows], device=device)
         pw_t = torch.as_tensor(pw, dtype=torch.float32, device=device)
         start = {k: v.detach().clone() for k, v in self._head.state_dict().items()}
         best = None
@@ -590,7 +650,7 @@ class FineTunedTransformer(MultiLabelHead):
             def closure():
                 opt.zero_grad()
                 logits = Z[train_rows] @ W.T + b + sb[si_train_t]
-                loss = masked_soft_bce(logits, Yt, Mt, pw_t) + l2 * (W * W).sum() + l2 * (sb * sb).sum()
+                loss = masked_soft_bce(logits, Yt, Mt, pw_t, Wt) + l2 * (W * W).sum() + l2 * (sb * sb).sum()
                 loss.backward()
                 return loss
 

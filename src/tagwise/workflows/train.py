@@ -10,7 +10,8 @@ from .._io import unique_name
 from ..learn.lowlabel import zero_shot_prior
 from ..learn.multisource import partial_targets
 from ..learn.persist import save_model
-from ..learn.registry import MODES, ModeChoice, TrainingData, check_params, choose_mode, resolve_mode
+from ..learn.registry import (MAX_ROWS_TO_COMPARE, MODES, ModeChoice, TrainingData, check_params, choose_mode,
+                              resolve_mode)
 from ..learn.semisupervised import SemiSupervisedClassifier
 from ..learn.cotrain import CoTrainingClassifier
 from ..project import Project
@@ -122,6 +123,58 @@ FINE_TUNE_ENCODER = "hashing:8"  # what info["encoder"] names for a fine-tuned m
 # and the few hashed numbers predict/evaluate/serve compute for it are ignored (cheap, any language)
 FINE_TUNE_BUDGET_MINUTES = 5.0  # `train --fine-tune` without --budget-minutes
 FINE_TUNE_MODES = ("auto", "supervised", "linear", "few-shot", "semi-supervised", "multisource", "weak")
+FINE_TUNE_MAX_POOL = 5000  # pool rows a semi-supervised fine-tune reads at most (a seeded draw): their cached
+# lower-layer states (~60 KB a tweet-length row) stay under half a GB, and an epoch stays minutes on a CPU
+
+
+def _fine_tune_pool(project: Project, mode: str, split, consensus: str, drop_shared_test_texts: bool, seed: int,
+                    progress: bool) -> tuple[str, dict | None, tuple | None]:
+    """What the unlabeled pool teaches a fine-tune: ``(mode, pool_info, pool)``.
+
+    In the semi-supervised mode (asked for, or picked by ``choose_mode`` for "auto" exactly as ``train``
+    picks it, on the project's encoder), the frozen semi-supervised head ``train --model semi-supervised``
+    fits is the teacher of the pool: its predictions, centred on its own per-label cuts, become soft
+    targets for the pool rows, and the cells it is not sure of carry no loss
+    (``learn.endtoend.pool_soft_targets``). Why this teacher: it is the model that already reads the pool
+    (co-training with an n-gram view), so the fine-tuned body learns from many more texts than the few
+    labeled ones what the best frozen model knows of them, while the human labels keep the larger share
+    of the loss (``FineTunedTransformer.pool_weight``). Returns the mode unchanged and no pool otherwise.
+    """
+    from ..learn.endtoend import pool_soft_targets
+
+    if mode not in ("auto", "semi-supervised"):
+        return mode, None, None
+    n_lab = len(project.examples(split=split, labeled=True))
+    n_pool = len(project.examples(split=["train", "unlabeled"], labeled=False))
+    if mode == "auto" and not (0 < n_lab <= MAX_ROWS_TO_COMPARE and n_pool >= n_lab):
+        return mode, None, None  # choose_mode would not consider semi-supervised: no need to embed anything
+    if n_pool == 0:
+        if mode == "semi-supervised":
+            raise TagwiseError(f"{project.path}: the semi-supervised mode learns from unlabeled texts and the project "
+                               f"has none. Fix: add a source with `split: unlabeled`, or fine-tune with --model "
+                               f"supervised.")
+        return mode, None, None
+    data, _, unl = training_data(project, split, progress=progress, consensus=consensus,
+                                 drop_shared_test_texts=drop_shared_test_texts)
+    choice = None
+    if mode == "auto":
+        choice = choose_mode(data, seed=seed, progress=progress)
+        if choice.mode != "semi-supervised":
+            return mode, {"auto_choice": choice.mode, "cv": choice.cv}, None
+    t0 = time.perf_counter()
+    frozen = MODES["semi-supervised"].fit(data, {}, seed, progress)
+    rows = np.arange(len(unl))
+    if len(rows) > FINE_TUNE_MAX_POOL:
+        rows = np.sort(np.random.default_rng(seed).choice(len(rows), FINE_TUNE_MAX_POOL, replace=False))
+    texts = [unl.texts[i] for i in rows]
+    T, M = pool_soft_targets(frozen.predict_proba(data.X_unlabeled[rows], texts=texts),
+                             frozen.thresholds_for(len(rows)))
+    info = {"teacher": "semi-supervised (frozen, on " + project.default_encoder + ")", "rows": int(len(rows)),
+            "pool_rows": int(n_pool), "cells_kept": round(float(M.mean()), 4),
+            "teacher_seconds": round(time.perf_counter() - t0, 3)}
+    if choice is not None:
+        info.update(auto_choice=choice.mode, cv=choice.cv)
+    return "semi-supervised", info, (texts, T, M)
 
 
 def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str] = "train", base: str | None = None,
@@ -133,13 +186,17 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
     Every mode that trains on labels trains the same network on the same masked, soft targets
     ``train`` would build: the labeled ``split`` with its consensus (supervised, few-shot,
     semi-supervised, multisource: unknown cells carry no loss; with several sources a per-source vector
-    conditions the predictions) or, for "weak", the label model's soft targets. The project's labeled
+    conditions the predictions) or, for "weak", the label model's soft targets. In the semi-supervised
+    mode (asked for, or what "auto" picks as ``train`` would) the unlabeled pool trains too, on the frozen
+    semi-supervised head's soft targets (``_fine_tune_pool``). The project's labeled
     ``dev`` split, when there is one and ``split`` does not include it, decides early stopping and the
     per-label thresholds; otherwise a share of the training rows is held out for them.
-    ``budget_minutes`` bounds the fit; ``params`` are ``FineTunedTransformer`` parameters.
+    ``budget_minutes`` bounds the whole command (the pool's teacher included); ``params`` are
+    ``FineTunedTransformer`` parameters.
 
     Returns ``train``'s dict plus ``"fine_tune": {"base", "top_layers", "epochs", "best_epoch",
-    "stop_reason", "budget_minutes", "fit_seconds", "history"}``.
+    "stop_reason", "budget_minutes", "fit_seconds", "history", "pool": None | {"teacher", "rows", "used",
+    "cells_kept", "weight", ...}}``.
     """
     from ..learn.endtoend import DEFAULT_BASE, FineTunedTransformer
     from .annotators import check_consensus_method
@@ -152,6 +209,8 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
         raise TagwiseError(f"--budget-minutes {budget_minutes}: give a positive number of minutes.")
     check_consensus_method(consensus)
     project.clean_orphans()
+    t_start = time.perf_counter()
+    mode, pool_info, pool = _fine_tune_pool(project, mode, split, consensus, drop_shared_test_texts, seed, progress)
     tax = project.taxonomy
     space = tax.space
     names = list(space.names)
@@ -187,14 +246,20 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
     if dev_ex is not None:
         Yd, Md = partial_targets(dev_ex, tax, space)
         dev = (list(dev_ex.texts), apply_consensus(project, dev_ex, Yd, consensus), Md, list(dev_ex.sources))
-    settings = {"base": base or DEFAULT_BASE, "budget_minutes": float(budget_minutes), "device": device,
+    # the budget is the whole command's: what embedding the pool and the frozen teacher took comes off it
+    left = float(budget_minutes) - (time.perf_counter() - t_start) / 60.0
+    if left <= 0.05 * float(budget_minutes):
+        raise TagwiseError(f"--budget-minutes {budget_minutes}: the unlabeled pool's frozen teacher alone took "
+                           f"{(time.perf_counter() - t_start) / 60:.1f} minutes. Fix: a larger budget, or "
+                           f"--model supervised (no pool).")
+    settings = {"base": base or DEFAULT_BASE, "budget_minutes": left, "device": device,
                 "random_state": seed, "progress": progress, **dict(params or {})}
     try:
         head = FineTunedTransformer(**settings)
     except TypeError as exc:
         raise TagwiseError(f"--params {params}: {exc}. Fix: name FineTunedTransformer parameters "
                            f"(top_layers, max_epochs, max_seq_len, batch_size, lr, ...).") from None
-    head.fit(list(lab.texts), Y, known, sources=list(lab.sources), dev=dev)
+    head.fit(list(lab.texts), Y, known, sources=list(lab.sources), dev=dev, pool=pool)
     # after: the dev rows (given or held out) in their own source's mode, against the trivial predictors
     if dev_ex is not None:
         Yh, Mh, src_h = dev[1], dev[2], np.asarray(dev_ex.sources, dtype=object)
@@ -223,16 +288,21 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
             "fit_seconds": round(head.fit_seconds_, 3), "timings": head.timings_, "n_train_used": head.n_train_used_,
             "device": head._device(), "history": head.history_,
             "source_conditioning": list(head.sources_), "dev": "dev split" if dev_ex is not None else
-            f"{len(head.dev_rows_)} held-out training rows"}
-    choice = {"mode": "fine-tune", "reason": f"--fine-tune (labels as {mode})", "cv": {}}
+            f"{len(head.dev_rows_)} held-out training rows",
+            "pool": None if pool_info is None else {**pool_info, "used": int(head.n_pool_used_),
+                                                    "weight": float(head.pool_weight)}}
+    n_pool_used = int(head.n_pool_used_)
+    reason = f"--fine-tune (labels as {mode}" + (f", {n_pool_used} unlabeled rows with the frozen semi-supervised "
+                                                 f"head's soft targets)" if pool is not None else ")")
+    choice = {"mode": "fine-tune", "reason": reason, "cv": (pool_info or {}).get("cv", {})}
     info = {"labels": names, "encoder": FINE_TUNE_ENCODER, "mode": "fine-tune", "choice": choice,
-            "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": 0,
+            "trained_on": {"split": split, "n_examples": len(lab), "n_unlabeled": n_pool_used,
                            "sources": sorted(set(map(str, lab.sources))), "consensus": consensus,
                            "drop_shared_test_texts": drop_shared_test_texts, "targets": mode},
             "fit_seconds": round(head.fit_seconds_, 3), "fine_tune": fine, "health": health, "warnings": warnings}
     save_model(head, project.models_dir / name, info)
     project.set_current_model(name)
-    return {"model": name, "mode": "fine-tune", "choice": choice, "n_examples": len(lab), "n_unlabeled": 0,
+    return {"model": name, "mode": "fine-tune", "choice": choice, "n_examples": len(lab), "n_unlabeled": n_pool_used,
             "n_labels": len(names), "seconds": head.fit_seconds_,
             "thresholds": dict(zip(names, map(float, head.thresholds_for(1)[0]))), "health": health,
             "warnings": warnings, "fine_tune": fine}

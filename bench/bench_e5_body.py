@@ -38,25 +38,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from common import peak_rss_mb, save_results  # noqa: E402
+from common import peak_rss_mb, read_xed, run_in_child, save_results  # noqa: E402
 
-XED = Path(__file__).resolve().parents[2] / "shared" / "data" / "xed"
-
-
-def xed(lang: str, n: int, skip: int = 0) -> tuple[list[str], np.ndarray]:
-    """Rows ``skip .. skip + n`` of XED ``lang``-annotated.tsv: texts and (n, 8) float32 targets."""
-    texts, Y = [], []
-    with open(XED / f"{lang}-annotated.tsv", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= skip + n:
-                break
-            if i >= skip:
-                text, labels = line.rstrip("\n").split("\t")
-                y = np.zeros(8, np.float32)
-                y[[int(k) - 1 for k in labels.split(",")]] = 1.0
-                texts.append(text)
-                Y.append(y)
-    return texts, np.array(Y)
 
 
 def _threads() -> int:
@@ -138,7 +121,7 @@ def part_agreement_speed(cfg: dict) -> dict:
     frozen = E5Encoder()
     out = {}
     for lang in ("en", "fi"):
-        texts, _ = xed(lang, cfg["n_texts"])
+        texts, _ = read_xed(lang, cfg["n_texts"])
         _torch_embed(tok, body, texts[:16])  # warm-up
         frozen.encode(texts[:16])
         t0 = time.perf_counter()
@@ -169,9 +152,9 @@ def part_fine_tune(cfg: dict) -> dict:
     from tagwise.learn.linear import MultiLabelLinear
 
     n_tr, n_dev, n_te = cfg["n_train"], cfg["n_dev"], cfg["n_test"]
-    tr_t, tr_Y = xed("fi", n_tr)
-    dv_t, dv_Y = xed("fi", n_dev, skip=n_tr)
-    te_t, te_Y = xed("fi", n_te, skip=n_tr + n_dev)
+    tr_t, tr_Y = read_xed("fi", n_tr)
+    dv_t, dv_Y = read_xed("fi", n_dev, skip=n_tr)
+    te_t, te_Y = read_xed("fi", n_te, skip=n_tr + n_dev)
     has = te_Y.sum(0) > 0
 
     def macro(Z):
@@ -206,17 +189,6 @@ def child(part: str, cfg: dict, queue) -> None:
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def run(ctx, part: str, cfg: dict) -> dict:
-    queue = ctx.Queue()
-    proc = ctx.Process(target=child, args=(part, cfg, queue))
-    t0 = time.perf_counter()
-    proc.start()
-    out = queue.get()
-    proc.join()
-    out["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    return out
-
-
 def _round(x):
     if isinstance(x, float):
         return round(x, 5)
@@ -246,7 +218,7 @@ def main() -> None:
                "machine": f"{os.cpu_count()} CPUs, shared; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
                "load_average_start": [round(x, 2) for x in os.getloadavg()]}
     t_all = time.perf_counter()
-    loads = [run(ctx, "load", cfg) for _ in range(args.repeats)]
+    loads = [run_in_child(ctx, child, ("load", cfg)) for _ in range(args.repeats)]
     ok = [r for r in loads if "error" not in r]
     results["load"] = {"runs": _round(loads)}
     if ok:
@@ -262,13 +234,13 @@ def main() -> None:
     print("load:", results["load"].get("seconds_median"), "added peak RSS MB",
           results["load"].get("added_peak_rss_mb_median"), flush=True)
     save_results(args.out, results)
-    results["full_word_table_fp32"] = _round(run(ctx, "full_word_table", cfg))
+    results["full_word_table_fp32"] = _round(run_in_child(ctx, child, ("full_word_table", cfg)))
     print("full fp32 word table:", results["full_word_table_fp32"], flush=True)
     save_results(args.out, results)
-    results["agreement_speed"] = _round(run(ctx, "agreement_speed", cfg))
+    results["agreement_speed"] = _round(run_in_child(ctx, child, ("agreement_speed", cfg)))
     print("agreement / speed:", results["agreement_speed"], flush=True)
     save_results(args.out, results)
-    results["fine_tune"] = _round(run(ctx, "fine_tune", cfg))
+    results["fine_tune"] = _round(run_in_child(ctx, child, ("fine_tune", cfg)))
     print("fine-tune:", results["fine_tune"], flush=True)
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["total_seconds"] = round(time.perf_counter() - t_all, 1)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
-from common import CACHE, peak_rss_mb, save_results  # noqa: E402
+from common import CACHE, peak_rss_mb, run_in_child, save_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 METHODS = ("frozen_minilm_head", "frozen_use_head", "finetune", "hf_trainer")
@@ -220,13 +220,7 @@ def main() -> None:
     t_all = time.perf_counter()
     for seed in args.seeds:
         for method in args.methods:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=child, args=(method, seed, cfg, queue))
-            t0 = time.perf_counter()
-            proc.start()
-            out = queue.get()
-            proc.join()
-            out["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            out = run_in_child(ctx, child, (method, seed, cfg))
             runs[method][str(seed)] = out
             shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items() if k != "history"}
             print(f"seed {seed} {method}: {shown}", flush=True)

@@ -40,27 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
-from common import CACHE, peak_rss_mb, save_results  # noqa: E402
+from common import CACHE, peak_rss_mb, read_xed, run_in_child, save_results  # noqa: E402
 
-XED = Path(__file__).resolve().parents[2] / "shared" / "data" / "xed"
 METHODS = ("finetune_e5", "frozen_e5_head", "frozen_use_head")
 
 
-def read(lang: str) -> tuple[list[str], np.ndarray]:
-    texts, Y = [], []
-    with open(XED / f"{lang}-annotated.tsv", encoding="utf-8") as f:
-        for line in f:
-            text, labels = line.rstrip("\n").split("\t")
-            y = np.zeros(8, np.float32)
-            y[[int(k) - 1 for k in labels.split(",")]] = 1.0
-            texts.append(text)
-            Y.append(y)
-    return texts, np.array(Y)
-
-
 def draw(seed: int, n_train: int, n_dev: int, n_test: int) -> dict:
-    en_t, en_Y = read("en")
-    fi_t, fi_Y = read("fi")
+    en_t, en_Y = read_xed("en")
+    fi_t, fi_Y = read_xed("fi")
     # the test rows do not depend on the seed: every seed is scored on the same Finnish and English rows
     fixed = np.random.default_rng(12345)
     fi_rows = np.sort(fixed.choice(len(fi_t), size=n_test, replace=False))
@@ -164,14 +151,7 @@ def main() -> None:
     t_all = time.perf_counter()
     for seed in args.seeds:
         for method in args.methods:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=child, args=(method, seed, cfg, queue))
-            t0 = time.perf_counter()
-            proc.start()
-            out = queue.get()
-            proc.join()
-            out["wall_seconds"] = round(time.perf_counter() - t0, 1)
-            out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+            out = run_in_child(ctx, child, (method, seed, cfg))
             runs[method][str(seed)] = out
             shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items() if k != "history"}
             print(f"seed {seed} {method}: {shown}", flush=True)

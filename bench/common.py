@@ -92,3 +92,38 @@ def save_figure(fig, name: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     Path(str(path) + ".command").write_text(command_line() + "\n")
     return path
+
+
+XED = BENCH.parents[1] / "shared" / "data" / "xed"
+
+
+def read_xed(lang: str, n: int | None = None, skip: int = 0) -> tuple[list[str], np.ndarray]:
+    """Rows ``skip .. skip + n`` (all when ``n`` is None) of XED ``{lang}-annotated.tsv``: texts and
+    (rows, 8) float32 targets (XED numbers its 8 emotions from 1)."""
+    texts, Y = [], []
+    with open(XED / f"{lang}-annotated.tsv", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if n is not None and i >= skip + n:
+                break
+            if i >= skip:
+                text, labels = line.rstrip("\n").split("\t")
+                y = np.zeros(8, np.float32)
+                y[[int(k) - 1 for k in labels.split(",")]] = 1.0
+                texts.append(text)
+                Y.append(y)
+    return texts, np.array(Y)
+
+
+def run_in_child(ctx, target, args: tuple) -> dict:
+    """Run ``target(*args, queue)`` in a fresh process of the multiprocessing context ``ctx`` (its peak
+    memory and its torch threads are its own) and return the dict it puts on the queue, with
+    ``wall_seconds`` and the load average after it (the benches' seconds are only comparable at a like load)."""
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    t0 = time.perf_counter()
+    proc.start()
+    out = queue.get()
+    proc.join()
+    out["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    return out

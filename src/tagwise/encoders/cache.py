@@ -171,14 +171,7 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
         cut = max(parts, key=lambda p: p[1].n_truncated)[1]
         return X, EmbedStats(stats.n_texts, stats.n_unique, max(s.n_encoded for _, s in parts),
                              time.perf_counter() - t0, cut.n_truncated, cut.max_chars)
-    where = str(EmbeddingCache.directory(cache_root, encoder.id))
-    cache = None if caches is None else caches.get(where)
-    if cache is None:
-        cache = EmbeddingCache(cache_root, encoder.id)
-        if caches is not None:
-            caches[where] = cache
-    else:
-        cache.refresh()
+    cache = _open_cache(encoder, cache_root, caches)
     # the encoder reads at most max_chars characters of a text: a cut text is keyed by what is left,
     # the content its vector is of (a part of a concatenated encoder keys by its own cut)
     limit = max_chars(encoder)
@@ -210,13 +203,9 @@ def embed_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path, 
     return X, EmbedStats(len(texts), len(uniq), len(missing), time.perf_counter() - t0, len(cut), limit)
 
 
-def uncached_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path,
-                   caches: dict[str, EmbeddingCache] | None = None) -> list[tuple[Encoder, list[str]]]:
-    """What embedding ``texts`` with ``encoder`` would encode: per leaf encoder (each part of a
-    concatenated one, else the encoder itself), ``(leaf, distinct texts its cache lacks)``, each text
-    cut as that leaf reads it. Reads the cache only; encodes nothing."""
-    if hasattr(encoder, "parts"):
-        return [pair for part in encoder.parts for pair in uncached_texts(texts, part, cache_root, caches)]
+def _open_cache(encoder: Encoder, cache_root: str | Path, caches: dict[str, EmbeddingCache] | None) -> EmbeddingCache:
+    """The encoder's cache under ``cache_root``: the one in ``caches`` (refreshed: another process may
+    have added shards since) or a new one, remembered there."""
     where = str(EmbeddingCache.directory(cache_root, encoder.id))
     cache = None if caches is None else caches.get(where)
     if cache is None:
@@ -225,6 +214,17 @@ def uncached_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Pat
             caches[where] = cache
     else:
         cache.refresh()
+    return cache
+
+
+def uncached_texts(texts: Sequence[str], encoder: Encoder, cache_root: str | Path,
+                   caches: dict[str, EmbeddingCache] | None = None) -> list[tuple[Encoder, list[str]]]:
+    """What embedding ``texts`` with ``encoder`` would encode: per leaf encoder (each part of a
+    concatenated one, else the encoder itself), ``(leaf, distinct texts its cache lacks)``, each text
+    cut as that leaf reads it. Reads the cache only; encodes nothing."""
+    if hasattr(encoder, "parts"):
+        return [pair for part in encoder.parts for pair in uncached_texts(texts, part, cache_root, caches)]
+    cache = _open_cache(encoder, cache_root, caches)
     cut_texts = cap_texts(texts, max_chars(encoder))[0]
     uniq, first = np.unique(text_keys(cut_texts), return_index=True)
     missing = np.sort(first[cache.lookup(uniq) < 0])

@@ -213,7 +213,9 @@ def run_setfit(d: dict, seed: int) -> dict:
     trainer = Trainer(model=model, args=args, train_dataset=ds)
     trainer.train()
     fit = time.perf_counter() - t0
-    steps = int(getattr(trainer.state, "max_steps", -1) or -1)
+    # setfit's Trainer keeps the sentence-transformers trainer's state only in some versions
+    state = getattr(trainer, "state", None) or getattr(getattr(trainer, "st_trainer", None), "state", None)
+    steps = int(getattr(state, "global_step", -1) or -1)
 
     def proba(texts):
         E = model.model_body.encode(list(texts), batch_size=128, convert_to_numpy=True)
@@ -343,7 +345,8 @@ def main() -> None:
         print(f"\nSemEval-2018 E-c, {k} labeled per label, seeds {args.seeds}, budget {args.budget_minutes} min")
         print(f"{'method':<22} {'macro-F1':>24} {'micro-F1':>24} {'fit s':>8} {'predict/s':>10} {'peak MB':>8}")
         for row in rows:
-            ok = [runs[f"{k}/{s}"][row] for s in args.seeds if row in runs[f"{k}/{s}"]]
+            ok = [runs[f"{k}/{s}"][row] for s in args.seeds
+                  if "macro_f1" in runs[f"{k}/{s}"].get(row, {})]  # a failed run is in the file with its error
             if not ok:
                 continue
             print(f"{row:<22} {fmt_mean_sd([r['macro_f1'] for r in ok]):>24} "

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
-from common import CACHE, peak_rss_mb, run_in_child, save_results  # noqa: E402
+from common import CACHE, peak_rss_mb, run_methods_by_seed, save_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 METHODS = ("frozen_minilm_head", "frozen_use_head", "finetune", "hf_trainer")
@@ -218,13 +218,7 @@ def main() -> None:
                "machine": f"{os.cpu_count()} CPUs, shared; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
                "runs": runs}
     t_all = time.perf_counter()
-    for seed in args.seeds:
-        for method in args.methods:
-            out = run_in_child(ctx, child, (method, seed, cfg))
-            runs[method][str(seed)] = out
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items() if k != "history"}
-            print(f"seed {seed} {method}: {shown}", flush=True)
-            save_results(args.out, results)
+    run_methods_by_seed(ctx, child, args.seeds, args.methods, cfg, runs, results, args.out)
     summary = {}
     for method in args.methods:
         ok = [runs[method][str(s)] for s in args.seeds if "error" not in runs[method][str(s)]]

@@ -127,3 +127,16 @@ def run_in_child(ctx, target, args: tuple) -> dict:
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return out
+
+
+def run_methods_by_seed(ctx, child, seeds, methods, cfg: dict, runs: dict, results: dict, out: str) -> None:
+    """For each seed, each method in its own process (``run_in_child(ctx, child, (method, seed, cfg))``):
+    ``runs[method][str(seed)]`` gets its dict, which is printed, and ``results`` (holding ``runs``) is
+    written to ``out`` after every run, so a run stopped early keeps what finished."""
+    for seed in seeds:
+        for method in methods:
+            got = run_in_child(ctx, child, (method, seed, cfg))
+            runs[method][str(seed)] = got
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in got.items() if k != "history"}
+            print(f"seed {seed} {method}: {shown}", flush=True)
+            save_results(out, results)

@@ -209,12 +209,13 @@ class Project:
             self._encoders[name] = get_encoder(name)
         return self._encoders[name]
 
-    def embed_texts(self, texts, encoder: str | None = None, progress: bool = True,
+    def embed_texts(self, texts, encoder=None, progress: bool = True,
                     out: np.ndarray | None = None) -> tuple[np.ndarray, EmbedStats]:
-        """Embed any texts through the project's cache. Returns ``((n, dim) float32, stats)``;
-        ``out`` (n, dim): an array (e.g. a ``np.memmap``) to fill instead of a new one."""
-        return embed_texts(texts, self.encoder(encoder), self.cache_dir, progress=progress, out=out,
-                           caches=self._embedding_caches)
+        """Embed any texts through the project's cache. ``encoder``: a name (None = the default) or an
+        encoder object (e.g. one part of a stack, as ``uncached_texts`` gives). Returns
+        ``((n, dim) float32, stats)``; ``out`` (n, dim): an array (e.g. a ``np.memmap``) to fill instead of a new one."""
+        enc = encoder if encoder is not None and not isinstance(encoder, str) else self.encoder(encoder)
+        return embed_texts(texts, enc, self.cache_dir, progress=progress, out=out, caches=self._embedding_caches)
 
     def uncached_texts(self, texts, encoder: str | None = None) -> list[tuple[object, list[str]]]:
         """Per leaf encoder of ``encoder``: the distinct texts its cache lacks (``encoders.cache.uncached_texts``)."""

@@ -683,14 +683,20 @@ class FineTunedTransformer(MultiLabelHead):
         return took / max(1.0, float(input_ids.numel())) / len(body.encoder.layer)
 
     def _proba_from_states(self, states: list, s_idx: np.ndarray, device: str) -> np.ndarray:
+        lengths = np.array([len(s) for s in states], dtype=np.int64)
+        return self._batched_proba(lengths, s_idx, device, lambda batch: self._pad_states([states[i] for i in batch], device))
+
+    def _batched_proba(self, lengths: np.ndarray, s_idx: np.ndarray, device: str, hidden) -> np.ndarray:
+        """(n, K) float64 probabilities of n rows of token lengths ``lengths``, in length-bucketed batches;
+        ``hidden(batch)`` gives the batch's top-layer input ``(h, attention_mask)`` (cached states in
+        training, the frozen layers run on token ids in prediction)."""
         torch = _torch()
-        out = np.zeros((len(states), int(self._head.out_features)), dtype=np.float64)
-        if not states:
+        out = np.zeros((len(lengths), int(self._head.out_features)), dtype=np.float64)
+        if not len(lengths):
             return out
-        lengths = np.array([len(s) for s in states])
         with torch.inference_mode():
             for batch in _length_batches(lengths, 64):
-                h, am = self._pad_states([states[i] for i in batch], device)
+                h, am = hidden(batch)
                 logits = self._logits_from_states(h, am, torch.as_tensor(s_idx[batch], device=device), train=False)
                 out[batch] = torch.sigmoid(logits.float()).cpu().numpy()
         return out
@@ -707,23 +713,17 @@ class FineTunedTransformer(MultiLabelHead):
         check_is_fitted(self, "threshold_")
         if texts is None:
             raise TagwiseError("FineTunedTransformer.predict_proba reads the texts: pass texts=[...].")
-        torch = _torch()
         texts = [str(t) for t in texts]
         device = next(self._head.parameters()).device.type
         s_idx = self._source_index(source, len(texts))
         ids = self._tokenize(texts)
         n_frozen = self.n_layers_ - self.top_layers_
-        out = np.zeros((len(texts), self.n_labels_), dtype=np.float64)
-        if not texts:
-            return out
-        lengths = np.array([len(x) for x in ids])
-        with torch.inference_mode():
-            for batch in _length_batches(lengths, 64):
-                input_ids, am = self._pad_ids([ids[i] for i in batch], device)
-                h = self._frozen_states(input_ids, am, n_frozen)
-                logits = self._logits_from_states(h, am, torch.as_tensor(s_idx[batch], device=device), train=False)
-                out[batch] = torch.sigmoid(logits.float()).cpu().numpy()
-        return out
+
+        def hidden(batch):
+            input_ids, am = self._pad_ids([ids[i] for i in batch], device)
+            return self._frozen_states(input_ids, am, n_frozen), am
+
+        return self._batched_proba(np.array([len(x) for x in ids], dtype=np.int64), s_idx, device, hidden)
 
     def thresholds_for(self, n: int, source=None) -> np.ndarray:
         from sklearn.utils.validation import check_is_fitted

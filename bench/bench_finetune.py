@@ -43,7 +43,10 @@ from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
 from common import CACHE, peak_rss_mb, run_methods_by_seed, save_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
-METHODS = ("frozen_minilm_head", "frozen_use_head", "finetune", "hf_trainer")
+METHODS = ("frozen_minilm_head", "frozen_use_head", "frozen_use_minilm_head", "frozen_use_minilm_e5_head",
+           "finetune", "hf_trainer")
+FROZEN = {"frozen_minilm_head": "st:all-minilm-l6-v2", "frozen_use_head": "use",
+          "frozen_use_minilm_head": "use+minilm", "frozen_use_minilm_e5_head": "use+minilm+e5"}
 
 
 def read_split(name: str) -> tuple[list[str], np.ndarray]:
@@ -186,10 +189,8 @@ def child(method: str, seed: int, cfg: dict, queue) -> None:
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         data = draw(seed, cfg["n_train"], cfg["n_dev"], cfg["n_test"])
-        if method == "frozen_minilm_head":
-            out = run_frozen("st:all-minilm-l6-v2", data, seed)
-        elif method == "frozen_use_head":
-            out = run_frozen("use", data, seed)
+        if method in FROZEN:
+            out = run_frozen(FROZEN[method], data, seed)
         elif method == "finetune":
             out = run_finetune(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
         else:
@@ -209,8 +210,11 @@ def main() -> None:
     ap.add_argument("--max-seq-len", type=int, default=64)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--out", default="finetune")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="methods of a seed run at once, in --methods order (e.g. 2 with OMP_NUM_THREADS=1: "
+                         "finetune and hf_trainer side by side, each on one core, meeting the same load)")
     args = ap.parse_args()
-    cfg = {"n_train": args.n_train, "n_dev": args.n_dev, "n_test": args.n_test,
+    cfg = {"jobs": args.jobs, "n_train": args.n_train, "n_dev": args.n_dev, "n_test": args.n_test,
            "budget_minutes": args.budget_minutes, "max_seq_len": args.max_seq_len}
     ctx = mp.get_context("spawn")
     runs: dict[str, dict[str, dict]] = {m: {} for m in args.methods}
@@ -218,7 +222,7 @@ def main() -> None:
                "machine": f"{os.cpu_count()} CPUs, shared; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
                "runs": runs}
     t_all = time.perf_counter()
-    run_methods_by_seed(ctx, child, args.seeds, args.methods, cfg, runs, results, args.out)
+    run_methods_by_seed(ctx, child, args.seeds, args.methods, cfg, runs, results, args.out, jobs=args.jobs)
     summary = {}
     for method in args.methods:
         ok = [runs[method][str(s)] for s in args.seeds if "error" not in runs[method][str(s)]]

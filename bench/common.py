@@ -129,14 +129,29 @@ def run_in_child(ctx, target, args: tuple) -> dict:
     return out
 
 
-def run_methods_by_seed(ctx, child, seeds, methods, cfg: dict, runs: dict, results: dict, out: str) -> None:
+def run_methods_by_seed(ctx, child, seeds, methods, cfg: dict, runs: dict, results: dict, out: str,
+                        jobs: int = 1) -> None:
     """For each seed, each method in its own process (``run_in_child(ctx, child, (method, seed, cfg))``):
     ``runs[method][str(seed)]`` gets its dict, which is printed, and ``results`` (holding ``runs``) is
-    written to ``out`` after every run, so a run stopped early keeps what finished."""
-    for seed in seeds:
-        for method in methods:
-            got = run_in_child(ctx, child, (method, seed, cfg))
+    written to ``out`` after every run, so a run stopped early keeps what finished.
+
+    ``jobs`` > 1 runs up to that many methods of a seed at once, started in ``methods`` order: list the
+    methods that share a wall-clock budget next to each other so they start together and meet the same
+    contention (give each child ``OMP_NUM_THREADS`` = cores / jobs)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    def one(method: str, seed: int) -> None:
+        got = run_in_child(ctx, child, (method, seed, cfg))
+        with lock:
             runs[method][str(seed)] = got
             shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in got.items() if k != "history"}
             print(f"seed {seed} {method}: {shown}", flush=True)
             save_results(out, results)
+
+    for seed in seeds:
+        with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+            for fut in [pool.submit(one, method, seed) for method in methods]:
+                fut.result()

@@ -25,6 +25,28 @@ class Split:
     Y: np.ndarray      # (n, K) uint8
 
 
+def train_halves(name: str, max_rows: int, eval_rows: int, min_positives: int = 0, progress: bool = False):
+    """(names, A, B, embed) from the train split only, for the choice scripts (no dev or test row is read):
+    a seeded sample (seed 0) of at most ``max_rows`` train rows (only those are embedded, with USE),
+    cut in half A (draws + pool) and half B (scoring, <= ``eval_rows``). Labels with fewer than
+    ``min_positives`` positives in the sample are dropped (a few-shot draw needs positives to draw).
+    A and B are dicts ``{"X": (n, 512) float32, "Y": (n, K) uint8, "texts": list[str]}``; ``embed(texts)``
+    embeds more texts through the cache."""
+    rows = ingest(load_spec(BENCH / "specs" / f"{name}.yaml"))
+    names = list(rows.annotated_labels)
+    train = np.flatnonzero(np.asarray(rows.splits) == "train")
+    order = train[np.random.default_rng(0).permutation(len(train))][:max_rows]
+    texts = [rows.texts[i] for i in order]
+    enc = get_encoder("use")
+    X, _ = embed_texts(texts, enc, CACHE, progress=progress)
+    Y = LabelSpace(tuple(names)).to_matrix([rows.labels[i] for i in order])
+    keep = Y.sum(0) >= min_positives
+    a, b = np.arange(len(order) // 2), np.arange(len(order) // 2, len(order))[:eval_rows]
+    pick = lambda idx: {"X": X[idx], "Y": Y[idx][:, keep], "texts": [texts[i] for i in idx]}  # noqa: E731
+    embed = lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0]  # noqa: E731
+    return [n for n, k in zip(names, keep) if k], pick(a), pick(b), embed
+
+
 def load_dataset(name: str, encoder: str = "use", progress: bool = False):
     """Returns (label names, {split: Split}, encoder object)."""
     rows = ingest(load_spec(BENCH / "specs" / f"{name}.yaml"))

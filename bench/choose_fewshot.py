@@ -33,16 +33,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fewshot_data import CACHE, load_dataset, macro_f1, sample_k_per_label  # noqa: E402
+from _fewshot_data import CACHE, load_dataset, macro_f1, sample_k_per_label, train_halves  # noqa: E402
 from _stats import compare, mean_sd  # noqa: E402
-from common import BENCH, save_results  # noqa: E402
+from common import save_results  # noqa: E402
 
-from tagwise.encoders import embed_texts, get_encoder  # noqa: E402
+from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.cotrain import CoTrainingClassifier  # noqa: E402
 from tagwise.learn.fewshot import FewShotClassifier  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
-from tagwise.sources import ingest, load_spec  # noqa: E402
-from tagwise.types import LabelSpace  # noqa: E402
 
 FEWSHOT_GRID = {"C": (0.25, 1.0, 4.0), "prior_strength": (0.25, 1.0, 4.0), "threshold_shrink": (2.0, 5.0, 20.0)}
 COTRAIN_GRID = {"alpha": (1.0, 3.0, 10.0), "targets": ((2.0, -1.0), (1.0, -1.0), (3.0, -1.0))}
@@ -52,27 +50,9 @@ FEWSHOT_DEFAULT = {"C": 1.0, "prior_strength": 1.0, "threshold_shrink": 5.0}
 COTRAIN_DEFAULT = {"alpha": 3.0, "targets": (2.0, -1.0)}
 
 
-def halves(name: str, eval_rows: int, max_rows: int):
-    """(names, A, B, embed) from the train split only: a seeded sample of at most ``max_rows`` train
-    rows (only those are embedded), cut in half A (draws + pool) and half B (scoring, <= eval_rows)."""
-    rows = ingest(load_spec(BENCH / "specs" / f"{name}.yaml"))
-    names = list(rows.annotated_labels)
-    train = np.flatnonzero(np.asarray(rows.splits) == "train")
-    order = train[np.random.default_rng(0).permutation(len(train))][:max_rows]
-    texts = [rows.texts[i] for i in order]
-    enc = get_encoder("use")
-    X, _ = embed_texts(texts, enc, CACHE, progress=True)
-    Y = LabelSpace(tuple(names)).to_matrix([rows.labels[i] for i in order])
-    keep = Y.sum(0) >= 40  # labels rare enough to leave a draw without positives are dropped
-    a, b = np.arange(len(order) // 2), np.arange(len(order) // 2, len(order))[:eval_rows]
-    pick = lambda idx: {"X": X[idx], "Y": Y[idx][:, keep], "texts": [texts[i] for i in idx]}  # noqa: E731
-    embed = lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0]  # noqa: E731
-    return [n for n, k in zip(names, keep) if k], pick(a), pick(b), embed
-
-
 def draws(datasets, ks, seeds, eval_rows, max_rows):
     for name in datasets:
-        names, A, B, embed = halves(name, eval_rows, max_rows)
+        names, A, B, embed = train_halves(name, max_rows, eval_rows, min_positives=40, progress=True)
         zs = fit_zero_shot(names, A["X"], embed)  # half B stays unseen until it scores
         for k in ks:
             for seed in seeds:

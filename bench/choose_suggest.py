@@ -46,18 +46,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _fewshot_data import CACHE, load_dataset  # noqa: E402
+from _fewshot_data import CACHE, load_dataset, train_halves  # noqa: E402
 from _stats import compare, mean_sd  # noqa: E402
 from bench_active import simulate  # noqa: E402
 from bench_active_variants import VARIANTS, boundary_criterion, pool_density  # noqa: E402
-from common import BENCH, peak_rss_mb, save_results  # noqa: E402
+from common import peak_rss_mb, save_results  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from tagwise.encoders import embed_texts, get_encoder  # noqa: E402
+from tagwise.encoders import embed_texts  # noqa: E402
 from tagwise.learn.lexical import CharNgramTfidf  # noqa: E402
 from tagwise.learn.lowlabel import fit_zero_shot  # noqa: E402
-from tagwise.sources import ingest, load_spec  # noqa: E402
-from tagwise.types import LabelSpace  # noqa: E402
 
 RULES = ["suggest"] + [v for v in VARIANTS if v not in ("random", "suggest")]
 # BALD refits a 5-head committee every batch (6x the cost of the others); it is in the grid only when named
@@ -71,22 +69,6 @@ DEFAULT = ("suggest", "pool")
 
 def key(point) -> str:
     return f"{point[0]}/{point[1]}"
-
-
-def choice_halves(name: str, max_rows: int, eval_rows: int):
-    """(names, A, B, embed) from the train split only: a seeded sample of at most ``max_rows`` train
-    rows, cut in half A (the pool) and half B (scoring, <= eval_rows)."""
-    rows = ingest(load_spec(BENCH / "specs" / f"{name}.yaml"))
-    names = list(rows.annotated_labels)
-    train = np.flatnonzero(np.asarray(rows.splits) == "train")
-    order = train[np.random.default_rng(0).permutation(len(train))][:max_rows]
-    texts = [rows.texts[i] for i in order]
-    enc = get_encoder("use")
-    X, _ = embed_texts(texts, enc, CACHE, progress=False)
-    Y = LabelSpace(tuple(names)).to_matrix([rows.labels[i] for i in order])
-    a, b = np.arange(len(order) // 2), np.arange(len(order) // 2, len(order))[:eval_rows]
-    pick = lambda idx: {"X": X[idx], "Y": Y[idx], "texts": [texts[i] for i in idx]}  # noqa: E731
-    return names, pick(a), pick(b), lambda t: embed_texts(list(t), enc, CACHE, progress=False)[0]
 
 
 def run_points(points, A, B, names, embed, seeds, batch, max_labels, jobs):
@@ -177,7 +159,7 @@ def main():
     draws, per_dataset = [], {}
     for name in args.datasets:
         t1 = time.perf_counter()
-        names, A, B, embed = choice_halves(name, args.max_rows, args.eval_rows)
+        names, A, B, embed = train_halves(name, args.max_rows, args.eval_rows)
         labels, curves = run_points(points, A, B, names, embed, args.seeds, args.batch, args.max_labels, args.jobs)
         draws += [f"{name}/seed={s}" for s in args.seeds]
         for k, c in curves.items():

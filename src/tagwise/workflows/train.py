@@ -261,8 +261,9 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
                            f"(top_layers, max_epochs, max_seq_len, batch_size, lr, ...).") from None
     head.fit(list(lab.texts), Y, known, sources=list(lab.sources), dev=dev, pool=pool)
     # after: the dev rows (given or held out) in their own source's mode, against the trivial predictors
-    if dev_ex is not None:
-        Yh, Mh, src_h = dev[1], dev[2], np.asarray(dev_ex.sources, dtype=object)
+    if dev_ex is not None:  # the dev rows the budget let the fit use (all of them but on a tiny budget)
+        used = head.dev_used_
+        Yh, Mh, src_h = dev[1][used], dev[2][used], np.asarray(dev_ex.sources, dtype=object)[used]
         claimed = claimed_columns(dev_ex, tax, space)
     else:
         rows = head.dev_rows_
@@ -270,11 +271,14 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
         claimed = None if mode == "weak" else claimed_columns(lab, tax, space)
     after = model_health(head, None, Yh, Mh, src_h, names, claimed, mode="fine-tune", alone=False, seed=seed,
                          proba=head.dev_proba_)
-    n_train = len(lab) - (len(head.dev_rows_) if head.dev_rows_ is not None else 0)
-    if not head.history_ or head.n_train_used_ < n_train:  # the budget ran out before the training did
+    n_train = head.n_train_rows_
+    if not head.history_ or head.n_train_used_ < n_train or head.n_dev_used_ < head.n_dev_:
+        # the budget ran out before the training did
         spent = ", ".join(f"{k} {v:.0f} s" for k, v in head.timings_.items())
         what = ("nothing was trained: the model is the head's starting point (each label's base rate)"
                 if not head.history_ else f"only {head.n_train_used_} of the {n_train} training rows were used")
+        if head.n_dev_used_ < head.n_dev_:
+            what += f"; the thresholds were chosen on {head.n_dev_used_} of the {head.n_dev_} dev rows"
         after["warnings"].append({
             "kind": "budget", "source": None, "label": None,
             "message": f"the {float(budget_minutes):g}-minute budget ran out early ({spent}): {what}.",
@@ -286,6 +290,7 @@ def train_fine_tuned(project: Project, mode: str = "auto", split: str | list[str
     fine = {"base": head.base, "top_layers": head.top_layers_, "n_layers": head.n_layers_, "epochs": head.epochs_,
             "best_epoch": head.best_epoch_, "stop_reason": head.stop_reason_, "budget_minutes": float(budget_minutes),
             "fit_seconds": round(head.fit_seconds_, 3), "timings": head.timings_, "n_train_used": head.n_train_used_,
+            "n_dev_used": head.n_dev_used_,
             "device": head._device(), "history": head.history_,
             "source_conditioning": list(head.sources_), "dev": "dev split" if dev_ex is not None else
             f"{len(head.dev_rows_)} held-out training rows",

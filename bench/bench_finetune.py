@@ -30,7 +30,6 @@ import argparse
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
-from common import CACHE, peak_rss_mb, run_methods_by_seed, save_results  # noqa: E402
+from common import CACHE, hf_trainer_budgeted, peak_rss_mb, run_methods_by_seed, save_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 METHODS = ("frozen_minilm_head", "frozen_use_head", "frozen_use_minilm_head", "frozen_use_minilm_e5_head",
@@ -111,17 +110,13 @@ def run_finetune(data: dict, seed: int, budget: float, max_seq_len: int) -> dict
 
 
 def run_hf_trainer(data: dict, seed: int, budget: float, max_seq_len: int) -> dict:
-    import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainerCallback, TrainingArguments)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
     from transformers.utils import logging as hf_logging
 
     from tagwise.encoders.sentence_transformers import resolve_model_path
-    from tagwise.learn.thresholds import best_f1_thresholds
 
     hf_logging.set_verbosity_error()
     t_start = time.perf_counter()
-    deadline = t_start + 60.0 * budget
     (tr_t, tr_Y), (dv_t, dv_Y), (te_t, te_Y) = data["train"], data["dev"], data["test"]
     path = resolve_model_path("all-minilm-l6-v2")
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -134,53 +129,12 @@ def run_hf_trainer(data: dict, seed: int, budget: float, max_seq_len: int) -> di
                  "labels": [float(v) for v in Y[i]]} for i in range(len(texts))]
 
     train_ds, dev_ds, test_ds = dataset(tr_t, tr_Y), dataset(dv_t, dv_Y), dataset(te_t, te_Y)
-    collate = DataCollatorWithPadding(tok)
-    batch_size = 32
-
-    # probe: seconds per training step (forward + backward + step on a typical batch), to plan max_steps
-    probe = collate(train_ds[:batch_size])
-    opt = torch.optim.AdamW(model.parameters(), lr=0.0)
-    model.train()
-    for i in range(3):
-        if i == 1:
-            t0 = time.perf_counter()
-        out = model(**probe)
-        out.loss.backward()
-        opt.step()
-        opt.zero_grad()
-    step_s = (time.perf_counter() - t0) / 2
-    model.zero_grad()
-    del opt
-    dev_eval_s = 1.5 * step_s / 3 * (len(dv_t) + len(te_t) * 0) / batch_size  # forward only ~ 1/3 of a step
-    left = deadline - time.perf_counter() - dev_eval_s - 2.0
-    max_steps = max(1, int(0.95 * left / step_s))
-
-    class Budget(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if time.perf_counter() + step_s + dev_eval_s > deadline:
-                control.should_training_stop = True
-            return control
-
-    with tempfile.TemporaryDirectory() as out_dir:
-        args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=batch_size,
-                                 per_device_eval_batch_size=64, learning_rate=5e-5, weight_decay=0.01,
-                                 max_steps=max_steps, warmup_steps=max(1, int(0.06 * max_steps)),
-                                 lr_scheduler_type="linear", train_sampling_strategy="group_by_length", save_strategy="no",
-                                 eval_strategy="no", logging_strategy="no", report_to=[], seed=seed,
-                                 use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
-        trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=collate,
-                          callbacks=[Budget()])
-        trainer.train()
-        steps = trainer.state.global_step
-        P_dev = torch.sigmoid(torch.as_tensor(trainer.predict(dev_ds).predictions)).numpy()
-        thresholds = best_f1_thresholds(dv_Y, P_dev)
-        fit = time.perf_counter() - t_start
-        t0 = time.perf_counter()
-        P = torch.sigmoid(torch.as_tensor(trainer.predict(test_ds).predictions)).numpy()
-        predict = time.perf_counter() - t0 + 0.0
-    Z = (P >= thresholds).astype(np.uint8)
-    return {**scores(te_Y, Z), "fit_seconds": fit, "predict_texts_per_s": len(te_t) / predict,
-            "steps": int(steps), "planned_steps": max_steps, "epochs": round(steps * batch_size / len(tr_t), 2)}
+    got = hf_trainer_budgeted(model, DataCollatorWithPadding(tok), train_ds, dev_ds, dv_Y, {"test": test_ds}, seed,
+                              t_start, budget)
+    Z = (got["P"]["test"] >= got["thresholds"]).astype(np.uint8)
+    return {**scores(te_Y, Z), "fit_seconds": got["fit_seconds"],
+            "predict_texts_per_s": len(te_t) / got["predict_seconds"]["test"], "steps": got["steps"],
+            "planned_steps": got["planned_steps"], "epochs": got["epochs"]}
 
 
 def child(method: str, seed: int, cfg: dict, queue) -> None:

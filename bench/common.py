@@ -114,6 +114,95 @@ def read_xed(lang: str, n: int | None = None, skip: int = 0) -> tuple[list[str],
     return texts, np.array(Y)
 
 
+UMSAB = BENCH.parents[1] / "shared" / "data" / "umsab_xlmt_sentiment"
+UMSAB_LANGUAGES = {"en": "english", "ar": "arabic", "fr": "french", "de": "german", "hi": "hindi",
+                   "it": "italian", "pt": "portuguese", "es": "spanish"}
+UMSAB_LABELS = ("negative", "neutral", "positive")
+
+
+def read_umsab(lang: str, split: str) -> tuple[list[str], np.ndarray]:
+    """UMSAB (XLM-T) sentiment, language code ``lang`` (``UMSAB_LANGUAGES``), split "train" / "val" / "test":
+    texts and (rows, 3) float32 one-hot targets over ``UMSAB_LABELS`` (the files number them 0, 1, 2; one
+    label per tweet, kept as three labels for tagwise's multi-label models)."""
+    folder = UMSAB / UMSAB_LANGUAGES[lang]
+    texts = (folder / f"{split}_text.txt").read_text(encoding="utf-8").splitlines()
+    labels = [int(v) for v in (folder / f"{split}_labels.txt").read_text().split()]
+    if len(texts) != len(labels):
+        raise ValueError(f"{folder}: {len(texts)} {split} texts against {len(labels)} labels")
+    Y = np.zeros((len(labels), len(UMSAB_LABELS)), np.float32)
+    Y[np.arange(len(labels)), labels] = 1.0
+    return [t.strip() for t in texts], Y
+
+
+def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.ndarray, tests: dict, seed: int,
+                        t_start: float, budget_minutes: float, batch_size: int = 32) -> dict:
+    """The Hugging Face peer of the fine-tune benches: ``transformers.Trainer`` with its usual settings (AdamW
+    5e-5, weight decay 0.01, batch 32, 6% warmup then linear decay, ``group_by_length``) fine-tunes ``model``
+    (a ``...ForSequenceClassification`` with ``problem_type="multi_label_classification"``) on ``train_ds``
+    within ``budget_minutes`` counted from ``t_start`` (so loading counts): a probe times a training step and
+    sets ``max_steps`` to what the budget affords, and a callback stops at the budget. Per-label thresholds
+    are chosen on ``dev_ds`` (targets ``dev_Y`` (n, K)) with ``best_f1_thresholds``.
+
+    train_ds / dev_ds / each of ``tests`` (name -> dataset, or a function that makes it: it is then timed
+    with the predict, so tokenizing counts as part of a fresh prediction): lists of ``{"input_ids", ...,
+    "labels"}`` that ``collate`` batches. Returns {"P": {name: (n, K) sigmoid probabilities}, "thresholds":
+    (K,), "fit_seconds", "predict_seconds": {name: s}, "steps", "planned_steps", "epochs"}."""
+    import tempfile
+
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from tagwise.learn.thresholds import best_f1_thresholds
+
+    deadline = t_start + 60.0 * budget_minutes
+    # probe: seconds per training step (forward + backward + step on a typical batch), to plan max_steps
+    probe = collate(train_ds[:batch_size])
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)
+    model.train()
+    for i in range(3):
+        if i == 1:
+            t0 = time.perf_counter()
+        out = model(**probe)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+    step_s = (time.perf_counter() - t0) / 2
+    model.zero_grad()
+    del opt
+    dev_eval_s = 1.5 * step_s / 3 * len(dev_ds) / batch_size  # forward only ~ 1/3 of a step
+    left = deadline - time.perf_counter() - dev_eval_s - 2.0
+    max_steps = max(1, int(0.95 * left / step_s))
+
+    class Budget(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if time.perf_counter() + step_s + dev_eval_s > deadline:
+                control.should_training_stop = True
+            return control
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=batch_size,
+                                 per_device_eval_batch_size=64, learning_rate=5e-5, weight_decay=0.01,
+                                 max_steps=max_steps, warmup_steps=max(1, int(0.06 * max_steps)),
+                                 lr_scheduler_type="linear", train_sampling_strategy="group_by_length", save_strategy="no",
+                                 eval_strategy="no", logging_strategy="no", report_to=[], seed=seed,
+                                 use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
+        trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=collate,
+                          callbacks=[Budget()])
+        trainer.train()
+        steps = trainer.state.global_step
+        P_dev = torch.sigmoid(torch.as_tensor(trainer.predict(dev_ds).predictions)).numpy()
+        thresholds = best_f1_thresholds(dev_Y, P_dev)
+        fit = time.perf_counter() - t_start
+        P, predict_seconds = {}, {}
+        for name, ds in tests.items():
+            t0 = time.perf_counter()
+            ds = ds() if callable(ds) else ds
+            P[name] = torch.sigmoid(torch.as_tensor(trainer.predict(ds).predictions)).numpy()
+            predict_seconds[name] = time.perf_counter() - t0
+    return {"P": P, "thresholds": thresholds, "fit_seconds": fit, "predict_seconds": predict_seconds,
+            "steps": int(steps), "planned_steps": max_steps, "epochs": round(steps * batch_size / len(train_ds), 2)}
+
+
 def run_in_child(ctx, target, args: tuple) -> dict:
     """Run ``target(*args, queue)`` in a fresh process of the multiprocessing context ``ctx`` (its peak
     memory and its torch threads are its own) and return the dict it puts on the queue, with

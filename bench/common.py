@@ -158,7 +158,10 @@ def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.
     # probe: seconds per training step (forward + backward + step on a typical batch), to plan max_steps
     # a random batch (the first rows of a file need not be typical in length)
     probe_rows = np.random.default_rng(seed).choice(len(train_ds), size=min(batch_size, len(train_ds)), replace=False)
-    probe = collate([train_ds[i] for i in probe_rows])
+    # on a GPU the peer trains there too (Trainer's default), and its step is timed there
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    probe = {k: v.to(device) for k, v in collate([train_ds[i] for i in probe_rows]).items()}
     opt = torch.optim.AdamW(model.parameters(), lr=0.0)
     model.train()
     for i in range(3):
@@ -190,8 +193,8 @@ def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.
         out = []
         with torch.inference_mode():
             for i in range(0, len(ds), 64):
-                batch = collate([{k: v for k, v in row.items() if k != "labels"} for row in ds[i:i + 64]])
-                out.append(torch.sigmoid(model(**batch).logits.float()).numpy())
+                batch = {k: v.to(model.device) for k, v in collate(ds[i:i + 64]).items() if k != "labels"}
+                out.append(torch.sigmoid(model(**batch).logits.float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, dev_Y.shape[1]), np.float32)
 
     with tempfile.TemporaryDirectory() as out_dir:
@@ -200,7 +203,7 @@ def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.
                                  max_steps=max_steps, warmup_steps=max(1, int(0.06 * max_steps)),
                                  lr_scheduler_type="linear", train_sampling_strategy="group_by_length", save_strategy="no",
                                  eval_strategy="no", logging_strategy="no", report_to=[], seed=seed,
-                                 use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
+                                 use_cpu=device == "cpu", disable_tqdm=True, dataloader_num_workers=0)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=collate,
                           callbacks=[Budget()])
         trainer.train()

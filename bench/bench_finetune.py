@@ -134,7 +134,7 @@ def run_hf_trainer(data: dict, seed: int, budget: float, max_seq_len: int) -> di
     Z = (got["P"]["test"] >= got["thresholds"]).astype(np.uint8)
     return {**scores(te_Y, Z), "fit_seconds": got["fit_seconds"],
             "predict_texts_per_s": len(te_t) / got["predict_seconds"]["test"], "steps": got["steps"],
-            "planned_steps": got["planned_steps"], "epochs": got["epochs"]}
+            "planned_steps": got["planned_steps"], "replanned_steps": got["replanned_steps"], "epochs": got["epochs"]}
 
 
 def child(method: str, seed: int, cfg: dict, queue) -> None:

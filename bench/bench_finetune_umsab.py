@@ -209,7 +209,7 @@ def run_hf_trainer(data: dict, seed: int, budget: float, max_seq_len: int) -> di
     P = got["P"]["test"]
     Z = (P >= got["thresholds"]).astype(np.uint8)
     return {**scores(data, P, Z, got["predict_seconds"]["test"]), "fit_seconds": got["fit_seconds"],
-            "steps": got["steps"], "planned_steps": got["planned_steps"], "epochs": got["epochs"]}
+            "steps": got["steps"], "planned_steps": got["planned_steps"], "replanned_steps": got["replanned_steps"], "epochs": got["epochs"]}
 
 
 def child(method: str, seed: int, cfg: dict, queue) -> None:

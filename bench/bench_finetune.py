@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
-from common import CACHE, hf_trainer_budgeted, peak_rss_mb, run_methods_by_seed, save_results  # noqa: E402
+from common import CACHE, child_main, hf_trainer_budgeted, run_methods_by_seed, save_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 METHODS = ("frozen_minilm_head", "frozen_use_head", "frozen_use_minilm_head", "frozen_use_minilm_e5_head",
@@ -138,20 +138,15 @@ def run_hf_trainer(data: dict, seed: int, budget: float, max_seq_len: int) -> di
 
 
 def child(method: str, seed: int, cfg: dict, queue) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    def work() -> dict:
         data = draw(seed, cfg["n_train"], cfg["n_dev"], cfg["n_test"])
         if method in FROZEN:
-            out = run_frozen(FROZEN[method], data, seed)
-        elif method == "finetune":
-            out = run_finetune(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
-        else:
-            out = run_hf_trainer(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
-        queue.put({**out, "peak_rss_mb": round(peak_rss_mb(), 1)})
-    except BaseException as exc:  # noqa: BLE001  (reported in the results, not swallowed)
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+            return run_frozen(FROZEN[method], data, seed)
+        if method == "finetune":
+            return run_finetune(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
+        return run_hf_trainer(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
+
+    child_main(queue, work)
 
 
 def main() -> None:

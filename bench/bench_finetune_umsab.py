@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
-from common import (CACHE, UMSAB_LANGUAGES, hf_trainer_budgeted, peak_rss_mb, read_umsab,  # noqa: E402
+from common import (UMSAB_LANGUAGES, child_main, fit_frozen_head, hf_trainer_budgeted, read_umsab,  # noqa: E402
                     run_methods_by_seed, save_results)
 
 METHODS = ("finetune_e5", "hf_trainer_e5", "frozen_e5_head", "frozen_use_head")
@@ -113,15 +113,7 @@ def scores(data: dict, P: np.ndarray, Z: np.ndarray, predict_seconds: float) -> 
 
 
 def run_frozen(encoder_name: str, data: dict, seed: int) -> dict:
-    from tagwise.encoders import embed_texts, get_encoder
-    from tagwise.learn.linear import MultiLabelLinear
-
-    enc = get_encoder(encoder_name)
-    (tr_t, tr_Y), (dv_t, dv_Y) = data["train"], data["dev"]
-    X, _ = embed_texts(tr_t + dv_t, enc, CACHE, progress=False)
-    t0 = time.perf_counter()
-    head = MultiLabelLinear(random_state=seed).fit(X, np.vstack([tr_Y, dv_Y]))
-    fit = time.perf_counter() - t0
+    enc, head, fit = fit_frozen_head(encoder_name, data, seed)
     texts, _ = all_test(data)
     t0 = time.perf_counter()
     P = head.predict_proba(enc.encode(texts))  # fresh encoding: the throughput a new text sees
@@ -213,20 +205,15 @@ def run_hf_trainer(data: dict, seed: int, budget: float, max_seq_len: int) -> di
 
 
 def child(method: str, seed: int, cfg: dict, queue) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    def work() -> dict:
         data = draw(seed, cfg["n_train"], cfg["n_dev"], cfg["n_test"])
         if method in FROZEN:
-            out = run_frozen(FROZEN[method], data, seed)
-        elif method == "finetune_e5":
-            out = run_finetune(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
-        else:
-            out = run_hf_trainer(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
-        queue.put({**out, "peak_rss_mb": round(peak_rss_mb(), 1)})
-    except BaseException as exc:  # noqa: BLE001  (reported in the results, not swallowed)
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+            return run_frozen(FROZEN[method], data, seed)
+        if method == "finetune_e5":
+            return run_finetune(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
+        return run_hf_trainer(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
+
+    child_main(queue, work)
 
 
 def summarize(runs: dict, methods: list[str], seeds: list[int]) -> dict:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import compare, fmt_compare, fmt_mean_sd, mean_sd  # noqa: E402
-from common import CACHE, peak_rss_mb, read_xed, run_methods_by_seed, save_results  # noqa: E402
+from common import child_main, fit_frozen_head, read_xed, run_methods_by_seed, save_results  # noqa: E402
 
 METHODS = ("finetune_e5", "frozen_e5_head", "frozen_use_head")
 
@@ -71,15 +71,7 @@ def macro_f1(Y: np.ndarray, Z: np.ndarray) -> float:
 
 
 def run_frozen(encoder_name: str, data: dict, seed: int) -> dict:
-    from tagwise.encoders import embed_texts, get_encoder
-    from tagwise.learn.linear import MultiLabelLinear
-
-    enc = get_encoder(encoder_name)
-    (tr_t, tr_Y), (dv_t, dv_Y) = data["train"], data["dev"]
-    X, _ = embed_texts(tr_t + dv_t, enc, CACHE, progress=False)
-    t0 = time.perf_counter()
-    head = MultiLabelLinear(random_state=seed).fit(X, np.vstack([tr_Y, dv_Y]))
-    fit = time.perf_counter() - t0
+    enc, head, fit = fit_frozen_head(encoder_name, data, seed)
     out = {"fit_seconds": fit}
     for key in ("test_fi", "test_en"):
         texts, Y = data[key]
@@ -113,20 +105,13 @@ def run_finetune(data: dict, seed: int, budget: float, max_seq_len: int) -> dict
 
 
 def child(method: str, seed: int, cfg: dict, queue) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    def work() -> dict:
         data = draw(seed, cfg["n_train"], cfg["n_dev"], cfg["n_test"])
         if method == "finetune_e5":
-            out = run_finetune(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
-        elif method == "frozen_e5_head":
-            out = run_frozen("e5", data, seed)
-        else:
-            out = run_frozen("use", data, seed)
-        queue.put({**out, "peak_rss_mb": round(peak_rss_mb(), 1)})
-    except BaseException as exc:  # noqa: BLE001  (reported in the results, not swallowed)
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+            return run_finetune(data, seed, cfg["budget_minutes"], cfg["max_seq_len"])
+        return run_frozen("e5" if method == "frozen_e5_head" else "use", data, seed)
+
+    child_main(queue, work)
 
 
 def main() -> None:

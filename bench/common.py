@@ -245,6 +245,34 @@ def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.
             "steps": int(steps), "planned_steps": max_steps, "replanned_steps": int(plan["steps"]), "epochs": round(steps * batch_size / len(train_ds), 2)}
 
 
+def child_main(queue, work) -> None:
+    """The body of a benchmark's child process: torch's threads from ``OMP_NUM_THREADS``, then ``work()``
+    (a dict of figures) put on ``queue`` with the process's peak RSS; an exception is put there as
+    ``{"error": ...}`` (reported in the results, not swallowed)."""
+    try:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+        queue.put({**work(), "peak_rss_mb": round(peak_rss_mb(), 1)})
+    except BaseException as exc:  # noqa: BLE001
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def fit_frozen_head(encoder_name: str, data: dict, seed: int):
+    """(encoder, head, fit seconds): today's default head (``MultiLabelLinear``, cuts by CV on its own folds)
+    on the frozen vectors of ``data["train"]`` + ``data["dev"]`` (each ``(texts, (n, K) targets)``), embedded
+    through the cache; the fit time is the head's alone."""
+    from tagwise.encoders import embed_texts, get_encoder
+    from tagwise.learn.linear import MultiLabelLinear
+
+    enc = get_encoder(encoder_name)
+    (tr_t, tr_Y), (dv_t, dv_Y) = data["train"], data["dev"]
+    X, _ = embed_texts(tr_t + dv_t, enc, CACHE, progress=False)
+    t0 = time.perf_counter()
+    head = MultiLabelLinear(random_state=seed).fit(X, np.vstack([tr_Y, dv_Y]))
+    return enc, head, time.perf_counter() - t0
+
+
 def run_in_child(ctx, target, args: tuple) -> dict:
     """Run ``target(*args, queue)`` in a fresh process of the multiprocessing context ``ctx`` (its peak
     memory and its torch threads are its own) and return the dict it puts on the queue, with

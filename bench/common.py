@@ -147,7 +147,8 @@ def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.
     train_ds / dev_ds / each of ``tests`` (name -> dataset, or a function that makes it: it is then timed
     with the predict, so tokenizing counts as part of a fresh prediction): lists of ``{"input_ids", ...,
     "labels"}`` that ``collate`` batches. Returns {"P": {name: (n, K) sigmoid probabilities}, "thresholds":
-    (K,), "fit_seconds", "predict_seconds": {name: s}, "steps", "planned_steps", "epochs"}."""
+    (K,), "fit_seconds", "predict_seconds": {name: s}, "steps", "planned_steps" (the probe's plan),
+    "replanned_steps" (the last plan), "epochs"}."""
     import tempfile
 
     import torch
@@ -179,7 +180,8 @@ def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.
     left = deadline - time.perf_counter() - dev_eval_s - 2.0
     max_steps = max(1, int(0.95 * left / step_s))
     # The plan is re-made from the measured speed: one probe batch is not a length-grouped batch (the
-    # first GoEmotions run planned 2,000 steps from a random batch and used 23 of its 60 minutes). The
+    # run of finetune_goemotions_60min.json planned 2,000 steps from a random batch and used 23 of its 60
+    # minutes). The
     # schedule keeps the Trainer's usual shape (6% warmup, then linear decay to 0) over the steps the
     # budget affords at the speed measured so far, re-planned after 20, 100 and 500 steps.
     plan = {"steps": max_steps, "warmup": max(1, int(0.06 * max_steps))}

@@ -63,25 +63,17 @@ chromium:
 test: $(VENV)/.core $(VENV)/.torch $(VENV)/.e5 $(VENV)/.dev $(VENV)/.ray chromium
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
-# Every benchmark and every peer is rerun, each script writing its results files whole with the
-# command that wrote them (no result is read back from an earlier run; tests/test_bench_integrity.py).
-# Ray (bench_ray.py), torch (SetFit, MiniLM) and the peers (lock-bench.txt) are installed first.
-# A failing script does not stop the others: the failures are listed at the end and make exits 1.
-# SetFit runs inside bench_fewshot.py and bench_fewshot_finetune.py on their draws, so
-# bench_fewshot_setfit.py (its standalone entry point) is not run twice; bench_encoder_gpu.py needs
-# a GPU and records the CPU figures when there is none.
-BENCH_SCRIPTS ?= $(filter-out bench/bench_fewshot_setfit.py,$(sort $(wildcard bench/bench_*.py))) \
-                 bench/choose_defaults.py bench/choose_tol.py bench/choose_fewshot.py
+# Every benchmark and every peer is rerun: bench/plan.txt lists the command each results file records
+# (each writes its files whole; nothing is read back from an earlier run; tests/test_bench_integrity.py)
+# and the commands that regenerate bench/results/stale/. Ray (bench_ray.py), torch (SetFit, MiniLM) and
+# the peers (lock-bench.txt) are installed first. A failing command does not stop the others: the failures
+# are listed at the end and make exits 1. A full run takes many hours on 2 cores (more than one sitting), so
+# bench/run_plan.py keeps a record per finished command in .bench-state/ and a rerun resumes;
+# `make bench BENCH_ARGS=--fresh` starts over, `python bench/run_plan.py --status` shows where it stands.
+BENCH_ARGS ?=
 bench: $(VENV)/.torch $(VENV)/.ray
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-bench.txt
-	@failed=""; for b in $(BENCH_SCRIPTS); do \
-		echo "== $$b"; start=$$(date +%s); \
-		OMP_NUM_THREADS=1 PYTHONPATH=src $(PY) $$b || failed="$$failed $$b"; \
-		echo "== $$b: $$(( $$(date +%s) - start ))s"; \
-	done; \
-	OMP_NUM_THREADS=1 PYTHONPATH=src $(PY) bench/choose_fewshot.py --sections cotrain --out choose_cotrain \
-		|| failed="$$failed choose_fewshot.py(cotrain)"; \
-	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; echo "every benchmark ran"
+	$(PY) bench/run_plan.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

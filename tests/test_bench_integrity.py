@@ -269,3 +269,89 @@ def test_stats_helper_reports_sample_sd_and_wins():
     assert (c["wins"], c["losses"], c["ties"], c["n"]) == (2, 1, 1, 4)
     with pytest.raises(ValueError):
         compare([1.0, 2.0], [1.0])
+
+
+# --- `make bench` = bench/run_plan.py over bench/plan.txt ---------------------------------------------
+
+def _run_plan_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("run_plan", BENCH / "run_plan.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_bench_runs_the_plan():
+    makefile = (ROOT / "Makefile").read_text()
+    bench_target = makefile.split("\nbench:", 1)[1].split("\n\n", 1)[0]
+    assert "bench/run_plan.py" in bench_target
+
+
+def test_every_results_file_is_rewritten_by_a_line_of_the_plan():
+    run_plan = _run_plan_module()
+    plan = {run_plan.normalize(c) for c in run_plan.read_plan()}
+    missing = [f"{p.relative_to(RESULTS)}: {recorded_command(p)}" for p in FILES
+               if recorded_command(p) and run_plan.normalize(recorded_command(p)) not in plan]
+    assert not missing, ("bench/plan.txt lacks the command of (add the line so `make bench` rewrites the file): "
+                         + "; ".join(missing))
+
+
+def test_every_plan_line_is_a_command_its_script_accepts():
+    run_plan = _run_plan_module()
+    commands = run_plan.read_plan()
+    assert len({run_plan.normalize(c) for c in commands}) == len(commands), "a plan line is repeated"
+    for command in commands:
+        script, argv = split_command(command)
+        assert script.is_file(), f"plan: {script} does not exist"
+        try:
+            _, unknown = parser_from_source(script).parse_known_args(argv)
+        except (argparse.ArgumentError, SystemExit) as e:
+            raise AssertionError(f"plan: {script.name} does not accept {argv}: {e}") from e
+        assert not unknown, f"plan: {script.name} does not accept {unknown}"
+        assert not any(FORBIDDEN_FLAGS.match(a) for a in argv), f"plan line is a reuse/merge run: {command}"
+
+
+def test_the_plan_runner_goes_on_after_a_failure_lists_it_and_resumes(tmp_path, capsys):
+    """A failing command does not stop the next; a rerun skips what succeeded and retries what failed;
+    --fresh starts over; each command gets exactly the thread variables its line sets."""
+    run_plan = _run_plan_module()
+    counter = tmp_path / "runs.txt"
+    body = ("import os, sys\n"
+            f"open({str(counter)!r}, 'a').write(sys.argv[1] + ' ' + os.environ.get('OMP_NUM_THREADS', '-') + '\\n')\n"
+            "sys.exit(3 if sys.argv[1] == 'bad' else 0)\n")
+    script = tmp_path / "step.py"
+    script.write_text(body)
+    plan = tmp_path / "plan.txt"
+    plan.write_text(f"# a comment\nOMP_NUM_THREADS=1 PYTHONPATH=src python {script} first\n\n"
+                    f"python {script} bad\nOMP_NUM_THREADS=2 python {script} last\n")
+    state = tmp_path / "state"
+    argv = ["--plan", str(plan), "--state", str(state)]
+
+    assert run_plan.main(argv) == 1
+    assert counter.read_text().split("\n")[:-1] == ["first 1", "bad -", "last 2"]
+    out = capsys.readouterr().out
+    assert "FAILED:" in out and f"{script} bad" in out.split("FAILED:")[1]
+    assert "2 of 3 commands ran" in out
+
+    assert run_plan.main(argv) == 1  # resumes: only the failed command runs again
+    assert counter.read_text().split("\n")[:-1] == ["first 1", "bad -", "last 2", "bad -"]
+
+    assert run_plan.main(argv + ["--status"]) == 1  # runs nothing
+    assert len(counter.read_text().split("\n")[:-1]) == 4
+
+    plan.write_text(f"python {script} first\npython {script} last\n")
+    assert run_plan.main(argv + ["--fresh"]) == 0
+    assert counter.read_text().split("\n")[-3:-1] == ["first -", "last -"]
+    assert "every benchmark ran" in capsys.readouterr().out
+
+
+def test_a_malformed_plan_line_fails_before_anything_runs(tmp_path):
+    run_plan = _run_plan_module()
+    marker = tmp_path / "ran"
+    script = tmp_path / "step.py"
+    script.write_text(f"open({str(marker)!r}, 'w')\n")
+    plan = tmp_path / "plan.txt"
+    plan.write_text(f"python {script}\npython -c 'print(1)'\n")
+    with pytest.raises(ValueError, match="not 'VARS... python SCRIPT ARGS'"):
+        run_plan.main(["--plan", str(plan), "--state", str(tmp_path / "s")])
+    assert not marker.exists()

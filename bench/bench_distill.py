@@ -12,9 +12,11 @@ the CLI runs:
 - ``frozen_head``: ``train --model supervised --encoder S`` (the same head on the labeled rows alone).
 
 Reported: test macro-F1 / micro-F1 (``evaluate --split test``), fit seconds (the student's: the teacher's
-predictions on pool + labeled rows, then the head), predict throughput over the test texts with a fresh
-encoding (texts/s, the faster of two passes, one process on this shared 2-core machine), and the share of the teacher's test gain
-over the frozen head that the student keeps; also the dev figures ``distill`` prints.
+predictions on pool + labeled rows, then the head), this process's peak RSS after each fit (an upper bound:
+the teacher fits first), serving figures from a fresh process that loads the model as a server would
+(predict throughput over the test texts with a fresh encoding, texts/s, the faster of two passes; its peak
+RSS), and the share of the teacher's test gain over the frozen head that the student keeps; also the dev
+figures ``distill`` prints.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python bench/bench_distill.py --seeds 0 --n-train 1500 --n-dev 300 --n-test 600 --n-pool 3000 --budget-minutes 4
 Writes bench/results/distill.json (about 10 minutes on the shared 2-core machine).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,14 +75,18 @@ def build_project(root: Path, seed: int, n_train: int, n_dev: int, n_test: int, 
     return project
 
 
-def test_figures(project, model: str, texts: list[str]) -> dict:
-    """Test macro/micro-F1 of ``model`` and its predict throughput on ``texts`` with a fresh encoding."""
+def serving_figures(project_root: str, model: str, texts_path: str) -> dict:
+    """In this (fresh) process: load ``model`` of the project and its encoder as a server would, predict the
+    texts twice with a fresh encoding and return the faster pass's throughput and this process's peak RSS."""
+    import resource
+
     from tagwise.encoders import get_encoder
-    from tagwise.workflows.evaluate import evaluate
+    from tagwise.project import Project
     from tagwise.workflows.models import load_project_model
     from tagwise.workflows.predict import predict_with
 
-    rep = evaluate(project, split="test", model=model, save=False)
+    project = Project.open(project_root)
+    texts = json.loads(Path(texts_path).read_text(encoding="utf-8"))
     loaded = load_project_model(project, model)
     encoder = get_encoder(loaded.encoder)
     predict_with(project, loaded, texts[:2], embed=encoder.encode)  # warm-up: loading is not predicting
@@ -88,7 +95,29 @@ def test_figures(project, model: str, texts: list[str]) -> dict:
         t0 = time.perf_counter()
         predict_with(project, loaded, texts, embed=encoder.encode)  # no cache: what a new text costs
         seconds = min(seconds, time.perf_counter() - t0)
-    return {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], "predict_texts_per_s": len(texts) / seconds}
+    return {"predict_texts_per_s": len(texts) / seconds,
+            "serve_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def test_figures(project, model: str, texts: list[str]) -> dict:
+    """Test macro/micro-F1 of ``model`` (``evaluate --split test``), and its predict throughput and peak
+    memory in a fresh process that loads it as a server would (same thread count as this one)."""
+    from tagwise.workflows.evaluate import evaluate
+
+    rep = evaluate(project, split="test", model=model, save=False)
+    texts_path = Path(project.path) / "bench_test_texts.json"
+    texts_path.write_text(json.dumps(texts), encoding="utf-8")
+    child = subprocess.run([sys.executable, __file__, "--serve-child", str(project.path), model, str(texts_path)],
+                           capture_output=True, text=True, check=True)
+    served = json.loads(child.stdout.strip().splitlines()[-1])
+    return {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], **served}
+
+
+def fit_peak_mb() -> float:
+    """This process's peak RSS so far (MB): read after a fit, an upper bound on what that fit needed."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_seed(seed: int, args) -> dict:
@@ -108,7 +137,8 @@ def run_seed(seed: int, args) -> dict:
         ft = teacher["fine_tune"]
         out["teacher"] = {**test_figures(project, teacher["model"], test_texts), "fit_seconds": ft["fit_seconds"],
                           "top_layers": ft["top_layers"], "epochs": ft["epochs"], "best_epoch": ft["best_epoch"],
-                          "stop_reason": ft["stop_reason"], "wall_seconds": time.perf_counter() - t0}
+                          "stop_reason": ft["stop_reason"], "wall_seconds": time.perf_counter() - t0,
+                          "process_peak_rss_mb_after_fit": fit_peak_mb()}
         print(f"seed {seed} teacher: {out['teacher']}", flush=True)
         t0 = time.perf_counter()
         student = distill(project, teacher=teacher["model"], student=args.student, seed=seed, progress=False)
@@ -116,7 +146,7 @@ def run_seed(seed: int, args) -> dict:
                           "fit_seconds": student["teacher_seconds"] + student["seconds"],
                           "teacher_predict_seconds": student["teacher_seconds"], "head_seconds": student["seconds"],
                           "n_unlabeled": student["n_unlabeled"], "dev": student["dev"],
-                          "wall_seconds": time.perf_counter() - t0}
+                          "wall_seconds": time.perf_counter() - t0, "process_peak_rss_mb_after_fit": fit_peak_mb()}
         print(f"seed {seed} student: {out['student']}", flush=True)
         t0 = time.perf_counter()
         frozen = train(project, mode="supervised", encoder=student["student"], seed=seed, progress=False)
@@ -140,7 +170,12 @@ def main() -> None:
     ap.add_argument("--max-seq-len", type=int, default=64)
     ap.add_argument("--student", default="use")
     ap.add_argument("--out", default="distill")
+    ap.add_argument("--serve-child", nargs=3, default=None, metavar=("PROJECT", "MODEL", "TEXTS"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_child:
+        print(json.dumps(serving_figures(*args.serve_child)))
+        return
     cfg = {k: getattr(args, k) for k in ("n_train", "n_dev", "n_test", "n_pool", "budget_minutes", "max_seq_len",
                                          "student")}
     runs: dict[str, dict] = {}
@@ -153,7 +188,7 @@ def main() -> None:
         save_results(args.out, results)
     methods = ("teacher", "student", "frozen_head")
     results["summary"] = {m: {k: mean_sd([runs[str(s)][m][k] for s in args.seeds])
-                              for k in ("macro_f1", "micro_f1", "fit_seconds", "predict_texts_per_s")}
+                              for k in ("macro_f1", "micro_f1", "fit_seconds", "predict_texts_per_s", "serve_peak_rss_mb")}
                           for m in methods}
     kept = [runs[str(s)]["student_keeps_test_gain"] for s in args.seeds]
     results["summary"]["student_keeps_test_gain"] = kept

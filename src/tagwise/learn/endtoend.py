@@ -201,6 +201,7 @@ class _Rows:
     dev: np.ndarray
     pool: np.ndarray
     n: int  # labeled texts given to fit
+    held_out: bool  # dev rows held out of the labeled rows (no dev given to fit)
 
     @property
     def labeled(self) -> np.ndarray:
@@ -260,11 +261,13 @@ class _Budget:
         return self.deadline - time.perf_counter()
 
 
+@dataclass
 class _Best:
     """The best so far on dev: its mean AP, dev probabilities, thresholds and weights."""
-
-    def __init__(self):
-        self.ap, self.P, self.threshold, self.state = -1.0, None, None, None
+    ap: float = -1.0
+    P: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+    state: dict | None = None
 
 
 class FineTunedTransformer(MultiLabelHead):
@@ -501,7 +504,6 @@ class FineTunedTransformer(MultiLabelHead):
         ``dev_proba_``: positions in ``dev`` when given, else ``dev_rows_``), ``n_dev_`` / ``n_dev_used_``,
         ``n_train_rows_`` / ``n_train_used_`` / ``n_pool_used_`` (rows there were / that the budget cached).
         """
-        t_start = time.perf_counter()
         budget = _Budget(time.perf_counter(), float(self.budget_minutes))
         torch = _torch()
         texts, Y, M, src = _labeled_rows(texts, Y, mask, sources)
@@ -539,10 +541,6 @@ class FineTunedTransformer(MultiLabelHead):
         planned_epochs = self._plan_epochs(cached, tokens, top, budget)
         pw = self._init_head(rows, cached.train)
         optimizer, scheduler, total_steps = self._optimizer(len(cached.train), planned_epochs)
-        # seconds per training step: a first guess at the measured speed (forward + backward ~ 3 passes),
-        # then measured
-        budget.t_step = 3.0 * budget.forward_seconds(float(np.mean(tokens.lengths[cached.train])
-                                                           if len(cached.train) else 1.0) * self.batch_size, top)
 
         best, history = _Best(), []
         if (self.warm_start == "probe" and len(cached.train)
@@ -614,7 +612,7 @@ class FineTunedTransformer(MultiLabelHead):
         self.sources_ = sorted(set(map(str, src))) if conditioned else []
         s_idx = self._source_index(list(src_all), len(src_all)) if conditioned else np.zeros(len(src_all), np.int64)
         return _Rows(texts=all_texts, Y=Y_all, M=M_all, W=W_all, src=src_all, s_idx=s_idx, train=train_rows,
-                     dev=dev_rows, pool=pool_rows, n=n)
+                     dev=dev_rows, pool=pool_rows, n=n, held_out=dev is None)
 
     def _plan_top_layers(self, body, tokens: _Tokens, dev_order, order, budget: _Budget, device: str,
                          timings: dict) -> int:
@@ -682,10 +680,10 @@ class FineTunedTransformer(MultiLabelHead):
         self.n_dev_ = int(len(rows.dev))
         dev_rows = np.array([r for r in rows.dev if states[r] is not None], dtype=np.int64)
         self.n_dev_used_ = int(len(dev_rows))
-        if self.dev_rows_ is not None:
+        if rows.held_out:
             self.dev_rows_ = dev_rows
         # the rows of dev_proba_: positions in the given dev rows, or (held out) in texts like dev_rows_
-        self.dev_used_ = dev_rows - rows.n if self.dev_rows_ is None else dev_rows
+        self.dev_used_ = dev_rows if rows.held_out else dev_rows - rows.n
         tok_dev = float(lengths[dev_rows].sum())
         probing = self.warm_start == "probe"
         cached_tokens = 0.0
@@ -719,12 +717,20 @@ class FineTunedTransformer(MultiLabelHead):
 
     def _plan_epochs(self, cached: _Cached, tokens: _Tokens, top: int, budget: _Budget) -> int:
         """The epochs the learning-rate schedule spans: those the budget is expected to afford at the measured
-        speed. Sets the first guess of a dev evaluation's seconds, ``budget.t_dev_eval``."""
-        tok_dev = float(tokens.lengths[cached.dev].sum())
+        speed. Sets the first guesses of a dev evaluation's and a training step's seconds (``budget.t_dev_eval``,
+        ``budget.t_step``), both measured from then on."""
+        lengths = tokens.lengths
+        tok_dev = float(lengths[cached.dev].sum())
         budget.t_dev_eval = 1.5 * budget.forward_seconds(tok_dev, top)  # the top layers + pool + head on the dev rows
-        epoch_cost = 3.0 * budget.forward_seconds(tokens.lengths[cached.train].sum(), top) + budget.t_dev_eval
+        # the learning-rate schedule spans the epochs the budget is expected to afford, at the measured speed
+        epoch_cost = 3.0 * budget.forward_seconds(lengths[cached.train].sum(), top) + budget.t_dev_eval
         left = budget.left()
-        return int(np.clip(np.floor(0.9 * left / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
+        planned_epochs = int(np.clip(np.floor(0.9 * left / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
+        # seconds per training step: a first guess at the measured speed (forward + backward ~ 3 passes),
+        # then measured
+        budget.t_step = 3.0 * budget.forward_seconds(float(np.mean(lengths[cached.train]) if len(cached.train) else 1.0)
+                                                     * self.batch_size, top)
+        return planned_epochs
 
     def _init_head(self, rows: _Rows, train_rows: np.ndarray) -> np.ndarray:
         """Loss weights and head start from known cells only: returns the (K,) positive weights and sets the
@@ -766,6 +772,9 @@ class FineTunedTransformer(MultiLabelHead):
         self._top.eval()  # no dropout in the dev figures
         return self._proba_from_states([cached.states[r] for r in cached.dev], rows.s_idx[cached.dev], device)
 
+    def _dev_score(self, rows: _Rows, cached: _Cached, P: np.ndarray) -> float:
+        return float(_macro_ap(rows.Y[cached.dev], P, rows.M[cached.dev]))
+
     def _keep(self, best: _Best, ap: float, P: np.ndarray, rows: _Rows, cached: _Cached, budget: _Budget) -> None:
         """The best so far on dev: its weights and its thresholds now (so the end has nothing left
         to compute but a restore, and what thresholds cost is measured, not guessed)."""
@@ -790,7 +799,7 @@ class FineTunedTransformer(MultiLabelHead):
         if fitted is not None:
             l2, P, t_pool_dev, n_probe_rows = fitted
             budget.t_dev_eval = max(budget.t_dev_eval, t_pool_dev)  # pooling the dev rows is a dev evaluation, measured
-            self._keep(best, float(_macro_ap(rows.Y[cached.dev], P, rows.M[cached.dev])), P, rows, cached, budget)
+            self._keep(best, self._dev_score(rows, cached, P), P, rows, cached, budget)
             history.append({"epoch": 0, "train_loss": None, "dev_map": round(best.ap, 5), "l2": l2,
                             "rows": n_probe_rows, "seconds": round(time.perf_counter() - budget.t_start, 2),
                             "partial": n_probe_rows < len(cached.train)})
@@ -847,7 +856,7 @@ class FineTunedTransformer(MultiLabelHead):
             t0 = time.perf_counter()
             P = self._dev_proba(rows, cached, device)
             budget.t_dev_eval = max(budget.t_dev_eval, time.perf_counter() - t0)
-            ap = float(_macro_ap(rows.Y[cached.dev], P, rows.M[cached.dev]))
+            ap = self._dev_score(rows, cached, P)
             # a partial epoch (out of time) is evaluated like a whole one and kept only if it beats the best
             history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 5), "dev_map": round(ap, 5),
                             "seconds": round(time.perf_counter() - budget.t_start, 2), "partial": out_of_time})
@@ -878,7 +887,7 @@ class FineTunedTransformer(MultiLabelHead):
             self._head.load_state_dict(state["head"])
         else:  # the budget allowed no step: the head's start (base rates) is the model
             P = self._dev_proba(rows, cached, device)
-            best.ap, best.P = float(_macro_ap(rows.Y[cached.dev], P, rows.M[cached.dev])), P
+            best.ap, best.P = self._dev_score(rows, cached, P), P
             best.threshold = best_f1_thresholds(rows.Y[cached.dev], P, rows.M[cached.dev])
         self._top.eval()
 

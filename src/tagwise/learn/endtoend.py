@@ -33,6 +33,7 @@ import copy
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -168,6 +169,105 @@ def pool_soft_targets(proba, thresholds, confidence: float = 0.8) -> tuple[np.nd
     cut = np.clip(np.broadcast_to(np.asarray(thresholds, dtype=np.float64), P.shape), 1e-6, 1 - 1e-6)
     T = expit(logit(P) - logit(cut))
     return T.astype(np.float32), np.maximum(T, 1.0 - T) >= float(confidence)
+
+
+def _labeled_rows(texts, Y, mask, sources):
+    """The labeled rows checked: ``(texts as str, Y (n, K) float32, M (n, K) bool, sources (n,) object)``."""
+    texts = [str(t) for t in texts]
+    Y = soft_targets(Y).astype(np.float32)
+    n, K = Y.shape if Y.ndim == 2 else (len(Y), 0)
+    if Y.ndim != 2 or n != len(texts) or n == 0:
+        raise TagwiseError(f"fine-tune: Y has shape {Y.shape} for {len(texts)} texts; give one (K,) row per text.")
+    M = np.ones(Y.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
+    if M.shape != Y.shape:
+        raise TagwiseError(f"fine-tune: mask has shape {M.shape}; expected {Y.shape} like Y.")
+    src = np.array(["all"] * n if sources is None else [str(s) for s in sources], dtype=object)
+    if len(src) != n:
+        raise TagwiseError(f"fine-tune: {len(src)} sources for {n} texts; give one per text.")
+    return texts, Y, M, src
+
+
+@dataclass
+class _Rows:
+    """Every row of one fit in one index space: the labeled texts (``n``), then the given dev rows, then the
+    pool's. ``train`` = the labeled training rows, then the pool's; ``dev`` = the given or held-out dev rows."""
+    texts: list
+    Y: np.ndarray  # (rows, K) soft targets
+    M: np.ndarray  # (rows, K) bool: known cells
+    W: np.ndarray  # (rows,) loss weight: 1 for a labeled row, less for a pool row
+    src: np.ndarray  # (rows,) source names (the pool's: AGNOSTIC)
+    s_idx: np.ndarray  # (rows,) int: 0 = agnostic, i + 1 = sources_[i]
+    train: np.ndarray
+    dev: np.ndarray
+    pool: np.ndarray
+    n: int  # labeled texts given to fit
+    held_out: bool  # dev rows held out of the labeled rows (no dev given to fit)
+
+    @property
+    def labeled(self) -> np.ndarray:
+        return np.setdiff1d(self.train, self.pool)
+
+
+@dataclass
+class _Cached:
+    """The frozen lower layers' states (one per row of ``_Rows``, None = not cached) and the dev and training
+    rows that have them (what the budget afforded)."""
+    states: list
+    dev: np.ndarray
+    train: np.ndarray
+
+
+class _Tokens:
+    """Token ids of the rows, tokenized as they are needed (``need(rows)``), with their seconds in
+    ``timings["tokenize"]``."""
+
+    def __init__(self, tokenize, texts: list, timings: dict):
+        self._tokenize, self._texts, self._timings = tokenize, texts, timings
+        self.ids: list = [None] * len(texts)
+        self.lengths = np.zeros(len(texts), dtype=np.int64)
+
+    def need(self, rows) -> None:
+        todo = [int(r) for r in rows if self.ids[r] is None]
+        if todo:
+            t0 = time.perf_counter()
+            for r, x in zip(todo, self._tokenize([self._texts[r] for r in todo])):
+                self.ids[r], self.lengths[r] = x, len(x)
+            self._timings["tokenize"] = self._timings.get("tokenize", 0.0) + time.perf_counter() - t0
+
+    def mean_length(self, rows) -> float:
+        """Mean length of the first ``PLAN_SAMPLE`` of ``rows`` (tokenized for the plan)."""
+        return float(self.lengths[rows[:PLAN_SAMPLE]].mean()) if len(rows) else 0.0
+
+
+class _Budget:
+    """The budget, by the clock: the deadline and what this run last measured to price what must still follow.
+
+    ``per_layer``: seconds per token per layer of a forward pass, the last measured (None: nothing yet);
+    ``t_end``: the end (thresholds, restoring the best weights, the clock's own jitter); ``t_dev_eval``: a dev
+    evaluation, the slowest measured; ``t_step``: a training step, the slower of the last and the running mean."""
+
+    def __init__(self, t_start: float, minutes: float):
+        self.t_start = t_start
+        self.deadline = t_start + 60.0 * minutes
+        self.per_layer: float | None = None
+        self.t_end = END_SECONDS
+        self.t_dev_eval = 0.0
+        self.t_step = 0.0
+
+    def forward_seconds(self, tokens: float, layers: int) -> float:
+        return float(tokens) * layers * (self.per_layer or 0.0)  # None: nothing measured yet
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+
+@dataclass
+class _Best:
+    """The best so far on dev: its mean AP, dev probabilities, thresholds and weights."""
+    ap: float = -1.0
+    P: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+    state: dict | None = None
 
 
 class FineTunedTransformer(MultiLabelHead):
@@ -404,23 +504,74 @@ class FineTunedTransformer(MultiLabelHead):
         ``dev_proba_``: positions in ``dev`` when given, else ``dev_rows_``), ``n_dev_`` / ``n_dev_used_``,
         ``n_train_rows_`` / ``n_train_used_`` / ``n_pool_used_`` (rows there were / that the budget cached).
         """
-        t_start = time.perf_counter()
-        deadline = t_start + 60.0 * float(self.budget_minutes)
+        budget = _Budget(time.perf_counter(), float(self.budget_minutes))
         torch = _torch()
-        texts = [str(t) for t in texts]
-        Y = soft_targets(Y).astype(np.float32)
-        n, K = Y.shape if Y.ndim == 2 else (len(Y), 0)
-        if Y.ndim != 2 or n != len(texts) or n == 0:
-            raise TagwiseError(f"fine-tune: Y has shape {Y.shape} for {len(texts)} texts; give one (K,) row per text.")
-        M = np.ones(Y.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
-        if M.shape != Y.shape:
-            raise TagwiseError(f"fine-tune: mask has shape {M.shape}; expected {Y.shape} like Y.")
-        src = np.array(["all"] * n if sources is None else [str(s) for s in sources], dtype=object)
-        if len(src) != n:
-            raise TagwiseError(f"fine-tune: {len(src)} sources for {n} texts; give one per text.")
+        texts, Y, M, src = _labeled_rows(texts, Y, mask, sources)
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(int(self.random_state))
+        rows = self._assemble_rows(texts, Y, M, src, dev, pool, rng)
 
+        device = self._device()
+        timings = {}
+        loaded = load_body(self.base, device)
+        timings["load"] = time.perf_counter() - budget.t_start
+        self._tok, body = loaded[0], loaded[1]
+        # Texts are tokenized as they are needed: a sample for the plan now, every other row just before its
+        # states are cached, so a budget that cannot cache them all does not first spend seconds tokenizing
+        # them (10,000 GoEmotions texts: 1.5 s on a busy 2-core machine).
+        tokens = _Tokens(self._tokenize, rows.texts, timings)
+        # the order the frozen states are cached in: dev rows (random, so a cut leaves a random subset), then
+        # training rows in random order, labeled before pool
+        dev_order = np.random.default_rng(int(self.random_state) + 2).permutation(rows.dev)
+        order = np.concatenate([rng.permutation(rows.labeled), rng.permutation(rows.pool)])
+        tokens.need(np.concatenate([dev_order[:PLAN_SAMPLE], order[:PLAN_SAMPLE]]))
+        top = self._plan_top_layers(body, tokens, dev_order, order, budget, device, timings)
+        path, n_layers, hidden = self._build(rows.Y.shape[1], len(self.sources_), top, device, loaded)
+        self.base_fingerprint_ = weights_fingerprint(path)
+        self.n_layers_ = n_layers
+        self.hidden_size_ = hidden
+        self.top_layers_ = top
+
+        # ---- the budget, by the clock. Each step that can be long asks the clock before each unit of its
+        # work (a chunk of rows to cache, a batch to pool or train, ten L-BFGS iterations) whether that unit
+        # and what must follow it still fit before the deadline. What must follow is priced at the speed
+        # this run last measured: the probe times one batch at its fastest, and on a loaded machine a step
+        # took three times what it predicted, so it is at most the first guess.
+        cached = self._cache_states(rows, tokens, dev_order, order, top, budget, device, timings)
+        planned_epochs = self._plan_epochs(cached, tokens, top, budget)
+        pw = self._init_head(rows, cached.train)
+        optimizer, scheduler, total_steps = self._optimizer(len(cached.train), planned_epochs)
+
+        best, history = _Best(), []
+        if (self.warm_start == "probe" and len(cached.train)
+                and time.perf_counter() + budget.t_dev_eval + budget.t_end < budget.deadline):
+            self._warm_start(rows, cached, pw, budget, best, history, device, timings)
+        self.planned_epochs_ = planned_epochs
+        t_train = time.perf_counter()
+        epoch, stop = self._train_epochs(rows, cached, tokens, pw, optimizer, scheduler, total_steps, rng, budget,
+                                         best, history, device)
+        timings["train"] = time.perf_counter() - t_train
+        t0 = time.perf_counter()
+        self._restore_best(rows, cached, best, device)
+        self.threshold_ = best.threshold
+        self.dev_proba_ = best.P
+        self.epochs_ = epoch
+        self.best_epoch_ = max((h["epoch"] for h in history if h["dev_map"] == round(best.ap, 5)), default=0)
+        self.stop_reason_ = stop
+        self.history_ = history
+        self.n_labels_ = rows.Y.shape[1]
+        timings["end"] = time.perf_counter() - t0
+        self.fit_seconds_ = time.perf_counter() - budget.t_start
+        self.timings_ = {k: round(v, 2) for k, v in timings.items()}
+        return self
+
+    # ---- fit, step by step -------------------------------------------------------------------
+    def _assemble_rows(self, texts: list, Y: np.ndarray, M: np.ndarray, src: np.ndarray, dev, pool,
+                       rng: np.random.Generator) -> _Rows:
+        """The labeled rows, the dev rows (given, or a random ``dev_fraction`` of the labeled rows held out:
+        ``rng``'s first draw) and the pool's rows with their weights, in one index space; sets ``dev_rows_``,
+        ``n_pool_`` and ``sources_``."""
+        n, K = Y.shape
         if dev is not None:
             d_texts, d_Y, d_M, d_src = dev
             d_Y = soft_targets(d_Y).astype(np.float32)
@@ -460,144 +611,133 @@ class FineTunedTransformer(MultiLabelHead):
                        or (self.source_conditioning == "auto" and len(set(src[M.any(1)])) >= 2))
         self.sources_ = sorted(set(map(str, src))) if conditioned else []
         s_idx = self._source_index(list(src_all), len(src_all)) if conditioned else np.zeros(len(src_all), np.int64)
+        return _Rows(texts=all_texts, Y=Y_all, M=M_all, W=W_all, src=src_all, s_idx=s_idx, train=train_rows,
+                     dev=dev_rows, pool=pool_rows, n=n, held_out=dev is None)
 
-        device = self._device()
-        timings = {}
-        loaded = load_body(self.base, device)
-        timings["load"] = time.perf_counter() - t_start
-        self._tok, body = loaded[0], loaded[1]
+    def _plan_top_layers(self, body, tokens: _Tokens, dev_order, order, budget: _Budget, device: str,
+                         timings: dict) -> int:
+        """The layers trained: ``top_layers``, or with "auto" the most whose caching and ``min_epochs`` epochs
+        the budget affords at the probe's speed (``budget.per_layer``, timed when planning needs it)."""
         n_layers = len(body.encoder.layer)
-        # Texts are tokenized as they are needed: a sample for the plan now, every other row just before its
-        # states are cached, so a budget that cannot cache them all does not first spend seconds tokenizing
-        # them (10,000 GoEmotions texts: 1.5 s on a busy 2-core machine).
-        ids: list = [None] * len(all_texts)
-        lengths = np.zeros(len(all_texts), dtype=np.int64)
-
-        def tokenize(rows):
-            todo = [int(r) for r in rows if ids[r] is None]
-            if todo:
-                t0 = time.perf_counter()
-                for r, x in zip(todo, self._tokenize([all_texts[r] for r in todo])):
-                    ids[r], lengths[r] = x, len(x)
-                timings["tokenize"] = timings.get("tokenize", 0.0) + time.perf_counter() - t0
-
-        # the order the frozen states are cached in: dev rows (random, so a cut leaves a random subset), then
-        # training rows in random order, labeled before pool
-        dev_order = np.random.default_rng(int(self.random_state) + 2).permutation(dev_rows)
-        labeled_rows = np.setdiff1d(train_rows, pool_rows)
-        order = np.concatenate([rng.permutation(labeled_rows), rng.permutation(pool_rows)])
-        tokenize(np.concatenate([dev_order[:PLAN_SAMPLE], order[:PLAN_SAMPLE]]))
-
-        def mean_length(rows):
-            return float(lengths[rows[:PLAN_SAMPLE]].mean()) if len(rows) else 0.0
-
-        tok_train, tok_dev = mean_length(order) * len(order), mean_length(dev_order) * len(dev_order)
-        L_probe = None
+        tok_train, tok_dev = tokens.mean_length(order) * len(order), tokens.mean_length(dev_order) * len(dev_order)
         if self.top_layers == "auto" or int(self.top_layers) >= n_layers:
             # the plan needs a speed before anything is cached (and with no frozen layer caching measures none)
             t0 = time.perf_counter()
             sample = np.concatenate([dev_order[:PLAN_SAMPLE], order[:PLAN_SAMPLE]])
-            L_probe = self._probe_cost(body, [ids[r] for r in sample], lengths[sample], device)  # s/token/layer
+            budget.per_layer = self._probe_cost(body, [tokens.ids[r] for r in sample], tokens.lengths[sample],
+                                                device)  # s/token/layer
             timings["probe"] = time.perf_counter() - t0
-        if self.top_layers == "auto":
-            left = deadline - time.perf_counter()
+        if self.top_layers != "auto":
+            return int(self.top_layers)
+        L_probe = budget.per_layer
+        left = budget.left()
 
-            def affords(N: int, share: float) -> bool:
-                cache = (tok_train + tok_dev) * (n_layers - N) * L_probe
-                epoch = (3.0 * tok_train + tok_dev) * N * L_probe
-                return cache + self.min_epochs * epoch <= share * left
+        def affords(N: int, share: float) -> bool:
+            cache = (tok_train + tok_dev) * (n_layers - N) * L_probe
+            epoch = (3.0 * tok_train + tok_dev) * N * L_probe
+            return cache + self.min_epochs * epoch <= share * left
 
-            top = next((N for N in range(n_layers, 0, -1) if affords(N, 0.9)), 1)
-            # A floor: the probe timed one forward pass of 32 texts, and on a shared, loaded machine one
-            # slow pass made it plan for a single layer, which adapts too little (bench_finetune's runs on
-            # GoEmotions: 1 trained layer 0.268 vs 4 layers 0.366 macro-F1). The run re-measures its own
-            # step time and stops at the budget whatever was planned, and the linear-probe head (epoch 0)
-            # is kept if no epoch beats it, so planning without the 10% margin for the floor risks fewer
-            # epochs, not the budget. 2 is not tuned: it is the least that is more than one layer.
-            floor = min(int(self.min_top_layers or 1), n_layers)
-            if top < floor:
-                top = next((N for N in range(floor, top, -1) if affords(N, 1.0)), top)
-        else:
-            top = int(self.top_layers)
-        path, n_layers, hidden = self._build(K, len(self.sources_), top, device, loaded)
-        self.base_fingerprint_ = weights_fingerprint(path)
-        self.n_layers_ = n_layers
-        self.hidden_size_ = hidden
-        self.top_layers_ = top
+        top = next((N for N in range(n_layers, 0, -1) if affords(N, 0.9)), 1)
+        # A floor: the probe timed one forward pass of 32 texts, and on a shared, loaded machine one
+        # slow pass made it plan for a single layer, which adapts too little (bench_finetune's runs on
+        # GoEmotions: 1 trained layer 0.268 vs 4 layers 0.366 macro-F1). The run re-measures its own
+        # step time and stops at the budget whatever was planned, and the linear-probe head (epoch 0)
+        # is kept if no epoch beats it, so planning without the 10% margin for the floor risks fewer
+        # epochs, not the budget. 2 is not tuned: it is the least that is more than one layer.
+        floor = min(int(self.min_top_layers or 1), n_layers)
+        if top < floor:
+            top = next((N for N in range(floor, top, -1) if affords(N, 1.0)), top)
+        return top
 
-        # ---- the budget, by the clock. Each step that can be long asks the clock before each unit of its
-        # work (a chunk of rows to cache, a batch to pool or train, ten L-BFGS iterations) whether that unit
-        # and what must follow it still fit before the deadline. What must follow is priced at the speed
-        # this run last measured: the probe times one batch at its fastest, and on a loaded machine a step
-        # took three times what it predicted, so it is at most the first guess.
-        n_frozen = n_layers - top
-        speed = {"layer": L_probe}  # seconds per token per layer of a forward pass, the last measured
-        t_end = END_SECONDS  # the end: thresholds, restoring the best weights, the clock's own jitter
+    def _cache_states(self, rows: _Rows, tokens: _Tokens, dev_order, order, top: int, budget: _Budget, device: str,
+                      timings: dict) -> _Cached:
+        """The frozen part, once: the dev rows first (every choice needs them), at most until half of what
+        the budget leaves (a random subset of them beyond that: thresholds on fewer rows beat no
+        training), then the training rows while the clock says that the chunk, the linear probe on what
+        is cached and a dev evaluation still fit (a budget too small for all of them trains on fewer).
+        Sets ``n_dev_``, ``n_dev_used_``, ``dev_used_`` (and cuts ``dev_rows_``), ``n_train_rows_``,
+        ``n_train_used_``, ``n_pool_used_``."""
+        n_frozen = self.n_layers_ - top
+        lengths = tokens.lengths
 
-        def chunk_done(rows, seconds):
+        def chunk_done(chunk, seconds):
             if n_frozen > 0:  # caching the embeddings alone says nothing per layer
-                speed["layer"] = seconds / max(1.0, float(lengths[rows].sum()) * n_frozen)
+                budget.per_layer = seconds / max(1.0, float(lengths[chunk].sum()) * n_frozen)
 
-        def forward_seconds(tokens: float, layers: int) -> float:
-            return float(tokens) * layers * (speed["layer"] or 0.0)  # None: nothing measured yet
-
-        # the frozen part, once: the dev rows first (every choice needs them), at most until half of what
-        # the budget leaves (a random subset of them beyond that: thresholds on fewer rows beat no
-        # training), then the training rows while the clock says that the chunk, the linear probe on what
-        # is cached and a dev evaluation still fit (a budget too small for all of them trains on fewer)
         t0 = time.perf_counter()
-        dev_stop = t0 + 0.5 * (deadline - t_end - t0)
+        dev_stop = t0 + 0.5 * (budget.deadline - budget.t_end - t0)
+        dev_chunks = 0
 
-        dev_chunks = []
-
-        def dev_rule(rows):
-            tokenize(rows)
-            dev_chunks.append(rows)
+        def dev_rule(chunk):
+            nonlocal dev_chunks
+            tokens.need(chunk)
+            dev_chunks += 1
             # at least one chunk: no dev rows, no thresholds
-            return len(dev_chunks) == 1 or time.perf_counter() + forward_seconds(lengths[rows].sum(), n_frozen) <= dev_stop
+            return (dev_chunks == 1
+                    or time.perf_counter() + budget.forward_seconds(lengths[chunk].sum(), n_frozen) <= dev_stop)
 
-        states = self._lower_states(ids, dev_order, n_frozen, device, may_start=dev_rule, done=chunk_done)
-        self.n_dev_ = int(len(dev_rows))
-        dev_rows = np.array([r for r in dev_rows if states[r] is not None], dtype=np.int64)
+        states = self._lower_states(tokens.ids, dev_order, n_frozen, device, may_start=dev_rule, done=chunk_done)
+        self.n_dev_ = int(len(rows.dev))
+        dev_rows = np.array([r for r in rows.dev if states[r] is not None], dtype=np.int64)
         self.n_dev_used_ = int(len(dev_rows))
-        if self.dev_rows_ is not None:
+        if rows.held_out:
             self.dev_rows_ = dev_rows
         # the rows of dev_proba_: positions in the given dev rows, or (held out) in texts like dev_rows_
-        self.dev_used_ = dev_rows - n if dev is not None else dev_rows
+        self.dev_used_ = dev_rows if rows.held_out else dev_rows - rows.n
         tok_dev = float(lengths[dev_rows].sum())
         probing = self.warm_start == "probe"
-        cached = {"tokens": 0.0}
+        cached_tokens = 0.0
 
         # The linear probe pools what is cached (1.5 forward passes) and fits L-BFGS on it (about as much);
         # at most a quarter of what is left now is kept for it: it pools by the clock itself, and where
         # caching is cheap (few frozen layers) a row cached is a row the epochs train on.
-        probe_cap = 0.25 * max(0.0, deadline - time.perf_counter())
+        probe_cap = 0.25 * max(0.0, budget.left())
 
-        def train_rule(rows):
-            tokenize(rows)
-            tokens = float(lengths[rows].sum())
-            after = cached["tokens"] + tokens
-            probe = min(3.0 * forward_seconds(after, top), probe_cap) if probing else 0.0
-            rest = 1.5 * forward_seconds(tok_dev, top) + t_end + probe
-            if time.perf_counter() + forward_seconds(tokens, n_frozen) + rest > deadline:
+        def train_rule(chunk):
+            nonlocal cached_tokens
+            tokens.need(chunk)
+            chunk_tokens = float(lengths[chunk].sum())
+            after = cached_tokens + chunk_tokens
+            probe = min(3.0 * budget.forward_seconds(after, top), probe_cap) if probing else 0.0
+            rest = 1.5 * budget.forward_seconds(tok_dev, top) + budget.t_end + probe
+            if time.perf_counter() + budget.forward_seconds(chunk_tokens, n_frozen) + rest > budget.deadline:
                 return False
-            cached["tokens"] = after
+            cached_tokens = after
             return True
 
-        states = self._lower_states(ids, order, n_frozen, device, out=states, may_start=train_rule, done=chunk_done)
+        states = self._lower_states(tokens.ids, order, n_frozen, device, out=states, may_start=train_rule,
+                                    done=chunk_done)
+        labeled_rows = rows.labeled
         self.n_train_rows_ = int(len(labeled_rows))
         self.n_train_used_ = int(sum(states[r] is not None for r in labeled_rows))
-        self.n_pool_used_ = int(sum(states[r] is not None for r in pool_rows))
-        train_rows = np.array([r for r in train_rows if states[r] is not None], dtype=np.int64)
+        self.n_pool_used_ = int(sum(states[r] is not None for r in rows.pool))
+        train_rows = np.array([r for r in rows.train if states[r] is not None], dtype=np.int64)
         timings["cache"] = time.perf_counter() - t0
-        t_dev_eval = 1.5 * forward_seconds(tok_dev, top)  # the top layers + pool + head on the dev rows
-        # the learning-rate schedule spans the epochs the budget is expected to afford, at the measured speed
-        epoch_cost = 3.0 * forward_seconds(lengths[train_rows].sum(), top) + t_dev_eval
-        left = deadline - time.perf_counter()
-        planned_epochs = int(np.clip(np.floor(0.9 * left / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
+        return _Cached(states=states, dev=dev_rows, train=train_rows)
 
-        # loss weights and head start from known cells only
-        Yt, Mt, Wt = Y_all[train_rows], M_all[train_rows], W_all[train_rows][:, None]
+    def _plan_epochs(self, cached: _Cached, tokens: _Tokens, top: int, budget: _Budget) -> int:
+        """The epochs the learning-rate schedule spans: those the budget is expected to afford at the measured
+        speed. Sets the first guesses of a dev evaluation's and a training step's seconds (``budget.t_dev_eval``,
+        ``budget.t_step``), both measured from then on."""
+        lengths = tokens.lengths
+        tok_dev = float(lengths[cached.dev].sum())
+        budget.t_dev_eval = 1.5 * budget.forward_seconds(tok_dev, top)  # the top layers + pool + head on the dev rows
+        # the learning-rate schedule spans the epochs the budget is expected to afford, at the measured speed
+        epoch_cost = 3.0 * budget.forward_seconds(lengths[cached.train].sum(), top) + budget.t_dev_eval
+        left = budget.left()
+        planned_epochs = int(np.clip(np.floor(0.9 * left / max(epoch_cost, 1e-9)), 1, int(self.max_epochs)))
+        # seconds per training step: a first guess at the measured speed (forward + backward ~ 3 passes),
+        # then measured
+        budget.t_step = 3.0 * budget.forward_seconds(float(np.mean(lengths[cached.train]) if len(cached.train) else 1.0)
+                                                     * self.batch_size, top)
+        return planned_epochs
+
+    def _init_head(self, rows: _Rows, train_rows: np.ndarray) -> np.ndarray:
+        """Loss weights and head start from known cells only: returns the (K,) positive weights and sets the
+        head's bias to the base rates' logits (its weights small and random)."""
+        torch = _torch()
+        K = rows.Y.shape[1]
+        Yt, Mt, Wt = rows.Y[train_rows], rows.M[train_rows], rows.W[train_rows][:, None]
         pos = (Yt * Mt * Wt).sum(0)
         neg = ((1.0 - Yt) * Mt * Wt).sum(0)
         if self.pos_weight == "sqrt":
@@ -610,70 +750,75 @@ class FineTunedTransformer(MultiLabelHead):
         with torch.no_grad():
             self._head.weight.normal_(0.0, 0.02)
             self._head.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate)), dtype=torch.float32))
-        pw_t = torch.as_tensor(pw, dtype=torch.float32, device=device)
-        Y_t = torch.as_tensor(Y_all, dtype=torch.float32)
-        M_t = torch.as_tensor(M_all, dtype=torch.bool)
-        W_t = torch.as_tensor(W_all, dtype=torch.float32) if len(pool_rows) else None
+        return pw
 
+    def _optimizer(self, n_train: int, planned_epochs: int):
+        """AdamW (the body at ``lr``, the head and source vectors at ``head_lr``) and its schedule, linear warm-up
+        then decay over ``planned_epochs``: ``(optimizer, scheduler, total_steps)``."""
+        torch = _torch()
         body_params = [p for p in self._top.parameters()]
         head_params = [self._source_vec, self._source_bias, *self._head.parameters()]
         optimizer = torch.optim.AdamW([{"params": body_params, "lr": float(self.lr)},
                                        {"params": head_params, "lr": float(self.head_lr)}],
                                       weight_decay=float(self.weight_decay))
-        steps_per_epoch = math.ceil(len(train_rows) / self.batch_size)
+        steps_per_epoch = math.ceil(n_train / self.batch_size)
         total_steps = max(1, steps_per_epoch * planned_epochs)
         warmup = max(1, int(0.06 * total_steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1.0 - s / total_steps))
+        return optimizer, scheduler, total_steps
 
-        # seconds per training step: a first guess at the measured speed (forward + backward ~ 3 passes),
-        # then measured
-        t_step = 3.0 * forward_seconds(float(np.mean(lengths[train_rows]) if len(train_rows) else 1.0)
-                                       * self.batch_size, top)
+    def _dev_proba(self, rows: _Rows, cached: _Cached, device: str) -> np.ndarray:
+        self._top.eval()  # no dropout in the dev figures
+        return self._proba_from_states([cached.states[r] for r in cached.dev], rows.s_idx[cached.dev], device)
 
-        def dev_proba():
-            self._top.eval()  # no dropout in the dev figures
-            return self._proba_from_states([states[r] for r in dev_rows], s_idx[dev_rows], device)
+    def _dev_score(self, rows: _Rows, cached: _Cached, P: np.ndarray) -> float:
+        return float(_macro_ap(rows.Y[cached.dev], P, rows.M[cached.dev]))
 
-        def score(P):
-            return float(_macro_ap(Y_all[dev_rows], P, M_all[dev_rows]))
+    def _keep(self, best: _Best, ap: float, P: np.ndarray, rows: _Rows, cached: _Cached, budget: _Budget) -> None:
+        """The best so far on dev: its weights and its thresholds now (so the end has nothing left
+        to compute but a restore, and what thresholds cost is measured, not guessed)."""
+        t0 = time.perf_counter()
+        best.ap, best.P = ap, P
+        best.threshold = best_f1_thresholds(rows.Y[cached.dev], P, rows.M[cached.dev])
+        best.state = {"top": copy.deepcopy(self._top.state_dict()),
+                      "source": self._source_vec.detach().clone(),
+                      "source_bias": self._source_bias.detach().clone(),
+                      "head": copy.deepcopy(self._head.state_dict())}
+        budget.t_end = max(budget.t_end, END_SECONDS + 2.0 * (time.perf_counter() - t0))
 
-        best = {"ap": -1.0, "P": None, "state": None, "threshold": None}
+    def _warm_start(self, rows: _Rows, cached: _Cached, pw: np.ndarray, budget: _Budget, best: _Best,
+                    history: list, device: str, timings: dict) -> None:
+        """Linear probing first (LP-FT, Kumar et al. 2022): the head starts from the best linear head on the
+        frozen body's pooled vectors, so fine-tuning starts from the frozen head's quality (epoch 0 of
+        the history, kept if no epoch beats it on dev) and does not distort the body with a random head."""
+        t0 = time.perf_counter()
+        fitted = self._linear_probe(cached.states, cached.train, cached.dev, rows.s_idx, rows.Y, rows.M, pw, device,
+                                    rows.W, deadline=budget.deadline - budget.t_end)
+        timings["linear_probe"] = time.perf_counter() - t0
+        if fitted is not None:
+            l2, P, t_pool_dev, n_probe_rows = fitted
+            budget.t_dev_eval = max(budget.t_dev_eval, t_pool_dev)  # pooling the dev rows is a dev evaluation, measured
+            self._keep(best, self._dev_score(rows, cached, P), P, rows, cached, budget)
+            history.append({"epoch": 0, "train_loss": None, "dev_map": round(best.ap, 5), "l2": l2,
+                            "rows": n_probe_rows, "seconds": round(time.perf_counter() - budget.t_start, 2),
+                            "partial": n_probe_rows < len(cached.train)})
 
-        def keep(ap, P):
-            """The best so far on dev: its weights and its thresholds now (so the end has nothing left
-            to compute but a restore, and what thresholds cost is measured, not guessed)."""
-            nonlocal t_end
-            t0 = time.perf_counter()
-            best.update(ap=ap, P=P, threshold=best_f1_thresholds(Y_all[dev_rows], P, M_all[dev_rows]),
-                        state={"top": copy.deepcopy(self._top.state_dict()),
-                               "source": self._source_vec.detach().clone(),
-                               "source_bias": self._source_bias.detach().clone(),
-                               "head": copy.deepcopy(self._head.state_dict())})
-            t_end = max(t_end, END_SECONDS + 2.0 * (time.perf_counter() - t0))
-
-        since_best = 0
-        history = []
-        if probing and len(train_rows) and time.perf_counter() + t_dev_eval + t_end < deadline:
-            # linear probing first (LP-FT, Kumar et al. 2022): the head starts from the best linear head on the
-            # frozen body's pooled vectors, so fine-tuning starts from the frozen head's quality (epoch 0 of
-            # the history, kept if no epoch beats it on dev) and does not distort the body with a random head
-            t0 = time.perf_counter()
-            fitted = self._linear_probe(states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all,
-                                        deadline=deadline - t_end)
-            timings["linear_probe"] = time.perf_counter() - t0
-            if fitted is not None:
-                l2, P, t_pool_dev, n_probe_rows = fitted
-                t_dev_eval = max(t_dev_eval, t_pool_dev)  # pooling the dev rows is a dev evaluation, measured
-                keep(score(P), P)
-                history.append({"epoch": 0, "train_loss": None, "dev_map": round(best["ap"], 5), "l2": l2,
-                                "rows": n_probe_rows, "seconds": round(time.perf_counter() - t_start, 2),
-                                "partial": n_probe_rows < len(train_rows)})
-        stop = "max_epochs"
+    def _train_epochs(self, rows: _Rows, cached: _Cached, tokens: _Tokens, pw: np.ndarray, optimizer, scheduler,
+                      total_steps: int, rng: np.random.Generator, budget: _Budget, best: _Best, history: list,
+                      device: str) -> tuple[int, str]:
+        """The epochs, each evaluated on dev (a new best kept with ``_keep``), until ``max_epochs``, ``patience``
+        epochs without a better dev mean AP, or the budget. Returns ``(epochs run, stop reason)``."""
+        torch = _torch()
         from tqdm.auto import tqdm
 
-        self.planned_epochs_ = planned_epochs
-        t_train = time.perf_counter()
+        states, train_rows, lengths, s_idx = cached.states, cached.train, tokens.lengths, rows.s_idx
+        pw_t = torch.as_tensor(pw, dtype=torch.float32, device=device)
+        Y_t = torch.as_tensor(rows.Y, dtype=torch.float32)
+        M_t = torch.as_tensor(rows.M, dtype=torch.bool)
+        W_t = torch.as_tensor(rows.W, dtype=torch.float32) if len(rows.pool) else None
+        since_best = 0
+        stop = "max_epochs"
         bar = tqdm(total=total_steps, desc="fine-tune", unit="step", disable=not self.progress)
         epoch = 0
         for epoch in range(1, int(self.max_epochs) + 1):
@@ -683,17 +828,17 @@ class FineTunedTransformer(MultiLabelHead):
             for batch in _length_batches(lengths[train_rows], int(self.batch_size), rng):
                 now = time.perf_counter()
                 # this step, then a dev evaluation of where it leads, then the end: all measured
-                if now + t_step + t_dev_eval + t_end > deadline:
+                if now + budget.t_step + budget.t_dev_eval + budget.t_end > budget.deadline:
                     out_of_time = True
                     break
-                rows = train_rows[batch]
-                h, am = self._pad_states([states[r] for r in rows], device)
-                si = s_idx[rows].copy()
+                batch_rows = train_rows[batch]
+                h, am = self._pad_states([states[r] for r in batch_rows], device)
+                si = s_idx[batch_rows].copy()
                 if self.sources_ and self.source_dropout:
                     si[rng.random(len(si)) < self.source_dropout] = 0
                 logits = self._logits_from_states(h, am, torch.as_tensor(si, device=device), train=True)
-                loss = masked_soft_bce(logits, Y_t[rows].to(device), M_t[rows].to(device), pw_t,
-                                       None if W_t is None else W_t[rows].to(device))
+                loss = masked_soft_bce(logits, Y_t[batch_rows].to(device), M_t[batch_rows].to(device), pw_t,
+                                       None if W_t is None else W_t[batch_rows].to(device))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -702,21 +847,21 @@ class FineTunedTransformer(MultiLabelHead):
                 took = time.perf_counter() - now
                 # the slower of the last step and the running mean: a machine that just got busier is
                 # believed at once, one that got idler only gradually
-                t_step = max(took, 0.8 * t_step + 0.2 * took)
+                budget.t_step = max(took, 0.8 * budget.t_step + 0.2 * took)
                 bar.update(1)
             if not losses:
                 epoch -= 1
                 stop = "budget"
                 break
             t0 = time.perf_counter()
-            P = dev_proba()
-            t_dev_eval = max(t_dev_eval, time.perf_counter() - t0)
-            ap = score(P)
+            P = self._dev_proba(rows, cached, device)
+            budget.t_dev_eval = max(budget.t_dev_eval, time.perf_counter() - t0)
+            ap = self._dev_score(rows, cached, P)
             # a partial epoch (out of time) is evaluated like a whole one and kept only if it beats the best
             history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 5), "dev_map": round(ap, 5),
-                            "seconds": round(time.perf_counter() - t_start, 2), "partial": out_of_time})
-            if ap > best["ap"] + 1e-6:
-                keep(ap, P)
+                            "seconds": round(time.perf_counter() - budget.t_start, 2), "partial": out_of_time})
+            if ap > best.ap + 1e-6:
+                self._keep(best, ap, P, rows, cached, budget)
                 since_best = 0
             else:
                 since_best += 1
@@ -727,30 +872,24 @@ class FineTunedTransformer(MultiLabelHead):
                 stop = "early_stopping"
                 break
         bar.close()
-        timings["train"] = time.perf_counter() - t_train
-        t0 = time.perf_counter()
-        if best["state"] is not None:
-            state = best["state"]
+        return epoch, stop
+
+    def _restore_best(self, rows: _Rows, cached: _Cached, best: _Best, device: str) -> None:
+        """The best epoch's weights back in place, or, when the budget allowed no step, the head's start (base
+        rates) kept as the model, evaluated on dev."""
+        torch = _torch()
+        if best.state is not None:
+            state = best.state
             self._top.load_state_dict(state["top"])
             with torch.no_grad():
                 self._source_vec.copy_(state["source"])
                 self._source_bias.copy_(state["source_bias"])
             self._head.load_state_dict(state["head"])
         else:  # the budget allowed no step: the head's start (base rates) is the model
-            P = dev_proba()
-            best.update(ap=score(P), P=P, threshold=best_f1_thresholds(Y_all[dev_rows], P, M_all[dev_rows]))
+            P = self._dev_proba(rows, cached, device)
+            best.ap, best.P = self._dev_score(rows, cached, P), P
+            best.threshold = best_f1_thresholds(rows.Y[cached.dev], P, rows.M[cached.dev])
         self._top.eval()
-        self.threshold_ = best["threshold"]
-        self.dev_proba_ = best["P"]
-        self.epochs_ = epoch
-        self.best_epoch_ = max((h["epoch"] for h in history if h["dev_map"] == round(best["ap"], 5)), default=0)
-        self.stop_reason_ = stop
-        self.history_ = history
-        self.n_labels_ = K
-        timings["end"] = time.perf_counter() - t0
-        self.fit_seconds_ = time.perf_counter() - t_start
-        self.timings_ = {k: round(v, 2) for k, v in timings.items()}
-        return self
 
     def _linear_probe(self, states, train_rows, dev_rows, s_idx, Y_all, M_all, pw, device, W_all=None,
                       deadline: float = math.inf):

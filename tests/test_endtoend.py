@@ -99,6 +99,22 @@ def test_source_conditioning_gives_each_source_its_own_predictions():
     rest_a = model.predict_proba(None, texts=held_out, source="a")[:, 1:]
     rest_b = model.predict_proba(None, texts=held_out, source="b")[:, 1:]
     assert np.abs(rest_a - rest_b).mean() < 0.1
+    # best_epoch_ names the epoch whose weights were kept: the first to reach the best dev mean AP
+    best = next(h for h in model.history_ if h["epoch"] == model.best_epoch_)
+    assert best["dev_map"] == max(h["dev_map"] for h in model.history_)
+    assert all(h["dev_map"] < best["dev_map"] for h in model.history_ if h["epoch"] < model.best_epoch_)
+
+
+def test_a_dev_set_that_does_not_match_its_texts_is_refused():
+    """One clear error before the body loads, not a numpy one (or, with a pool, targets silently shifted)."""
+    texts, Y = goemotions(40)
+    d_texts, d_Y = goemotions(10, skip=40)
+    with pytest.raises(TagwiseError, match=r"dev targets \(10, 28\).* 8 dev texts"):
+        FineTunedTransformer(**FAST).fit(texts, Y, dev=(d_texts[:8], d_Y, None, None))
+    with pytest.raises(TagwiseError, match="28 labels"):
+        FineTunedTransformer(**FAST).fit(texts, Y, dev=(d_texts, d_Y[:, :5], None, None))
+    with pytest.raises(TagwiseError, match="3 dev sources for 10"):
+        FineTunedTransformer(**FAST).fit(texts, Y, dev=(d_texts, d_Y, None, ["a", "b", "c"]))
 
 
 def test_save_load_round_trip_is_exact_and_safe(tmp_path):

@@ -265,6 +265,7 @@ class _Budget:
 class _Best:
     """The best so far on dev: its mean AP, dev probabilities, thresholds and weights."""
     ap: float = -1.0
+    epoch: int = 0  # the epoch whose weights are kept (0: the linear-probe head, or no step at all)
     P: np.ndarray | None = None
     threshold: np.ndarray | None = None
     state: dict | None = None
@@ -556,7 +557,7 @@ class FineTunedTransformer(MultiLabelHead):
         self.threshold_ = best.threshold
         self.dev_proba_ = best.P
         self.epochs_ = epoch
-        self.best_epoch_ = max((h["epoch"] for h in history if h["dev_map"] == round(best.ap, 5)), default=0)
+        self.best_epoch_ = best.epoch
         self.stop_reason_ = stop
         self.history_ = history
         self.n_labels_ = rows.Y.shape[1]
@@ -576,6 +577,12 @@ class FineTunedTransformer(MultiLabelHead):
             d_texts, d_Y, d_M, d_src = dev
             d_Y = soft_targets(d_Y).astype(np.float32)
             d_M = np.ones(d_Y.shape, bool) if d_M is None else np.asarray(d_M, dtype=bool)
+            # checked here: a dev Y with more rows than texts would shift every pool row's targets below it
+            if d_Y.shape != (len(d_texts), K) or d_M.shape != d_Y.shape:
+                raise TagwiseError(f"fine-tune: dev targets {d_Y.shape} / mask {d_M.shape} for {len(d_texts)} dev "
+                                   f"texts and {K} labels; give one (K,) row per dev text, with the training labels.")
+            if d_src is not None and len(d_src) != len(d_texts):
+                raise TagwiseError(f"fine-tune: {len(d_src)} dev sources for {len(d_texts)} dev texts; give one per text.")
             d_src = np.array(["all"] * len(d_texts) if d_src is None else [str(s) for s in d_src], dtype=object)
             all_texts = texts + [str(t) for t in d_texts]
             Y_all, M_all, src_all = np.vstack([Y, d_Y]), np.vstack([M, d_M]), np.concatenate([src, d_src])
@@ -862,6 +869,7 @@ class FineTunedTransformer(MultiLabelHead):
                             "seconds": round(time.perf_counter() - budget.t_start, 2), "partial": out_of_time})
             if ap > best.ap + 1e-6:
                 self._keep(best, ap, P, rows, cached, budget)
+                best.epoch = epoch
                 since_best = 0
             else:
                 since_best += 1

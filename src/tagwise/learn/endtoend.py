@@ -308,9 +308,9 @@ class FineTunedTransformer(MultiLabelHead):
         that head is epoch 0, kept when no fine-tuned epoch beats it on dev.
     pool_weight : float
         With ``fit(..., pool=...)``: the pool's rows together weigh ``pool_weight`` times the labeled
-        training rows together (each pool row ``pool_weight * n_labeled / n_pool``), so a pool 30 times the
-        labeled rows adds evidence without drowning the human labels (the unlabeled-loss weight of UDA /
-        FixMatch; 0.5 is not tuned: it keeps the labels in charge).
+        training rows together (each pool row ``pool_weight * n_labeled / n_pool``, counted over the rows the
+        budget cached), so a pool 30 times the labeled rows adds evidence without drowning the human labels
+        (the unlabeled-loss weight of UDA / FixMatch; 0.5 is not tuned: it keeps the labels in charge).
     device : "cpu" | "cuda" | "auto"
 
     The budget
@@ -539,6 +539,10 @@ class FineTunedTransformer(MultiLabelHead):
         # this run last measured: the probe times one batch at its fastest, and on a loaded machine a step
         # took three times what it predicted, so it is at most the first guess.
         cached = self._cache_states(rows, tokens, dev_order, order, top, budget, device, timings)
+        if self.n_pool_used_:
+            # pool_weight is a share of the rows trained on: a budget that cached part of the labeled rows or
+            # of the pool re-weighs the pool rows it did cache (the same weights when it cached them all)
+            rows.W[rows.pool] = float(self.pool_weight) * self.n_train_used_ / self.n_pool_used_
         planned_epochs = self._plan_epochs(cached, tokens, top, budget)
         pw = self._init_head(rows, cached.train)
         optimizer, scheduler, total_steps = self._optimizer(len(cached.train), planned_epochs)

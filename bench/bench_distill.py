@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _stats import mean_sd  # noqa: E402
-from common import save_results  # noqa: E402
+from common import peak_rss_mb, save_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 
@@ -93,21 +93,7 @@ def serving_figures(project_root: str, model: str, texts_path: str) -> dict:
         t0 = time.perf_counter()
         predict_with(project, loaded, texts, embed=encoder.encode)  # no cache: what a new text costs
         seconds = min(seconds, time.perf_counter() - t0)
-    return {"predict_texts_per_s": len(texts) / seconds, "serve_peak_rss_mb": own_peak_mb()}
-
-
-def own_peak_mb() -> float:
-    """This process's own peak RSS (MB): VmHWM, which starts afresh at exec. ru_maxrss does not: Linux
-    carries the peak over execve, so a child forked from a 2 GB parent would report the parent's 2 GB."""
-    import resource
-
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"predict_texts_per_s": len(texts) / seconds, "serve_peak_rss_mb": peak_rss_mb()}
 
 
 def test_figures(project, model: str, texts: list[str]) -> dict:
@@ -122,13 +108,6 @@ def test_figures(project, model: str, texts: list[str]) -> dict:
                            capture_output=True, text=True, check=True)
     served = json.loads(child.stdout.strip().splitlines()[-1])
     return {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], **served}
-
-
-def fit_peak_mb() -> float:
-    """This process's peak RSS so far (MB): read after a fit, an upper bound on what that fit needed."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_seed(seed: int, args) -> dict:
@@ -149,7 +128,7 @@ def run_seed(seed: int, args) -> dict:
         out["teacher"] = {**test_figures(project, teacher["model"], test_texts), "fit_seconds": ft["fit_seconds"],
                           "top_layers": ft["top_layers"], "epochs": ft["epochs"], "best_epoch": ft["best_epoch"],
                           "stop_reason": ft["stop_reason"], "wall_seconds": time.perf_counter() - t0,
-                          "process_peak_rss_mb_after_fit": fit_peak_mb()}
+                          "process_peak_rss_mb_after_fit": peak_rss_mb()}
         print(f"seed {seed} teacher: {out['teacher']}", flush=True)
         t0 = time.perf_counter()
         student = distill(project, teacher=teacher["model"], student=args.student, seed=seed, progress=False)
@@ -157,7 +136,7 @@ def run_seed(seed: int, args) -> dict:
                           "fit_seconds": student["teacher_seconds"] + student["seconds"],
                           "teacher_predict_seconds": student["teacher_seconds"], "head_seconds": student["seconds"],
                           "n_unlabeled": student["n_unlabeled"], "dev": student["dev"],
-                          "wall_seconds": time.perf_counter() - t0, "process_peak_rss_mb_after_fit": fit_peak_mb()}
+                          "wall_seconds": time.perf_counter() - t0, "process_peak_rss_mb_after_fit": peak_rss_mb()}
         print(f"seed {seed} student: {out['student']}", flush=True)
         t0 = time.perf_counter()
         frozen = train(project, mode="supervised", encoder=student["student"], seed=seed, progress=False)

@@ -197,9 +197,9 @@ class _Rows:
     W: np.ndarray  # (rows,) loss weight: 1 for a labeled row, less for a pool row
     src: np.ndarray  # (rows,) source names (the pool's: AGNOSTIC)
     s_idx: np.ndarray  # (rows,) int: 0 = agnostic, i + 1 = sources_[i]
-    train: np.ndarray
-    dev: np.ndarray
-    pool: np.ndarray
+    train: np.ndarray  # (n_train,) int positions of the training rows: labeled, then pool
+    dev: np.ndarray  # (n_dev,) int positions of the dev rows (given, or held out of the labeled rows)
+    pool: np.ndarray  # (n_pool,) int positions of the pool rows (also in ``train``)
     n: int  # labeled texts given to fit
     held_out: bool  # dev rows held out of the labeled rows (no dev given to fit)
 

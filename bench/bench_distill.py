@@ -96,14 +96,13 @@ def serving_figures(project_root: str, model: str, texts_path: str) -> dict:
     return {"predict_texts_per_s": len(texts) / seconds, "serve_peak_rss_mb": peak_rss_mb()}
 
 
-def test_figures(project, model: str, texts: list[str]) -> dict:
+def test_figures(project, model: str, texts_path: Path) -> dict:
     """Test macro/micro-F1 of ``model`` (``evaluate --split test``), and its predict throughput and peak
-    memory in a fresh process that loads it as a server would (same thread count as this one)."""
+    memory in a fresh process that loads it as a server would (same thread count as this one) and predicts
+    the texts in ``texts_path`` (a JSON list)."""
     from tagwise.workflows.evaluate import evaluate
 
     rep = evaluate(project, split="test", model=model, save=False)
-    texts_path = Path(project.path) / "bench_test_texts.json"
-    texts_path.write_text(json.dumps(texts), encoding="utf-8")
     child = subprocess.run([sys.executable, __file__, "--serve-child", str(project.path), model, str(texts_path)],
                            capture_output=True, text=True, check=True)
     served = json.loads(child.stdout.strip().splitlines()[-1])
@@ -119,7 +118,8 @@ def run_seed(seed: int, args) -> dict:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     with tempfile.TemporaryDirectory() as tmp:
         project = build_project(Path(tmp), seed, args.n_train, args.n_dev, args.n_test, args.n_pool)
-        test_texts = list(project.examples(split="test", labeled=True).texts)
+        test_texts = Path(tmp) / "test_texts.json"  # what the serving child predicts, written once
+        test_texts.write_text(json.dumps(list(project.examples(split="test", labeled=True).texts)), encoding="utf-8")
         out = {}
         t0 = time.perf_counter()
         teacher = train_fine_tuned(project, mode="supervised", budget_minutes=args.budget_minutes, seed=seed,

@@ -181,9 +181,8 @@ def hf_trainer_budgeted(model, collate, train_ds: list, dev_ds: list, dev_Y: np.
     max_steps = max(1, int(0.95 * left / step_s))
     # The plan is re-made from the measured speed: one probe batch is not a length-grouped batch (the
     # run of finetune_goemotions_60min.json planned 2,000 steps from a random batch and used 23 of its 60
-    # minutes). The
-    # schedule keeps the Trainer's usual shape (6% warmup, then linear decay to 0) over the steps the
-    # budget affords at the speed measured so far, re-planned after 20, 100 and 500 steps.
+    # minutes). The schedule keeps the Trainer's usual shape (6% warmup, then linear decay to 0) over the
+    # steps the budget affords at the speed measured so far, re-planned after 20, 100 and 500 steps.
     plan = {"steps": max_steps, "warmup": max(1, int(0.06 * max_steps))}
 
     def linear(step: int) -> float:  # transformers' get_linear_schedule_with_warmup, over plan["steps"]

@@ -195,7 +195,6 @@ class _Rows:
     Y: np.ndarray  # (rows, K) soft targets
     M: np.ndarray  # (rows, K) bool: known cells
     W: np.ndarray  # (rows,) loss weight: 1 for a labeled row, less for a pool row
-    src: np.ndarray  # (rows,) source names (the pool's: AGNOSTIC)
     s_idx: np.ndarray  # (rows,) int: 0 = agnostic, i + 1 = sources_[i]
     train: np.ndarray  # (n_train,) int positions of the training rows: labeled, then pool
     dev: np.ndarray  # (n_dev,) int positions of the dev rows (given, or held out of the labeled rows)
@@ -539,10 +538,6 @@ class FineTunedTransformer(MultiLabelHead):
         # this run last measured: the probe times one batch at its fastest, and on a loaded machine a step
         # took three times what it predicted, so it is at most the first guess.
         cached = self._cache_states(rows, tokens, dev_order, order, top, budget, device, timings)
-        if self.n_pool_used_:
-            # pool_weight is a share of the rows trained on: a budget that cached part of the labeled rows or
-            # of the pool re-weighs the pool rows it did cache (the same weights when it cached them all)
-            rows.W[rows.pool] = float(self.pool_weight) * self.n_train_used_ / self.n_pool_used_
         planned_epochs = self._plan_epochs(cached, tokens, top, budget)
         pw = self._init_head(rows, cached.train)
         optimizer, scheduler, total_steps = self._optimizer(len(cached.train), planned_epochs)
@@ -622,7 +617,7 @@ class FineTunedTransformer(MultiLabelHead):
                        or (self.source_conditioning == "auto" and len(set(src[M.any(1)])) >= 2))
         self.sources_ = sorted(set(map(str, src))) if conditioned else []
         s_idx = self._source_index(list(src_all), len(src_all)) if conditioned else np.zeros(len(src_all), np.int64)
-        return _Rows(texts=all_texts, Y=Y_all, M=M_all, W=W_all, src=src_all, s_idx=s_idx, train=train_rows,
+        return _Rows(texts=all_texts, Y=Y_all, M=M_all, W=W_all, s_idx=s_idx, train=train_rows,
                      dev=dev_rows, pool=pool_rows, n=n, held_out=dev is None)
 
     def _plan_top_layers(self, body, tokens: _Tokens, dev_order, order, budget: _Budget, device: str,
@@ -667,7 +662,7 @@ class FineTunedTransformer(MultiLabelHead):
         training), then the training rows while the clock says that the chunk, the linear probe on what
         is cached and a dev evaluation still fit (a budget too small for all of them trains on fewer).
         Sets ``n_dev_``, ``n_dev_used_``, ``dev_used_`` (and cuts ``dev_rows_``), ``n_train_rows_``,
-        ``n_train_used_``, ``n_pool_used_``."""
+        ``n_train_used_``, ``n_pool_used_``, and re-weighs the cached pool rows (``rows.W``)."""
         n_frozen = self.n_layers_ - top
         lengths = tokens.lengths
 
@@ -722,6 +717,10 @@ class FineTunedTransformer(MultiLabelHead):
         self.n_train_rows_ = int(len(labeled_rows))
         self.n_train_used_ = int(sum(states[r] is not None for r in labeled_rows))
         self.n_pool_used_ = int(sum(states[r] is not None for r in rows.pool))
+        if self.n_pool_used_:
+            # pool_weight is a share of the rows trained on: a budget that cached part of the labeled rows or
+            # of the pool re-weighs the pool rows it did cache (the same weights when it cached them all)
+            rows.W[rows.pool] = float(self.pool_weight) * self.n_train_used_ / self.n_pool_used_
         train_rows = np.array([r for r in rows.train if states[r] is not None], dtype=np.int64)
         timings["cache"] = time.perf_counter() - t0
         return _Cached(states=states, dev=dev_rows, train=train_rows)

@@ -112,6 +112,9 @@
       const item = current();
       if (!item) return;
       const labels = chosen();
+      // until this save and the move to the next item are done, the status must not still read the last
+      // save's "saved": a key pressed meanwhile (U) would act on a save in flight and be overwritten by it
+      status("saving…");
       try {
         const r = await api("POST", "/api/annotations", {example_id: parseInt(item.dataset.exampleId, 10), labels,
                                                           origin: item.dataset.origin});
